@@ -1,0 +1,26 @@
+"""The Reflex app: pages over the service layer, plus the HTTP routes beside them."""
+
+from __future__ import annotations
+
+import logging
+
+import reflex as rx
+
+from billy_app.api.routes import build_api
+from billy_app.pages import customers, dashboard, entry, onboarding  # noqa: F401 - registers the pages
+from services import stripe_keys, sync
+from services.config import get_settings
+from services.logging_setup import install_scrubber
+
+install_scrubber(get_settings().log_level)
+log = logging.getLogger("billy")
+
+
+def catch_up_on_start() -> None:
+    """Bring the store up to date with Stripe when the app starts (a restart may have missed changes)."""
+    if get_settings().sync_on_start and stripe_keys.connection() is not None:
+        sync.background_sync.start()
+
+
+app = rx.App(api_transformer=build_api())
+app.register_lifespan_task(catch_up_on_start)

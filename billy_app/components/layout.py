@@ -1,0 +1,78 @@
+"""Page frames: the signed-in shell (sidebar, header, sign-out) and the centred card for forms."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from billy_app.components.native_form import native_form
+from billy_app.state.session import SessionState
+
+NAV = [("Dashboard", "/dashboard", "layout-dashboard"), ("Customers", "/customers", "users")]
+
+
+def nav_link(label: str, href: str, icon: str) -> rx.Component:
+    return rx.link(
+        rx.hstack(rx.icon(icon, size=16), rx.text(label, size="3"), align="center", spacing="2"),
+        href=href, underline="none", color_scheme="gray", high_contrast=True, width="100%",
+        padding_y="0.4em",
+    )
+
+
+def sign_out_button() -> rx.Component:
+    return native_form(
+        rx.button(rx.icon("log-out", size=14), "Sign out", type="submit", variant="soft", color_scheme="gray",
+                  size="2", id="sign-out"),
+        action="/api/auth/logout", method="post",
+    )
+
+
+def shell(*children: rx.Component, title: str) -> rx.Component:
+    """The signed-in page: sidebar on the left, title and who-am-I on top."""
+    return rx.hstack(
+        rx.vstack(
+            rx.heading("Agent Billy", size="5"),
+            rx.text(SessionState.org_name, size="2", color_scheme="gray"),
+            rx.divider(),
+            *[nav_link(*item) for item in NAV],
+            padding="1.5em", width="14em", min_height="100vh", spacing="2",
+            border_right="1px solid var(--gray-a5)", background_color="var(--gray-a2)",
+        ),
+        rx.vstack(
+            rx.hstack(
+                rx.heading(title, size="6"),
+                rx.spacer(),
+                rx.text(SessionState.user_email, size="2", id="who-am-i"),
+                rx.badge(SessionState.user_role_label, variant="soft"),
+                sign_out_button(),
+                width="100%", align="center", spacing="3",
+            ),
+            *children,
+            padding="2em", width="100%", spacing="4", align="stretch",
+        ),
+        spacing="0", align="start", width="100%",
+    )
+
+
+def card_page(*children: rx.Component, width: str = "28em") -> rx.Component:
+    """A centred card, for signup, sign-in and the wizard."""
+    return rx.center(
+        rx.card(rx.vstack(*children, spacing="4", width="100%"), width=width, max_width="95vw", size="4"),
+        min_height="100vh", background_color="var(--gray-a2)", padding="2em",
+    )
+
+
+def message_callout(message: rx.Var[str], kind: rx.Var[str]) -> rx.Component:
+    return rx.cond(
+        message != "",
+        rx.callout(
+            message,
+            icon=rx.cond(kind == "info", "info", "triangle-alert"),
+            color_scheme=rx.cond(kind == "info", "green", "red"),
+            role="alert", id="form-message", width="100%",
+        ),
+    )
+
+
+def local_time(iso_value: rx.Var[str]) -> rx.Component:
+    """A UTC timestamp shown in the viewer's own time zone."""
+    return rx.moment(iso_value, format="YYYY-MM-DD HH:mm", local=True)

@@ -1,0 +1,77 @@
+"""The onboarding wizard: 1 account (signup), 2 connect Stripe, 3 invite the team (later).
+
+Step 2's key is posted natively to `/api/onboarding/stripe-key`; this state only
+shows the result it sends back (a signed flash) and the permission checklist."""
+
+from __future__ import annotations
+
+import asyncio
+
+import reflex as rx
+
+from billy_app.api import flash
+from billy_app.state.session import SessionState
+from services import organization, stripe_keys
+from services.config import get_settings
+from services.errors import BillyError, NotAuthenticated
+from services.permissions import can
+
+
+class OnboardingState(SessionState):
+    step: int = 2
+    trial_ends: str = ""
+    plan_label: str = ""
+    message: str = ""
+    message_kind: str = "error"
+    error_code: str = ""
+    checklist: list[dict[str, str]] = []
+    connected_hint: str = ""
+    connected_mode: str = ""
+    sandbox_demo_key: str = ""  # sandbox only: a throwaway key for the local fake Stripe
+    is_owner: bool = False
+
+    @rx.event
+    async def load(self):
+        try:
+            actor = await self.actor()
+        except NotAuthenticated:
+            return rx.redirect("/login?next=/onboarding", replace=True)
+        self.is_owner = can(actor, "stripe.connect")
+        org, connection = await asyncio.gather(
+            asyncio.to_thread(organization.get_organization), asyncio.to_thread(stripe_keys.connection)
+        )
+        if org:
+            self.plan_label, self.org_name = org.plan_label, org.name
+            self.trial_ends = org.trial_ends_at.strftime("%d %B %Y")
+        self.user_email = actor.email
+        data = flash.unpack(self.router.url.query_parameters.get("flash"))
+        self.message = str(data.get("message", ""))
+        self.message_kind = str(data.get("kind", "error"))
+        self.error_code = str(data.get("code", ""))
+        granted = data.get("granted") if isinstance(data.get("granted"), dict) else None
+        if connection:
+            self.connected_hint, self.connected_mode = connection.key_hint, connection.mode
+            granted = granted or connection.permissions
+        self.checklist = [{k: str(v) for k, v in row.items()} for row in stripe_keys.checklist(granted)]
+        self.step = 3 if connection and self.error_code in ("", "connected") else 2
+        settings = get_settings()
+        self.sandbox_demo_key = settings.sandbox_demo_key if settings.sandbox else ""
+        return None
+
+    @rx.event
+    def change_key(self):
+        """Go back to step 2 to paste another key."""
+        self.step, self.message, self.error_code = 2, "", ""
+
+    @rx.event
+    async def finish(self):
+        """Step 3's "invite later": mark set-up done and open the dashboard."""
+        try:
+            actor = await self.actor()
+            await asyncio.to_thread(stripe_keys.finish_onboarding, actor)
+        except NotAuthenticated:
+            return rx.redirect("/login", replace=True)
+        except BillyError as exc:
+            self.message, self.message_kind = exc.message, "error"
+            return None
+        return rx.redirect("/dashboard")

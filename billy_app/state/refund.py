@@ -1,0 +1,121 @@
+"""The refund dialog: amount and reason in, a preview of what will happen, then one refund.
+
+One dialog opening is one intent: it gets an idempotency key (kept server-side) that
+goes to `issue_refund` and on to Stripe, so a double click or a resent event makes
+one refund. Every argument is untrusted; amounts and permissions are checked in
+`services.billing`, not here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+
+import reflex as rx
+
+from billy_app.state.customer import CustomerState
+from billy_app.state.session import SessionState
+from services import billing
+from services.errors import BillyError, NotAuthenticated
+from services.money import format_money, parse_money
+
+
+class RefundState(SessionState):
+    open: bool = False
+    charge_id: str = ""
+    charge_label: str = ""
+    currency: str = "usd"
+    mode: str = "full"  # "full" | "partial"
+    amount_text: str = ""
+    reason: str = "requested_by_customer"
+    summary: str = ""
+    allowed: bool = False
+    problem: str = ""
+    submitting: bool = False
+    _idempotency_key: str = ""
+    _remaining: int = 0
+
+    def _amount(self) -> int | None:
+        """None asks for a full refund; a typed amount must parse exactly."""
+        if self.mode == "full":
+            return None
+        return parse_money(self.amount_text, self.currency)
+
+    async def _preview(self) -> None:
+        self.summary, self.problem, self.allowed = "", "", False
+        try:
+            amount = self._amount()
+            preview = await asyncio.to_thread(billing.preview_refund, await self.actor(), self.charge_id, amount)
+        except ValueError as exc:
+            self.problem = str(exc)
+            return
+        except BillyError as exc:
+            self.problem = exc.message
+            return
+        self.summary, self.allowed, self.problem = preview.summary, preview.allowed, preview.refusal
+
+    @rx.event
+    async def start(self, charge_id: str):
+        """Open the dialog for a charge (any id a client sends is checked by the service)."""
+        try:
+            charge = await asyncio.to_thread(billing.get_charge, await self.actor(), str(charge_id)[:255])
+        except NotAuthenticated:
+            return rx.redirect("/login", replace=True)
+        except BillyError as exc:
+            return rx.toast.error(exc.message)
+        self.charge_id, self.currency, self._remaining = charge.id, charge.currency, charge.refundable
+        label = charge.description or charge.id
+        self.charge_label = f"{label} · {format_money(charge.amount, charge.currency)}"
+        self.mode, self.reason = "full", "requested_by_customer"
+        self.amount_text = format_money(charge.refundable, charge.currency).lstrip("$€£¥")
+        self._idempotency_key = secrets.token_urlsafe(24)
+        self.submitting, self.open = False, True
+        await self._preview()
+        return None
+
+    @rx.event
+    async def set_mode(self, mode: str | list[str]):
+        self.mode = "partial" if mode == "partial" else "full"
+        await self._preview()
+
+    @rx.event
+    async def set_amount(self, text: str):
+        self.amount_text = str(text)[:32]
+        await self._preview()
+
+    @rx.event
+    def set_reason(self, reason: str):
+        self.reason = reason if reason in billing.REFUND_REASONS else "requested_by_customer"
+
+    @rx.event
+    def close(self):
+        self.open, self._idempotency_key, self.charge_id = False, "", ""
+
+    @rx.event
+    def set_open(self, value: bool):
+        if not value:
+            self.open, self._idempotency_key, self.charge_id = False, "", ""
+
+    @rx.event
+    async def confirm(self):
+        if self.submitting or not self._idempotency_key:
+            return  # a second click while the first is in flight, or after it finished
+        self.submitting = True
+        yield
+        try:
+            result = await asyncio.to_thread(
+                billing.issue_refund, await self.actor(), self.charge_id, self._amount(), self.reason,
+                self._idempotency_key,
+            )
+        except ValueError as exc:
+            self.problem, self.submitting = str(exc), False
+            return
+        except BillyError as exc:
+            self.problem, self.submitting = exc.message, False
+            return
+        self.open, self.submitting, self._idempotency_key = False, False, ""
+        customer = await self.get_state(CustomerState)
+        await customer.reload()
+        yield rx.toast.success(
+            f"Refunded {format_money(result.amount, result.currency)}. The customer sees it in 5–10 business days."
+        )

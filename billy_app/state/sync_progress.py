@@ -1,0 +1,68 @@
+"""Sync progress on screen: a background task re-reads it from the store while a sync runs."""
+
+from __future__ import annotations
+
+import asyncio
+
+import reflex as rx
+
+from billy_app.state.session import SessionState
+from services import sync
+from services.errors import BillyError
+
+POLL_SECONDS = 0.5
+
+
+class SyncProgressState(SessionState):
+    resources: list[dict[str, str]] = []
+    running: bool = False
+    failed: bool = False
+    error: str = ""
+    _watching: bool = False
+
+    async def _refresh(self) -> None:
+        actor = await self.actor()
+        rows = await asyncio.to_thread(sync.progress, actor)
+        self.resources = [
+            {"resource": r.resource.title(), "status": r.status, "count": str(r.synced_count), "error": r.last_error or ""}
+            for r in rows
+        ]
+        self.running = sync.background_sync.running or any(r.status == "running" for r in rows)
+        self.failed = any(r.status == "failed" for r in rows)
+
+    @rx.event(background=True)
+    async def watch(self):
+        """Started on page load; keeps the progress table current until the sync ends."""
+        async with self:
+            if self._watching:
+                return
+            self._watching = True
+        try:
+            while True:
+                async with self:
+                    try:
+                        await self._refresh()
+                    except BillyError as exc:
+                        self.error = exc.message
+                        return
+                    if not self.running:
+                        return
+                await asyncio.sleep(POLL_SECONDS)
+        finally:
+            async with self:
+                self._watching = False
+
+    @rx.event
+    async def sync_now(self):
+        """Owner's "Sync now" button."""
+        try:
+            actor = await self.actor()
+            await asyncio.to_thread(sync.start_sync, actor)
+        except BillyError as exc:
+            self.error = exc.message
+            return None
+        return SyncProgressState.watch
+
+    @rx.var
+    def total_synced(self) -> int:
+        return sum(int(r["count"]) for r in self.resources)

@@ -1,0 +1,375 @@
+"""Billing reads (from the synced store) and writes (to Stripe first, then the store).
+
+Every function takes the calling `Actor` and authorizes it first, whichever edge called.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import col, select
+
+from services import audit
+from services.db import session_scope
+from services.errors import NotFound, PermissionDenied, ValidationFailed
+from services.models import IdempotencyRecord, StripeCharge, StripeCustomer, StripeRefund
+from services.money import format_money
+from services.permissions import Actor, authorize
+from services.stripe_gateway import StripeGateway
+from services.sync import store_objects
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 25
+MAX_PAGE_SIZE = 100
+REFUND_REASONS: dict[str, str] = {
+    "requested_by_customer": "Requested by customer",
+    "duplicate": "Duplicate charge",
+    "fraudulent": "Fraudulent",
+}
+_IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_-]{16,255}$")
+
+
+@dataclass(frozen=True)
+class CustomerRow:
+    id: str
+    name: str
+    email: str
+    created: int
+
+
+@dataclass(frozen=True)
+class CustomerPage:
+    items: list[CustomerRow]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class RefundRow:
+    id: str
+    amount: int
+    currency: str
+    status: str
+    reason: str
+    created: int
+
+
+@dataclass(frozen=True)
+class ChargeRow:
+    id: str
+    customer_id: str | None
+    amount: int
+    amount_refunded: int
+    currency: str
+    status: str
+    description: str
+    order_number: str
+    card: str
+    failure_code: str
+    failure_message: str
+    created: int
+    refunds: list[RefundRow] = field(default_factory=list)
+
+    @property
+    def refundable(self) -> int:
+        return self.amount - self.amount_refunded if self.status == "succeeded" else 0
+
+
+@dataclass(frozen=True)
+class CustomerDetail:
+    customer: CustomerRow
+    address: dict[str, Any]
+    phone: str
+    charges: list[ChargeRow]
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _encode_cursor(created: int, obj_id: str) -> str:
+    return f"{created}:{obj_id}"
+
+
+def _decode_cursor(cursor: str) -> tuple[int, str]:
+    created, _, obj_id = cursor.partition(":")
+    if not created.isdigit() or not obj_id:
+        raise ValidationFailed("That page link is no longer valid; start from the first page.")
+    return int(created), obj_id
+
+
+def search_customers(actor: Actor, query: str = "", cursor: str | None = None, limit: int = PAGE_SIZE) -> CustomerPage:
+    """Customers newest first, optionally those whose email or name (any word) starts with `query`.
+
+    Keyset pagination on (created, id): each page costs the same however deep it is."""
+    authorize(actor, "customers.search")
+    limit = max(1, min(limit, MAX_PAGE_SIZE))
+    stmt = select(StripeCustomer).where(col(StripeCustomer.deleted).is_(False))
+    needle = " ".join(query.split()).lower()
+    if needle:
+        prefix = _escape_like(needle) + "%"
+        stmt = stmt.where(
+            sa.or_(
+                col(StripeCustomer.email_lower).like(prefix, escape="\\"),
+                col(StripeCustomer.name_lower).like(prefix, escape="\\"),
+                col(StripeCustomer.name_lower).like("% " + prefix, escape="\\"),
+            )
+        )
+    if cursor:
+        created, obj_id = _decode_cursor(cursor)
+        stmt = stmt.where(
+            sa.or_(
+                col(StripeCustomer.created) < created,
+                sa.and_(col(StripeCustomer.created) == created, col(StripeCustomer.id) < obj_id),
+            )
+        )
+    stmt = stmt.order_by(col(StripeCustomer.created).desc(), col(StripeCustomer.id).desc()).limit(limit + 1)
+    with session_scope() as session:
+        rows = list(session.exec(stmt))
+    items = [CustomerRow(r.id, r.name or "", r.email or "", r.created) for r in rows[:limit]]
+    next_cursor = _encode_cursor(rows[limit - 1].created, rows[limit - 1].id) if len(rows) > limit else None
+    return CustomerPage(items, next_cursor)
+
+
+def _charge_row(row: StripeCharge, refunds: list[StripeRefund]) -> ChargeRow:
+    card = f"{(row.card_brand or 'card').title()} •••• {row.card_last4}" if row.card_last4 else ""
+    return ChargeRow(
+        id=row.id,
+        customer_id=row.customer_id,
+        amount=row.amount,
+        amount_refunded=row.amount_refunded,
+        currency=row.currency,
+        status=row.status,
+        description=row.description or "",
+        order_number=row.order_number or "",
+        card=card,
+        failure_code=row.failure_code or "",
+        failure_message=row.failure_message or "",
+        created=row.created,
+        refunds=[
+            RefundRow(r.id, r.amount, r.currency, r.status or "", r.reason or "", r.created)
+            for r in sorted(refunds, key=lambda r: r.created, reverse=True)
+        ],
+    )
+
+
+def get_customer(actor: Actor, customer_id: str, charge_limit: int = MAX_PAGE_SIZE) -> CustomerDetail:
+    authorize(actor, "customers.view")
+    with session_scope() as session:
+        customer = session.get(StripeCustomer, customer_id)
+        if customer is None:
+            raise NotFound("No customer with that id has been synced from Stripe.")
+        charges = list(
+            session.exec(
+                select(StripeCharge)
+                .where(StripeCharge.customer_id == customer_id)
+                .order_by(col(StripeCharge.created).desc(), col(StripeCharge.id).desc())
+                .limit(charge_limit)
+            )
+        )
+        refunds: dict[str, list[StripeRefund]] = defaultdict(list)
+        if charges:
+            for r in session.exec(select(StripeRefund).where(col(StripeRefund.charge_id).in_([c.id for c in charges]))):
+                refunds[r.charge_id or ""].append(r)
+    return CustomerDetail(
+        customer=CustomerRow(customer.id, customer.name or "", customer.email or "", customer.created),
+        address=dict(customer.raw.get("address") or {}),
+        phone=customer.phone or "",
+        charges=[_charge_row(c, refunds[c.id]) for c in charges],
+    )
+
+
+def get_charge(actor: Actor, charge_id: str) -> ChargeRow:
+    authorize(actor, "charges.view")
+    with session_scope() as session:
+        charge = session.get(StripeCharge, charge_id)
+        if charge is None:
+            raise NotFound("No charge with that id has been synced from Stripe.")
+        refunds = list(session.exec(select(StripeRefund).where(StripeRefund.charge_id == charge_id)))
+    return _charge_row(charge, refunds)
+
+
+# --- refunds -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RefundPreview:
+    charge_id: str
+    amount: int
+    currency: str
+    remaining_after: int
+    summary: str  # one sentence: what will happen
+    allowed: bool
+    refusal: str
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    refund_id: str
+    amount: int
+    currency: str
+    charge: ChargeRow
+    replayed: bool
+
+
+def _refund_amount(charge_amount: int, already_refunded: int, amount: int | None, currency: str) -> int:
+    """The amount to refund, or a clear refusal. `None` means everything that remains."""
+    remaining = charge_amount - already_refunded
+    if remaining <= 0:
+        raise ValidationFailed("This charge has already been refunded in full.")
+    if amount is None:
+        return remaining
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        raise ValidationFailed("The refund amount must be a whole number of cents.")
+    if amount <= 0:
+        raise ValidationFailed("Enter a refund amount greater than zero.")
+    if amount > remaining:
+        raise ValidationFailed(
+            f"You can refund at most {format_money(remaining, currency)} on this charge "
+            f"({format_money(already_refunded, currency)} of {format_money(charge_amount, currency)} is already refunded)."
+        )
+    return amount
+
+
+def _check_reason(reason: str | None) -> str | None:
+    if reason in (None, ""):
+        return None
+    if reason not in REFUND_REASONS:
+        raise ValidationFailed("Choose a reason: requested by customer, duplicate charge or fraudulent.")
+    return reason
+
+
+def preview_refund(actor: Actor, charge_id: str, amount: int | None) -> RefundPreview:
+    """What a refund would do, from the store (the refund itself re-checks against Stripe)."""
+    charge = get_charge(actor, charge_id)
+    if charge.status != "succeeded":
+        raise ValidationFailed("Only successful charges can be refunded.")
+    refund = _refund_amount(charge.amount, charge.amount_refunded, amount, charge.currency)
+    after = charge.amount - charge.amount_refunded - refund
+    who = f"{charge.card} " if charge.card else ""
+    state = "fully refunded" if after == 0 else f"partly refunded, {format_money(after, charge.currency)} left"
+    summary = (
+        f"Refund {format_money(refund, charge.currency)} of {format_money(charge.amount, charge.currency)} "
+        f"to the customer's {who or 'card '}— the charge will be {state}. Banks usually take 5–10 business days."
+    )
+    try:
+        authorize(actor, "charges.refund", refund_total=charge.amount_refunded + refund, currency=charge.currency)
+        allowed, refusal = True, ""
+    except PermissionDenied as exc:
+        allowed, refusal = False, exc.message
+    return RefundPreview(charge_id, refund, charge.currency, after, summary, allowed, refusal)
+
+
+_charge_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+_charge_locks_guard = threading.Lock()
+
+
+def _charge_lock(charge_id: str) -> threading.Lock:
+    """Refunds of one charge run one at a time, so two cannot race past a cap together.
+    In-process for now; issue 4 moves this to the database for several workers."""
+    with _charge_locks_guard:
+        return _charge_locks[charge_id]
+
+
+def issue_refund(
+    actor: Actor, charge_id: str, amount: int | None, reason: str | None, idempotency_key: str,
+    gateway: StripeGateway | None = None,
+) -> RefundResult:
+    """Refund a charge in Stripe and show it in the store at once.
+
+    `idempotency_key` identifies the user's one intent (one dialog, one API request):
+    a repeat with the same key returns the first refund and never refunds twice.
+    """
+    gateway = gateway or StripeGateway()
+    with audit.audited(actor, "charges.refund", charge_id) as draft:
+        authorize(actor, "charges.refund")
+        if not _IDEMPOTENCY_KEY.match(idempotency_key or ""):
+            raise ValidationFailed("A refund request needs an idempotency key of 16–255 letters, digits, - or _.")
+        reason = _check_reason(reason)
+        with _charge_lock(charge_id):
+            replay = _replayed_refund(actor, idempotency_key, charge_id)
+            if replay is not None:
+                draft.targets.append(replay.refund_id)
+                draft.amount, draft.currency, draft.details["replay"] = replay.amount, replay.currency, True
+                return replay
+            charge = gateway.retrieve_charge(charge_id)  # Stripe's amount_refunded, not the store's
+            currency = (charge.get("currency") or "usd").lower()
+            if charge.get("status") != "succeeded":
+                raise ValidationFailed("Only successful charges can be refunded.")
+            refund_amount = _refund_amount(int(charge["amount"]), int(charge.get("amount_refunded") or 0), amount, currency)
+            draft.amount, draft.currency = refund_amount, currency
+            authorize(
+                actor, "charges.refund",
+                refund_total=int(charge.get("amount_refunded") or 0) + refund_amount, currency=currency,
+            )
+            refund = gateway.create_refund(
+                charge_id, refund_amount, reason, idempotency_key,
+                metadata={"billy_member": str(actor.user_id or ""), "billy_source": str(actor.source)},
+            )
+            draft.targets.append(refund["id"])
+            draft.details["reason"] = reason or ""
+            with session_scope() as session:
+                session.add(IdempotencyRecord(key=idempotency_key, action="charges.refund", actor_id=actor.user_id,
+                                              result_id=refund["id"]))
+            _store_refund_result(gateway, refund, charge_id, draft)
+    return RefundResult(refund["id"], refund_amount, currency, get_charge(actor, charge_id), replayed=False)
+
+
+def _replayed_refund(actor: Actor, key: str, charge_id: str) -> RefundResult | None:
+    with session_scope() as session:
+        seen = session.get(IdempotencyRecord, key)
+        if seen is None:
+            return None
+        if seen.action != "charges.refund" or seen.actor_id != actor.user_id:
+            raise ValidationFailed("That request key was already used for something else; reload and try again.")
+        refund = session.get(StripeRefund, seen.result_id)
+    charge = get_charge(actor, charge_id)
+    if refund is None or refund.charge_id != charge_id:
+        raise ValidationFailed("That request key was already used for another charge; reload and try again.")
+    return RefundResult(refund.id, refund.amount, refund.currency, charge, replayed=True)
+
+
+def _store_refund_result(gateway: StripeGateway, refund: dict[str, Any], charge_id: str, draft: audit.AuditDraft) -> None:
+    """Upsert the refund and the charge as Stripe now has them. Stripe already succeeded,
+    so a failure here is logged and left for sync to repair, not raised."""
+    try:
+        fresh = gateway.retrieve_charge(charge_id)
+        with session_scope() as session:
+            store_objects(session, "refunds", [refund])
+            store_objects(session, "charges", [fresh])
+    except Exception as exc:  # noqa: BLE001 - the refund itself is done
+        log.warning("Refund %s done in Stripe but not stored yet: %s", refund.get("id"), exc)
+        draft.details["store_write"] = "failed; the next sync repairs it"
+
+
+@dataclass(frozen=True)
+class DashboardSummary:
+    customers: int
+    charges: int
+    failed_charges: int
+    refunds: int
+    refunded_total: int
+    recent_charges: list[ChargeRow]
+
+
+def dashboard_summary(actor: Actor, recent: int = 10) -> DashboardSummary:
+    """Headline numbers from the store (issue 5 adds MRR, revenue and overdue invoices)."""
+    authorize(actor, "charges.view")
+    with session_scope() as session:
+        count = sa.func.count()
+        customers = session.exec(select(count).select_from(StripeCustomer).where(
+            col(StripeCustomer.deleted).is_(False))).one()
+        charges = session.exec(select(count).select_from(StripeCharge)).one()
+        failed = session.exec(select(count).select_from(StripeCharge).where(StripeCharge.status == "failed")).one()
+        refunds, refunded = session.exec(
+            select(count, sa.func.coalesce(sa.func.sum(StripeRefund.amount), 0)).select_from(StripeRefund)
+        ).one()
+        latest = list(session.exec(
+            select(StripeCharge).order_by(col(StripeCharge.created).desc(), col(StripeCharge.id).desc()).limit(recent)
+        ))
+    return DashboardSummary(customers, charges, failed, refunds, int(refunded), [_charge_row(c, []) for c in latest])

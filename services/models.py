@@ -1,0 +1,198 @@
+"""Every table of the instance's store, in one place.
+
+Two families: Billy's own records (organisation, members, sessions, audit, Stripe
+connection, sync progress) and the mirror of Stripe objects (`stripe_*`), which has
+typed columns for what pages filter, sort and search on plus the raw object as JSON.
+Stripe's `created` stays an integer Unix time, as Stripe gives it: it sorts the same
+on SQLite and PostgreSQL and needs no conversion on the sync path.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in and out, on SQLite (which stores naive) as on PostgreSQL."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Organization(SQLModel, table=True):
+    """The one organisation this instance serves (DESIGN, Tenancy)."""
+
+    __tablename__ = "organization"
+    # The primary key is pinned to 1: the database itself refuses a second organisation.
+    __table_args__ = (sa.CheckConstraint("id = 1", name="ck_organization_single"),)
+    id: int = Field(default=1, primary_key=True)
+    name: str = Field(max_length=120)
+    plan: str = Field(max_length=20)
+    trial_ends_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class Member(SQLModel, table=True):
+    __tablename__ = "member"
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=254, unique=True, index=True)
+    name: str = Field(default="", max_length=120)
+    password_hash: str = Field(max_length=255)
+    role: str = Field(max_length=40)
+    active: bool = Field(default=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    last_active_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+
+
+class AuthSession(SQLModel, table=True):
+    """A signed-in browser. Only the token's hash is stored; the token lives in an httpOnly cookie."""
+
+    __tablename__ = "auth_session"
+    id: int | None = Field(default=None, primary_key=True)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    last_seen_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    client_address: str = Field(default="", max_length=64)
+    user_agent: str = Field(default="", max_length=400)
+
+
+class AuditEntry(SQLModel, table=True):
+    """One row per action attempt: who, what, when, from where, and how it ended (DESIGN, Audit log)."""
+
+    __tablename__ = "audit_log"
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=True)
+    actor_id: int | None = Field(default=None, index=True)
+    actor_email: str = Field(default="", max_length=254)
+    actor_role: str = Field(default="", max_length=40)
+    source: str = Field(max_length=20)
+    client_address: str = Field(default="", max_length=64)
+    user_agent: str = Field(default="", max_length=400)
+    action: str = Field(max_length=60, index=True)
+    target_ids: list[str] = Field(default_factory=list, sa_type=sa.JSON, nullable=False)
+    amount: int | None = Field(default=None, sa_type=sa.BigInteger)
+    currency: str | None = Field(default=None, max_length=3)
+    outcome: str = Field(max_length=10)
+    error: str | None = Field(default=None, max_length=1000)
+    details: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
+
+
+class StripeConnection(SQLModel, table=True):
+    """Which Stripe key is connected, described without the key itself (that is in the secret store)."""
+
+    __tablename__ = "stripe_connection"
+    id: int | None = Field(default=None, primary_key=True)
+    mode: str = Field(max_length=4)
+    secret_name: str = Field(max_length=80)
+    key_hint: str = Field(max_length=16)
+    permissions: dict[str, bool] = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
+    connected_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    connected_by: int | None = Field(default=None, foreign_key="member.id")
+    onboarding_done: bool = Field(default=False)
+
+
+class SyncState(SQLModel, table=True):
+    """Backfill progress per resource: the saved cursor makes a killed run resumable."""
+
+    __tablename__ = "sync_state"
+    resource: str = Field(primary_key=True, max_length=40)
+    status: str = Field(default="pending", max_length=20)
+    cursor: str | None = Field(default=None, max_length=255)
+    synced_count: int = Field(default=0)
+    started_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    last_error: str | None = Field(default=None, max_length=1000)
+
+
+class StripeCustomer(SQLModel, table=True):
+    __tablename__ = "stripe_customer"
+    __table_args__ = (sa.Index("ix_stripe_customer_created_id", "created", "id"),)
+    id: str = Field(primary_key=True, max_length=255)
+    email: str | None = Field(default=None, max_length=512)
+    name: str | None = Field(default=None, max_length=512)
+    email_lower: str | None = Field(default=None, max_length=512, index=True)
+    name_lower: str | None = Field(default=None, max_length=512, index=True)
+    phone: str | None = Field(default=None, max_length=64)
+    created: int = Field(sa_type=sa.BigInteger)
+    livemode: bool = Field(default=False)
+    deleted: bool = Field(default=False)
+    raw: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
+    synced_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class StripeCharge(SQLModel, table=True):
+    __tablename__ = "stripe_charge"
+    __table_args__ = (
+        sa.Index("ix_stripe_charge_created_id", "created", "id"),
+        sa.Index("ix_stripe_charge_customer_created", "customer_id", "created"),
+    )
+    id: str = Field(primary_key=True, max_length=255)
+    customer_id: str | None = Field(default=None, max_length=255)
+    amount: int = Field(sa_type=sa.BigInteger)
+    amount_refunded: int = Field(default=0, sa_type=sa.BigInteger)
+    currency: str = Field(max_length=3)
+    status: str = Field(max_length=20, index=True)
+    paid: bool = Field(default=False)
+    refunded: bool = Field(default=False)
+    failure_code: str | None = Field(default=None, max_length=64)
+    failure_message: str | None = Field(default=None, max_length=1000)
+    outcome_type: str | None = Field(default=None, max_length=40)
+    description: str | None = Field(default=None, max_length=1000)
+    order_number: str | None = Field(default=None, max_length=64, index=True)
+    card_brand: str | None = Field(default=None, max_length=32)
+    card_last4: str | None = Field(default=None, max_length=4)
+    payment_intent_id: str | None = Field(default=None, max_length=255)
+    created: int = Field(sa_type=sa.BigInteger)
+    livemode: bool = Field(default=False)
+    raw: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
+    synced_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class StripeRefund(SQLModel, table=True):
+    __tablename__ = "stripe_refund"
+    __table_args__ = (sa.Index("ix_stripe_refund_charge_created", "charge_id", "created"),)
+    id: str = Field(primary_key=True, max_length=255)
+    charge_id: str | None = Field(default=None, max_length=255)
+    amount: int = Field(sa_type=sa.BigInteger)
+    currency: str = Field(max_length=3)
+    status: str | None = Field(default=None, max_length=20)
+    reason: str | None = Field(default=None, max_length=40)
+    created: int = Field(sa_type=sa.BigInteger, index=True)
+    raw: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
+    synced_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    """A write already carried out under this key, so a repeated submit returns its result
+    instead of acting twice (the same key is sent to Stripe as its Idempotency-Key)."""
+
+    __tablename__ = "idempotency_record"
+    key: str = Field(primary_key=True, max_length=255)
+    action: str = Field(max_length=60)
+    actor_id: int | None = Field(default=None)
+    result_id: str = Field(max_length=255)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)

@@ -1,0 +1,81 @@
+"""The organisation this instance serves, and the first-run signup that creates it.
+
+`signup` is deliberately free of web concerns so the control plane can call it when it
+provisions an instance (DESIGN, Tenancy).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+
+from services import audit
+from services.config import get_settings
+from services.db import session_scope
+from services.errors import SignupClosed, ValidationFailed
+from services.identity import check_password_policy, hash_password, normalize_email
+from services.models import Member, Organization, StripeConnection, utcnow
+from services.permissions import OWNER, Actor, Source
+from services.plans import PLANS, TRIAL_DAYS
+
+
+@dataclass(frozen=True)
+class OrgSummary:
+    name: str
+    plan: str
+    plan_label: str
+    trial_ends_at: datetime
+
+
+def get_organization() -> OrgSummary | None:
+    with session_scope() as session:
+        org = session.get(Organization, 1)
+        if org is None:
+            return None
+        return OrgSummary(org.name, org.plan, PLANS[org.plan].label, org.trial_ends_at)
+
+
+def signup_open() -> bool:
+    return get_settings().first_run_signup and get_organization() is None
+
+
+def onboarding_done() -> bool:
+    with session_scope() as session:
+        row = session.exec(select(StripeConnection)).first()
+        return bool(row and row.onboarding_done)
+
+
+def signup(org_name: str, plan: str, email: str, password: str, *, now: datetime | None = None,
+           client_address: str = "", user_agent: str = "", allow_when_closed: bool = False) -> Member:
+    """Create the organisation, its Owner and a 14-day trial, in one transaction."""
+    if not allow_when_closed and not get_settings().first_run_signup:
+        raise SignupClosed("Signup is not offered on this instance.")
+    name = " ".join(org_name.split())
+    if not name:
+        raise ValidationFailed("Enter your organisation's name.")
+    if len(name) > 120:
+        raise ValidationFailed("Organisation names are limited to 120 characters.")
+    if plan not in PLANS:
+        raise ValidationFailed("Choose a plan: Starter, Pro or Business.")
+    address = normalize_email(email)
+    check_password_policy(password)
+    now = now or utcnow()
+    try:
+        with session_scope() as session:
+            if session.get(Organization, 1) is not None:
+                raise SignupClosed("This instance already has an organisation: sign in instead.")
+            session.add(Organization(id=1, name=name, plan=plan, trial_ends_at=now + timedelta(days=TRIAL_DAYS),
+                                     created_at=now))
+            owner = Member(email=address, name="", password_hash=hash_password(password), role=OWNER,
+                           created_at=now, last_active_at=now)
+            session.add(owner)
+            session.flush()
+    except IntegrityError:
+        # A second signup racing the first: the single-organisation key refused it.
+        raise SignupClosed("This instance already has an organisation: sign in instead.") from None
+    actor = Actor(owner.id, owner.email, OWNER, Source.DASHBOARD, client_address, user_agent)
+    audit.record(actor, "organization.signup", "ok", audit.AuditDraft(details={"plan": plan, "name": name}))
+    return owner

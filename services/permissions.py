@@ -1,0 +1,132 @@
+"""The permission engine: roles as data, one `authorize` step for every service action.
+
+Built-in roles are built cumulatively from the bottom, so each holds every permission
+of the roles below it (DESIGN, Permission engine). Issue 4 extends this module with
+plan gates, custom roles and refund requests; its shape is already the final one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from services.errors import PermissionDenied, RefundCapExceeded
+from services.money import format_money
+
+
+class Source(StrEnum):
+    DASHBOARD = "dashboard"
+    API = "api"
+    AGENT = "agent"
+    SYSTEM = "system"
+
+
+class Permission(StrEnum):
+    VIEW = "view"  # view and search all synced data
+    EXPORT = "export"
+    REFUND = "refund"
+    UPDATE_CUSTOMER_CONTACT = "update_customer_contact"
+    UPDATE_CUSTOMER = "update_customer"
+    MANAGE_SUBSCRIPTIONS = "manage_subscriptions"
+    MANAGE_INVOICES = "manage_invoices"
+    MANAGE_PRODUCTS = "manage_products"
+    APPROVE_REFUNDS = "approve_refunds"
+    MANAGE_TEAM = "manage_team"
+    VIEW_AUDIT = "view_audit"
+    MANAGE_SETTINGS = "manage_settings"  # settings, integrations, the Stripe key, sync
+    MANAGE_BILLY_PLAN = "manage_billy_plan"
+
+
+@dataclass(frozen=True)
+class Role:
+    name: str
+    label: str
+    permissions: frozenset[Permission]
+    # Refund cap per currency in minor units; None means no cap at all (Owner).
+    refund_caps: dict[str, int] | None = field(default_factory=dict)
+
+
+def _build_roles() -> dict[str, Role]:
+    read_only = frozenset({Permission.VIEW, Permission.EXPORT})
+    clerk = read_only | {Permission.REFUND, Permission.UPDATE_CUSTOMER_CONTACT, Permission.APPROVE_REFUNDS}
+    manager = clerk | {
+        Permission.UPDATE_CUSTOMER,
+        Permission.MANAGE_SUBSCRIPTIONS,
+        Permission.MANAGE_INVOICES,
+        Permission.MANAGE_PRODUCTS,
+    }
+    owner = frozenset(Permission)
+    return {
+        "read_only": Role("read_only", "Read Only", read_only, {}),
+        "billing_clerk": Role("billing_clerk", "Billing Clerk", clerk, {"usd": 100_00}),
+        "billing_manager": Role("billing_manager", "Billing Manager", manager, {"usd": 5_000_00}),
+        "owner": Role("owner", "Owner", owner, None),
+    }
+
+
+ROLES: dict[str, Role] = _build_roles()
+OWNER = "owner"
+
+# Every service action and the permission it needs. A service function names its
+# action here; an action missing from this table cannot be authorized at all.
+ACTIONS: dict[str, Permission] = {
+    "customers.search": Permission.VIEW,
+    "customers.view": Permission.VIEW,
+    "charges.view": Permission.VIEW,
+    "charges.refund": Permission.REFUND,
+    "stripe.connect": Permission.MANAGE_SETTINGS,
+    "sync.run": Permission.MANAGE_SETTINGS,
+    "sync.view": Permission.VIEW,
+    "onboarding.finish": Permission.MANAGE_SETTINGS,
+}
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting, built at the edge from verified credentials only (DESIGN, Actor)."""
+
+    user_id: int | None
+    email: str
+    role: str
+    source: Source
+    client_address: str = ""
+    user_agent: str = ""
+
+    @classmethod
+    def system(cls) -> Actor:
+        return cls(None, "system", OWNER, Source.SYSTEM)
+
+
+def role_of(actor: Actor) -> Role:
+    try:
+        return ROLES[actor.role]
+    except KeyError:
+        raise PermissionDenied("Your role is not known to this instance; ask your Owner.") from None
+
+
+def can(actor: Actor, action: str) -> bool:
+    return ACTIONS[action] in role_of(actor).permissions
+
+
+def authorize(actor: Actor, action: str, *, refund_total: int | None = None, currency: str | None = None) -> None:
+    """Refuse unless `actor` may do `action`; for refunds, `refund_total` is everything
+    refunded on the charge including this refund, checked against the role's cap."""
+    if action not in ACTIONS:
+        raise PermissionDenied(f"Unknown action {action!r}.")
+    role = role_of(actor)
+    if ACTIONS[action] not in role.permissions:
+        raise PermissionDenied(f"Your role ({role.label}) cannot do this: {action.replace('.', ' ')}.")
+    if refund_total is None or role.refund_caps is None:
+        return
+    cur = (currency or "").lower()
+    cap = role.refund_caps.get(cur)
+    if cap is None:
+        raise RefundCapExceeded(
+            f"Your role ({role.label}) has no refund limit set for {cur.upper() or 'this currency'}; "
+            "the Owner can set one in Settings → Roles."
+        )
+    if refund_total > cap:
+        raise RefundCapExceeded(
+            f"This would bring refunds on this charge to {format_money(refund_total, cur)}, "
+            f"over your {role.label} limit of {format_money(cap, cur)} per charge."
+        )

@@ -1,0 +1,23 @@
+"""Billy's own plans (what the organisation pays Billy for), as data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+TRIAL_DAYS = 14
+
+
+@dataclass(frozen=True)
+class Plan:
+    key: str
+    label: str
+    member_limit: int | None  # None: unlimited
+    export: bool
+    custom_roles: bool
+
+
+PLANS: dict[str, Plan] = {
+    "starter": Plan("starter", "Starter", 3, export=False, custom_roles=False),
+    "pro": Plan("pro", "Pro", 10, export=True, custom_roles=False),
+    "business": Plan("business", "Business", None, export=True, custom_roles=True),
+}

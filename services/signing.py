@@ -1,0 +1,45 @@
+"""The instance's own signing key, created on first use and kept in the secret store.
+
+Used to sign short-lived messages handed to the browser (form results now; the
+1-hour access JWT in issue 3), so the browser can carry them but not forge them.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from typing import Any
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from services.secrets import get_secret_store
+
+SIGNING_KEY_SECRET = "instance-signing-key"
+_lock = threading.Lock()
+
+
+def instance_key() -> str:
+    store = get_secret_store()
+    with _lock:
+        key = store.get(SIGNING_KEY_SECRET)
+        if key is None:
+            key = secrets.token_urlsafe(48)
+            store.set(SIGNING_KEY_SECRET, key)
+    return key
+
+
+def _serializer(purpose: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(instance_key(), salt=f"billy:{purpose}")
+
+
+def sign(purpose: str, payload: dict[str, Any]) -> str:
+    return _serializer(purpose).dumps(payload)
+
+
+def unsign(purpose: str, token: str, max_age_seconds: int) -> dict[str, Any] | None:
+    """The payload, or None when the token is forged, for another purpose, or too old."""
+    try:
+        payload = _serializer(purpose).loads(token, max_age=max_age_seconds)
+    except BadSignature:
+        return None
+    return payload if isinstance(payload, dict) else None
