@@ -1,10 +1,12 @@
 """Reflex configuration. Instance settings are `BILLY_*` variables (services.config);
 this file only holds what Reflex itself reads."""
 
-import os
-
 import reflex as rx
 from reflex.plugins.sitemap import SitemapPlugin
+
+from services.config import get_settings
+
+_redis = get_settings().redis_url or None
 
 # Every handler is a public endpoint, so no generated setters a client could call:
 # state_auto_setters is off by default in this Reflex version and must stay so.
@@ -12,8 +14,8 @@ config = rx.Config(
     app_name="billy_app",
     telemetry_enabled=False,
     # Reflex keeps per-tab UI state in Redis when BILLY_REDIS_URL is set, else in memory.
-    redis_url=os.environ.get("BILLY_REDIS_URL") or None,
-    state_manager_mode="redis" if os.environ.get("BILLY_REDIS_URL") else "memory",
+    redis_url=_redis,
+    state_manager_mode="redis" if _redis else "memory",
     show_built_with_reflex=False,
     disable_plugins=[SitemapPlugin],
     plugins=[rx.plugins.RadixThemesPlugin(theme=rx.theme(accent_color="indigo", radius="medium"))],

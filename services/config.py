@@ -86,6 +86,13 @@ class Settings:
         default=True,
         metadata={"env": "BILLY_SYNC_ON_START", "doc": "Catch the store up with Stripe when the app starts."},
     )
+    redis_url: str = field(
+        default="",
+        metadata={
+            "env": "BILLY_REDIS_URL",
+            "doc": "Redis for Reflex's per-tab state (and, later, live-update notices) when several workers run.",
+        },
+    )
     log_level: str = field(default="INFO", metadata={"env": "BILLY_LOG_LEVEL", "doc": "Python log level."})
 
     @property

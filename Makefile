@@ -1,0 +1,34 @@
+# The two contract commands are `make run` and `make test` (see README.md).
+# Everything they need is installed by them, from PyPI, npm and Debian packages only.
+
+SHELL := /bin/bash
+PORT ?= 3000
+SANDBOX_PORT ?= 8420
+
+.PHONY: run test setup setup-browser migrate seed sandbox reset lint bench clean
+
+run: setup ## Set up and start Billy on its embedded defaults (SQLite, local secrets, Stripe sandbox)
+	@PORT=$(PORT) SANDBOX_PORT=$(SANDBOX_PORT) scripts/run.sh
+
+test: setup setup-browser ## Set up and run the whole test suite (SQLite and PostgreSQL)
+	@scripts/test.sh
+
+setup: ## Python venv from pinned requirements, and bun (Reflex's JS toolchain) from npm
+	@scripts/bootstrap.sh
+
+setup-browser: ## Debian's Chromium for the browser tests
+	@scripts/bootstrap_browser.sh
+
+migrate: setup
+	@.venv/bin/alembic upgrade head
+
+reset: ## Wipe the local store, the sandbox's state and the secret store (keeps the venv)
+	rm -rf data
+	@echo "Local data wiped: the next 'make run' starts from first-run signup."
+
+lint: setup
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+clean: reset
+	rm -rf .venv .tools billy_app/.web .web

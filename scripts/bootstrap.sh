@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Install what Billy needs, once: re-running is a no-op unless a pinned file changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-$(command -v python3.11 || command -v python3)}
+BUN_VERSION=1.4.4
+
+if [ ! -x .venv/bin/python ]; then
+  echo "› creating .venv with $($PYTHON --version)"
+  "$PYTHON" -m venv .venv
+fi
+
+stamp=".venv/.installed-$(cat requirements.txt requirements-dev.txt constraints.txt pyproject.toml | sha256sum | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  echo "› installing pinned Python packages"
+  .venv/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+  .venv/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+  rm -f .venv/.installed-*
+  touch "$stamp"
+fi
+
+# Reflex needs bun and would otherwise download an installer from the web (not reachable
+# here); the npm package of the same name ships the real binary.
+if [ ! -x .tools/bun/bin/bun ] || [ "$(.tools/bun/bin/bun --version 2>/dev/null)" != "$BUN_VERSION" ]; then
+  echo "› installing bun $BUN_VERSION from the npm registry"
+  npm install --global --silent --prefix .tools/bun "bun@$BUN_VERSION" --registry "${NPM_CONFIG_REGISTRY:-https://registry.npmjs.org/}"
+fi

@@ -1,0 +1,180 @@
+"""Shared fixtures: a fresh instance (store, secret store, settings) per test, on real peers.
+
+- `instance`: SQLite store in a temporary folder, migrated by alembic.
+- `any_store`: the same, once on SQLite and once on PostgreSQL (a fresh database each).
+- `sandbox`: one Stripe sandbox process for the whole session, reset per test by `stripe`.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psycopg2
+import pytest
+
+from services import db, secrets
+from services.cli import migrate
+from services.config import get_settings
+from services.permissions import Actor
+
+PG_HOST = os.environ.get("BILLY_TEST_PG_HOST", "127.0.0.1")
+PG_USER = os.environ.get("BILLY_TEST_PG_USER", "postgres")
+
+
+def _clear_caches() -> None:
+    get_settings.cache_clear()
+    db.get_engine.cache_clear()
+    secrets.get_secret_store.cache_clear()
+
+
+@dataclass
+class Instance:
+    data_dir: Path
+    database_url: str
+    kind: str  # "sqlite" | "postgresql"
+
+
+def _pg_admin():  # type: ignore[no-untyped-def]
+    conn = psycopg2.connect(host=PG_HOST, user=PG_USER, dbname="postgres")
+    conn.autocommit = True
+    return conn
+
+
+@pytest.fixture(scope="session")
+def postgres_available() -> bool:
+    try:
+        _pg_admin().close()
+        return True
+    except psycopg2.OperationalError:
+        return False
+
+
+def _make_instance(kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postgres_ok: bool) -> Iterator[Instance]:
+    data_dir = tmp_path / "data"
+    dbname = ""
+    if kind == "postgresql":
+        if not postgres_ok:
+            if os.environ.get("CI"):
+                pytest.fail("PostgreSQL is not reachable; `make test` should have started it")
+            pytest.skip("PostgreSQL is not running")
+        dbname = f"billy_test_{uuid.uuid4().hex[:12]}"
+        conn = _pg_admin()
+        with conn.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{dbname}"')
+        conn.close()
+        url = f"postgresql+psycopg2://{PG_USER}@{PG_HOST}/{dbname}"
+    else:
+        url = f"sqlite:///{data_dir / 'db' / 'billy.db'}"
+    monkeypatch.setenv("BILLY_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("BILLY_DATABASE_URL", url)
+    monkeypatch.setenv("BILLY_FIRST_RUN_SIGNUP", "true")
+    _clear_caches()
+    migrate(url)
+    try:
+        yield Instance(data_dir, url, kind)
+    finally:
+        db.get_engine().dispose()
+        _clear_caches()
+        if dbname:
+            conn = _pg_admin()
+            with conn.cursor() as cur:
+                cur.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+            conn.close()
+
+
+@pytest.fixture
+def instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postgres_available: bool) -> Iterator[Instance]:
+    yield from _make_instance("sqlite", tmp_path, monkeypatch, postgres_available)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_store(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postgres_available: bool
+) -> Iterator[Instance]:
+    yield from _make_instance(request.param, tmp_path, monkeypatch, postgres_available)
+
+
+# --- Stripe sandbox -------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def sandbox():  # type: ignore[no-untyped-def]
+    import sandbox as sandbox_pkg
+
+    handle = sandbox_pkg.run_in_thread(port=0)
+    yield handle
+    handle.stop()
+
+
+@dataclass
+class StripePeer:
+    url: str
+    demo_key: str
+
+    def restricted_key(self, **body: object) -> str:
+        """A new restricted key with a permission profile, e.g. `profile="billy", without=[...]`."""
+        response = httpx.post(f"{self.url}/_config/restricted_keys", json=body, timeout=10)
+        response.raise_for_status()
+        return response.json()["key"]
+
+    def secret_client(self):  # type: ignore[no-untyped-def]
+        """An SDK client with a full secret key, for arranging data the way a test needs it."""
+        import stripe
+
+        return stripe.StripeClient("sk_test_billytests", base_addresses={"api": self.url})
+
+
+@pytest.fixture
+def stripe_peer(sandbox, monkeypatch: pytest.MonkeyPatch) -> StripePeer:  # type: ignore[no-untyped-def]
+    """A clean sandbox, and the instance pointed at it."""
+    import sandbox as sandbox_pkg
+
+    sandbox.reset()
+    monkeypatch.setenv("BILLY_STRIPE_API_BASE", sandbox.url)
+    monkeypatch.setenv("BILLY_SANDBOX", "true")
+    monkeypatch.setenv("BILLY_SANDBOX_DEMO_KEY", sandbox_pkg.DEMO_RESTRICTED_KEY)
+    get_settings.cache_clear()
+    return StripePeer(sandbox.url, sandbox_pkg.DEMO_RESTRICTED_KEY)
+
+
+# --- people ---------------------------------------------------------------------------------
+
+OWNER_EMAIL = "owner@example.com"
+OWNER_PASSWORD = "a-long-owner-password"
+
+
+@pytest.fixture
+def owner(instance: Instance) -> Actor:
+    return _signup_owner()
+
+
+@pytest.fixture
+def any_store_owner(any_store: Instance) -> Actor:
+    return _signup_owner()
+
+
+def _signup_owner() -> Actor:
+    from services.organization import signup
+    from services.permissions import Source
+
+    member = signup("Acme Ltd", "pro", OWNER_EMAIL, OWNER_PASSWORD)
+    return Actor(member.id, member.email, member.role, Source.DASHBOARD, "127.0.0.1", "pytest")
+
+
+def member_actor(role: str, email: str) -> Actor:
+    """A member with another role, created straight in the store (invites come in issue 3)."""
+    from services.db import session_scope
+    from services.identity import hash_password
+    from services.models import Member
+    from services.permissions import Source
+
+    with session_scope() as session:
+        member = Member(email=email, password_hash=hash_password("another-long-password"), role=role)
+        session.add(member)
+        session.flush()
+        member_id = member.id
+    return Actor(member_id, email, role, Source.DASHBOARD, "127.0.0.1", "pytest")

@@ -1,0 +1,92 @@
+"""Settings, money, secrets and log scrubbing: the pieces every other part stands on."""
+
+from __future__ import annotations
+
+import logging
+import stat
+from pathlib import Path
+
+import pytest
+
+from services.config import PROJECT_ROOT, settings_from_env, settings_table
+from services.logging_setup import install_scrubber, scrub
+from services.money import format_money, parse_money
+from services.secrets import LocalEncryptedSecretStore, SecretStoreError
+
+
+def test_settings_read_from_environment_with_types() -> None:
+    s = settings_from_env({"BILLY_SANDBOX": "true", "BILLY_SESSION_DAYS": "3", "BILLY_DATA_DIR": "/srv/billy"})
+    assert s.sandbox is True and s.session_days == 3
+    assert s.resolved_database_url == "sqlite:////srv/billy/db/billy.db"
+    assert s.resolved_master_key_file == Path("/srv/billy/keys/master.key")
+    assert settings_from_env({}).first_run_signup is True
+
+
+def test_readme_documents_every_setting() -> None:
+    """The README's settings table is generated from the settings object, so it cannot drift."""
+    assert settings_table() in (PROJECT_ROOT / "README.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "text"),
+    [(4599, "usd", "$45.99"), (120000, "usd", "$1,200.00"), (500, "jpy", "¥500"), (1234, "sek", "12.34 SEK"),
+     (-250, "eur", "-€2.50")],
+)
+def test_format_money(amount: int, currency: str, text: str) -> None:
+    assert format_money(amount, currency) == text
+
+
+def test_parse_money_accepts_what_people_type_and_refuses_the_rest() -> None:
+    assert parse_money("45.99", "usd") == 4599
+    assert parse_money("$1,200", "usd") == 120000
+    assert parse_money("500", "jpy") == 500
+    for bad in ("", "abc", "1.234", "4.5.6"):
+        with pytest.raises(ValueError):
+            parse_money(bad, "usd")
+    with pytest.raises(ValueError, match="decimals"):
+        parse_money("5.5", "jpy")
+
+
+def test_local_secret_store_round_trip_and_privacy(tmp_path: Path) -> None:
+    store = LocalEncryptedSecretStore(tmp_path / "secrets", tmp_path / "keys" / "master.key")
+    store.set("stripe-restricted-key", "rk_test_abcdefghijkl123")
+    assert store.get("stripe-restricted-key") == "rk_test_abcdefghijkl123"
+    assert store.get("absent") is None
+    files = list((tmp_path / "secrets").iterdir())
+    assert len(files) == 1
+    assert b"rk_test_abcdefghijkl123" not in files[0].read_bytes()  # encrypted at rest
+    for path in (files[0], tmp_path / "keys" / "master.key"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    # A new store object with the same master key reads it back (restart).
+    again = LocalEncryptedSecretStore(tmp_path / "secrets", tmp_path / "keys" / "master.key")
+    assert again.get("stripe-restricted-key") == "rk_test_abcdefghijkl123"
+    store.delete("stripe-restricted-key")
+    assert again.get("stripe-restricted-key") is None
+
+
+def test_secret_store_detects_swapped_ciphertext_and_wrong_master_key(tmp_path: Path) -> None:
+    store = LocalEncryptedSecretStore(tmp_path / "s", tmp_path / "k" / "master.key")
+    store.set("one", "first")
+    store.set("two", "second")
+    (tmp_path / "s" / "two.secret").write_bytes((tmp_path / "s" / "one.secret").read_bytes())
+    with pytest.raises(SecretStoreError):
+        store.get("two")  # ciphertext is bound to its name
+    other = LocalEncryptedSecretStore(tmp_path / "s", tmp_path / "other.key")
+    with pytest.raises(SecretStoreError, match="master key"):
+        other.get("one")
+    with pytest.raises(SecretStoreError):
+        store.set("../escape", "x")
+
+
+def test_log_records_are_scrubbed_of_stripe_keys(caplog: pytest.LogCaptureFixture) -> None:
+    install_scrubber()
+    key = "rk_live_51AbCdEfGhIjKlMnOpQrStUv"
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("anything").info("pasted %s and sk_test_123456789abc", key)
+        try:
+            raise RuntimeError(f"boom {key}")
+        except RuntimeError:
+            logging.getLogger("anything").exception("failed")
+    assert key not in caplog.text and "sk_test_123456789abc" not in caplog.text
+    assert "rk_live_…[redacted]" in caplog.text
+    assert scrub("whsec_abcdef123") == "whsec_ab…[redacted]"
