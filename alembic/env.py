@@ -8,8 +8,8 @@ from alembic import context
 from sqlmodel import SQLModel
 
 import services.models  # noqa: F401 - registers every table on SQLModel.metadata
-from services.db import make_engine
 from services.config import get_settings
+from services.db import make_engine
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logging", True):

@@ -32,9 +32,7 @@ class AuditDraft:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-def record(
-    actor: Actor, action: str, outcome: str, draft: AuditDraft | None = None, error: str | None = None
-) -> None:
+def record(actor: Actor, action: str, outcome: str, draft: AuditDraft | None = None, error: str | None = None) -> None:
     draft = draft or AuditDraft()
     entry = AuditEntry(
         actor_id=actor.user_id,

@@ -197,6 +197,7 @@ def get_charge(actor: Actor, charge_id: str) -> ChargeRow:
 
 # --- refunds -----------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class RefundPreview:
     charge_id: str
@@ -231,7 +232,8 @@ def _refund_amount(charge_amount: int, already_refunded: int, amount: int | None
     if amount > remaining:
         raise ValidationFailed(
             f"You can refund at most {format_money(remaining, currency)} on this charge "
-            f"({format_money(already_refunded, currency)} of {format_money(charge_amount, currency)} is already refunded)."
+            f"({format_money(already_refunded, currency)} of {format_money(charge_amount, currency)} "
+            "is already refunded)."
         )
     return amount
 
@@ -277,7 +279,11 @@ def _charge_lock(charge_id: str) -> threading.Lock:
 
 
 def issue_refund(
-    actor: Actor, charge_id: str, amount: int | None, reason: str | None, idempotency_key: str,
+    actor: Actor,
+    charge_id: str,
+    amount: int | None,
+    reason: str | None,
+    idempotency_key: str,
     gateway: StripeGateway | None = None,
 ) -> RefundResult:
     """Refund a charge in Stripe and show it in the store at once.
@@ -301,21 +307,31 @@ def issue_refund(
             currency = (charge.get("currency") or "usd").lower()
             if charge.get("status") != "succeeded":
                 raise ValidationFailed("Only successful charges can be refunded.")
-            refund_amount = _refund_amount(int(charge["amount"]), int(charge.get("amount_refunded") or 0), amount, currency)
+            refund_amount = _refund_amount(
+                int(charge["amount"]), int(charge.get("amount_refunded") or 0), amount, currency
+            )
             draft.amount, draft.currency = refund_amount, currency
             authorize(
-                actor, "charges.refund",
-                refund_total=int(charge.get("amount_refunded") or 0) + refund_amount, currency=currency,
+                actor,
+                "charges.refund",
+                refund_total=int(charge.get("amount_refunded") or 0) + refund_amount,
+                currency=currency,
             )
             refund = gateway.create_refund(
-                charge_id, refund_amount, reason, idempotency_key,
+                charge_id,
+                refund_amount,
+                reason,
+                idempotency_key,
                 metadata={"billy_member": str(actor.user_id or ""), "billy_source": str(actor.source)},
             )
             draft.targets.append(refund["id"])
             draft.details["reason"] = reason or ""
             with session_scope() as session:
-                session.add(IdempotencyRecord(key=idempotency_key, action="charges.refund", actor_id=actor.user_id,
-                                              result_id=refund["id"]))
+                session.add(
+                    IdempotencyRecord(
+                        key=idempotency_key, action="charges.refund", actor_id=actor.user_id, result_id=refund["id"]
+                    )
+                )
             _store_refund_result(gateway, refund, charge_id, draft)
     return RefundResult(refund["id"], refund_amount, currency, get_charge(actor, charge_id), replayed=False)
 
@@ -334,7 +350,9 @@ def _replayed_refund(actor: Actor, key: str, charge_id: str) -> RefundResult | N
     return RefundResult(refund.id, refund.amount, refund.currency, charge, replayed=True)
 
 
-def _store_refund_result(gateway: StripeGateway, refund: dict[str, Any], charge_id: str, draft: audit.AuditDraft) -> None:
+def _store_refund_result(
+    gateway: StripeGateway, refund: dict[str, Any], charge_id: str, draft: audit.AuditDraft
+) -> None:
     """Upsert the refund and the charge as Stripe now has them. Stripe already succeeded,
     so a failure here is logged and left for sync to repair, not raised."""
     try:
@@ -362,14 +380,19 @@ def dashboard_summary(actor: Actor, recent: int = 10) -> DashboardSummary:
     authorize(actor, "charges.view")
     with session_scope() as session:
         count = sa.func.count()
-        customers = session.exec(select(count).select_from(StripeCustomer).where(
-            col(StripeCustomer.deleted).is_(False))).one()
+        customers = session.exec(
+            select(count).select_from(StripeCustomer).where(col(StripeCustomer.deleted).is_(False))
+        ).one()
         charges = session.exec(select(count).select_from(StripeCharge)).one()
         failed = session.exec(select(count).select_from(StripeCharge).where(StripeCharge.status == "failed")).one()
         refunds, refunded = session.exec(
             select(count, sa.func.coalesce(sa.func.sum(StripeRefund.amount), 0)).select_from(StripeRefund)
         ).one()
-        latest = list(session.exec(
-            select(StripeCharge).order_by(col(StripeCharge.created).desc(), col(StripeCharge.id).desc()).limit(recent)
-        ))
+        latest = list(
+            session.exec(
+                select(StripeCharge)
+                .order_by(col(StripeCharge.created).desc(), col(StripeCharge.id).desc())
+                .limit(recent)
+            )
+        )
     return DashboardSummary(customers, charges, failed, refunds, int(refunded), [_charge_row(c, []) for c in latest])

@@ -76,7 +76,10 @@ class Settings:
     )
     public_url: str = field(
         default="http://localhost:3000",
-        metadata={"env": "BILLY_PUBLIC_URL", "doc": "Address users open; its origin is the only one allowed to POST forms."},
+        metadata={
+            "env": "BILLY_PUBLIC_URL",
+            "doc": "Address users open; its origin is the only one allowed to POST forms.",
+        },
     )
     session_days: int = field(
         default=7,

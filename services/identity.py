@@ -92,8 +92,12 @@ def login(email: str, password: str, client_address: str = "", user_agent: str =
             if ok and new_hash:
                 member.password_hash = new_hash
     actor = Actor(
-        member.id if member else None, address, member.role if member else "", Source.DASHBOARD,
-        client_address, user_agent,
+        member.id if member else None,
+        address,
+        member.role if member else "",
+        Source.DASHBOARD,
+        client_address,
+        user_agent,
     )
     if not ok or member is None:
         audit.record(actor, "auth.login", "denied", AuditDraft(), "wrong email or password")
@@ -103,7 +107,10 @@ def login(email: str, password: str, client_address: str = "", user_agent: str =
 
 
 def resolve_session(
-    token: str | None, source: Source = Source.DASHBOARD, client_address: str = "", user_agent: str = "",
+    token: str | None,
+    source: Source = Source.DASHBOARD,
+    client_address: str = "",
+    user_agent: str = "",
     now: datetime | None = None,
 ) -> Actor:
     """The Actor behind a session cookie, re-read from the store on every call so that a

@@ -33,7 +33,7 @@ def install_scrubber(level: str = "INFO") -> None:
         record = base_factory(*args, **kwargs)
         try:
             message = record.getMessage()
-        except Exception:  # a bad format string must not hide the record
+        except Exception:  # noqa: BLE001 - a bad format string must not hide the record
             message = str(record.msg)
         record.msg, record.args = scrub(message), None
         if record.exc_info and record.exc_info[1] is not None:

@@ -48,8 +48,17 @@ def onboarding_done() -> bool:
         return bool(row and row.onboarding_done)
 
 
-def signup(org_name: str, plan: str, email: str, password: str, *, now: datetime | None = None,
-           client_address: str = "", user_agent: str = "", allow_when_closed: bool = False) -> Member:
+def signup(
+    org_name: str,
+    plan: str,
+    email: str,
+    password: str,
+    *,
+    now: datetime | None = None,
+    client_address: str = "",
+    user_agent: str = "",
+    allow_when_closed: bool = False,
+) -> Member:
     """Create the organisation, its Owner and a 14-day trial, in one transaction."""
     if not allow_when_closed and not get_settings().first_run_signup:
         raise SignupClosed("Signup is not offered on this instance.")
@@ -67,10 +76,17 @@ def signup(org_name: str, plan: str, email: str, password: str, *, now: datetime
         with session_scope() as session:
             if session.get(Organization, 1) is not None:
                 raise SignupClosed("This instance already has an organisation: sign in instead.")
-            session.add(Organization(id=1, name=name, plan=plan, trial_ends_at=now + timedelta(days=TRIAL_DAYS),
-                                     created_at=now))
-            owner = Member(email=address, name="", password_hash=hash_password(password), role=OWNER,
-                           created_at=now, last_active_at=now)
+            session.add(
+                Organization(id=1, name=name, plan=plan, trial_ends_at=now + timedelta(days=TRIAL_DAYS), created_at=now)
+            )
+            owner = Member(
+                email=address,
+                name="",
+                password_hash=hash_password(password),
+                role=OWNER,
+                created_at=now,
+                last_active_at=now,
+            )
             session.add(owner)
             session.flush()
     except IntegrityError:

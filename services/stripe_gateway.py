@@ -77,7 +77,9 @@ REQUIRED_PERMISSIONS: tuple[RequiredPermission, ...] = (
     ),
     RequiredPermission("Refunds", "Write", (PermissionProbe("rak_refund_write", "post", "/v1/refunds/re_billyprobe"),)),
     RequiredPermission(
-        "Payment Methods", "Read", (PermissionProbe("rak_payment_method_read", "get", "/v1/payment_methods/pm_billyprobe"),)
+        "Payment Methods",
+        "Read",
+        (PermissionProbe("rak_payment_method_read", "get", "/v1/payment_methods/pm_billyprobe"),),
     ),
 )
 
@@ -141,9 +143,9 @@ class StripeGateway:
             log.warning("Stripe refused a request: %s", readable_error(exc))
             raise StripeRequestFailed(readable_error(exc), code=getattr(exc, "code", None) or "stripe_error") from exc
 
-    def list_page(self, resource: str, starting_after: str | None = None, limit: int = PAGE_SIZE) -> tuple[
-        list[dict[str, Any]], bool
-    ]:
+    def list_page(
+        self, resource: str, starting_after: str | None = None, limit: int = PAGE_SIZE
+    ) -> tuple[list[dict[str, Any]], bool]:
         """One page of a list endpoint, newest first, as Stripe lists."""
         params: dict[str, Any] = {"limit": limit}
         if starting_after:
@@ -164,7 +166,11 @@ class StripeGateway:
         return as_dict(self._call(lambda c: c.v1.charges.retrieve(charge_id)))
 
     def create_refund(
-        self, charge_id: str, amount: int | None, reason: str | None, idempotency_key: str,
+        self,
+        charge_id: str,
+        amount: int | None,
+        reason: str | None,
+        idempotency_key: str,
         metadata: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         params: dict[str, Any] = {"charge": charge_id}

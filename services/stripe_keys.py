@@ -102,7 +102,9 @@ def connect_stripe_key(actor: Actor, raw_key: str) -> ConnectedKey:
             raise KeyMissingPermissions(granted)
         get_secret_store().set(STRIPE_KEY_SECRET, key)
         with session_scope() as session:
-            row = session.exec(select(StripeConnection)).first() or StripeConnection(mode=mode, secret_name="", key_hint="")
+            row = session.exec(select(StripeConnection)).first() or StripeConnection(
+                mode=mode, secret_name="", key_hint=""
+            )
             row.mode, row.secret_name, row.key_hint, row.permissions = mode, STRIPE_KEY_SECRET, key[-4:], granted
             row.connected_by = actor.user_id
             session.add(row)

@@ -101,6 +101,7 @@ def any_store(
 
 # --- Stripe sandbox -------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="session")
 def sandbox():  # type: ignore[no-untyped-def]
     import sandbox as sandbox_pkg

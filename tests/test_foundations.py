@@ -29,8 +29,13 @@ def test_readme_documents_every_setting() -> None:
 
 @pytest.mark.parametrize(
     ("amount", "currency", "text"),
-    [(4599, "usd", "$45.99"), (120000, "usd", "$1,200.00"), (500, "jpy", "¥500"), (1234, "sek", "12.34 SEK"),
-     (-250, "eur", "-€2.50")],
+    [
+        (4599, "usd", "$45.99"),
+        (120000, "usd", "$1,200.00"),
+        (500, "jpy", "¥500"),
+        (1234, "sek", "12.34 SEK"),
+        (-250, "eur", "-€2.50"),
+    ],
 )
 def test_format_money(amount: int, currency: str, text: str) -> None:
     assert format_money(amount, currency) == text

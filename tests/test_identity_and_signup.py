@@ -56,10 +56,12 @@ def test_second_signup_is_refused_even_when_racing(any_store) -> None:  # type: 
 def test_database_itself_refuses_a_second_organisation(any_store) -> None:  # type: ignore[no-untyped-def]
     organization.signup("Acme", "pro", OWNER_EMAIL, OWNER_PASSWORD)
     with pytest.raises(sa.exc.IntegrityError), get_engine().begin() as conn:
-        conn.execute(sa.text(
-            "INSERT INTO organization (id, name, plan, trial_ends_at, created_at) "
-            "VALUES (2, 'Other', 'pro', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
-        ))
+        conn.execute(
+            sa.text(
+                "INSERT INTO organization (id, name, plan, trial_ends_at, created_at) "
+                "VALUES (2, 'Other', 'pro', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        )
 
 
 @pytest.mark.parametrize(
@@ -107,7 +109,9 @@ def test_same_refusal_for_unknown_email_and_wrong_password(owner) -> None:  # ty
         identity.login("nobody@example.com", "not-the-password")
     assert wrong_password.value.message == unknown.value.message
     with session_scope() as s:
-        denied = s.exec(select(AuditEntry).where(AuditEntry.action == "auth.login", AuditEntry.outcome == "denied")).all()
+        denied = s.exec(
+            select(AuditEntry).where(AuditEntry.action == "auth.login", AuditEntry.outcome == "denied")
+        ).all()
     assert len(denied) == 2
 
 

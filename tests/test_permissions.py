@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from services.errors import PermissionDenied, RefundCapExceeded
@@ -15,7 +17,7 @@ def actor(role: str) -> Actor:
 
 
 def test_each_role_is_a_strict_subset_of_the_one_above() -> None:
-    for lower, higher in zip(CHAIN, CHAIN[1:], strict=False):
+    for lower, higher in itertools.pairwise(CHAIN):
         assert ROLES[lower].permissions < ROLES[higher].permissions, (lower, higher)
     assert ROLES["owner"].permissions == frozenset(Permission)
 
@@ -33,8 +35,13 @@ def test_every_action_names_a_known_permission() -> None:
 
 @pytest.mark.parametrize(
     ("role", "total", "allowed"),
-    [("billing_clerk", 10_000, True), ("billing_clerk", 10_001, False), ("billing_manager", 500_000, True),
-     ("billing_manager", 500_001, False), ("owner", 10**9, True)],
+    [
+        ("billing_clerk", 10_000, True),
+        ("billing_clerk", 10_001, False),
+        ("billing_manager", 500_000, True),
+        ("billing_manager", 500_001, False),
+        ("owner", 10**9, True),
+    ],
 )
 def test_refund_cap_is_on_the_total_refunded(role: str, total: int, allowed: bool) -> None:
     if allowed:

@@ -39,6 +39,8 @@ def test_secret_key_refusal_explains_what_to_do_instead() -> None:
     assert "full secret key" in refused.value.message and "restricted key" in refused.value.message
 
 
-@pytest.mark.parametrize(("pasted", "mode"), [("rk_live_51H8abcdefghijk", "live"), (" rk_test_51H8abcdefghijk\n", "test")])
+@pytest.mark.parametrize(
+    ("pasted", "mode"), [("rk_live_51H8abcdefghijk", "live"), (" rk_test_51H8abcdefghijk\n", "test")]
+)
 def test_restricted_keys_are_accepted_with_their_mode(pasted: str, mode: str) -> None:
     assert classify_key(pasted) == mode

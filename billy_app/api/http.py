@@ -20,7 +20,9 @@ def client_address(request: Request) -> str:
 def session_actor(request: Request) -> Actor:
     """The signed-in member behind the session cookie, or `NotAuthenticated`."""
     return identity.resolve_session(
-        request.cookies.get(identity.SESSION_COOKIE), Source.DASHBOARD, client_address(request),
+        request.cookies.get(identity.SESSION_COOKIE),
+        Source.DASHBOARD,
+        client_address(request),
         request.headers.get("user-agent", ""),
     )
 
@@ -51,8 +53,13 @@ def redirect(path: str, **params: str) -> RedirectResponse:
 def set_session_cookie(response: Response, token: str) -> None:
     settings = get_settings()
     response.set_cookie(
-        identity.SESSION_COOKIE, token, max_age=settings.session_days * 86400, path="/",
-        httponly=True, secure=settings.cookie_secure, samesite="lax",
+        identity.SESSION_COOKIE,
+        token,
+        max_age=settings.session_days * 86400,
+        path="/",
+        httponly=True,
+        secure=settings.cookie_secure,
+        samesite="lax",
     )
 
 
@@ -60,5 +67,12 @@ def clear_session_cookie(response: Response) -> None:
     response.delete_cookie(identity.SESSION_COOKIE, path="/")
 
 
-__all__ = ["NotAuthenticated", "client_address", "session_actor", "same_origin", "redirect",
-           "set_session_cookie", "clear_session_cookie"]
+__all__ = [
+    "NotAuthenticated",
+    "clear_session_cookie",
+    "client_address",
+    "redirect",
+    "same_origin",
+    "session_actor",
+    "set_session_cookie",
+]

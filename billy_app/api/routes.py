@@ -69,8 +69,12 @@ async def signup(request: Request) -> Response:
     form = await _form(request)
     try:
         owner = await asyncio.to_thread(
-            organization.signup, form.get("org_name", ""), form.get("plan", ""), form.get("email", ""),
-            form.get("password", ""), client_address=client_address(request),
+            organization.signup,
+            form.get("org_name", ""),
+            form.get("plan", ""),
+            form.get("email", ""),
+            form.get("password", ""),
+            client_address=client_address(request),
             user_agent=request.headers.get("user-agent", ""),
         )
     except BillyError as exc:
@@ -89,7 +93,10 @@ async def login(request: Request) -> Response:
     form = await _form(request)
     try:
         token = await asyncio.to_thread(
-            identity.login, form.get("email", ""), form.get("password", ""), client_address(request),
+            identity.login,
+            form.get("email", ""),
+            form.get("password", ""),
+            client_address(request),
             request.headers.get("user-agent", ""),
         )
     except BillyError as exc:

@@ -13,16 +13,28 @@ NAV = [("Dashboard", "/dashboard", "layout-dashboard"), ("Customers", "/customer
 def nav_link(label: str, href: str, icon: str) -> rx.Component:
     return rx.link(
         rx.hstack(rx.icon(icon, size=16), rx.text(label, size="3"), align="center", spacing="2"),
-        href=href, underline="none", color_scheme="gray", high_contrast=True, width="100%",
+        href=href,
+        underline="none",
+        color_scheme="gray",
+        high_contrast=True,
+        width="100%",
         padding_y="0.4em",
     )
 
 
 def sign_out_button() -> rx.Component:
     return native_form(
-        rx.button(rx.icon("log-out", size=14), "Sign out", type="submit", variant="soft", color_scheme="gray",
-                  size="2", id="sign-out"),
-        action="/api/auth/logout", method="post",
+        rx.button(
+            rx.icon("log-out", size=14),
+            "Sign out",
+            type="submit",
+            variant="soft",
+            color_scheme="gray",
+            size="2",
+            id="sign-out",
+        ),
+        action="/api/auth/logout",
+        method="post",
     )
 
 
@@ -34,8 +46,12 @@ def shell(*children: rx.Component, title: str) -> rx.Component:
             rx.text(SessionState.org_name, size="2", color_scheme="gray"),
             rx.divider(),
             *[nav_link(*item) for item in NAV],
-            padding="1.5em", width="14em", min_height="100vh", spacing="2",
-            border_right="1px solid var(--gray-a5)", background_color="var(--gray-a2)",
+            padding="1.5em",
+            width="14em",
+            min_height="100vh",
+            spacing="2",
+            border_right="1px solid var(--gray-a5)",
+            background_color="var(--gray-a2)",
         ),
         rx.vstack(
             rx.hstack(
@@ -44,12 +60,19 @@ def shell(*children: rx.Component, title: str) -> rx.Component:
                 rx.text(SessionState.user_email, size="2", id="who-am-i"),
                 rx.badge(SessionState.user_role_label, variant="soft"),
                 sign_out_button(),
-                width="100%", align="center", spacing="3",
+                width="100%",
+                align="center",
+                spacing="3",
             ),
             *children,
-            padding="2em", width="100%", spacing="4", align="stretch",
+            padding="2em",
+            width="100%",
+            spacing="4",
+            align="stretch",
         ),
-        spacing="0", align="start", width="100%",
+        spacing="0",
+        align="start",
+        width="100%",
     )
 
 
@@ -57,7 +80,9 @@ def card_page(*children: rx.Component, width: str = "28em") -> rx.Component:
     """A centred card, for signup, sign-in and the wizard."""
     return rx.center(
         rx.card(rx.vstack(*children, spacing="4", width="100%"), width=width, max_width="95vw", size="4"),
-        min_height="100vh", background_color="var(--gray-a2)", padding="2em",
+        min_height="100vh",
+        background_color="var(--gray-a2)",
+        padding="2em",
     )
 
 
@@ -68,7 +93,9 @@ def message_callout(message: rx.Var[str], kind: rx.Var[str]) -> rx.Component:
             message,
             icon=rx.cond(kind == "info", "info", "triangle-alert"),
             color_scheme=rx.cond(kind == "info", "green", "red"),
-            role="alert", id="form-message", width="100%",
+            role="alert",
+            id="form-message",
+            width="100%",
         ),
     )
 

@@ -17,33 +17,51 @@ def refund_dialog() -> rx.Component:
                 rx.segmented_control.root(
                     rx.segmented_control.item("Full refund", value="full"),
                     rx.segmented_control.item("Partial", value="partial"),
-                    value=RefundState.mode, on_change=RefundState.set_mode, id="refund-mode",
+                    value=RefundState.mode,
+                    on_change=RefundState.set_mode,
+                    id="refund-mode",
                 ),
                 rx.cond(
                     RefundState.mode == "partial",
-                    rx.input(value=RefundState.amount_text, on_change=RefundState.set_amount.debounce(250),
-                             placeholder="Amount, e.g. 10.00", id="refund-amount", input_mode="decimal"),
+                    rx.input(
+                        value=RefundState.amount_text,
+                        on_change=RefundState.set_amount.debounce(250),
+                        placeholder="Amount, e.g. 10.00",
+                        id="refund-amount",
+                        input_mode="decimal",
+                    ),
                 ),
                 rx.select.root(
                     rx.select.trigger(id="refund-reason"),
                     rx.select.content(*[rx.select.item(label, value=key) for key, label in REFUND_REASONS.items()]),
-                    value=RefundState.reason, on_change=RefundState.set_reason,
+                    value=RefundState.reason,
+                    on_change=RefundState.set_reason,
                 ),
                 rx.cond(RefundState.summary != "", rx.callout(RefundState.summary, icon="info", id="refund-summary")),
-                rx.cond(RefundState.problem != "",
-                        rx.callout(RefundState.problem, color_scheme="red", icon="triangle-alert", id="refund-problem")),
-                rx.hstack(
-                    rx.dialog.close(rx.button("Cancel", variant="soft", color_scheme="gray", on_click=RefundState.close)),
-                    rx.button(
-                        rx.cond(RefundState.submitting, rx.spinner(size="1")), "Confirm refund",
-                        on_click=RefundState.confirm, disabled=RefundState.submitting | ~RefundState.allowed,
-                        color_scheme="red", id="confirm-refund",
-                    ),
-                    justify="end", width="100%",
+                rx.cond(
+                    RefundState.problem != "",
+                    rx.callout(RefundState.problem, color_scheme="red", icon="triangle-alert", id="refund-problem"),
                 ),
-                spacing="3", margin_top="1em",
+                rx.hstack(
+                    rx.dialog.close(
+                        rx.button("Cancel", variant="soft", color_scheme="gray", on_click=RefundState.close)
+                    ),
+                    rx.button(
+                        rx.cond(RefundState.submitting, rx.spinner(size="1")),
+                        "Confirm refund",
+                        on_click=RefundState.confirm,
+                        disabled=RefundState.submitting | ~RefundState.allowed,
+                        color_scheme="red",
+                        id="confirm-refund",
+                    ),
+                    justify="end",
+                    width="100%",
+                ),
+                spacing="3",
+                margin_top="1em",
             ),
             max_width="32em",
         ),
-        open=RefundState.open, on_open_change=RefundState.set_open,
+        open=RefundState.open,
+        on_open_change=RefundState.set_open,
     )

@@ -16,11 +16,20 @@ from billy_app.state.session import SessionState
 def search_bar() -> rx.Component:
     return rx.form(
         rx.hstack(
-            rx.input(name="q", placeholder="Search by email or name", default_value=CustomersState.query,
-                     id="customer-search", width="24em"),
+            rx.input(
+                name="q",
+                placeholder="Search by email or name",
+                default_value=CustomersState.query,
+                id="customer-search",
+                width="24em",
+            ),
             rx.button(rx.icon("search", size=14), "Search", type="submit", id="customer-search-submit"),
-            rx.cond(CustomersState.query != "", rx.button("Clear", variant="soft", color_scheme="gray",
-                                                          type="button", on_click=CustomersState.clear_search)),
+            rx.cond(
+                CustomersState.query != "",
+                rx.button(
+                    "Clear", variant="soft", color_scheme="gray", type="button", on_click=CustomersState.clear_search
+                ),
+            ),
             spacing="2",
         ),
         on_submit=CustomersState.search,
@@ -36,7 +45,9 @@ def customer_row(c: rx.Var[dict[str, str]]) -> rx.Component:
     )
 
 
-@rx.page(route="/customers", title="Customers · Agent Billy", on_load=[SessionState.require_member, CustomersState.load])
+@rx.page(
+    route="/customers", title="Customers · Agent Billy", on_load=[SessionState.require_member, CustomersState.load]
+)
 def customers() -> rx.Component:
     return shell(
         search_bar(),
@@ -44,17 +55,31 @@ def customers() -> rx.Component:
         rx.table.root(
             header("Name", "Email", "Customer since", "Id"),
             rx.table.body(rx.foreach(CustomersState.rows, customer_row)),
-            width="100%", id="customers-table",
+            width="100%",
+            id="customers-table",
         ),
-        rx.cond(CustomersState.rows.length() == 0,
-                rx.text("No customers match. Try the start of an email address or a name.", color_scheme="gray")),
+        rx.cond(
+            CustomersState.rows.length() == 0,
+            rx.text("No customers match. Try the start of an email address or a name.", color_scheme="gray"),
+        ),
         rx.hstack(
-            rx.button("Previous", variant="soft", on_click=CustomersState.previous_page,
-                      disabled=CustomersState.page_number <= 1, id="prev-page"),
+            rx.button(
+                "Previous",
+                variant="soft",
+                on_click=CustomersState.previous_page,
+                disabled=CustomersState.page_number <= 1,
+                id="prev-page",
+            ),
             rx.text("Page ", CustomersState.page_number, size="2"),
-            rx.button("Next", variant="soft", on_click=CustomersState.next_page,
-                      disabled=~CustomersState.has_next, id="next-page"),
-            align="center", spacing="3",
+            rx.button(
+                "Next",
+                variant="soft",
+                on_click=CustomersState.next_page,
+                disabled=~CustomersState.has_next,
+                id="next-page",
+            ),
+            align="center",
+            spacing="3",
         ),
         title="Customers",
     )
@@ -65,16 +90,23 @@ def charge_row(c: rx.Var[dict[str, str]]) -> rx.Component:
         *charge_cells(c),
         rx.table.cell(rx.text(c["refunds"], size="1", color_scheme="gray")),
         rx.table.cell(
-            rx.cond(c["refundable"] == "yes",
-                    rx.button("Refund", size="1", variant="soft", on_click=RefundState.start(c["id"]),
-                              class_name="refund-button")),
+            rx.cond(
+                c["refundable"] == "yes",
+                rx.button(
+                    "Refund", size="1", variant="soft", on_click=RefundState.start(c["id"]), class_name="refund-button"
+                ),
+            ),
         ),
-        data_charge=c["id"], class_name="charge-row",
+        custom_attrs={"data-charge": c["id"]},
+        class_name="charge-row",
     )
 
 
-@rx.page(route="/customers/[customer_id]", title="Customer · Agent Billy",
-         on_load=[SessionState.require_member, CustomerState.load])
+@rx.page(
+    route="/customers/[customer_id]",
+    title="Customer · Agent Billy",
+    on_load=[SessionState.require_member, CustomerState.load],
+)
 def customer_detail() -> rx.Component:
     return shell(
         rx.link("← All customers", href="/customers"),
@@ -93,7 +125,8 @@ def customer_detail() -> rx.Component:
         rx.table.root(
             header("Date", "Description", "Card", "Amount", "Status", "Refunds", ""),
             rx.table.body(rx.foreach(CustomerState.charges, charge_row)),
-            width="100%", id="charges-table",
+            width="100%",
+            id="charges-table",
         ),
         refund_dialog(),
         title="Customer",

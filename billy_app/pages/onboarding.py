@@ -18,10 +18,12 @@ def stepper() -> rx.Component:
         return rx.hstack(
             rx.badge(
                 rx.cond(OnboardingState.step > number, rx.icon("check", size=12), str(number)),
-                variant=rx.cond(OnboardingState.step == number, "solid", "soft"), radius="full",
+                variant=rx.cond(OnboardingState.step == number, "solid", "soft"),
+                radius="full",
             ),
             rx.text(label, size="2", weight=rx.cond(OnboardingState.step == number, "bold", "regular")),
-            align="center", spacing="2",
+            align="center",
+            spacing="2",
         )
 
     return rx.hstack(*[step(i, s) for i, s in enumerate(STEPS)], spacing="4", wrap="wrap")
@@ -41,16 +43,24 @@ def permission_row(row: rx.Var[dict[str, str]]) -> rx.Component:
         ),
         rx.table.cell(row["resource"]),
         rx.table.cell(row["access"]),
-        data_state=row["state"], class_name="permission-row",
+        custom_attrs={"data-state": row["state"]},
+        class_name="permission-row",
     )
 
 
 def permissions_table() -> rx.Component:
     return rx.table.root(
-        rx.table.header(rx.table.row(rx.table.column_header_cell(""), rx.table.column_header_cell("Resource"),
-                                     rx.table.column_header_cell("Permission"))),
+        rx.table.header(
+            rx.table.row(
+                rx.table.column_header_cell(""),
+                rx.table.column_header_cell("Resource"),
+                rx.table.column_header_cell("Permission"),
+            )
+        ),
         rx.table.body(rx.foreach(OnboardingState.checklist, permission_row)),
-        size="1", width="100%", id="permission-checklist",
+        size="1",
+        width="100%",
+        id="permission-checklist",
     )
 
 
@@ -59,17 +69,28 @@ def sandbox_offer() -> rx.Component:
         OnboardingState.sandbox_demo_key != "",
         rx.callout(
             rx.vstack(
-                rx.text("This Billy runs against the local Stripe sandbox, not real Stripe. "
-                        "Use its demo restricted key to try everything:"),
+                rx.text(
+                    "This Billy runs against the local Stripe sandbox, not real Stripe. "
+                    "Use its demo restricted key to try everything:"
+                ),
                 rx.hstack(
                     rx.code(OnboardingState.sandbox_demo_key, id="demo-key"),
-                    rx.button("Use the demo key", size="1", variant="soft", type="button", id="use-demo-key",
-                              on_click=rx.set_value("stripe-key", OnboardingState.sandbox_demo_key)),
-                    align="center", wrap="wrap",
+                    rx.button(
+                        "Use the demo key",
+                        size="1",
+                        variant="soft",
+                        type="button",
+                        id="use-demo-key",
+                        on_click=rx.set_value("stripe-key", OnboardingState.sandbox_demo_key),
+                    ),
+                    align="center",
+                    wrap="wrap",
                 ),
                 spacing="2",
             ),
-            icon="flask-conical", color_scheme="blue", width="100%",
+            icon="flask-conical",
+            color_scheme="blue",
+            width="100%",
         ),
     )
 
@@ -77,50 +98,79 @@ def sandbox_offer() -> rx.Component:
 def connect_step() -> rx.Component:
     return rx.vstack(
         rx.heading("Connect your Stripe account", size="5"),
-        rx.text("Billy works with a restricted key: it can do only what you allow, and your team never sees it. "
-                "It is stored encrypted in Billy's secret store, never in the database or your browser.", size="2"),
+        rx.text(
+            "Billy works with a restricted key: it can do only what you allow, and your team never sees it. "
+            "It is stored encrypted in Billy's secret store, never in the database or your browser.",
+            size="2",
+        ),
         rx.text(HOW_TO_CREATE, size="2", color_scheme="gray"),
         permissions_table(),
         sandbox_offer(),
         native_form(
             rx.vstack(
                 rx.text("Restricted key", size="2", weight="medium"),
-                rx.input(name="key", id="stripe-key", type="password", placeholder="rk_live_… or rk_test_…",
-                         auto_complete="off", spell_check=False, required=True, width="100%"),
+                rx.input(
+                    name="key",
+                    id="stripe-key",
+                    type="password",
+                    placeholder="rk_live_… or rk_test_…",
+                    auto_complete="off",
+                    spell_check=False,
+                    required=True,
+                    width="100%",
+                ),
                 rx.button("Check and connect", type="submit", size="3", width="100%", id="connect-key"),
-                spacing="2", width="100%",
+                spacing="2",
+                width="100%",
             ),
-            action="/api/onboarding/stripe-key", method="post", auto_complete="off",
+            action="/api/onboarding/stripe-key",
+            method="post",
+            auto_complete="off",
         ),
-        spacing="3", width="100%",
+        spacing="3",
+        width="100%",
     )
 
 
 def invite_step() -> rx.Component:
     return rx.vstack(
         rx.heading("Invite your team", size="5"),
-        rx.text("Stripe is connected (", OnboardingState.connected_mode, " mode, key ending ",
-                rx.code(OnboardingState.connected_hint), ").", size="2"),
+        rx.text(
+            "Stripe is connected (",
+            OnboardingState.connected_mode,
+            " mode, key ending ",
+            rx.code(OnboardingState.connected_hint),
+            ").",
+            size="2",
+        ),
         permissions_table(),
-        rx.callout("Team invites are coming in the next update. You can invite members later from "
-                   "Settings → Team.", icon="users", color_scheme="gray", width="100%"),
+        rx.callout(
+            "Team invites are coming in the next update. You can invite members later from Settings → Team.",
+            icon="users",
+            color_scheme="gray",
+            width="100%",
+        ),
         rx.hstack(
             rx.button("Use another key", variant="soft", color_scheme="gray", on_click=OnboardingState.change_key),
             rx.spacer(),
-            rx.button("Skip for now, invite later", on_click=OnboardingState.finish, id="finish-onboarding",
-                      size="3"),
+            rx.button("Skip for now, invite later", on_click=OnboardingState.finish, id="finish-onboarding", size="3"),
             width="100%",
         ),
-        spacing="3", width="100%",
+        spacing="3",
+        width="100%",
     )
 
 
 @rx.page(route="/onboarding", title="Set up Billy", on_load=OnboardingState.load)
 def onboarding() -> rx.Component:
     return card_page(
-        rx.hstack(rx.heading("Welcome to Billy", size="6"), rx.spacer(),
-                  rx.badge(OnboardingState.plan_label, " trial until ", OnboardingState.trial_ends, id="trial-badge"),
-                  align="center", width="100%"),
+        rx.hstack(
+            rx.heading("Welcome to Billy", size="6"),
+            rx.spacer(),
+            rx.badge(OnboardingState.plan_label, " trial until ", OnboardingState.trial_ends, id="trial-badge"),
+            align="center",
+            width="100%",
+        ),
         stepper(),
         message_callout(OnboardingState.message, OnboardingState.message_kind),
         rx.cond(

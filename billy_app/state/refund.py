@@ -104,7 +104,11 @@ class RefundState(SessionState):
         yield
         try:
             result = await asyncio.to_thread(
-                billing.issue_refund, await self.actor(), self.charge_id, self._amount(), self.reason,
+                billing.issue_refund,
+                await self.actor(),
+                self.charge_id,
+                self._amount(),
+                self.reason,
                 self._idempotency_key,
             )
         except ValueError as exc:

@@ -24,7 +24,12 @@ class SyncProgressState(SessionState):
         actor = await self.actor()
         rows = await asyncio.to_thread(sync.progress, actor)
         self.resources = [
-            {"resource": r.resource.title(), "status": r.status, "count": str(r.synced_count), "error": r.last_error or ""}
+            {
+                "resource": r.resource.title(),
+                "status": r.status,
+                "count": str(r.synced_count),
+                "error": r.last_error or "",
+            }
             for r in rows
         ]
         self.running = sync.background_sync.running or any(r.status == "running" for r in rows)

@@ -1,0 +1,138 @@
+"""One real Billy (production build) and one Chromium for all browser tests.
+
+The app runs as `make run` runs it — `reflex run --env prod` on a fresh data folder —
+against the session's Stripe sandbox, seeded with the demo data."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from services.config import PROJECT_ROOT
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = PROJECT_ROOT / "artifacts" / "screenshots"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class RunningApp:
+    url: str
+    data_dir: Path
+    env: dict[str, str]
+    log: Path
+
+
+@pytest.fixture(scope="session")
+def app_server(sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:  # type: ignore[no-untyped-def]
+    from sandbox.seed import seed
+
+    import sandbox as sandbox_pkg
+
+    sandbox.reset()
+    seed(sandbox.url)
+    data_dir = tmp_path_factory.mktemp("browser-instance")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BILLY_")}
+    env.update(
+        BILLY_DATA_DIR=str(data_dir),
+        BILLY_STRIPE_API_BASE=sandbox.url,
+        BILLY_SANDBOX="true",
+        BILLY_SANDBOX_DEMO_KEY=sandbox_pkg.DEMO_RESTRICTED_KEY,
+        BILLY_PUBLIC_URL=f"http://localhost:{port}",
+        PATH=f"{PROJECT_ROOT / '.tools/bun/bin'}:{Path(sys.executable).parent}:{env.get('PATH', '')}",
+        REFLEX_TELEMETRY_ENABLED="false",
+        REFLEX_CHECK_LATEST_VERSION="false",
+        NPM_CONFIG_REGISTRY=env.get("NPM_CONFIG_REGISTRY", "https://registry.npmjs.org/"),
+    )
+    subprocess.run([sys.executable, "-m", "services.cli", "migrate"], env=env, cwd=PROJECT_ROOT, check=True)
+    log = data_dir / "app.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "reflex",
+                "run",
+                "--env",
+                "prod",
+                "--frontend-port",
+                str(port),
+                "--backend-port",
+                str(port),
+            ],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://localhost:{port}"
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"Billy exited while starting:\n{log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{url}/", timeout=2).status_code == 200 and httpx.get(f"{url}/healthz").text == "ok":
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Billy did not start in time:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield RunningApp(url, data_dir, env, log)
+    finally:
+        os.killpg(proc.pid, 15)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Chromium is missing: `make test` installs Debian's chromium")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+class Shots:
+    """Numbered screenshots of each step, kept under artifacts/ (git-ignored)."""
+
+    def __init__(self, page, name: str) -> None:  # type: ignore[no-untyped-def]
+        self.page, self.folder, self.n = page, ARTIFACTS / name, 0
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def __call__(self, step: str) -> None:
+        self.n += 1
+        self.page.screenshot(path=str(self.folder / f"{self.n:02d}-{step}.png"), full_page=True)

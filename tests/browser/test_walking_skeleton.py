@@ -1,0 +1,151 @@
+"""A new user's first session, as a person would do it, in Chromium against the real app.
+
+signup → wizard (a refused key, then a restricted key) → first sync → customer search →
+a customer's charges → a partial refund (double-clicked) → sign out → sign in.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from tests.browser.conftest import Shots
+
+pytestmark = pytest.mark.browser
+
+EMAIL = "founder@example.com"
+PASSWORD = "a-strong-founder-password"
+
+
+def test_new_user_from_signup_to_refund_and_back(app_server, browser, sandbox) -> None:  # type: ignore[no-untyped-def]
+    user_key = httpx.post(f"{sandbox.url}/_config/restricted_keys", json={"profile": "billy"}).json()["key"]
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    frames: list[str] = []
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(str(payload))))
+    shot = Shots(page, "walking-skeleton")
+
+    # 2. First visit: signup, with the plan and a 14-day trial, no card.
+    page.goto(app_server.url + "/")
+    page.wait_for_url("**/signup")
+    page.fill("#org_name", "Northwind Traders")
+    page.click("#plan-business")
+    page.fill("#email", EMAIL)
+    page.fill("#password", PASSWORD)
+    shot("signup")
+    page.click("#signup-submit")
+    page.wait_for_url("**/onboarding")
+    trial_end = (datetime.now(UTC) + timedelta(days=14)).strftime("%d %B %Y")
+    page.wait_for_selector(f"#trial-badge:has-text('{trial_end}')")
+    assert "Business" in page.inner_text("#trial-badge")
+
+    # 3. Step 2 refuses a full secret key with advice, then accepts a restricted key.
+    page.fill("#stripe-key", "sk_test_51NotARestrictedKeyAtAll0000")
+    page.click("#connect-key")
+    page.wait_for_selector("#form-message:has-text('full secret key')")
+    shot("wizard-refuses-secret-key")
+    page.click("#use-demo-key")
+    assert page.input_value("#stripe-key").startswith("rk_test_")
+    page.fill("#stripe-key", user_key)
+    page.click("#connect-key")
+    page.wait_for_selector("#form-message:has-text('Stripe connected')")
+    assert page.locator(".permission-row[data-state='ok']").count() == 6
+    shot("wizard-connected")
+
+    # 4. Step 3 can be left for later; finishing lands on the dashboard.
+    page.click("#finish-onboarding")
+    page.wait_for_url("**/dashboard")
+
+    # 5. The first sync shows progress, then the numbers.
+    page.wait_for_selector("#sync-card")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.sync-resource')].length === 3 && "
+        "[...document.querySelectorAll('.sync-resource')].every(e => e.textContent.includes('done'))",
+        timeout=60_000,
+    )
+    page.wait_for_function("() => Number(document.querySelector('#stat-customers').textContent) >= 50")
+    shot("dashboard-synced")
+
+    # 6. Customers: search by name (a database query), open one, see their charges.
+    page.click("text=Customers")
+    page.wait_for_url("**/customers")
+    page.fill("#customer-search", "jane")
+    page.click("#customer-search-submit")
+    page.wait_for_selector(".customer-link:has-text('Jane Smith')")
+    shot("customer-search")
+    page.click(".customer-link:has-text('Jane Smith')")
+    page.wait_for_url(re.compile(r".*/customers/cus_.*"))
+    row = page.locator(".charge-row", has_text="5678")
+    row.wait_for()
+    assert "$45.99" in row.inner_text()
+    shot("customer-charges")
+
+    # 7. Refund $10 of the $45.99 order; a double click on confirm still makes one refund.
+    row.locator(".refund-button").click()
+    page.wait_for_selector("#refund-summary:has-text('Refund $45.99 of $45.99')")
+    page.get_by_role("radio", name="Partial").click()
+    page.fill("#refund-amount", "10.00")
+    page.wait_for_selector("#refund-summary:has-text('Refund $10.00 of $45.99')")
+    assert "$35.99 left" in page.inner_text("#refund-summary")
+    shot("refund-dialog")
+    page.dblclick("#confirm-refund")
+    page.wait_for_selector("text=Refunded $10.00")
+    page.wait_for_selector(".charge-row:has-text('5678'):has-text('Partly refunded ($10.00)')")
+    shot("refunded")
+    charge_id = row.get_attribute("data-charge") or ""
+    refunds = sandbox_client(sandbox).v1.refunds.list(params={"charge": charge_id}).data
+    assert [r.amount for r in refunds] == [1000]
+
+    # The refund was audited: who, what, when, from where.
+    engine = sa.create_engine(f"sqlite:///{app_server.data_dir / 'db' / 'billy.db'}")
+    with engine.connect() as conn:
+        audit = conn.execute(
+            sa.text(
+                "SELECT actor_email, actor_role, source, client_address, outcome, amount, target_ids FROM audit_log "
+                "WHERE action = 'charges.refund'"
+            )
+        ).all()
+    engine.dispose()
+    assert [(a[0], a[1], a[2], a[4], a[5]) for a in audit] == [(EMAIL, "owner", "dashboard", "ok", 1000)]
+    assert audit[0][3] and charge_id in json.loads(audit[0][6])
+
+    # 8. No token where JavaScript can reach it.
+    assert "billy_session" not in page.evaluate("document.cookie")
+    assert page.evaluate("Object.keys(window.localStorage).filter(k => /token|session/i.test(k))") == []
+    cookie = next(c for c in context.cookies() if c["name"] == "billy_session")
+    assert cookie["httpOnly"] is True
+
+    # Sign out, sign in again.
+    page.click("#sign-out")
+    page.wait_for_url("**/login**")
+    page.wait_for_selector("#form-message:has-text('signed out')")
+    shot("signed-out")
+    page.goto(app_server.url + "/customers")
+    page.wait_for_url("**/login?next=/customers")
+    page.fill("#email", EMAIL)
+    page.fill("#password", "wrong-password-entirely")
+    page.click("#login-submit")
+    page.wait_for_selector("#form-message:has-text('do not match')")
+    page.fill("#password", PASSWORD)
+    page.click("#login-submit")
+    page.wait_for_url("**/customers")
+    page.wait_for_selector(f"#who-am-i:has-text('{EMAIL}')")
+    shot("signed-in-again")
+
+    # The pasted key never came back to the browser, and never reached the store or the logs.
+    assert all(user_key not in f for f in frames)
+    for path in (app_server.data_dir / "db").iterdir():
+        assert user_key.encode() not in path.read_bytes(), path
+    assert user_key not in app_server.log.read_text()
+    context.close()
+
+
+def sandbox_client(sandbox):  # type: ignore[no-untyped-def]
+    import stripe
+
+    return stripe.StripeClient("sk_test_browser", base_addresses={"api": sandbox.url})

@@ -1,0 +1,105 @@
+"""The HTTP form routes, called directly as an attacker or a script would."""
+
+from __future__ import annotations
+
+import pytest
+from starlette.testclient import TestClient
+
+from billy_app.api import flash
+from billy_app.api.routes import build_api
+from services import identity
+from tests.conftest import OWNER_EMAIL, OWNER_PASSWORD
+
+ORIGIN = {"origin": "http://localhost:3000"}
+
+
+@pytest.fixture
+def client(instance) -> TestClient:  # type: ignore[no-untyped-def]
+    return TestClient(build_api(), base_url="http://localhost:3000", follow_redirects=False)
+
+
+def test_signup_sets_an_httponly_session_cookie_and_opens_the_wizard(client: TestClient) -> None:
+    response = client.post(
+        "/api/auth/signup",
+        headers=ORIGIN,
+        data={"org_name": "Acme", "plan": "starter", "email": OWNER_EMAIL, "password": OWNER_PASSWORD},
+    )
+    assert response.status_code == 303 and response.headers["location"] == "/onboarding"
+    cookie = response.headers["set-cookie"]
+    assert cookie.startswith(f"{identity.SESSION_COOKIE}=")
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Path=/" in cookie
+    token = cookie.split(";")[0].split("=", 1)[1]
+    assert identity.resolve_session(token).role == "owner"
+
+
+def test_signup_errors_come_back_signed_with_the_fields_kept(client: TestClient) -> None:
+    response = client.post(
+        "/api/auth/signup",
+        headers=ORIGIN,
+        data={"org_name": "Acme", "plan": "pro", "email": OWNER_EMAIL, "password": "short"},
+    )
+    assert response.status_code == 303 and response.headers["location"].startswith("/signup?flash=")
+    token = response.headers["location"].split("flash=", 1)[1]
+    data = flash.unpack(token)
+    assert "at least 10" in data["message"] and data["email"] == OWNER_EMAIL
+    assert "password" not in data and "short" not in str(data)
+    assert flash.unpack(token[:-3] + "AAA") == {}  # a doctored message is not shown
+
+
+@pytest.mark.parametrize(
+    "headers", [{}, {"origin": "https://evil.example"}, {"origin": "null"}, {"referer": "https://evil.example/page"}]
+)
+@pytest.mark.parametrize(
+    "path", ["/api/auth/signup", "/api/auth/login", "/api/auth/logout", "/api/onboarding/stripe-key"]
+)
+def test_cross_site_form_posts_are_refused(client: TestClient, path: str, headers: dict[str, str]) -> None:
+    response = client.post(
+        path,
+        headers=headers,
+        data={
+            "org_name": "Evil",
+            "plan": "pro",
+            "email": "e@evil.example",
+            "password": "evil-password-123",
+            "key": "rk_test_x",
+        },
+    )
+    assert response.status_code == 403
+    from services.organization import get_organization
+
+    assert get_organization() is None  # nothing was created
+
+
+def test_login_sets_cookie_and_follows_only_local_next_paths(client: TestClient, owner) -> None:  # type: ignore[no-untyped-def]
+    ok = client.post(
+        "/api/auth/login", headers=ORIGIN, data={"email": OWNER_EMAIL, "password": OWNER_PASSWORD, "next": "/customers"}
+    )
+    assert ok.status_code == 303 and ok.headers["location"] == "/customers"
+    assert "HttpOnly" in ok.headers["set-cookie"]
+    for evil in ("https://evil.example/", "//evil.example/x", "javascript:alert(1)"):
+        r = client.post(
+            "/api/auth/login", headers=ORIGIN, data={"email": OWNER_EMAIL, "password": OWNER_PASSWORD, "next": evil}
+        )
+        assert r.headers["location"] == "/"
+    bad = client.post("/api/auth/login", headers=ORIGIN, data={"email": OWNER_EMAIL, "password": "wrong-password"})
+    assert bad.headers["location"].startswith("/login?flash=") and "set-cookie" not in bad.headers
+
+
+def test_logout_revokes_the_session(client: TestClient, owner) -> None:  # type: ignore[no-untyped-def]
+    token = identity.login(OWNER_EMAIL, OWNER_PASSWORD)
+    client.cookies.set(identity.SESSION_COOKIE, token)
+    response = client.post("/api/auth/logout", headers=ORIGIN)
+    assert response.status_code == 303 and 'billy_session=""' in response.headers["set-cookie"]
+    with pytest.raises(identity.NotAuthenticated):
+        identity.resolve_session(token)
+
+
+def test_stripe_key_route_requires_a_signed_in_owner(client: TestClient, owner) -> None:  # type: ignore[no-untyped-def]
+    response = client.post("/api/onboarding/stripe-key", headers=ORIGIN, data={"key": "rk_test_abcdefghijklmnop"})
+    assert response.status_code == 303 and response.headers["location"].startswith("/login")
+
+
+def test_health_endpoints(client: TestClient) -> None:
+    assert client.get("/healthz").text == "ok"
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok", "secret_store": "ok"}
