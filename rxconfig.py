@@ -6,7 +6,8 @@ from reflex.plugins.sitemap import SitemapPlugin
 
 from services.config import get_settings
 
-_redis = get_settings().redis_url or None
+_settings = get_settings()
+_redis = _settings.redis_url or None
 
 # Every handler is a public endpoint, so no generated setters a client could call:
 # state_auto_setters is off by default in this Reflex version and must stay so.
@@ -17,6 +18,8 @@ config = rx.Config(
     redis_url=_redis,
     state_manager_mode="redis" if _redis else "memory",
     show_built_with_reflex=False,
+    # The websocket is authenticated by cookie, so only Billy's own pages may open it.
+    cors_allowed_origins=_settings.allowed_origins,
     disable_plugins=[SitemapPlugin],
     plugins=[rx.plugins.RadixThemesPlugin(theme=rx.theme(accent_color="indigo", radius="medium"))],
 )

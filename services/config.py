@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -111,6 +112,17 @@ class Settings:
     @property
     def resolved_master_key_file(self) -> Path:
         return Path(self.master_key_file) if self.master_key_file else self.data_dir / "keys" / "master.key"
+
+    @property
+    def allowed_origins(self) -> list[str]:
+        """Origins that may open the websocket and post forms: the public URL, plus its
+        loopback aliases when it is a local address (localhost and 127.0.0.1 are one place)."""
+        parts = urlsplit(self.public_url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        if parts.hostname not in ("localhost", "127.0.0.1"):
+            return [origin]
+        port = f":{parts.port}" if parts.port else ""
+        return [f"{parts.scheme}://{host}{port}" for host in ("localhost", "127.0.0.1")]
 
     @property
     def cookie_secure(self) -> bool:

@@ -95,3 +95,11 @@ def test_log_records_are_scrubbed_of_stripe_keys(caplog: pytest.LogCaptureFixtur
     assert key not in caplog.text and "sk_test_123456789abc" not in caplog.text
     assert "rk_live_…[redacted]" in caplog.text
     assert scrub("whsec_abcdef123") == "whsec_ab…[redacted]"
+
+
+def test_allowed_origins_cover_loopback_aliases_only_for_local_instances() -> None:
+    local = settings_from_env({"BILLY_PUBLIC_URL": "http://localhost:3000"})
+    assert local.allowed_origins == ["http://localhost:3000", "http://127.0.0.1:3000"]
+    assert not local.cookie_secure
+    hosted = settings_from_env({"BILLY_PUBLIC_URL": "https://acme.agentbilly.ai"})
+    assert hosted.allowed_origins == ["https://acme.agentbilly.ai"] and hosted.cookie_secure

@@ -36,13 +36,12 @@ def same_origin(request: Request) -> bool:
     """CSRF defence for cookie-authenticated form posts (OWASP "verify origin with standard headers").
 
     The browser sets Origin (or at least Referer) on every cross-site POST and a page on
-    another site cannot forge it. Accepted: the configured public URL's origin, or the
-    origin the request was addressed to (the same server under another local name)."""
+    another site cannot forge it. Accepted: the public URL's origin (and its loopback
+    aliases for a local instance)."""
     sent = request.headers.get("origin") or _origin_of(request.headers.get("referer", ""))
     if not sent or sent == "null":
         return False
-    allowed = {_origin_of(get_settings().public_url), f"{request.url.scheme}://{request.headers.get('host', '')}"}
-    return sent in allowed
+    return sent in get_settings().allowed_origins
 
 
 def redirect(path: str, **params: str) -> RedirectResponse:
