@@ -161,6 +161,9 @@ class StripeCharge(SQLModel, table=True):
     failure_code: str | None = Field(default=None, max_length=64)
     failure_message: str | None = Field(default=None, max_length=1000)
     outcome_type: str | None = Field(default=None, max_length=40)
+    # Why a payment failed, in Stripe's words: the issuer's decline code (insufficient_funds,
+    # expired_card, …) or Radar's reason, falling back to failure_code for older shapes.
+    decline_reason: str | None = Field(default=None, max_length=64)
     description: str | None = Field(default=None, max_length=1000)
     order_number: str | None = Field(default=None, max_length=64, index=True)
     card_brand: str | None = Field(default=None, max_length=32)

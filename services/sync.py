@@ -75,6 +75,13 @@ def _card(obj: dict[str, Any]) -> dict[str, Any]:
     return source if source.get("object") == "card" or "last4" in source else {}
 
 
+def decline_reason_of(obj: dict[str, Any]) -> str | None:
+    if obj.get("status") != "failed":
+        return None
+    outcome = obj.get("outcome") or {}
+    return outcome.get("reason") or obj.get("failure_code")
+
+
 def charge_row(obj: dict[str, Any]) -> dict[str, Any]:
     card = _card(obj)
     return {
@@ -89,6 +96,7 @@ def charge_row(obj: dict[str, Any]) -> dict[str, Any]:
         "failure_code": obj.get("failure_code"),
         "failure_message": obj.get("failure_message"),
         "outcome_type": (obj.get("outcome") or {}).get("type"),
+        "decline_reason": decline_reason_of(obj),
         "description": obj.get("description"),
         "order_number": order_number_of(obj),
         "card_brand": card.get("brand"),

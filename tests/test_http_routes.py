@@ -103,3 +103,12 @@ def test_health_endpoints(client: TestClient) -> None:
     assert client.get("/healthz").text == "ok"
     ready = client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok", "secret_store": "ok"}
+
+
+def test_a_failed_login_keeps_where_the_member_was_going(client: TestClient, owner) -> None:  # type: ignore[no-untyped-def]
+    bad = client.post(
+        "/api/auth/login",
+        headers=ORIGIN,
+        data={"email": OWNER_EMAIL, "password": "wrong-password", "next": "/customers"},
+    )
+    assert bad.status_code == 303 and "next=%2Fcustomers" in bad.headers["location"]

