@@ -24,5 +24,5 @@ fi
 # here); the npm package of the same name ships the real binary.
 if [ ! -x .tools/bun/bin/bun ] || [ "$(.tools/bun/bin/bun --version 2>/dev/null)" != "$BUN_VERSION" ]; then
   echo "› installing bun $BUN_VERSION from the npm registry"
-  npm install --global --silent --prefix .tools/bun "bun@$BUN_VERSION" --registry "${NPM_CONFIG_REGISTRY:-https://registry.npmjs.org/}"
+  npm install --global --silent --prefix .tools/bun "bun@$BUN_VERSION"
 fi

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from billy_app.components.fields import labelled_input
 from billy_app.components.layout import card_page, message_callout
 from billy_app.components.native_form import hidden, native_form
 from billy_app.state.entry import EntryState
@@ -20,10 +21,6 @@ PLAN_NOTES = {
 @rx.page(route="/", title="Agent Billy", on_load=EntryState.route_visitor)
 def index() -> rx.Component:
     return rx.center(rx.spinner(size="3"), min_height="100vh")
-
-
-def field(label: str, control: rx.Component) -> rx.Component:
-    return rx.vstack(rx.text(label, size="2", weight="medium"), control, spacing="1", width="100%")
 
 
 def plan_choice() -> rx.Component:
@@ -61,43 +58,17 @@ def signup() -> rx.Component:
         message_callout(EntryState.message, EntryState.message_kind),
         native_form(
             rx.vstack(
-                field(
-                    "Organisation name",
-                    rx.input(
-                        name="org_name",
-                        default_value=EntryState.org_name,
-                        key=EntryState.org_name,
-                        required=True,
-                        max_length=120,
-                        id="org_name",
-                        width="100%",
-                    ),
+                labelled_input("Organisation name", "org_name", value=EntryState.org_name, max_length=120),
+                rx.vstack(rx.text("Plan", size="2", weight="medium"), plan_choice(), spacing="1"),
+                labelled_input(
+                    "Work email", "email", input_type="email", value=EntryState.email, auto_complete="email"
                 ),
-                field("Plan", plan_choice()),
-                field(
-                    "Work email",
-                    rx.input(
-                        name="email",
-                        type="email",
-                        default_value=EntryState.email,
-                        key=EntryState.email,
-                        required=True,
-                        auto_complete="email",
-                        id="email",
-                        width="100%",
-                    ),
-                ),
-                field(
+                labelled_input(
                     f"Password (at least {MIN_PASSWORD_LENGTH} characters)",
-                    rx.input(
-                        name="password",
-                        type="password",
-                        required=True,
-                        min_length=MIN_PASSWORD_LENGTH,
-                        auto_complete="new-password",
-                        id="password",
-                        width="100%",
-                    ),
+                    "password",
+                    input_type="password",
+                    min_length=MIN_PASSWORD_LENGTH,
+                    auto_complete="new-password",
                 ),
                 rx.button("Create account and start trial", type="submit", size="3", width="100%", id="signup-submit"),
                 spacing="3",
@@ -105,6 +76,7 @@ def signup() -> rx.Component:
             ),
             action="/api/auth/signup",
             method="post",
+            width="100%",
         ),
     )
 
@@ -117,35 +89,14 @@ def login() -> rx.Component:
         native_form(
             rx.vstack(
                 hidden("next", EntryState.next_path),
-                field(
-                    "Email",
-                    rx.input(
-                        name="email",
-                        type="email",
-                        default_value=EntryState.email,
-                        key=EntryState.email,
-                        required=True,
-                        auto_complete="username",
-                        id="email",
-                        width="100%",
-                    ),
-                ),
-                field(
-                    "Password",
-                    rx.input(
-                        name="password",
-                        type="password",
-                        required=True,
-                        auto_complete="current-password",
-                        id="password",
-                        width="100%",
-                    ),
-                ),
+                labelled_input("Email", "email", input_type="email", value=EntryState.email, auto_complete="username"),
+                labelled_input("Password", "password", input_type="password", auto_complete="current-password"),
                 rx.button("Sign in", type="submit", size="3", width="100%", id="login-submit"),
                 spacing="3",
                 width="100%",
             ),
             action="/api/auth/login",
             method="post",
+            width="100%",
         ),
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from billy_app.components.fields import labelled_input
 from billy_app.components.layout import card_page, message_callout
 from billy_app.components.native_form import native_form
 from billy_app.state.onboarding import OnboardingState
@@ -108,16 +109,14 @@ def connect_step() -> rx.Component:
         sandbox_offer(),
         native_form(
             rx.vstack(
-                rx.text("Restricted key", size="2", weight="medium"),
-                rx.input(
-                    name="key",
+                labelled_input(
+                    "Restricted key",
+                    "key",
+                    input_type="password",
                     id="stripe-key",
-                    type="password",
                     placeholder="rk_live_… or rk_test_…",
                     auto_complete="off",
                     spell_check=False,
-                    required=True,
-                    width="100%",
                 ),
                 rx.button("Check and connect", type="submit", size="3", width="100%", id="connect-key"),
                 spacing="2",
@@ -126,6 +125,7 @@ def connect_step() -> rx.Component:
             action="/api/onboarding/stripe-key",
             method="post",
             auto_complete="off",
+            width="100%",
         ),
         spacing="3",
         width="100%",

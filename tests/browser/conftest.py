@@ -39,6 +39,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _npm_registry() -> str:
+    """The registry npm is configured with (Reflex probes mirrors over the network without it)."""
+    return subprocess.run(
+        ["npm", "config", "get", "registry"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
 @dataclass
 class RunningApp:
     url: str
@@ -47,11 +54,12 @@ class RunningApp:
     log: Path
 
 
-@pytest.fixture(scope="session")
+# Package scope: the app and Playwright's event loop end with the browser tests, so later
+# tests may run their own asyncio loops in this thread.
+@pytest.fixture(scope="package")
 def app_server(sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:  # type: ignore[no-untyped-def]
-    from sandbox.seed import seed
-
     import sandbox as sandbox_pkg
+    from sandbox.seed import seed
 
     sandbox.reset()
     seed(sandbox.url)
@@ -67,7 +75,7 @@ def app_server(sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ru
         PATH=f"{PROJECT_ROOT / '.tools/bun/bin'}:{Path(sys.executable).parent}:{env.get('PATH', '')}",
         REFLEX_TELEMETRY_ENABLED="false",
         REFLEX_CHECK_LATEST_VERSION="false",
-        NPM_CONFIG_REGISTRY=env.get("NPM_CONFIG_REGISTRY", "https://registry.npmjs.org/"),
+        NPM_CONFIG_REGISTRY=env.get("NPM_CONFIG_REGISTRY") or _npm_registry(),
     )
     subprocess.run([sys.executable, "-m", "services.cli", "migrate"], env=env, cwd=PROJECT_ROOT, check=True)
     log = data_dir / "app.log"
@@ -114,7 +122,7 @@ def app_server(sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ru
             os.killpg(proc.pid, 9)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 

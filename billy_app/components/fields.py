@@ -1,0 +1,21 @@
+"""Labelled inputs for the natively posted forms (signup, sign-in, the Stripe key)."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+
+def labelled_input(
+    label: str, name: str, *, input_type: str = "text", value: rx.Var[str] | None = None, **props: object
+) -> rx.Component:
+    """An input whose value goes to the form post. `value` pre-fills it after a refused post
+    (re-keyed so the browser shows the new default)."""
+    if value is not None:
+        props.update(default_value=value, key=value)
+    props.setdefault("id", name)
+    return rx.vstack(
+        rx.text(label, size="2", weight="medium"),
+        rx.input(name=name, type=input_type, required=True, width="100%", **props),
+        spacing="1",
+        width="100%",
+    )
