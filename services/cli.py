@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 
@@ -18,6 +19,7 @@ def migrate(database_url: str | None = None) -> None:
     cfg = Config(str(PROJECT_ROOT / "alembic.ini"))
     cfg.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
     cfg.attributes["configure_logging"] = False
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration is noise at start-up
     if database_url:
         cfg.attributes["database_url"] = database_url
     command.upgrade(cfg, "head")

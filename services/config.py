@@ -90,6 +90,28 @@ class Settings:
         default=True,
         metadata={"env": "BILLY_SYNC_ON_START", "doc": "Catch the store up with Stripe when the app starts."},
     )
+    smtp_host: str = field(
+        default="127.0.0.1",
+        metadata={"env": "BILLY_SMTP_HOST", "doc": "SMTP server for invites and password resets."},
+    )
+    smtp_port: int = field(
+        default=1025,
+        metadata={"env": "BILLY_SMTP_PORT", "doc": "SMTP port (1025: the local mail catcher `make run` starts)."},
+    )
+    smtp_user: str = field(
+        default="", metadata={"env": "BILLY_SMTP_USER", "doc": "SMTP user name, if the server needs one."}
+    )
+    smtp_password: str = field(
+        default="", metadata={"env": "BILLY_SMTP_PASSWORD", "doc": "SMTP password, if the server needs one."}
+    )
+    smtp_tls: str = field(
+        default="none",
+        metadata={"env": "BILLY_SMTP_TLS", "doc": "`none`, `starttls` or `ssl` (implicit TLS, usually port 465)."},
+    )
+    mail_from: str = field(
+        default="Agent Billy <billy@localhost>",
+        metadata={"env": "BILLY_MAIL_FROM", "doc": "Sender of Billy's emails."},
+    )
     redis_url: str = field(
         default="",
         metadata={

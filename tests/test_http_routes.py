@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from starlette.testclient import TestClient
 
@@ -112,3 +113,14 @@ def test_a_failed_login_keeps_where_the_member_was_going(client: TestClient, own
         data={"email": OWNER_EMAIL, "password": "wrong-password", "next": "/customers"},
     )
     assert bad.status_code == 303 and "next=%2Fcustomers" in bad.headers["location"]
+
+
+def test_readiness_includes_stripe_once_connected(client: TestClient, owner, stripe_peer) -> None:  # type: ignore[no-untyped-def]
+    from services import stripe_keys
+
+    key = stripe_peer.restricted_key(profile="billy")
+    stripe_keys.connect_stripe_key(owner, key)
+    assert client.get("/readyz").json()["checks"]["stripe"] == "ok"
+    httpx.delete(f"{stripe_peer.url}/_config/restricted_keys/{key}")  # the key is revoked in Stripe
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and ready.json()["checks"]["stripe"].startswith("failed")

@@ -32,6 +32,7 @@ from services import identity, organization, stripe_keys, sync
 from services.db import get_engine
 from services.errors import BillyError, NotAuthenticated
 from services.secrets import get_secret_store
+from services.stripe_gateway import StripeGateway
 
 log = logging.getLogger(__name__)
 
@@ -153,10 +154,17 @@ def _readiness() -> dict[str, str]:
         checks["secret_store"] = "ok"
     except Exception as exc:  # noqa: BLE001
         checks["secret_store"] = f"failed: {type(exc).__name__}"
+    if checks["database"] == "ok" and stripe_keys.connection() is not None:
+        try:
+            StripeGateway().list_page("customers", limit=1)
+            checks["stripe"] = "ok"
+        except BillyError as exc:
+            checks["stripe"] = f"failed: {exc.code}"
     return checks
 
 
 async def readyz(_: Request) -> Response:
+    """Database, secret store and (once connected) Stripe reachable: for the container platform."""
     checks = await asyncio.to_thread(_readiness)
     ok = all(v == "ok" for v in checks.values())
     return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
