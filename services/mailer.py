@@ -1,0 +1,188 @@
+"""The one way Billy sends email (invites, password resets): SMTP from the instance settings.
+
+Sending is blocking (`smtplib`); call `send` from a worker thread in async code
+(`await asyncio.to_thread(get_mailer().send, mail)`). Bodies are never logged:
+they carry single-use links.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import smtplib
+import ssl
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid, parseaddr
+from functools import lru_cache
+
+from tenacity import Retrying, before_sleep_log, retry_if_exception, stop_after_attempt, wait_exponential
+
+from services.config import Settings, get_settings
+from services.errors import BillyError
+
+log = logging.getLogger("billy.mail")
+
+TLS_MODES = ("none", "starttls", "ssl")
+
+
+@dataclass(frozen=True)
+class OutgoingMail:
+    """One email for one person: what the templates make and the mailer sends."""
+
+    to: str
+    subject: str
+    text: str
+    html: str | None = None
+
+
+class MailDeliveryFailed(BillyError):
+    """The email did not leave. `retryable` says whether trying again later may help."""
+
+    code = "mail_delivery_failed"
+
+    def __init__(self, to: str, reason: str, *, retryable: bool) -> None:
+        if retryable:
+            message = (
+                f"Billy could not send the email to {to} right now: {reason}. Nothing was lost: try again in a minute."
+            )
+        else:
+            message = (
+                f"Billy could not send the email to {to}: {reason}. Nothing was lost: check the address, "
+                "or ask whoever runs this Billy to check its mail settings (BILLY_SMTP_*)."
+            )
+        super().__init__(message)
+        self.to = to
+        self.retryable = retryable
+
+
+class _NotOffered(Exception):
+    """The server lacks something the settings ask for (STARTTLS, login): a setting to fix, not a blip."""
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """Worth another try: the server was unreachable or answered 4xx ("try again later")."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return all(400 <= code < 500 for code, _ in exc.recipients.values())
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return 400 <= exc.smtp_code < 500
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return True
+    if isinstance(exc, smtplib.SMTPException | ssl.SSLError | ssl.CertificateError):
+        return False  # e.g. a TLS mismatch or a missing server feature: waiting does not fix it
+    return isinstance(exc, OSError)  # refused, reset, timed out, DNS hiccup
+
+
+def _reply(code: int, text: bytes | str) -> str:
+    text = text.decode(errors="replace") if isinstance(text, bytes) else text
+    return f"{code} {' '.join(text.split())}".strip()
+
+
+class SmtpMailer:
+    """Sends `OutgoingMail` through the SMTP server in the settings, retrying transient failures."""
+
+    def __init__(
+        self, settings: Settings, *, attempts: int = 3, retry_wait: float = 1.0, timeout: float = 10.0
+    ) -> None:
+        if settings.smtp_tls not in TLS_MODES:
+            raise BillyError(
+                f"BILLY_SMTP_TLS is {settings.smtp_tls!r}: use none, starttls or ssl.", code="mail_settings"
+            )
+        self.settings = settings
+        self.timeout = timeout
+        self._retrying = Retrying(
+            stop=stop_after_attempt(attempts),
+            wait=wait_exponential(multiplier=retry_wait, max=retry_wait * 4),
+            retry=retry_if_exception(_is_transient),
+            before_sleep=before_sleep_log(log, logging.WARNING),
+            reraise=True,
+        )
+
+    def build_message(self, mail: OutgoingMail) -> EmailMessage:
+        """The MIME message: text part, plus an HTML alternative when there is one."""
+        message = EmailMessage()
+        message["From"] = self.settings.mail_from
+        message["To"] = mail.to
+        message["Subject"] = mail.subject
+        message["Date"] = format_datetime(datetime.now(UTC))
+        # An explicit domain: make_msgid would otherwise ask DNS for this machine's name.
+        domain = parseaddr(self.settings.mail_from)[1].rpartition("@")[2] or "billy.localhost"
+        message["Message-ID"] = make_msgid(domain=domain)
+        message.set_content(mail.text)
+        if mail.html is not None:
+            message.add_alternative(mail.html, subtype="html")
+        return message
+
+    def send(self, mail: OutgoingMail) -> None:
+        """Deliver `mail` or raise `MailDeliveryFailed` (after a few tries when the failure is transient)."""
+        message = self.build_message(mail)
+        try:
+            self._retrying(self._deliver, message)
+        except (OSError, _NotOffered) as exc:  # smtplib's and ssl's errors are OSErrors
+            raise self._failure(mail.to, exc) from None  # the chain could carry server chatter; the log has it
+        log.info("sent email to %s: %s", mail.to, mail.subject)
+
+    def _deliver(self, message: EmailMessage) -> None:
+        s = self.settings
+        smtp: smtplib.SMTP
+        if s.smtp_tls == "ssl":
+            smtp = smtplib.SMTP_SSL(
+                s.smtp_host, s.smtp_port, timeout=self.timeout, context=ssl.create_default_context()
+            )
+        else:
+            smtp = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=self.timeout)
+        try:
+            if s.smtp_tls == "starttls":
+                try:
+                    smtp.starttls(context=ssl.create_default_context())
+                except smtplib.SMTPNotSupportedError:
+                    raise _NotOffered("the mail server does not offer STARTTLS (is BILLY_SMTP_TLS right?)") from None
+            if s.smtp_user:
+                try:
+                    smtp.login(s.smtp_user, s.smtp_password)
+                except smtplib.SMTPNotSupportedError:
+                    raise _NotOffered(
+                        "the mail server does not offer login on this connection (is BILLY_SMTP_TLS right?)"
+                    ) from None
+            smtp.send_message(message)
+            with contextlib.suppress(smtplib.SMTPException, OSError):
+                smtp.quit()  # the mail is accepted: a clumsy goodbye must not send it twice
+        finally:
+            smtp.close()
+
+    def _failure(self, to: str, exc: OSError | _NotOffered) -> MailDeliveryFailed:
+        """Turn what smtplib raised into words a person can act on, with no secret in them."""
+        where = f"{self.settings.smtp_host}:{self.settings.smtp_port}"
+        if isinstance(exc, _NotOffered):
+            reason = str(exc)
+        elif isinstance(exc, smtplib.SMTPAuthenticationError):
+            reason = "the mail server did not accept Billy's SMTP user name and password"
+        elif isinstance(exc, smtplib.SMTPRecipientsRefused):
+            reason = "the mail server refused the address: " + "; ".join(
+                _reply(code, text) for code, text in exc.recipients.values()
+            )
+        elif isinstance(exc, smtplib.SMTPResponseException):
+            reason = f"the mail server answered {_reply(exc.smtp_code, exc.smtp_error)}"
+        elif isinstance(exc, ssl.SSLError | ssl.CertificateError):
+            reason = (
+                f"the secure connection to the mail server at {where} failed (check BILLY_SMTP_TLS and BILLY_SMTP_PORT)"
+            )
+        elif isinstance(exc, ConnectionRefusedError):
+            reason = f"no mail server answers at {where}"
+        elif isinstance(exc, TimeoutError):
+            reason = f"the mail server at {where} did not answer in time"
+        elif isinstance(exc, smtplib.SMTPServerDisconnected):
+            reason = f"the mail server at {where} closed the connection"
+        else:
+            reason = f"sending through the mail server at {where} failed ({exc.strerror or exc or type(exc).__name__})"
+        if self.settings.smtp_password:
+            reason = reason.replace(self.settings.smtp_password, "[hidden]")
+        log.warning("email to %s not sent: %s (%s)", to, reason, type(exc).__name__)
+        return MailDeliveryFailed(to, reason, retryable=_is_transient(exc))
+
+
+@lru_cache(maxsize=1)
+def get_mailer() -> SmtpMailer:
+    """The instance's mailer. Tests that change `BILLY_SMTP_*` call `get_mailer.cache_clear()`."""
+    return SmtpMailer(get_settings())
