@@ -7,6 +7,8 @@ cd "$ROOT"
 
 PORT=${PORT:-3000}
 SANDBOX_PORT=${SANDBOX_PORT:-8420}
+MAIL_PORT=${MAIL_PORT:-1025}
+MAIL_WEB_PORT=${MAIL_WEB_PORT:-8025}
 mkdir -p data/logs
 
 export BILLY_PUBLIC_URL=${BILLY_PUBLIC_URL:-http://localhost:$PORT}
@@ -20,24 +22,42 @@ fi
 echo "› migrating the store"
 billy migrate
 
-sandbox_pid=""
-cleanup() { [ -n "$sandbox_pid" ] && kill "$sandbox_pid" 2>/dev/null && wait "$sandbox_pid" 2>/dev/null; true; }
+children=()
+cleanup() { for pid in "${children[@]}"; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done; true; }
 trap cleanup EXIT INT TERM
+
+# start_and_wait NAME LOG READY-TEXT COMMAND...: run a helper in the background until it says it is ready.
+start_and_wait() {
+  local name=$1 log=$2 ready=$3; shift 3
+  "$@" >"$log" 2>&1 &
+  local pid=$!
+  children+=("$pid")
+  for _ in $(seq 1 100); do
+    grep -q "$ready" "$log" 2>/dev/null && return 0
+    kill -0 "$pid" 2>/dev/null || { echo "The $name did not start:"; tail -20 "$log"; exit 1; }
+    sleep 0.1
+  done
+  echo "The $name did not get ready in 10 s:"; tail -20 "$log"; exit 1
+}
+
+if [ -z "${BILLY_SMTP_HOST+x}" ]; then
+  # No mail server given: catch invites and reset links locally, readable in a browser.
+  export BILLY_SMTP_HOST=127.0.0.1 BILLY_SMTP_PORT=$MAIL_PORT BILLY_SMTP_TLS=none
+  echo "› starting the mail catcher (sent mail at http://localhost:$MAIL_WEB_PORT)"
+  start_and_wait "mail catcher" data/logs/mail.log "mail catcher ready" \
+    python -m devtools.mailcatcher --smtp-port "$MAIL_PORT" --http-port "$MAIL_WEB_PORT" --data-dir data/mail
+fi
 
 if [ "${BILLY_SANDBOX:-false}" = "true" ]; then
   echo "› starting the Stripe sandbox on port $SANDBOX_PORT (state in data/sandbox)"
-  python -m sandbox --host 127.0.0.1 --port "$SANDBOX_PORT" --data-dir data/sandbox >data/logs/sandbox.log 2>&1 &
-  sandbox_pid=$!
-  for _ in $(seq 1 100); do
-    grep -q "sandbox ready" data/logs/sandbox.log 2>/dev/null && break
-    kill -0 "$sandbox_pid" 2>/dev/null || { echo "The sandbox did not start:"; tail -20 data/logs/sandbox.log; exit 1; }
-    sleep 0.1
-  done
+  start_and_wait "Stripe sandbox" data/logs/sandbox.log "sandbox ready" \
+    python -m sandbox --host 127.0.0.1 --port "$SANDBOX_PORT" --data-dir data/sandbox
   python -m sandbox.seed --api "$BILLY_STRIPE_API_BASE"
 fi
 
 echo "› starting Agent Billy (production build)"
 echo
 echo "    Agent Billy: $BILLY_PUBLIC_URL"
+[ "${BILLY_SMTP_PORT:-}" = "$MAIL_PORT" ] && echo "    Sent mail:   http://localhost:$MAIL_WEB_PORT"
 echo
 reflex run --env prod --frontend-port "$PORT" --backend-port "$PORT" --loglevel warning

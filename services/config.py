@@ -82,9 +82,27 @@ class Settings:
             "doc": "Address users open; its origin is the only one allowed to POST forms.",
         },
     )
+    access_token_minutes: int = field(
+        default=60,
+        metadata={
+            "env": "BILLY_ACCESS_TOKEN_MINUTES",
+            "doc": "Lifetime of an access token (minutes); pages refresh it before it ends.",
+        },
+    )
     session_days: int = field(
-        default=7,
-        metadata={"env": "BILLY_SESSION_DAYS", "doc": "How long a sign-in lasts without activity (days)."},
+        default=14,
+        metadata={
+            "env": "BILLY_SESSION_DAYS",
+            "doc": "How long a sign-in (its refresh token family) lasts before signing in again (days).",
+        },
+    )
+    login_limit_per_account: str = field(
+        default="5/15 minutes",
+        metadata={"env": "BILLY_LOGIN_LIMIT_PER_ACCOUNT", "doc": "Failed sign-ins allowed per email address."},
+    )
+    login_limit_per_address: str = field(
+        default="30/15 minutes",
+        metadata={"env": "BILLY_LOGIN_LIMIT_PER_ADDRESS", "doc": "Failed sign-ins allowed per client address."},
     )
     sync_on_start: bool = field(
         default=True,

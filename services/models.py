@@ -61,23 +61,53 @@ class Member(SQLModel, table=True):
     password_hash: str = Field(max_length=255)
     role: str = Field(max_length=40)
     active: bool = Field(default=True)
+    # Bumped when every token minted before must die: removal, password reset, ownership moves.
+    token_version: int = Field(default=0)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     last_active_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
 
 
-class AuthSession(SQLModel, table=True):
-    """A signed-in browser. Only the token's hash is stored; the token lives in an httpOnly cookie."""
+class SessionFamily(SQLModel, table=True):
+    """One sign-in: every refresh token rotated from it belongs to this family, and revoking
+    the family (sign-out, reuse of a spent refresh token, removal) ends them all at once."""
 
-    __tablename__ = "auth_session"
-    id: int | None = Field(default=None, primary_key=True)
+    __tablename__ = "session_family"
+    id: str = Field(primary_key=True, max_length=36)
     member_id: int = Field(foreign_key="member.id", index=True)
-    token_hash: str = Field(max_length=64, unique=True, index=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     last_seen_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    revoked_reason: str | None = Field(default=None, max_length=40)
     client_address: str = Field(default="", max_length=64)
     user_agent: str = Field(default="", max_length=400)
+
+
+class RefreshToken(SQLModel, table=True):
+    """An opaque refresh token, stored only as its SHA-256; usable once (rotated on use)."""
+
+    __tablename__ = "refresh_token"
+    id: int | None = Field(default=None, primary_key=True)
+    family_id: str = Field(foreign_key="session_family.id", index=True, max_length=36)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    used_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+
+
+class MagicLink(SQLModel, table=True):
+    """A single-use emailed link (team invite, password reset), bound to one email and role."""
+
+    __tablename__ = "magic_link"
+    id: int | None = Field(default=None, primary_key=True)
+    purpose: str = Field(max_length=10, index=True)  # "invite" | "reset"
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    email: str = Field(max_length=254, index=True)
+    role: str = Field(default="", max_length=40)
+    created_by: int | None = Field(default=None, foreign_key="member.id")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    used_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
 
 
 class AuditEntry(SQLModel, table=True):

@@ -70,7 +70,7 @@ def signup(
     if plan not in PLANS:
         raise ValidationFailed("Choose a plan: Starter, Pro or Business.")
     address = normalize_email(email)
-    check_password_policy(password)
+    check_password_policy(password, related=[address, name])
     now = now or utcnow()
     try:
         with session_scope() as session:

@@ -78,6 +78,10 @@ ACTIONS: dict[str, Permission] = {
     "sync.run": Permission.MANAGE_SETTINGS,
     "sync.view": Permission.VIEW,
     "onboarding.finish": Permission.MANAGE_SETTINGS,
+    "team.view": Permission.MANAGE_TEAM,
+    "team.invite": Permission.MANAGE_TEAM,
+    "team.manage": Permission.MANAGE_TEAM,
+    "team.transfer_ownership": Permission.MANAGE_TEAM,
 }
 
 

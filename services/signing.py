@@ -18,13 +18,14 @@ SIGNING_KEY_SECRET = "instance-signing-key"
 _lock = threading.Lock()
 
 
-def instance_key() -> str:
+def instance_key(name: str = SIGNING_KEY_SECRET) -> str:
+    """A random per-instance key from the secret store, created the first time it is asked for."""
     store = get_secret_store()
     with _lock:
-        key = store.get(SIGNING_KEY_SECRET)
+        key = store.get(name)
         if key is None:
             key = secrets.token_urlsafe(48)
-            store.set(SIGNING_KEY_SECRET, key)
+            store.set(name, key)
     return key
 
 

@@ -21,6 +21,8 @@ from services import db, secrets
 from services.cli import migrate
 from services.config import get_settings
 from services.permissions import Actor
+from services.throttle import get_login_throttle
+from tests.mail_fixtures import smtp_catcher  # noqa: F401 - a fixture for every test module
 
 PG_HOST = os.environ.get("BILLY_TEST_PG_HOST", "127.0.0.1")
 PG_USER = os.environ.get("BILLY_TEST_PG_USER", "postgres")
@@ -30,6 +32,7 @@ def _clear_caches() -> None:
     get_settings.cache_clear()
     db.get_engine.cache_clear()
     secrets.get_secret_store.cache_clear()
+    get_login_throttle.cache_clear()
 
 
 @dataclass

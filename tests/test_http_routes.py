@@ -9,6 +9,7 @@ from starlette.testclient import TestClient
 from billy_app.api import flash
 from billy_app.api.routes import build_api
 from services import identity
+from services.errors import NotAuthenticated
 from tests.conftest import OWNER_EMAIL, OWNER_PASSWORD
 
 ORIGIN = {"origin": "http://localhost:3000"}
@@ -26,11 +27,12 @@ def test_signup_sets_an_httponly_session_cookie_and_opens_the_wizard(client: Tes
         data={"org_name": "Acme", "plan": "starter", "email": OWNER_EMAIL, "password": OWNER_PASSWORD},
     )
     assert response.status_code == 303 and response.headers["location"] == "/onboarding"
-    cookie = response.headers["set-cookie"]
-    assert cookie.startswith(f"{identity.SESSION_COOKIE}=")
-    assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Path=/" in cookie
-    token = cookie.split(";")[0].split("=", 1)[1]
-    assert identity.resolve_session(token).role == "owner"
+    cookies = {c.split("=", 1)[0]: c for c in response.headers.get_list("set-cookie")}
+    access, refresh = cookies[identity.ACCESS_COOKIE], cookies[identity.REFRESH_COOKIE]
+    assert "HttpOnly" in access and "SameSite=lax" in access and "Path=/;" in access and "Max-Age=3600" in access
+    assert "HttpOnly" in refresh and "SameSite=strict" in refresh and "Path=/api/auth" in refresh
+    token = access.split(";")[0].split("=", 1)[1]
+    assert identity.verify_access(token).role == "owner"
 
 
 def test_signup_errors_come_back_signed_with_the_fields_kept(client: TestClient) -> None:
@@ -87,12 +89,14 @@ def test_login_sets_cookie_and_follows_only_local_next_paths(client: TestClient,
 
 
 def test_logout_revokes_the_session(client: TestClient, owner) -> None:  # type: ignore[no-untyped-def]
-    token = identity.login(OWNER_EMAIL, OWNER_PASSWORD)
-    client.cookies.set(identity.SESSION_COOKIE, token)
+    tokens = identity.login(OWNER_EMAIL, OWNER_PASSWORD)
+    client.cookies.set(identity.ACCESS_COOKIE, tokens.access)
     response = client.post("/api/auth/logout", headers=ORIGIN)
-    assert response.status_code == 303 and 'billy_session=""' in response.headers["set-cookie"]
-    with pytest.raises(identity.NotAuthenticated):
-        identity.resolve_session(token)
+    assert response.status_code == 303 and 'billy_access=""' in response.headers["set-cookie"]
+    with pytest.raises(NotAuthenticated):
+        identity.verify_access(tokens.access)
+    with pytest.raises(NotAuthenticated):
+        identity.refresh(tokens.refresh)  # the whole family ended, not just the access token
 
 
 def test_stripe_key_route_requires_a_signed_in_owner(client: TestClient, owner) -> None:  # type: ignore[no-untyped-def]
@@ -124,3 +128,63 @@ def test_readiness_includes_stripe_once_connected(client: TestClient, owner, str
     httpx.delete(f"{stripe_peer.url}/_config/restricted_keys/{key}")  # the key is revoked in Stripe
     ready = client.get("/readyz")
     assert ready.status_code == 503 and ready.json()["checks"]["stripe"].startswith("failed")
+
+
+def _cookies(response) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {c.split("=", 1)[0]: c for c in response.headers.get_list("set-cookie")}
+
+
+def test_refresh_route_rotates_cookies_and_refuses_replays(client: TestClient, owner) -> None:  # type: ignore[no-untyped-def]
+    tokens = identity.login(OWNER_EMAIL, OWNER_PASSWORD)
+    client.cookies.set(identity.REFRESH_COOKIE, tokens.refresh)
+    fresh = client.post("/api/auth/refresh", headers=ORIGIN)
+    assert fresh.status_code == 200 and fresh.json()["ok"] is True
+    assert tokens.refresh not in fresh.text and "access" not in fresh.json()  # tokens only ever in cookies
+    new_access = _cookies(fresh)[identity.ACCESS_COOKIE].split(";")[0].split("=", 1)[1]
+    assert identity.verify_access(new_access).email == OWNER_EMAIL
+    client.cookies.clear()
+    client.cookies.set(identity.REFRESH_COOKIE, tokens.refresh)  # the spent one, replayed
+    replay = client.post("/api/auth/refresh", headers=ORIGIN)
+    assert replay.status_code == 401
+    with pytest.raises(NotAuthenticated):
+        identity.verify_access(new_access)  # the family is gone
+
+
+def test_invite_link_opens_via_an_httponly_cookie_and_accepts(client: TestClient, owner, smtp_catcher) -> None:  # type: ignore[no-untyped-def]
+    from services import team
+
+    team.invite_members(owner, [("clerk@example.com", "billing_clerk")])
+    link = smtp_catcher.links(to="clerk@example.com")[0]
+    path = link.split("://", 1)[1].split("/", 1)[1]
+    opened = client.get("/" + path)
+    assert opened.status_code == 303 and opened.headers["location"] == "/invite"
+    cookie = _cookies(opened)["billy_invite_link"]
+    assert "HttpOnly" in cookie
+    accepted = client.post(
+        "/api/invites/accept", headers=ORIGIN, data={"name": "Casey", "password": "violet-harbour-lantern-42"}
+    )
+    assert accepted.status_code == 303 and accepted.headers["location"] == "/dashboard"
+    access = _cookies(accepted)[identity.ACCESS_COOKIE].split(";")[0].split("=", 1)[1]
+    assert identity.verify_access(access).role == "billing_clerk"
+    again = client.get("/" + path)  # the used link now explains itself
+    assert again.status_code == 303 and again.headers["location"].startswith("/invite?flash=")
+    assert "already been used" in flash.unpack(again.headers["location"].split("flash=", 1)[1])["message"]
+
+
+def test_tampered_and_unknown_links_get_a_clear_page(client: TestClient, owner) -> None:  # type: ignore[no-untyped-def]
+    tampered = client.get("/api/links/invite?token=abc.def")
+    assert tampered.headers["location"].startswith("/invite?flash=")
+    assert "Ask your Owner" in flash.unpack(tampered.headers["location"].split("flash=", 1)[1])["message"]
+    assert client.get("/api/links/nonsense?token=x").status_code == 404
+
+
+def test_forgot_password_answers_the_same_whether_or_not_the_account_exists(
+    client: TestClient,
+    owner,
+    smtp_catcher,  # type: ignore[no-untyped-def]
+) -> None:
+    known = client.post("/api/auth/forgot", headers=ORIGIN, data={"email": OWNER_EMAIL})
+    unknown = client.post("/api/auth/forgot", headers=ORIGIN, data={"email": "nobody@example.com"})
+    message = lambda r: flash.unpack(r.headers["location"].split("flash=", 1)[1])["message"]  # noqa: E731
+    assert message(known) == message(unknown)
+    assert [m.to for m in smtp_catcher.messages()] == [OWNER_EMAIL]

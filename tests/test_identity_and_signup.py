@@ -12,7 +12,7 @@ from sqlmodel import select
 from services import identity, organization
 from services.db import get_engine, session_scope
 from services.errors import InvalidCredentials, NotAuthenticated, SignupClosed, ValidationFailed
-from services.models import AuditEntry, AuthSession, Member, Organization, utcnow
+from services.models import AuditEntry, Member, Organization, RefreshToken, utcnow
 from tests.conftest import OWNER_EMAIL, OWNER_PASSWORD
 
 
@@ -71,7 +71,9 @@ def test_database_itself_refuses_a_second_organisation(any_store) -> None:  # ty
         ({"plan": "gold"}, "Choose a plan"),
         ({"email": "not-an-email"}, "email address"),
         ({"password": "short"}, "at least 10"),
-        ({"password": "aaaaaaaaaaaa"}, "too easy"),
+        ({"password": "aaaaaaaaaaaa"}, "Repeats like"),
+        ({"password": "password1234"}, "very common password"),
+        ({"password": "acmeltd2026!", "org_name": "Acme Ltd"}, "."),
     ],
 )
 def test_signup_validation_says_what_to_do(instance, fields: dict[str, str], message: str) -> None:  # type: ignore[no-untyped-def]
@@ -91,15 +93,18 @@ def test_signup_closed_when_first_run_signup_is_off(instance, monkeypatch) -> No
         organization.signup("Acme", "pro", OWNER_EMAIL, OWNER_PASSWORD)
 
 
-def test_login_logout_and_session_resolution(any_store_owner) -> None:  # type: ignore[no-untyped-def]
-    token = identity.login(OWNER_EMAIL.upper(), OWNER_PASSWORD, "10.0.0.1", "browser")
-    actor = identity.resolve_session(token, client_address="10.0.0.1")
+def test_login_logout_and_access_token_resolution(any_store_owner) -> None:  # type: ignore[no-untyped-def]
+    tokens = identity.login(OWNER_EMAIL.upper(), OWNER_PASSWORD, "10.0.0.1", "browser")
+    actor = identity.verify_access(tokens.access, client_address="10.0.0.1")
     assert actor.email == OWNER_EMAIL and actor.role == "owner" and actor.client_address == "10.0.0.1"
-    with session_scope() as s:  # only the hash is stored
-        assert s.exec(select(AuthSession).where(AuthSession.token_hash == token)).first() is None
-    identity.logout(token)
+    assert tokens.access_expires_at - utcnow() <= timedelta(hours=1)
+    with session_scope() as s:  # only the refresh token's hash is stored
+        assert s.exec(select(RefreshToken).where(RefreshToken.token_hash == tokens.refresh)).first() is None
+    identity.logout(tokens.access, tokens.refresh)
     with pytest.raises(NotAuthenticated):
-        identity.resolve_session(token)
+        identity.verify_access(tokens.access)
+    with pytest.raises(NotAuthenticated):
+        identity.refresh(tokens.refresh)
 
 
 def test_same_refusal_for_unknown_email_and_wrong_password(owner) -> None:  # type: ignore[no-untyped-def]
@@ -115,17 +120,13 @@ def test_same_refusal_for_unknown_email_and_wrong_password(owner) -> None:  # ty
     assert len(denied) == 2
 
 
-def test_expired_forged_and_removed_member_sessions_are_refused(owner) -> None:  # type: ignore[no-untyped-def]
-    token = identity.login(OWNER_EMAIL, OWNER_PASSWORD)
-    with pytest.raises(NotAuthenticated):
-        identity.resolve_session(token, now=utcnow() + timedelta(days=8))
-    with pytest.raises(NotAuthenticated):
-        identity.resolve_session(token[:-2] + "xx")
-    with pytest.raises(NotAuthenticated):
-        identity.resolve_session(None)
+def test_password_hash_is_upgraded_at_sign_in_when_parameters_change(owner) -> None:  # type: ignore[no-untyped-def]
+    weaker = identity.password_context.copy(argon2__time_cost=1).hash(OWNER_PASSWORD)
     with session_scope() as s:
         member = s.get(Member, owner.user_id)
         assert member is not None
-        member.active = False
-    with pytest.raises(NotAuthenticated):
-        identity.resolve_session(token)
+        member.password_hash = weaker
+    identity.login(OWNER_EMAIL, OWNER_PASSWORD)
+    with session_scope() as s:
+        upgraded = s.get(Member, owner.user_id).password_hash  # type: ignore[union-attr]
+    assert upgraded != weaker and "t=3" in upgraded

@@ -1,4 +1,4 @@
-"""Helpers shared by the HTTP routes: who is calling, where from, and CSRF protection."""
+"""Helpers shared by the HTTP routes: who is calling, where from, cookies and CSRF."""
 
 from __future__ import annotations
 
@@ -9,21 +9,26 @@ from starlette.responses import RedirectResponse, Response
 
 from services import identity
 from services.config import get_settings
-from services.errors import NotAuthenticated
+from services.identity import IssuedTokens
 from services.permissions import Actor, Source
+
+# Cookies a magic link opens (httpOnly, short-lived): the link's token never enters a page.
+LINK_COOKIES = {"invite": "billy_invite_link", "reset": "billy_reset_link"}
+REFRESH_COOKIE_PATH = "/api/auth"  # sent to the refresh and sign-out routes only
 
 
 def client_address(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
-def session_actor(request: Request) -> Actor:
-    """The signed-in member behind the session cookie, or `NotAuthenticated`."""
-    return identity.resolve_session(
-        request.cookies.get(identity.SESSION_COOKIE),
-        Source.DASHBOARD,
-        client_address(request),
-        request.headers.get("user-agent", ""),
+def user_agent(request: Request) -> str:
+    return request.headers.get("user-agent", "")
+
+
+def request_actor(request: Request) -> Actor:
+    """The signed-in member behind the access cookie, or `NotAuthenticated`."""
+    return identity.verify_access(
+        request.cookies.get(identity.ACCESS_COOKIE), Source.DASHBOARD, client_address(request), user_agent(request)
     )
 
 
@@ -33,11 +38,11 @@ def _origin_of(url: str) -> str:
 
 
 def same_origin(request: Request) -> bool:
-    """CSRF defence for cookie-authenticated form posts (OWASP "verify origin with standard headers").
+    """CSRF defence for cookie-authenticated posts (OWASP "verify origin with standard headers").
 
     The browser sets Origin (or at least Referer) on every cross-site POST and a page on
     another site cannot forge it. Accepted: the public URL's origin (and its loopback
-    aliases for a local instance)."""
+    aliases for a local instance). The cookies are SameSite as a second line."""
     sent = request.headers.get("origin") or _origin_of(request.headers.get("referer", ""))
     if not sent or sent == "null":
         return False
@@ -49,29 +54,34 @@ def redirect(path: str, **params: str) -> RedirectResponse:
     return RedirectResponse(f"{path}?{query}" if query else path, status_code=303)
 
 
-def set_session_cookie(response: Response, token: str) -> None:
-    settings = get_settings()
+def _cookie(response: Response, name: str, value: str, max_age: int, *, path: str = "/", samesite: str = "lax") -> None:
     response.set_cookie(
-        identity.SESSION_COOKIE,
-        token,
-        max_age=settings.session_days * 86400,
-        path="/",
-        httponly=True,
-        secure=settings.cookie_secure,
-        samesite="lax",
+        name, value, max_age=max_age, path=path, httponly=True, secure=get_settings().cookie_secure, samesite=samesite
+    )  # type: ignore[arg-type]
+
+
+def set_auth_cookies(response: Response, tokens: IssuedTokens) -> None:
+    """Access token for every request (Lax: a link from a mail still opens the dashboard);
+    refresh token only for /api/auth (Strict: never sent from another site)."""
+    _cookie(response, identity.ACCESS_COOKIE, tokens.access, int(identity.access_ttl().total_seconds()))
+    _cookie(
+        response,
+        identity.REFRESH_COOKIE,
+        tokens.refresh,
+        get_settings().session_days * 86400,
+        path=REFRESH_COOKIE_PATH,
+        samesite="strict",
     )
 
 
-def clear_session_cookie(response: Response) -> None:
-    response.delete_cookie(identity.SESSION_COOKIE, path="/")
+def clear_auth_cookies(response: Response) -> None:
+    response.delete_cookie(identity.ACCESS_COOKIE, path="/")
+    response.delete_cookie(identity.REFRESH_COOKIE, path=REFRESH_COOKIE_PATH)
 
 
-__all__ = [
-    "NotAuthenticated",
-    "clear_session_cookie",
-    "client_address",
-    "redirect",
-    "same_origin",
-    "session_actor",
-    "set_session_cookie",
-]
+def set_link_cookie(response: Response, purpose: str, signed: str, max_age: int) -> None:
+    _cookie(response, LINK_COOKIES[purpose], signed, max_age)
+
+
+def clear_link_cookie(response: Response, purpose: str) -> None:
+    response.delete_cookie(LINK_COOKIES[purpose], path="/")

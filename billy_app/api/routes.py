@@ -21,16 +21,21 @@ from starlette.routing import Route
 
 from billy_app.api import flash
 from billy_app.api.http import (
-    clear_session_cookie,
+    LINK_COOKIES,
+    clear_auth_cookies,
+    clear_link_cookie,
     client_address,
     redirect,
+    request_actor,
     same_origin,
-    session_actor,
-    set_session_cookie,
+    set_auth_cookies,
+    set_link_cookie,
+    user_agent,
 )
-from services import identity, organization, stripe_keys, sync
-from services.db import get_engine
+from services import identity, magic_links, organization, stripe_keys, sync, team
+from services.db import get_engine, session_scope
 from services.errors import BillyError, NotAuthenticated
+from services.models import utcnow
 from services.secrets import get_secret_store
 from services.stripe_gateway import StripeGateway
 
@@ -81,11 +86,9 @@ async def signup(request: Request) -> Response:
     except BillyError as exc:
         kept = {k: form.get(k, "") for k in ("org_name", "plan", "email")}
         return redirect("/signup", flash=flash.pack(exc.message, **kept))
-    token = await asyncio.to_thread(
-        identity.new_session, owner.id, client_address(request), request.headers.get("user-agent", "")
-    )
+    tokens = await asyncio.to_thread(identity.start_session, owner.id, client_address(request), user_agent(request))
     response = redirect("/onboarding")
-    set_session_cookie(response, token)
+    set_auth_cookies(response, tokens)
     return response
 
 
@@ -94,27 +97,47 @@ async def login(request: Request) -> Response:
     form = await _form(request)
     next_path = _local_path(form.get("next"))
     try:
-        token = await asyncio.to_thread(
+        tokens = await asyncio.to_thread(
             identity.login,
             form.get("email", ""),
             form.get("password", ""),
             client_address(request),
-            request.headers.get("user-agent", ""),
+            user_agent(request),
         )
     except BillyError as exc:
         # Keep where the person was going, so a mistyped password does not lose it.
         kept_next = next_path if next_path != "/" else ""
         return redirect("/login", flash=flash.pack(exc.message, email=form.get("email", "")), next=kept_next)
     response = redirect(next_path)
-    set_session_cookie(response, token)
+    set_auth_cookies(response, tokens)
     return response
 
 
 @form_post
 async def logout(request: Request) -> Response:
-    await asyncio.to_thread(identity.logout, request.cookies.get(identity.SESSION_COOKIE))
+    await asyncio.to_thread(
+        identity.logout, request.cookies.get(identity.ACCESS_COOKIE), request.cookies.get(identity.REFRESH_COOKIE)
+    )
     response = redirect("/login", flash=flash.pack("You are signed out.", kind="info"))
-    clear_session_cookie(response)
+    clear_auth_cookies(response)
+    return response
+
+
+async def refresh(request: Request) -> Response:
+    """Called by the dashboard's own script shortly before the hour ends: a new access token
+    and a new refresh token, both as cookies; nothing in the body a script could keep."""
+    if not same_origin(request):
+        return JSONResponse({"ok": False, "error": "cross-site request refused"}, status_code=403)
+    try:
+        tokens = await asyncio.to_thread(
+            identity.refresh, request.cookies.get(identity.REFRESH_COOKIE), client_address(request), user_agent(request)
+        )
+    except BillyError as exc:
+        response = JSONResponse({"ok": False, "error": exc.message}, status_code=401)
+        clear_auth_cookies(response)
+        return response
+    response = JSONResponse({"ok": True, "expires_at": tokens.access_expires_at.isoformat()})
+    set_auth_cookies(response, tokens)
     return response
 
 
@@ -122,7 +145,7 @@ async def logout(request: Request) -> Response:
 async def connect_stripe_key(request: Request) -> Response:
     """The wizard's step 2. The key exists here as a local variable and in the secret store only."""
     try:
-        actor = await asyncio.to_thread(session_actor, request)
+        actor = await asyncio.to_thread(request_actor, request)
     except NotAuthenticated:
         return redirect("/login", next="/onboarding")
     form = await _form(request)
@@ -135,6 +158,125 @@ async def connect_stripe_key(request: Request) -> Response:
     sync.background_sync.start()
     message = f"Stripe connected ({connected.mode} mode, key ending {connected.key_hint}). Your data is syncing."
     return redirect("/onboarding", flash=flash.pack(message, code="connected", kind="info"))
+
+
+async def open_link(request: Request) -> Response:
+    """GET of an emailed link: check it, keep it in an httpOnly cookie, open its page.
+
+    Opening does not spend the link (mail scanners fetch links too); the form on the page
+    spends it. The token never appears in the page or in Reflex state."""
+    try:
+        purpose = magic_links.Purpose(request.path_params["purpose"])
+    except ValueError:
+        return PlainTextResponse("No such link.", status_code=404)
+    signed = request.query_params.get("token", "")
+    page = "/invite" if purpose is magic_links.Purpose.INVITE else "/reset"
+    try:
+        seconds_left = await asyncio.to_thread(_seconds_left, purpose, signed)
+    except BillyError as exc:
+        response = redirect(page, flash=flash.pack(exc.message))
+        clear_link_cookie(response, purpose)
+        return response
+    response = redirect(page)
+    set_link_cookie(response, purpose, signed, max(60, int(seconds_left)))
+    return response
+
+
+def _seconds_left(purpose: magic_links.Purpose, signed: str) -> float:
+    """How long the link stays valid (raises `LinkInvalid` when it is not)."""
+    with session_scope() as session:
+        grant = magic_links.peek(session, purpose, signed)
+    return (grant.expires_at - utcnow()).total_seconds()
+
+
+@form_post
+async def accept_invite(request: Request) -> Response:
+    form = await _form(request)
+    signed = request.cookies.get(LINK_COOKIES["invite"], "")
+    try:
+        member_id = await asyncio.to_thread(
+            team.accept_invite,
+            signed,
+            form.get("name", ""),
+            form.get("password", ""),
+            client_address=client_address(request),
+            user_agent=user_agent(request),
+        )
+    except magic_links.LinkInvalid as exc:
+        response = redirect("/invite", flash=flash.pack(exc.message))
+        clear_link_cookie(response, "invite")
+        return response
+    except BillyError as exc:
+        return redirect("/invite", flash=flash.pack(exc.message, name=form.get("name", "")))
+    tokens = await asyncio.to_thread(identity.start_session, member_id, client_address(request), user_agent(request))
+    response = redirect("/dashboard")
+    clear_link_cookie(response, "invite")
+    set_auth_cookies(response, tokens)
+    return response
+
+
+FORGOT_ANSWER = (
+    "If that address belongs to a Billy account, a link to choose a new password is on its way. "
+    "It works once, for one hour."
+)
+
+
+@form_post
+async def forgot_password(request: Request) -> Response:
+    form = await _form(request)
+    try:
+        await asyncio.to_thread(team.request_password_reset, form.get("email", ""), client_address(request))
+    except BillyError as exc:  # mail trouble: say so, but never whether the account exists
+        log.warning("Password reset mail not sent: %s", exc)
+    return redirect("/forgot", flash=flash.pack(FORGOT_ANSWER, kind="info"))
+
+
+@form_post
+async def reset_password(request: Request) -> Response:
+    form = await _form(request)
+    signed = request.cookies.get(LINK_COOKIES["reset"], "")
+    if form.get("password", "") != form.get("password_again", ""):
+        return redirect("/reset", flash=flash.pack("The two passwords are not the same."))
+    try:
+        await asyncio.to_thread(
+            team.reset_password,
+            signed,
+            form.get("password", ""),
+            client_address=client_address(request),
+            user_agent=user_agent(request),
+        )
+    except magic_links.LinkInvalid as exc:
+        response = redirect("/reset", flash=flash.pack(exc.message))
+        clear_link_cookie(response, "reset")
+        return response
+    except BillyError as exc:
+        return redirect("/reset", flash=flash.pack(exc.message))
+    response = redirect("/login", flash=flash.pack("Your password is changed. Sign in with it now.", kind="info"))
+    clear_link_cookie(response, "reset")
+    clear_auth_cookies(response)
+    return response
+
+
+@form_post
+async def transfer_ownership(request: Request) -> Response:
+    """The Owner re-enters their password: a form post, so it never passes through Reflex."""
+    try:
+        actor = await asyncio.to_thread(request_actor, request)
+    except NotAuthenticated:
+        return redirect("/login", next="/settings/team")
+    form = await _form(request)
+    try:
+        member_id = int(form.get("member_id", ""))
+        await asyncio.to_thread(team.transfer_ownership, actor, member_id, form.get("password", ""))
+    except ValueError:
+        return redirect("/settings/team", flash=flash.pack("Choose the member who becomes Owner."))
+    except BillyError as exc:
+        return redirect("/settings/team", flash=flash.pack(exc.message))
+    response = redirect(
+        "/login", flash=flash.pack("Ownership moved. Sign in again to continue as Billing Manager.", kind="info")
+    )
+    clear_auth_cookies(response)
+    return response
 
 
 async def healthz(_: Request) -> Response:
@@ -176,6 +318,12 @@ def build_api() -> Starlette:
             Route("/api/auth/signup", signup, methods=["POST"]),
             Route("/api/auth/login", login, methods=["POST"]),
             Route("/api/auth/logout", logout, methods=["POST"]),
+            Route("/api/auth/refresh", refresh, methods=["POST"]),
+            Route("/api/auth/forgot", forgot_password, methods=["POST"]),
+            Route("/api/auth/reset", reset_password, methods=["POST"]),
+            Route("/api/links/{purpose:str}", open_link, methods=["GET"]),
+            Route("/api/invites/accept", accept_invite, methods=["POST"]),
+            Route("/api/team/transfer-ownership", transfer_ownership, methods=["POST"]),
             Route("/api/onboarding/stripe-key", connect_stripe_key, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),

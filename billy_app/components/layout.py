@@ -5,7 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from billy_app.components.native_form import native_form
-from billy_app.state.session import SessionState
+from billy_app.state.session import SessionState, keep_alive_timer
 
 NAV = [("Dashboard", "/dashboard", "layout-dashboard"), ("Customers", "/customers", "users")]
 
@@ -46,6 +46,7 @@ def shell(*children: rx.Component, title: str) -> rx.Component:
             rx.text(SessionState.org_name, size="2", color_scheme="gray"),
             rx.divider(),
             *[nav_link(*item) for item in NAV],
+            rx.cond(SessionState.is_owner, nav_link("Settings · Team", "/settings/team", "user-cog")),
             padding="1.5em",
             width="14em",
             min_height="100vh",
@@ -65,6 +66,7 @@ def shell(*children: rx.Component, title: str) -> rx.Component:
                 spacing="3",
             ),
             *children,
+            keep_alive_timer(),
             padding="2em",
             width="100%",
             spacing="4",

@@ -92,6 +92,7 @@ def login() -> rx.Component:
                 labelled_input("Email", "email", input_type="email", value=EntryState.email, auto_complete="username"),
                 labelled_input("Password", "password", input_type="password", auto_complete="current-password"),
                 rx.button("Sign in", type="submit", size="3", width="100%", id="login-submit"),
+                rx.link("Forgot your password?", href="/forgot", size="2"),
                 spacing="3",
                 width="100%",
             ),
@@ -99,4 +100,107 @@ def login() -> rx.Component:
             method="post",
             width="100%",
         ),
+    )
+
+
+@rx.page(route="/invite", title="Join your team · Agent Billy", on_load=EntryState.load_invite)
+def invite() -> rx.Component:
+    return card_page(
+        rx.heading("Join your team on Billy", size="6"),
+        message_callout(EntryState.message, EntryState.message_kind),
+        rx.cond(
+            EntryState.link_ok,
+            rx.vstack(
+                rx.text(
+                    EntryState.invite_inviter,
+                    " invited ",
+                    rx.text.strong(EntryState.email),
+                    " to ",
+                    rx.text.strong(EntryState.org_name),
+                    " as ",
+                    rx.text.strong(EntryState.invite_role),
+                    ".",
+                    id="invite-summary",
+                ),
+                native_form(
+                    rx.vstack(
+                        labelled_input(
+                            "Your name", "name", value=EntryState.name, auto_complete="name", max_length=120
+                        ),
+                        labelled_input(
+                            f"Choose a password (at least {MIN_PASSWORD_LENGTH} characters)",
+                            "password",
+                            input_type="password",
+                            min_length=MIN_PASSWORD_LENGTH,
+                            auto_complete="new-password",
+                        ),
+                        rx.button("Join and open Billy", type="submit", size="3", width="100%", id="accept-invite"),
+                        spacing="3",
+                        width="100%",
+                    ),
+                    action="/api/invites/accept",
+                    method="post",
+                    width="100%",
+                ),
+                spacing="3",
+                width="100%",
+            ),
+            rx.link("Go to sign-in", href="/login"),
+        ),
+    )
+
+
+@rx.page(route="/forgot", title="Forgot your password · Agent Billy", on_load=EntryState.load_forgot)
+def forgot() -> rx.Component:
+    return card_page(
+        rx.heading("Forgot your password?", size="6"),
+        rx.text(
+            "Enter your email: if it belongs to an account, a link to choose a new password arrives there.", size="2"
+        ),
+        message_callout(EntryState.message, EntryState.message_kind),
+        native_form(
+            rx.vstack(
+                labelled_input("Email", "email", input_type="email", auto_complete="username"),
+                rx.button("Send the link", type="submit", size="3", width="100%", id="forgot-submit"),
+                spacing="3",
+                width="100%",
+            ),
+            action="/api/auth/forgot",
+            method="post",
+            width="100%",
+        ),
+        rx.link("Back to sign-in", href="/login"),
+    )
+
+
+@rx.page(route="/reset", title="Choose a new password · Agent Billy", on_load=EntryState.load_reset)
+def reset() -> rx.Component:
+    return card_page(
+        rx.heading("Choose a new password", size="6"),
+        message_callout(EntryState.message, EntryState.message_kind),
+        rx.cond(
+            EntryState.link_ok,
+            native_form(
+                rx.vstack(
+                    labelled_input(
+                        f"New password (at least {MIN_PASSWORD_LENGTH} characters)",
+                        "password",
+                        input_type="password",
+                        min_length=MIN_PASSWORD_LENGTH,
+                        auto_complete="new-password",
+                    ),
+                    labelled_input(
+                        "The same again", "password_again", input_type="password", auto_complete="new-password"
+                    ),
+                    rx.button("Save and sign in", type="submit", size="3", width="100%", id="reset-submit"),
+                    spacing="3",
+                    width="100%",
+                ),
+                action="/api/auth/reset",
+                method="post",
+                width="100%",
+            ),
+            rx.link("Ask for a new link", href="/forgot"),
+        ),
+        rx.text("Saving signs you out everywhere else.", size="1", color_scheme="gray"),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from billy_app.components.fields import labelled_input
+from billy_app.components.invite_rows import invite_rows
 from billy_app.components.layout import card_page, message_callout
 from billy_app.components.native_form import native_form
 from billy_app.state.onboarding import OnboardingState
@@ -144,12 +145,12 @@ def invite_step() -> rx.Component:
             size="2",
         ),
         permissions_table(),
-        rx.callout(
-            "Team invites are coming in the next update. You can invite members later from Settings → Team.",
-            icon="users",
-            color_scheme="gray",
-            width="100%",
+        rx.text(
+            "Add your team: each person gets a magic-link email and is ready to work once they accept. "
+            "You can also do this later from Settings → Team.",
+            size="2",
         ),
+        invite_rows(),
         rx.hstack(
             rx.button("Use another key", variant="soft", color_scheme="gray", on_click=OnboardingState.change_key),
             rx.spacer(),

@@ -42,5 +42,5 @@ class CustomerState(SessionState):
         path = self.router.url.path or ""
         self._customer_id = path.rstrip("/").rsplit("/", 1)[-1]
         if not await self.reload():
-            return rx.redirect(f"/login?next={path}", replace=True)
+            return SessionState.recover
         return None

@@ -42,7 +42,7 @@ class CustomersState(SessionState):
     async def _first_page(self):
         self._cursors, self.page_number = [None], 1
         if not await self._load(None):
-            return rx.redirect("/login?next=/customers", replace=True)
+            return SessionState.recover
         return None
 
     @rx.event

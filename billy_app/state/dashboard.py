@@ -6,6 +6,7 @@ import asyncio
 
 import reflex as rx
 
+from billy_app.state.session import SessionState
 from billy_app.state.sync_progress import SyncProgressState
 from billy_app.state.view import charge_view
 from services import billing, organization
@@ -34,7 +35,7 @@ class DashboardState(SyncProgressState):
         try:
             await self.actor()
         except NotAuthenticated:
-            return rx.redirect("/login?next=/dashboard", replace=True)
+            return SessionState.recover
         if not await asyncio.to_thread(organization.onboarding_done):
             return rx.redirect("/onboarding", replace=True)
         try:

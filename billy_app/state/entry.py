@@ -7,9 +7,10 @@ import asyncio
 import reflex as rx
 
 from billy_app.api import flash
-from billy_app.state.session import SessionState
-from services import organization
-from services.errors import NotAuthenticated
+from billy_app.api.http import LINK_COOKIES
+from billy_app.state.session import SessionState, cookie_value
+from services import organization, team
+from services.errors import BillyError, NotAuthenticated
 from services.plans import PLANS
 
 
@@ -21,7 +22,12 @@ class EntryState(rx.State):
     org_name: str = ""
     plan: str = "pro"
     email: str = ""
+    name: str = ""
     next_path: str = "/"
+    # What an emailed link opened (never the link's token: that stays in an httpOnly cookie).
+    link_ok: bool = False
+    invite_role: str = ""
+    invite_inviter: str = ""
 
     def _read_flash(self) -> None:
         params = self.router.url.query_parameters
@@ -31,6 +37,7 @@ class EntryState(rx.State):
         self.org_name = str(data.get("org_name", ""))
         self.plan = str(data.get("plan", "")) if data.get("plan") in PLANS else "pro"
         self.email = str(data.get("email", ""))
+        self.name = str(data.get("name", ""))
         nxt = params.get("next", "/")
         self.next_path = nxt if nxt.startswith("/") and not nxt.startswith("//") else "/"
 
@@ -60,3 +67,43 @@ class EntryState(rx.State):
             return rx.redirect("/signup", replace=True)
         self._read_flash()
         return None
+
+    def _link_cookie(self, purpose: str) -> str:
+        return cookie_value(self.router.headers.cookie, LINK_COOKIES[purpose]) or ""
+
+    @rx.event
+    async def load_invite(self):
+        """`/invite`: who invited whom, as what; or why the link no longer works."""
+        self._read_flash()
+        self.link_ok = False
+        signed = self._link_cookie("invite")
+        if not signed:
+            self.message = self.message or "Open the invite link from your email to join your team."
+            return
+        try:
+            details = await asyncio.to_thread(team.invite_details, signed)
+        except BillyError as exc:
+            self.message, self.message_kind = exc.message, "error"
+            return
+        self.link_ok = True
+        self.email, self.invite_role, self.invite_inviter = details.email, details.role_label, details.inviter_email
+        self.org_name = details.org_name
+
+    @rx.event
+    async def load_reset(self):
+        self._read_flash()
+        signed = self._link_cookie("reset")
+        self.link_ok = False
+        if not signed:
+            self.message = self.message or "Open the reset link from your email to choose a new password."
+            return
+        try:
+            await asyncio.to_thread(team.reset_link_email, signed)
+        except BillyError as exc:
+            self.message, self.message_kind = exc.message, "error"
+            return
+        self.link_ok = True
+
+    @rx.event
+    def load_forgot(self):
+        self._read_flash()

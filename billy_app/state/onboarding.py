@@ -35,7 +35,7 @@ class OnboardingState(SessionState):
         try:
             actor = await self.actor()
         except NotAuthenticated:
-            return rx.redirect("/login?next=/onboarding", replace=True)
+            return SessionState.recover
         self.is_owner = can(actor, "stripe.connect")
         org, connection = await asyncio.gather(
             asyncio.to_thread(organization.get_organization), asyncio.to_thread(stripe_keys.connection)
@@ -70,7 +70,7 @@ class OnboardingState(SessionState):
             actor = await self.actor()
             await asyncio.to_thread(stripe_keys.finish_onboarding, actor)
         except NotAuthenticated:
-            return rx.redirect("/login", replace=True)
+            return SessionState.recover
         except BillyError as exc:
             self.message, self.message_kind = exc.message, "error"
             return None

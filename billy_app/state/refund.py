@@ -60,7 +60,7 @@ class RefundState(SessionState):
         try:
             charge = await asyncio.to_thread(billing.get_charge, await self.actor(), str(charge_id)[:255])
         except NotAuthenticated:
-            return rx.redirect("/login", replace=True)
+            return SessionState.recover
         except BillyError as exc:
             return rx.toast.error(exc.message)
         self.charge_id, self.currency, self._remaining = charge.id, charge.currency, charge.refundable

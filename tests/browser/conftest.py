@@ -1,11 +1,18 @@
 """One real Billy (production build) and one Chromium for all browser tests.
 
 The app runs as `make run` runs it — `reflex run --env prod` on a fresh data folder —
-against the session's Stripe sandbox, seeded with the demo data."""
+against the session's Stripe sandbox, seeded with the demo data, sending its mail to a
+mail catcher in this process (`mail_catcher`).
+
+The modules share that one instance. The walking skeleton is the instance's first
+session (it signs up), so it runs first whatever order the modules are named in; the
+others reach the dashboard with `sign_in_as_owner`, which signs up, signs in or finishes
+the wizard as the instance's state asks."""
 
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -17,6 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devtools.mailcatcher import CatcherHandle, run_in_thread
 from services.config import PROJECT_ROOT
 
 CHROMIUM = "/usr/bin/chromium"
@@ -54,10 +62,19 @@ class RunningApp:
     log: Path
 
 
-# Package scope: the app and Playwright's event loop end with the browser tests, so later
-# tests may run their own asyncio loops in this thread.
-@pytest.fixture(scope="package")
-def app_server(sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:  # type: ignore[no-untyped-def]
+@pytest.fixture(scope="module")
+def mail_catcher() -> Iterator[CatcherHandle]:
+    """Where the app's invites and reset mails land (plain SMTP, no login)."""
+    with run_in_thread() as catcher:
+        yield catcher
+
+
+# Module scope: each browser test module meets a fresh instance (its own data folder, first-run
+# signup open), started with the module's `APP_ENV` overrides; modules run one app at a time.
+@pytest.fixture(scope="module")
+def app_server(  # type: ignore[no-untyped-def]
+    request: pytest.FixtureRequest, sandbox, mail_catcher: CatcherHandle, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningApp]:
     import sandbox as sandbox_pkg
     from sandbox.seed import seed
 
@@ -72,11 +89,15 @@ def app_server(sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ru
         BILLY_SANDBOX="true",
         BILLY_SANDBOX_DEMO_KEY=sandbox_pkg.DEMO_RESTRICTED_KEY,
         BILLY_PUBLIC_URL=f"http://localhost:{port}",
+        BILLY_SMTP_HOST=mail_catcher.host,
+        BILLY_SMTP_PORT=str(mail_catcher.smtp_port),
+        BILLY_SMTP_TLS="none",
         PATH=f"{PROJECT_ROOT / '.tools/bun/bin'}:{Path(sys.executable).parent}:{env.get('PATH', '')}",
         REFLEX_TELEMETRY_ENABLED="false",
         REFLEX_CHECK_LATEST_VERSION="false",
         NPM_CONFIG_REGISTRY=env.get("NPM_CONFIG_REGISTRY") or _npm_registry(),
     )
+    env.update(getattr(request.module, "APP_ENV", {}))
     subprocess.run([sys.executable, "-m", "services.cli", "migrate"], env=env, cwd=PROJECT_ROOT, check=True)
     log = data_dir / "app.log"
     with log.open("w") as out:
@@ -144,3 +165,45 @@ class Shots:
     def __call__(self, step: str) -> None:
         self.n += 1
         self.page.screenshot(path=str(self.folder / f"{self.n:02d}-{step}.png"), full_page=True)
+
+
+def at(path: str) -> re.Pattern[str]:
+    """The page at `path`, with or without the trailing slash the static server adds."""
+    return re.compile(rf"^https?://[^/]+{re.escape(path)}/?(\?.*)?$")
+
+
+def sign_in_as_owner(  # type: ignore[no-untyped-def]
+    page,
+    app_server: RunningApp,
+    *,
+    email: str,
+    password: str,
+    org_name: str = "Northwind Traders",
+    plan: str = "business",
+) -> None:
+    """Bring the Owner to the dashboard from whatever state the shared instance is in:
+    sign up while signup is open, else sign in; then finish the wizard (the sandbox's demo
+    key, invites left for later) if nobody has yet."""
+    page.goto(app_server.url + "/")
+    page.wait_for_url(re.compile(r".*/(signup|login|onboarding|dashboard)/?(\?.*)?$"))
+    if at("/signup").match(page.url):
+        page.fill("#org_name", org_name)
+        page.click(f"#plan-{plan}")
+        page.fill("#email", email)
+        page.fill("#password", password)
+        page.click("#signup-submit")
+        page.wait_for_url(at("/onboarding"))
+    elif at("/login").match(page.url):
+        page.fill("#email", email)
+        page.fill("#password", password)
+        page.click("#login-submit")
+        page.wait_for_url(re.compile(r".*/(onboarding|dashboard)/?(\?.*)?$"))
+    if at("/onboarding").match(page.url):
+        page.wait_for_selector("#stripe-key, #finish-onboarding")
+        if page.locator("#stripe-key").count():
+            page.click("#use-demo-key")
+            page.click("#connect-key")
+            page.wait_for_selector("#form-message:has-text('Stripe connected')")
+        page.click("#finish-onboarding")
+    page.wait_for_url(at("/dashboard"))
+    page.wait_for_selector(f"#who-am-i:has-text('{email}')")

@@ -120,10 +120,11 @@ def test_new_user_from_signup_to_refund_and_back(app_server, browser, sandbox) -
     assert audit[0][3] and charge_id in json.loads(audit[0][6])
 
     # 8. No token where JavaScript can reach it.
-    assert "billy_session" not in page.evaluate("document.cookie")
-    assert page.evaluate("Object.keys(window.localStorage).filter(k => /token|session/i.test(k))") == []
-    cookie = next(c for c in context.cookies() if c["name"] == "billy_session")
-    assert cookie["httpOnly"] is True
+    assert "billy_access" not in page.evaluate("document.cookie")
+    assert page.evaluate("Object.keys(window.localStorage).filter(k => /token|session|billy/i.test(k))") == []
+    cookies = {c["name"]: c for c in context.cookies()}
+    assert cookies["billy_access"]["httpOnly"] and cookies["billy_refresh"]["httpOnly"]
+    assert cookies["billy_refresh"]["path"] == "/api/auth" and cookies["billy_refresh"]["sameSite"] == "Strict"
 
     # Sign out, sign in again.
     page.click("#sign-out")

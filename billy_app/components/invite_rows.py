@@ -1,0 +1,75 @@
+"""Rows of email + role to invite several people at once (wizard step 3, Invite Member)."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from billy_app.state.team import ROLE_CHOICES, TeamState
+
+
+def _row(row: rx.Var[dict[str, str]], index: rx.Var[int]) -> rx.Component:
+    return rx.hstack(
+        rx.input(
+            placeholder="name@company.com",
+            type="email",
+            value=row["email"],
+            on_change=lambda v: TeamState.set_row_email(index, v),
+            width="100%",
+            class_name="invite-email",
+        ),
+        rx.select.root(
+            rx.select.trigger(class_name="invite-role"),
+            rx.select.content(*[rx.select.item(label, value=key) for key, label in ROLE_CHOICES]),
+            value=row["role"],
+            on_change=lambda v: TeamState.set_row_role(index, v),
+        ),
+        rx.icon_button(
+            rx.icon("x", size=14),
+            variant="ghost",
+            color_scheme="gray",
+            type="button",
+            on_click=TeamState.remove_row(index),
+            aria_label="Remove this row",
+        ),
+        width="100%",
+        align="center",
+    )
+
+
+def invite_rows() -> rx.Component:
+    return rx.vstack(
+        rx.foreach(TeamState.invite_rows, _row),
+        rx.hstack(
+            rx.button(
+                rx.icon("plus", size=14),
+                "Add another",
+                variant="soft",
+                color_scheme="gray",
+                type="button",
+                on_click=TeamState.add_row,
+            ),
+            rx.spacer(),
+            rx.button(
+                rx.cond(TeamState.sending, rx.spinner(size="1")),
+                "Send invites",
+                on_click=TeamState.send_invites,
+                disabled=TeamState.sending,
+                id="send-invites",
+            ),
+            width="100%",
+        ),
+        rx.foreach(
+            TeamState.invite_results,
+            lambda r: rx.callout(
+                r["message"],
+                color_scheme=rx.cond(r["ok"] == "yes", "green", "red"),
+                icon=rx.cond(r["ok"] == "yes", "mail-check", "triangle-alert"),
+                size="1",
+                width="100%",
+                class_name="invite-result",
+            ),
+        ),
+        rx.text("Each invite is a magic link, valid for 48 hours and usable once.", size="1", color_scheme="gray"),
+        spacing="2",
+        width="100%",
+    )

@@ -1,0 +1,162 @@
+"""Settings → Team, and the wizard's invite step: invites, roles, removal.
+
+Only the Owner may manage the team; that is checked in `services.team` on every call,
+whatever this state shows. Transferring ownership asks for the Owner's password, so it is
+a native form post (`/api/team/transfer-ownership`), not an event here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import reflex as rx
+
+from billy_app.api import flash
+from billy_app.state.session import SessionState
+from services import team
+from services.errors import BillyError, NotAuthenticated, PermissionDenied
+from services.permissions import ROLES
+
+ROLE_CHOICES = [(key, ROLES[key].label) for key in team.INVITABLE_ROLES]
+MAX_ROWS = 20
+
+
+def _blank_row() -> dict[str, str]:
+    return {"email": "", "role": "billing_clerk"}
+
+
+class TeamState(SessionState):
+    members: list[dict[str, str]] = []
+    invites: list[dict[str, str]] = []
+    plan_label: str = ""
+    seats: str = ""
+    error: str = ""
+    refused: bool = False
+    message: str = ""
+    message_kind: str = "info"
+    invite_rows: list[dict[str, str]] = [_blank_row()]
+    invite_results: list[dict[str, str]] = []
+    sending: bool = False
+
+    async def _reload(self) -> None:
+        actor = await self.actor()
+        view = await asyncio.to_thread(team.list_team, actor)
+        self.members = [
+            {
+                "id": str(m.id),
+                "name": m.name or "—",
+                "email": m.email,
+                "role": m.role,
+                "role_label": m.role_label,
+                "last_active": m.last_active_at.isoformat() if m.last_active_at else "",
+                "is_owner": "yes" if m.is_owner else "",
+            }
+            for m in view.members
+        ]
+        self.invites = [
+            {"id": str(i.id), "email": i.email, "role_label": i.role_label, "expires": i.expires_at.isoformat()}
+            for i in view.invites
+        ]
+        self.plan_label = view.plan_label
+        limit = "unlimited" if view.member_limit is None else str(view.member_limit)
+        self.seats = f"{view.seats_used} of {limit} seats used (members and pending invites)"
+
+    async def _run(self, action) -> None:  # type: ignore[no-untyped-def]
+        """Run a team change and show its outcome; the list is re-read either way."""
+        self.message = ""
+        try:
+            await action(await self.actor())
+            await self._reload()
+        except NotAuthenticated:
+            raise
+        except BillyError as exc:
+            self.message, self.message_kind = exc.message, "error"
+        except ValueError:  # a forged event with an id that is not a number
+            self.message, self.message_kind = "That member or invite does not exist.", "error"
+
+    @rx.event
+    async def load(self):
+        self.error, self.refused = "", False
+        self.invite_results = []  # outcomes of an earlier visit's sends are not news on this one
+        data = flash.unpack(self.router.url.query_parameters.get("flash"))
+        self.message, self.message_kind = str(data.get("message", "")), "error"
+        try:
+            await self._reload()
+        except NotAuthenticated:
+            return SessionState.recover
+        except PermissionDenied as exc:
+            self.refused, self.error, self.members, self.invites = True, exc.message, [], []
+        return None
+
+    # --- invite rows (the wizard's step 3 and the Invite Member dialog) ---
+    @rx.event
+    def add_row(self):
+        if len(self.invite_rows) < MAX_ROWS:
+            self.invite_rows = [*self.invite_rows, _blank_row()]
+
+    @rx.event
+    def remove_row(self, index: int):
+        rows = list(self.invite_rows)
+        if isinstance(index, int) and 0 <= index < len(rows) and len(rows) > 1:
+            rows.pop(index)
+            self.invite_rows = rows
+
+    @rx.event
+    def set_row_email(self, index: int, email: str):
+        if isinstance(index, int) and 0 <= index < len(self.invite_rows):
+            rows = [dict(r) for r in self.invite_rows]
+            rows[index]["email"] = str(email)[:254]
+            self.invite_rows = rows
+
+    @rx.event
+    def set_row_role(self, index: int, role: str):
+        if isinstance(index, int) and 0 <= index < len(self.invite_rows) and role in dict(ROLE_CHOICES):
+            rows = [dict(r) for r in self.invite_rows]
+            rows[index]["role"] = role
+            self.invite_rows = rows
+
+    @rx.event
+    async def send_invites(self):
+        rows = [(r["email"], r["role"]) for r in self.invite_rows if r["email"].strip()]
+        if not rows:
+            self.invite_results = [{"email": "", "ok": "", "message": "Enter at least one email address."}]
+            return
+        self.sending = True
+        yield
+        try:
+            outcomes = await asyncio.to_thread(team.invite_members, await self.actor(), rows)
+        except NotAuthenticated:
+            self.sending = False
+            yield SessionState.recover
+            return
+        except BillyError as exc:
+            self.sending, self.invite_results = False, [{"email": "", "ok": "", "message": exc.message}]
+            return
+        self.invite_results = [{"email": o.email, "ok": "yes" if o.ok else "", "message": o.message} for o in outcomes]
+        failed = {o.email for o in outcomes if not o.ok}
+        self.invite_rows = [r for r in self.invite_rows if r["email"].strip() in failed] or [_blank_row()]
+        self.sending = False
+        with contextlib.suppress(BillyError):  # a list the caller may not see is not news here
+            await self._reload()
+
+    # --- changes to members and invites ---
+    @rx.event
+    async def resend(self, invite_id: str):
+        await self._run(lambda actor: asyncio.to_thread(team.resend_invite, actor, int(invite_id)))
+
+    @rx.event
+    async def revoke(self, invite_id: str):
+        await self._run(lambda actor: asyncio.to_thread(team.revoke_invite, actor, int(invite_id)))
+
+    @rx.event
+    async def change_role(self, member_id: str, role: str):
+        await self._run(lambda actor: asyncio.to_thread(team.change_role, actor, int(member_id), str(role)))
+
+    @rx.event
+    async def remove(self, member_id: str):
+        await self._run(lambda actor: asyncio.to_thread(team.remove_member, actor, int(member_id)))
+
+    @rx.var
+    def transferable(self) -> list[dict[str, str]]:
+        return [m for m in self.members if not m["is_owner"]]

@@ -1,0 +1,144 @@
+"""Single-use emailed links: team invites (48 hours) and password resets (1 hour).
+
+A link carries a random token plus the email and role it was made for, signed with the
+instance key; the store keeps only the token's hash next to that email and role. A link
+is honoured only if the signature holds, the row exists, and the row's email and role
+are the ones in the link: an edited role or a link re-used for another address fails.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from itsdangerous import BadSignature, URLSafeSerializer
+from sqlmodel import Session, select
+
+from services.errors import BillyError
+from services.models import MagicLink, utcnow
+from services.signing import instance_key
+
+
+class Purpose(StrEnum):
+    INVITE = "invite"
+    RESET = "reset"
+
+
+LIFETIMES = {Purpose.INVITE: timedelta(hours=48), Purpose.RESET: timedelta(hours=1)}
+
+_ADVICE = {
+    Purpose.INVITE: "Ask your Owner to resend the invite.",
+    Purpose.RESET: "Ask for a new reset link from the sign-in page.",
+}
+
+
+class LinkInvalid(BillyError):
+    code = "link_invalid"
+
+    def __init__(self, purpose: Purpose, problem: str) -> None:
+        super().__init__(f"{problem} {_ADVICE[purpose]}")
+        self.purpose = purpose
+
+
+@dataclass(frozen=True)
+class LinkGrant:
+    """What a valid link grants: who it is for and (invites) with which role."""
+
+    link_id: int
+    email: str
+    role: str
+    created_by: int | None
+    expires_at: datetime
+
+
+def _serializer(purpose: Purpose) -> URLSafeSerializer:
+    return URLSafeSerializer(instance_key(), salt=f"billy:magic:{purpose}")
+
+
+def _sha256(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create(
+    session: Session,
+    purpose: Purpose,
+    email: str,
+    role: str = "",
+    created_by: int | None = None,
+    now: datetime | None = None,
+) -> tuple[str, MagicLink]:
+    """A new link (inside the caller's transaction). Returns the signed value for the URL."""
+    now = now or utcnow()
+    token = secrets.token_urlsafe(32)
+    row = MagicLink(
+        purpose=str(purpose),
+        token_hash=_sha256(token),
+        email=email,
+        role=role,
+        created_by=created_by,
+        created_at=now,
+        expires_at=now + LIFETIMES[purpose],
+    )
+    session.add(row)
+    session.flush()
+    return _serializer(purpose).dumps({"t": token, "e": email, "r": role}), row
+
+
+def _find(session: Session, purpose: Purpose, signed: str, now: datetime) -> MagicLink:
+    try:
+        payload = _serializer(purpose).loads(signed)
+    except BadSignature:
+        raise LinkInvalid(purpose, "This link is not valid (it may have been cut short or changed).") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("t"), str):
+        raise LinkInvalid(purpose, "This link is not valid.")
+    row = session.exec(
+        select(MagicLink).where(MagicLink.token_hash == _sha256(payload["t"]), MagicLink.purpose == str(purpose))
+    ).first()
+    if row is None or row.email != payload.get("e") or row.role != payload.get("r"):
+        raise LinkInvalid(purpose, "This link is not valid.")
+    if row.used_at is not None:
+        raise LinkInvalid(purpose, "This link has already been used.")
+    if row.revoked_at is not None:
+        raise LinkInvalid(purpose, "This link was replaced by a newer one or withdrawn.")
+    if row.expires_at <= now:
+        raise LinkInvalid(purpose, "This link has expired.")
+    return row
+
+
+def peek(session: Session, purpose: Purpose, signed: str, now: datetime | None = None) -> LinkGrant:
+    """Check a link without spending it (to show the page it opens)."""
+    row = _find(session, purpose, signed, now or utcnow())
+    return LinkGrant(row.id, row.email, row.role, row.created_by, row.expires_at)  # type: ignore[arg-type]
+
+
+def consume(session: Session, purpose: Purpose, signed: str, now: datetime | None = None) -> LinkGrant:
+    """Spend a link inside the caller's transaction; of two racing uses, only one succeeds."""
+    now = now or utcnow()
+    row = _find(session, purpose, signed, now)
+    spent = session.execute(
+        MagicLink.__table__.update()  # type: ignore[attr-defined]
+        .where(MagicLink.id == row.id, MagicLink.used_at.is_(None))  # type: ignore[union-attr]
+        .values(used_at=now)
+    ).rowcount
+    if spent != 1:
+        raise LinkInvalid(purpose, "This link has already been used.")
+    return LinkGrant(row.id, row.email, row.role, row.created_by, row.expires_at)  # type: ignore[arg-type]
+
+
+def revoke_pending(session: Session, purpose: Purpose, email: str, now: datetime | None = None) -> int:
+    """Withdraw every unused link of a kind for an address (a resend kills the old link)."""
+    now = now or utcnow()
+    rows = session.exec(
+        select(MagicLink).where(
+            MagicLink.purpose == str(purpose),
+            MagicLink.email == email,
+            MagicLink.used_at.is_(None),
+            MagicLink.revoked_at.is_(None),  # type: ignore[union-attr]
+        )
+    ).all()
+    for row in rows:
+        row.revoked_at = now
+    return len(rows)
