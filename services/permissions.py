@@ -37,6 +37,24 @@ class Permission(StrEnum):
     MANAGE_BILLY_PLAN = "manage_billy_plan"
 
 
+# What each permission lets a person do, in the words a refusal uses.
+PERMISSION_WORDS: dict[Permission, str] = {
+    Permission.VIEW: "view billing data",
+    Permission.EXPORT: "export reports",
+    Permission.REFUND: "issue refunds",
+    Permission.UPDATE_CUSTOMER_CONTACT: "change a customer's email or address",
+    Permission.UPDATE_CUSTOMER: "change customer details",
+    Permission.MANAGE_SUBSCRIPTIONS: "change, pause or cancel subscriptions",
+    Permission.MANAGE_INVOICES: "create or send invoices",
+    Permission.MANAGE_PRODUCTS: "manage products and prices",
+    Permission.APPROVE_REFUNDS: "approve refund requests",
+    Permission.MANAGE_TEAM: "see or manage the team",
+    Permission.VIEW_AUDIT: "open the audit log",
+    Permission.MANAGE_SETTINGS: "change settings or integrations",
+    Permission.MANAGE_BILLY_PLAN: "change Billy's plan",
+}
+
+
 @dataclass(frozen=True)
 class Role:
     name: str
@@ -118,8 +136,11 @@ def authorize(actor: Actor, action: str, *, refund_total: int | None = None, cur
     if action not in ACTIONS:
         raise PermissionDenied(f"Unknown action {action!r}.")
     role = role_of(actor)
-    if ACTIONS[action] not in role.permissions:
-        raise PermissionDenied(f"Your role ({role.label}) cannot do this: {action.replace('.', ' ')}.")
+    needed = ACTIONS[action]
+    if needed not in role.permissions:
+        holders = [r.label for r in ROLES.values() if needed in r.permissions]
+        who = "only the Owner can" if holders == ["Owner"] else f"ask someone who can ({', '.join(holders)})"
+        raise PermissionDenied(f"Your role ({role.label}) cannot {PERMISSION_WORDS[needed]}: {who}.")
     if refund_total is None or role.refund_caps is None:
         return
     cur = (currency or "").lower()

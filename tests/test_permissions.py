@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from services.errors import PermissionDenied, RefundCapExceeded
-from services.permissions import ACTIONS, ROLES, Actor, Permission, Source, authorize
+from services.permissions import ACTIONS, PERMISSION_WORDS, ROLES, Actor, Permission, Source, authorize
 
 CHAIN = ["read_only", "billing_clerk", "billing_manager", "owner"]
 
@@ -64,3 +64,11 @@ def test_read_only_cannot_refund_or_connect_stripe_and_unknown_actions_fail_clos
         authorize(actor("owner"), "no.such.action")
     with pytest.raises(PermissionDenied):
         authorize(actor("superuser"), "customers.search")
+
+
+def test_refusals_say_what_and_who_can() -> None:
+    with pytest.raises(PermissionDenied, match=r"Billing Clerk\) cannot see or manage the team: only the Owner can"):
+        authorize(actor("billing_clerk"), "team.view")
+    with pytest.raises(PermissionDenied, match=r"Read Only\) cannot issue refunds: ask someone who can"):
+        authorize(actor("read_only"), "charges.refund")
+    assert set(PERMISSION_WORDS) == set(Permission)

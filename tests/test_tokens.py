@@ -21,7 +21,7 @@ from tests.conftest import OWNER_EMAIL, OWNER_PASSWORD
 
 
 @pytest.fixture
-def tokens(owner) -> identity.IssuedTokens:  # type: ignore[no-untyped-def]
+def tokens(any_store_owner) -> identity.IssuedTokens:  # type: ignore[no-untyped-def]
     return identity.login(OWNER_EMAIL, OWNER_PASSWORD, "10.0.0.1", "pytest")
 
 
@@ -85,7 +85,7 @@ def test_refresh_rotates_and_a_spent_token_revokes_the_family(tokens: identity.I
     assert family.revoked_reason == "refresh_reuse" and audit.outcome == "denied"
 
 
-def test_forged_and_missing_refresh_tokens_are_refused(owner) -> None:  # type: ignore[no-untyped-def]
+def test_forged_and_missing_refresh_tokens_are_refused(any_store_owner) -> None:  # type: ignore[no-untyped-def]
     for bad in (None, "", "made-up-token"):
         with pytest.raises(NotAuthenticated):
             identity.refresh(bad)
