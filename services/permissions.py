@@ -155,3 +155,23 @@ def authorize(actor: Actor, action: str, *, refund_total: int | None = None, cur
             f"This would bring refunds on this charge to {format_money(refund_total, cur)}, "
             f"over your {role.label} limit of {format_money(cap, cur)} per charge."
         )
+
+
+def matrix_markdown() -> str:
+    """The README's action × role table, generated from ACTIONS and ROLES (so it cannot drift)."""
+    order = ["read_only", "billing_clerk", "billing_manager", "owner"]
+    head = "| action | permission | " + " | ".join(ROLES[r].label for r in order) + " |"
+    rows = [head, "|---|---|" + "---|" * len(order)]
+    for action, permission in sorted(ACTIONS.items()):
+        cells = []
+        for name in order:
+            role = ROLES[name]
+            if permission not in role.permissions:
+                cells.append("–")
+            elif permission is Permission.REFUND:
+                caps = role.refund_caps
+                cells.append("no cap" if caps is None else " ".join(f"≤ {format_money(v, c)}" for c, v in caps.items()))
+            else:
+                cells.append("✓")
+        rows.append(f"| `{action}` | {PERMISSION_WORDS[permission]} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
