@@ -9,6 +9,8 @@ import logging
 import re
 import threading
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +18,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 
 from services import audit
-from services.db import session_scope
+from services.db import get_engine, session_scope
 from services.errors import NotFound, PermissionDenied, ValidationFailed
 from services.models import IdempotencyRecord, StripeCharge, StripeCustomer, StripeRefund
 from services.money import format_money
@@ -271,11 +273,32 @@ _charge_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
 _charge_locks_guard = threading.Lock()
 
 
-def _charge_lock(charge_id: str) -> threading.Lock:
+def charge_lock_key(charge_id: str) -> str:
+    return f"billy:charge:{charge_id}"
+
+
+@contextmanager
+def charge_lock(charge_id: str) -> Iterator[None]:
     """Refunds of one charge run one at a time, so two cannot race past a cap together.
-    In-process for now; issue 4 moves this to the database for several workers."""
+
+    Within a process a lock per charge; across workers on PostgreSQL an advisory lock on
+    the charge, held on its own connection for the whole check-refund-store sequence.
+    (SQLite instances run a single worker.)"""
     with _charge_locks_guard:
-        return _charge_locks[charge_id]
+        local = _charge_locks[charge_id]
+    with local:
+        engine = get_engine()
+        if engine.dialect.name != "postgresql":
+            yield
+            return
+        key = {"k": charge_lock_key(charge_id)}
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_lock(hashtextextended(:k, 0))"), key)
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(hashtextextended(:k, 0))"), key)
+                conn.commit()
 
 
 def issue_refund(
@@ -297,7 +320,7 @@ def issue_refund(
         if not _IDEMPOTENCY_KEY.match(idempotency_key or ""):
             raise ValidationFailed("A refund request needs an idempotency key of 16–255 letters, digits, - or _.")
         reason = _check_reason(reason)
-        with _charge_lock(charge_id):
+        with charge_lock(charge_id):
             replay = _replayed_refund(actor, idempotency_key, charge_id)
             if replay is not None:
                 draft.targets.append(replay.refund_id)

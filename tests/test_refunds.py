@@ -153,3 +153,23 @@ def test_search_customers_by_email_and_name_prefix_with_pages(any_store, any_sto
             break
         page = billing.search_customers(any_store_owner, "", page.next_cursor, limit=7)
     assert len(seen) == len(set(seen)) == 30
+
+
+def test_the_charge_lock_holds_across_workers_on_postgresql(any_store) -> None:  # type: ignore[no-untyped-def]
+    """Another worker (its own engine) cannot take a charge's lock while a refund holds it."""
+    import sqlalchemy as sa
+
+    from services.db import make_engine
+
+    if any_store.kind != "postgresql":
+        pytest.skip("SQLite instances run one worker; the in-process lock is the whole story there")
+    other_worker = make_engine(any_store.database_url)
+    probe = sa.text("SELECT pg_try_advisory_lock(hashtextextended(:k, 0))")
+    key = {"k": billing.charge_lock_key("ch_locked")}
+    try:
+        with billing.charge_lock("ch_locked"), other_worker.connect() as conn:
+            assert conn.execute(probe, key).scalar() is False
+        with other_worker.connect() as conn:
+            assert conn.execute(probe, key).scalar() is True  # released after the refund
+    finally:
+        other_worker.dispose()
