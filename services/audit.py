@@ -1,25 +1,127 @@
-"""The audit log: one row per action attempt, written in its own transaction.
+"""The audit log: one row per action attempt, written in its own transaction (DESIGN, Audit log).
 
-Issue 4 adds the append-only triggers and the hash chain; rows written now already
-have the final shape (who, what, when, from where, outcome).
+Append-only twice over. The database refuses UPDATE and DELETE on `audit_log` (triggers,
+migration 0003), and every row is chained to the one before it,
+`hash = sha256(prev_hash || canonical(row))`, so a change made around the triggers still
+shows in `verify()`. Appends are serialised, one writer at a time across threads and
+processes (SQLite's write lock taken up front; a PostgreSQL advisory lock), and the newest
+row's id and hash are also kept in the secret store, outside the table, so rows cut off the
+end are found too.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import select
 
-from services.db import session_scope
+from services.db import get_engine, session_scope
 from services.errors import BillyError, PermissionDenied
-from services.models import AuditEntry
+from services.models import AuditEntry, utcnow
 from services.permissions import Actor
+from services.secrets import get_secret_store
 
 log = logging.getLogger(__name__)
+
+GENESIS = "0" * 64  # the prev_hash of the first row
+HEAD_SECRET = "audit-chain-head"  # "<id>:<hash>" of the newest row, kept outside the table
+# The fields a row's hash covers, in the order a person reads them (the JSON sorts its keys).
+CONTENT_FIELDS = (
+    "id",
+    "at",
+    "actor_id",
+    "actor_email",
+    "actor_role",
+    "source",
+    "client_address",
+    "user_agent",
+    "action",
+    "target_ids",
+    "amount",
+    "currency",
+    "outcome",
+    "error",
+    "details",
+)
+_PG_LOCK_KEY = int.from_bytes(b"billyaud", "big")  # the advisory lock every append takes
+
+_table: sa.Table = AuditEntry.__table__  # type: ignore[attr-defined]
+_newest_stmt = sa.select(_table.c.id, _table.c.hash).order_by(_table.c.id.desc()).limit(1)
+_walk_columns = [_table.c[name] for name in (*CONTENT_FIELDS, "prev_hash", "hash")]
+# One writer per process at a time; the database lock makes it one writer across processes.
+_append_lock = threading.Lock()
+# Per database: the head this process last wrote to the secret store, so an append whose
+# table tail is that very row needs no secret-store read to know nothing was cut off.
+_heads_written: dict[str, tuple[int, str]] = {}
+
+
+# --- the chain ------------------------------------------------------------------------------
+
+
+def canonical(row: Mapping[str, Any]) -> bytes:
+    """The row's content as stable JSON: sorted keys, no whitespace, time as ISO UTC."""
+    content = {name: row[name] for name in CONTENT_FIELDS}
+    at: datetime = content["at"]
+    if at.tzinfo is None:
+        raise ValueError("an audit row's time must be timezone-aware")
+    content["at"] = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+def chain_hash(prev_hash: str, row: Mapping[str, Any]) -> str:
+    """sha256(prev_hash || canonical(row)), hex: the value of the row's `hash` column."""
+    return hashlib.sha256(prev_hash.encode("utf-8", "surrogateescape") + canonical(row)).hexdigest()
+
+
+def _plain(value: Any) -> Any:
+    """The value as the JSON column gives it back (tuples become lists, keys strings), so the
+    hash computed now is the hash `verify` recomputes from the stored row."""
+    return json.loads(json.dumps(value))
+
+
+def _lock(conn: sa.Connection) -> None:
+    """Start the connection's transaction holding the append lock (released at its end)."""
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        # Take SQLite's write lock first, so the newest row read next cannot change under us.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    elif dialect == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+    else:
+        raise RuntimeError(f"the audit log does not know how to serialise appends on {dialect}")
+
+
+def _newest(conn: sa.Connection) -> tuple[int, str] | None:
+    row = conn.execute(_newest_stmt).first()
+    return (row.id, row.hash) if row else None
+
+
+def _read_head() -> tuple[int, str] | None:
+    """The head kept outside the table; ValueError if it is not "<id>:<hash>"."""
+    value = get_secret_store().get(HEAD_SECRET)
+    if value is None:
+        return None
+    id_text, sep, hash_text = value.partition(":")
+    if not sep or not id_text.isdigit() or len(hash_text) != 64:
+        raise ValueError("the audit chain head kept in the secret store is not '<id>:<hash>'")
+    return int(id_text), hash_text
+
+
+def _db_key(engine: sa.Engine) -> str:
+    return engine.url.render_as_string(hide_password=True)
+
+
+# --- appending --------------------------------------------------------------------------------
 
 
 @dataclass
@@ -34,23 +136,84 @@ class AuditDraft:
 
 def record(actor: Actor, action: str, outcome: str, draft: AuditDraft | None = None, error: str | None = None) -> None:
     draft = draft or AuditDraft()
-    entry = AuditEntry(
-        actor_id=actor.user_id,
-        actor_email=actor.email,
-        actor_role=actor.role,
-        source=str(actor.source),
-        client_address=actor.client_address[:64],
-        user_agent=actor.user_agent[:400],
-        action=action,
-        target_ids=[t for t in draft.targets if t],
-        amount=draft.amount,
-        currency=draft.currency,
-        outcome=outcome,
-        error=error[:1000] if error else None,
-        details=draft.details,
+    _append(
+        {
+            "actor_id": actor.user_id,
+            "actor_email": actor.email,
+            "actor_role": actor.role,
+            "source": str(actor.source),
+            "client_address": actor.client_address[:64],
+            "user_agent": actor.user_agent[:400],
+            "action": action,
+            "target_ids": _plain([t for t in draft.targets if t]),
+            "amount": draft.amount,
+            "currency": draft.currency,
+            "outcome": outcome,
+            "error": error[:1000] if error else None,
+            "details": _plain(draft.details),
+        }
     )
-    with session_scope() as session:
-        session.add(entry)
+
+
+def _append(content: dict[str, Any], engine: sa.Engine | None = None) -> None:
+    """Write one chained row in its own transaction, then move the head kept outside the table."""
+    engine = engine or get_engine()
+    key = _db_key(engine)
+    with _append_lock, engine.connect() as conn:
+        _lock(conn)
+        tail = _newest(conn)
+        head_holds = _head_matches(conn, key, tail)
+        row = {**content, "id": tail[0] + 1 if tail else 1, "at": utcnow()}
+        row["prev_hash"] = tail[1] if tail else GENESIS
+        row["hash"] = chain_hash(row["prev_hash"], row)
+        conn.execute(sa.insert(_table), row)
+        conn.commit()
+        if head_holds:
+            _advance_head(conn, key, row["id"], row["hash"])
+
+
+def _head_matches(conn: sa.Connection, key: str, tail: tuple[int, str] | None) -> bool:
+    """Does the table still hold the row the head kept outside names? If not, rows were cut
+    off or rewritten: new rows are still written, but the head stays put as the evidence."""
+    if tail is not None and _heads_written.get(key) == tail:
+        return True  # the newest row is the one this process last vouched for
+    try:
+        head = _read_head()
+    except Exception:
+        log.exception("The audit chain head cannot be read from the secret store; it is left as it is.")
+        return False
+    if head is None:
+        return True  # a new store, or rows from before the chain: the next head starts here
+    head_id, head_hash = head
+    if tail is not None and head_id == tail[0]:
+        stored = tail[1]
+    elif tail is None or head_id > tail[0]:
+        stored = None
+    else:
+        stored = conn.execute(sa.select(_table.c.hash).where(_table.c.id == head_id)).scalar()
+    if stored == head_hash:
+        return True
+    log.error(
+        "The audit log no longer holds row %s as the chain head kept outside the table names it: "
+        "rows were cut off or rewritten. New rows are still written and the head is kept as evidence; "
+        "run `billy audit verify`.",
+        head_id,
+    )
+    return False
+
+
+def _advance_head(conn: sa.Connection, key: str, row_id: int, row_hash: str) -> None:
+    """Record the new newest row outside the table, under the append lock so heads written by
+    several processes never go backwards. A failure here is logged, never raised: the row is
+    written, and the head catches up with the next append."""
+    try:
+        _lock(conn)
+        if _newest(conn) == (row_id, row_hash):  # a later append writes its own head
+            get_secret_store().set(HEAD_SECRET, f"{row_id}:{row_hash}")
+            _heads_written[key] = (row_id, row_hash)
+        conn.rollback()
+    except Exception:
+        log.exception("The audit chain head could not be written to the secret store after row %s.", row_id)
 
 
 @contextmanager
@@ -75,3 +238,163 @@ def audited(actor: Actor, action: str, *targets: str) -> Iterator[AuditDraft]:
 def recent(limit: int = 50) -> list[AuditEntry]:
     with session_scope() as session:
         return list(session.exec(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)))  # type: ignore[union-attr]
+
+
+# --- verifying --------------------------------------------------------------------------------
+
+_HEAD = "the chain head kept outside the table"
+_HEAD_WAIT_ATTEMPTS = 20  # × 50 ms: how long verify lets a head catch up with a row just written
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    rows_checked: int
+    first_bad_id: int | None = None
+    problem: str = ""  # what broke, as a sentence a person understands; empty when ok
+    note: str = ""  # something worth knowing even when the chain holds
+
+    def describe(self) -> str:
+        if self.ok:
+            text = f"Audit log intact: {self.rows_checked} rows checked, one unbroken chain."
+            return f"{text} {self.note}" if self.note else text
+        if self.first_bad_id is None:
+            return f"Audit log cannot be checked: {self.problem}."
+        return (
+            f"Audit log BROKEN at row {self.first_bad_id}: {self.problem}. "
+            f"({self.rows_checked} rows checked up to there.)"
+        )
+
+
+def verify(engine: sa.Engine | None = None) -> VerifyResult:
+    """Walk the chain in id order and name the first row where it breaks: a row altered, a row
+    missing, a row inserted out of band, or rows cut off the end (found through the head kept
+    in the secret store)."""
+    engine = engine or get_engine()
+    try:
+        head, tail = _ends(engine)
+    except (ValueError, BillyError) as exc:
+        return VerifyResult(False, 0, None, f"{_HEAD} cannot be read ({exc})")
+    head_id = head[0] if head else None
+    last_id = tail[0] if tail else 0
+
+    checked = 0
+    before_prev: Mapping[str, Any] | None = None
+    prev: Mapping[str, Any] | None = None
+    hash_at_head: str | None = None
+    stmt = sa.select(*_walk_columns).where(_table.c.id <= last_id).order_by(_table.c.id)
+    with engine.connect() as conn:
+        rows = iter(conn.execution_options(yield_per=1000).execute(stmt).mappings())
+        while True:
+            try:
+                row = next(rows, None)
+                if row is None:
+                    break
+                checked += 1
+                broken = _judge(before_prev, prev, row, lambda: next(rows, None), head_id)
+            except (ValueError, TypeError, sa.exc.StatementError):
+                after = prev["id"] if prev else 0
+                return VerifyResult(
+                    False, checked, after + 1, f"the row after {after} cannot be read: it was altered outside Billy"
+                )
+            if broken:
+                return VerifyResult(False, checked, *broken)
+            if row["id"] == head_id:
+                hash_at_head = row["hash"]
+            before_prev, prev = prev, row
+
+    return _judge_end(checked, prev, head, hash_at_head)
+
+
+def _ends(engine: sa.Engine) -> tuple[tuple[int, str] | None, tuple[int, str] | None]:
+    """The head kept outside and the table's newest row, read together under the append lock.
+    A head behind the table may be an append between its row and its head: wait it out."""
+    for _ in range(_HEAD_WAIT_ATTEMPTS):
+        with engine.connect() as conn:
+            _lock(conn)
+            tail = _newest(conn)
+            head = _read_head()
+            conn.rollback()
+        if head is None or tail is None or head[0] >= tail[0]:
+            break
+        time.sleep(0.05)
+    return head, tail
+
+
+def _judge(
+    before_prev: Mapping[str, Any] | None,
+    prev: Mapping[str, Any] | None,
+    row: Mapping[str, Any],
+    following: Callable[[], Mapping[str, Any] | None],
+    head_id: int | None,
+) -> tuple[int, str] | None:
+    """(first bad id, what happened) if the chain breaks at `row`, else None. `prev` and
+    `before_prev` are the rows before it (both held); `following()` reads the next one."""
+    row_id = row["id"]
+    prev_id = prev["id"] if prev else 0  # ids start at 1
+    expected = prev["hash"] if prev else GENESIS
+    linked = row["prev_hash"] == expected
+    sealed = chain_hash(row["prev_hash"] or "", row) == row["hash"]
+    if linked and sealed:
+        return None
+    beyond_head = head_id is not None and row_id > head_id
+    if linked:
+        if beyond_head:
+            return (
+                row_id,
+                f"row {row_id} was inserted out of band (its hash does not fit it, and {_HEAD} ends at row {head_id})",
+            )
+        return row_id, f"row {row_id} was altered"
+    nxt = following()
+    if nxt is not None and nxt["prev_hash"] == expected:
+        before = f"row {prev_id}" if prev else "the start of the chain"
+        return row_id, f"row {row_id} was inserted out of band (row {nxt['id']} follows {before} directly)"
+    if prev is not None and row["prev_hash"] == (before_prev["hash"] if before_prev else GENESIS):
+        before = f"row {before_prev['id']}" if before_prev else "the start of the chain"
+        return prev_id, f"row {prev_id} was inserted out of band (row {row_id} follows {before} directly)"
+    if row_id > prev_id + 1:
+        if not prev:
+            return 1, f"the rows before row {row_id} were removed (the chain does not start there)"
+        if row_id == prev_id + 2:
+            return prev_id + 1, f"a row is missing between {prev_id} and {row_id}"
+        return prev_id + 1, f"rows {prev_id + 1} to {row_id - 1} are missing (between {prev_id} and {row_id})"
+    if beyond_head:
+        return row_id, f"row {row_id} was inserted out of band (it does not follow row {prev_id})"
+    if not sealed or not prev:
+        return row_id, f"row {row_id} was altered"
+    return prev_id, f"row {prev_id} was altered and its hash recomputed, so row {row_id} no longer follows it"
+
+
+def _judge_end(
+    checked: int, last: Mapping[str, Any] | None, head: tuple[int, str] | None, hash_at_head: str | None
+) -> VerifyResult:
+    """The walk held; does the table end where the head kept outside it says?"""
+    last_id = last["id"] if last else 0
+    if head is None:
+        note = (
+            "No chain head is kept outside the table yet (it is written with the next audit row), "
+            "so rows cut off the end cannot be checked."
+        )
+        return VerifyResult(True, checked, None, "", "" if last is None else note)
+    head_id, head_hash = head
+    if head_id > last_id:
+        if last is None:
+            return VerifyResult(False, checked, 1, f"every row was removed ({_HEAD} says {head_id})")
+        return VerifyResult(False, checked, last_id + 1, f"rows after {last_id} were removed ({_HEAD} says {head_id})")
+    if hash_at_head != head_hash:
+        return VerifyResult(
+            False,
+            checked,
+            head_id,
+            f"row {head_id} is not the row {_HEAD} names: rows were cut off the end and others took their place, "
+            f"or the chain was rewritten up to row {head_id}",
+        )
+    if head_id < last_id:
+        return VerifyResult(
+            False,
+            checked,
+            head_id + 1,
+            f"row {head_id + 1} is newer than {_HEAD} (row {head_id}): it was inserted out of band, "
+            "or Billy stopped between writing it and recording the new head",
+        )
+    return VerifyResult(True, checked, None, "", f"It ends at row {head_id}, as {_HEAD} says.")

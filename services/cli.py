@@ -1,4 +1,4 @@
-"""`billy`: operator commands for an instance (migrate, sync), run with the instance's settings."""
+"""`billy`: operator commands for an instance (migrate, sync, audit verify), run with the instance's settings."""
 
 from __future__ import annotations
 
@@ -36,11 +36,22 @@ def _sync() -> int:
     return 0 if all(s == "done" for s in outcome.values()) else 1
 
 
+def _audit_verify() -> int:
+    from services import audit
+
+    result = audit.verify()
+    print(result.describe())
+    return 0 if result.ok else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="billy", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="apply database migrations")
     sub.add_parser("sync", help="backfill the store from Stripe now, printing each resource's result")
+    audit_parser = sub.add_parser("audit", help="the audit log")
+    audit_sub = audit_parser.add_subparsers(dest="audit_command", required=True)
+    audit_sub.add_parser("verify", help="walk the audit log's hash chain and name the first broken row (exit 1)")
     args = parser.parse_args(argv)
     install_scrubber(get_settings().log_level)
     if args.command == "migrate":
@@ -48,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "sync":
         return _sync()
+    if args.command == "audit" and args.audit_command == "verify":
+        return _audit_verify()
     return 2
 
 
