@@ -129,6 +129,9 @@ class AuditEntry(SQLModel, table=True):
     outcome: str = Field(max_length=10)
     error: str | None = Field(default=None, max_length=1000)
     details: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
+    # The hash chain, filled in by services.audit only: hash = sha256(prev_hash || canonical row).
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
 
 
 class StripeConnection(SQLModel, table=True):
@@ -228,4 +231,40 @@ class IdempotencyRecord(SQLModel, table=True):
     action: str = Field(max_length=60)
     actor_id: int | None = Field(default=None)
     result_id: str = Field(max_length=255)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class RefundRequest(SQLModel, table=True):
+    """A refund over its requester's cap, waiting for someone whose cap covers it (issue 4).
+
+    `amount` is always the amount meant at submission (a full refund stores what remained
+    then). Approval executes it in the approver's name with `idempotency_key`, so a double
+    approve or a retry makes one refund; the status moves from pending exactly once."""
+
+    __tablename__ = "refund_request"
+    __table_args__ = (
+        sa.Index("ix_refund_request_status_created", "status", "created_at"),
+        sa.Index("ix_refund_request_requested_by_created", "requested_by", "created_at"),
+        sa.CheckConstraint(
+            "status IN ('pending', 'approved', 'declined', 'failed', 'withdrawn')", name="ck_refund_request_status"
+        ),
+        sa.CheckConstraint("amount > 0", name="ck_refund_request_amount"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    charge_id: str = Field(max_length=255, index=True)
+    customer_id: str | None = Field(default=None, max_length=255)
+    amount: int = Field(sa_type=sa.BigInteger)
+    currency: str = Field(max_length=3)
+    reason: str | None = Field(default=None, max_length=40)
+    note: str = Field(max_length=1000)
+    requested_by: int = Field(foreign_key="member.id")
+    requester_email: str = Field(max_length=254)
+    status: str = Field(default="pending", max_length=10)  # pending | approved | declined | failed | withdrawn
+    decided_by: int | None = Field(default=None, foreign_key="member.id")
+    decider_email: str | None = Field(default=None, max_length=254)
+    decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    decision_note: str | None = Field(default=None, max_length=1000)
+    error: str | None = Field(default=None, max_length=1000)  # why the refund failed, in Stripe's words
+    refund_id: str | None = Field(default=None, max_length=255)
+    idempotency_key: str = Field(max_length=255, unique=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)

@@ -92,6 +92,11 @@ ACTIONS: dict[str, Permission] = {
     "customers.view": Permission.VIEW,
     "charges.view": Permission.VIEW,
     "charges.refund": Permission.REFUND,
+    "refunds.request": Permission.REFUND,  # ask for an over-cap refund to be approved
+    "refunds.withdraw": Permission.REFUND,  # take back one's own request
+    "refunds.queue": Permission.VIEW,  # approvers see every request, others their own
+    "refunds.approve": Permission.APPROVE_REFUNDS,  # up to the approver's own cap, never one's own
+    "refunds.decline": Permission.APPROVE_REFUNDS,
     "stripe.connect": Permission.MANAGE_SETTINGS,
     "sync.run": Permission.MANAGE_SETTINGS,
     "sync.view": Permission.VIEW,
@@ -157,6 +162,10 @@ def authorize(actor: Actor, action: str, *, refund_total: int | None = None, cur
         )
 
 
+# Actions whose amount is bounded by the role's refund cap (refunding, and approving a request).
+CAPPED_ACTIONS = frozenset({"charges.refund", "refunds.approve"})
+
+
 def matrix_markdown() -> str:
     """The README's action × role table, generated from ACTIONS and ROLES (so it cannot drift)."""
     order = ["read_only", "billing_clerk", "billing_manager", "owner"]
@@ -168,7 +177,7 @@ def matrix_markdown() -> str:
             role = ROLES[name]
             if permission not in role.permissions:
                 cells.append("–")
-            elif permission is Permission.REFUND:
+            elif action in CAPPED_ACTIONS:
                 caps = role.refund_caps
                 cells.append("no cap" if caps is None else " ".join(f"≤ {format_money(v, c)}" for c, v in caps.items()))
             else:

@@ -34,6 +34,11 @@ EXPECTED: dict[str, set[str]] = {
     "team.invite": OWNER_ONLY,
     "team.manage": OWNER_ONLY,
     "team.transfer_ownership": OWNER_ONLY,
+    "refunds.request": {C, M, OWNER},
+    "refunds.withdraw": {C, M, OWNER},
+    "refunds.queue": EVERYONE,
+    "refunds.approve": {C, M, OWNER},
+    "refunds.decline": {C, M, OWNER},
 }
 
 SERVICES = PROJECT_ROOT / "services"

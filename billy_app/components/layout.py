@@ -7,7 +7,11 @@ import reflex as rx
 from billy_app.components.native_form import native_form
 from billy_app.state.session import SessionState, keep_alive_timer
 
-NAV = [("Dashboard", "/dashboard", "layout-dashboard"), ("Customers", "/customers", "users")]
+NAV = [
+    ("Dashboard", "/dashboard", "layout-dashboard"),
+    ("Customers", "/customers", "users"),
+    ("Refund requests", "/approvals", "clipboard-check"),
+]
 
 
 def nav_link(label: str, href: str, icon: str) -> rx.Component:

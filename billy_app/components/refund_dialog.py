@@ -1,4 +1,7 @@
-"""The refund dialog: full or partial, a reason, a plain-words preview, then confirm."""
+"""The refund dialog: full or partial, a reason, a plain-words preview, then confirm.
+
+Over the caller's cap, Confirm gives way to a note and "Request approval" (the refund then
+waits on the Refund requests page for someone whose cap covers it)."""
 
 from __future__ import annotations
 
@@ -6,6 +9,49 @@ import reflex as rx
 
 from billy_app.state.refund import RefundState
 from services.billing import REFUND_REASONS
+
+
+def cancel_button() -> rx.Component:
+    return rx.dialog.close(rx.button("Cancel", variant="soft", color_scheme="gray", on_click=RefundState.close))
+
+
+def approval_request_form() -> rx.Component:
+    """Shown when only the caller's cap stands in the way: a note for whoever approves. A form,
+    so the note reaches the server with the click, whole."""
+    return rx.form(
+        rx.vstack(
+            rx.text(
+                "Your limit does not cover this refund. Ask for approval: someone whose limit covers it "
+                "approves or declines it, and the refund is made in their name.",
+                size="2",
+            ),
+            rx.text_area(
+                name="note",
+                placeholder="Why should this refund be made? (required)",
+                required=True,
+                max_length=1000,
+                rows="3",
+                width="100%",
+                id="refund-request-note",
+            ),
+            rx.hstack(
+                cancel_button(),
+                rx.button(
+                    rx.cond(RefundState.submitting, rx.spinner(size="1")),
+                    "Request approval",
+                    type="submit",
+                    disabled=RefundState.submitting,
+                    id="request-approval",
+                ),
+                justify="end",
+                width="100%",
+            ),
+            spacing="3",
+            width="100%",
+        ),
+        on_submit=RefundState.request_approval,
+        width="100%",
+    )
 
 
 def refund_dialog() -> rx.Component:
@@ -42,20 +88,22 @@ def refund_dialog() -> rx.Component:
                     RefundState.problem != "",
                     rx.callout(RefundState.problem, color_scheme="red", icon="triangle-alert", id="refund-problem"),
                 ),
-                rx.hstack(
-                    rx.dialog.close(
-                        rx.button("Cancel", variant="soft", color_scheme="gray", on_click=RefundState.close)
+                rx.cond(
+                    RefundState.over_cap,
+                    approval_request_form(),
+                    rx.hstack(
+                        cancel_button(),
+                        rx.button(
+                            rx.cond(RefundState.submitting, rx.spinner(size="1")),
+                            "Confirm refund",
+                            on_click=RefundState.confirm,
+                            disabled=RefundState.submitting | ~RefundState.allowed,
+                            color_scheme="red",
+                            id="confirm-refund",
+                        ),
+                        justify="end",
+                        width="100%",
                     ),
-                    rx.button(
-                        rx.cond(RefundState.submitting, rx.spinner(size="1")),
-                        "Confirm refund",
-                        on_click=RefundState.confirm,
-                        disabled=RefundState.submitting | ~RefundState.allowed,
-                        color_scheme="red",
-                        id="confirm-refund",
-                    ),
-                    justify="end",
-                    width="100%",
                 ),
                 spacing="3",
                 margin_top="1em",

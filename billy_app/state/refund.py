@@ -4,6 +4,9 @@ One dialog opening is one intent: it gets an idempotency key (kept server-side) 
 goes to `issue_refund` and on to Stripe, so a double click or a resent event makes
 one refund. Every argument is untrusted; amounts and permissions are checked in
 `services.billing`, not here.
+
+A refund over the caller's cap is offered as a request for approval instead (`over_cap`,
+`request_approval`); `services.refund_requests` decides whether it may be asked.
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ import reflex as rx
 
 from billy_app.state.customer import CustomerState
 from billy_app.state.session import SessionState
-from services import billing
+from services import billing, refund_requests
 from services.errors import BillyError, NotAuthenticated
 from services.money import format_money, parse_money
+from services.permissions import can
 
 
 class RefundState(SessionState):
@@ -32,6 +36,7 @@ class RefundState(SessionState):
     allowed: bool = False
     problem: str = ""
     submitting: bool = False
+    over_cap: bool = False  # refused only by the caller's cap: offer "Request approval"
     _idempotency_key: str = ""
     _remaining: int = 0
 
@@ -42,10 +47,11 @@ class RefundState(SessionState):
         return parse_money(self.amount_text, self.currency)
 
     async def _preview(self) -> None:
-        self.summary, self.problem, self.allowed = "", "", False
+        self.summary, self.problem, self.allowed, self.over_cap = "", "", False, False
         try:
             amount = self._amount()
-            preview = await asyncio.to_thread(billing.preview_refund, await self.actor(), self.charge_id, amount)
+            actor = await self.actor()
+            preview = await asyncio.to_thread(billing.preview_refund, actor, self.charge_id, amount)
         except ValueError as exc:
             self.problem = str(exc)
             return
@@ -53,6 +59,8 @@ class RefundState(SessionState):
             self.problem = exc.message
             return
         self.summary, self.allowed, self.problem = preview.summary, preview.allowed, preview.refusal
+        # A caller who may ask for approval is refused a valid amount only by their cap.
+        self.over_cap = not preview.allowed and can(actor, "refunds.request")
 
     @rx.event
     async def start(self, charge_id: str):
@@ -122,4 +130,37 @@ class RefundState(SessionState):
         await customer.reload()
         yield rx.toast.success(
             f"Refunded {format_money(result.amount, result.currency)}. The customer sees it in 5–10 business days."
+        )
+
+    @rx.event
+    async def request_approval(self, form_data: dict):
+        """Send an over-cap refund to the approval queue, with the note for the approver."""
+        if self.submitting or not self.charge_id:
+            return
+        note = form_data.get("note") if isinstance(form_data, dict) else None
+        note = note[: refund_requests.NOTE_MAX + 200] if isinstance(note, str) else ""  # the service judges it
+        self.submitting = True
+        yield
+        try:
+            asked = await asyncio.to_thread(
+                refund_requests.submit_request,
+                await self.actor(),
+                self.charge_id,
+                self._amount(),
+                self.reason,
+                note,
+            )
+        except NotAuthenticated:
+            self.submitting = False
+            yield SessionState.recover
+            return
+        except ValueError as exc:
+            self.problem, self.submitting = str(exc), False
+            return
+        except BillyError as exc:
+            self.problem, self.submitting = exc.message, False
+            return
+        self.open, self.submitting, self._idempotency_key = False, False, ""
+        yield rx.toast.success(
+            f"Asked for approval of a {asked.amount_label} refund. Follow it under Refund requests.",
         )

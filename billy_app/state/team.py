@@ -62,18 +62,19 @@ class TeamState(SessionState):
         limit = "unlimited" if view.member_limit is None else str(view.member_limit)
         self.seats = f"{view.seats_used} of {limit} seats used (members and pending invites)"
 
-    async def _run(self, action) -> None:  # type: ignore[no-untyped-def]
+    async def _run(self, action):  # type: ignore[no-untyped-def]
         """Run a team change and show its outcome; the list is re-read either way."""
         self.message = ""
         try:
             await action(await self.actor())
             await self._reload()
         except NotAuthenticated:
-            raise
+            return SessionState.recover
         except BillyError as exc:
             self.message, self.message_kind = exc.message, "error"
         except ValueError:  # a forged event with an id that is not a number
             self.message, self.message_kind = "That member or invite does not exist.", "error"
+        return None
 
     @rx.event
     async def load(self):
@@ -143,19 +144,19 @@ class TeamState(SessionState):
     # --- changes to members and invites ---
     @rx.event
     async def resend(self, invite_id: str):
-        await self._run(lambda actor: asyncio.to_thread(team.resend_invite, actor, int(invite_id)))
+        return await self._run(lambda actor: asyncio.to_thread(team.resend_invite, actor, int(invite_id)))
 
     @rx.event
     async def revoke(self, invite_id: str):
-        await self._run(lambda actor: asyncio.to_thread(team.revoke_invite, actor, int(invite_id)))
+        return await self._run(lambda actor: asyncio.to_thread(team.revoke_invite, actor, int(invite_id)))
 
     @rx.event
     async def change_role(self, member_id: str, role: str):
-        await self._run(lambda actor: asyncio.to_thread(team.change_role, actor, int(member_id), str(role)))
+        return await self._run(lambda actor: asyncio.to_thread(team.change_role, actor, int(member_id), str(role)))
 
     @rx.event
     async def remove(self, member_id: str):
-        await self._run(lambda actor: asyncio.to_thread(team.remove_member, actor, int(member_id)))
+        return await self._run(lambda actor: asyncio.to_thread(team.remove_member, actor, int(member_id)))
 
     @rx.var
     def transferable(self) -> list[dict[str, str]]:

@@ -1,0 +1,173 @@
+"""`/approvals`: the queue of refund requests, and the caller's own requests.
+
+What the page shows is a hint; `services.refund_requests` decides every action again (who may
+approve, up to which cap, never one's own, once). Every handler argument is untrusted: a
+request id is looked up in the rows this page was given, and the service checks it anyway.
+The lists are re-read after every action, so a request someone else just decided shows so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import reflex as rx
+
+from billy_app.state.session import SessionState
+from services import refund_requests
+from services.billing import REFUND_REASONS
+from services.errors import BillyError, NotAuthenticated
+from services.permissions import can
+from services.refund_requests import RequestView
+
+STATUS_LABELS = {
+    "pending": "Waiting",
+    "approved": "Approved",
+    "declined": "Declined",
+    "failed": "Failed",
+    "withdrawn": "Withdrawn",
+}
+
+
+def request_row(r: RequestView) -> dict[str, str]:
+    status = STATUS_LABELS.get(r.status, r.status)
+    if r.status == "approved" and not r.refund_id:
+        status = "Approved · refund not confirmed"
+    return {
+        "id": str(r.id),
+        "charge_id": r.charge_id,
+        "charge": r.charge_label or r.charge_id,
+        "customer_id": r.customer_id,
+        "customer": r.customer_label or r.customer_id or "—",
+        "amount": r.amount_label,
+        "reason": REFUND_REASONS.get(r.reason, ""),
+        "note": r.note,
+        "requester": r.requester_email,
+        "status": r.status,
+        "status_label": status,
+        "decider": r.decider_email,
+        "decision_note": r.decision_note,
+        "error": r.error,
+        "refund_id": r.refund_id,
+        "created": r.created_at.isoformat(),
+        "decided": r.decided_at.isoformat() if r.decided_at else "",
+        "can_decide": "yes" if r.can_decide else "",
+        "mine": "yes" if r.mine else "",
+    }
+
+
+class ApprovalsState(SessionState):
+    queue: list[dict[str, str]] = []
+    mine: list[dict[str, str]] = []
+    can_approve: bool = False
+    error: str = ""
+    message: str = ""
+    message_kind: str = "info"
+    busy: bool = False
+    # The decision dialog: which request, approve or decline, and its note.
+    decision_open: bool = False
+    decision_kind: str = "approve"  # "approve" | "decline"
+    decision_id: str = ""
+    decision_summary: str = ""
+    decision_problem: str = ""
+
+    async def _reload(self) -> None:
+        actor = await self.actor()
+        self.can_approve = can(actor, "refunds.approve")
+        queue = await asyncio.to_thread(refund_requests.list_queue, actor, "pending") if self.can_approve else []
+        mine = await asyncio.to_thread(refund_requests.my_requests, actor)
+        self.queue = [request_row(r) for r in queue]
+        self.mine = [request_row(r) for r in mine]
+        self.error = ""
+
+    @rx.event
+    async def load(self):
+        self.message, self.decision_open = "", False
+        try:
+            await self._reload()
+        except NotAuthenticated:
+            return SessionState.recover
+        except BillyError as exc:
+            self.error, self.queue, self.mine = exc.message, [], []
+        return None
+
+    @rx.event
+    async def refresh(self):
+        self.message = ""
+        await self._reload_quietly()
+
+    def _known(self, request_id: str, rows: list[dict[str, str]]) -> dict[str, str] | None:
+        wanted = str(request_id)[:20]
+        return next((r for r in rows if r["id"] == wanted), None)
+
+    @rx.event
+    async def open_decision(self, request_id: str, kind: str):
+        """Open the approve / decline dialog for a request this page listed."""
+        await self._reload_quietly()  # decide on the request as it is now
+        row = self._known(request_id, self.queue)
+        if row is None:
+            self.message, self.message_kind = "That request is no longer waiting; the list is up to date.", "error"
+            return
+        self.decision_kind = "decline" if kind == "decline" else "approve"
+        self.decision_id = row["id"]
+        verb = "Refund" if self.decision_kind == "approve" else "Decline the refund of"
+        self.decision_summary = (
+            f"{verb} {row['amount']} on {row['charge']} ({row['customer']}), asked by {row['requester']}."
+        )
+        self.decision_problem, self.busy, self.decision_open = "", False, True
+
+    @rx.event
+    def set_decision_open(self, value: bool):
+        if not value:
+            self.decision_open, self.decision_id = False, ""
+
+    @rx.event
+    async def decide(self, form_data: dict):
+        """Approve (the refund is made in the caller's name) or decline, with the dialog's note."""
+        if self.busy or not self.decision_id:
+            return
+        note = form_data.get("note") if isinstance(form_data, dict) else None
+        note = note[: refund_requests.NOTE_MAX + 200] if isinstance(note, str) else ""  # the service judges it
+        self.busy, self.decision_problem = True, ""
+        yield
+        try:
+            actor = await self.actor()
+            if self.decision_kind == "approve":
+                done = await asyncio.to_thread(refund_requests.approve, actor, self.decision_id, note)
+                text = f"Approved: {done.amount_label} refunded to the customer in your name (refund {done.refund_id})."
+            else:
+                done = await asyncio.to_thread(refund_requests.decline, actor, self.decision_id, note)
+                text = f"Declined. {done.requester_email} sees your note under their requests."
+        except NotAuthenticated:
+            self.busy = False
+            yield SessionState.recover
+            return
+        except BillyError as exc:
+            self.busy, self.decision_problem = False, exc.message
+            await self._reload_quietly()
+            return
+        self.busy, self.decision_open, self.decision_id = False, False, ""
+        self.message, self.message_kind = text, "info"
+        await self._reload_quietly()
+
+    @rx.event
+    async def withdraw(self, request_id: str):
+        if self._known(request_id, self.mine) is None:
+            self.message, self.message_kind = "That request is not one of yours.", "error"
+            return None
+        try:
+            await asyncio.to_thread(refund_requests.withdraw, await self.actor(), str(request_id)[:20])
+        except NotAuthenticated:
+            return SessionState.recover
+        except BillyError as exc:
+            self.message, self.message_kind = exc.message, "error"
+        else:
+            self.message, self.message_kind = "Request withdrawn.", "info"
+        await self._reload_quietly()
+        return None
+
+    async def _reload_quietly(self) -> None:
+        """Re-read the lists after an action; an outcome already shown is not replaced by a reload error."""
+        try:
+            await self._reload()
+        except BillyError as exc:
+            self.error = exc.message

@@ -1,0 +1,493 @@
+"""Refund requests: a refund over its requester's cap waits for someone whose cap covers it.
+
+A Clerk or Manager whose refund would exceed their cap submits it with a note; anyone else
+whose own cap covers it approves or declines it from the queue; approval executes the
+refund in the approver's name through `billing.issue_refund` (the same checks, the same
+per-charge lock, one idempotency key kept on the request) and both people are recorded,
+on the request and in the audit rows. (Issue 4, "Over-cap refunds become requests".)
+
+A request leaves `pending` exactly once: every decision is a conditional UPDATE on the
+status, so of two approvals at the same moment only one wins. The states:
+
+    pending ──approve──▶ approved (refund_id once Stripe confirms) ──Stripe refuses──▶ failed
+       ├──decline──▶ declined
+       └──withdraw──▶ withdrawn (by the requester)
+
+An approval whose refund Stripe did not answer (a network failure, a crash) stays
+`approved` without a refund id; approving it again, by the same approver, retries the
+same refund with the same key, so it can never make a second one.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+import stripe  # only for the types of Stripe's errors: was a refund's outcome left unknown?
+from sqlmodel import col, select
+
+from services import audit, billing
+from services.db import session_scope
+from services.errors import (
+    BillyError,
+    NotFound,
+    PermissionDenied,
+    RefundCapExceeded,
+    StripeRequestFailed,
+    ValidationFailed,
+)
+from services.models import RefundRequest, StripeCharge, StripeCustomer, utcnow
+from services.money import format_money
+from services.permissions import Actor, Permission, authorize, role_of
+from services.stripe_gateway import StripeGateway
+
+STATUSES = ("pending", "approved", "declined", "failed", "withdrawn")
+NOTE_MAX = 1000
+QUEUE_LIMIT = 200
+_table: sa.Table = RefundRequest.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class RequestView:
+    """One request as a page, the API or the agent shows it, with what the caller may do."""
+
+    id: int
+    charge_id: str
+    customer_id: str
+    customer_label: str  # the customer's name or email, from the store ("" if not synced)
+    charge_label: str  # the charge's description from the store ("" if not synced)
+    amount: int
+    currency: str
+    reason: str
+    note: str
+    requested_by: int
+    requester_email: str
+    status: str
+    decided_by: int | None
+    decider_email: str
+    decided_at: datetime | None
+    decision_note: str
+    error: str
+    refund_id: str
+    created_at: datetime
+    mine: bool  # the caller asked for it
+    can_decide: bool  # the caller may approve or decline it (a hint; every decision is re-checked)
+
+    @property
+    def amount_label(self) -> str:
+        return format_money(self.amount, self.currency)
+
+
+def request_target(request_id: int | str) -> str:
+    """How a request is named among an audit row's target ids."""
+    return f"refund_request:{request_id}"
+
+
+# --- checks on untrusted input ---------------------------------------------------------------
+
+
+def _check_id(request_id: Any) -> int:
+    if isinstance(request_id, bool):
+        raise NotFound("There is no such refund request.")
+    try:
+        value = int(str(request_id).strip())
+    except (TypeError, ValueError):
+        raise NotFound("There is no such refund request.") from None
+    if value <= 0 or value > 2**63 - 1:
+        raise NotFound("There is no such refund request.")
+    return value
+
+
+def _check_note(note: Any, *, required: str | None) -> str:
+    """A person's explanation: printable text up to NOTE_MAX characters, required when `required`
+    says what to write."""
+    text = note if isinstance(note, str) else ""
+    text = "".join(ch for ch in text if ch in "\n\t" or ch.isprintable()).strip()
+    if required and not text:
+        raise ValidationFailed(required)
+    if len(text) > NOTE_MAX:
+        raise ValidationFailed(f"Keep the note under {NOTE_MAX} characters (it has {len(text)}).")
+    return text
+
+
+def _check_charge_id(charge_id: Any) -> str:
+    text = charge_id.strip() if isinstance(charge_id, str) else ""
+    if not text or len(text) > 255:
+        raise NotFound("No charge with that id has been synced from Stripe.")
+    return text
+
+
+def _check_reason(reason: Any) -> str | None:
+    if reason in (None, ""):
+        return None
+    if reason not in billing.REFUND_REASONS:
+        raise ValidationFailed("Choose a reason: requested by customer, duplicate charge or fraudulent.")
+    return str(reason)
+
+
+def _customer_of(charge: dict[str, Any]) -> str | None:
+    customer = charge.get("customer")
+    if isinstance(customer, dict):
+        customer = customer.get("id")
+    return str(customer)[:255] if customer else None
+
+
+def _amount_and_currency(charge: dict[str, Any], amount: int | None) -> tuple[int, int, str]:
+    """(refund amount, already refunded, currency) from Stripe's charge, with issue_refund's rules."""
+    currency = str(charge.get("currency") or "usd").lower()
+    if charge.get("status") != "succeeded":
+        raise ValidationFailed("Only successful charges can be refunded.")
+    already = int(charge.get("amount_refunded") or 0)
+    return billing._refund_amount(int(charge["amount"]), already, amount, currency), already, currency
+
+
+def _outcome_unknown(exc: BaseException) -> bool:
+    """Did Stripe leave us not knowing whether the refund happened (no answer, or a 5xx)?"""
+    if not isinstance(exc, BillyError):
+        return True
+    cause = exc.__cause__
+    return isinstance(exc, StripeRequestFailed) and isinstance(cause, (stripe.APIConnectionError, stripe.APIError))
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+def _load(request_id: int) -> RefundRequest:
+    with session_scope() as session:
+        row = session.get(RefundRequest, request_id)
+    if row is None:
+        raise NotFound("There is no such refund request.")
+    return row
+
+
+def _covers(actor: Actor, row: RefundRequest, refunded_before: int) -> bool:
+    try:
+        authorize(actor, "refunds.approve", refund_total=refunded_before + row.amount, currency=row.currency)
+    except PermissionDenied:
+        return False
+    return True
+
+
+def _views(actor: Actor, rows: list[RefundRequest]) -> list[RequestView]:
+    """Rows as views, with the store's words for each charge and customer."""
+    charge_ids = {r.charge_id for r in rows}
+    customer_ids = {r.customer_id for r in rows if r.customer_id}
+    with session_scope() as session:
+        charges = (
+            {c.id: c for c in session.exec(select(StripeCharge).where(col(StripeCharge.id).in_(charge_ids)))}
+            if charge_ids
+            else {}
+        )
+        customers = (
+            {c.id: c for c in session.exec(select(StripeCustomer).where(col(StripeCustomer.id).in_(customer_ids)))}
+            if customer_ids
+            else {}
+        )
+    approver = Permission.APPROVE_REFUNDS in role_of(actor).permissions
+    views = []
+    for r in rows:
+        charge = charges.get(r.charge_id)
+        customer = customers.get(r.customer_id or "")
+        mine = actor.user_id is not None and r.requested_by == actor.user_id
+        can_decide = (
+            r.status == "pending"
+            and approver
+            and not mine
+            and _covers(actor, r, charge.amount_refunded if charge else 0)
+        )
+        views.append(
+            RequestView(
+                id=r.id or 0,
+                charge_id=r.charge_id,
+                customer_id=r.customer_id or "",
+                customer_label=(customer.name or customer.email or "") if customer else "",
+                charge_label=(charge.description or "") if charge else "",
+                amount=r.amount,
+                currency=r.currency,
+                reason=r.reason or "",
+                note=r.note,
+                requested_by=r.requested_by,
+                requester_email=r.requester_email,
+                status=r.status,
+                decided_by=r.decided_by,
+                decider_email=r.decider_email or "",
+                decided_at=r.decided_at,
+                decision_note=r.decision_note or "",
+                error=r.error or "",
+                refund_id=r.refund_id or "",
+                created_at=r.created_at,
+                mine=mine,
+                can_decide=can_decide,
+            )
+        )
+    return views
+
+
+def get_request(actor: Actor, request_id: Any) -> RequestView:
+    """One request: approvers see any, everyone else only their own."""
+    authorize(actor, "refunds.queue")
+    row = _load(_check_id(request_id))
+    approver = Permission.APPROVE_REFUNDS in role_of(actor).permissions
+    if not approver and row.requested_by != actor.user_id:
+        raise NotFound("There is no such refund request.")
+    return _views(actor, [row])[0]
+
+
+def list_queue(actor: Actor, status: str = "pending", limit: int = QUEUE_LIMIT) -> list[RequestView]:
+    """Requests in one status ("all" for every status). Approvers see everyone's, others only
+    their own. Pending ones oldest first (a queue), the rest newest first."""
+    authorize(actor, "refunds.queue")
+    if status != "all" and status not in STATUSES:
+        raise ValidationFailed("Choose a status: pending, approved, declined, failed, withdrawn or all.")
+    limit = max(1, min(int(limit), QUEUE_LIMIT))
+    stmt = select(RefundRequest)
+    if status != "all":
+        stmt = stmt.where(RefundRequest.status == status)
+    if Permission.APPROVE_REFUNDS not in role_of(actor).permissions:
+        stmt = stmt.where(RefundRequest.requested_by == actor.user_id)
+    created, rid = col(RefundRequest.created_at), col(RefundRequest.id)
+    order = (created.asc(), rid.asc()) if status == "pending" else (created.desc(), rid.desc())
+    with session_scope() as session:
+        rows = list(session.exec(stmt.order_by(*order).limit(limit)))
+    return _views(actor, rows)
+
+
+def my_requests(actor: Actor, limit: int = 50) -> list[RequestView]:
+    """The caller's own requests in every status, newest first."""
+    authorize(actor, "refunds.queue")
+    limit = max(1, min(int(limit), QUEUE_LIMIT))
+    stmt = (
+        select(RefundRequest)
+        .where(RefundRequest.requested_by == actor.user_id)
+        .order_by(col(RefundRequest.created_at).desc(), col(RefundRequest.id).desc())
+        .limit(limit)
+    )
+    with session_scope() as session:
+        rows = list(session.exec(stmt))
+    return _views(actor, rows)
+
+
+# --- acting -----------------------------------------------------------------------------------
+
+
+def submit_request(
+    actor: Actor,
+    charge_id: str,
+    amount: int | None,
+    reason: str | None,
+    note: str,
+    gateway: StripeGateway | None = None,
+) -> RequestView:
+    """Ask for a refund over the caller's cap. Refused when it would fit their cap (then they
+    just refund it) and, like a refund, when the amount is not one Stripe would accept now."""
+    gateway = gateway or StripeGateway()
+    with audit.audited(actor, "refunds.request", str(charge_id)[:255]) as draft:
+        authorize(actor, "refunds.request")
+        if actor.user_id is None:
+            raise PermissionDenied("Only a member can ask for a refund to be approved.")
+        charge_id = _check_charge_id(charge_id)
+        reason = _check_reason(reason)
+        note = _check_note(note, required="Add a note for the approver: why should this refund be made?")
+        charge = gateway.retrieve_charge(charge_id)  # Stripe's amount_refunded, as issue_refund reads it
+        refund_amount, already, currency = _amount_and_currency(charge, amount)
+        draft.amount, draft.currency = refund_amount, currency
+        draft.details["reason"] = reason or ""
+        try:
+            authorize(actor, "charges.refund", refund_total=already + refund_amount, currency=currency)
+        except RefundCapExceeded as exc:
+            draft.details["over_cap"] = exc.message
+        else:
+            raise ValidationFailed(
+                f"{format_money(refund_amount, currency)} is within your refund limit: just refund it, "
+                "no approval is needed."
+            )
+        with session_scope() as session:
+            waiting = session.exec(
+                select(RefundRequest.id).where(
+                    RefundRequest.charge_id == charge_id,
+                    RefundRequest.requested_by == actor.user_id,
+                    RefundRequest.status == "pending",
+                )
+            ).first()
+            if waiting is not None:
+                raise ValidationFailed(
+                    "You already have a request waiting for this charge: withdraw it first to ask for another amount."
+                )
+            row = RefundRequest(
+                charge_id=charge_id,
+                customer_id=_customer_of(charge),
+                amount=refund_amount,
+                currency=currency,
+                reason=reason,
+                note=note,
+                requested_by=actor.user_id,
+                requester_email=actor.email,
+                idempotency_key=secrets.token_urlsafe(24),
+            )
+            session.add(row)
+            session.flush()
+            draft.targets.append(request_target(row.id or 0))
+    return _views(actor, [row])[0]
+
+
+def _already_decided(row: RefundRequest, viewer: Actor) -> str:
+    mine = viewer.user_id is not None and row.decided_by == viewer.user_id
+    who = "you" if mine else (row.decider_email or "someone else")
+    if row.status == "approved":
+        done = f" (refund {row.refund_id})" if row.refund_id else " and its refund is being made"
+        return f"This request was already approved by {who}{done}."
+    if row.status == "declined":
+        return f"This request was already declined by {who}."
+    if row.status == "withdrawn":
+        return "You already withdrew this request." if mine else "This request was withdrawn by the person who asked."
+    if row.status == "failed":
+        return f"This request already failed: {row.error or 'Stripe refused the refund'}."
+    return "This request is no longer waiting for a decision."
+
+
+def _transition(request_id: int, where: list[Any], **values: Any) -> bool:
+    """One conditional UPDATE: True if this call moved the request, False if it had moved already."""
+    with session_scope() as session:
+        moved = session.execute(_table.update().where(_table.c.id == request_id, *where).values(**values)).rowcount
+    return moved == 1
+
+
+def _fresh_refusal(request_id: int, viewer: Actor) -> ValidationFailed:
+    return ValidationFailed(_already_decided(_load(request_id), viewer))
+
+
+def approve(actor: Actor, request_id: int, note: str = "", gateway: StripeGateway | None = None) -> RequestView:
+    """Execute a pending request in the approver's name, if their own cap covers it now
+    (against Stripe's amount_refunded at this moment) and they did not ask for it."""
+    gateway = gateway or StripeGateway()
+    with audit.audited(actor, "refunds.approve", request_target(str(request_id)[:40])) as draft:
+        authorize(actor, "refunds.approve")
+        rid = _check_id(request_id)
+        note = _check_note(note, required=None)
+        row = _load(rid)
+        draft.targets.append(row.charge_id)
+        draft.amount, draft.currency = row.amount, row.currency
+        draft.details.update(requested_by=row.requester_email, requested_by_id=row.requested_by, request_id=rid)
+        if actor.user_id is None or row.requested_by == actor.user_id:
+            raise PermissionDenied(
+                "You cannot approve your own refund request: someone else whose refund limit covers it has to."
+            )
+        # An approval of ours whose refund Stripe never confirmed: retry it with the same key.
+        resuming = row.status == "approved" and not row.refund_id and row.decided_by == actor.user_id
+        if row.status != "pending" and not resuming:
+            raise ValidationFailed(_already_decided(row, actor))
+        if not resuming:
+            _check_and_claim(actor, row, note, gateway)
+        draft.details["retry"] = resuming
+        refund_id = _execute(actor, row, gateway, resuming=resuming)
+        draft.targets.append(refund_id)
+    return _views(actor, [_load(rid)])[0]
+
+
+def _check_and_claim(actor: Actor, row: RefundRequest, note: str, gateway: StripeGateway) -> None:
+    """Re-check the request against Stripe now, then take it: pending → approved, once."""
+    rid = row.id or 0
+    pending = [_table.c.status == "pending"]
+    charge = gateway.retrieve_charge(row.charge_id)
+    already = int(charge.get("amount_refunded") or 0)
+    try:
+        authorize(actor, "refunds.approve", refund_total=already + row.amount, currency=row.currency)
+    except RefundCapExceeded as exc:
+        raise _over_limit("Approving", exc) from None
+    try:
+        _, _, currency = _amount_and_currency(charge, row.amount)
+        if currency != row.currency:
+            raise ValidationFailed("The charge's currency is not the one this request was made in.")
+    except ValidationFailed as exc:  # it can never be made as asked: it fails, decided by this approver
+        failed = {"status": "failed", "error": exc.message[:NOTE_MAX], "decision_note": note or None}
+        if not _transition(rid, pending, **failed, **_decider(actor)):
+            raise _fresh_refusal(rid, actor) from None
+        raise
+    if not _transition(rid, pending, status="approved", decision_note=note or None, **_decider(actor)):
+        raise _fresh_refusal(rid, actor)
+
+
+def _over_limit(doing: str, exc: RefundCapExceeded) -> RefundCapExceeded:
+    return RefundCapExceeded(f"{doing} this request takes someone whose refund limit covers it. {exc.message}")
+
+
+def _decider(actor: Actor) -> dict[str, Any]:
+    return {"decided_by": actor.user_id, "decider_email": actor.email, "decided_at": utcnow()}
+
+
+def _execute(actor: Actor, row: RefundRequest, gateway: StripeGateway, *, resuming: bool) -> str:
+    """The refund itself, in the approver's name; the request records how it went.
+
+    On a first attempt every refusal comes before Stripe is asked, so the request can go back
+    to the queue (the cap moved) or fail. On a retry, Billy's own checks may be refusing
+    because the first attempt did reach Stripe: the request then stays approved and unconfirmed
+    rather than go back to a queue where someone could refund it a second time."""
+    rid = row.id or 0
+    ours = [_table.c.status == "approved", _table.c.refund_id.is_(None), _table.c.decided_by == actor.user_id]
+    try:
+        result = billing.issue_refund(actor, row.charge_id, row.amount, row.reason, row.idempotency_key, gateway)
+    except BaseException as exc:
+        if _outcome_unknown(exc) or (resuming and isinstance(exc, (PermissionDenied, ValidationFailed))):
+            what = exc.message if isinstance(exc, BillyError) else "Billy stopped before Stripe answered"
+            unconfirmed = (
+                f"Stripe has not confirmed the refund ({what}). Approve again to retry it "
+                "(never a second refund); check the charge in Stripe if this persists."
+            )
+            _transition(rid, ours, error=unconfirmed[:NOTE_MAX])
+        elif isinstance(exc, PermissionDenied):
+            # Refunds on the charge moved since the check, past this approver's cap: back to the queue.
+            back = {"status": "pending", "decided_by": None, "decider_email": None, "decided_at": None}
+            _transition(rid, ours, **back, decision_note=None)
+        else:
+            _transition(rid, ours, status="failed", error=str(exc)[:NOTE_MAX])
+        raise
+    _transition(rid, [_table.c.status == "approved"], refund_id=result.refund_id, error=None)
+    return result.refund_id
+
+
+def decline(actor: Actor, request_id: int, note: str) -> RequestView:
+    """Turn a pending request down, with a note for the requester. Like approval, it takes
+    someone other than the requester whose cap covers the request."""
+    with audit.audited(actor, "refunds.decline", request_target(str(request_id)[:40])) as draft:
+        authorize(actor, "refunds.decline")
+        rid = _check_id(request_id)
+        note = _check_note(note, required="Add a note for the requester: why is this refund declined?")
+        row = _load(rid)
+        draft.targets.append(row.charge_id)
+        draft.amount, draft.currency = row.amount, row.currency
+        draft.details.update(requested_by=row.requester_email, requested_by_id=row.requested_by, request_id=rid)
+        if actor.user_id is None or row.requested_by == actor.user_id:
+            raise PermissionDenied("You cannot decide your own refund request; withdraw it instead.")
+        if row.status != "pending":
+            raise ValidationFailed(_already_decided(row, actor))
+        with session_scope() as session:
+            charge = session.get(StripeCharge, row.charge_id)
+        refunded = charge.amount_refunded if charge else 0  # nothing moves: the store's word is enough
+        try:
+            authorize(actor, "refunds.decline", refund_total=refunded + row.amount, currency=row.currency)
+        except RefundCapExceeded as exc:
+            raise _over_limit("Declining", exc) from None
+        declined = {"status": "declined", "decision_note": note, **_decider(actor)}
+        if not _transition(rid, [_table.c.status == "pending"], **declined):
+            raise _fresh_refusal(rid, actor)
+    return _views(actor, [_load(rid)])[0]
+
+
+def withdraw(actor: Actor, request_id: int) -> RequestView:
+    """The requester takes back a request that is still waiting."""
+    with audit.audited(actor, "refunds.withdraw", request_target(str(request_id)[:40])) as draft:
+        authorize(actor, "refunds.withdraw")
+        rid = _check_id(request_id)
+        row = _load(rid)
+        draft.targets.append(row.charge_id)
+        draft.amount, draft.currency = row.amount, row.currency
+        draft.details.update(request_id=rid)
+        if actor.user_id is None or row.requested_by != actor.user_id:
+            raise PermissionDenied("Only the person who asked can withdraw a refund request; approvers decline it.")
+        mine_pending = [_table.c.status == "pending", _table.c.requested_by == actor.user_id]
+        if not _transition(rid, mine_pending, status="withdrawn", **_decider(actor)):
+            raise _fresh_refusal(rid, actor)
+    return _views(actor, [_load(rid)])[0]
