@@ -36,6 +36,7 @@ from services import identity, magic_links, organization, stripe_keys, sync, tea
 from services.db import get_engine, session_scope
 from services.errors import BillyError, NotAuthenticated
 from services.models import utcnow
+from services.permissions import Actor
 from services.secrets import get_secret_store
 from services.stripe_gateway import StripeGateway
 
@@ -56,6 +57,24 @@ def form_post(handler: Handler) -> Handler:
         return await handler(request)
 
     return guarded
+
+
+def member_form_post(sign_in_then: str) -> Callable[[Callable[[Request, Actor], Awaitable[Response]]], Handler]:
+    """A form post by a signed-in member: CSRF-checked, then the Actor from the access cookie
+    (or off to sign-in, coming back to `sign_in_then`)."""
+
+    def wrap(handler: Callable[[Request, Actor], Awaitable[Response]]) -> Handler:
+        @form_post
+        async def with_member(request: Request) -> Response:
+            try:
+                actor = await asyncio.to_thread(request_actor, request)
+            except NotAuthenticated:
+                return redirect("/login", next=sign_in_then)
+            return await handler(request, actor)
+
+        return with_member
+
+    return wrap
 
 
 def _local_path(value: str | None) -> str:
@@ -141,13 +160,9 @@ async def refresh(request: Request) -> Response:
     return response
 
 
-@form_post
-async def connect_stripe_key(request: Request) -> Response:
+@member_form_post("/onboarding")
+async def connect_stripe_key(request: Request, actor: Actor) -> Response:
     """The wizard's step 2. The key exists here as a local variable and in the secret store only."""
-    try:
-        actor = await asyncio.to_thread(request_actor, request)
-    except NotAuthenticated:
-        return redirect("/login", next="/onboarding")
     form = await _form(request)
     try:
         connected = await asyncio.to_thread(stripe_keys.connect_stripe_key, actor, form.get("key", ""))
@@ -257,13 +272,9 @@ async def reset_password(request: Request) -> Response:
     return response
 
 
-@form_post
-async def transfer_ownership(request: Request) -> Response:
+@member_form_post("/settings/team")
+async def transfer_ownership(request: Request, actor: Actor) -> Response:
     """The Owner re-enters their password: a form post, so it never passes through Reflex."""
-    try:
-        actor = await asyncio.to_thread(request_actor, request)
-    except NotAuthenticated:
-        return redirect("/login", next="/settings/team")
     form = await _form(request)
     try:
         member_id = int(form.get("member_id", ""))

@@ -21,3 +21,18 @@ native_form = NativeForm.create
 
 def hidden(name: str, value: rx.Var[str] | str) -> rx.Component:
     return rx.el.input(type="hidden", name=name, value=value)
+
+
+def posted_form(*fields: rx.Component, action: str, submit: str, submit_id: str) -> rx.Component:
+    """Fields and a full-width submit button, posted natively to an HTTP route."""
+    return native_form(
+        rx.vstack(
+            *fields,
+            rx.button(submit, type="submit", size="3", width="100%", id=submit_id),
+            spacing="3",
+            width="100%",
+        ),
+        action=action,
+        method="post",
+        width="100%",
+    )

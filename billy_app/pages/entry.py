@@ -6,7 +6,7 @@ import reflex as rx
 
 from billy_app.components.fields import labelled_input
 from billy_app.components.layout import card_page, message_callout
-from billy_app.components.native_form import hidden, native_form
+from billy_app.components.native_form import hidden, posted_form
 from billy_app.state.entry import EntryState
 from services.identity import MIN_PASSWORD_LENGTH
 from services.plans import PLANS, TRIAL_DAYS
@@ -56,27 +56,20 @@ def signup() -> rx.Component:
             color_scheme="gray",
         ),
         message_callout(EntryState.message, EntryState.message_kind),
-        native_form(
-            rx.vstack(
-                labelled_input("Organisation name", "org_name", value=EntryState.org_name, max_length=120),
-                rx.vstack(rx.text("Plan", size="2", weight="medium"), plan_choice(), spacing="1"),
-                labelled_input(
-                    "Work email", "email", input_type="email", value=EntryState.email, auto_complete="email"
-                ),
-                labelled_input(
-                    f"Password (at least {MIN_PASSWORD_LENGTH} characters)",
-                    "password",
-                    input_type="password",
-                    min_length=MIN_PASSWORD_LENGTH,
-                    auto_complete="new-password",
-                ),
-                rx.button("Create account and start trial", type="submit", size="3", width="100%", id="signup-submit"),
-                spacing="3",
-                width="100%",
+        posted_form(
+            labelled_input("Organisation name", "org_name", value=EntryState.org_name, max_length=120),
+            rx.vstack(rx.text("Plan", size="2", weight="medium"), plan_choice(), spacing="1"),
+            labelled_input("Work email", "email", input_type="email", value=EntryState.email, auto_complete="email"),
+            labelled_input(
+                f"Password (at least {MIN_PASSWORD_LENGTH} characters)",
+                "password",
+                input_type="password",
+                min_length=MIN_PASSWORD_LENGTH,
+                auto_complete="new-password",
             ),
             action="/api/auth/signup",
-            method="post",
-            width="100%",
+            submit="Create account and start trial",
+            submit_id="signup-submit",
         ),
     )
 
@@ -86,20 +79,15 @@ def login() -> rx.Component:
     return card_page(
         rx.heading("Sign in to Billy", size="6"),
         message_callout(EntryState.message, EntryState.message_kind),
-        native_form(
-            rx.vstack(
-                hidden("next", EntryState.next_path),
-                labelled_input("Email", "email", input_type="email", value=EntryState.email, auto_complete="username"),
-                labelled_input("Password", "password", input_type="password", auto_complete="current-password"),
-                rx.button("Sign in", type="submit", size="3", width="100%", id="login-submit"),
-                rx.link("Forgot your password?", href="/forgot", size="2"),
-                spacing="3",
-                width="100%",
-            ),
+        posted_form(
+            hidden("next", EntryState.next_path),
+            labelled_input("Email", "email", input_type="email", value=EntryState.email, auto_complete="username"),
+            labelled_input("Password", "password", input_type="password", auto_complete="current-password"),
             action="/api/auth/login",
-            method="post",
-            width="100%",
+            submit="Sign in",
+            submit_id="login-submit",
         ),
+        rx.link("Forgot your password?", href="/forgot", size="2"),
     )
 
 
@@ -122,25 +110,18 @@ def invite() -> rx.Component:
                     ".",
                     id="invite-summary",
                 ),
-                native_form(
-                    rx.vstack(
-                        labelled_input(
-                            "Your name", "name", value=EntryState.name, auto_complete="name", max_length=120
-                        ),
-                        labelled_input(
-                            f"Choose a password (at least {MIN_PASSWORD_LENGTH} characters)",
-                            "password",
-                            input_type="password",
-                            min_length=MIN_PASSWORD_LENGTH,
-                            auto_complete="new-password",
-                        ),
-                        rx.button("Join and open Billy", type="submit", size="3", width="100%", id="accept-invite"),
-                        spacing="3",
-                        width="100%",
+                posted_form(
+                    labelled_input("Your name", "name", value=EntryState.name, auto_complete="name", max_length=120),
+                    labelled_input(
+                        f"Choose a password (at least {MIN_PASSWORD_LENGTH} characters)",
+                        "password",
+                        input_type="password",
+                        min_length=MIN_PASSWORD_LENGTH,
+                        auto_complete="new-password",
                     ),
                     action="/api/invites/accept",
-                    method="post",
-                    width="100%",
+                    submit="Join and open Billy",
+                    submit_id="accept-invite",
                 ),
                 spacing="3",
                 width="100%",
@@ -158,16 +139,11 @@ def forgot() -> rx.Component:
             "Enter your email: if it belongs to an account, a link to choose a new password arrives there.", size="2"
         ),
         message_callout(EntryState.message, EntryState.message_kind),
-        native_form(
-            rx.vstack(
-                labelled_input("Email", "email", input_type="email", auto_complete="username"),
-                rx.button("Send the link", type="submit", size="3", width="100%", id="forgot-submit"),
-                spacing="3",
-                width="100%",
-            ),
+        posted_form(
+            labelled_input("Email", "email", input_type="email", auto_complete="username"),
             action="/api/auth/forgot",
-            method="post",
-            width="100%",
+            submit="Send the link",
+            submit_id="forgot-submit",
         ),
         rx.link("Back to sign-in", href="/login"),
     )
@@ -180,25 +156,18 @@ def reset() -> rx.Component:
         message_callout(EntryState.message, EntryState.message_kind),
         rx.cond(
             EntryState.link_ok,
-            native_form(
-                rx.vstack(
-                    labelled_input(
-                        f"New password (at least {MIN_PASSWORD_LENGTH} characters)",
-                        "password",
-                        input_type="password",
-                        min_length=MIN_PASSWORD_LENGTH,
-                        auto_complete="new-password",
-                    ),
-                    labelled_input(
-                        "The same again", "password_again", input_type="password", auto_complete="new-password"
-                    ),
-                    rx.button("Save and sign in", type="submit", size="3", width="100%", id="reset-submit"),
-                    spacing="3",
-                    width="100%",
+            posted_form(
+                labelled_input(
+                    f"New password (at least {MIN_PASSWORD_LENGTH} characters)",
+                    "password",
+                    input_type="password",
+                    min_length=MIN_PASSWORD_LENGTH,
+                    auto_complete="new-password",
                 ),
+                labelled_input("The same again", "password_again", input_type="password", auto_complete="new-password"),
                 action="/api/auth/reset",
-                method="post",
-                width="100%",
+                submit="Save and sign in",
+                submit_id="reset-submit",
             ),
             rx.link("Ask for a new link", href="/forgot"),
         ),

@@ -7,7 +7,7 @@ import reflex as rx
 from billy_app.components.fields import labelled_input
 from billy_app.components.invite_rows import invite_rows
 from billy_app.components.layout import card_page, message_callout
-from billy_app.components.native_form import native_form
+from billy_app.components.native_form import posted_form
 from billy_app.state.onboarding import OnboardingState
 from services.stripe_keys import HOW_TO_CREATE
 
@@ -108,25 +108,19 @@ def connect_step() -> rx.Component:
         rx.text(HOW_TO_CREATE, size="2", color_scheme="gray"),
         permissions_table(),
         sandbox_offer(),
-        native_form(
-            rx.vstack(
-                labelled_input(
-                    "Restricted key",
-                    "key",
-                    input_type="password",
-                    id="stripe-key",
-                    placeholder="rk_live_… or rk_test_…",
-                    auto_complete="off",
-                    spell_check=False,
-                ),
-                rx.button("Check and connect", type="submit", size="3", width="100%", id="connect-key"),
-                spacing="2",
-                width="100%",
+        posted_form(
+            labelled_input(
+                "Restricted key",
+                "key",
+                input_type="password",
+                id="stripe-key",
+                placeholder="rk_live_… or rk_test_…",
+                auto_complete="off",
+                spell_check=False,
             ),
             action="/api/onboarding/stripe-key",
-            method="post",
-            auto_complete="off",
-            width="100%",
+            submit="Check and connect",
+            submit_id="connect-key",
         ),
         spacing="3",
         width="100%",
