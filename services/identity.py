@@ -31,7 +31,7 @@ from services.audit import AuditDraft
 from services.config import get_settings
 from services.db import session_scope
 from services.errors import InvalidCredentials, NotAuthenticated, ValidationFailed
-from services.models import Member, RefreshToken, SessionFamily, utcnow
+from services.models import Member, Organization, RefreshToken, SessionFamily, utcnow
 from services.permissions import Actor, Source
 from services.signing import instance_key
 from services.throttle import get_login_throttle
@@ -248,7 +248,18 @@ def verify_access(
         if now - family.last_seen_at >= _LAST_SEEN_EVERY:
             family.last_seen_at = now
             member.last_active_at = now
-        return Actor(member.id, member.email, member.role, source, client_address, user_agent)
+        org = session.get(Organization, 1)
+        trial_ended = org is not None and org.plan_chosen_at is None and org.trial_ends_at <= now
+        return Actor(
+            member.id,
+            member.email,
+            member.role,
+            source,
+            client_address,
+            user_agent,
+            plan=org.plan if org else "starter",
+            trial_ended_on=org.trial_ends_at.date() if trial_ended and org else None,
+        )
 
 
 def refresh(

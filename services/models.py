@@ -50,6 +50,8 @@ class Organization(SQLModel, table=True):
     name: str = Field(max_length=120)
     plan: str = Field(max_length=20)
     trial_ends_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    # Set when the Owner chooses a plan; until then the trial's end turns Billy read-only.
+    plan_chosen_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import Session, col, func, select
 
 from services import audit
 from services.config import get_settings
@@ -18,7 +18,7 @@ from services.db import session_scope
 from services.errors import SignupClosed, ValidationFailed
 from services.identity import check_password_policy, hash_password, normalize_email
 from services.models import Member, Organization, StripeConnection, utcnow
-from services.permissions import OWNER, Actor, Source
+from services.permissions import OWNER, Actor, Source, authorize
 from services.plans import PLANS, TRIAL_DAYS
 
 
@@ -95,3 +95,26 @@ def signup(
     actor = Actor(owner.id, owner.email, OWNER, Source.DASHBOARD, client_address, user_agent)
     audit.record(actor, "organization.signup", "ok", audit.AuditDraft(details={"plan": plan, "name": name}))
     return owner
+
+
+def choose_plan(actor: Actor, plan: str, *, now: datetime | None = None) -> OrgSummary:
+    """The Owner picks Billy's plan; an ended trial stops being read-only. (Paying for it
+    arrives with the control plane; until then choosing is enough.)"""
+    with audit.audited(actor, "billy.choose_plan") as draft:
+        authorize(actor, "billy.choose_plan")
+        if plan not in PLANS:
+            raise ValidationFailed("Choose a plan: Starter, Pro or Business.")
+        now = now or utcnow()
+        with session_scope() as session:
+            org = session.get(Organization, 1)
+            if org is None:
+                raise ValidationFailed("This instance has no organisation yet.")
+            if plan == "starter" and _active_members(session) > (PLANS["starter"].member_limit or 0):
+                raise ValidationFailed("Starter allows 3 members: remove members before moving to Starter.")
+            draft.details.update(old_plan=org.plan, new_plan=plan)
+            org.plan, org.plan_chosen_at = plan, now
+            return OrgSummary(org.name, org.plan, PLANS[org.plan].label, org.trial_ends_at)
+
+
+def _active_members(session: Session) -> int:
+    return int(session.exec(select(func.count()).select_from(Member).where(col(Member.active).is_(True))).one())

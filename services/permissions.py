@@ -8,10 +8,12 @@ plan gates, custom roles and refund requests; its shape is already the final one
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from enum import StrEnum
 
-from services.errors import PermissionDenied, RefundCapExceeded
+from services.errors import PermissionDenied, PlanLimitReached, RefundCapExceeded
 from services.money import format_money
+from services.plans import PLANS
 
 
 class Source(StrEnum):
@@ -105,6 +107,10 @@ ACTIONS: dict[str, Permission] = {
     "team.invite": Permission.MANAGE_TEAM,
     "team.manage": Permission.MANAGE_TEAM,
     "team.transfer_ownership": Permission.MANAGE_TEAM,
+    "audit.view": Permission.VIEW_AUDIT,  # search the log and open a row (reading is not itself logged)
+    "audit.export": Permission.VIEW_AUDIT,  # the filtered rows as CSV (logged)
+    "audit.verify": Permission.VIEW_AUDIT,  # walk the hash chain (logged)
+    "billy.choose_plan": Permission.MANAGE_BILLY_PLAN,
 }
 
 
@@ -118,6 +124,9 @@ class Actor:
     source: Source
     client_address: str = ""
     user_agent: str = ""
+    # The organisation's plan as the store had it when the Actor was built, for plan gates.
+    plan: str = "business"
+    trial_ended_on: date | None = None  # set while an ended trial keeps Billy read-only
 
     @classmethod
     def system(cls) -> Actor:
@@ -135,6 +144,28 @@ def can(actor: Actor, action: str) -> bool:
     return ACTIONS[action] in role_of(actor).permissions
 
 
+# What stays possible once a trial has ended without a plan: reading (the audit log
+# included, since its verify and export only read), and choosing a plan.
+READ_ONLY_PERMISSIONS = frozenset(
+    {Permission.VIEW, Permission.EXPORT, Permission.VIEW_AUDIT, Permission.MANAGE_BILLY_PLAN}
+)
+
+
+def _check_plan_gates(actor: Actor, needed: Permission) -> None:
+    """Plan gates, in the same step as roles: an ended trial is read-only; exports need Pro+."""
+    if actor.trial_ended_on is not None and needed not in READ_ONLY_PERMISSIONS:
+        raise PlanLimitReached(
+            f"Your free trial ended on {actor.trial_ended_on:%d %B %Y}, so Billy is read-only until the Owner "
+            "chooses a plan in Settings → Plan."
+        )
+    plan = PLANS.get(actor.plan)
+    if needed is Permission.EXPORT and plan is not None and not plan.export:
+        raise PlanLimitReached(
+            f"Exports come with the Pro and Business plans; this organisation is on {plan.label}. "
+            "The Owner can change plan in Settings → Plan."
+        )
+
+
 def authorize(actor: Actor, action: str, *, refund_total: int | None = None, currency: str | None = None) -> None:
     """Refuse unless `actor` may do `action`; for refunds, `refund_total` is everything
     refunded on the charge including this refund, checked against the role's cap."""
@@ -146,6 +177,7 @@ def authorize(actor: Actor, action: str, *, refund_total: int | None = None, cur
         holders = [r.label for r in ROLES.values() if needed in r.permissions]
         who = "only the Owner can" if holders == ["Owner"] else f"ask someone who can ({', '.join(holders)})"
         raise PermissionDenied(f"Your role ({role.label}) cannot {PERMISSION_WORDS[needed]}: {who}.")
+    _check_plan_gates(actor, needed)
     if refund_total is None or role.refund_caps is None:
         return
     cur = (currency or "").lower()

@@ -12,6 +12,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -71,7 +72,9 @@ class EventClient:
             await sio.disconnect()
 
     def run(self, *events: tuple[str, dict[str, Any]], path: str = "/customers") -> None:
-        asyncio.run(self._session(events, path))
+        # Its own thread and loop: Playwright's sync API may hold this thread's loop.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pool.submit(asyncio.run, self._session(events, path)).result()
 
 
 def _handler(state: type, name: str) -> str:

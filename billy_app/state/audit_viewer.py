@@ -1,0 +1,364 @@
+"""Settings → Audit log: the Owner searches, opens, exports and verifies the audit log.
+
+Only the Owner may; `services.audit` decides that on every call, whatever this page shows,
+and logs a refused attempt. Every handler argument is untrusted: a row id is parsed here and
+looked up by the service, the filters are checked there, and the time zone the browser
+reports is used only if this machine knows it. The filters a page, an export or a verify
+works on are the ones last applied (kept server-side), not whatever is typed in the bar.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import reflex as rx
+
+from billy_app.state.session import SessionState
+from services import audit
+from services.audit import AuditFilters, AuditRecord
+from services.errors import BillyError, NotAuthenticated, PermissionDenied
+from services.permissions import ROLES
+
+PAGE_SIZE = 50
+SOURCE_CHOICES = [
+    ("any", "Any source"),
+    ("dashboard", "Dashboard"),
+    ("api", "API"),
+    ("agent", "Agent"),
+    ("system", "System"),
+]
+OUTCOME_CHOICES = [("any", "Any outcome"), ("ok", "OK"), ("denied", "Denied"), ("failed", "Failed")]
+SOURCE_LABELS = dict(SOURCE_CHOICES[1:])
+OUTCOME_LABELS = dict(OUTCOME_CHOICES[1:])
+# The browser's IANA zone; the page shows times in it and reads picked dates in it.
+ZONE_SCRIPT = "Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC'"
+TEXT_FIELDS = {"person": 254, "action": 60, "from": 10, "to": 10}
+
+
+def _role_label(role: str) -> str:
+    return ROLES[role].label if role in ROLES else role
+
+
+def entry_row(r: AuditRecord) -> dict[str, str]:
+    return {
+        "id": str(r.id),
+        "at": r.at.isoformat(),
+        "who": r.actor_email or "—",
+        "role": _role_label(r.actor_role),
+        "action": r.action,
+        "targets": ", ".join(r.target_ids),
+        "amount": r.amount_label,
+        "source": SOURCE_LABELS.get(r.source, r.source),
+        "outcome": r.outcome,
+        "outcome_label": OUTCOME_LABELS.get(r.outcome, r.outcome),
+        "error": r.error or "",
+    }
+
+
+def entry_detail(r: AuditRecord) -> dict[str, str]:
+    return {
+        **entry_row(r),
+        "at_utc": r.at.strftime("%Y-%m-%d %H:%M:%S.%f UTC"),
+        "actor_id": "" if r.actor_id is None else str(r.actor_id),
+        "client_address": r.client_address or "—",
+        "user_agent": r.user_agent or "—",
+        "targets": ", ".join(r.target_ids) or "—",
+        "amount": r.amount_label or "—",
+        "details": json.dumps(r.details, indent=2, sort_keys=True, ensure_ascii=False) if r.details else "",
+        "prev_hash": r.prev_hash,
+        "hash": r.hash,
+        "sealed": "yes" if r.sealed else "",
+    }
+
+
+def _choice(value: object, choices: list[tuple[str, str]]) -> str | None:
+    return value if isinstance(value, str) and value in dict(choices) else None
+
+
+class AuditViewerState(SessionState):
+    rows: list[dict[str, str]] = []
+    refused: bool = False
+    error: str = ""  # why this person may not see the log
+    problem: str = ""  # why the filters were not applied (the table keeps the last good ones)
+    message: str = ""
+    message_kind: str = "info"
+    # The filter bar as typed and picked.
+    f_person: str = ""
+    f_action: str = ""
+    f_source: str = "any"
+    f_outcome: str = "any"
+    f_from: str = ""
+    f_to: str = ""
+    zone: str = "UTC"
+    actions: list[str] = []  # suggestions for the action filter
+    page_number: int = 1
+    has_older: bool = False
+    detail_open: bool = False
+    detail: dict[str, str] = {}
+    verify_kind: str = ""  # "" | "ok" | "bad"
+    verify_message: str = ""
+    verifying: bool = False
+    exporting: bool = False
+    # Server-side only: the filters in force and the cursor each page was read with (0: the first).
+    _applied: dict[str, str] = {}
+    _cursors: list[int] = [0]
+    _next_cursor: int = 0
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def _filters(self, applied: dict[str, str] | None = None) -> AuditFilters:
+        a = self._applied if applied is None else applied
+        date_from, date_to = audit.day_range(a.get("from", ""), a.get("to", ""), self.zone)
+        return AuditFilters(
+            person=a.get("person", ""),
+            action=a.get("action", ""),
+            source=a.get("source", ""),
+            outcome=a.get("outcome", ""),
+            date_from=date_from,
+            date_to=date_to,
+        )
+
+    async def _read(self, cursor: int, filters: AuditFilters | None = None) -> None:
+        actor = await self.actor()
+        page = await asyncio.to_thread(audit.search, actor, filters or self._filters(), cursor or None, PAGE_SIZE)
+        self.rows = [entry_row(e) for e in page.entries]
+        self._next_cursor = page.next_cursor or 0
+        self.has_older = page.next_cursor is not None
+
+    def _refuse(self, message: str) -> None:
+        """Refused: nothing of the log stays on the page."""
+        self.refused, self.error = True, message
+        self.rows, self.actions, self.detail, self.detail_open = [], [], {}, False
+        self.has_older, self.verify_kind, self.verify_message = False, "", ""
+
+    async def _guarded(self, work: Callable[[], Awaitable[None]]) -> Any:
+        """Run a read; a stale session recovers, a refusal empties the page, other errors show."""
+        try:
+            await work()
+        except NotAuthenticated:
+            return SessionState.recover
+        except PermissionDenied as exc:
+            self._refuse(exc.message)
+        except BillyError as exc:
+            self.message, self.message_kind = exc.message, "error"
+        return None
+
+    @rx.event
+    async def load(self):
+        self.refused, self.error, self.problem, self.message = False, "", "", ""
+        self.f_person, self.f_action, self.f_source, self.f_outcome, self.f_from, self.f_to = (
+            "",
+            "",
+            "any",
+            "any",
+            "",
+            "",
+        )
+        self.detail_open, self.detail, self.verify_kind, self.verify_message = False, {}, "", ""
+        self.verifying = self.exporting = False
+        self._applied, self._cursors, self.page_number = {}, [0], 1
+
+        async def work() -> None:
+            await self._read(0)
+            self.actions = await asyncio.to_thread(audit.known_actions, await self.actor())
+
+        outcome = await self._guarded(work)
+        if outcome is not None or self.refused:
+            return outcome
+        return rx.call_script(ZONE_SCRIPT, callback=AuditViewerState.set_zone)
+
+    @rx.event
+    def set_zone(self, zone: str):
+        self.zone = audit.viewer_zone(zone)
+
+    # --- the filter bar (values are only kept here until applied; the service checks them) ---
+
+    @rx.event
+    def set_person(self, value: str):
+        self.f_person = str(value)[: TEXT_FIELDS["person"]]
+
+    @rx.event
+    def set_action(self, value: str):
+        self.f_action = str(value)[: TEXT_FIELDS["action"]]
+
+    @rx.event
+    def set_from(self, value: str):
+        self.f_from = str(value)[: TEXT_FIELDS["from"]]
+
+    @rx.event
+    def set_to(self, value: str):
+        self.f_to = str(value)[: TEXT_FIELDS["to"]]
+
+    @rx.event
+    def set_source(self, value: str):
+        self.f_source = _choice(value, SOURCE_CHOICES) or "any"
+
+    @rx.event
+    def set_outcome(self, value: str):
+        self.f_outcome = _choice(value, OUTCOME_CHOICES) or "any"
+
+    @rx.event
+    async def apply(self, form_data: dict):
+        """Apply the filter bar: read the first page of what matches, or say what is wrong."""
+        data = form_data if isinstance(form_data, dict) else {}
+        typed: dict[str, str] = {}
+        for name, limit in TEXT_FIELDS.items():
+            value = data.get(name, getattr(self, f"f_{name}"))
+            typed[name] = value.strip()[: limit + 1] if isinstance(value, str) else ""
+        source = _choice(data.get("source", self.f_source), SOURCE_CHOICES)
+        outcome = _choice(data.get("outcome", self.f_outcome), OUTCOME_CHOICES)
+        self.f_person, self.f_action, self.f_from, self.f_to = (
+            typed["person"],
+            typed["action"],
+            typed["from"],
+            typed["to"],
+        )
+        self.problem, self.message = "", ""
+        if source is None or outcome is None:
+            self.problem = "Choose a source and an outcome from the lists."
+            return None
+        self.f_source, self.f_outcome = source, outcome
+        applied = {**typed, "source": "" if source == "any" else source, "outcome": "" if outcome == "any" else outcome}
+        try:
+            filters = self._filters(applied)
+            await self._read(0, filters)
+        except NotAuthenticated:
+            return SessionState.recover
+        except PermissionDenied as exc:
+            self._refuse(exc.message)
+            return None
+        except BillyError as exc:
+            self.problem = exc.message  # the table keeps showing the filters in force
+            return None
+        self._applied, self._cursors, self.page_number = applied, [0], 1
+        return None
+
+    @rx.event
+    async def clear(self):
+        self.f_person, self.f_action, self.f_from, self.f_to = "", "", "", ""
+        self.f_source, self.f_outcome = "any", "any"
+        self.problem, self.message = "", ""
+        self._applied, self._cursors, self.page_number = {}, [0], 1
+        return await self._guarded(lambda: self._read(0))
+
+    # --- pages ----------------------------------------------------------------------------------
+
+    @rx.event
+    async def older(self):
+        if not self.has_older or not self._next_cursor:
+            return None
+        cursor = self._next_cursor
+
+        async def work() -> None:
+            await self._read(cursor)
+            self._cursors = [*self._cursors, cursor]
+            self.page_number = len(self._cursors)
+
+        return await self._guarded(work)
+
+    @rx.event
+    async def newer(self):
+        if len(self._cursors) < 2:
+            return None
+        cursors = self._cursors[:-1]
+
+        async def work() -> None:
+            await self._read(cursors[-1])
+            self._cursors, self.page_number = cursors, len(cursors)
+
+        return await self._guarded(work)
+
+    @rx.event
+    async def refresh(self):
+        """Back to the newest rows under the filters in force."""
+        self.message = ""
+
+        async def work() -> None:
+            await self._read(0)
+            self._cursors, self.page_number = [0], 1
+
+        return await self._guarded(work)
+
+    # --- one row in full ------------------------------------------------------------------------
+
+    @rx.event
+    async def open_detail(self, entry_id: str):
+        text = str(entry_id)[:20]
+        if not text.isdigit():
+            self.message, self.message_kind = "That audit row does not exist.", "error"
+            return None
+
+        async def work() -> None:
+            record = await asyncio.to_thread(audit.get_entry, await self.actor(), int(text))
+            self.detail, self.detail_open = entry_detail(record), True
+
+        return await self._guarded(work)
+
+    @rx.event
+    def set_detail_open(self, value: bool):
+        if value is not True:
+            self.detail_open, self.detail = False, {}
+
+    # --- export and verify (both are logged by the service) ------------------------------------
+
+    @rx.event
+    async def export(self):
+        """Download the rows that match the filters in force, as CSV."""
+        if self.exporting:
+            return
+        self.exporting, self.message = True, ""
+        yield
+        try:
+            actor = await self.actor()
+            done = await asyncio.to_thread(audit.export, actor, self._filters())
+        except NotAuthenticated:
+            self.exporting = False
+            yield SessionState.recover
+            return
+        except PermissionDenied as exc:
+            self.exporting = False
+            self._refuse(exc.message)
+            return
+        except BillyError as exc:
+            self.exporting, self.message, self.message_kind = False, exc.message, "error"
+            return
+        self.exporting = False
+        self.message, self.message_kind = done.describe(), "error" if done.truncated else "info"
+        yield rx.download(data=done.text, filename=done.filename, mime_type="text/csv")
+        await self._quiet_reread()  # the export's own row, if the newest rows are on screen
+
+    @rx.event
+    async def verify(self):
+        """Walk the hash chain and say whether it holds, or where it breaks."""
+        if self.verifying:
+            return
+        self.verifying, self.verify_kind, self.verify_message = True, "", ""
+        yield
+        try:
+            result = await asyncio.to_thread(audit.verify_for, await self.actor())
+        except NotAuthenticated:
+            self.verifying = False
+            yield SessionState.recover
+            return
+        except PermissionDenied as exc:
+            self.verifying = False
+            self._refuse(exc.message)
+            return
+        except BillyError as exc:
+            self.verifying, self.verify_kind, self.verify_message = False, "bad", exc.message
+            return
+        self.verifying = False
+        self.verify_kind = "ok" if result.ok else "bad"
+        self.verify_message = result.describe()
+        await self._quiet_reread()
+
+    async def _quiet_reread(self) -> None:
+        """Show the row an export or verify just added, when the first page is on screen."""
+        if self.page_number != 1:
+            return
+        with contextlib.suppress(BillyError):  # the outcome is already on screen
+            await self._read(0)
