@@ -71,6 +71,10 @@ def shell(*children: rx.Component, title: str) -> rx.Component:
                 align="center",
                 spacing="3",
             ),
+            rx.cond(
+                SessionState.read_only_notice != "",
+                rx.callout(SessionState.read_only_notice, icon="clock", color_scheme="amber", id="read-only-notice"),
+            ),
             *children,
             keep_alive_timer(),
             padding="2em",

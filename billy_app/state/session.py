@@ -62,6 +62,7 @@ class SessionState(rx.State):
     org_name: str = ""
     signed_in: bool = False
     is_owner: bool = False
+    read_only_notice: str = ""  # set while an ended trial keeps Billy read-only
 
     def _cookie(self, name: str) -> str | None:
         return cookie_value(self.router.headers.cookie, name)
@@ -90,6 +91,12 @@ class SessionState(rx.State):
         self.user_email = actor.email
         self.user_role_label = ROLES[actor.role].label if actor.role in ROLES else actor.role
         self.is_owner = can(actor, "team.view")
+        self.read_only_notice = (
+            f"Your free trial ended on {actor.trial_ended_on:%d %B %Y}: Billy is read-only until the Owner "
+            "chooses a plan in Settings → Plan."
+            if actor.trial_ended_on
+            else ""
+        )
         self.org_name = org.name if org else ""
         self.signed_in = True
         return None
