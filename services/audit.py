@@ -27,9 +27,8 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
-from sqlmodel import select
 
-from services.db import get_engine, session_scope
+from services.db import get_engine
 from services.errors import BillyError, NotFound, PermissionDenied, ValidationFailed
 from services.models import AuditEntry, utcnow
 from services.money import format_money
@@ -238,11 +237,6 @@ def audited(actor: Actor, action: str, *targets: str) -> Iterator[AuditDraft]:
         raise
     else:
         record(actor, action, "ok", draft)
-
-
-def recent(limit: int = 50) -> list[AuditEntry]:
-    with session_scope() as session:
-        return list(session.exec(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)))  # type: ignore[union-attr]
 
 
 # --- verifying --------------------------------------------------------------------------------

@@ -276,8 +276,3 @@ def start_sync(actor: Actor) -> bool:
     """Start a backfill in the background (Owner action: it spends the Stripe rate limit)."""
     authorize(actor, "sync.run")
     return background_sync.start()
-
-
-def store_is_empty() -> bool:
-    with session_scope() as session:
-        return session.exec(select(SyncState)).first() is None

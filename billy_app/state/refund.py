@@ -97,12 +97,16 @@ class RefundState(SessionState):
 
     @rx.event
     def close(self):
-        self.open, self._idempotency_key, self.charge_id = False, "", ""
+        self._end_intent()
 
     @rx.event
     def set_open(self, value: bool):
         if not value:
-            self.open, self._idempotency_key, self.charge_id = False, "", ""
+            self._end_intent()
+
+    def _end_intent(self) -> None:
+        """Closing ends the intent: a reopened dialog gets a new idempotency key."""
+        self.open, self._idempotency_key, self.charge_id = False, "", ""
 
     @rx.event
     async def confirm(self):
