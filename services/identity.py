@@ -26,7 +26,7 @@ from passlib.context import CryptContext
 from sqlmodel import Session, select
 from zxcvbn import zxcvbn
 
-from services import audit
+from services import audit, roles
 from services.audit import AuditDraft
 from services.config import get_settings
 from services.db import session_scope
@@ -259,6 +259,7 @@ def verify_access(
             user_agent,
             plan=org.plan if org else "starter",
             trial_ended_on=org.trial_ends_at.date() if trial_ended and org else None,
+            custom_role=roles.load_custom_role(session, member.role),
         )
 
 

@@ -270,3 +270,22 @@ class RefundRequest(SQLModel, table=True):
     refund_id: str | None = Field(default=None, max_length=255)
     idempotency_key: str = Field(max_length=255, unique=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class CustomRole(SQLModel, table=True):
+    """A role the Owner built on the Business plan from the same permissions as the built-in
+    ones (DESIGN, Permission engine). Members refer to it by `key` ("custom:<id>") in
+    `member.role`; the permission engine re-checks its bounds on every use, so a row
+    edited out of band still cannot exceed the Billing Manager."""
+
+    __tablename__ = "custom_role"
+    id: int | None = Field(default=None, primary_key=True)
+    label: str = Field(max_length=40)
+    # Lower-cased label: two roles a person could confuse are refused by the database too.
+    label_key: str = Field(max_length=40, unique=True)
+    permissions: list[str] = Field(default_factory=list, sa_type=sa.JSON, nullable=False)
+    # Refund cap per currency in minor units (never above the Billing Manager's).
+    refund_caps: dict[str, int] = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
+    created_by: int | None = Field(default=None, foreign_key="member.id")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)

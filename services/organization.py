@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
-from services import audit
+from services import audit, roles
 from services.config import get_settings
 from services.db import session_scope
 from services.errors import SignupClosed, ValidationFailed
@@ -109,8 +109,19 @@ def choose_plan(actor: Actor, plan: str, *, now: datetime | None = None) -> OrgS
             org = session.get(Organization, 1)
             if org is None:
                 raise ValidationFailed("This instance has no organisation yet.")
-            if plan == "starter" and _active_members(session) > (PLANS["starter"].member_limit or 0):
-                raise ValidationFailed("Starter allows 3 members: remove members before moving to Starter.")
+            chosen = PLANS[plan]
+            members = _active_members(session)
+            if chosen.member_limit is not None and members > chosen.member_limit:
+                raise ValidationFailed(
+                    f"{chosen.label} allows {chosen.member_limit} members and this team has {members}: "
+                    f"remove members in Settings → Team before moving to {chosen.label}."
+                )
+            holders = roles.custom_roles_in_use(session)
+            if not chosen.custom_roles and holders:
+                raise ValidationFailed(
+                    f"Custom roles come with Business only, and {holders} member(s) or invite(s) hold one: "
+                    "give them a built-in role in Settings → Team first."
+                )
             draft.details.update(old_plan=org.plan, new_plan=plan)
             org.plan, org.plan_chosen_at = plan, now
             return OrgSummary(org.name, org.plan, PLANS[org.plan].label, org.trial_ends_at)

@@ -1,8 +1,10 @@
 """The permission engine: roles as data, one `authorize` step for every service action.
 
 Built-in roles are built cumulatively from the bottom, so each holds every permission
-of the roles below it (DESIGN, Permission engine). Issue 4 extends this module with
-plan gates, custom roles and refund requests; its shape is already the final one.
+of the roles below it (DESIGN, Permission engine). Custom roles (Business plan) are
+built from the same permissions; whatever their stored row says, `role_of` bounds them
+by the Billing Manager here, so Owner-only powers and caps above the Manager's can never
+be reached through one.
 """
 
 from __future__ import annotations
@@ -86,6 +88,28 @@ def _build_roles() -> dict[str, Role]:
 
 ROLES: dict[str, Role] = _build_roles()
 OWNER = "owner"
+BUILT_IN_ORDER = ("read_only", "billing_clerk", "billing_manager", "owner")
+
+# Custom roles: `member.role` holds "custom:<id>". They may hold any of the Billing
+# Manager's permissions and never one of the Owner's own.
+CUSTOM_ROLE_PREFIX = "custom:"
+CUSTOM_ROLE_CEILING = ROLES["billing_manager"]
+GRANTABLE_PERMISSIONS = CUSTOM_ROLE_CEILING.permissions
+OWNER_ONLY_PERMISSIONS = frozenset(Permission) - GRANTABLE_PERMISSIONS
+
+
+def is_custom_role(role: str) -> bool:
+    return role.startswith(CUSTOM_ROLE_PREFIX)
+
+
+def bounded_custom_role(role: Role) -> Role:
+    """A custom role as the engine applies it: viewing always, nothing beyond the Billing
+    Manager's permissions, and each refund cap no higher than the Manager's in that currency."""
+    ceiling = CUSTOM_ROLE_CEILING.refund_caps or {}
+    caps = {cur: min(int(amount), ceiling[cur]) for cur, amount in (role.refund_caps or {}).items() if cur in ceiling}
+    permissions = (role.permissions | {Permission.VIEW}) & GRANTABLE_PERMISSIONS
+    return Role(role.name, role.label, frozenset(permissions), caps)
+
 
 # Every service action and the permission it needs. A service function names its
 # action here; an action missing from this table cannot be authorized at all.
@@ -111,7 +135,12 @@ ACTIONS: dict[str, Permission] = {
     "audit.export": Permission.VIEW_AUDIT,  # the filtered rows as CSV (logged)
     "audit.verify": Permission.VIEW_AUDIT,  # walk the hash chain (logged)
     "billy.choose_plan": Permission.MANAGE_BILLY_PLAN,
+    "roles.view": Permission.MANAGE_TEAM,  # Settings → Roles: every role and what it may do
+    "roles.manage": Permission.MANAGE_TEAM,  # create, change or delete a custom role (Business)
 }
+
+# Actions that need a feature of Billy's plan, checked in the same step as the role.
+PLAN_FEATURE_ACTIONS: dict[str, str] = {"roles.manage": "custom_roles"}
 
 
 @dataclass(frozen=True)
@@ -127,6 +156,8 @@ class Actor:
     # The organisation's plan as the store had it when the Actor was built, for plan gates.
     plan: str = "business"
     trial_ended_on: date | None = None  # set while an ended trial keeps Billy read-only
+    # The custom role named by `role`, loaded from the store with the member (None for built-ins).
+    custom_role: Role | None = None
 
     @classmethod
     def system(cls) -> Actor:
@@ -134,10 +165,19 @@ class Actor:
 
 
 def role_of(actor: Actor) -> Role:
-    try:
+    if actor.role in ROLES:
         return ROLES[actor.role]
-    except KeyError:
-        raise PermissionDenied("Your role is not known to this instance; ask your Owner.") from None
+    if is_custom_role(actor.role) and actor.custom_role is not None and actor.custom_role.name == actor.role:
+        return bounded_custom_role(actor.custom_role)
+    raise PermissionDenied("Your role is not known to this instance; ask your Owner.")
+
+
+def role_label(actor: Actor) -> str:
+    """The actor's role as people read it, without raising for an unknown one."""
+    try:
+        return role_of(actor).label
+    except PermissionDenied:
+        return actor.role
 
 
 def can(actor: Actor, action: str) -> bool:
@@ -151,8 +191,9 @@ READ_ONLY_PERMISSIONS = frozenset(
 )
 
 
-def _check_plan_gates(actor: Actor, needed: Permission) -> None:
-    """Plan gates, in the same step as roles: an ended trial is read-only; exports need Pro+."""
+def _check_plan_gates(actor: Actor, action: str, needed: Permission) -> None:
+    """Plan gates, in the same step as roles: an ended trial is read-only; exports need Pro+;
+    custom roles (building them, and acting through one) need Business."""
     if actor.trial_ended_on is not None and needed not in READ_ONLY_PERMISSIONS:
         raise PlanLimitReached(
             f"Your free trial ended on {actor.trial_ended_on:%d %B %Y}, so Billy is read-only until the Owner "
@@ -163,6 +204,13 @@ def _check_plan_gates(actor: Actor, needed: Permission) -> None:
         raise PlanLimitReached(
             f"Exports come with the Pro and Business plans; this organisation is on {plan.label}. "
             "The Owner can change plan in Settings → Plan."
+        )
+    feature = PLAN_FEATURE_ACTIONS.get(action)
+    custom_needed = feature == "custom_roles" or (is_custom_role(actor.role) and needed is not Permission.VIEW)
+    if custom_needed and plan is not None and not plan.custom_roles:
+        raise PlanLimitReached(
+            f"Custom roles come with the Business plan; this organisation is on {plan.label}. "
+            "The Owner can change plan in Settings → Plan, or give members a built-in role in Settings → Team."
         )
 
 
@@ -177,7 +225,7 @@ def authorize(actor: Actor, action: str, *, refund_total: int | None = None, cur
         holders = [r.label for r in ROLES.values() if needed in r.permissions]
         who = "only the Owner can" if holders == ["Owner"] else f"ask someone who can ({', '.join(holders)})"
         raise PermissionDenied(f"Your role ({role.label}) cannot {PERMISSION_WORDS[needed]}: {who}.")
-    _check_plan_gates(actor, needed)
+    _check_plan_gates(actor, action, needed)
     if refund_total is None or role.refund_caps is None:
         return
     cur = (currency or "").lower()
@@ -185,7 +233,7 @@ def authorize(actor: Actor, action: str, *, refund_total: int | None = None, cur
     if cap is None:
         raise RefundCapExceeded(
             f"Your role ({role.label}) has no refund limit set for {cur.upper() or 'this currency'}; "
-            "the Owner can set one in Settings → Roles."
+            "only the Owner can refund in it for now."
         )
     if refund_total > cap:
         raise RefundCapExceeded(
@@ -200,7 +248,7 @@ CAPPED_ACTIONS = frozenset({"charges.refund", "refunds.approve"})
 
 def matrix_markdown() -> str:
     """The README's action × role table, generated from ACTIONS and ROLES (so it cannot drift)."""
-    order = ["read_only", "billing_clerk", "billing_manager", "owner"]
+    order = BUILT_IN_ORDER
     head = "| action | permission | " + " | ".join(ROLES[r].label for r in order) + " |"
     rows = [head, "|---|---|" + "---|" * len(order)]
     for action, permission in sorted(ACTIONS.items()):

@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from services import audit, magic_links
+from services import audit, magic_links, roles
 from services.config import get_settings
 from services.db import session_scope
 from services.errors import NotFound, PermissionDenied, PlanLimitReached, ValidationFailed
@@ -28,10 +28,9 @@ from services.magic_links import LinkGrant, Purpose
 from services.mail_templates import invite_mail, password_reset_mail
 from services.mailer import get_mailer
 from services.models import MagicLink, Member, Organization, utcnow
-from services.permissions import OWNER, ROLES, Actor, Source, authorize
+from services.permissions import OWNER, Actor, Source, authorize
 from services.plans import PLANS
 
-INVITABLE_ROLES = ("billing_manager", "billing_clerk", "read_only")
 NEXT_PLAN = {"starter": "Pro (up to 10 members)", "pro": "Business (unlimited members)"}
 
 
@@ -62,6 +61,7 @@ class TeamView:
     plan_label: str
     member_limit: int | None
     seats_used: int
+    assignable: list[tuple[str, str]]  # (role key, label) a member can be given now
 
 
 @dataclass(frozen=True)
@@ -107,11 +107,6 @@ def _check_member_limit(session: Session, now: datetime, email: str) -> None:
         )
 
 
-def _check_invitable_role(role: str) -> None:
-    if role not in INVITABLE_ROLES:
-        raise ValidationFailed("Choose a role: Billing Manager, Billing Clerk or Read Only.")
-
-
 def _org_name(session: Session) -> str:
     org = session.get(Organization, 1)
     return org.name if org else "your organisation"
@@ -123,15 +118,17 @@ def _send_invite(actor: Actor, email: str, role: str, now: datetime) -> None:
     with session_scope() as session:
         if session.exec(select(Member).where(Member.email == email, col(Member.active).is_(True))).first():
             raise ValidationFailed(f"{email} is already a member of this team.")
+        roles.check_assignable(session, role)
         _check_member_limit(session, now, email)
         magic_links.revoke_pending(session, Purpose.INVITE, email, now)
         signed, row = magic_links.create(session, Purpose.INVITE, email, role, actor.user_id, now)
         link_id, expires_at, org_name = row.id, row.expires_at, _org_name(session)
+        role_label = roles.labels(session)[role]
     mail = invite_mail(
         to=email,
         org_name=org_name,
         inviter_email=actor.email,
-        role_label=ROLES[role].label,
+        role_label=role_label,
         link=_link_url(Purpose.INVITE, signed),
         expires_at=expires_at,
     )
@@ -156,7 +153,8 @@ def invite_members(actor: Actor, rows: list[tuple[str, str]], now: datetime | No
                 authorize(actor, "team.invite")
                 email = normalize_email(raw_email)
                 draft.details.update(email=email, role=role)
-                _check_invitable_role(role)
+                with session_scope() as session:
+                    roles.check_assignable(session, role)
                 if email in seen:
                     raise ValidationFailed(f"{email} appears twice in this list.")
                 seen.add(email)
@@ -209,6 +207,8 @@ def list_team(actor: Actor, now: datetime | None = None) -> TeamView:
         org = session.get(Organization, 1)
         plan = PLANS[org.plan] if org else PLANS["starter"]
         used = _seats_used(session, now)
+        label_of = roles.labels(session)
+        assignable = roles.assignable_roles(session)
     return TeamView(
         members=[
             MemberView(
@@ -216,16 +216,17 @@ def list_team(actor: Actor, now: datetime | None = None) -> TeamView:
                 m.name,
                 m.email,
                 m.role,
-                ROLES[m.role].label,
+                label_of.get(m.role, m.role),
                 m.last_active_at,  # type: ignore[arg-type]
                 m.role == OWNER,
             )
             for m in members
         ],
-        invites=[InviteView(i.id, i.email, i.role, ROLES[i.role].label, i.expires_at) for i in invites],  # type: ignore[arg-type]
+        invites=[InviteView(i.id, i.email, i.role, label_of.get(i.role, i.role), i.expires_at) for i in invites],  # type: ignore[arg-type]
         plan_label=plan.label,
         member_limit=plan.member_limit,
         seats_used=used,
+        assignable=assignable,
     )
 
 
@@ -242,8 +243,8 @@ def change_role(actor: Actor, member_id: int, role: str) -> None:
     """Takes effect on the member's next action: every request reads the stored role."""
     with audit.audited(actor, "team.change_role", str(member_id)) as draft:
         authorize(actor, "team.manage")
-        _check_invitable_role(role)
         with session_scope() as session:
+            roles.check_assignable(session, role)
             member = _other_member(session, actor, member_id)
             draft.details.update(email=member.email, old_role=member.role, new_role=role)
             member.role = role
@@ -294,7 +295,11 @@ def invite_details(signed: str, now: datetime | None = None) -> InviteDetails:
         grant = magic_links.peek(session, Purpose.INVITE, signed, now)
         inviter = session.get(Member, grant.created_by) if grant.created_by else None
         return InviteDetails(
-            grant.email, ROLES[grant.role].label, _org_name(session), inviter.email if inviter else "", grant.expires_at
+            grant.email,
+            roles.labels(session).get(grant.role, grant.role),
+            _org_name(session),
+            inviter.email if inviter else "",
+            grant.expires_at,
         )
 
 

@@ -30,6 +30,7 @@ def test_the_app_and_every_page_compile() -> None:
         "customers",
         "settings/team",
         "settings/plan",
+        "settings/roles",
         "settings/audit",
         "approvals",
         "invite",

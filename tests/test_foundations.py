@@ -103,3 +103,18 @@ def test_allowed_origins_cover_loopback_aliases_only_for_local_instances() -> No
     assert not local.cookie_secure
     hosted = settings_from_env({"BILLY_PUBLIC_URL": "https://acme.agentbilly.ai"})
     assert hosted.allowed_origins == ["https://acme.agentbilly.ai"] and hosted.cookie_secure
+
+
+def test_the_migrations_build_exactly_the_models(any_store) -> None:  # type: ignore[no-untyped-def]
+    """A model changed without a migration (or a migration that drifts from the models) fails here."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    import services.models  # noqa: F401 - registers every table on SQLModel.metadata
+    from services import db
+
+    with db.get_engine().connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        diff = compare_metadata(context, SQLModel.metadata)
+    assert diff == [], f"models and migrations differ: {diff}"

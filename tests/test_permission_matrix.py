@@ -43,6 +43,8 @@ EXPECTED: dict[str, set[str]] = {
     "refunds.queue": EVERYONE,
     "refunds.approve": {C, M, OWNER},
     "refunds.decline": {C, M, OWNER},
+    "roles.view": OWNER_ONLY,
+    "roles.manage": OWNER_ONLY,
 }
 
 SERVICES = PROJECT_ROOT / "services"

@@ -45,10 +45,10 @@ def test_a_running_trial_is_not_gated(owner) -> None:  # type: ignore[no-untyped
 def test_exports_need_pro_or_business(plan: str, allowed: bool) -> None:
     actor = Actor(1, "viewer@example.com", "read_only", Source.API, plan=plan)
     if allowed:
-        _check_plan_gates(actor, Permission.EXPORT)
+        _check_plan_gates(actor, "customers.export", Permission.EXPORT)
     else:
         with pytest.raises(PlanLimitReached, match="Exports come with the Pro and Business plans"):
-            _check_plan_gates(actor, Permission.EXPORT)
+            _check_plan_gates(actor, "customers.export", Permission.EXPORT)
 
 
 def test_choosing_a_plan_is_owner_only_and_checked(owner) -> None:  # type: ignore[no-untyped-def]

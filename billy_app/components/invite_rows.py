@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import reflex as rx
 
-from billy_app.state.team import ROLE_CHOICES, TeamState
+from billy_app.state.team import TeamState
+
+
+def role_options() -> rx.Component:
+    """The roles a member can be given right now (custom ones too, on Business)."""
+    return rx.select.content(rx.foreach(TeamState.role_choices, lambda c: rx.select.item(c["label"], value=c["key"])))
 
 
 def _row(row: rx.Var[dict[str, str]], index: rx.Var[int]) -> rx.Component:
@@ -19,7 +24,7 @@ def _row(row: rx.Var[dict[str, str]], index: rx.Var[int]) -> rx.Component:
         ),
         rx.select.root(
             rx.select.trigger(class_name="invite-role"),
-            rx.select.content(*[rx.select.item(label, value=key) for key, label in ROLE_CHOICES]),
+            role_options(),
             value=row["role"],
             on_change=lambda v: TeamState.set_row_role(index, v),
         ),

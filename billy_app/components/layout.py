@@ -51,6 +51,7 @@ def shell(*children: rx.Component, title: str) -> rx.Component:
             rx.divider(),
             *[nav_link(*item) for item in NAV],
             rx.cond(SessionState.is_owner, nav_link("Settings · Team", "/settings/team", "user-cog")),
+            rx.cond(SessionState.is_owner, nav_link("Settings · Roles", "/settings/roles", "shield-check")),
             rx.cond(SessionState.is_owner, nav_link("Audit log", "/settings/audit", "scroll-text")),
             nav_link("Settings · Plan", "/settings/plan", "credit-card"),
             padding="1.5em",

@@ -5,12 +5,12 @@ from __future__ import annotations
 import reflex as rx
 
 from billy_app.components.fields import labelled_input
-from billy_app.components.invite_rows import invite_rows
+from billy_app.components.invite_rows import invite_rows, role_options
 from billy_app.components.layout import local_time, message_callout, shell
 from billy_app.components.native_form import native_form
 from billy_app.components.tables import header
 from billy_app.state.session import SessionState
-from billy_app.state.team import ROLE_CHOICES, TeamState
+from billy_app.state.team import TeamState
 
 
 def member_row(m: rx.Var[dict[str, str]]) -> rx.Component:
@@ -22,7 +22,7 @@ def member_row(m: rx.Var[dict[str, str]]) -> rx.Component:
                 rx.badge("Owner"),
                 rx.select.root(
                     rx.select.trigger(),
-                    rx.select.content(*[rx.select.item(label, value=key) for key, label in ROLE_CHOICES]),
+                    role_options(),
                     value=m["role"],
                     on_change=lambda role: TeamState.change_role(m["id"], role),
                 ),

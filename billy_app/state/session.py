@@ -21,7 +21,7 @@ import reflex as rx
 from services import identity, organization
 from services.errors import NotAuthenticated
 from services.models import utcnow
-from services.permissions import ROLES, Actor, Source, can
+from services.permissions import Actor, Source, can, role_label
 
 
 def _refresh_ahead() -> timedelta:
@@ -89,7 +89,7 @@ class SessionState(rx.State):
             return SessionState.recover
         org = await asyncio.to_thread(organization.get_organization)
         self.user_email = actor.email
-        self.user_role_label = ROLES[actor.role].label if actor.role in ROLES else actor.role
+        self.user_role_label = role_label(actor)
         self.is_owner = can(actor, "team.view")
         self.read_only_notice = (
             f"Your free trial ended on {actor.trial_ended_on:%d %B %Y}: Billy is read-only until the Owner "

@@ -16,9 +16,10 @@ from billy_app.api import flash
 from billy_app.state.session import SessionState
 from services import team
 from services.errors import BillyError, NotAuthenticated, PermissionDenied
-from services.permissions import ROLES
+from services.permissions import BUILT_IN_ORDER, ROLES
 
-ROLE_CHOICES = [(key, ROLES[key].label) for key in team.INVITABLE_ROLES]
+# Until the team is read (the wizard's step 3 does not read it), the built-in roles below the Owner.
+BUILT_IN_CHOICES = [{"key": key, "label": ROLES[key].label} for key in reversed(BUILT_IN_ORDER) if key != "owner"]
 MAX_ROWS = 20
 
 
@@ -35,6 +36,7 @@ class TeamState(SessionState):
     refused: bool = False
     message: str = ""
     message_kind: str = "info"
+    role_choices: list[dict[str, str]] = BUILT_IN_CHOICES
     invite_rows: list[dict[str, str]] = [_blank_row()]
     invite_results: list[dict[str, str]] = []
     sending: bool = False
@@ -59,6 +61,7 @@ class TeamState(SessionState):
             for i in view.invites
         ]
         self.plan_label = view.plan_label
+        self.role_choices = [{"key": key, "label": label} for key, label in view.assignable]
         limit = "unlimited" if view.member_limit is None else str(view.member_limit)
         self.seats = f"{view.seats_used} of {limit} seats used (members and pending invites)"
 
@@ -112,7 +115,8 @@ class TeamState(SessionState):
 
     @rx.event
     def set_row_role(self, index: int, role: str):
-        if isinstance(index, int) and 0 <= index < len(self.invite_rows) and role in dict(ROLE_CHOICES):
+        known = {c["key"] for c in self.role_choices}
+        if isinstance(index, int) and 0 <= index < len(self.invite_rows) and role in known:
             rows = [dict(r) for r in self.invite_rows]
             rows[index]["role"] = role
             self.invite_rows = rows
