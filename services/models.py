@@ -158,6 +158,10 @@ class SyncState(SQLModel, table=True):
     status: str = Field(default="pending", max_length=20)
     cursor: str | None = Field(default=None, max_length=255)
     synced_count: int = Field(default=0)
+    # How often Stripe answered 429 during the run: a slowed run says so, it is not a clean one.
+    throttled_count: int = Field(default=0)
+    # For the "events" row: the newest event seen (its id is `cursor`), as Stripe's Unix time.
+    last_event_created: int | None = Field(default=None, sa_type=sa.BigInteger)
     started_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
     last_error: str | None = Field(default=None, max_length=1000)
@@ -175,6 +179,7 @@ class StripeCustomer(SQLModel, table=True):
     created: int = Field(sa_type=sa.BigInteger)
     livemode: bool = Field(default=False)
     deleted: bool = Field(default=False)
+    version_at: int = Field(default=0, sa_type=sa.BigInteger)
     raw: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
     synced_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 
@@ -206,6 +211,8 @@ class StripeCharge(SQLModel, table=True):
     payment_intent_id: str | None = Field(default=None, max_length=255)
     created: int = Field(sa_type=sa.BigInteger)
     livemode: bool = Field(default=False)
+    deleted: bool = Field(default=False)
+    version_at: int = Field(default=0, sa_type=sa.BigInteger)
     raw: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
     synced_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 
@@ -220,6 +227,8 @@ class StripeRefund(SQLModel, table=True):
     status: str | None = Field(default=None, max_length=20)
     reason: str | None = Field(default=None, max_length=40)
     created: int = Field(sa_type=sa.BigInteger, index=True)
+    deleted: bool = Field(default=False)
+    version_at: int = Field(default=0, sa_type=sa.BigInteger)
     raw: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
     synced_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 
@@ -289,3 +298,194 @@ class CustomRole(SQLModel, table=True):
     created_by: int | None = Field(default=None, foreign_key="member.id")
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+# --- the rest of the Stripe mirror (issue 5) ------------------------------------------------
+# Every mirror row carries `version_at`: the Stripe time its data reflects (the event's
+# `created` when an event wrote it, the fetch time when it was read from the API). An event
+# older than the row is ignored; one from the same second makes the sync refetch the object.
+
+
+class StripePaymentIntent(SQLModel, table=True):
+    __tablename__ = "stripe_payment_intent"
+    __table_args__ = (sa.Index("ix_stripe_payment_intent_created_id", "created", "id"),)
+    id: str = Field(primary_key=True, max_length=255)
+    customer_id: str | None = Field(default=None, max_length=255, index=True)
+    amount: int = Field(default=0, sa_type=sa.BigInteger)
+    currency: str = Field(default="usd", max_length=3)
+    status: str = Field(max_length=40, index=True)
+    latest_charge_id: str | None = Field(default=None, max_length=255)
+    last_error_code: str | None = Field(default=None, max_length=64)
+    description: str | None = Field(default=None, max_length=1000)
+    created: int = Field(sa_type=sa.BigInteger)
+    livemode: bool = Field(default=False)
+    deleted: bool = Field(default=False)
+    version_at: int = Field(default=0, sa_type=sa.BigInteger)
+    raw: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
+    synced_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class StripePaymentMethod(SQLModel, table=True):
+    __tablename__ = "stripe_payment_method"
+    id: str = Field(primary_key=True, max_length=255)
+    customer_id: str | None = Field(default=None, max_length=255, index=True)
+    type: str = Field(default="card", max_length=40)
+    card_brand: str | None = Field(default=None, max_length=32)
+    card_last4: str | None = Field(default=None, max_length=4, index=True)
+    exp_month: int | None = Field(default=None)
+    exp_year: int | None = Field(default=None)
+    created: int = Field(sa_type=sa.BigInteger)
+    livemode: bool = Field(default=False)
+    deleted: bool = Field(default=False)
+    version_at: int = Field(default=0, sa_type=sa.BigInteger)
+    raw: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
+    synced_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class StripeProduct(SQLModel, table=True):
+    __tablename__ = "stripe_product"
+    id: str = Field(primary_key=True, max_length=255)
+    name: str = Field(default="", max_length=512)
+    active: bool = Field(default=True)
+    created: int = Field(sa_type=sa.BigInteger)
+    livemode: bool = Field(default=False)
+    deleted: bool = Field(default=False)
+    version_at: int = Field(default=0, sa_type=sa.BigInteger)
+    raw: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
+    synced_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class StripePrice(SQLModel, table=True):
+    __tablename__ = "stripe_price"
+    id: str = Field(primary_key=True, max_length=255)
+    product_id: str | None = Field(default=None, max_length=255, index=True)
+    nickname: str | None = Field(default=None, max_length=255)
+    unit_amount: int | None = Field(default=None, sa_type=sa.BigInteger)
+    currency: str = Field(default="usd", max_length=3)
+    recurring_interval: str | None = Field(default=None, max_length=10)  # day | week | month | year
+    recurring_interval_count: int | None = Field(default=None)
+    active: bool = Field(default=True)
+    created: int = Field(sa_type=sa.BigInteger)
+    livemode: bool = Field(default=False)
+    deleted: bool = Field(default=False)
+    version_at: int = Field(default=0, sa_type=sa.BigInteger)
+    raw: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
+    synced_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class StripeSubscription(SQLModel, table=True):
+    __tablename__ = "stripe_subscription"
+    __table_args__ = (
+        sa.Index("ix_stripe_subscription_created_id", "created", "id"),
+        sa.Index("ix_stripe_subscription_status_created", "status", "created", "id"),
+        sa.Index("ix_stripe_subscription_customer_created", "customer_id", "created"),
+    )
+    id: str = Field(primary_key=True, max_length=255)
+    customer_id: str | None = Field(default=None, max_length=255)
+    status: str = Field(max_length=20)
+    currency: str = Field(default="usd", max_length=3)
+    # What the subscription brings in per month, in minor units (yearly prices divided by 12).
+    mrr: int = Field(default=0, sa_type=sa.BigInteger)
+    cancel_at_period_end: bool = Field(default=False)
+    current_period_end: int | None = Field(default=None, sa_type=sa.BigInteger)
+    canceled_at: int | None = Field(default=None, sa_type=sa.BigInteger)
+    created: int = Field(sa_type=sa.BigInteger)
+    livemode: bool = Field(default=False)
+    deleted: bool = Field(default=False)
+    version_at: int = Field(default=0, sa_type=sa.BigInteger)
+    raw: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
+    synced_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class StripeSubscriptionItem(SQLModel, table=True):
+    """Items arrive inside their subscription; the sync replaces a subscription's items together."""
+
+    __tablename__ = "stripe_subscription_item"
+    id: str = Field(primary_key=True, max_length=255)
+    subscription_id: str = Field(max_length=255, index=True)
+    price_id: str | None = Field(default=None, max_length=255, index=True)
+    product_id: str | None = Field(default=None, max_length=255)
+    quantity: int = Field(default=1)
+    unit_amount: int | None = Field(default=None, sa_type=sa.BigInteger)
+    currency: str = Field(default="usd", max_length=3)
+    recurring_interval: str | None = Field(default=None, max_length=10)
+    recurring_interval_count: int | None = Field(default=None)
+    raw: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
+
+
+class StripeInvoice(SQLModel, table=True):
+    __tablename__ = "stripe_invoice"
+    __table_args__ = (
+        sa.Index("ix_stripe_invoice_created_id", "created", "id"),
+        sa.Index("ix_stripe_invoice_status_due", "status", "due_date"),
+        sa.Index("ix_stripe_invoice_status_created", "status", "created", "id"),
+        sa.Index("ix_stripe_invoice_customer_created", "customer_id", "created"),
+    )
+    id: str = Field(primary_key=True, max_length=255)
+    customer_id: str | None = Field(default=None, max_length=255)
+    subscription_id: str | None = Field(default=None, max_length=255, index=True)
+    number: str | None = Field(default=None, max_length=64, index=True)
+    status: str | None = Field(default=None, max_length=20)
+    collection_method: str | None = Field(default=None, max_length=30)
+    currency: str = Field(default="usd", max_length=3)
+    total: int = Field(default=0, sa_type=sa.BigInteger)
+    amount_due: int = Field(default=0, sa_type=sa.BigInteger)
+    amount_paid: int = Field(default=0, sa_type=sa.BigInteger)
+    amount_remaining: int = Field(default=0, sa_type=sa.BigInteger)
+    due_date: int | None = Field(default=None, sa_type=sa.BigInteger)
+    customer_email: str | None = Field(default=None, max_length=512)
+    created: int = Field(sa_type=sa.BigInteger)
+    livemode: bool = Field(default=False)
+    deleted: bool = Field(default=False)
+    version_at: int = Field(default=0, sa_type=sa.BigInteger)
+    raw: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
+    synced_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class StripeInvoiceLine(SQLModel, table=True):
+    """Lines arrive inside their invoice; the sync replaces an invoice's lines together."""
+
+    __tablename__ = "stripe_invoice_line"
+    invoice_id: str = Field(primary_key=True, max_length=255)
+    id: str = Field(primary_key=True, max_length=255)
+    amount: int = Field(default=0, sa_type=sa.BigInteger)
+    currency: str = Field(default="usd", max_length=3)
+    description: str | None = Field(default=None, max_length=1000)
+    price_id: str | None = Field(default=None, max_length=255)
+    quantity: int | None = Field(default=None)
+    raw: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
+
+
+class StripeDispute(SQLModel, table=True):
+    __tablename__ = "stripe_dispute"
+    __table_args__ = (sa.Index("ix_stripe_dispute_created_id", "created", "id"),)
+    id: str = Field(primary_key=True, max_length=255)
+    charge_id: str | None = Field(default=None, max_length=255, index=True)
+    amount: int = Field(default=0, sa_type=sa.BigInteger)
+    currency: str = Field(default="usd", max_length=3)
+    status: str | None = Field(default=None, max_length=40, index=True)
+    reason: str | None = Field(default=None, max_length=64)
+    created: int = Field(sa_type=sa.BigInteger)
+    livemode: bool = Field(default=False)
+    deleted: bool = Field(default=False)
+    version_at: int = Field(default=0, sa_type=sa.BigInteger)
+    raw: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
+    synced_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class StripeEvent(SQLModel, table=True):
+    """Every Stripe event received (webhook or polling), once: the primary key is Stripe's
+    event id, so a duplicate delivery finds its row and changes nothing."""
+
+    __tablename__ = "stripe_event"
+    __table_args__ = (sa.Index("ix_stripe_event_created_id", "created", "id"),)
+    id: str = Field(primary_key=True, max_length=255)
+    type: str = Field(max_length=100, index=True)
+    created: int = Field(sa_type=sa.BigInteger)
+    object_type: str | None = Field(default=None, max_length=60)
+    object_id: str | None = Field(default=None, max_length=255, index=True)
+    received_via: str = Field(max_length=10)  # webhook | poll | backfill
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    # applied | older (a newer copy was already stored) | refetched | ignored (a type Billy does not mirror)
+    outcome: str = Field(max_length=12)
+    raw: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
