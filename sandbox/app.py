@@ -25,10 +25,14 @@ from sandbox import (
     crud,
     events,
     idempotency,
+    invoices,
     keys,
     lists,
+    prices,
     refunds,
     state,
+    subscriptions,
+    timeline,
 )
 from sandbox.errors import error_response, invalid_request
 from sandbox.indexes import FIELD_INDEXES
@@ -97,6 +101,9 @@ def install() -> None:
     events.install()
     charges.install()
     refunds.install()
+    timeline.install()
+    invoices.install()
+    subscriptions.install()
     for cls in crud.CRUD_CLASSES:  # last: wraps the patched constructors
         if cls.object in FIELD_INDEXES:
             state.index_fields_after_init(cls)
@@ -208,6 +215,9 @@ def sandbox_routes() -> list[Route]:
         *charges.routes(),
         *refunds.routes(),
         *lists.routes(),
+        *prices.routes(),
+        *invoices.routes(),
+        *subscriptions.routes(),
         ("GET", "/v1/account", account),
         ("DELETE", "/_config/data", reset),
         ("DELETE", "/_config/webhooks/{id}", delete_webhook),

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 from localstripe.errors import UserError
-from localstripe.resources import Charge, Customer, Invoice, List, StripeObject
+from localstripe.resources import Charge, Customer, List, StripeObject
 from localstripe.server import json_response
 
 from sandbox import cards
@@ -28,7 +28,6 @@ from sandbox.params import (
     read_params,
     string_list,
     string_param,
-    to_bool,
 )
 from sandbox.state import INDEX
 
@@ -231,107 +230,9 @@ def event_types(value: Any) -> Predicate:
     return lambda event: event.type in names
 
 
-def not_preview(invoice: Any) -> bool:
-    """localstripe stores upcoming/preview invoices; Stripe never lists them."""
-    return not getattr(invoice, "_sandbox_preview", False)
-
-
-def invoice_default(params: dict[str, Any]) -> Predicate:
-    return not_preview
-
-
-def invoice_status(value: Any) -> Predicate:
-    status = string_param("status", value)
-    return lambda invoice: invoice.status == status
-
-
-SUBSCRIPTION_STATUSES = (
-    "active",
-    "all",
-    "canceled",
-    "ended",
-    "incomplete",
-    "incomplete_expired",
-    "past_due",
-    "paused",
-    "trialing",
-    "unpaid",
-)
-
-
-def subscription_status(value: Any) -> Predicate:
-    """Stripe: `status=all` lists everything; `ended` is canceled or expired."""
-    status = string_param("status", value)
-    if status not in SUBSCRIPTION_STATUSES:
-        raise invalid_request(
-            f"Invalid status: must be one of {', '.join(SUBSCRIPTION_STATUSES)}",
-            param="status",
-        )
-    if status == "all":
-        return lambda sub: True
-    if status == "ended":
-        return lambda sub: sub.status in ("canceled", "incomplete_expired")
-    return lambda sub: sub.status == status
-
-
-def subscription_default(params: dict[str, Any]) -> Predicate | None:
-    """Stripe: without `status`, subscriptions that have ended are left out."""
-    if params.get("status") is not None:
-        return None
-    return lambda sub: sub.status not in ("canceled", "incomplete_expired")
-
-
-def subscription_price(value: Any) -> Predicate:
-    wanted = string_param("price", value)
-
-    def has_price(sub: Any) -> bool:
-        items = getattr(getattr(sub, "items", None), "_list", [])
-        return any(getattr(item.plan, "id", None) == wanted for item in items)
-
-    return has_price
-
-
 def refund_payment_intent(value: Any) -> Predicate:
     wanted = string_param("payment_intent", value)
     return lambda refund: refund.payment_intent == wanted
-
-
-def price_active(value: Any) -> Predicate:
-    wanted = to_bool("active", value)
-    return lambda plan: plan.active == wanted
-
-
-def price_type(value: Any) -> Predicate:
-    wanted = string_param("type", value)
-    return lambda plan: wanted == "recurring"
-
-
-def plan_as_price(plan: Any, expand: list[str] | None = None) -> dict[str, Any]:
-    """Stripe Prices replaced Plans; a recurring Plan is a recurring Price with the same id."""
-    return {
-        "id": plan.id,
-        "object": "price",
-        "active": plan.active,
-        "billing_scheme": getattr(plan, "billing_scheme", "per_unit"),
-        "created": plan.created,
-        "currency": plan.currency,
-        "livemode": False,
-        "lookup_key": None,
-        "metadata": dict(plan.metadata or {}),
-        "nickname": plan.nickname,
-        "product": plan.product,
-        "recurring": {
-            "interval": plan.interval,
-            "interval_count": plan.interval_count,
-            "trial_period_days": plan.trial_period_days,
-            "usage_type": plan.usage_type,
-        },
-        "tax_behavior": "unspecified",
-        "tiers_mode": getattr(plan, "tiers_mode", None),
-        "type": "recurring",
-        "unit_amount": plan.amount,
-        "unit_amount_decimal": None if plan.amount is None else str(plan.amount),
-    }
 
 
 def card_as_payment_method(card: Any) -> dict[str, Any]:
@@ -400,47 +301,10 @@ SPECS: dict[str, ListSpec] = {
         exclusive=("type", "types"),
     ),
     "payment_intents": ListSpec("payment_intent", "/v1/payment_intents", {"customer": equals("customer")}),
-    "invoices": ListSpec(
-        "invoice",
-        "/v1/invoices",
-        {
-            "customer": equals("customer"),
-            "subscription": equals("subscription"),
-            "status": invoice_status,
-            "collection_method": equals("collection_method"),
-            "due_date": accept_any,
-        },
-        indexed=("customer",),
-        default=invoice_default,
-    ),
-    "subscriptions": ListSpec(
-        "subscription",
-        "/v1/subscriptions",
-        {
-            "customer": equals("customer"),
-            "status": subscription_status,
-            "price": subscription_price,
-            "plan": subscription_price,
-            "collection_method": equals("collection_method"),
-        },
-        indexed=("customer",),
-        default=subscription_default,
-    ),
     "payment_methods": ListSpec(
         "payment_method",
         "/v1/payment_methods",
         {"customer": equals("customer"), "type": equals("type")},
-    ),
-    "prices": ListSpec(
-        "plan",
-        "/v1/prices",
-        {
-            "active": price_active,
-            "product": equals("product"),
-            "currency": equals("currency"),
-            "type": price_type,
-        },
-        export=plan_as_price,
     ),
     "disputes": ListSpec(
         "dispute",
@@ -476,14 +340,6 @@ async def customer_payment_methods(request: web.Request) -> web.Response:
     )
     url = f"/v1/customers/{customer_id}/payment_methods"
     return json_response(list_body(url, page, pm_export, expand))
-
-
-async def retrieve_price(request: web.Request) -> web.Response:
-    price_id = request.match_info["id"]
-    plan = INDEX.get("plan", price_id)
-    if plan is None:
-        raise resource_missing("price", price_id)
-    return json_response(plan_as_price(plan))
 
 
 async def retrieve_dispute(request: web.Request) -> web.Response:
@@ -524,20 +380,10 @@ def base_list_all(cls: Any, url: Any, limit: Any = None, starting_after: Any = N
     return li
 
 
-_invoice_init = Invoice.__init__
-
-
-def _mark_previews(self: Invoice, *args: Any, upcoming: Any = False, simulation: Any = False, **kwargs: Any) -> None:
-    """localstripe stores upcoming/preview invoices like real ones; mark them."""
-    _invoice_init(self, *args, upcoming=upcoming, simulation=simulation, **kwargs)
-    self._sandbox_preview = bool(upcoming or simulation)
-
-
 def install() -> None:
     """Every localstripe list reads the type index instead of scanning the store."""
     StripeObject._api_list_all = classmethod(base_list_all)
     Customer.subscriptions = property(subscriptions_of)
-    Invoice.__init__ = _mark_previews
 
 
 def routes() -> list[tuple[str, str, Callable[[web.Request], Any]]]:
@@ -545,7 +391,6 @@ def routes() -> list[tuple[str, str, Callable[[web.Request], Any]]]:
     table += [
         ("GET", "/v1/customers/{id}/payment_methods", customer_payment_methods),
         ("GET", "/v1/charges/{id}/refunds", charge_refunds),
-        ("GET", "/v1/prices/{id}", retrieve_price),
         ("GET", "/v1/disputes/{id}", retrieve_dispute),
     ]
     return table

@@ -8,8 +8,9 @@ over the last 60 days (backdated through the sandbox's /_config/backdate);
 most succeed, some fail with expired_card, insufficient_funds or a Radar fraud
 block (a few customers fail repeatedly), and some are partly or fully refunded.
 The first customer is always Jane Smith (jane.smith@example.com), whose charge
-"Order #5678" of $45.99 succeeded. A sandbox that already has customers is left
-alone ("already seeded").
+"Order #5678" of $45.99 succeeded. Then products, prices, subscriptions and
+invoices over the last ~90 days (`sandbox.seed_billing`). A sandbox that already
+has customers is left alone ("already seeded").
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import stripe
+
+from sandbox.seed_billing import seed_billing
 
 SEED_KEY = "sk_test_billysandboxseed"
 DAY = 86_400
@@ -427,6 +430,7 @@ def seed(api_url: str, seed: int = 42, customers: int = 50, now: int | None = No
     now = int(time.time()) if now is None else now
     summary: Counter[str] = Counter()
     jane: dict[str, str] = {}
+    customer_ids: list[str] = []
     for index, person in enumerate(plan(seed, customers)):
         customer = client.v1.customers.create(
             params={
@@ -439,6 +443,7 @@ def seed(api_url: str, seed: int = 42, customers: int = 50, now: int | None = No
             }
         )
         _backdate(client, customer.id, now - person.age)
+        customer_ids.append(customer.id)
         summary["customers"] += 1
         for planned in person.charges:
             params: dict[str, Any] = {
@@ -467,6 +472,7 @@ def seed(api_url: str, seed: int = 42, customers: int = 50, now: int | None = No
                 )
                 _backdate(client, refund.id, now - (planned.refund_age or 0))
                 summary[f"{planned.refund}_refunds"] += 1
+    seed_billing(client, seed, customer_ids, now, summary)
     return {"already_seeded": False, **dict(summary), "jane_smith": jane}
 
 

@@ -35,7 +35,27 @@ def snapshot(client: stripe.StripeClient) -> list[tuple[Any, ...]]:
             NOW - c.created,
         )
         for c in client.v1.charges.list(params={"limit": 100}).auto_paging_iter()
+        if c.description.startswith("Order #")
     ]
+
+
+def billing_snapshot(client: stripe.StripeClient) -> list[tuple[Any, ...]]:
+    """The seed's subscriptions and invoices, without ids."""
+    names = {c.id: c.name for c in client.v1.customers.list(params={"limit": 100}).auto_paging_iter()}
+    subscriptions = [
+        (
+            names[s.customer],
+            s.status,
+            [(i.price.unit_amount, i.price.recurring.interval, i.quantity) for i in s["items"].data],
+            NOW - s.created,
+        )
+        for s in client.v1.subscriptions.list(params={"status": "all", "limit": 100}).auto_paging_iter()
+    ]
+    invoices = [
+        (names[i.customer], i.status, i.billing_reason, i.total, NOW - i.created)
+        for i in client.v1.invoices.list(params={"limit": 100}).auto_paging_iter()
+    ]
+    return [*subscriptions, *invoices]
 
 
 def test_plan_is_deterministic_and_varied() -> None:
@@ -63,10 +83,12 @@ def test_same_seed_same_data(sandbox: SandboxHandle) -> None:
     client = sandbox.client(SECRET_KEY, max_network_retries=0)
     seed(sandbox.url, seed=3, customers=8, now=NOW)
     first = snapshot(client)
+    first_billing = billing_snapshot(client)
     sandbox.reset()
     seed(sandbox.url, seed=3, customers=8, now=NOW)
     assert snapshot(client) == first
-    assert len(first) >= 16
+    assert billing_snapshot(client) == first_billing
+    assert len(first) >= 16 and len(first_billing) >= 13 + 10
 
 
 def test_full_seed_has_jane_smiths_order(sandbox: SandboxHandle) -> None:
@@ -90,8 +112,50 @@ def test_full_seed_has_jane_smiths_order(sandbox: SandboxHandle) -> None:
     )
     assert failures["expired_card"] and failures["card_declined"] and failures["blocked"]
     now = time.time()
-    created = [c.created for c in client.v1.charges.list(params={"limit": 100}).auto_paging_iter()]
+    charges = list(client.v1.charges.list(params={"limit": 100}).auto_paging_iter())
+    created = [c.created for c in charges if c.description.startswith("Order #")]
     assert min(created) >= now - 61 * 86400 and max(created) <= now
+    assert all(now - 91 * 86400 <= c.created <= now for c in charges)
+
+
+def test_full_seed_has_billing_history(sandbox: SandboxHandle) -> None:
+    started = time.monotonic()
+    summary = seed(sandbox.url)
+    assert time.monotonic() - started < 30
+    client = sandbox.client(SECRET_KEY, max_network_retries=0)
+    now = time.time()
+    prices = client.v1.prices.list(params={"limit": 100, "type": "recurring"}).data
+    intervals = Counter((p.product, p.recurring.interval) for p in prices)
+    assert sum(1 for (_, interval) in intervals if interval == "year") >= 3
+    assert all(count == 1 for count in intervals.values())
+    subs = list(client.v1.subscriptions.list(params={"status": "all", "limit": 100}).auto_paging_iter())
+    statuses = Counter(s.status for s in subs)
+    assert statuses["active"] >= 3 and statuses["trialing"] >= 1 and statuses["canceled"] >= 1
+    assert statuses["past_due"] >= 1 and statuses["unpaid"] >= 1
+    assert summary["subscriptions"] == len(subs)
+    assert any(len(s["items"].data) > 1 for s in subs) and any(s.cancel_at_period_end for s in subs)
+    jane = summary["jane_smith"]["customer"]
+    assert all(s.customer != jane for s in subs)
+    for sub in subs:
+        if sub.status == "past_due":
+            latest = client.v1.invoices.retrieve(sub.latest_invoice)
+            assert (latest.status, latest.attempted, latest.billing_reason) == ("open", True, "subscription_cycle")
+        if sub.status == "canceled":
+            assert sub.ended_at < now and sub.canceled_at is not None
+    assert min(s.created for s in subs) >= now - 91 * 86400
+    invoices = list(client.v1.invoices.list(params={"limit": 100}).auto_paging_iter())
+    one_off = [i for i in invoices if i.subscription is None]
+    kinds = Counter(i.status for i in one_off)
+    assert kinds["paid"] >= 2 and kinds["void"] >= 1 and kinds["uncollectible"] >= 1 and kinds["draft"] >= 1
+    open_one_off = [i for i in one_off if i.status == "open"]
+    assert all(i.collection_method == "send_invoice" for i in open_one_off)
+    assert any(i.due_date < now for i in open_one_off) and any(i.due_date > now for i in open_one_off)
+    overdue = client.v1.invoices.list(params={"status": "open", "due_date": {"lt": int(now)}}).data
+    assert {i.id for i in overdue} == {i.id for i in open_one_off if i.due_date < now}
+    assert min(i.created for i in invoices) >= now - 91 * 86400 and max(i.created for i in invoices) <= now
+    assert max(now - i.created for i in invoices) > 60 * 86400
+    failed = client.v1.events.list(params={"type": "invoice.payment_failed"}).data
+    assert failed and all(e.created < now - 86400 for e in failed)
 
 
 def test_second_run_says_already_seeded(sandbox: SandboxHandle, capsys: pytest.CaptureFixture[str]) -> None:
