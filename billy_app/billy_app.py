@@ -7,7 +7,19 @@ import logging
 import reflex as rx
 
 from billy_app.api.routes import build_api
-from billy_app.pages import approvals, customers, dashboard, entry, onboarding, plan, roles, team  # noqa: F401 - registers the pages
+from billy_app.pages import (  # noqa: F401 - registers the pages
+    approvals,
+    charges,
+    customers,
+    dashboard,
+    entry,
+    invoices,
+    onboarding,
+    plan,
+    roles,
+    subscriptions,
+    team,
+)
 from billy_app.pages import audit as audit_page  # noqa: F401 - registers /settings/audit
 from services import stripe_keys, sync
 from services.config import get_settings

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,14 +18,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from services import audit
+from services import audit, mirror, notices
 from services.db import get_engine, session_scope
 from services.errors import NotFound, PermissionDenied, ValidationFailed
 from services.models import IdempotencyRecord, StripeCharge, StripeCustomer, StripeRefund
 from services.money import format_money
 from services.permissions import Actor, authorize
 from services.stripe_gateway import StripeGateway
-from services.sync import store_objects
 
 log = logging.getLogger(__name__)
 
@@ -379,43 +379,14 @@ def _store_refund_result(
     """Upsert the refund and the charge as Stripe now has them. Stripe already succeeded,
     so a failure here is logged and left for sync to repair, not raised."""
     try:
+        read_at = int(time.time())
         fresh = gateway.retrieve_charge(charge_id)
+        # Versioned at the re-read: the webhook for this refund is not newer, so it changes nothing.
         with session_scope() as session:
-            store_objects(session, "refunds", [refund])
-            store_objects(session, "charges", [fresh])
+            refunds = mirror.write_objects(session, "refund", [refund], read_at, replace_equal=True)
+            charges = mirror.write_objects(session, "charge", [fresh], read_at, replace_equal=True)
+        notices.publish("refund", refunds)
+        notices.publish("charge", charges)
     except Exception as exc:  # noqa: BLE001 - the refund itself is done
         log.warning("Refund %s done in Stripe but not stored yet: %s", refund.get("id"), exc)
         draft.details["store_write"] = "failed; the next sync repairs it"
-
-
-@dataclass(frozen=True)
-class DashboardSummary:
-    customers: int
-    charges: int
-    failed_charges: int
-    refunds: int
-    refunded_total: int
-    recent_charges: list[ChargeRow]
-
-
-def dashboard_summary(actor: Actor, recent: int = 10) -> DashboardSummary:
-    """Headline numbers from the store (issue 5 adds MRR, revenue and overdue invoices)."""
-    authorize(actor, "charges.view")
-    with session_scope() as session:
-        count = sa.func.count()
-        customers = session.exec(
-            select(count).select_from(StripeCustomer).where(col(StripeCustomer.deleted).is_(False))
-        ).one()
-        charges = session.exec(select(count).select_from(StripeCharge)).one()
-        failed = session.exec(select(count).select_from(StripeCharge).where(StripeCharge.status == "failed")).one()
-        refunds, refunded = session.exec(
-            select(count, sa.func.coalesce(sa.func.sum(StripeRefund.amount), 0)).select_from(StripeRefund)
-        ).one()
-        latest = list(
-            session.exec(
-                select(StripeCharge)
-                .order_by(col(StripeCharge.created).desc(), col(StripeCharge.id).desc())
-                .limit(recent)
-            )
-        )
-    return DashboardSummary(customers, charges, failed, refunds, int(refunded), [_charge_row(c, []) for c in latest])

@@ -108,6 +108,20 @@ class Settings:
         default=True,
         metadata={"env": "BILLY_SYNC_ON_START", "doc": "Catch the store up with Stripe when the app starts."},
     )
+    stripe_requests_per_second: float = field(
+        default=0,
+        metadata={
+            "env": "BILLY_STRIPE_REQUESTS_PER_SECOND",
+            "doc": "Ceiling on Billy's Stripe requests per second. 0: under Stripe's limits (90 live, 20 test mode).",
+        },
+    )
+    event_poll_seconds: float = field(
+        default=5,
+        metadata={
+            "env": "BILLY_EVENT_POLL_SECONDS",
+            "doc": "How often to read new Stripe events when no webhook secret is set (0: never).",
+        },
+    )
     smtp_host: str = field(
         default="127.0.0.1",
         metadata={"env": "BILLY_SMTP_HOST", "doc": "SMTP server for invites and password resets."},
@@ -134,7 +148,7 @@ class Settings:
         default="",
         metadata={
             "env": "BILLY_REDIS_URL",
-            "doc": "Redis for Reflex's per-tab state (and, later, live-update notices) when several workers run.",
+            "doc": "Redis for Reflex's per-tab state and live-update notices when several workers run.",
         },
     )
     log_level: str = field(default="INFO", metadata={"env": "BILLY_LOG_LEVEL", "doc": "Python log level."})
@@ -181,6 +195,8 @@ def settings_from_env(environ: dict[str, str] | None = None) -> Settings:
             values[f.name] = _flag(raw)
         elif f.type in ("int", int):
             values[f.name] = int(raw)
+        elif f.type in ("float", float):
+            values[f.name] = float(raw)
         elif f.type in ("Path", Path):
             values[f.name] = Path(raw)
         else:

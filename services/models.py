@@ -189,6 +189,9 @@ class StripeCharge(SQLModel, table=True):
     __table_args__ = (
         sa.Index("ix_stripe_charge_created_id", "created", "id"),
         sa.Index("ix_stripe_charge_customer_created", "customer_id", "created"),
+        # Reports (0008): a status's charges in a time window; the list sorted by amount.
+        sa.Index("ix_stripe_charge_status_created", "status", "created", "id"),
+        sa.Index("ix_stripe_charge_amount_id", "amount", "id"),
     )
     id: str = Field(primary_key=True, max_length=255)
     customer_id: str | None = Field(default=None, max_length=255)
@@ -379,6 +382,7 @@ class StripeSubscription(SQLModel, table=True):
         sa.Index("ix_stripe_subscription_created_id", "created", "id"),
         sa.Index("ix_stripe_subscription_status_created", "status", "created", "id"),
         sa.Index("ix_stripe_subscription_customer_created", "customer_id", "created"),
+        sa.Index("ix_stripe_subscription_mrr_id", "mrr", "id"),  # the list sorted by amount (0008)
     )
     id: str = Field(primary_key=True, max_length=255)
     customer_id: str | None = Field(default=None, max_length=255)
@@ -420,6 +424,7 @@ class StripeInvoice(SQLModel, table=True):
         sa.Index("ix_stripe_invoice_status_due", "status", "due_date"),
         sa.Index("ix_stripe_invoice_status_created", "status", "created", "id"),
         sa.Index("ix_stripe_invoice_customer_created", "customer_id", "created"),
+        sa.Index("ix_stripe_invoice_total_id", "total", "id"),  # the list sorted by amount (0008)
     )
     id: str = Field(primary_key=True, max_length=255)
     customer_id: str | None = Field(default=None, max_length=255)

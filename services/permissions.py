@@ -117,6 +117,10 @@ ACTIONS: dict[str, Permission] = {
     "customers.search": Permission.VIEW,
     "customers.view": Permission.VIEW,
     "charges.view": Permission.VIEW,
+    "charges.search": Permission.VIEW,  # the charges list: filters, sorts, pages
+    "dashboard.view": Permission.VIEW,  # MRR, revenue, failed payments, open invoices, refunds
+    "subscriptions.search": Permission.VIEW,
+    "invoices.search": Permission.VIEW,
     "charges.refund": Permission.REFUND,
     "refunds.request": Permission.REFUND,  # ask for an over-cap refund to be approved
     "refunds.withdraw": Permission.REFUND,  # take back one's own request

@@ -9,11 +9,18 @@ tolerantly (`.get`), because the sandbox answers in older API shapes.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import stripe
+from limits import RateLimitItemPerSecond
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from services.config import get_settings
 from services.errors import StripeNotConnected, StripeRequestFailed
@@ -25,6 +32,42 @@ log = logging.getLogger(__name__)
 STRIPE_API_VERSION = "2026-10-28.endive"
 STRIPE_KEY_SECRET = "stripe-restricted-key"
 PAGE_SIZE = 100
+# Stripe allows about 100 requests/s in live mode and 25 in test mode; Billy stays under.
+DEFAULT_RATE = {"live": 90.0, "test": 20.0}
+READ_ATTEMPTS = 8
+
+
+class RateGate:
+    """Blocks until one more request fits in a moving one-second window (`limits`), shared by
+    every thread of the process, so parallel backfills together stay under Stripe's limit."""
+
+    def __init__(self, per_second: float) -> None:
+        self.per_second = per_second
+        # `limits` counts whole requests per window: n per second, or 1 per 1/rate seconds below 1/s.
+        self._item = RateLimitItemPerSecond(max(1, int(per_second)), 1 if per_second >= 1 else round(1 / per_second))
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+
+    def acquire(self) -> None:
+        while not self._limiter.hit(self._item, "stripe"):
+            reset_at = self._limiter.get_window_stats(self._item, "stripe").reset_time
+            time.sleep(min(max(reset_at - time.time(), 0.001), 0.05))
+
+
+_gates: dict[tuple[str, float], RateGate] = {}
+_gates_lock = threading.Lock()
+
+
+def rate_gate(mode: str) -> RateGate:
+    rate = get_settings().stripe_requests_per_second or DEFAULT_RATE[mode]
+    with _gates_lock:
+        return _gates.setdefault((mode, rate), RateGate(rate))
+
+
+def _retryable(exc: BaseException) -> bool:
+    """429s, Stripe's 5xx answers and dropped connections are worth another try; nothing else."""
+    if isinstance(exc, stripe.RateLimitError | stripe.APIConnectionError):
+        return True
+    return isinstance(exc, stripe.APIError) and (exc.http_status or 0) >= 500
 
 
 @dataclass(frozen=True)
@@ -84,6 +127,32 @@ REQUIRED_PERMISSIONS: tuple[RequiredPermission, ...] = (
 )
 
 
+# Stripe's `object` name → the StripeClient.v1 service that retrieves it.
+RETRIEVE_SERVICES = {
+    "customer": "customers",
+    "charge": "charges",
+    "refund": "refunds",
+    "payment_intent": "payment_intents",
+    "payment_method": "payment_methods",
+    "product": "products",
+    "price": "prices",
+    "plan": "plans",
+    "subscription": "subscriptions",
+    "invoice": "invoices",
+    "dispute": "disputes",
+}
+
+
+def _error_code(exc: stripe.StripeError) -> str:
+    if isinstance(exc, stripe.PermissionError):
+        return "permission_denied"
+    if isinstance(exc, stripe.RateLimitError):
+        return "rate_limited"
+    if isinstance(exc, stripe.InvalidRequestError) and exc.http_status == 404:
+        return "resource_missing"
+    return getattr(exc, "code", None) or "stripe_error"
+
+
 def make_client(key: str) -> stripe.StripeClient:
     settings = get_settings()
     kwargs: dict[str, Any] = {"stripe_version": STRIPE_API_VERSION, "max_network_retries": 2}
@@ -98,10 +167,20 @@ def readable_error(exc: stripe.StripeError) -> str:
     return str(message).strip() or "Stripe refused the request."
 
 
+def _plain(value: Any) -> Any:
+    """JSON-safe: the SDK turns Stripe's `*_decimal` strings into Decimal; keep them as strings."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
 def as_dict(obj: Any) -> dict[str, Any]:
-    if isinstance(obj, dict):
-        return obj
-    return obj.to_dict()  # StripeObject → plain nested dict
+    """A StripeObject (or a dict) as a plain nested dict that JSON columns can hold."""
+    return _plain(obj if isinstance(obj, dict) else obj.to_dict())
 
 
 def probe_permissions(key: str) -> dict[str, bool]:
@@ -136,6 +215,11 @@ class StripeGateway:
             raise StripeNotConnected()
         return make_client(key)
 
+    @property
+    def mode(self) -> str:
+        key = self._key_provider() or ""
+        return "live" if "_live_" in key else "test"
+
     def _call(self, fn: Callable[[stripe.StripeClient], Any]) -> Any:
         try:
             return fn(self._client())
@@ -143,24 +227,73 @@ class StripeGateway:
             log.warning("Stripe refused a request: %s", readable_error(exc))
             raise StripeRequestFailed(readable_error(exc), code=getattr(exc, "code", None) or "stripe_error") from exc
 
+    def read(self, fn: Callable[[stripe.StripeClient], Any], on_throttled: Callable[[], None] | None = None) -> Any:
+        """A read under the rate gate, retried with jittered back-off on 429, 5xx and network
+        errors (`on_throttled` hears of every 429). Refusals (403, 404, 400) are not retried."""
+        client = self._client()
+        gate = rate_gate(self.mode)
+
+        def attempt() -> Any:
+            gate.acquire()
+            try:
+                return fn(client)
+            except stripe.RateLimitError:
+                if on_throttled:
+                    on_throttled()
+                raise
+
+        try:
+            for tried in Retrying(
+                retry=retry_if_exception(_retryable),
+                wait=wait_exponential_jitter(initial=0.5, max=20),
+                stop=stop_after_attempt(READ_ATTEMPTS),
+                reraise=True,
+            ):
+                with tried:
+                    return attempt()
+        except stripe.StripeError as exc:
+            log.warning("Stripe refused a read: %s", readable_error(exc))
+            raise StripeRequestFailed(readable_error(exc), code=_error_code(exc)) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def list_page(
-        self, resource: str, starting_after: str | None = None, limit: int = PAGE_SIZE
+        self,
+        resource: str,
+        starting_after: str | None = None,
+        limit: int = PAGE_SIZE,
+        params: dict[str, Any] | None = None,
+        on_throttled: Callable[[], None] | None = None,
     ) -> tuple[list[dict[str, Any]], bool]:
         """One page of a list endpoint, newest first, as Stripe lists."""
-        params: dict[str, Any] = {"limit": limit}
+        query: dict[str, Any] = {**(params or {}), "limit": limit}
         if starting_after:
-            params["starting_after"] = starting_after
-        page = self._call(lambda c: getattr(c.v1, resource).list(params=params))
+            query["starting_after"] = starting_after
+        page = self.read(
+            lambda c: getattr(c.v1, resource).list(params=query, options={"max_network_retries": 0}), on_throttled
+        )
         return [as_dict(o) for o in page.data], bool(page.has_more)
 
-    def iterate(self, resource: str, starting_after: str | None = None) -> Iterator[list[dict[str, Any]]]:
+    def iterate(
+        self,
+        resource: str,
+        starting_after: str | None = None,
+        params: dict[str, Any] | None = None,
+        on_throttled: Callable[[], None] | None = None,
+    ) -> Iterator[list[dict[str, Any]]]:
         while True:
-            items, has_more = self.list_page(resource, starting_after)
+            items, has_more = self.list_page(resource, starting_after, params=params, on_throttled=on_throttled)
             if items:
                 yield items
                 starting_after = items[-1]["id"]
             if not has_more or not items:
                 return
+
+    def retrieve(self, kind: str, object_id: str) -> dict[str, Any]:
+        """The current copy of one object, for an event that cannot be ordered by time alone."""
+        service = RETRIEVE_SERVICES[kind]
+        return as_dict(
+            self.read(lambda c: getattr(c.v1, service).retrieve(object_id, options={"max_network_retries": 0}))
+        )
 
     def retrieve_charge(self, charge_id: str) -> dict[str, Any]:
         return as_dict(self._call(lambda c: c.v1.charges.retrieve(charge_id)))

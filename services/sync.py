@@ -1,163 +1,82 @@
-"""Keeping the store a copy of Stripe: backfill now; webhooks and event polling in issue 5.
+"""Backfill: copying every Stripe object Billy shows into the store, resumably.
 
-Backfill pages through each resource newest first, upserting every page in one
-transaction together with the cursor, so a killed run resumes after the last page it
-stored. Resources run in parallel; a resource that fails is reported as failed, never
-as done, and the others carry on.
+Each resource pages newest first and stores every page in one transaction together with
+its cursor, so a killed run resumes after the last stored page. Resources run in
+parallel under one rate gate (`stripe_gateway.RateGate`) with retries on 429/5xx. The
+outcome is reported honestly per resource: `done`, `done` with the number of times Stripe
+slowed it down, `skipped` (the key may not read it: a note says which permission would
+unlock what) or `failed` with Stripe's reason. Never "done" for a run that did not finish.
+
+Rows are written through `mirror.write_objects` with the page's request time as their
+version, so a backfill never overwrites a fresher copy written by an event or a refund.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import threading
+import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session, SQLModel, select
+from sqlmodel import Session, col, select
 
+from services import mirror, notices
 from services.db import session_scope
-from services.errors import BillyError
-from services.models import StripeCharge, StripeCustomer, StripeRefund, SyncState, utcnow
+from services.errors import BillyError, StripeRequestFailed
+from services.models import StripeCustomer, SyncState, utcnow
 from services.permissions import Actor, authorize
-from services.stripe_gateway import StripeGateway
+from services.stripe_gateway import StripeGateway, as_dict
 
 log = logging.getLogger(__name__)
 
-_ORDER = re.compile(r"order\s*(?:number|no\.?)?\s*#?\s*([A-Za-z0-9-]{2,32})", re.IGNORECASE)
-
-
-def _id(value: Any) -> str | None:
-    """Stripe references are ids, or whole objects when expanded."""
-    if isinstance(value, dict):
-        return value.get("id")
-    return value
-
-
-def _lower(value: str | None) -> str | None:
-    return value.lower() if value else None
-
-
-def customer_row(obj: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": obj["id"],
-        "email": obj.get("email"),
-        "name": obj.get("name"),
-        "email_lower": _lower(obj.get("email")),
-        "name_lower": _lower(obj.get("name")),
-        "phone": obj.get("phone"),
-        "created": int(obj.get("created") or 0),
-        "livemode": bool(obj.get("livemode")),
-        "deleted": bool(obj.get("deleted")),
-        "raw": obj,
-        "synced_at": utcnow(),
-    }
-
-
-def order_number_of(obj: dict[str, Any]) -> str | None:
-    metadata = obj.get("metadata") or {}
-    for key in ("order_number", "order_id", "order"):
-        if metadata.get(key):
-            return str(metadata[key]).lstrip("#")[:64]
-    match = _ORDER.search(obj.get("description") or "")
-    return match.group(1) if match else None
-
-
-def _card(obj: dict[str, Any]) -> dict[str, Any]:
-    details = (obj.get("payment_method_details") or {}).get("card")
-    if details:
-        return details
-    source = obj.get("source") or {}
-    return source if source.get("object") == "card" or "last4" in source else {}
-
-
-def decline_reason_of(obj: dict[str, Any]) -> str | None:
-    if obj.get("status") != "failed":
-        return None
-    outcome = obj.get("outcome") or {}
-    return outcome.get("reason") or obj.get("failure_code")
-
-
-def charge_row(obj: dict[str, Any]) -> dict[str, Any]:
-    card = _card(obj)
-    return {
-        "id": obj["id"],
-        "customer_id": _id(obj.get("customer")),
-        "amount": int(obj.get("amount") or 0),
-        "amount_refunded": int(obj.get("amount_refunded") or 0),
-        "currency": (obj.get("currency") or "usd").lower(),
-        "status": obj.get("status") or "unknown",
-        "paid": bool(obj.get("paid")),
-        "refunded": bool(obj.get("refunded")),
-        "failure_code": obj.get("failure_code"),
-        "failure_message": obj.get("failure_message"),
-        "outcome_type": (obj.get("outcome") or {}).get("type"),
-        "decline_reason": decline_reason_of(obj),
-        "description": obj.get("description"),
-        "order_number": order_number_of(obj),
-        "card_brand": card.get("brand"),
-        "card_last4": card.get("last4"),
-        "payment_intent_id": _id(obj.get("payment_intent")),
-        "created": int(obj.get("created") or 0),
-        "livemode": bool(obj.get("livemode")),
-        "raw": obj,
-        "synced_at": utcnow(),
-    }
-
-
-def refund_row(obj: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": obj["id"],
-        "charge_id": _id(obj.get("charge")),
-        "amount": int(obj.get("amount") or 0),
-        "currency": (obj.get("currency") or "usd").lower(),
-        "status": obj.get("status"),
-        "reason": obj.get("reason"),
-        "created": int(obj.get("created") or 0),
-        "raw": obj,
-        "synced_at": utcnow(),
-    }
-
-
-def upsert(session: Session, model: type[SQLModel], rows: Iterable[dict[str, Any]]) -> int:
-    """Insert or replace rows by primary key, in the dialect's native way (one statement)."""
-    rows = list(rows)
-    if not rows:
-        return 0
-    table = model.__table__  # type: ignore[attr-defined]
-    dialect = session.get_bind().dialect.name
-    insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[dialect]
-    stmt = insert(table).values(rows)
-    keys = [c.name for c in table.primary_key.columns]
-    updates = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
-    session.execute(stmt.on_conflict_do_update(index_elements=keys, set_=updates))
-    return len(rows)
+# Re-exported for callers that map single objects (billing upserts a refund's charge).
+customer_row, charge_row, refund_row = mirror.customer_row, mirror.charge_row, mirror.refund_row
 
 
 @dataclass(frozen=True)
 class Resource:
-    name: str  # the StripeClient.v1 service and the sync_state key
-    model: type[SQLModel]
-    to_row: Callable[[dict[str, Any]], dict[str, Any]]
+    name: str  # the sync_state key and the StripeClient.v1 service listing it
+    kind: str  # the mirror kind its objects are
+    permission: str  # the restricted-key permission that reads it
+    unlocks: str  # what a person sees once the key may read it
+    required: bool = True  # one of the docs' six permissions, or a recommended extra
+    params: dict[str, Any] = field(default_factory=dict)
+    after: str | None = None  # a resource that must finish first (payment methods go per customer)
 
 
 RESOURCES: dict[str, Resource] = {
     r.name: r
     for r in (
-        Resource("customers", StripeCustomer, customer_row),
-        Resource("charges", StripeCharge, charge_row),
-        Resource("refunds", StripeRefund, refund_row),
+        Resource("customers", "customer", "rak_customer_read", "customers and their details"),
+        Resource("charges", "charge", "rak_charge_read", "payments and failed payments"),
+        Resource("refunds", "refund", "rak_refund_read", "refunds"),
+        Resource(
+            "subscriptions", "subscription", "rak_subscription_read", "subscriptions and MRR", params={"status": "all"}
+        ),
+        Resource("invoices", "invoice", "rak_invoice_read", "invoices, open and overdue"),
+        Resource("payment_methods", "payment_method", "rak_payment_method_read", "saved cards", after="customers"),
+        Resource("payment_intents", "payment_intent", "rak_payment_intent_read", "payment attempts", False),
+        Resource("products", "product", "rak_product_read", "product names", False),
+        Resource("prices", "price", "rak_plan_read", "prices and billing intervals", False),
+        Resource("disputes", "dispute", "rak_dispute_read", "disputes and chargebacks", False),
     )
 }
+EVENTS = "events"  # the sync_state row of event polling (cursor: the newest event seen)
+EVENTS_PERMISSION_NOTE = "Events (read) lets Billy stay current without webhooks."
 
 
-def store_objects(session: Session, resource: str, objects: Iterable[dict[str, Any]]) -> int:
-    spec = RESOURCES[resource]
-    return upsert(session, spec.model, (spec.to_row(o) for o in objects))
+def permission_note(resource: Resource) -> str:
+    """What to add to the key, and what it shows, in the words of Stripe's key editor."""
+    label = resource.permission.removeprefix("rak_").removesuffix("_read").replace("_", " ")
+    label = {"plan": "prices", "payment method": "payment methods"}.get(label, label + "s")
+    return (
+        f"Skipped: the Stripe key may not read {label}. Give the restricted key “{label.capitalize()}: Read” "
+        f"in Stripe to see {resource.unlocks} in Billy."
+    )
 
 
 def _state(session: Session, resource: str) -> SyncState:
@@ -165,54 +84,166 @@ def _state(session: Session, resource: str) -> SyncState:
     if state is None:
         state = SyncState(resource=resource)
         session.add(state)
+        session.flush()
     return state
 
 
-def backfill_resource(gateway: StripeGateway, resource: str) -> None:
-    """Copy one resource, resuming after the saved cursor if a previous run stopped midway."""
+class _Run:
+    """One resource's run: counts 429s as they happen and stores each page with its cursor."""
+
+    def __init__(self, resource: Resource) -> None:
+        self.resource = resource
+        self.throttled = 0
+        self._lock = threading.Lock()
+
+    def throttled_once(self) -> None:
+        with self._lock:
+            self.throttled += 1
+
+    def take_throttled(self) -> int:
+        with self._lock:
+            n, self.throttled = self.throttled, 0
+            return n
+
+    def store_page(self, objects: list[dict[str, Any]], requested_at: float, cursor: str | None) -> None:
+        # The page shows Stripe as it was when asked; a second back keeps ties on the safe side.
+        version = int(requested_at) - 1
+        with session_scope() as session:
+            written = mirror.write_objects(session, self.resource.kind, objects, version)
+            state = _state(session, self.resource.name)
+            state.cursor = cursor
+            state.synced_count += len(objects)
+            state.throttled_count += self.take_throttled()
+        notices.publish(self.resource.kind, written)
+
+
+def _begin(resource: str) -> str | None:
+    """Mark the resource running; returns the cursor to resume after (None: from the start)."""
     with session_scope() as session:
         state = _state(session, resource)
-        if state.status in ("done", "failed") or state.cursor is None:
-            state.synced_count, state.cursor = 0, None
-        state.status, state.started_at, state.finished_at, state.last_error = "running", utcnow(), None, None
-        cursor = state.cursor
-    try:
-        for page in gateway.iterate(resource, cursor):
-            with session_scope() as session:
-                stored = store_objects(session, resource, page)
-                state = _state(session, resource)
-                state.cursor = page[-1]["id"]
-                state.synced_count += stored
-    except BillyError as exc:
-        _finish(resource, "failed", str(exc))
-        raise
-    except Exception as exc:
-        _finish(resource, "failed", f"internal error ({type(exc).__name__})")
-        raise
-    _finish(resource, "done", None)
+        # A run that was killed (still "running") or failed midway continues after its last page.
+        resuming = state.status in ("running", "failed") and state.cursor is not None
+        if not resuming:
+            state.synced_count, state.cursor, state.throttled_count = 0, None, 0
+            state.started_at = utcnow()
+        state.status, state.finished_at, state.last_error = "running", None, None
+        return state.cursor
 
 
-def _finish(resource: str, status: str, error: str | None) -> None:
+def _finish(resource: str, status: str, error: str | None, throttled: int = 0) -> None:
     with session_scope() as session:
         state = _state(session, resource)
         state.status, state.last_error, state.finished_at = status, error, utcnow()
-        if status == "done":
+        state.throttled_count += throttled
+        if status != "failed":
             state.cursor = None
+    notices.publish("sync", [resource])
+
+
+def _page_through(gateway: StripeGateway, run: _Run, cursor: str | None) -> None:
+    spec = run.resource
+    while True:
+        requested_at = time.time()
+        items, has_more = gateway.list_page(spec.name, cursor, params=spec.params, on_throttled=run.throttled_once)
+        if items:
+            cursor = items[-1]["id"]
+            run.store_page(items, requested_at, cursor)
+        if not has_more or not items:
+            return
+
+
+def _per_customer(gateway: StripeGateway, run: _Run, cursor: str | None) -> None:
+    """Stripe lists payment methods per customer: walk the stored customers in id order,
+    the cursor being the last customer done."""
+    while True:
+        with session_scope() as session:
+            query = select(StripeCustomer.id).where(col(StripeCustomer.deleted).is_(False))
+            if cursor:
+                query = query.where(StripeCustomer.id > cursor)
+            batch = list(session.exec(query.order_by(col(StripeCustomer.id)).limit(50)))
+        if not batch:
+            return
+        for customer_id in batch:
+            requested_at = time.time()
+            found: list[dict[str, Any]] = []
+            after: str | None = None
+            while True:
+                page = gateway.read(
+                    lambda c, cid=customer_id, a=after: c.v1.customers.payment_methods.list(
+                        cid,
+                        params={"limit": 100, **({"starting_after": a} if a else {})},
+                        options={"max_network_retries": 0},
+                    ),
+                    run.throttled_once,
+                )
+                found += [as_dict(o) for o in page.data]
+                if not page.has_more or not page.data:
+                    break
+                after = page.data[-1].id
+            run.store_page(found, requested_at, customer_id)
+            cursor = customer_id
+
+
+def backfill_resource(gateway: StripeGateway, resource: str) -> str:
+    """Copy one resource, resuming after the saved cursor if a previous run stopped midway."""
+    spec = RESOURCES[resource]
+    cursor = _begin(resource)
+    run = _Run(spec)
+    try:
+        (_per_customer if spec.after == "customers" else _page_through)(gateway, run, cursor)
+    except StripeRequestFailed as exc:
+        if exc.code == "permission_denied":
+            _finish(resource, "skipped", permission_note(spec), run.take_throttled())
+            return "skipped"
+        reason = (
+            "Stripe kept answering “too many requests”; the sync will continue from here on the next run."
+            if exc.code == "rate_limited"
+            else str(exc)
+        )
+        _finish(resource, "failed", reason, run.take_throttled())
+        raise
+    except BillyError as exc:
+        _finish(resource, "failed", str(exc), run.take_throttled())
+        raise
+    except Exception as exc:
+        _finish(resource, "failed", f"internal error ({type(exc).__name__})", run.take_throttled())
+        raise
+    _finish(resource, "done", None, run.take_throttled())
+    return "done"
 
 
 def backfill(gateway: StripeGateway | None = None, resources: Iterable[str] = tuple(RESOURCES)) -> dict[str, str]:
-    """Backfill resources in parallel; returns each resource's final status."""
+    """Backfill resources in parallel; returns each resource's final status
+    (`done`, `skipped` or `failed`). Event polling starts from when this run began."""
     gateway = gateway or StripeGateway()
     names = list(resources)
+    _mark_events_start(int(time.time()) - 60)
+    futures: dict[str, Future[str]] = {}
+
+    def run(name: str) -> str:
+        first = RESOURCES[name].after
+        if first in futures:
+            futures[first].exception()  # wait for it; its own outcome is reported on its own
+        return backfill_resource(gateway, name)
+
     with ThreadPoolExecutor(max_workers=len(names) or 1, thread_name_prefix="backfill") as pool:
-        futures = {name: pool.submit(backfill_resource, gateway, name) for name in names}
+        for name in sorted(names, key=lambda n: RESOURCES[n].after is not None):
+            futures[name] = pool.submit(run, name)
     outcome = {}
-    for name, future in futures.items():
-        exc = future.exception()
+    for name in names:
+        exc = futures[name].exception()
         if exc is not None:
             log.warning("Backfill of %s failed: %s", name, exc)
-        outcome[name] = "failed" if exc else "done"
+        outcome[name] = "failed" if exc else futures[name].result()
     return outcome
+
+
+def _mark_events_start(since: int) -> None:
+    """Polling begins at the first backfill's start (overlap is harmless: events are deduplicated)."""
+    with session_scope() as session:
+        state = _state(session, EVENTS)
+        if state.last_event_created is None:
+            state.last_event_created = since
 
 
 @dataclass(frozen=True)
@@ -222,6 +253,8 @@ class ResourceProgress:
     synced_count: int
     last_error: str | None
     finished_at: datetime | None
+    throttled_count: int = 0
+    required: bool = True
 
 
 def progress(actor: Actor) -> list[ResourceProgress]:
@@ -229,12 +262,14 @@ def progress(actor: Actor) -> list[ResourceProgress]:
     with session_scope() as session:
         states = {s.resource: s for s in session.exec(select(SyncState))}
     result = []
-    for name in RESOURCES:
+    for name, spec in RESOURCES.items():
         s = states.get(name)
         result.append(
-            ResourceProgress(name, s.status, s.synced_count, s.last_error, s.finished_at)
+            ResourceProgress(
+                name, s.status, s.synced_count, s.last_error, s.finished_at, s.throttled_count, spec.required
+            )
             if s
-            else ResourceProgress(name, "pending", 0, None, None)
+            else ResourceProgress(name, "pending", 0, None, None, 0, spec.required)
         )
     return result
 
@@ -242,9 +277,10 @@ def progress(actor: Actor) -> list[ResourceProgress]:
 class BackgroundSync:
     """At most one backfill at a time per process, run off the web server's event loop."""
 
-    def __init__(self) -> None:
+    def __init__(self, target: Callable[[StripeGateway | None], Any] | None = None) -> None:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._target = target or backfill
 
     @property
     def running(self) -> bool:
@@ -260,7 +296,7 @@ class BackgroundSync:
 
     def _run(self, gateway: StripeGateway | None) -> None:
         try:
-            backfill(gateway)
+            self._target(gateway)
         except Exception:  # reported per resource in sync_state
             log.exception("Background sync stopped")
 

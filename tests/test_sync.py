@@ -1,20 +1,56 @@
-"""The first sync: the store holds what the sandbox holds, on SQLite and PostgreSQL."""
+"""The store is a copy of Stripe: backfill (resumable, honest about what it could not do)
+and events (deduplicated, order-safe), on SQLite and PostgreSQL, against the sandbox."""
 
 from __future__ import annotations
 
+import random
+import time
 from typing import Any
 
 import pytest
 from sqlmodel import select
 
-from services import stripe_keys, sync
+from services import mirror, stripe_keys, sync
 from services.db import session_scope
-from services.models import StripeCharge, StripeCustomer, StripeRefund, SyncState
-from services.stripe_gateway import StripeGateway
+from services.errors import StripeRequestFailed
+from services.models import StripeCharge, StripeCustomer, StripeEvent, SyncState
+from services.stripe_events import apply_event, poll_events
+from services.stripe_gateway import StripeGateway, as_dict
+from tests.conftest import StripePeer
+
+# What a row's typed columns must equal; raw JSON and bookkeeping are compared apart.
+SKIP_COLUMNS = {"raw", "synced_at", "version_at"}
+LISTED_WITH = {"subscriptions": {"status": "all"}}
 
 
-def _all(client, resource: str) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
-    return [o.to_dict() for o in getattr(client.v1, resource).list(params={"limit": 100}).auto_paging_iter()]
+def sandbox_objects(peer: StripePeer, resource: str) -> list[dict[str, Any]]:
+    """Everything the sandbox holds of a resource, read with a full secret key."""
+    client = peer.secret_client()
+    if resource == "payment_methods":
+        found = []
+        for customer in client.v1.customers.list(params={"limit": 100}).auto_paging_iter():
+            found += [as_dict(pm) for pm in client.v1.customers.payment_methods.list(customer.id).auto_paging_iter()]
+        return found
+    params = {"limit": 100, **LISTED_WITH.get(resource, {})}
+    return [as_dict(o) for o in getattr(client.v1, resource).list(params=params).auto_paging_iter()]
+
+
+def assert_store_equals_sandbox(peer: StripePeer, resources: list[str] | None = None) -> dict[str, int]:
+    """Every object of every resource: the same ids, and every typed column equal to what
+    the sandbox's copy maps to (so a stale or half-written row fails)."""
+    counts = {}
+    for name in resources or list(sync.RESOURCES):
+        kind = mirror.KINDS[sync.RESOURCES[name].kind]
+        expected = {o["id"]: kind.to_row(o) for o in sandbox_objects(peer, name)}
+        with session_scope() as s:
+            stored = {r.id: r.model_dump() for r in s.exec(select(kind.model)) if not r.deleted}
+        assert set(stored) == set(expected), (name, set(stored) ^ set(expected))
+        for object_id, want in expected.items():
+            got = stored[object_id]
+            differing = {k: (got[k], v) for k, v in want.items() if k not in SKIP_COLUMNS and got[k] != v}
+            assert not differing, (name, object_id, differing)
+        counts[name] = len(expected)
+    return counts
 
 
 @pytest.fixture
@@ -26,85 +62,249 @@ def seeded(any_store, any_store_owner, stripe_peer):  # type: ignore[no-untyped-
     return stripe_peer
 
 
-def test_backfill_copies_customers_charges_and_refunds(seeded) -> None:  # type: ignore[no-untyped-def]
-    assert sync.backfill() == {"customers": "done", "charges": "done", "refunds": "done"}
-    client = seeded.secret_client()
-    expected = {name: _all(client, name) for name in ("customers", "charges", "refunds")}
+def _states() -> dict[str, SyncState]:
     with session_scope() as s:
-        customers = {c.id: c for c in s.exec(select(StripeCustomer))}
-        charges = {c.id: c for c in s.exec(select(StripeCharge))}
-        refunds = {r.id: r for r in s.exec(select(StripeRefund))}
-        states = {st.resource: st for st in s.exec(select(SyncState))}
-    assert len(expected["customers"]) == 12 and expected["refunds"]
-    assert set(customers) == {c["id"] for c in expected["customers"]}
-    assert set(charges) == {c["id"] for c in expected["charges"]}
-    assert set(refunds) == {r["id"] for r in expected["refunds"]}
-    for c in expected["customers"]:
-        assert (customers[c["id"]].email, customers[c["id"]].name) == (c["email"], c["name"])
-    for c in expected["charges"]:
-        row = charges[c["id"]]
-        assert (row.amount, row.amount_refunded, row.status, row.customer_id, row.failure_code) == (
-            c["amount"],
-            c["amount_refunded"],
-            c["status"],
-            c["customer"],
-            c.get("failure_code"),
-        )
-    assert {k: (v.status, v.synced_count) for k, v in states.items()} == {
-        name: ("done", len(objs)) for name, objs in expected.items()
+        return {st.resource: st for st in s.exec(select(SyncState))}
+
+
+# --- backfill -------------------------------------------------------------------------------
+
+
+def test_backfill_copies_every_resource_object_for_object(seeded) -> None:  # type: ignore[no-untyped-def]
+    outcome = sync.backfill()
+    assert outcome == dict.fromkeys(sync.RESOURCES, "done")
+    counts = assert_store_equals_sandbox(seeded)
+    assert counts["customers"] == 12 and counts["charges"] > 12 and counts["refunds"] > 0
+    assert counts["subscriptions"] > 0 and counts["invoices"] > 0 and counts["prices"] > 0
+    states = _states()
+    for name, count in counts.items():
+        assert (states[name].status, states[name].synced_count, states[name].cursor) == ("done", count, None), name
+
+
+def test_subscription_items_and_invoice_lines_come_with_their_parents(seeded) -> None:  # type: ignore[no-untyped-def]
+    from services.models import StripeInvoiceLine, StripeSubscription, StripeSubscriptionItem
+
+    sync.backfill()
+    subs = sandbox_objects(seeded, "subscriptions")
+    with session_scope() as s:
+        items = {(i.subscription_id, i.id, i.price_id, i.quantity) for i in s.exec(select(StripeSubscriptionItem))}
+        mrr = {x.id: x.mrr for x in s.exec(select(StripeSubscription))}
+        lines = {(line.invoice_id, line.id) for line in s.exec(select(StripeInvoiceLine))}
+    want = {
+        (sub["id"], item["id"], (item.get("price") or item.get("plan") or {}).get("id"), item.get("quantity") or 1)
+        for sub in subs
+        for item in sub["items"]["data"]
     }
+    assert items == want
+    for sub in subs:  # MRR: monthly amount of every item, yearly prices divided by twelve
+        expected = 0.0
+        for item in sub["items"]["data"]:
+            price = item.get("price") or item.get("plan")
+            interval = (price.get("recurring") or {}).get("interval") or price.get("interval")
+            per = {"month": 1, "year": 1 / 12}.get(interval, 0)
+            expected += (price.get("unit_amount") or price.get("amount") or 0) * (item.get("quantity") or 1) * per
+        assert mrr[sub["id"]] == round(expected), sub["id"]
+    invoice_lines = {
+        (inv["id"], line["id"]) for inv in sandbox_objects(seeded, "invoices") for line in inv["lines"]["data"]
+    }
+    assert lines == invoice_lines
 
 
-def test_failed_charges_keep_their_decline_reason(seeded) -> None:  # type: ignore[no-untyped-def]
-    sync.backfill()
-    with session_scope() as s:
-        failed = list(s.exec(select(StripeCharge).where(StripeCharge.status == "failed")))
-        jane = s.exec(select(StripeCharge).where(StripeCharge.order_number == "5678")).one()
-    # Stripe files an insufficient-funds decline under failure_code card_declined; the
-    # reason users care about is the issuer's decline code, kept apart.
-    assert {"expired_card", "insufficient_funds"} <= {c.decline_reason for c in failed}
-    assert {"expired_card", "card_declined"} <= {c.failure_code for c in failed}
-    assert "blocked" in {c.outcome_type for c in failed}  # the Radar fraud block
-    assert (jane.amount, jane.currency, jane.status) == (4599, "usd", "succeeded")
-
-
-def test_second_backfill_changes_nothing_and_counts_stay_equal(seeded) -> None:  # type: ignore[no-untyped-def]
-    sync.backfill()
-    with session_scope() as s:
-        before = sorted((c.id, c.amount_refunded) for c in s.exec(select(StripeCharge)))
-    sync.backfill()
-    with session_scope() as s:
-        after = sorted((c.id, c.amount_refunded) for c in s.exec(select(StripeCharge)))
-    assert before == after
-
-
-def test_a_resource_the_key_cannot_read_fails_visibly_and_the_rest_syncs(seeded) -> None:  # type: ignore[no-untyped-def]
-    key = seeded.restricted_key(profile="billy", without=["rak_charge_read"])
+def test_a_resource_the_key_cannot_read_is_skipped_with_a_note_and_the_rest_syncs(seeded) -> None:  # type: ignore[no-untyped-def]
+    key = seeded.restricted_key(profile="billy", without=["rak_dispute_read", "rak_charge_read"])
     outcome = sync.backfill(StripeGateway(lambda: key))
-    assert outcome == {"customers": "done", "charges": "failed", "refunds": "done"}
-    with session_scope() as s:
-        state = s.get(SyncState, "charges")
-        assert state is not None and "rak_charge_read" in (state.last_error or "")
-        assert s.exec(select(StripeCustomer)).first() is not None
+    assert outcome["disputes"] == "skipped" and outcome["charges"] == "skipped"
+    assert {k for k, v in outcome.items() if v == "done"} == set(sync.RESOURCES) - {"disputes", "charges"}
+    states = _states()
+    assert "“Disputes: Read”" in (states["disputes"].last_error or "")
+    assert "disputes and chargebacks" in (states["disputes"].last_error or "")
+    assert "“Charges: Read”" in (states["charges"].last_error or "")
+    assert_store_equals_sandbox(seeded, ["customers", "refunds", "subscriptions", "invoices"])
 
 
-def test_backfill_resumes_after_the_saved_cursor(seeded) -> None:  # type: ignore[no-untyped-def]
-    """A run killed after its first page continues from there instead of starting over."""
+def test_a_killed_backfill_resumes_after_its_last_stored_page(seeded) -> None:  # type: ignore[no-untyped-def]
+    """The first run dies after two pages of customers (as a killed process would, leaving
+    the state `running`); the next run starts after the saved cursor and ends identical."""
     gateway = StripeGateway()
-    first_page, _ = gateway.list_page("customers", limit=5)
-    with session_scope() as s:
-        sync.store_objects(s, "customers", first_page)
-        s.add(SyncState(resource="customers", status="running", cursor=first_page[-1]["id"], synced_count=5))
-    seen: list[str | None] = []
+    calls: list[tuple[str, str | None]] = []
     original = gateway.list_page
 
-    def spy(resource: str, starting_after: str | None = None, limit: int = 100):  # type: ignore[no-untyped-def]
-        seen.append(starting_after)
-        return original(resource, starting_after, limit)
+    def dying(resource, starting_after=None, limit=100, params=None, on_throttled=None):  # type: ignore[no-untyped-def]
+        calls.append((resource, starting_after))
+        if resource == "customers" and sum(1 for r, _ in calls if r == "customers") > 2:
+            raise KeyboardInterrupt  # not an error the sync handles: the process is going away
+        return original(resource, starting_after, 5, params, on_throttled)
 
-    gateway.list_page = spy  # type: ignore[method-assign]
-    sync.backfill_resource(gateway, "customers")
-    assert seen[0] == first_page[-1]["id"]
+    gateway.list_page = dying  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        sync.backfill_resource(gateway, "customers")
     with session_scope() as s:
-        assert len(s.exec(select(StripeCustomer)).all()) == 12
-        assert s.get(SyncState, "customers").synced_count == 12  # type: ignore[union-attr]
+        state = s.get(SyncState, "customers")
+        assert state is not None and state.synced_count == 10 and state.cursor is not None
+        state.status = "running"  # a killed process never gets to write anything else
+        saved = state.cursor
+    calls.clear()
+    gateway.list_page = lambda r, a=None, limit=100, params=None, on_throttled=None: (  # type: ignore[method-assign]
+        calls.append((r, a)) or original(r, a, limit, params, on_throttled)
+    )
+    assert sync.backfill_resource(gateway, "customers") == "done"
+    assert calls[0] == ("customers", saved)
+    assert_store_equals_sandbox(seeded, ["customers"])
+    assert _states()["customers"].synced_count == 12
+
+
+def test_a_backfill_never_overwrites_a_fresher_row(seeded) -> None:  # type: ignore[no-untyped-def]
+    sync.backfill(resources=["customers"])
+    customer = sandbox_objects(seeded, "customers")[0]
+    with session_scope() as s:  # an event from the future has already put a newer copy in place
+        mirror.write_objects(s, "customer", [{**customer, "email": "newer@example.com"}], int(time.time()) + 3600)
+    sync.backfill(resources=["customers"])
+    with session_scope() as s:
+        assert s.get(StripeCustomer, customer["id"]).email == "newer@example.com"  # type: ignore[union-attr]
+
+
+def test_throttling_is_counted_and_an_exhausted_retry_is_reported_as_failed(seeded, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import stripe
+
+    from services import stripe_gateway
+
+    monkeypatch.setattr(stripe_gateway, "READ_ATTEMPTS", 3)
+    monkeypatch.setattr(stripe_gateway, "wait_exponential_jitter", lambda **_: lambda _state: 0)
+    gateway = StripeGateway()
+    answers = iter([429, 429, 200] + [200] * 50)  # two 429s, then fine
+
+    def flaky(resource, starting_after=None, limit=100, params=None, on_throttled=None):  # type: ignore[no-untyped-def]
+        def fn(client):  # type: ignore[no-untyped-def]
+            if next(answers) == 429:
+                raise stripe.RateLimitError("Too many requests", http_status=429)
+            return getattr(client.v1, resource).list(params={"limit": limit, **(params or {})})
+
+        page = gateway.read(fn, on_throttled)
+        return [as_dict(o) for o in page.data], bool(page.has_more)
+
+    gateway.list_page = flaky  # type: ignore[method-assign]
+    assert sync.backfill_resource(gateway, "products") == "done"
+    assert _states()["products"].throttled_count == 2  # done, and the page says it was slowed twice
+    answers = iter([429] * 10)
+    with pytest.raises(StripeRequestFailed):
+        sync.backfill_resource(gateway, "products")
+    state = _states()["products"]
+    assert state.status == "failed" and "too many requests" in (state.last_error or "")
+
+
+# --- events ---------------------------------------------------------------------------------
+
+
+def _events_since(peer: StripePeer, since: int) -> list[dict[str, Any]]:
+    client = peer.secret_client()
+    return [
+        as_dict(e) for e in client.v1.events.list(params={"limit": 100, "created": {"gte": since}}).auto_paging_iter()
+    ]
+
+
+def _burst_of_changes(peer: StripePeer) -> None:
+    """Changes that land in the same second, several to one object (ties on `created`)."""
+    from tests.stripe_helpers import make_charge
+
+    client = peer.secret_client()
+    customers = [c for c in client.v1.customers.list(params={"limit": 3}).data]
+    for i, customer in enumerate(customers):
+        for n in range(3):
+            client.v1.customers.update(customer.id, params={"email": f"burst{i}-{n}@example.com", "name": f"B{n}"})
+    charge = make_charge(peer, 7000, customers[0].id)
+    client.v1.refunds.create(params={"charge": charge["id"], "amount": 1000})
+    client.v1.refunds.create(params={"charge": charge["id"], "amount": 2000})
+    sub = client.v1.subscriptions.list(params={"limit": 1}).data[0]
+    client.v1.subscriptions.update(sub.id, params={"metadata": {"note": "changed"}, "cancel_at_period_end": True})
+
+
+def test_events_shuffled_duplicated_and_tied_leave_the_store_equal_to_stripe(seeded) -> None:  # type: ignore[no-untyped-def]
+    sync.backfill()
+    since = int(time.time()) - 1
+    _burst_of_changes(seeded)
+    events = _events_since(seeded, since)
+    assert len(events) >= 10
+    created = [e["created"] for e in events]
+    assert len(set(created)) < len(created)  # some share a second: the case that breaks naive syncs
+    deliveries = events * 2 + events[:3]
+    random.Random(7).shuffle(deliveries)
+    outcomes = [apply_event(e, "webhook").outcome for e in deliveries]
+    assert outcomes.count("duplicate") == len(deliveries) - len(events)
+    assert "refetched" in outcomes or "older" in outcomes
+    assert_store_equals_sandbox(seeded)
+    with session_scope() as s:
+        assert len(s.exec(select(StripeEvent)).all()) == len(events)
+
+
+def test_an_older_event_never_overwrites_a_newer_copy(seeded) -> None:  # type: ignore[no-untyped-def]
+    client = seeded.secret_client()
+    customer = client.v1.customers.list(params={"limit": 1}).data[0]
+    client.v1.customers.update(customer.id, params={"email": "final@example.com"})
+    base = as_dict(client.v1.customers.retrieve(customer.id))
+    newer = {"id": "evt_newer", "object": "event", "type": "customer.updated", "created": 2_000_000_000}
+    older = {"id": "evt_older", "object": "event", "type": "customer.updated", "created": 1_999_999_000}
+    apply_event({**newer, "data": {"object": base}}, "webhook")
+    assert apply_event({**older, "data": {"object": {**base, "email": "stale@example.com"}}}, "webhook").outcome == (
+        "older"
+    )
+    # Same second as the stored copy: Billy cannot tell which is newer, so it asks Stripe.
+    tie = {**newer, "id": "evt_tie", "data": {"object": {**base, "email": "maybe@example.com"}}}
+    assert apply_event(tie, "webhook").outcome == "refetched"
+    with session_scope() as s:
+        assert s.get(StripeCustomer, customer.id).email == "final@example.com"  # type: ignore[union-attr]
+
+
+def test_a_deleted_object_is_marked_deleted_and_stays_so(seeded) -> None:  # type: ignore[no-untyped-def]
+    sync.backfill(resources=["customers"])
+    client = seeded.secret_client()
+    customer = client.v1.customers.list(params={"limit": 1}).data[0]
+    since = int(time.time()) - 1
+    client.v1.customers.delete(customer.id)
+    for event in _events_since(seeded, since):
+        apply_event(event, "poll")
+    with session_scope() as s:
+        assert s.get(StripeCustomer, customer.id).deleted  # type: ignore[union-attr]
+    assert_store_equals_sandbox(seeded, ["customers"])
+
+
+def test_polling_applies_new_events_and_a_long_gap_means_a_full_backfill(seeded, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    sync.backfill()
+    _burst_of_changes(seeded)
+    counts = poll_events()
+    assert counts.get("applied", 0) + counts.get("refetched", 0) > 0
+    assert_store_equals_sandbox(seeded)
+    state = _states()[sync.EVENTS]
+    assert state.status == "done" and state.last_event_created and state.cursor
+    assert poll_events().get("applied", 0) == 0  # nothing new: the overlap only finds duplicates
+    started: list[bool] = []
+    monkeypatch.setattr(sync.background_sync, "start", lambda gateway=None: started.append(True) or True)
+    with session_scope() as s:
+        s.get(SyncState, sync.EVENTS).last_event_created = int(time.time()) - 31 * 24 * 3600  # type: ignore[union-attr]
+    assert poll_events() == {"backfill": 1} and started == [True]
+
+
+def test_billys_own_refund_is_stored_at_once_and_its_event_changes_nothing(seeded) -> None:  # type: ignore[no-untyped-def]
+    import secrets
+
+    from services import billing
+    from services.identity import login, verify_access
+    from tests.conftest import OWNER_EMAIL, OWNER_PASSWORD
+    from tests.stripe_helpers import make_charge
+
+    sync.backfill()
+    since = int(time.time()) - 1
+    charge = make_charge(seeded, 5000)
+    for event in _events_since(seeded, since):
+        apply_event(event, "webhook")
+    owner = verify_access(login(OWNER_EMAIL, OWNER_PASSWORD).access)
+    billing.issue_refund(owner, charge["id"], 1500, None, secrets.token_urlsafe(20))
+    with session_scope() as s:
+        before = s.get(StripeCharge, charge["id"]).model_dump(exclude={"synced_at"})  # type: ignore[union-attr]
+    assert before["amount_refunded"] == 1500
+    later = [e for e in _events_since(seeded, since) if e["type"].startswith(("charge.refunded", "refund."))]
+    assert later, "the sandbox sends refund events"
+    outcomes = {apply_event(e, "webhook").outcome for e in later}
+    assert outcomes <= {"older", "refetched", "applied"}
+    with session_scope() as s:
+        after = s.get(StripeCharge, charge["id"]).model_dump(exclude={"synced_at", "version_at"})  # type: ignore[union-attr]
+    assert after == {k: v for k, v in before.items() if k != "version_at"}

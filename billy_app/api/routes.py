@@ -32,7 +32,7 @@ from billy_app.api.http import (
     set_link_cookie,
     user_agent,
 )
-from services import identity, magic_links, organization, stripe_keys, sync, team
+from services import identity, magic_links, organization, stripe_events, stripe_keys, sync, team
 from services.db import get_engine, session_scope
 from services.errors import BillyError, NotAuthenticated
 from services.models import utcnow
@@ -173,6 +173,32 @@ async def connect_stripe_key(request: Request, actor: Actor) -> Response:
     sync.background_sync.start()
     message = f"Stripe connected ({connected.mode} mode, key ending {connected.key_hint}). Your data is syncing."
     return redirect("/onboarding", flash=flash.pack(message, code="connected", kind="info"))
+
+
+@member_form_post("/settings/sync")
+async def save_webhook_secret(request: Request, actor: Actor) -> Response:
+    """Settings → Stripe sync: the endpoint's signing secret goes to the secret store only."""
+    form = await _form(request)
+    try:
+        await asyncio.to_thread(stripe_events.set_webhook_secret, actor, form.get("secret", ""))
+    except BillyError as exc:
+        return redirect("/settings/sync", flash=flash.pack(exc.message, code=exc.code))
+    message = "Webhook signing secret saved. Stripe's events now reach Billy as they happen."
+    return redirect("/settings/sync", flash=flash.pack(message, code="saved", kind="info"))
+
+
+async def stripe_webhook(request: Request) -> Response:
+    """Stripe's deliveries: no cookies, no CSRF check; the signature is the credential.
+    A refused delivery gets 400 and writes nothing (Stripe retries it for three days)."""
+    payload = await request.body()
+    try:
+        result = await asyncio.to_thread(
+            stripe_events.receive_webhook, payload, request.headers.get("stripe-signature")
+        )
+    except stripe_events.WebhookRejected as exc:
+        log.warning("Refused a webhook delivery: %s", exc.message)
+        return PlainTextResponse(exc.message, status_code=400)
+    return PlainTextResponse(result.outcome)
 
 
 async def open_link(request: Request) -> Response:
@@ -336,6 +362,8 @@ def build_api() -> Starlette:
             Route("/api/invites/accept", accept_invite, methods=["POST"]),
             Route("/api/team/transfer-ownership", transfer_ownership, methods=["POST"]),
             Route("/api/onboarding/stripe-key", connect_stripe_key, methods=["POST"]),
+            Route("/api/settings/webhook-secret", save_webhook_secret, methods=["POST"]),
+            Route("/api/stripe/webhook", stripe_webhook, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
         ]

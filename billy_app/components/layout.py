@@ -10,6 +10,9 @@ from billy_app.state.session import SessionState, keep_alive_timer
 NAV = [
     ("Dashboard", "/dashboard", "layout-dashboard"),
     ("Customers", "/customers", "users"),
+    ("Charges", "/charges", "receipt"),
+    ("Subscriptions", "/subscriptions", "repeat"),
+    ("Invoices", "/invoices", "file-text"),
     ("Refund requests", "/approvals", "clipboard-check"),
 ]
 

@@ -1,0 +1,234 @@
+"""What the charges, subscriptions and invoices pages share: a filter bar, a sort, keyset pages.
+
+A state mixin, so each page keeps its own copy of these vars. Every handler argument is
+untrusted: a filter value is cut to its field's length and a choice must be one offered;
+the service checks the rest (and says what is wrong). The filters and cursors in force are
+kept server-side: a page, a sort or a `refresh` works on those, not on whatever is typed in
+the bar. Cursors never leave the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import reflex as rx
+
+from services import audit
+from services.errors import BillyError, NotAuthenticated, PermissionDenied
+from services.permissions import Actor
+from services.reports import Page
+
+SORT_CHOICES = [
+    ("newest", "Newest first"),
+    ("oldest", "Oldest first"),
+    ("amount_desc", "Highest amount"),
+    ("amount_asc", "Lowest amount"),
+]
+# The browser's IANA zone: picked dates are whole days in it.
+ZONE_SCRIPT = "Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC'"
+ANY = "any"  # a select's "no filter" choice (Radix selects cannot offer an empty value)
+
+
+class ListPage(rx.State, mixin=True):
+    rows: list[dict[str, str]] = []
+    error: str = ""  # why nothing can be shown (a refusal, a stale page link)
+    problem: str = ""  # why the filters were not applied (the table keeps the last good ones)
+    page_number: int = 1
+    has_next: bool = False
+    sort: str = "newest"
+    zone: str = "UTC"
+    f: dict[str, str] = {}  # the filter bar as typed and picked
+    # Server-side only: the filters in force and the cursor each page was read with ("": the first).
+    _applied: dict[str, str] = {}
+    _cursors: list[str] = [""]
+    _next_cursor: str = ""
+
+    # --- what each page says about itself ---------------------------------------------------
+
+    def _text_fields(self) -> dict[str, int]:
+        """Typed filters and their longest accepted value."""
+        raise NotImplementedError
+
+    def _choice_fields(self) -> dict[str, list[tuple[str, str]]]:
+        """Picked filters and their choices (the first is ANY)."""
+        raise NotImplementedError
+
+    def _page(self, actor: Actor, applied: dict[str, str], sort: str, cursor: str | None, zone: str) -> Page[Any]:
+        """Call the page's service function (in a worker thread: it must not touch the state)."""
+        raise NotImplementedError
+
+    def _view(self, row: Any) -> dict[str, str]:
+        raise NotImplementedError
+
+    def _blank(self) -> dict[str, str]:
+        return {**dict.fromkeys(self._text_fields(), ""), **dict.fromkeys(self._choice_fields(), ANY)}
+
+    # --- reading --------------------------------------------------------------------------------
+
+    async def _read(self, cursor: str, applied: dict[str, str] | None = None, sort: str | None = None) -> None:
+        actor = await self.actor()  # type: ignore[attr-defined]
+        filters = dict(self._applied if applied is None else applied)
+        page = await asyncio.to_thread(self._page, actor, filters, sort or self.sort, cursor or None, self.zone)
+        self.rows = [self._view(r) for r in page.items]
+        self._next_cursor = page.next_cursor or ""
+        self.has_next = page.next_cursor is not None
+        self.error = ""
+
+    async def _guarded(self, work: Callable[[], Awaitable[None]]) -> Any:
+        """Run a read; a stale session recovers, a refusal empties the page, other errors show."""
+        from billy_app.state.session import SessionState
+
+        try:
+            await work()
+        except NotAuthenticated:
+            return SessionState.recover
+        except PermissionDenied as exc:
+            self.error, self.rows, self.has_next = exc.message, [], False
+        except BillyError as exc:
+            self.error = exc.message
+        return None
+
+    async def _first_page(self) -> Any:
+        async def work() -> None:
+            await self._read("")
+            self._cursors, self.page_number = [""], 1
+
+        return await self._guarded(work)
+
+    def _url_filters(self) -> dict[str, str]:
+        """Filters named in the address (`/invoices?status=overdue`), as the bar would take them."""
+        texts, choices = self._text_fields(), self._choice_fields()
+        out: dict[str, str] = {}
+        for name, value in dict(self.router.url.query_parameters).items():
+            if name in texts and isinstance(value, str):
+                out[name] = value.strip()[: texts[name]]
+            elif name in choices and value in dict(choices[name]):
+                out[name] = value
+        return out
+
+    @rx.event
+    async def load(self):
+        """on_load: the newest rows, filtered as the address says (links from the dashboard)."""
+        self.f, self._applied, self.sort, self.problem = self._blank(), {}, "newest", ""
+        self.f = {**self.f, **self._url_filters()}
+        self._applied = self._typed({}) or {}
+        outcome = await self._first_page()
+        if self.error and self._applied:  # the address's filters do not hold: show everything
+            self.problem, self.error = self.error, ""
+            self.f, self._applied = self._blank(), {}
+            outcome = await self._first_page()
+            if self.error:  # refused either way: say it once
+                self.problem = ""
+        if outcome is not None:
+            return outcome
+        return rx.call_script(ZONE_SCRIPT, callback=type(self).set_zone)
+
+    @rx.event
+    async def refresh(self):
+        """Reload the page on screen under the filters in force (for store-change notices).
+        If its page link no longer holds, start again from the first page."""
+
+        async def work() -> None:
+            try:
+                await self._read(self._cursors[-1])
+            except BillyError:
+                await self._read("")
+                self._cursors, self.page_number = [""], 1
+
+        return await self._guarded(work)
+
+    @rx.event
+    def set_zone(self, zone: str):
+        self.zone = audit.viewer_zone(zone)
+
+    # --- the filter bar ----------------------------------------------------------------------------
+
+    @rx.event
+    def set_filter(self, name: str, value: str):
+        """One control of the filter bar changed (kept until applied)."""
+        texts, choices = self._text_fields(), self._choice_fields()
+        if not isinstance(name, str) or not isinstance(value, str):
+            return
+        if name in texts:
+            self.f = {**self.f, name: value[: texts[name]]}
+        elif name in choices and value in dict(choices[name]):
+            self.f = {**self.f, name: value}
+
+    def _typed(self, form: dict[str, Any] | None) -> dict[str, str] | None:
+        """The filters to apply: typed text (cut to length) and offered choices, else None."""
+        data = form if isinstance(form, dict) else {}
+        out: dict[str, str] = {}
+        for name, limit in self._text_fields().items():
+            value = data.get(name, self.f.get(name, ""))
+            out[name] = value.strip()[:limit] if isinstance(value, str) else ""
+        for name, choices in self._choice_fields().items():
+            value = self.f.get(name, ANY)
+            if value not in dict(choices):
+                return None
+            out[name] = "" if value == ANY else value
+        return out
+
+    @rx.event
+    async def apply(self, form: dict):
+        """Apply the filter bar: the first page of what matches, or say what is wrong."""
+        applied = self._typed(form)
+        self.problem = ""
+        if applied is None:
+            self.problem = "Choose each filter from its list."
+            return None
+        self.f = {**self.f, **{k: v for k, v in applied.items() if k in self._text_fields()}}
+        try:
+            await self._read("", applied)
+        except NotAuthenticated:
+            from billy_app.state.session import SessionState
+
+            return SessionState.recover
+        except PermissionDenied as exc:
+            self.error, self.rows, self.has_next = exc.message, [], False
+            return None
+        except BillyError as exc:
+            self.problem = exc.message
+            return None
+        self._applied, self._cursors, self.page_number = applied, [""], 1
+        return None
+
+    @rx.event
+    async def clear(self):
+        self.f, self._applied, self.problem = self._blank(), {}, ""
+        return await self._first_page()
+
+    @rx.event
+    async def set_sort(self, value: str):
+        if value not in dict(SORT_CHOICES) or value == self.sort:
+            return None
+        self.sort = value
+        return await self._first_page()
+
+    # --- pages ---------------------------------------------------------------------------------------
+
+    @rx.event
+    async def next_page(self):
+        if not self.has_next or not self._next_cursor:
+            return None
+        cursor = self._next_cursor
+
+        async def work() -> None:
+            await self._read(cursor)
+            self._cursors = [*self._cursors, cursor]
+            self.page_number = len(self._cursors)
+
+        return await self._guarded(work)
+
+    @rx.event
+    async def previous_page(self):
+        if len(self._cursors) < 2:
+            return None
+        cursors = self._cursors[:-1]
+
+        async def work() -> None:
+            await self._read(cursors[-1])
+            self._cursors, self.page_number = cursors, len(cursors)
+
+        return await self._guarded(work)

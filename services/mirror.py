@@ -1,0 +1,393 @@
+"""The Stripe mirror: how each Stripe object becomes a store row, and the one write path.
+
+Every write goes through `write_objects`, which upserts by id **only where the incoming
+copy is newer** than the stored one (`version_at`, the Stripe time a copy reflects), in
+one statement on SQLite and PostgreSQL. So a backfill page read a minute ago cannot undo
+a refund stored since, and an old event delivered late changes nothing. Child rows
+(subscription items, invoice lines) are replaced together with the parent they came in.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, SQLModel
+
+from services.models import (
+    StripeCharge,
+    StripeCustomer,
+    StripeDispute,
+    StripeInvoice,
+    StripeInvoiceLine,
+    StripePaymentIntent,
+    StripePaymentMethod,
+    StripePrice,
+    StripeProduct,
+    StripeRefund,
+    StripeSubscription,
+    StripeSubscriptionItem,
+    utcnow,
+)
+
+_ORDER = re.compile(r"order\s*(?:number|no\.?)?\s*#?\s*([A-Za-z0-9-]{2,32})", re.IGNORECASE)
+
+
+def _id(value: Any) -> str | None:
+    """Stripe references are ids, or whole objects when expanded."""
+    if isinstance(value, dict):
+        return value.get("id")
+    return value
+
+
+def _lower(value: str | None) -> str | None:
+    return value.lower() if value else None
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _base(obj: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": obj["id"],
+        "created": int(obj.get("created") or 0),
+        "livemode": bool(obj.get("livemode")),
+        "deleted": bool(obj.get("deleted")),
+        "raw": obj,
+        "synced_at": utcnow(),
+    }
+
+
+def customer_row(obj: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **_base(obj),
+        "email": obj.get("email"),
+        "name": obj.get("name"),
+        "email_lower": _lower(obj.get("email")),
+        "name_lower": _lower(obj.get("name")),
+        "phone": obj.get("phone"),
+    }
+
+
+def order_number_of(obj: dict[str, Any]) -> str | None:
+    metadata = obj.get("metadata") or {}
+    for key in ("order_number", "order_id", "order"):
+        if metadata.get(key):
+            return str(metadata[key]).lstrip("#")[:64]
+    match = _ORDER.search(obj.get("description") or "")
+    return match.group(1) if match else None
+
+
+def _card(obj: dict[str, Any]) -> dict[str, Any]:
+    details = (obj.get("payment_method_details") or {}).get("card")
+    if details:
+        return details
+    source = obj.get("source") or {}
+    return source if source.get("object") == "card" or "last4" in source else {}
+
+
+def decline_reason_of(obj: dict[str, Any]) -> str | None:
+    if obj.get("status") != "failed":
+        return None
+    outcome = obj.get("outcome") or {}
+    return outcome.get("reason") or obj.get("failure_code")
+
+
+def charge_row(obj: dict[str, Any]) -> dict[str, Any]:
+    card = _card(obj)
+    return {
+        **_base(obj),
+        "customer_id": _id(obj.get("customer")),
+        "amount": int(obj.get("amount") or 0),
+        "amount_refunded": int(obj.get("amount_refunded") or 0),
+        "currency": (obj.get("currency") or "usd").lower(),
+        "status": obj.get("status") or "unknown",
+        "paid": bool(obj.get("paid")),
+        "refunded": bool(obj.get("refunded")),
+        "failure_code": obj.get("failure_code"),
+        "failure_message": obj.get("failure_message"),
+        "outcome_type": (obj.get("outcome") or {}).get("type"),
+        "decline_reason": decline_reason_of(obj),
+        "description": obj.get("description"),
+        "order_number": order_number_of(obj),
+        "card_brand": card.get("brand"),
+        "card_last4": card.get("last4"),
+        "payment_intent_id": _id(obj.get("payment_intent")),
+    }
+
+
+def refund_row(obj: dict[str, Any]) -> dict[str, Any]:
+    row = _base(obj)
+    row.pop("livemode")
+    return {
+        **row,
+        "charge_id": _id(obj.get("charge")),
+        "amount": int(obj.get("amount") or 0),
+        "currency": (obj.get("currency") or "usd").lower(),
+        "status": obj.get("status"),
+        "reason": obj.get("reason"),
+    }
+
+
+def payment_intent_row(obj: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **_base(obj),
+        "customer_id": _id(obj.get("customer")),
+        "amount": int(obj.get("amount") or 0),
+        "currency": (obj.get("currency") or "usd").lower(),
+        "status": obj.get("status") or "unknown",
+        "latest_charge_id": _id(obj.get("latest_charge")),
+        "last_error_code": (obj.get("last_payment_error") or {}).get("code"),
+        "description": obj.get("description"),
+    }
+
+
+def payment_method_row(obj: dict[str, Any]) -> dict[str, Any]:
+    card = obj.get("card") or {}
+    return {
+        **_base(obj),
+        "customer_id": _id(obj.get("customer")),
+        "type": obj.get("type") or "card",
+        "card_brand": card.get("brand"),
+        "card_last4": card.get("last4"),
+        "exp_month": _int(card.get("exp_month")),
+        "exp_year": _int(card.get("exp_year")),
+    }
+
+
+def product_row(obj: dict[str, Any]) -> dict[str, Any]:
+    return {**_base(obj), "name": obj.get("name") or "", "active": bool(obj.get("active", True))}
+
+
+def _recurring(obj: dict[str, Any]) -> tuple[str | None, int | None]:
+    recurring = obj.get("recurring") or {}
+    if not recurring and obj.get("interval"):  # a legacy Plan
+        return obj.get("interval"), _int(obj.get("interval_count")) or 1
+    return recurring.get("interval"), _int(recurring.get("interval_count")) or (1 if recurring else None)
+
+
+def price_row(obj: dict[str, Any]) -> dict[str, Any]:
+    interval, count = _recurring(obj)
+    unit = obj.get("unit_amount", obj.get("amount"))
+    return {
+        **_base(obj),
+        "product_id": _id(obj.get("product")),
+        "nickname": obj.get("nickname"),
+        "unit_amount": _int(unit),
+        "currency": (obj.get("currency") or "usd").lower(),
+        "recurring_interval": interval,
+        "recurring_interval_count": count,
+        "active": bool(obj.get("active", True)),
+    }
+
+
+# How many months one billing interval lasts, for MRR: a yearly price brings in a twelfth each month.
+_MONTHS = {"day": 12 / 365, "week": 12 / 52, "month": 1, "year": 12}
+MRR_STATUSES = frozenset({"active", "past_due"})
+
+
+def _item_rows(subscription: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for item in (subscription.get("items") or {}).get("data") or []:
+        price = item.get("price") or item.get("plan") or {}
+        interval, count = _recurring(price)
+        rows.append(
+            {
+                "id": item["id"],
+                "subscription_id": subscription["id"],
+                "price_id": _id(price) if price else None,
+                "product_id": _id(price.get("product")) if price else None,
+                "quantity": int(item.get("quantity") or 1),
+                "unit_amount": _int(price.get("unit_amount", price.get("amount"))),
+                "currency": (price.get("currency") or subscription.get("currency") or "usd").lower(),
+                "recurring_interval": interval,
+                "recurring_interval_count": count,
+                "raw": item,
+            }
+        )
+    return rows
+
+
+def monthly_amount(items: Iterable[dict[str, Any]]) -> int:
+    """What the items bring in per month, in minor units (rounded to the nearest unit)."""
+    total = 0.0
+    for item in items:
+        if item["unit_amount"] is None or item["recurring_interval"] not in _MONTHS:
+            continue
+        months = _MONTHS[item["recurring_interval"]] * (item["recurring_interval_count"] or 1)
+        total += item["unit_amount"] * item["quantity"] / months
+    return round(total)
+
+
+def _period_end(obj: dict[str, Any]) -> int | None:
+    """Newer API versions keep the period on each item; older ones on the subscription."""
+    if obj.get("current_period_end"):
+        return int(obj["current_period_end"])
+    ends = [i.get("current_period_end") for i in (obj.get("items") or {}).get("data") or []]
+    ends = [int(e) for e in ends if e]
+    return min(ends) if ends else None
+
+
+def subscription_row(obj: dict[str, Any]) -> dict[str, Any]:
+    items = _item_rows(obj)
+    currency = (obj.get("currency") or (items[0]["currency"] if items else "usd")).lower()
+    return {
+        **_base(obj),
+        "customer_id": _id(obj.get("customer")),
+        "status": obj.get("status") or "unknown",
+        "currency": currency,
+        "mrr": monthly_amount(items),
+        "cancel_at_period_end": bool(obj.get("cancel_at_period_end")),
+        "current_period_end": _period_end(obj),
+        "canceled_at": _int(obj.get("canceled_at")),
+    }
+
+
+def invoice_row(obj: dict[str, Any]) -> dict[str, Any]:
+    subscription = obj.get("subscription") or ((obj.get("parent") or {}).get("subscription_details") or {}).get(
+        "subscription"
+    )
+    return {
+        **_base(obj),
+        "customer_id": _id(obj.get("customer")),
+        "subscription_id": _id(subscription),
+        "number": obj.get("number"),
+        "status": obj.get("status"),
+        "collection_method": obj.get("collection_method"),
+        "currency": (obj.get("currency") or "usd").lower(),
+        "total": int(obj.get("total") or 0),
+        "amount_due": int(obj.get("amount_due") or 0),
+        "amount_paid": int(obj.get("amount_paid") or 0),
+        "amount_remaining": int(obj.get("amount_remaining") or 0),
+        "due_date": _int(obj.get("due_date")),
+        "customer_email": obj.get("customer_email"),
+    }
+
+
+def _line_price_id(line: dict[str, Any]) -> str | None:
+    """Older API versions put the price on the line; newer ones under pricing.price_details."""
+    if line.get("price"):
+        return _id(line["price"])
+    return _id(((line.get("pricing") or {}).get("price_details") or {}).get("price"))
+
+
+def _line_rows(invoice: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for line in (invoice.get("lines") or {}).get("data") or []:
+        rows.append(
+            {
+                "invoice_id": invoice["id"],
+                "id": line["id"],
+                "amount": int(line.get("amount") or 0),
+                "currency": (line.get("currency") or invoice.get("currency") or "usd").lower(),
+                "description": line.get("description"),
+                "price_id": _line_price_id(line),
+                "quantity": _int(line.get("quantity")),
+                "raw": line,
+            }
+        )
+    return rows
+
+
+def dispute_row(obj: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **_base(obj),
+        "charge_id": _id(obj.get("charge")),
+        "amount": int(obj.get("amount") or 0),
+        "currency": (obj.get("currency") or "usd").lower(),
+        "status": obj.get("status"),
+        "reason": obj.get("reason"),
+    }
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One mirrored Stripe object type."""
+
+    object: str  # Stripe's `object` field
+    model: type[SQLModel]
+    to_row: Callable[[dict[str, Any]], dict[str, Any]]
+    child_model: type[SQLModel] | None = None
+    child_rows: Callable[[dict[str, Any]], list[dict[str, Any]]] | None = None
+    child_parent_column: str = ""
+
+
+KINDS: dict[str, Kind] = {
+    k.object: k
+    for k in (
+        Kind("customer", StripeCustomer, customer_row),
+        Kind("charge", StripeCharge, charge_row),
+        Kind("refund", StripeRefund, refund_row),
+        Kind("payment_intent", StripePaymentIntent, payment_intent_row),
+        Kind("payment_method", StripePaymentMethod, payment_method_row),
+        Kind("product", StripeProduct, product_row),
+        Kind("price", StripePrice, price_row),
+        Kind("plan", StripePrice, price_row),  # legacy Plans are prices to Billy
+        Kind(
+            "subscription", StripeSubscription, subscription_row, StripeSubscriptionItem, _item_rows, "subscription_id"
+        ),
+        Kind("invoice", StripeInvoice, invoice_row, StripeInvoiceLine, _line_rows, "invoice_id"),
+        Kind("dispute", StripeDispute, dispute_row),
+    )
+}
+
+
+def write_objects(
+    session: Session,
+    kind: str | Kind,
+    objects: Iterable[dict[str, Any]],
+    version_at: int,
+    *,
+    deleted: bool = False,
+    replace_equal: bool = False,
+) -> list[str]:
+    """Upsert objects of one kind as of Stripe time `version_at`, skipping any whose stored
+    copy is as new or newer (`replace_equal`: newer only, for a copy just read from Stripe).
+    Returns the ids actually written (their children are replaced with them)."""
+    spec = KINDS[kind] if isinstance(kind, str) else kind
+    rows = []
+    for obj in objects:
+        row = spec.to_row(obj)
+        row["version_at"] = version_at
+        if deleted:
+            row["deleted"] = True
+        rows.append(row)
+    if not rows:
+        return []
+    rows = list({r["id"]: r for r in rows}.values())  # one row per id in a statement
+    table = spec.model.__table__  # type: ignore[attr-defined]
+    dialect = session.get_bind().dialect.name
+    insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[dialect]
+    stmt = insert(table).values(rows)
+    updates = {c.name: stmt.excluded[c.name] for c in table.columns if c.name != "id"}
+    newer = (
+        table.c.version_at <= stmt.excluded.version_at
+        if replace_equal
+        else table.c.version_at < stmt.excluded.version_at
+    )
+    stmt = stmt.on_conflict_do_update(index_elements=["id"], set_=updates, where=newer).returning(table.c.id)
+    written = [r[0] for r in session.execute(stmt)]
+    if spec.child_model is not None and spec.child_rows is not None and written:
+        kept = set(written)
+        _replace_children(session, spec, [r["raw"] for r in rows if r["id"] in kept])
+    return written
+
+
+def _replace_children(session: Session, spec: Kind, parents: list[dict[str, Any]]) -> None:
+    child = spec.child_model.__table__  # type: ignore[union-attr]
+    parent_col = child.c[spec.child_parent_column]
+    session.execute(sa.delete(child).where(parent_col.in_([p["id"] for p in parents])))
+    children = [c for p in parents for c in spec.child_rows(p)]  # type: ignore[misc]
+    if children:
+        session.execute(sa.insert(child), children)
+
+
+def stored_version(session: Session, kind: str, object_id: str) -> int | None:
+    """The stored copy's version, or None when the store has no such object."""
+    table = KINDS[kind].model.__table__  # type: ignore[attr-defined]
+    return session.execute(sa.select(table.c.version_at).where(table.c.id == object_id)).scalar_one_or_none()

@@ -1,0 +1,142 @@
+"""Store-change notices: "these rows of this kind changed", for open pages to refresh.
+
+A notice carries only a kind (`charge`, `invoice`, `sync`, ...) and ids, never row data,
+so a page re-reads what it shows through the service layer with its viewer's own
+permissions. In one process notices go straight to subscribers; with BILLY_REDIS_URL set
+they go through Redis publish/subscribe, so every app worker hears every write.
+
+Publishing never fails the write that caused it: a lost notice only delays a refresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from services.config import get_settings
+
+log = logging.getLogger(__name__)
+CHANNEL = "billy:store-changes"
+QUEUE_LIMIT = 1000  # a subscriber this far behind gets a "reload everything" notice instead
+
+
+@dataclass(frozen=True)
+class Notice:
+    kind: str
+    ids: tuple[str, ...]
+
+
+EVERYTHING = Notice("*", ())
+
+
+class NoticeBus:
+    """Fan-out to asyncio subscribers (each page's background task), from any thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._subscribers: set[tuple[asyncio.AbstractEventLoop, asyncio.Queue[Notice]]] = set()
+
+    def deliver(self, notice: Notice) -> None:
+        with self._lock:
+            subscribers = list(self._subscribers)
+        for loop, queue in subscribers:
+            try:
+                loop.call_soon_threadsafe(_offer, queue, notice)
+            except RuntimeError:  # that loop has closed; its subscription ends with it
+                with self._lock:
+                    self._subscribers.discard((loop, queue))
+
+    async def subscribe(self) -> AsyncIterator[Notice]:
+        queue: asyncio.Queue[Notice] = asyncio.Queue(QUEUE_LIMIT)
+        entry = (asyncio.get_running_loop(), queue)
+        with self._lock:
+            self._subscribers.add(entry)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            with self._lock:
+                self._subscribers.discard(entry)
+
+    @property
+    def subscriber_count(self) -> int:
+        with self._lock:
+            return len(self._subscribers)
+
+
+def _offer(queue: asyncio.Queue[Notice], notice: Notice) -> None:
+    try:
+        queue.put_nowait(notice)
+    except asyncio.QueueFull:
+        while not queue.empty():
+            queue.get_nowait()
+        queue.put_nowait(EVERYTHING)
+
+
+class RedisRelay:
+    """Publishes to Redis; one listener thread per process delivers what arrives to the local bus."""
+
+    def __init__(self, url: str, bus: NoticeBus) -> None:
+        import redis
+
+        self._redis = redis.Redis.from_url(url)
+        self._bus = bus
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._listen, name="billy-notices", daemon=True)
+        self._thread.start()
+        self._started.wait(5)
+
+    def publish(self, notice: Notice) -> None:
+        self._redis.publish(CHANNEL, json.dumps({"kind": notice.kind, "ids": list(notice.ids)}))
+
+    def _listen(self) -> None:
+        while True:
+            try:
+                pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(CHANNEL)
+                self._started.set()
+                for message in pubsub.listen():
+                    data: dict[str, Any] = json.loads(message["data"])
+                    self._bus.deliver(Notice(str(data["kind"]), tuple(map(str, data["ids"]))))
+            except Exception as exc:  # noqa: BLE001 - reconnect; pages fall back to their own refresh
+                log.warning("Store-change notices from Redis interrupted (%s); reconnecting", type(exc).__name__)
+                self._bus.deliver(EVERYTHING)  # something may have been missed meanwhile
+                threading.Event().wait(1)
+
+
+@lru_cache(maxsize=1)
+def get_bus() -> NoticeBus:
+    return NoticeBus()
+
+
+@lru_cache(maxsize=1)
+def _relay() -> RedisRelay | None:
+    url = get_settings().redis_url
+    return RedisRelay(url, get_bus()) if url else None
+
+
+def publish(kind: str, ids: Iterable[str]) -> None:
+    """Tell open pages that rows changed (after the transaction that changed them committed)."""
+    notice = Notice(kind, tuple(ids))
+    if not notice.ids:
+        return
+    try:
+        relay = _relay()
+        if relay is not None:
+            relay.publish(notice)
+        else:
+            get_bus().deliver(notice)
+    except Exception as exc:  # noqa: BLE001 - see the module docstring
+        log.warning("Could not publish a store-change notice (%s)", type(exc).__name__)
+
+
+def subscribe() -> AsyncIterator[Notice]:
+    """Notices from now on, for an `async for` in a page's background task."""
+    _relay()  # with Redis, make sure this process listens
+    return get_bus().subscribe()

@@ -1,0 +1,864 @@
+"""Reports from the synced store: the dashboard's numbers and the charges, subscriptions and
+invoices lists. Nothing here calls Stripe (DESIGN: reads come from the synced store).
+
+Definitions a person reading the dashboard relies on:
+
+- **MRR** counts `active` and `past_due` subscriptions, as Stripe's own dashboard does: a
+  past-due subscription is still owed and usually recovered by retries. `trialing` (not paying
+  yet), `canceled`, `unpaid`, `incomplete*` and `paused` ones are left out. `stripe_subscription.mrr`
+  is already the monthly amount (yearly prices / 12, times quantity), normalised by the sync.
+- **Revenue** per UTC day over the last 30 days (today included): succeeded, paid charges by
+  the day they were made, minus refunds by the day they were made (failed and canceled refunds
+  give nothing back). Net can be negative on a day with more refunds than sales.
+- **Failed payments this week** are the failed charges of the last 7 days (a rolling week, so a
+  Monday morning still shows the weekend), grouped by reason; a customer with two or more of
+  them in that week is a *repeat* customer.
+- **Open invoices** are those with status `open`; an open invoice is **overdue** when its
+  `due_date` is before now (invoices charged automatically have no due date and are never
+  overdue). Totals are what is still owed (`amount_remaining`).
+
+Money is never added across currencies: every total is per currency. Deleted mirror rows are
+never shown. Lists page with a keyset cursor (the last row's sort key and id), never OFFSET, so
+a deep page costs what the first does and rows arriving meanwhile do not shift the pages.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Generic, TypeVar
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from services.db import session_scope
+from services.errors import ValidationFailed
+from services.models import (
+    StripeCharge,
+    StripeCustomer,
+    StripeInvoice,
+    StripeProduct,
+    StripeRefund,
+    StripeSubscription,
+    StripeSubscriptionItem,
+)
+from services.money import format_money
+from services.permissions import Actor, authorize
+
+DAY = 86_400
+MRR_STATUSES = ("active", "past_due")
+REVENUE_DAYS = 30
+FAILED_WINDOW_DAYS = 7
+RECENT_REFUNDS = 10
+FAILED_CUSTOMERS_SHOWN = 20  # per reason; the rest are counted
+REFUND_STATUSES_NOT_GIVEN_BACK = ("failed", "canceled")
+PAGE_SIZE = 25
+MAX_PAGE_SIZE = 50
+MAX_TEXT = 200
+
+# Failure reasons as the dashboard groups them, from `stripe_charge.decline_reason` (the
+# issuer's decline code or Radar's outcome reason, else the failure code; see
+# services.sync.decline_reason_of) and `outcome_type` ("blocked" when Radar stopped it).
+FAILURE_REASONS: dict[str, str] = {
+    "expired_card": "Expired card",
+    "insufficient_funds": "Insufficient funds",
+    "fraud": "Fraud block",
+    "other": "Other",
+}
+FRAUD_CODES = frozenset({"highest_risk_level", "elevated_risk_level", "rule", "fraudulent", "merchant_blacklist"})
+CHARGE_STATUSES: dict[str, str] = {
+    "succeeded": "Succeeded",
+    "failed": "Failed",
+    "pending": "Pending",
+    "refunded": "Refunded (in part or in full)",
+}
+SUBSCRIPTION_STATUSES: dict[str, str] = {
+    "active": "Active",
+    "past_due": "Past due",
+    "trialing": "Trialing",
+    "unpaid": "Unpaid",
+    "paused": "Paused",
+    "incomplete": "Incomplete",
+    "incomplete_expired": "Incomplete (expired)",
+    "canceled": "Canceled",
+}
+INVOICE_STATUSES: dict[str, str] = {
+    "draft": "Draft",
+    "open": "Open",
+    "overdue": "Overdue",  # synthetic: open and past its due date
+    "paid": "Paid",
+    "uncollectible": "Uncollectible",
+    "void": "Void",
+}
+# Sort name → (sort key, descending). The key's column is chosen per list.
+SORTS: dict[str, tuple[str, bool]] = {
+    "newest": ("created", True),
+    "oldest": ("created", False),
+    "amount_desc": ("amount", True),
+    "amount_asc": ("amount", False),
+}
+_CURRENCY = re.compile(r"^[a-z]{3}$")
+
+
+# --- small helpers ---------------------------------------------------------------------------
+
+
+def failure_reason(decline_reason: str | None, outcome_type: str | None) -> str:
+    """The dashboard's group for a failed charge: expired_card | insufficient_funds | fraud | other."""
+    if (decline_reason or "") in FRAUD_CODES or outcome_type == "blocked":
+        return "fraud"
+    if decline_reason in ("expired_card", "insufficient_funds"):
+        return decline_reason
+    return "other"
+
+
+def _reason_condition(reason: str) -> sa.ColumnElement[bool]:
+    """`failure_reason` as SQL, NULL-safe, for filtering the charges list."""
+    code = sa.func.coalesce(col(StripeCharge.decline_reason), "")
+    fraud = sa.or_(code.in_(sorted(FRAUD_CODES)), sa.func.coalesce(col(StripeCharge.outcome_type), "") == "blocked")
+    failed = col(StripeCharge.status) == "failed"
+    if reason == "fraud":
+        return sa.and_(failed, fraud)
+    if reason == "other":
+        return sa.and_(failed, sa.not_(fraud), code.not_in(["expired_card", "insufficient_funds"]))
+    return sa.and_(failed, sa.not_(fraud), code == reason)
+
+
+def _ts(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        raise ValidationFailed("Times must carry a time zone.")
+    return int(moment.timestamp())
+
+
+def _now(now: datetime | None) -> datetime:
+    return datetime.now(UTC) if now is None else now.astimezone(UTC)
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+@dataclass(frozen=True)
+class Money:
+    amount: int  # minor units
+    currency: str
+    text: str
+
+    @classmethod
+    def of(cls, amount: int, currency: str) -> Money:
+        return cls(int(amount), currency, format_money(int(amount), currency))
+
+
+def _per_currency(totals: dict[str, int]) -> list[Money]:
+    """Per-currency amounts, biggest first (then by code): never one sum across currencies."""
+    return [Money.of(v, c) for c, v in sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+
+@dataclass(frozen=True)
+class CustomerRef:
+    id: str
+    name: str
+    email: str
+
+    @property
+    def label(self) -> str:
+        return self.name or self.email or self.id
+
+
+def _customers(session: Session, ids: Iterable[str | None]) -> dict[str, CustomerRef]:
+    """Names and emails of the given customers, by primary key (one query)."""
+    wanted = sorted({i for i in ids if i})
+    if not wanted:
+        return {}
+    rows = session.exec(
+        select(StripeCustomer.id, StripeCustomer.name, StripeCustomer.email).where(col(StripeCustomer.id).in_(wanted))
+    )
+    return {r[0]: CustomerRef(r[0], r[1] or "", r[2] or "") for r in rows}
+
+
+def _customer_ref(known: dict[str, CustomerRef], customer_id: str | None, email: str | None = None) -> CustomerRef:
+    if not customer_id:
+        return CustomerRef("", "", email or "")
+    return known.get(customer_id) or CustomerRef(customer_id, "", email or "")
+
+
+# --- the dashboard ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MrrTotal:
+    currency: str
+    amount: int
+    text: str
+    subscriptions: int  # active + past due
+    past_due: int  # of which past due
+    past_due_amount: int
+    past_due_text: str
+
+
+@dataclass(frozen=True)
+class RevenueDay:
+    day: date  # a UTC day
+    gross: int
+    refunded: int
+    net: int
+    net_text: str
+
+
+@dataclass(frozen=True)
+class RevenueSeries:
+    currency: str
+    days: list[RevenueDay]  # every day of the window, oldest first, zero where nothing happened
+    gross: Money
+    refunded: Money
+    net: Money
+
+
+@dataclass(frozen=True)
+class FailedCustomer:
+    customer: CustomerRef
+    failures: int  # failed payments this week for this reason
+    week_failures: int  # failed payments this week, every reason
+    repeat: bool  # two or more failed payments this week
+
+
+@dataclass(frozen=True)
+class FailedGroup:
+    reason: str  # expired_card | insufficient_funds | fraud | other
+    label: str
+    count: int
+    totals: list[Money]
+    customers: list[FailedCustomer]  # most failures first
+    more_customers: int  # customers beyond those listed
+
+
+@dataclass(frozen=True)
+class InvoiceTotals:
+    currency: str
+    open_count: int  # every open invoice, overdue ones included
+    open: Money
+    overdue_count: int
+    overdue: Money
+    not_due_count: int
+    not_due: Money
+
+
+@dataclass(frozen=True)
+class RecentRefund:
+    id: str
+    charge_id: str
+    customer: CustomerRef
+    amount: Money
+    status: str
+    reason: str
+    created: int
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    now: int
+    mrr: list[MrrTotal]
+    revenue: list[RevenueSeries]
+    revenue_since: date
+    failed: list[FailedGroup]  # always the four groups, in FAILURE_REASONS order
+    failed_count: int
+    repeat_customers: list[FailedCustomer]
+    failed_since: int
+    invoices: list[InvoiceTotals]
+    recent_refunds: list[RecentRefund]
+
+
+def dashboard(actor: Actor, now: datetime | None = None) -> Dashboard:
+    """Everything the dashboard home shows, from the store, at `now` (default: this moment)."""
+    authorize(actor, "dashboard.view")
+    at = _now(now)
+    with session_scope() as session:
+        return Dashboard(
+            now=_ts(at),
+            mrr=_mrr(session),
+            revenue=_revenue(session, at),
+            revenue_since=at.date() - timedelta(days=REVENUE_DAYS - 1),
+            **_failed(session, at),
+            failed_since=_ts(at) - FAILED_WINDOW_DAYS * DAY,
+            invoices=_invoice_totals(session, _ts(at)),
+            recent_refunds=_recent_refunds(session),
+        )
+
+
+def _mrr(session: Session) -> list[MrrTotal]:
+    # ix_stripe_subscription_status_created: an index range per status.
+    s = StripeSubscription
+    past_due = col(s.status) == "past_due"
+    rows = session.exec(
+        select(
+            s.currency,
+            sa.func.sum(s.mrr),
+            sa.func.count(),
+            sa.func.sum(sa.case((past_due, 1), else_=0)),
+            sa.func.sum(sa.case((past_due, s.mrr), else_=0)),
+        )
+        .where(col(s.status).in_(MRR_STATUSES), col(s.deleted).is_(False))
+        .group_by(s.currency)
+    ).all()
+    out = [
+        MrrTotal(
+            cur,
+            int(total or 0),
+            format_money(int(total or 0), cur),
+            int(n),
+            int(pd_n or 0),
+            int(pd_amount or 0),
+            format_money(int(pd_amount or 0), cur),
+        )
+        for cur, total, n, pd_n, pd_amount in rows
+    ]
+    return sorted(out, key=lambda m: (-m.amount, m.currency))
+
+
+def _revenue(session: Session, at: datetime) -> list[RevenueSeries]:
+    first = at.date() - timedelta(days=REVENUE_DAYS - 1)
+    since = int(datetime(first.year, first.month, first.day, tzinfo=UTC).timestamp())
+    until = since + REVENUE_DAYS * DAY
+    gross: dict[tuple[str, int], int] = defaultdict(int)
+    refunded: dict[tuple[str, int], int] = defaultdict(int)
+    # ix_stripe_charge_status_created: status = 'succeeded' and a `created` range.
+    c = StripeCharge
+    c_day = ((col(c.created) - since) // DAY).label("d")
+    for cur, d, total in session.exec(
+        select(c.currency, c_day, sa.func.sum(c.amount))
+        .where(
+            col(c.status) == "succeeded",
+            col(c.paid).is_(True),
+            col(c.deleted).is_(False),
+            col(c.created) >= since,
+            col(c.created) < until,
+        )
+        .group_by(c.currency, c_day)
+    ):
+        gross[(cur, int(d))] += int(total or 0)
+    # ix_stripe_refund_created: a `created` range.
+    r = StripeRefund
+    r_day = ((col(r.created) - since) // DAY).label("d")
+    for cur, d, total in session.exec(
+        select(r.currency, r_day, sa.func.sum(r.amount))
+        .where(
+            sa.func.coalesce(col(r.status), "succeeded").not_in(REFUND_STATUSES_NOT_GIVEN_BACK),
+            col(r.deleted).is_(False),
+            col(r.created) >= since,
+            col(r.created) < until,
+        )
+        .group_by(r.currency, r_day)
+    ):
+        refunded[(cur, int(d))] += int(total or 0)
+    series = []
+    for cur in {k[0] for k in gross} | {k[0] for k in refunded}:
+        days = []
+        for i in range(REVENUE_DAYS):
+            g, rf = gross.get((cur, i), 0), refunded.get((cur, i), 0)
+            days.append(RevenueDay(first + timedelta(days=i), g, rf, g - rf, format_money(g - rf, cur)))
+        g_total, r_total = sum(d.gross for d in days), sum(d.refunded for d in days)
+        series.append(
+            RevenueSeries(cur, days, Money.of(g_total, cur), Money.of(r_total, cur), Money.of(g_total - r_total, cur))
+        )
+    return sorted(series, key=lambda s: (-s.gross.amount, s.currency))
+
+
+def _failed(session: Session, at: datetime) -> dict[str, Any]:
+    until = _ts(at)
+    since = until - FAILED_WINDOW_DAYS * DAY
+    c = StripeCharge
+    # ix_stripe_charge_status_created: status = 'failed' and a `created` range.
+    rows = session.exec(
+        select(c.customer_id, c.decline_reason, c.outcome_type, c.currency, sa.func.count(), sa.func.sum(c.amount))
+        .where(col(c.status) == "failed", col(c.deleted).is_(False), col(c.created) >= since, col(c.created) <= until)
+        .group_by(c.customer_id, c.decline_reason, c.outcome_type, c.currency)
+    ).all()
+    counts: dict[str, int] = defaultdict(int)
+    totals: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    per_customer: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))  # reason → customer → n
+    week: dict[str, int] = defaultdict(int)  # customer → failures this week, every reason
+    for customer_id, code, outcome_type, cur, n, amount in rows:
+        reason = failure_reason(code, outcome_type)
+        counts[reason] += int(n)
+        totals[reason][cur] += int(amount or 0)
+        if customer_id:
+            per_customer[reason][customer_id] += int(n)
+            week[customer_id] += int(n)
+    known = _customers(session, week)
+
+    def entry(customer_id: str, n: int) -> FailedCustomer:
+        return FailedCustomer(_customer_ref(known, customer_id), n, week[customer_id], week[customer_id] >= 2)
+
+    def ranked(pairs: Iterable[tuple[str, int]]) -> list[FailedCustomer]:
+        entries = [entry(cid, n) for cid, n in pairs]
+        return sorted(entries, key=lambda f: (-f.week_failures, -f.failures, f.customer.label.lower(), f.customer.id))
+
+    groups = []
+    for reason, label in FAILURE_REASONS.items():
+        listed = ranked(per_customer[reason].items())
+        groups.append(
+            FailedGroup(
+                reason,
+                label,
+                counts[reason],
+                _per_currency(totals[reason]),
+                listed[:FAILED_CUSTOMERS_SHOWN],
+                max(0, len(listed) - FAILED_CUSTOMERS_SHOWN),
+            )
+        )
+    repeat = [f for f in ranked(week.items()) if f.repeat]
+    return {"failed": groups, "failed_count": sum(counts.values()), "repeat_customers": repeat}
+
+
+def _invoice_totals(session: Session, now: int) -> list[InvoiceTotals]:
+    i = StripeInvoice
+    overdue = sa.and_(col(i.due_date).is_not(None), col(i.due_date) < now)
+    # ix_stripe_invoice_status_due: status = 'open' (overdue: and due_date < now).
+    rows = session.exec(
+        select(
+            i.currency,
+            sa.func.count(),
+            sa.func.sum(i.amount_remaining),
+            sa.func.sum(sa.case((overdue, 1), else_=0)),
+            sa.func.sum(sa.case((overdue, i.amount_remaining), else_=0)),
+        )
+        .where(col(i.status) == "open", col(i.deleted).is_(False))
+        .group_by(i.currency)
+    ).all()
+    out = []
+    for cur, n, total, od_n, od_total in rows:
+        n, total, od_n, od_total = int(n), int(total or 0), int(od_n or 0), int(od_total or 0)
+        out.append(
+            InvoiceTotals(
+                cur,
+                n,
+                Money.of(total, cur),
+                od_n,
+                Money.of(od_total, cur),
+                n - od_n,
+                Money.of(total - od_total, cur),
+            )
+        )
+    return sorted(out, key=lambda t: (-t.open.amount, t.currency))
+
+
+def _recent_refunds(session: Session) -> list[RecentRefund]:
+    r, c = StripeRefund, StripeCharge
+    # ix_stripe_refund_created, newest first; the charge by primary key for its customer.
+    rows = session.exec(
+        select(r, c.customer_id)
+        .outerjoin(c, col(c.id) == col(r.charge_id))
+        .where(col(r.deleted).is_(False))
+        .order_by(col(r.created).desc(), col(r.id).desc())
+        .limit(RECENT_REFUNDS)
+    ).all()
+    known = _customers(session, (cid for _, cid in rows))
+    return [
+        RecentRefund(
+            refund.id,
+            refund.charge_id or "",
+            _customer_ref(known, cid),
+            Money.of(refund.amount, refund.currency),
+            refund.status or "",
+            refund.reason or "",
+            refund.created,
+        )
+        for refund, cid in rows
+    ]
+
+
+# --- lists: filters, sorting, keyset pages --------------------------------------------------
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_cursor: str | None  # None: this is the last page
+    sort: str
+
+
+def _check_sort(sort: str) -> tuple[str, bool]:
+    if sort not in SORTS:
+        raise ValidationFailed("Sort by newest, oldest, or amount (highest or lowest first).")
+    return SORTS[sort]
+
+
+def _check_limit(limit: int) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
+        raise ValidationFailed(f"A page holds 1 to {MAX_PAGE_SIZE} rows.")
+    return limit
+
+
+def encode_cursor(sort: str, key: int, obj_id: str) -> str:
+    return f"{sort}:{key}:{obj_id}"
+
+
+def _decode_cursor(cursor: str, sort: str) -> tuple[int, str]:
+    parts = cursor.split(":", 2) if isinstance(cursor, str) and len(cursor) <= 300 else []
+    if len(parts) != 3 or parts[0] != sort or not re.fullmatch(r"-?\d{1,19}", parts[1]) or not parts[2]:
+        raise ValidationFailed("That page link is no longer valid; start from the first page.")
+    return int(parts[1]), parts[2]
+
+
+def _keyset(stmt: Any, key_col: Any, id_col: Any, descending: bool, sort: str, cursor: str | None, limit: int) -> Any:
+    """Order by (key, id) and start after the cursor's row: a row-value comparison, which
+    SQLite (3.15+) and PostgreSQL both answer from a (key, id) index range."""
+    if cursor:
+        key, obj_id = _decode_cursor(cursor, sort)
+        after = sa.tuple_(key_col, id_col)
+        stmt = stmt.where(after < (key, obj_id) if descending else after > (key, obj_id))
+    order = (key_col.desc(), id_col.desc()) if descending else (key_col.asc(), id_col.asc())
+    return stmt.order_by(*order).limit(limit + 1)
+
+
+def _page_of(rows: list[Any], limit: int, sort: str, key: str) -> tuple[list[Any], str | None]:
+    shown = rows[:limit]
+    if len(rows) <= limit:
+        return shown, None
+    last = shown[-1]
+    return shown, encode_cursor(sort, int(getattr(last, key)), last.id)
+
+
+def _check_choice(value: str, choices: dict[str, str], what: str) -> str:
+    if value and value not in choices:
+        raise ValidationFailed(f"Choose a {what} from the list: {', '.join(choices.values())}.")
+    return value
+
+
+def _check_range(date_from: datetime | None, date_to: datetime | None) -> tuple[int | None, int | None]:
+    since = _ts(date_from) if date_from is not None else None
+    before = _ts(date_to) if date_to is not None else None
+    if since is not None and before is not None and since >= before:
+        raise ValidationFailed("The 'from' date is after the 'to' date: swap them or clear one.")
+    return since, before
+
+
+def _customer_condition(customer_col: Any, customer: str) -> sa.ColumnElement[bool] | None:
+    """A customer by id (`cus_…`, exactly), or every customer whose email or name (any word)
+    starts with the text (ix_stripe_customer_email_lower / name_lower)."""
+    text = " ".join(customer.split())
+    if not text:
+        return None
+    if len(text) > MAX_TEXT:
+        raise ValidationFailed(f"The customer filter is at most {MAX_TEXT} characters.")
+    if text.startswith("cus_") and " " not in text:
+        return customer_col == text
+    prefix = _escape_like(text.lower()) + "%"
+    ids = select(StripeCustomer.id).where(
+        col(StripeCustomer.deleted).is_(False),
+        sa.or_(
+            col(StripeCustomer.email_lower).like(prefix, escape="\\"),
+            col(StripeCustomer.name_lower).like(prefix, escape="\\"),
+            col(StripeCustomer.name_lower).like("% " + prefix, escape="\\"),
+        ),
+    )
+    return customer_col.in_(ids)
+
+
+# --- charges ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChargeFilters:
+    """Every field optional. Dates are aware datetimes: `date_from` included, `date_to` excluded.
+    Amounts are minor units of the charge's own currency (pick `currency` to compare like with like)."""
+
+    status: str = ""  # succeeded | failed | pending | refunded (anything refunded on it)
+    reason: str = ""  # a FAILURE_REASONS key: failed charges of that group
+    date_from: datetime | None = None
+    date_to: datetime | None = None
+    amount_min: int | None = None
+    amount_max: int | None = None
+    currency: str = ""
+    customer: str = ""  # cus_… or the start of an email or name
+
+
+@dataclass(frozen=True)
+class ChargeListRow:
+    id: str
+    customer: CustomerRef
+    amount: Money
+    refunded: Money
+    status: str
+    status_label: str
+    reason: str  # FAILURE_REASONS key for a failed charge, else ""
+    reason_label: str
+    failure_message: str
+    description: str
+    card: str
+    created: int
+
+
+def _charge_state(row: StripeCharge) -> str:
+    if row.status == "succeeded" and row.amount_refunded >= row.amount > 0:
+        return "Refunded"
+    if row.status == "succeeded" and row.amount_refunded:
+        return f"Partly refunded ({format_money(row.amount_refunded, row.currency)})"
+    return CHARGE_STATUSES.get(row.status, row.status.replace("_", " ").capitalize())
+
+
+def search_charges(
+    actor: Actor,
+    filters: ChargeFilters | None = None,
+    sort: str = "newest",
+    cursor: str | None = None,
+    limit: int = PAGE_SIZE,
+) -> Page[ChargeListRow]:
+    """Charges matching the filters, a page at a time.
+
+    Indexes: newest/oldest walk ix_stripe_charge_created_id (ix_stripe_charge_status_created
+    with a status, ix_stripe_charge_customer_created for one customer); amount sorts walk
+    ix_stripe_charge_amount_id."""
+    authorize(actor, "charges.search")
+    f = filters or ChargeFilters()
+    key, descending = _check_sort(sort)
+    limit = _check_limit(limit)
+    _check_choice(f.status, CHARGE_STATUSES, "status")
+    _check_choice(f.reason, FAILURE_REASONS, "failure reason")
+    since, before = _check_range(f.date_from, f.date_to)
+    for amount in (f.amount_min, f.amount_max):
+        if amount is not None and (isinstance(amount, bool) or not isinstance(amount, int) or amount < 0):
+            raise ValidationFailed("Amounts must be zero or more.")
+    if f.amount_min is not None and f.amount_max is not None and f.amount_min > f.amount_max:
+        raise ValidationFailed("The lowest amount is above the highest: swap them or clear one.")
+    currency = f.currency.lower()
+    if currency and not _CURRENCY.match(currency):
+        raise ValidationFailed("A currency is a three-letter code like USD or EUR.")
+
+    c = StripeCharge
+    stmt = select(c).where(col(c.deleted).is_(False))
+    if f.status == "refunded":
+        stmt = stmt.where(col(c.amount_refunded) > 0)
+    elif f.status:
+        stmt = stmt.where(col(c.status) == f.status)
+    if f.reason:
+        stmt = stmt.where(_reason_condition(f.reason))
+    if since is not None:
+        stmt = stmt.where(col(c.created) >= since)
+    if before is not None:
+        stmt = stmt.where(col(c.created) < before)
+    if f.amount_min is not None:
+        stmt = stmt.where(col(c.amount) >= f.amount_min)
+    if f.amount_max is not None:
+        stmt = stmt.where(col(c.amount) <= f.amount_max)
+    if currency:
+        stmt = stmt.where(col(c.currency) == currency)
+    who = _customer_condition(col(c.customer_id), f.customer)
+    if who is not None:
+        stmt = stmt.where(who)
+    key_col = col(c.created) if key == "created" else col(c.amount)
+    stmt = _keyset(stmt, key_col, col(c.id), descending, sort, cursor, limit)
+    with session_scope() as session:
+        rows, next_cursor = _page_of(list(session.exec(stmt)), limit, sort, key)
+        known = _customers(session, (r.customer_id for r in rows))
+    items = []
+    for r in rows:
+        reason = failure_reason(r.decline_reason, r.outcome_type) if r.status == "failed" else ""
+        card = f"{(r.card_brand or 'card').title()} •••• {r.card_last4}" if r.card_last4 else ""
+        items.append(
+            ChargeListRow(
+                id=r.id,
+                customer=_customer_ref(known, r.customer_id),
+                amount=Money.of(r.amount, r.currency),
+                refunded=Money.of(r.amount_refunded, r.currency),
+                status=r.status,
+                status_label=_charge_state(r),
+                reason=reason,
+                reason_label=FAILURE_REASONS.get(reason, ""),
+                failure_message=r.failure_message or "",
+                description=r.description or "",
+                card=card,
+                created=r.created,
+            )
+        )
+    return Page(items, next_cursor, sort)
+
+
+# --- subscriptions --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SubscriptionFilters:
+    status: str = ""  # a SUBSCRIPTION_STATUSES key
+    customer: str = ""  # cus_… or the start of an email or name
+
+
+@dataclass(frozen=True)
+class SubscriptionListRow:
+    id: str
+    customer: CustomerRef
+    status: str
+    status_label: str
+    mrr: Money  # per month
+    counts_in_mrr: bool
+    plan: str  # "Pro × 3, Support"
+    current_period_end: int | None
+    cancel_at_period_end: bool
+    canceled_at: int | None
+    created: int
+
+
+def _plans(session: Session, subscription_ids: list[str]) -> dict[str, str]:
+    """A short description of each subscription's items (ix_stripe_subscription_item_subscription_id)."""
+    if not subscription_ids:
+        return {}
+    items = list(
+        session.exec(
+            select(StripeSubscriptionItem)
+            .where(col(StripeSubscriptionItem.subscription_id).in_(subscription_ids))
+            .order_by(col(StripeSubscriptionItem.id))
+        )
+    )
+    product_ids = sorted({i.product_id for i in items if i.product_id})
+    names = (
+        dict(
+            session.exec(
+                select(StripeProduct.id, StripeProduct.name).where(col(StripeProduct.id).in_(product_ids))
+            ).all()
+        )
+        if product_ids
+        else {}
+    )
+    parts: dict[str, list[str]] = defaultdict(list)
+    for item in items:
+        name = names.get(item.product_id or "") or item.raw.get("price", {}).get("nickname") or item.price_id or "Item"
+        parts[item.subscription_id].append(f"{name} × {item.quantity}" if item.quantity != 1 else name)
+    return {sid: ", ".join(p) for sid, p in parts.items()}
+
+
+def search_subscriptions(
+    actor: Actor,
+    filters: SubscriptionFilters | None = None,
+    sort: str = "newest",
+    cursor: str | None = None,
+    limit: int = PAGE_SIZE,
+) -> Page[SubscriptionListRow]:
+    """Subscriptions matching the filters, a page at a time; "amount" sorts by MRR.
+
+    Indexes: ix_stripe_subscription_created_id, ix_stripe_subscription_status_created with a
+    status, ix_stripe_subscription_customer_created for one customer, ix_stripe_subscription_mrr_id
+    for the amount sorts."""
+    authorize(actor, "subscriptions.search")
+    f = filters or SubscriptionFilters()
+    key, descending = _check_sort(sort)
+    limit = _check_limit(limit)
+    _check_choice(f.status, SUBSCRIPTION_STATUSES, "status")
+    s = StripeSubscription
+    stmt = select(s).where(col(s.deleted).is_(False))
+    if f.status:
+        stmt = stmt.where(col(s.status) == f.status)
+    who = _customer_condition(col(s.customer_id), f.customer)
+    if who is not None:
+        stmt = stmt.where(who)
+    key_col = col(s.created) if key == "created" else col(s.mrr)
+    stmt = _keyset(stmt, key_col, col(s.id), descending, sort, cursor, limit)
+    with session_scope() as session:
+        rows, next_cursor = _page_of(list(session.exec(stmt)), limit, sort, "created" if key == "created" else "mrr")
+        known = _customers(session, (r.customer_id for r in rows))
+        plans = _plans(session, [r.id for r in rows])
+    items = [
+        SubscriptionListRow(
+            id=r.id,
+            customer=_customer_ref(known, r.customer_id),
+            status=r.status,
+            status_label=SUBSCRIPTION_STATUSES.get(r.status, r.status.replace("_", " ").capitalize()),
+            mrr=Money.of(r.mrr, r.currency),
+            counts_in_mrr=r.status in MRR_STATUSES,
+            plan=plans.get(r.id, ""),
+            current_period_end=r.current_period_end,
+            cancel_at_period_end=r.cancel_at_period_end,
+            canceled_at=r.canceled_at,
+            created=r.created,
+        )
+        for r in rows
+    ]
+    return Page(items, next_cursor, sort)
+
+
+# --- invoices ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InvoiceFilters:
+    status: str = ""  # an INVOICE_STATUSES key; "overdue" = open and past its due date
+    date_from: datetime | None = None  # created, included
+    date_to: datetime | None = None  # created, excluded
+    customer: str = ""  # cus_… or the start of an email or name
+
+
+@dataclass(frozen=True)
+class InvoiceListRow:
+    id: str
+    number: str
+    customer: CustomerRef
+    status: str  # Stripe's status, or "overdue"
+    status_label: str
+    total: Money
+    remaining: Money
+    due_date: int | None
+    overdue: bool
+    created: int
+
+
+def search_invoices(
+    actor: Actor,
+    filters: InvoiceFilters | None = None,
+    sort: str = "newest",
+    cursor: str | None = None,
+    limit: int = PAGE_SIZE,
+    now: datetime | None = None,
+) -> Page[InvoiceListRow]:
+    """Invoices matching the filters, a page at a time; "amount" sorts by total.
+
+    Indexes: ix_stripe_invoice_created_id, ix_stripe_invoice_status_created with a status
+    (overdue too, then due_date is checked per row), ix_stripe_invoice_customer_created for one
+    customer, ix_stripe_invoice_total_id for the amount sorts."""
+    authorize(actor, "invoices.search")
+    f = filters or InvoiceFilters()
+    key, descending = _check_sort(sort)
+    limit = _check_limit(limit)
+    _check_choice(f.status, INVOICE_STATUSES, "status")
+    since, before = _check_range(f.date_from, f.date_to)
+    at = _ts(_now(now))
+    i = StripeInvoice
+    stmt = select(i).where(col(i.deleted).is_(False))
+    if f.status == "overdue":
+        stmt = stmt.where(col(i.status) == "open", col(i.due_date).is_not(None), col(i.due_date) < at)
+    elif f.status:
+        stmt = stmt.where(col(i.status) == f.status)
+    if since is not None:
+        stmt = stmt.where(col(i.created) >= since)
+    if before is not None:
+        stmt = stmt.where(col(i.created) < before)
+    who = _customer_condition(col(i.customer_id), f.customer)
+    if who is not None:
+        stmt = stmt.where(who)
+    key_col = col(i.created) if key == "created" else col(i.total)
+    stmt = _keyset(stmt, key_col, col(i.id), descending, sort, cursor, limit)
+    with session_scope() as session:
+        rows, next_cursor = _page_of(list(session.exec(stmt)), limit, sort, "created" if key == "created" else "total")
+        known = _customers(session, (r.customer_id for r in rows))
+    items = []
+    for r in rows:
+        overdue = r.status == "open" and r.due_date is not None and r.due_date < at
+        status = "overdue" if overdue else (r.status or "")
+        items.append(
+            InvoiceListRow(
+                id=r.id,
+                number=r.number or "",
+                customer=_customer_ref(known, r.customer_id, r.customer_email),
+                status=status,
+                status_label=INVOICE_STATUSES.get(status, status.replace("_", " ").capitalize()),
+                total=Money.of(r.total, r.currency),
+                remaining=Money.of(r.amount_remaining, r.currency),
+                due_date=r.due_date,
+                overdue=overdue,
+                created=r.created,
+            )
+        )
+    return Page(items, next_cursor, sort)

@@ -1,0 +1,247 @@
+"""Keeping the store current after the backfill: Stripe events, by webhook or by polling.
+
+Three rules make any delivery order safe (DESIGN, Sync):
+- **Once per event id.** `stripe_event` is keyed by Stripe's id; a duplicate finds its
+  row and the transaction writes nothing.
+- **Never older over newer.** Each mirror row keeps the Stripe time its copy reflects. An
+  event older than the stored copy is recorded as `older` and not applied.
+- **Ties are refetched.** Two events in the same second cannot be ordered by `created`,
+  so an event from the same second as the stored copy makes Billy read the object from
+  Stripe and store that (`refetched`).
+
+Polling (`/v1/events`) is how an instance Stripe's webhooks cannot reach stays current;
+a gap longer than Stripe's 30-day event retention cannot be replayed, so it triggers a
+full re-backfill instead.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import stripe
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session
+
+from services import audit, mirror, notices, sync
+from services.db import session_scope
+from services.errors import BillyError, StripeRequestFailed, ValidationFailed
+from services.models import StripeEvent, utcnow
+from services.permissions import Actor, authorize
+from services.secrets import get_secret_store
+from services.stripe_gateway import StripeGateway
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_SECRET = "stripe-webhook-secret"
+SIGNATURE_TOLERANCE_SECONDS = 300  # Stripe's own default: a replayed old delivery is refused
+EVENT_RETENTION_SECONDS = 30 * 24 * 3600
+# Object types whose `*.deleted` event means the object is gone (a cancelled subscription
+# stays, with status `canceled`).
+DELETABLE = frozenset({"customer", "product", "price", "plan", "invoice", "payment_method"})
+
+
+class WebhookRejected(BillyError):
+    code = "webhook_rejected"
+
+
+@dataclass(frozen=True)
+class Applied:
+    event_id: str
+    outcome: str  # applied | older | refetched | ignored | duplicate
+
+
+def _record_event(session: Session, event: dict[str, Any], via: str, outcome: str) -> bool:
+    """Insert the event row; False when this id was already there (a duplicate delivery)."""
+    obj = (event.get("data") or {}).get("object") or {}
+    row = {
+        "id": event["id"],
+        "type": str(event.get("type") or "")[:100],
+        "created": int(event.get("created") or 0),
+        "object_type": obj.get("object"),
+        "object_id": obj.get("id"),
+        "received_via": via,
+        "received_at": utcnow(),
+        "outcome": outcome,
+        "raw": event,
+    }
+    insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[session.get_bind().dialect.name]
+    table = StripeEvent.__table__  # type: ignore[attr-defined]
+    stmt = insert(table).values(row).on_conflict_do_nothing(index_elements=["id"]).returning(table.c.id)
+    return session.execute(stmt).first() is not None
+
+
+def apply_event(event: dict[str, Any], via: str, gateway: StripeGateway | None = None) -> Applied:
+    """Apply one event to the store, whatever order and however often it arrives."""
+    obj = (event.get("data") or {}).get("object") or {}
+    kind, object_id, created = obj.get("object"), obj.get("id"), int(event.get("created") or 0)
+    if kind not in mirror.KINDS or not object_id:
+        with session_scope() as session:
+            fresh = _record_event(session, event, via, "ignored")
+        return Applied(event["id"], "ignored" if fresh else "duplicate")
+    with session_scope() as session:
+        if session.get(StripeEvent, event["id"]) is not None:
+            return Applied(event["id"], "duplicate")
+        stored = mirror.stored_version(session, kind, object_id)
+    deleted = str(event.get("type", "")).endswith(".deleted") and kind in DELETABLE
+    copy, version, outcome = obj, created, "applied"
+    if stored is not None and created < stored:
+        outcome = "older"
+    elif stored is not None and created == stored:
+        copy, deleted = _refetch(gateway or StripeGateway(), kind, object_id, obj, deleted)
+        outcome = "refetched"
+    with session_scope() as session:
+        if not _record_event(session, event, via, outcome):
+            return Applied(event["id"], "duplicate")  # another worker took it meanwhile
+        written: list[str] = []
+        if outcome != "older":
+            written = mirror.write_objects(
+                session, kind, [copy], version, deleted=deleted, replace_equal=outcome == "refetched"
+            )
+    notices.publish(kind, written)
+    return Applied(event["id"], outcome)
+
+
+def _refetch(
+    gateway: StripeGateway, kind: str, object_id: str, obj: dict[str, Any], deleted: bool
+) -> tuple[dict[str, Any], bool]:
+    """Stripe's current copy; an object Stripe no longer has is stored as deleted."""
+    try:
+        return gateway.retrieve(kind, object_id), False
+    except StripeRequestFailed as exc:
+        if exc.code == "resource_missing":
+            return obj, True
+        raise
+
+
+# --- webhooks -------------------------------------------------------------------------------
+
+
+def set_webhook_secret(actor: Actor, secret: str) -> None:
+    """The Owner pastes the endpoint's signing secret from Stripe; it goes to the secret store only."""
+    with audit.audited(actor, "stripe.webhook_secret") as draft:
+        authorize(actor, "stripe.connect")
+        secret = (secret or "").strip()
+        if not secret.startswith("whsec_") or len(secret) < 20 or any(c.isspace() for c in secret):
+            raise ValidationFailed(
+                "That is not a webhook signing secret. In Stripe, open Developers → Webhooks → your Billy endpoint "
+                "and copy the “Signing secret”; it starts with whsec_."
+            )
+        get_secret_store().set(WEBHOOK_SECRET, secret)
+        draft.details["secret_hint"] = secret[:6] + "…" + secret[-4:]
+
+
+def webhook_configured() -> bool:
+    return bool(get_secret_store().get(WEBHOOK_SECRET))
+
+
+def receive_webhook(payload: bytes, signature: str | None) -> Applied:
+    """Verify a delivery (signature and age) and apply it; a refusal writes nothing."""
+    secret = get_secret_store().get(WEBHOOK_SECRET)
+    if not secret:
+        raise WebhookRejected("Webhooks are not set up on this instance yet.")
+    try:
+        stripe.WebhookSignature.verify_header(
+            payload.decode("utf-8"), signature or "", secret, SIGNATURE_TOLERANCE_SECONDS
+        )
+        event = json.loads(payload)
+    except (stripe.SignatureVerificationError, UnicodeDecodeError, ValueError):
+        raise WebhookRejected("The signature does not match this endpoint's secret.") from None
+    if not isinstance(event, dict) or event.get("object") != "event" or not event.get("id"):
+        raise WebhookRejected("That is not a Stripe event.")
+    result = apply_event(event, "webhook")
+    _note_event_seen(event)
+    return result
+
+
+# --- polling --------------------------------------------------------------------------------
+
+
+def _note_event_seen(event: dict[str, Any]) -> None:
+    with session_scope() as session:
+        state = sync._state(session, sync.EVENTS)
+        created = int(event.get("created") or 0)
+        if state.last_event_created is None or created >= state.last_event_created:
+            state.last_event_created, state.cursor = created, event["id"]
+
+
+def poll_events(gateway: StripeGateway | None = None, now: float | None = None) -> dict[str, int]:
+    """Read events since the newest one seen and apply them oldest first. Returns counts by outcome."""
+    gateway = gateway or StripeGateway()
+    now = now or time.time()
+    with session_scope() as session:
+        state = sync._state(session, sync.EVENTS)
+        since = state.last_event_created
+        state.status, state.started_at = "running", utcnow()
+    if since is None or since < now - EVENT_RETENTION_SECONDS + 3600:
+        # Nothing to continue from, or older than Stripe keeps: only a full copy is sure.
+        log.info("No replayable event history; starting a full backfill")
+        with session_scope() as session:
+            state = sync._state(session, sync.EVENTS)
+            state.last_event_created, state.status = int(now) - 60, "done"
+        sync.background_sync.start(gateway)
+        return {"backfill": 1}
+    counts: dict[str, int] = {}
+    events: list[dict[str, Any]] = []
+    try:
+        # A few seconds of overlap: events of the same second may have arrived after the last poll.
+        for page in gateway.iterate("events", params={"created": {"gte": since - 5}}):
+            events.extend(page)
+    except StripeRequestFailed as exc:
+        with session_scope() as session:
+            state = sync._state(session, sync.EVENTS)
+            state.status, state.finished_at = (
+                ("skipped", utcnow()) if exc.code == "permission_denied" else ("failed", utcnow())
+            )
+            state.last_error = sync.EVENTS_PERMISSION_NOTE if exc.code == "permission_denied" else str(exc)
+        raise
+    for event in sorted(events, key=lambda e: (int(e.get("created") or 0), e["id"])):
+        outcome = apply_event(event, "poll", gateway).outcome
+        counts[outcome] = counts.get(outcome, 0) + 1
+    with session_scope() as session:
+        state = sync._state(session, sync.EVENTS)
+        if events:
+            newest = max(events, key=lambda e: int(e.get("created") or 0))
+            if state.last_event_created is None or int(newest["created"]) >= state.last_event_created:
+                state.last_event_created, state.cursor = int(newest["created"]), newest["id"]
+        state.status, state.finished_at, state.last_error = "done", utcnow(), None
+        state.synced_count += sum(v for k, v in counts.items() if k != "duplicate")
+    return counts
+
+
+class EventPoller:
+    """A daemon thread polling events every `interval` seconds (slower once webhooks are set up)."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._loop, name="billy-events", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            if sync.background_sync.running:
+                continue
+            try:
+                interval_factor = 12 if webhook_configured() else 1
+                poll_events()
+                if interval_factor > 1:
+                    self._stop.wait(self.interval * (interval_factor - 1))
+            except BillyError as exc:
+                log.info("Event polling paused: %s", exc)
+                self._stop.wait(60)
+            except Exception:
+                log.exception("Event polling failed")
+                self._stop.wait(60)

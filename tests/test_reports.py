@@ -1,0 +1,629 @@
+"""The dashboard's numbers and the charges, subscriptions and invoices lists, on SQLite and
+PostgreSQL, from rows put straight into the store (reports never call Stripe).
+
+Times are fixed: `NOW` is Wednesday 18 March 2026, 12:00 UTC."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from services import mirror, reports
+from services.db import session_scope
+from services.errors import PermissionDenied, ValidationFailed
+from services.models import (
+    StripeCharge,
+    StripeCustomer,
+    StripeInvoice,
+    StripeProduct,
+    StripeRefund,
+    StripeSubscription,
+    StripeSubscriptionItem,
+)
+from services.permissions import Actor, Source
+from services.reports import ChargeFilters, InvoiceFilters, SubscriptionFilters
+from tests.conftest import member_actor
+
+NOW = datetime(2026, 3, 18, 12, 0, tzinfo=UTC)
+T = int(NOW.timestamp())
+DAY = 86_400
+MIDNIGHT = int(datetime(2026, 3, 18, tzinfo=UTC).timestamp())
+
+
+# --- putting rows in the store -------------------------------------------------------------------
+
+
+def add(*rows: Any) -> None:
+    with session_scope() as session:
+        session.add_all(rows)
+
+
+def customer(cid: str, name: str, email: str, *, deleted: bool = False) -> StripeCustomer:
+    return StripeCustomer(
+        id=cid,
+        name=name,
+        email=email,
+        name_lower=name.lower(),
+        email_lower=email.lower(),
+        created=T - 400 * DAY,
+        deleted=deleted,
+    )
+
+
+def charge(
+    cid: str,
+    amount: int,
+    created: int,
+    *,
+    customer_id: str | None = None,
+    currency: str = "usd",
+    status: str = "succeeded",
+    reason: str | None = None,
+    outcome_type: str | None = None,
+    refunded: int = 0,
+    deleted: bool = False,
+) -> StripeCharge:
+    return StripeCharge(
+        id=cid,
+        customer_id=customer_id,
+        amount=amount,
+        amount_refunded=refunded,
+        currency=currency,
+        status=status,
+        paid=status == "succeeded",
+        refunded=refunded >= amount,
+        decline_reason=reason,
+        outcome_type=outcome_type or ("issuer_declined" if status == "failed" else "authorized"),
+        failure_message="Your card was declined." if status == "failed" else None,
+        description=f"Charge {cid}",
+        created=created,
+        deleted=deleted,
+    )
+
+
+def refund(rid: str, charge_id: str, amount: int, created: int, *, currency: str = "usd", **extra: Any) -> StripeRefund:
+    fields = {"status": "succeeded", **extra}
+    return StripeRefund(id=rid, charge_id=charge_id, amount=amount, currency=currency, created=created, **fields)
+
+
+def invoice(
+    iid: str,
+    status: str,
+    total: int,
+    *,
+    due: int | None = None,
+    remaining: int | None = None,
+    currency: str = "usd",
+    customer_id: str | None = "cus_alice",
+    created: int = T - 20 * DAY,
+    deleted: bool = False,
+) -> StripeInvoice:
+    return StripeInvoice(
+        id=iid,
+        number=f"INV-{iid[3:]}",
+        customer_id=customer_id,
+        status=status,
+        currency=currency,
+        total=total,
+        amount_due=total,
+        amount_remaining=total if remaining is None else remaining,
+        due_date=due,
+        created=created,
+        deleted=deleted,
+    )
+
+
+MONTHS = {"month": 1, "year": 12}
+
+
+def subscription_obj(
+    sid: str, status: str, items: list[tuple[int, str, int]], currency: str, customer_id: str, created: int
+) -> dict[str, Any]:
+    """A subscription as Stripe sends it: items are (unit amount, interval, quantity)."""
+    return {
+        "id": sid,
+        "object": "subscription",
+        "customer": customer_id,
+        "status": status,
+        "currency": currency,
+        "created": created,
+        "items": {
+            "data": [
+                {
+                    "id": f"si_{sid}_{n}",
+                    "quantity": qty,
+                    "price": {
+                        "id": f"price_{interval}_{unit}",
+                        "product": "prod_pro",
+                        "currency": currency,
+                        "unit_amount": unit,
+                        "recurring": {"interval": interval, "interval_count": 1},
+                    },
+                }
+                for n, (unit, interval, qty) in enumerate(items)
+            ]
+        },
+    }
+
+
+def subscription(
+    sid: str,
+    status: str,
+    items: list[tuple[int, str, int]],
+    *,
+    currency: str = "usd",
+    customer_id: str = "cus_alice",
+    created: int = T - 60 * DAY,
+    deleted: bool = False,
+) -> None:
+    """A subscription row with its items and the MRR the sync stores for it (the monthly
+    amount: a yearly price brings in a twelfth, times the quantity)."""
+    obj = subscription_obj(sid, status, items, currency, customer_id, created)
+    mrr = round(sum(unit * qty / MONTHS[interval] for unit, interval, qty in items))
+    add(
+        StripeSubscription(
+            id=sid,
+            customer_id=customer_id,
+            status=status,
+            currency=currency,
+            mrr=mrr,
+            created=created,
+            deleted=deleted,
+            raw=obj,
+        ),
+        *[
+            StripeSubscriptionItem(
+                id=item["id"],
+                subscription_id=sid,
+                price_id=item["price"]["id"],
+                product_id="prod_pro",
+                quantity=item["quantity"],
+                unit_amount=item["price"]["unit_amount"],
+                currency=currency,
+                recurring_interval=item["price"]["recurring"]["interval"],
+                recurring_interval_count=1,
+                raw=item,
+            )
+            for item in obj["items"]["data"]
+        ],
+    )
+
+
+@pytest.fixture
+def people(any_store_owner: Actor) -> Actor:
+    add(
+        customer("cus_alice", "Alice Archer", "alice@example.com"),
+        customer("cus_bob", "Bob Baker", "bob@shop.example"),
+        customer("cus_carol", "Carol Cruz", "carol@example.com"),
+        customer("cus_dan", "Dan Diaz", "dan@example.com"),
+        customer("cus_gone", "", "", deleted=True),
+        StripeProduct(id="prod_pro", name="Pro", created=T - 500 * DAY),
+    )
+    return any_store_owner
+
+
+# --- the dashboard -----------------------------------------------------------------------------------
+
+
+def test_mrr_counts_active_and_past_due_with_yearly_and_quantities_per_currency(people: Actor) -> None:
+    subscription("sub_monthly", "active", [(2000, "month", 3)])  # $60/month
+    subscription("sub_yearly", "active", [(120000, "year", 1)])  # $1,200/year = $100/month
+    subscription("sub_mixed", "past_due", [(1000, "month", 2), (24000, "year", 1)])  # $20 + $20
+    subscription("sub_trial", "trialing", [(9900, "month", 1)])
+    subscription("sub_canceled", "canceled", [(9900, "month", 1)])
+    subscription("sub_unpaid", "unpaid", [(9900, "month", 1)])
+    subscription("sub_deleted", "active", [(9900, "month", 1)], deleted=True)
+    subscription("sub_eur", "active", [(3000, "month", 1)], currency="eur")
+
+    mrr = reports.dashboard(people, now=NOW).mrr
+
+    assert [(m.currency, m.text, m.subscriptions, m.past_due, m.past_due_text) for m in mrr] == [
+        ("usd", "$200.00", 3, 1, "$40.00"),
+        ("eur", "€30.00", 1, 0, "€0.00"),
+    ]
+
+
+def test_mrr_from_subscriptions_stored_by_the_sync(people: Actor) -> None:
+    with session_scope() as session:
+        for sid, status, items in (
+            ("sub_monthly", "active", [(2000, "month", 3)]),
+            ("sub_yearly", "active", [(120000, "year", 1)]),
+            ("sub_mixed", "past_due", [(1000, "month", 2), (24000, "year", 1)]),
+            ("sub_trial", "trialing", [(9900, "month", 1)]),
+        ):
+            mirror.write_objects(session, "subscription", [subscription_obj(sid, status, items, "usd", "cus_a", T)], T)
+    mrr = reports.dashboard(people, now=NOW).mrr
+    assert [(m.text, m.subscriptions, m.past_due_text) for m in mrr] == [("$200.00", 3, "$40.00")]
+
+
+def test_revenue_per_day_over_30_days_nets_refunds_and_keeps_currencies_apart(people: Actor) -> None:
+    add(
+        charge("ch_today_1", 10000, MIDNIGHT + 3600),
+        charge("ch_today_2", 5000, T - 60, refunded=5000),
+        charge("ch_failed", 99900, T - 60, status="failed", reason="generic_decline"),
+        charge("ch_pending", 7700, T - 60, status="pending"),
+        charge("ch_deleted", 30000, T - 60, deleted=True),
+        charge("ch_first_day", 700, MIDNIGHT - 29 * DAY),  # the window's first second
+        charge("ch_too_old", 50000, MIDNIGHT - 29 * DAY - 1),
+        charge("ch_eur", 4000, MIDNIGHT - 3 * DAY + 10, currency="eur"),
+        refund("re_today", "ch_today_1", 3000, T - 30),
+        refund("re_two_days", "ch_today_2", 500, MIDNIGHT - 2 * DAY + 5),
+        refund("re_failed", "ch_today_2", 2000, T - 30, status="failed"),
+        refund("re_old", "ch_too_old", 50000, MIDNIGHT - 40 * DAY),
+        refund("re_deleted", "ch_today_2", 100, T - 30, deleted=True),
+    )
+
+    board = reports.dashboard(people, now=NOW)
+
+    assert [s.currency for s in board.revenue] == ["usd", "eur"]
+    usd, eur = board.revenue
+    assert len(usd.days) == 30 and usd.days[0].day == date(2026, 2, 17) and usd.days[-1].day == date(2026, 3, 18)
+    assert board.revenue_since == date(2026, 2, 17)
+    today, two_days_ago, first = usd.days[-1], usd.days[-3], usd.days[0]
+    assert (today.gross, today.refunded, today.net, today.net_text) == (15000, 3000, 12000, "$120.00")
+    assert (two_days_ago.gross, two_days_ago.net_text) == (0, "-$5.00")
+    assert (first.gross, first.net_text) == (700, "$7.00")
+    assert (usd.gross.text, usd.refunded.text, usd.net.text) == ("$157.00", "$35.00", "$122.00")
+    assert [d.net_text for d in eur.days if d.net] == ["€40.00"] and eur.days[-4].net == 4000
+    assert eur.net.text == "€40.00"
+
+
+def test_failed_payments_this_week_grouped_by_reason_with_repeat_customers(people: Actor) -> None:
+    add(
+        charge("ch_f1", 1000, T - 1 * DAY, customer_id="cus_alice", status="failed", reason="expired_card"),
+        charge("ch_f2", 1000, T - 2 * DAY, customer_id="cus_alice", status="failed", reason="expired_card"),
+        charge("ch_f3", 2500, T - 3 * DAY, customer_id="cus_bob", status="failed", reason="insufficient_funds"),
+        charge(
+            "ch_f4",
+            9900,
+            T - 3 * DAY,
+            customer_id="cus_bob",
+            status="failed",
+            reason="highest_risk_level",
+            outcome_type="blocked",
+        ),
+        charge("ch_f5", 5000, T - 4 * DAY, customer_id="cus_carol", status="failed", reason="fraudulent"),
+        charge("ch_f6", 700, T - 5 * DAY, status="failed", reason="elevated_risk_level", currency="eur"),
+        charge("ch_f7", 1200, T - 6 * DAY, customer_id="cus_dan", status="failed", reason="generic_decline"),
+        charge("ch_f8", 1300, T - 8 * DAY, customer_id="cus_dan", status="failed", reason="generic_decline"),  # older
+        charge("ch_f9", 1400, T - DAY, customer_id="cus_dan", status="failed", reason="lost_card", deleted=True),
+        charge("ch_ok", 1500, T - DAY, customer_id="cus_dan"),
+    )
+
+    board = reports.dashboard(people, now=NOW)
+
+    groups = {g.reason: g for g in board.failed}
+    assert [g.label for g in board.failed] == ["Expired card", "Insufficient funds", "Fraud block", "Other"]
+    assert {r: g.count for r, g in groups.items()} == {
+        "expired_card": 2,
+        "insufficient_funds": 1,
+        "fraud": 3,
+        "other": 1,
+    }
+    assert board.failed_count == 7
+    assert [m.text for m in groups["fraud"].totals] == ["$149.00", "€7.00"]
+    assert [(f.customer.label, f.failures, f.repeat) for f in groups["expired_card"].customers] == [
+        ("Alice Archer", 2, True)
+    ]
+    assert [(f.customer.label, f.repeat) for f in groups["fraud"].customers] == [
+        ("Bob Baker", True),
+        ("Carol Cruz", False),
+    ]
+    assert [(f.customer.label, f.repeat) for f in groups["other"].customers] == [("Dan Diaz", False)]
+    assert [(f.customer.label, f.week_failures) for f in board.repeat_customers] == [
+        ("Alice Archer", 2),
+        ("Bob Baker", 2),
+    ]
+
+
+def test_open_invoices_and_overdue_ones_per_currency(people: Actor) -> None:
+    add(
+        invoice("in_overdue", "open", 5000, due=T - DAY),
+        invoice("in_part_paid", "open", 8000, remaining=3000, due=T + DAY),
+        invoice("in_auto", "open", 1000, due=None),  # charged automatically: never overdue
+        invoice("in_eur_overdue", "open", 2000, due=T - 10, currency="eur"),
+        invoice("in_paid", "paid", 7000, remaining=0, due=T - 5 * DAY),
+        invoice("in_draft", "draft", 6000, due=T - 5 * DAY),
+        invoice("in_deleted", "open", 9000, due=T - 5 * DAY, deleted=True),
+    )
+
+    totals = {t.currency: t for t in reports.dashboard(people, now=NOW).invoices}
+
+    usd, eur = totals["usd"], totals["eur"]
+    assert (usd.open_count, usd.open.text) == (3, "$90.00")
+    assert (usd.overdue_count, usd.overdue.text) == (1, "$50.00")
+    assert (usd.not_due_count, usd.not_due.text) == (2, "$40.00")
+    assert (eur.open_count, eur.overdue_count, eur.overdue.text, eur.not_due.text) == (1, 1, "€20.00", "€0.00")
+    # A day later the invoice due tomorrow is overdue too.
+    later = {t.currency: t for t in reports.dashboard(people, now=NOW + timedelta(days=2)).invoices}
+    assert (later["usd"].overdue_count, later["usd"].overdue.text) == (2, "$80.00")
+
+
+def test_recent_refunds_are_the_latest_ten_with_charge_and_customer(people: Actor) -> None:
+    add(charge("ch_big", 100_000, T - 30 * DAY, customer_id="cus_carol"), charge("ch_anon", 5000, T - 30 * DAY))
+    add(*[refund(f"re_{n:02}", "ch_big", 100 * (n + 1), T - 1000 + n) for n in range(12)])
+    add(refund("re_anon", "ch_anon", 250, T - 5000), refund("re_hidden", "ch_big", 999, T, deleted=True))
+
+    recent = reports.dashboard(people, now=NOW).recent_refunds
+
+    assert [r.id for r in recent] == [f"re_{n:02}" for n in range(11, 1, -1)]
+    top = recent[0]
+    assert (top.charge_id, top.customer.id, top.customer.label, top.amount.text) == (
+        "ch_big",
+        "cus_carol",
+        "Carol Cruz",
+        "$12.00",
+    )
+
+
+def test_an_empty_store_gives_an_empty_dashboard(people: Actor) -> None:
+    board = reports.dashboard(people, now=NOW)
+    assert (board.mrr, board.revenue, board.invoices, board.recent_refunds, board.repeat_customers) == (
+        [],
+        [],
+        [],
+        [],
+        [],
+    )
+    assert [g.count for g in board.failed] == [0, 0, 0, 0] and board.failed_count == 0
+
+
+# --- the charges list ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def some_charges(people: Actor) -> Actor:
+    add(
+        charge("ch_a", 4599, T - 1 * DAY, customer_id="cus_alice"),
+        charge("ch_b", 12000, T - 2 * DAY, customer_id="cus_bob", refunded=2000),
+        charge("ch_c", 800, T - 3 * DAY, customer_id="cus_bob", status="failed", reason="insufficient_funds"),
+        charge("ch_d", 15000, T - 4 * DAY, customer_id="cus_carol", status="failed", reason="expired_card"),
+        charge(
+            "ch_e", 3000, T - 5 * DAY, customer_id="cus_carol", status="failed", reason="rule", outcome_type="blocked"
+        ),
+        charge("ch_f", 2500, T - 6 * DAY, customer_id="cus_dan", status="failed", reason="card_declined"),
+        charge("ch_g", 1000, T - 7 * DAY, customer_id="cus_dan", status="pending"),
+        charge("ch_h", 2000, T - 8 * DAY, customer_id="cus_alice", currency="eur"),
+        charge("ch_x", 5555, T - 1 * DAY, customer_id="cus_alice", deleted=True),
+    )
+    return people
+
+
+def ids(page: reports.Page[Any]) -> list[str]:
+    return [r.id for r in page.items]
+
+
+def charges(actor: Actor, sort: str = "newest", **filters: Any) -> list[str]:
+    return ids(reports.search_charges(actor, ChargeFilters(**filters), sort))
+
+
+def test_charges_list_filters(some_charges: Actor) -> None:
+    a = some_charges
+    assert charges(a) == ["ch_a", "ch_b", "ch_c", "ch_d", "ch_e", "ch_f", "ch_g", "ch_h"]  # ch_x is deleted
+    assert charges(a, status="succeeded") == ["ch_a", "ch_b", "ch_h"]
+    assert charges(a, status="failed") == ["ch_c", "ch_d", "ch_e", "ch_f"]
+    assert charges(a, status="pending") == ["ch_g"]
+    assert charges(a, status="refunded") == ["ch_b"]
+    assert charges(a, reason="insufficient_funds") == ["ch_c"]
+    assert charges(a, reason="expired_card") == ["ch_d"]
+    assert charges(a, reason="fraud") == ["ch_e"]
+    assert charges(a, reason="other") == ["ch_f"]
+    day = datetime(2026, 3, 13, tzinfo=UTC)  # T - 5 days falls on 13 March
+    assert charges(a, date_from=day, date_to=day + timedelta(days=2)) == ["ch_d", "ch_e"]
+    assert charges(a, date_from=NOW - timedelta(days=2, minutes=1)) == ["ch_a", "ch_b"]
+    assert charges(a, amount_min=2500, amount_max=4599) == ["ch_a", "ch_e", "ch_f"]
+    assert charges(a, amount_min=10000) == ["ch_b", "ch_d"]
+    assert charges(a, currency="EUR") == ["ch_h"]
+    assert charges(a, amount_max=2000, currency="usd") == ["ch_c", "ch_g"]
+    assert charges(a, customer="cus_carol") == ["ch_d", "ch_e"]
+    assert charges(a, customer="BOB@") == ["ch_b", "ch_c"]  # the start of an email, any case
+    assert charges(a, customer="diaz") == ["ch_f", "ch_g"]  # a word of the name
+    assert charges(a, customer="100%_sure") == []
+    assert charges(a, status="failed", customer="cus_carol", amount_max=5000) == ["ch_e"]
+
+
+def test_charges_list_rows_show_what_a_person_reads(some_charges: Actor) -> None:
+    rows = {r.id: r for r in reports.search_charges(some_charges).items}
+    b, d, e = rows["ch_b"], rows["ch_d"], rows["ch_e"]
+    assert (b.amount.text, b.status_label, b.customer.label, b.customer.email) == (
+        "$120.00",
+        "Partly refunded ($20.00)",
+        "Bob Baker",
+        "bob@shop.example",
+    )
+    assert (d.amount.text, d.status_label, d.reason_label, d.failure_message) == (
+        "$150.00",
+        "Failed",
+        "Expired card",
+        "Your card was declined.",
+    )
+    assert e.reason_label == "Fraud block"
+    assert rows["ch_h"].amount.text == "€20.00"
+
+
+def test_charges_sort_by_date_and_amount_both_ways(some_charges: Actor) -> None:
+    a = some_charges
+    assert charges(a, "oldest") == ["ch_h", "ch_g", "ch_f", "ch_e", "ch_d", "ch_c", "ch_b", "ch_a"]
+    assert charges(a, "amount_desc") == ["ch_d", "ch_b", "ch_a", "ch_e", "ch_f", "ch_h", "ch_g", "ch_c"]
+    assert charges(a, "amount_asc") == ["ch_c", "ch_g", "ch_h", "ch_f", "ch_e", "ch_a", "ch_b", "ch_d"]
+
+
+def test_bad_filters_and_cursors_are_refused_with_a_reason(some_charges: Actor) -> None:
+    a = some_charges
+    for bad in (
+        {"status": "everything"},
+        {"reason": "bad_luck"},
+        {"amount_min": -1},
+        {"amount_min": 500, "amount_max": 100},
+        {"currency": "dollars"},
+        {"date_from": NOW, "date_to": NOW - timedelta(days=1)},
+        {"customer": "x" * 300},
+    ):
+        with pytest.raises(ValidationFailed):
+            reports.search_charges(a, ChargeFilters(**bad))
+    with pytest.raises(ValidationFailed, match="Sort by"):
+        reports.search_charges(a, sort="random")
+    with pytest.raises(ValidationFailed, match="page"):
+        reports.search_charges(a, limit=500)
+    first = reports.search_charges(a, limit=2)
+    assert first.next_cursor
+    for cursor in ("garbage", "newest:abc:ch_a", first.next_cursor.replace("newest", "amount_desc")):
+        with pytest.raises(ValidationFailed, match="no longer valid"):
+            reports.search_charges(a, cursor=cursor, limit=2)
+
+
+# --- keyset pagination -----------------------------------------------------------------------------
+
+
+def walk(fetch: Any, limit: int) -> list[list[str]]:
+    pages, cursor = [], None
+    while True:
+        page = fetch(cursor, limit)
+        pages.append(ids(page))
+        assert len(page.items) <= limit
+        if page.next_cursor is None:
+            return pages
+        cursor = page.next_cursor
+
+
+@pytest.mark.parametrize("sort", ["newest", "oldest", "amount_desc", "amount_asc"])
+def test_charge_pages_walk_every_row_exactly_once_with_ties(people: Actor, sort: str) -> None:
+    # 23 charges, four to a second and three to an amount: ties on either sort key.
+    rows = [charge(f"ch_{n:02}", 1000 * (n // 3), T - 100 * (n // 4), customer_id="cus_alice") for n in range(23)]
+    add(*rows, charge("ch_deleted", 1000, T - 100, deleted=True))
+    key = (lambda c: (c.created, c.id)) if sort in ("newest", "oldest") else (lambda c: (c.amount, c.id))
+    expected = [c.id for c in sorted(rows, key=key, reverse=sort in ("newest", "amount_desc"))]
+
+    pages = walk(lambda cursor, limit: reports.search_charges(people, sort=sort, cursor=cursor, limit=limit), 5)
+
+    assert [len(p) for p in pages] == [5, 5, 5, 5, 3]
+    assert [i for p in pages for i in p] == expected
+    # The default page size takes them all at once.
+    assert ids(reports.search_charges(people, sort=sort)) == expected
+
+
+def test_a_new_charge_does_not_shift_the_next_page(people: Actor) -> None:
+    add(*[charge(f"ch_{n}", 100, T - n * 60) for n in range(6)])
+    first = reports.search_charges(people, limit=3)
+    add(charge("ch_newest", 100, T + 60))
+    second = reports.search_charges(people, cursor=first.next_cursor, limit=3)
+    assert (ids(first), ids(second), second.next_cursor) == (["ch_0", "ch_1", "ch_2"], ["ch_3", "ch_4", "ch_5"], None)
+
+
+def test_subscription_and_invoice_pages_walk_every_row_exactly_once(people: Actor) -> None:
+    for n in range(11):
+        subscription(f"sub_{n:02}", "active", [(1000 * (n // 2), "month", 1)], created=T - 10 * (n // 3))
+    add(*[invoice(f"in_{n:02}", "open", 500 * (n // 4), created=T - 10 * (n // 2)) for n in range(11)])
+
+    for sort in ("newest", "oldest", "amount_desc", "amount_asc"):
+        subs = walk(lambda c, lim, s=sort: reports.search_subscriptions(people, sort=s, cursor=c, limit=lim), 4)
+        invs = walk(lambda c, lim, s=sort: reports.search_invoices(people, sort=s, cursor=c, limit=lim, now=NOW), 4)
+        assert [len(p) for p in subs] == [4, 4, 3] and [len(p) for p in invs] == [4, 4, 3]
+        all_subs, all_invs = [i for p in subs for i in p], [i for p in invs for i in p]
+        assert all_subs == ids(reports.search_subscriptions(people, sort=sort)), sort
+        assert all_invs == ids(reports.search_invoices(people, sort=sort, now=NOW)), sort
+        assert sorted(all_subs) == [f"sub_{n:02}" for n in range(11)]
+        assert sorted(all_invs) == [f"in_{n:02}" for n in range(11)]
+    newest = [i for p in walk(lambda c, lim: reports.search_subscriptions(people, cursor=c, limit=lim), 4) for i in p]
+    assert newest[:4] == ["sub_02", "sub_01", "sub_00", "sub_05"]  # created desc, then id desc
+
+
+# --- the subscriptions list --------------------------------------------------------------------------
+
+
+def test_subscriptions_list_filters_sorts_and_rows(people: Actor) -> None:
+    subscription("sub_a", "active", [(2000, "month", 3)], customer_id="cus_alice", created=T - 5 * DAY)
+    subscription("sub_b", "past_due", [(120000, "year", 1)], customer_id="cus_bob", created=T - 4 * DAY)
+    subscription("sub_c", "trialing", [(9900, "month", 1)], customer_id="cus_bob", created=T - 3 * DAY)
+    subscription("sub_d", "canceled", [(500, "month", 1)], customer_id="cus_carol", created=T - 2 * DAY)
+    subscription("sub_x", "active", [(500, "month", 1)], customer_id="cus_carol", created=T - DAY, deleted=True)
+
+    def subs(sort: str = "newest", **f: Any) -> list[str]:
+        return ids(reports.search_subscriptions(people, SubscriptionFilters(**f), sort))
+
+    assert subs() == ["sub_d", "sub_c", "sub_b", "sub_a"]
+    assert subs("oldest") == ["sub_a", "sub_b", "sub_c", "sub_d"]
+    assert subs("amount_desc") == ["sub_b", "sub_c", "sub_a", "sub_d"]
+    assert subs("amount_asc") == ["sub_d", "sub_a", "sub_c", "sub_b"]
+    assert subs(status="past_due") == ["sub_b"]
+    assert subs(status="trialing") == ["sub_c"]
+    assert subs(customer="cus_bob") == ["sub_c", "sub_b"]
+    assert subs(customer="carol@", status="canceled") == ["sub_d"]
+    with pytest.raises(ValidationFailed):
+        subs(status="zombie")
+    rows = {r.id: r for r in reports.search_subscriptions(people).items}
+    a, b, c = rows["sub_a"], rows["sub_b"], rows["sub_c"]
+    assert (a.mrr.text, a.plan, a.status_label, a.customer.label, a.counts_in_mrr) == (
+        "$60.00",
+        "Pro × 3",
+        "Active",
+        "Alice Archer",
+        True,
+    )
+    assert (b.mrr.text, b.status_label, b.counts_in_mrr) == ("$100.00", "Past due", True)
+    assert (c.status_label, c.counts_in_mrr) == ("Trialing", False)
+
+
+# --- the invoices list ------------------------------------------------------------------------------
+
+
+def test_invoices_list_filters_with_overdue_and_rows(people: Actor) -> None:
+    add(
+        invoice("in_1", "open", 5000, due=T - DAY, customer_id="cus_alice", created=T - 40 * DAY),
+        invoice("in_2", "open", 3000, due=T + DAY, customer_id="cus_bob", created=T - 30 * DAY),
+        invoice("in_3", "paid", 7000, remaining=0, due=T - 9 * DAY, customer_id="cus_bob", created=T - 20 * DAY),
+        invoice("in_4", "void", 100, customer_id="cus_carol", created=T - 10 * DAY),
+        invoice("in_5", "open", 800, due=None, customer_id="cus_carol", created=T - 5 * DAY),
+        invoice("in_6", "open", 9000, due=T - DAY, customer_id="cus_carol", created=T - 1 * DAY, deleted=True),
+    )
+
+    def invs(sort: str = "newest", **f: Any) -> list[str]:
+        return ids(reports.search_invoices(people, InvoiceFilters(**f), sort, now=NOW))
+
+    assert invs() == ["in_5", "in_4", "in_3", "in_2", "in_1"]
+    assert invs("amount_desc") == ["in_3", "in_1", "in_2", "in_5", "in_4"]
+    assert invs("amount_asc") == ["in_4", "in_5", "in_2", "in_1", "in_3"]
+    assert invs(status="open") == ["in_5", "in_2", "in_1"]
+    assert invs(status="overdue") == ["in_1"]
+    assert invs(status="paid") == ["in_3"]
+    assert invs(customer="cus_bob") == ["in_3", "in_2"]
+    assert invs(customer="carol") == ["in_5", "in_4"]
+    assert invs(date_from=NOW - timedelta(days=35), date_to=NOW - timedelta(days=15)) == ["in_3", "in_2"]
+    with pytest.raises(ValidationFailed):
+        invs(status="late")
+    rows = {r.id: r for r in reports.search_invoices(people, now=NOW).items}
+    assert (rows["in_1"].status_label, rows["in_1"].overdue, rows["in_1"].remaining.text) == ("Overdue", True, "$50.00")
+    assert (rows["in_2"].status_label, rows["in_2"].overdue) == ("Open", False)
+    assert (rows["in_3"].status_label, rows["in_3"].total.text, rows["in_3"].remaining.text) == (
+        "Paid",
+        "$70.00",
+        "$0.00",
+    )
+    assert (rows["in_2"].number, rows["in_2"].customer.label) == ("INV-2", "Bob Baker")
+
+
+# --- who may read them ------------------------------------------------------------------------------
+
+
+def test_a_read_only_member_may_read_every_report_and_an_unknown_role_may_not(people: Actor) -> None:
+    add(charge("ch_1", 1000, T - 60, customer_id="cus_alice"), invoice("in_1", "open", 500, due=T - 1))
+    subscription("sub_1", "active", [(1000, "month", 1)])
+    reader = member_actor("read_only", "reader@example.com")
+
+    board = reports.dashboard(reader, now=NOW)
+    assert [m.text for m in board.mrr] == ["$10.00"] and board.invoices[0].overdue.text == "$5.00"
+    assert ids(reports.search_charges(reader)) == ["ch_1"]
+    assert ids(reports.search_subscriptions(reader)) == ["sub_1"]
+    assert ids(reports.search_invoices(reader, now=NOW)) == ["in_1"]
+
+    stranger = Actor(reader.user_id, reader.email, "intern", Source.DASHBOARD)
+    for call in (
+        lambda: reports.dashboard(stranger, now=NOW),
+        lambda: reports.search_charges(stranger),
+        lambda: reports.search_subscriptions(stranger),
+        lambda: reports.search_invoices(stranger),
+    ):
+        with pytest.raises(PermissionDenied, match="not known"):
+            call()
