@@ -21,14 +21,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 
-from services.db import get_engine
+from services.db import get_engine, session_scope
 from services.errors import BillyError, NotFound, PermissionDenied, ValidationFailed
 from services.models import AuditEntry, utcnow
 from services.money import format_money
@@ -483,6 +483,8 @@ class AuditRecord:
     details: dict[str, Any]
     prev_hash: str
     hash: str
+    # The role as people read it now (a custom role by its name; its key if since deleted).
+    actor_role_label: str = ""
 
     @property
     def amount_label(self) -> str:
@@ -524,6 +526,13 @@ class AuditExport:
                 "Narrow the dates to export the older ones."
             )
         return f"Exported {self.rows:,} row{'' if self.rows == 1 else 's'}."
+
+
+def authorize_read(actor: Actor, action: str, *targets: str) -> None:
+    """`authorize` for reads: reading is not logged, but a refused read is (as `denied`), so
+    every refusal, whatever door it came through, leaves a row (DESIGN, Audit log)."""
+    with _refusal_recorded(actor, action, *targets):
+        authorize(actor, action)
 
 
 @contextmanager
@@ -652,7 +661,7 @@ def search(actor: Actor, filters: AuditFilters | None = None, cursor: int | None
     limit = max(1, min(limit, PAGE_LIMIT_MAX))
     stmt = sa.select(_table).where(*where).order_by(_table.c.id.desc()).limit(limit + 1)
     with get_engine().connect() as conn:
-        rows = [_record_from(r) for r in conn.execute(stmt).mappings()]
+        rows = _labelled([_record_from(r) for r in conn.execute(stmt).mappings()])
     more = len(rows) > limit
     entries = rows[:limit]
     return AuditPage(entries, entries[-1].id if more else None)
@@ -669,7 +678,15 @@ def get_entry(actor: Actor, entry_id: int) -> AuditRecord:
         row = conn.execute(sa.select(_table).where(_table.c.id == entry_id)).mappings().first()
     if row is None:
         raise NotFound(f"Audit row {entry_id} does not exist.")
-    return _record_from(row)
+    return _labelled([_record_from(row)])[0]
+
+
+def _labelled(records: list[AuditRecord]) -> list[AuditRecord]:
+    from services import roles  # roles records its changes here: import late, no cycle
+
+    with session_scope() as session:
+        labels = roles.labels(session)
+    return [replace(r, actor_role_label=labels.get(r.actor_role, r.actor_role)) for r in records]
 
 
 def known_actions(actor: Actor) -> list[str]:

@@ -228,7 +228,7 @@ def _views(actor: Actor, rows: list[RefundRequest]) -> list[RequestView]:
 
 def get_request(actor: Actor, request_id: Any) -> RequestView:
     """One request: approvers see any, everyone else only their own."""
-    authorize(actor, "refunds.queue")
+    audit.authorize_read(actor, "refunds.queue")
     row = _load(_check_id(request_id))
     approver = Permission.APPROVE_REFUNDS in role_of(actor).permissions
     if not approver and row.requested_by != actor.user_id:
@@ -239,7 +239,7 @@ def get_request(actor: Actor, request_id: Any) -> RequestView:
 def list_queue(actor: Actor, status: str = "pending", limit: int = QUEUE_LIMIT) -> list[RequestView]:
     """Requests in one status ("all" for every status). Approvers see everyone's, others only
     their own. Pending ones oldest first (a queue), the rest newest first."""
-    authorize(actor, "refunds.queue")
+    audit.authorize_read(actor, "refunds.queue")
     if status != "all" and status not in STATUSES:
         raise ValidationFailed("Choose a status: pending, approved, declined, failed, withdrawn or all.")
     limit = max(1, min(int(limit), QUEUE_LIMIT))
@@ -257,7 +257,7 @@ def list_queue(actor: Actor, status: str = "pending", limit: int = QUEUE_LIMIT) 
 
 def my_requests(actor: Actor, limit: int = 50) -> list[RequestView]:
     """The caller's own requests in every status, newest first."""
-    authorize(actor, "refunds.queue")
+    audit.authorize_read(actor, "refunds.queue")
     limit = max(1, min(int(limit), QUEUE_LIMIT))
     stmt = (
         select(RefundRequest)

@@ -134,7 +134,7 @@ def custom_roles_in_use(session: Session) -> int:
 
 def list_roles(actor: Actor) -> list[RoleView]:
     """Built-in roles first (lowest to highest), then custom roles by name."""
-    authorize(actor, "roles.view")
+    audit.authorize_read(actor, "roles.view")
     with session_scope() as session:
         counts: dict[str, int] = {}
         for member in session.exec(select(Member).where(col(Member.active).is_(True))):

@@ -200,7 +200,7 @@ def revoke_invite(actor: Actor, invite_id: int, now: datetime | None = None) -> 
 
 def list_team(actor: Actor, now: datetime | None = None) -> TeamView:
     now = now or utcnow()
-    authorize(actor, "team.view")
+    audit.authorize_read(actor, "team.view")
     with session_scope() as session:
         members = session.exec(select(Member).where(col(Member.active).is_(True)).order_by(col(Member.id))).all()
         invites = session.exec(_pending_invites(now).order_by(col(MagicLink.id))).all()

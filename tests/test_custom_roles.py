@@ -251,3 +251,19 @@ def test_a_custom_role_refund_is_capped_against_stripe(any_store, any_store_owne
         billing.issue_refund(actor, charge["id"], 100_00, None, "custom-role-refund-0002")
     assert stripe_peer.secret_client().v1.charges.retrieve(charge["id"]).amount_refunded == 200_00
     assert [(r.outcome, r.actor_role) for r in _audit("charges.refund")] == [("ok", key), ("denied", key)]
+
+
+def test_the_audit_log_names_a_custom_role_by_its_label(any_store_owner, smtp_catcher) -> None:  # type: ignore[no-untyped-def]
+    from services import audit
+
+    _business()
+    key = roles.create_custom_role(any_store_owner, "Support lead", ["refund"], {"usd": 100_00})
+    _invite_and_accept(any_store_owner, smtp_catcher, LEAD, key)
+    lead = _signed_in(LEAD)
+    with pytest.raises(PermissionDenied):
+        roles.list_roles(lead)
+    from services.audit import AuditFilters
+
+    page = audit.search(any_store_owner, AuditFilters(person=LEAD))
+    assert page.entries and {(e.actor_role, e.actor_role_label) for e in page.entries} == {(key, "Support lead")}
+    assert audit.get_entry(any_store_owner, page.entries[0].id).actor_role_label == "Support lead"

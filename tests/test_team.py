@@ -116,7 +116,7 @@ def test_only_the_owner_manages_the_team(owner, smtp_catcher) -> None:  # type: 
     assert smtp_catcher.messages() == []
     with session_scope() as s:
         denied = s.exec(select(AuditEntry).where(AuditEntry.outcome == "denied")).all()
-    assert {d.action for d in denied} == {"team.invite", "team.remove", "team.change_role"}
+    assert {d.action for d in denied} == {"team.view", "team.invite", "team.remove", "team.change_role"}
 
 
 def test_plan_limit_counts_owner_members_and_pending_invites(any_store_owner, smtp_catcher) -> None:  # type: ignore[no-untyped-def]

@@ -48,7 +48,7 @@ def entry_row(r: AuditRecord) -> dict[str, str]:
         "id": str(r.id),
         "at": r.at.isoformat(),
         "who": r.actor_email or "—",
-        "role": _role_label(r.actor_role),
+        "role": r.actor_role_label or _role_label(r.actor_role),
         "action": r.action,
         "targets": ", ".join(r.target_ids),
         "amount": r.amount_label,
