@@ -1,4 +1,4 @@
-"""`python -m sandbox --host 127.0.0.1 --port 8420 [--data-dir DIR]`."""
+"""`python -m sandbox --host 127.0.0.1 --port 8420 [--data-dir DIR] [--rate-limit N]`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,16 @@ import sys
 from pathlib import Path
 
 from sandbox.server import READY_PREFIX, serve
+
+
+def _rate(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError("a whole number of requests per second, 0 for none")
+    return value
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -24,6 +34,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=Path,
         help="load and save state in DIR/state.pickle (default: memory only)",
     )
+    parser.add_argument(
+        "--rate-limit",
+        type=_rate,
+        default=0,
+        metavar="N",
+        help="answer 429 past N API requests in any moving second, as Stripe does (default 0: no limit)",
+    )
     parser.add_argument("--verbose", action="store_true", help="log every request")
     return parser.parse_args(argv)
 
@@ -37,7 +54,7 @@ async def _main(args: argparse.Namespace) -> None:
     def ready(port: int) -> None:
         print(f"{READY_PREFIX}http://{args.host}:{port}", flush=True)
 
-    await serve(args.host, args.port, args.data_dir, stop, ready, access_log=args.verbose)
+    await serve(args.host, args.port, args.data_dir, stop, ready, access_log=args.verbose, rate_limit=args.rate_limit)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,6 +29,7 @@ from sandbox import (
     keys,
     lists,
     prices,
+    ratelimit,
     refunds,
     state,
     subscriptions,
@@ -111,6 +112,7 @@ def install() -> None:
     state.register("idempotency", idempotency.CACHE)
     state.register("webhooks", events.WebhookRegistry())
     state.register("latency", LATENCY)
+    state.register("rate_limit", ratelimit.LIMIT)
     _installed = True
 
 
@@ -225,6 +227,8 @@ def sandbox_routes() -> list[Route]:
         ("DELETE", "/_config/restricted_keys/{key}", keys.delete_key),
         ("POST", "/_config/backdate", backdate.backdate_route),
         ("POST", "/_config/latency", set_latency),
+        ("POST", "/_config/rate_limit", ratelimit.set_rate_limit),
+        ("GET", "/_config/rate_limit", ratelimit.get_rate_limit),
     ]
 
 
@@ -235,6 +239,7 @@ def build_app() -> web.Application:
             error_middleware,
             context_middleware,
             keys.auth_middleware,
+            ratelimit.rate_limit_middleware,  # before idempotency: a 429 is never replayed
             idempotency.idempotency_middleware,
             latency_middleware,
         ],

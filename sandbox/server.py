@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from sandbox import state
+from sandbox import ratelimit, state
 from sandbox.app import build_app
 from sandbox.persistence import Persistence
 
@@ -37,9 +37,13 @@ async def serve(
     stop: asyncio.Event,
     on_ready: Callable[[int], None],
     access_log: bool = False,
+    rate_limit: int = 0,
 ) -> None:
-    """Run until `stop` is set; load from and save to `data_dir` when given."""
+    """Run until `stop` is set; load from and save to `data_dir` when given.
+
+    `rate_limit` (requests per second, 0: none) is the start-up limit a reset returns to."""
     app = build_app()
+    ratelimit.LIMIT.default = rate_limit
     state.reset_all()
     persistence = Persistence(data_dir) if data_dir else None
     saver: asyncio.Task[None] | None = None
@@ -126,6 +130,15 @@ class SandboxHandle:
     def set_latency(self, seconds: float) -> None:
         """Delay every API call by `seconds` (0 turns it off; a reset does too)."""
         _http(f"{self.url}/_config/latency", "POST", {"seconds": seconds})
+
+    def set_rate_limit(self, requests_per_second: int) -> None:
+        """Answer 429 past `requests_per_second` API requests in any moving second (0: no
+        limit). A reset goes back to the start-up limit (`--rate-limit`, else none)."""
+        _http(f"{self.url}/_config/rate_limit", "POST", {"requests_per_second": requests_per_second})
+
+    def rate_limit(self) -> dict[str, int]:
+        """GET /_config/rate_limit: `requests_per_second`, `default` and `refused` (429s so far)."""
+        return _http(f"{self.url}/_config/rate_limit")
 
     def backdate(self, object_id: str, created: int) -> dict[str, Any]:
         return _http(f"{self.url}/_config/backdate", "POST", {"id": object_id, "created": created})
@@ -234,11 +247,16 @@ def run_in_process(
     host: str = "127.0.0.1",
     data_dir: str | Path | None = None,
     python: str = sys.executable,
+    rate_limit: int = 0,
 ) -> SandboxHandle:
-    """Start `python -m sandbox` as a child process; `stop()` sends SIGTERM."""
+    """Start `python -m sandbox` as a child process; `stop()` sends SIGTERM.
+
+    `rate_limit` is passed as `--rate-limit` (a reset returns to it)."""
     command = [python, "-m", "sandbox", "--host", host, "--port", str(port)]
     if data_dir is not None:
         command += ["--data-dir", str(data_dir)]
+    if rate_limit:
+        command += ["--rate-limit", str(rate_limit)]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     process = subprocess.Popen(  # noqa: S603 - our own interpreter and module, fixed arguments

@@ -13,7 +13,9 @@ version, so a backfill never overwrites a fresher copy written by an event or a 
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -24,12 +26,12 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from services import mirror, notices
+from services import audit, mirror, notices
 from services.db import session_scope
 from services.errors import BillyError, StripeRequestFailed
 from services.models import StripeCustomer, SyncState, utcnow
 from services.permissions import Actor, authorize
-from services.stripe_gateway import StripeGateway, as_dict
+from services.stripe_gateway import StripeGateway
 
 log = logging.getLogger(__name__)
 
@@ -141,15 +143,43 @@ def _finish(resource: str, status: str, error: str | None, throttled: int = 0) -
 
 
 def _page_through(gateway: StripeGateway, run: _Run, cursor: str | None) -> None:
+    """Page through a list, fetching the next page while the last one is being stored (the
+    request, not the write, is what the rate limit allows a fixed number of)."""
     spec = run.resource
-    while True:
-        requested_at = time.time()
-        items, has_more = gateway.list_page(spec.name, cursor, params=spec.params, on_throttled=run.throttled_once)
-        if items:
-            cursor = items[-1]["id"]
-            run.store_page(items, requested_at, cursor)
-        if not has_more or not items:
-            return
+    pages: queue.Queue[tuple[list[dict[str, Any]], float, bool] | BaseException] = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def fetch(after: str | None) -> None:
+        try:
+            while not stop.is_set():
+                requested_at = time.time()
+                items, has_more = gateway.list_page(
+                    spec.name, after, params=spec.params, on_throttled=run.throttled_once
+                )
+                pages.put((items, requested_at, has_more and bool(items)))
+                if not has_more or not items:
+                    return
+                after = items[-1]["id"]
+        except BaseException as exc:  # noqa: BLE001 - handed to the storing thread, which raises it
+            pages.put(exc)
+
+    fetcher = threading.Thread(target=fetch, args=(cursor,), name=f"backfill-{spec.name}-fetch", daemon=True)
+    fetcher.start()
+    try:
+        while True:
+            got = pages.get()
+            if isinstance(got, BaseException):
+                raise got
+            items, requested_at, more = got
+            if items:
+                run.store_page(items, requested_at, items[-1]["id"])
+            if not more:
+                return
+    finally:
+        stop.set()
+        with contextlib.suppress(queue.Empty):
+            while True:
+                pages.get_nowait()  # unblock a fetcher waiting to hand over a page
 
 
 def _per_customer(gateway: StripeGateway, run: _Run, cursor: str | None) -> None:
@@ -168,18 +198,16 @@ def _per_customer(gateway: StripeGateway, run: _Run, cursor: str | None) -> None
             found: list[dict[str, Any]] = []
             after: str | None = None
             while True:
-                page = gateway.read(
-                    lambda c, cid=customer_id, a=after: c.v1.customers.payment_methods.list(
-                        cid,
-                        params={"limit": 100, **({"starting_after": a} if a else {})},
-                        options={"max_network_retries": 0},
-                    ),
-                    run.throttled_once,
+                items, has_more = gateway.list_page(
+                    "payment_methods",
+                    after,
+                    on_throttled=run.throttled_once,
+                    path=f"/v1/customers/{customer_id}/payment_methods",
                 )
-                found += [as_dict(o) for o in page.data]
-                if not page.has_more or not page.data:
+                found += items
+                if not has_more or not items:
                     break
-                after = page.data[-1].id
+                after = items[-1]["id"]
             run.store_page(found, requested_at, customer_id)
             cursor = customer_id
 
@@ -258,7 +286,7 @@ class ResourceProgress:
 
 
 def progress(actor: Actor) -> list[ResourceProgress]:
-    authorize(actor, "sync.view")
+    audit.authorize_read(actor, "sync.view")
     with session_scope() as session:
         states = {s.resource: s for s in session.exec(select(SyncState))}
     result = []
@@ -310,5 +338,8 @@ background_sync = BackgroundSync()
 
 def start_sync(actor: Actor) -> bool:
     """Start a backfill in the background (Owner action: it spends the Stripe rate limit)."""
-    authorize(actor, "sync.run")
-    return background_sync.start()
+    with audit.audited(actor, "sync.run") as draft:
+        authorize(actor, "sync.run")
+        started = background_sync.start()
+        draft.details["started"] = started
+    return started

@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m bench.pages` (page queries at scale). Not part of `make test`."""
