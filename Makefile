@@ -26,6 +26,9 @@ reset: ## Wipe the local store, the sandbox's state and the secret store (keeps 
 	rm -rf data
 	@echo "Local data wiped: the next 'make run' starts from first-run signup."
 
+bench: setup ## Page-query benchmark at scale (100k customers, 1M charges; SQLite and PostgreSQL). Not part of `make test`.
+	@source scripts/env.sh && python -m bench.pages $(BENCH_ARGS)
+
 lint: setup
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .

@@ -10,12 +10,16 @@ from sqlmodel import SQLModel
 import services.models  # noqa: F401 - registers every table on SQLModel.metadata
 from services.config import get_settings
 from services.db import make_engine
+from services.search import include_name, include_object
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logging", True):
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 target_metadata = SQLModel.metadata
+# Migration 0009's search objects (SQLite FTS5 tables, PostgreSQL trigram indexes) are not
+# models: autogenerate must neither drop them nor see them as drift. Exactly those are skipped.
+FILTERS = {"include_name": include_name, "include_object": include_object}
 
 
 def _url() -> str:
@@ -23,7 +27,7 @@ def _url() -> str:
 
 
 def run_migrations_offline() -> None:
-    context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True, render_as_batch=True)
+    context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True, render_as_batch=True, **FILTERS)
     with context.begin_transaction():
         context.run_migrations()
 
@@ -31,7 +35,7 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     engine = make_engine(_url())
     with engine.connect() as connection:
-        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
+        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True, **FILTERS)
         with context.begin_transaction():
             context.run_migrations()
     engine.dispose()

@@ -91,10 +91,6 @@ class CustomerDetail:
     charges: list[ChargeRow]
 
 
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def _encode_cursor(created: int, obj_id: str) -> str:
     return f"{created}:{obj_id}"
 
@@ -110,19 +106,14 @@ def search_customers(actor: Actor, query: str = "", cursor: str | None = None, l
     """Customers newest first, optionally those whose email or name (any word) starts with `query`.
 
     Keyset pagination on (created, id): each page costs the same however deep it is."""
-    authorize(actor, "customers.search")
+    audit.authorize_read(actor, "customers.search")
     limit = max(1, min(limit, MAX_PAGE_SIZE))
     stmt = select(StripeCustomer).where(col(StripeCustomer.deleted).is_(False))
     needle = " ".join(query.split()).lower()
     if needle:
-        prefix = _escape_like(needle) + "%"
-        stmt = stmt.where(
-            sa.or_(
-                col(StripeCustomer.email_lower).like(prefix, escape="\\"),
-                col(StripeCustomer.name_lower).like(prefix, escape="\\"),
-                col(StripeCustomer.name_lower).like("% " + prefix, escape="\\"),
-            )
-        )
+        from services.search import customer_starts_with
+
+        stmt = stmt.where(customer_starts_with(get_engine().dialect.name, needle))
     if cursor:
         created, obj_id = _decode_cursor(cursor)
         stmt = stmt.where(
@@ -162,7 +153,7 @@ def _charge_row(row: StripeCharge, refunds: list[StripeRefund]) -> ChargeRow:
 
 
 def get_customer(actor: Actor, customer_id: str, charge_limit: int = MAX_PAGE_SIZE) -> CustomerDetail:
-    authorize(actor, "customers.view")
+    audit.authorize_read(actor, "customers.view")
     with session_scope() as session:
         customer = session.get(StripeCustomer, customer_id)
         if customer is None:
@@ -188,7 +179,7 @@ def get_customer(actor: Actor, customer_id: str, charge_limit: int = MAX_PAGE_SI
 
 
 def get_charge(actor: Actor, charge_id: str) -> ChargeRow:
-    authorize(actor, "charges.view")
+    audit.authorize_read(actor, "charges.view")
     with session_scope() as session:
         charge = session.get(StripeCharge, charge_id)
         if charge is None:

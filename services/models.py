@@ -192,6 +192,11 @@ class StripeCharge(SQLModel, table=True):
         # Reports (0008): a status's charges in a time window; the list sorted by amount.
         sa.Index("ix_stripe_charge_status_created", "status", "created", "id"),
         sa.Index("ix_stripe_charge_amount_id", "amount", "id"),
+        # Global search (0009): card last four, newest first.
+        sa.Index("ix_stripe_charge_card_last4_created", "card_last4", "created", "id"),
+        # The dashboard's revenue (0009): every column it reads, so the 30-day window is read
+        # from the index alone (bench/pages).
+        sa.Index("ix_stripe_charge_revenue", "status", "created", "currency", "amount", "paid", "deleted"),
     )
     id: str = Field(primary_key=True, max_length=255)
     customer_id: str | None = Field(default=None, max_length=255)
@@ -211,7 +216,7 @@ class StripeCharge(SQLModel, table=True):
     order_number: str | None = Field(default=None, max_length=64, index=True)
     card_brand: str | None = Field(default=None, max_length=32)
     card_last4: str | None = Field(default=None, max_length=4)
-    payment_intent_id: str | None = Field(default=None, max_length=255)
+    payment_intent_id: str | None = Field(default=None, max_length=255, index=True)  # search by pi_ (0009)
     created: int = Field(sa_type=sa.BigInteger)
     livemode: bool = Field(default=False)
     deleted: bool = Field(default=False)
@@ -383,6 +388,7 @@ class StripeSubscription(SQLModel, table=True):
         sa.Index("ix_stripe_subscription_status_created", "status", "created", "id"),
         sa.Index("ix_stripe_subscription_customer_created", "customer_id", "created"),
         sa.Index("ix_stripe_subscription_mrr_id", "mrr", "id"),  # the list sorted by amount (0008)
+        sa.Index("ix_stripe_subscription_mrr_totals", "status", "currency", "mrr", "deleted"),  # dashboard MRR (0009)
     )
     id: str = Field(primary_key=True, max_length=255)
     customer_id: str | None = Field(default=None, max_length=255)
@@ -425,6 +431,8 @@ class StripeInvoice(SQLModel, table=True):
         sa.Index("ix_stripe_invoice_status_created", "status", "created", "id"),
         sa.Index("ix_stripe_invoice_customer_created", "customer_id", "created"),
         sa.Index("ix_stripe_invoice_total_id", "total", "id"),  # the list sorted by amount (0008)
+        # The dashboard's open invoices (0009), from the index alone.
+        sa.Index("ix_stripe_invoice_open_totals", "status", "currency", "due_date", "amount_remaining", "deleted"),
     )
     id: str = Field(primary_key=True, max_length=255)
     customer_id: str | None = Field(default=None, max_length=255)

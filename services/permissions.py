@@ -121,6 +121,7 @@ ACTIONS: dict[str, Permission] = {
     "dashboard.view": Permission.VIEW,  # MRR, revenue, failed payments, open invoices, refunds
     "subscriptions.search": Permission.VIEW,
     "invoices.search": Permission.VIEW,
+    "search.global": Permission.VIEW,  # the header search: customers, charges, invoices, subscriptions
     "charges.refund": Permission.REFUND,
     "refunds.request": Permission.REFUND,  # ask for an over-cap refund to be approved
     "refunds.withdraw": Permission.REFUND,  # take back one's own request

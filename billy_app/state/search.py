@@ -1,0 +1,96 @@
+"""`/search?q=…`: the header's global search, from the store (services.search)."""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import quote
+
+import reflex as rx
+
+from billy_app.state.session import SessionState
+from billy_app.state.view import iso
+from services import search
+from services.errors import BillyError, NotAuthenticated
+from services.search import SearchHit
+
+MAX_QUERY = search.MAX_QUERY
+RESULTS_PER_GROUP = 20
+RULE_LABELS = {
+    "id": "Looked up by id",
+    "card_last4": "Card last 4 digits",
+    "order_number": "Order number",
+    "text": "Names, emails, descriptions, invoice and order numbers",
+}
+
+
+def hit_view(hit: SearchHit) -> dict[str, str]:
+    return {
+        "id": hit.id,
+        "href": f"/customers/{hit.customer_id}" if hit.customer_id else "",
+        "title": hit.title,
+        "detail": hit.detail,
+        "matched": hit.matched,
+        "created": iso(hit.created),
+    }
+
+
+class SearchState(SessionState):
+    query: str = ""
+    searched: bool = False
+    rule: str = ""
+    error: str = ""
+    customers: list[dict[str, str]] = []
+    charges: list[dict[str, str]] = []
+    invoices: list[dict[str, str]] = []
+    subscriptions: list[dict[str, str]] = []
+    more: list[str] = []  # groups with more matches than shown
+
+    @rx.var
+    def total(self) -> int:
+        return len(self.customers) + len(self.charges) + len(self.invoices) + len(self.subscriptions)
+
+    def _clear(self) -> None:
+        self.customers, self.charges, self.invoices, self.subscriptions, self.more = [], [], [], [], []
+        self.rule, self.error, self.searched = "", "", False
+
+    async def _run(self):
+        self._clear()
+        if not self.query.strip():
+            return None
+        try:
+            actor = await self.actor()
+            found = await asyncio.to_thread(search.global_search, actor, self.query, RESULTS_PER_GROUP)
+        except NotAuthenticated:
+            return SessionState.recover
+        except BillyError as exc:
+            self.error, self.searched = exc.message, True
+            return None
+        self.rule = RULE_LABELS.get(found.rule, found.rule)
+        self.customers = [hit_view(h) for h in found.customers]
+        self.charges = [hit_view(h) for h in found.charges]
+        self.invoices = [hit_view(h) for h in found.invoices]
+        self.subscriptions = [hit_view(h) for h in found.subscriptions]
+        self.more = sorted(found.more)
+        self.searched = True
+        return None
+
+    @rx.event
+    async def load(self):
+        """on_load of /search: the query comes from the address (`?q=`), so a result page can be shared."""
+        self.query = str(self.router.url.query_parameters.get("q", "") or "")[:MAX_QUERY]
+        return await self._run()
+
+    @rx.event
+    async def go(self, form: dict):
+        """The header's search box: open the results page for what was typed."""
+        query = " ".join(str(form.get("q", "")).split())[:MAX_QUERY]
+        if not query:
+            return None
+        self.query = query
+        if (self.router.url.path or "").rstrip("/") == "/search":
+            # Already on the results page: show the new results now, whether or not the
+            # address change below runs on_load again.
+            recover = await self._run()
+            if recover is not None:
+                return recover
+        return rx.redirect(f"/search?q={quote(query, safe='')}")

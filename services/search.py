@@ -1,0 +1,475 @@
+"""The global search (the box in every page's header): one query, four groups of results.
+
+What a query is taken to mean, in this order (`classify`):
+
+1. **An id** (`cus_…`, `ch_…`, `py_…`, `pi_…`, `in_…`, `sub_…`, `re_…`): that object, exactly.
+   A payment intent finds its charges; a refund finds the charge it refunded.
+2. **Four digits**: card last four, exactly — charges paid with such a card, and customers
+   with a saved payment method ending so.
+3. **`#1234`, `order 1234`, `order #1234`, `order number 1234`**: the charge's order number, exactly.
+4. **Anything else** (three characters or more): customers whose email or name starts with it
+   (the lower-cased B-tree columns), then those whose email or name contains it, and charges
+   whose description contains it, through a trigram index (SQLite: the FTS5 tables of
+   migration 0009; PostgreSQL: pg_trgm GIN indexes). A single word is also tried as an
+   invoice number and an order number, exactly. One or two characters are refused: a
+   trigram index needs three, and a scan of every row is what the index is there to avoid.
+
+Deleted mirror rows are never shown. Every result says what matched. Each group shows the
+newest matches first, up to `limit`, and says when there are more (refine the query then).
+Nothing here calls Stripe, and reading is not audited (like the lists).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from services import audit
+from services.db import session_scope
+from services.errors import ValidationFailed
+from services.models import (
+    StripeCharge,
+    StripeCustomer,
+    StripeInvoice,
+    StripePaymentMethod,
+    StripeRefund,
+    StripeSubscription,
+)
+from services.money import format_money
+from services.permissions import Actor
+
+DEFAULT_LIMIT = 10
+MAX_LIMIT = 50
+MAX_QUERY = 200
+MIN_CONTAINS = 3  # a trigram index needs three characters
+# SQLite: how many FTS matches are read (in index order) before the newest `limit` are kept.
+FTS_CANDIDATES = 200
+
+KINDS = ("customers", "charges", "invoices", "subscriptions")
+ID_PREFIXES: dict[str, str] = {
+    "cus": "customer",
+    "ch": "charge",
+    "py": "charge",
+    "pi": "payment intent",
+    "in": "invoice",
+    "sub": "subscription",
+    "re": "refund",
+}
+_ID = re.compile(r"^(cus|ch|py|pi|in|sub|re)_[A-Za-z0-9_]{1,250}$")
+_LAST4 = re.compile(r"^\d{4}$")
+_ORDER = re.compile(
+    r"^(?:#|order\s*(?:number\s*|no\.?\s*)?#|order(?:\s+number|\s+no\.?)?\s+)\s*([A-Za-z0-9][A-Za-z0-9-]{0,63})$",
+    re.IGNORECASE,
+)
+_WORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+# --- the search objects of migration 0009 (not in services/models.py) -------------------------
+
+FTS_TABLES = ("stripe_customer_search", "stripe_charge_search")
+_FTS5_SHADOWS = ("_data", "_idx", "_content", "_docsize", "_config")
+SEARCH_TABLES = frozenset(t + suffix for t in FTS_TABLES for suffix in ("", *_FTS5_SHADOWS))
+SEARCH_INDEXES = frozenset(
+    {
+        "ix_stripe_customer_email_trgm",
+        "ix_stripe_customer_name_trgm",
+        "ix_stripe_charge_description_trgm",
+        "ix_stripe_customer_email_prefix",
+        "ix_stripe_customer_name_prefix",
+    }
+)
+
+
+def is_search_object(name: str | None, type_: str) -> bool:
+    """True for exactly the search tables and indexes migration 0009 makes outside the models."""
+    return (type_ == "table" and name in SEARCH_TABLES) or (type_ == "index" and name in SEARCH_INDEXES)
+
+
+def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
+    """alembic's `include_name` hook: compare everything but the search objects."""
+    return not is_search_object(name, type_)
+
+
+def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    """alembic's `include_object` hook: the same rule, for objects."""
+    return not is_search_object(name, type_)
+
+
+# --- results ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    kind: str  # customer | charge | invoice | subscription
+    id: str
+    customer_id: str  # the page a hit links to is this customer's ("" when it has none)
+    title: str
+    detail: str
+    matched: str  # what matched, in words
+    created: int
+
+
+@dataclass(frozen=True)
+class SearchResults:
+    query: str  # as searched (whitespace collapsed)
+    rule: str  # id | card_last4 | order_number | text
+    customers: list[SearchHit] = field(default_factory=list)
+    charges: list[SearchHit] = field(default_factory=list)
+    invoices: list[SearchHit] = field(default_factory=list)
+    subscriptions: list[SearchHit] = field(default_factory=list)
+    more: frozenset[str] = frozenset()  # groups with more matches than shown
+
+    @property
+    def count(self) -> int:
+        return len(self.customers) + len(self.charges) + len(self.invoices) + len(self.subscriptions)
+
+
+# --- query rules ------------------------------------------------------------------------------
+
+
+def normalize(query: str) -> str:
+    text = " ".join(str(query or "").split())
+    if len(text) > MAX_QUERY:
+        raise ValidationFailed(f"A search is at most {MAX_QUERY} characters.")
+    return text
+
+
+def classify(query: str) -> tuple[str, str]:
+    """(rule, value): which rule a normalized query falls under, and the value it looks up."""
+    if _ID.match(query):
+        return "id", query
+    if _LAST4.match(query):
+        return "card_last4", query
+    order = _ORDER.match(query)
+    if order and order.group(1).lower() not in ("number", "no"):
+        return "order_number", order.group(1)
+    return "text", query
+
+
+def escape_like(text: str) -> str:
+    """`text` as a literal inside a LIKE pattern (with ESCAPE '\\')."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def escape_glob(text: str) -> str:
+    """`text` as a literal inside a SQLite GLOB pattern."""
+    return re.sub(r"([*?\[])", r"[\1]", text)
+
+
+def fts_phrase(text: str) -> str:
+    """`text` as one FTS5 phrase: no query syntax of its own, a substring for the trigram tokenizer."""
+    return '"' + text.replace('"', '""') + '"'
+
+
+def customer_starts_with(dialect: str, needle: str) -> sa.ColumnElement[bool]:
+    """Customers whose email or name, or any word of the name, starts with `needle` (lower
+    case), answered from indexes: the lower-cased B-tree columns for the start (GLOB on SQLite,
+    whose LIKE cannot use them), and the trigram index for a later word (" mar" inside the name)."""
+    c = StripeCustomer
+    if dialect == "sqlite":
+        pattern = escape_glob(needle) + "*"
+        starts = [col(c.email_lower).op("GLOB")(pattern), col(c.name_lower).op("GLOB")(pattern)]
+        if len(needle) >= 2:  # " x" plus a letter: the trigram tokenizer needs three characters
+            fts = sa.table("stripe_customer_search", sa.column("id", sa.String))
+            words = sa.select(fts.c.id).where(
+                sa.text("stripe_customer_search MATCH :word").bindparams(word="name : " + fts_phrase(" " + needle))
+            )
+            starts.append(col(c.id).in_(words))
+        else:
+            starts.append(col(c.name_lower).op("GLOB")("* " + pattern))
+        return sa.or_(*starts)
+    pattern = escape_like(needle) + "%"
+    return sa.or_(
+        col(c.email_lower).like(pattern, escape="\\"),
+        col(c.name_lower).like(pattern, escape="\\"),
+        col(c.name_lower).like("% " + pattern, escape="\\"),
+    )
+
+
+def global_search(actor: Actor, query: str, limit: int = DEFAULT_LIMIT) -> SearchResults:
+    """Search customers, charges, invoices and subscriptions at once (see the module's rules)."""
+    audit.authorize_read(actor, "search.global")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise ValidationFailed(f"A search shows 1 to {MAX_LIMIT} results per group.")
+    text = normalize(query)
+    if not text:
+        return SearchResults("", "text")
+    rule, value = classify(text)
+    if rule == "text" and len(text) < MIN_CONTAINS:
+        raise ValidationFailed(
+            f"Type at least {MIN_CONTAINS} characters to search names, emails and descriptions "
+            "(or a whole id, the last 4 card digits, or #order number)."
+        )
+    with session_scope() as session:
+        found = _Found(limit)
+        if rule == "id":
+            _by_id(session, value, found)
+        elif rule == "card_last4":
+            _by_last4(session, value, found)
+        elif rule == "order_number":
+            _by_order_number(session, value, found)
+        else:
+            _by_text(session, value, found)
+        return found.results(session, text, rule)
+
+
+# --- gathering hits ---------------------------------------------------------------------------
+
+
+class _Found:
+    """Rows found per group, in the order found, without repeats; `limit` kept, more noted."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.rows: dict[str, dict[str, tuple[Any, str]]] = {k: {} for k in KINDS}
+        self.more: set[str] = set()
+
+    def add(self, kind: str, rows: list[Any], matched: str | Any) -> None:
+        group = self.rows[kind]
+        for row in rows:
+            if row.id in group:
+                continue
+            if len(group) >= self.limit:
+                self.more.add(kind)
+                return
+            group[row.id] = (row, matched(row) if callable(matched) else matched)
+
+    def results(self, session: Session, text: str, rule: str) -> SearchResults:
+        customer_ids = {row.id for row, _ in self.rows["customers"].values()}
+        for kind in ("charges", "invoices", "subscriptions"):
+            customer_ids |= {row.customer_id for row, _ in self.rows[kind].values() if row.customer_id}
+        names = _customer_labels(session, customer_ids)
+        return SearchResults(
+            query=text,
+            rule=rule,
+            customers=[_customer_hit(r, m) for r, m in self.rows["customers"].values()],
+            charges=[_charge_hit(r, m, names) for r, m in self.rows["charges"].values()],
+            invoices=[_invoice_hit(r, m, names) for r, m in self.rows["invoices"].values()],
+            subscriptions=[_subscription_hit(r, m, names) for r, m in self.rows["subscriptions"].values()],
+            more=frozenset(self.more),
+        )
+
+
+def _light(model: Any) -> Any:
+    """Rows without the raw Stripe object: a hit never shows it, and parsing it is the cost."""
+    return select(model).options(sa.orm.defer(model.raw), sa.orm.defer(model.synced_at))
+
+
+def _newest(model: Any, *conditions: Any, limit: int) -> Any:
+    return (
+        _light(model)
+        .where(col(model.deleted).is_(False), *conditions)
+        .order_by(col(model.created).desc(), col(model.id).desc())
+        .limit(limit + 1)
+    )
+
+
+def _by_id(session: Session, value: str, found: _Found) -> None:
+    prefix = value.split("_", 1)[0]
+    n = found.limit
+    if prefix == "cus":
+        found.add(
+            "customers",
+            list(session.exec(_newest(StripeCustomer, col(StripeCustomer.id) == value, limit=n))),
+            "Customer id",
+        )
+    elif prefix in ("ch", "py"):
+        found.add(
+            "charges", list(session.exec(_newest(StripeCharge, col(StripeCharge.id) == value, limit=n))), "Charge id"
+        )
+    elif prefix == "pi":
+        rows = list(session.exec(_newest(StripeCharge, col(StripeCharge.payment_intent_id) == value, limit=n)))
+        found.add("charges", rows, f"Payment intent {value}")
+    elif prefix == "in":
+        found.add(
+            "invoices",
+            list(session.exec(_newest(StripeInvoice, col(StripeInvoice.id) == value, limit=n))),
+            "Invoice id",
+        )
+    elif prefix == "sub":
+        rows = list(session.exec(_newest(StripeSubscription, col(StripeSubscription.id) == value, limit=n)))
+        found.add("subscriptions", rows, "Subscription id")
+    elif prefix == "re":
+        refund = session.exec(
+            select(StripeRefund).where(col(StripeRefund.id) == value, col(StripeRefund.deleted).is_(False))
+        ).first()
+        if refund is not None and refund.charge_id:
+            rows = list(session.exec(_newest(StripeCharge, col(StripeCharge.id) == refund.charge_id, limit=n)))
+            found.add("charges", rows, f"Refunded by {value}")
+
+
+def _by_last4(session: Session, value: str, found: _Found) -> None:
+    n = found.limit
+    charges = list(session.exec(_newest(StripeCharge, col(StripeCharge.card_last4) == value, limit=n)))
+    found.add("charges", charges, f"Card ending {value}")
+    pm = StripePaymentMethod
+    owners = (
+        select(pm.customer_id)
+        .where(col(pm.card_last4) == value, col(pm.deleted).is_(False), col(pm.customer_id).is_not(None))
+        .distinct()
+    )
+    customers = list(session.exec(_newest(StripeCustomer, col(StripeCustomer.id).in_(owners), limit=n)))
+    found.add("customers", customers, f"Saved card ending {value}")
+
+
+def _by_order_number(session: Session, value: str, found: _Found) -> None:
+    rows = list(session.exec(_newest(StripeCharge, col(StripeCharge.order_number) == value, limit=found.limit)))
+    found.add("charges", rows, f"Order number {value}")
+
+
+def _by_text(session: Session, text: str, found: _Found) -> None:
+    n = found.limit
+    needle = text.lower()
+    dialect = session.get_bind().dialect.name
+    if _WORD.match(text):
+        numbers = sorted({text, text.upper()})
+        invoices = list(session.exec(_newest(StripeInvoice, col(StripeInvoice.number).in_(numbers), limit=n)))
+        found.add("invoices", invoices, "Invoice number")
+        orders = list(session.exec(_newest(StripeCharge, col(StripeCharge.order_number) == text, limit=n)))
+        found.add("charges", orders, f"Order number {text}")
+
+    # Customers: prefix first (B-tree ranges on the lower-cased columns), then contains (trigrams).
+    c = StripeCustomer
+    if dialect == "sqlite":
+        # GLOB is case-sensitive, so SQLite answers it from the BINARY index as a range (LIKE is not).
+        pattern = escape_glob(needle) + "*"
+        starts = sa.or_(col(c.email_lower).op("GLOB")(pattern), col(c.name_lower).op("GLOB")(pattern))
+    else:
+        pattern = escape_like(needle) + "%"
+        starts = sa.or_(col(c.email_lower).like(pattern, escape="\\"), col(c.name_lower).like(pattern, escape="\\"))
+    prefix_rows = list(session.exec(_newest(c, starts, limit=n)))
+    found.add("customers", prefix_rows, lambda r: _customer_matched(r, needle, "starts with"))
+    found.add(
+        "customers",
+        _customers_containing(session, dialect, needle, n),
+        lambda r: _customer_matched(r, needle, "contains"),
+    )
+    found.add("charges", _charges_containing(session, dialect, text, n), f"Description contains “{text}”")
+
+
+def _customers_containing(session: Session, dialect: str, needle: str, limit: int) -> list[StripeCustomer]:
+    return list(session.exec(customers_containing_stmt(dialect, needle, limit)))
+
+
+def _charges_containing(session: Session, dialect: str, text: str, limit: int) -> list[StripeCharge]:
+    rows = list(session.exec(charges_containing_stmt(dialect, text, limit)))
+    return _newest_first(rows, limit) if dialect == "sqlite" else rows
+
+
+def _newest_first(rows: list[Any], limit: int) -> list[Any]:
+    return sorted(rows, key=lambda r: (r.created, r.id), reverse=True)[: limit + 1]
+
+
+def customers_containing_stmt(dialect: str, needle: str, limit: int) -> Any:
+    """Customers whose email or name contains `needle` (lower case, 3+ characters), from the
+    trigram index: SQLite's FTS5 table (its first FTS_CANDIDATES matches, newest first after),
+    PostgreSQL's GIN indexes (newest first)."""
+    c = StripeCustomer
+    if dialect == "sqlite":
+        fts = sa.table("stripe_customer_search", sa.column("rowid", sa.Integer), sa.column("id", sa.String))
+        candidates = (
+            sa.select(fts.c.id)
+            .where(sa.text("stripe_customer_search MATCH :phrase").bindparams(phrase=fts_phrase(needle)))
+            .order_by(fts.c.rowid.desc())
+            .limit(FTS_CANDIDATES)
+            .subquery()
+        )
+        return (
+            _light(c)
+            .join(candidates, candidates.c.id == col(c.id))
+            .where(col(c.deleted).is_(False))
+            .order_by(col(c.created).desc(), col(c.id).desc())
+            .limit(limit + 1)
+        )
+    pattern = "%" + escape_like(needle) + "%"
+    return _newest(
+        c,
+        sa.or_(col(c.email_lower).like(pattern, escape="\\"), col(c.name_lower).like(pattern, escape="\\")),
+        limit=limit,
+    )
+
+
+def charges_containing_stmt(dialect: str, text: str, limit: int) -> Any:
+    """Charges whose description contains `text` (any case, 3+ characters), from the trigram index."""
+    ch = StripeCharge
+    if dialect == "sqlite":
+        fts = sa.table("stripe_charge_search", sa.column("rowid", sa.Integer), sa.column("id", sa.String))
+        candidates = (
+            sa.select(fts.c.id)
+            .where(sa.text("stripe_charge_search MATCH :phrase").bindparams(phrase=fts_phrase(text)))
+            .order_by(fts.c.rowid.desc())
+            .limit(FTS_CANDIDATES)
+            .subquery()
+        )
+        return (
+            _light(ch)
+            .join(candidates, candidates.c.id == col(ch.id))
+            .where(col(ch.deleted).is_(False))
+            .order_by(col(ch.created).desc(), col(ch.id).desc())
+            .limit(limit + 1)
+        )
+    return _newest(ch, col(ch.description).ilike("%" + escape_like(text) + "%", escape="\\"), limit=limit)
+
+
+def rebuild_search_index(session: Session) -> None:
+    """SQLite only: re-fill the FTS tables from the base tables (after a `VACUUM`, which may
+    renumber rowids, or to repair them). PostgreSQL's indexes need nothing."""
+    if session.get_bind().dialect.name != "sqlite":
+        return
+    for statement in (
+        "DELETE FROM stripe_customer_search",
+        "INSERT INTO stripe_customer_search (rowid, id, email, name) "
+        "SELECT rowid, id, email, name FROM stripe_customer WHERE NOT deleted",
+        "DELETE FROM stripe_charge_search",
+        "INSERT INTO stripe_charge_search (rowid, id, description) "
+        "SELECT rowid, id, description FROM stripe_charge WHERE NOT deleted AND description IS NOT NULL",
+    ):
+        session.execute(sa.text(statement))
+
+
+# --- turning rows into hits -------------------------------------------------------------------
+
+
+def _customer_matched(row: StripeCustomer, needle: str, how: str) -> str:
+    email, name = (row.email or "").lower(), (row.name or "").lower()
+    test = (lambda s: s.startswith(needle)) if how == "starts with" else (lambda s: needle in s)
+    field_name = "Email" if test(email) else "Name" if test(name) else "Email or name"
+    return f"{field_name} {how} “{needle}”"
+
+
+def _customer_labels(session: Session, ids: set[str]) -> dict[str, str]:
+    if not ids:
+        return {}
+    rows = session.exec(
+        select(StripeCustomer.id, StripeCustomer.name, StripeCustomer.email).where(
+            col(StripeCustomer.id).in_(sorted(ids))
+        )
+    )
+    return {r[0]: r[1] or r[2] or r[0] for r in rows}
+
+
+def _customer_hit(row: StripeCustomer, matched: str) -> SearchHit:
+    return SearchHit("customer", row.id, row.id, row.name or row.email or row.id, row.email or "", matched, row.created)
+
+
+def _charge_hit(row: StripeCharge, matched: str, names: dict[str, str]) -> SearchHit:
+    card = f" · {(row.card_brand or 'card').title()} •••• {row.card_last4}" if row.card_last4 else ""
+    who = names.get(row.customer_id or "", row.customer_id or "no customer")
+    title = f"{format_money(row.amount, row.currency)} · {row.status}"
+    detail = f"{who}{card}" + (f" · {row.description}" if row.description else "")
+    return SearchHit("charge", row.id, row.customer_id or "", title, detail, matched, row.created)
+
+
+def _invoice_hit(row: StripeInvoice, matched: str, names: dict[str, str]) -> SearchHit:
+    who = names.get(row.customer_id or "", row.customer_email or row.customer_id or "no customer")
+    title = f"{row.number or row.id} · {format_money(row.total, row.currency)} · {row.status or 'unknown'}"
+    return SearchHit("invoice", row.id, row.customer_id or "", title, who, matched, row.created)
+
+
+def _subscription_hit(row: StripeSubscription, matched: str, names: dict[str, str]) -> SearchHit:
+    who = names.get(row.customer_id or "", row.customer_id or "no customer")
+    title = f"{row.status.replace('_', ' ')} · {format_money(row.mrr, row.currency)}/month"
+    return SearchHit("subscription", row.id, row.customer_id or "", title, who, matched, row.created)

@@ -1,0 +1,400 @@
+"""The global search, on SQLite and PostgreSQL: each rule, the trigram index behind the
+contains-search, changes and deletions reflected, hostile input, and who may search."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from services import db, mirror, search
+from services.db import session_scope
+from services.errors import PermissionDenied, ValidationFailed
+from services.models import (
+    StripeCharge,
+    StripeCustomer,
+    StripeInvoice,
+    StripePaymentMethod,
+    StripeRefund,
+    StripeSubscription,
+)
+from services.permissions import Actor, Source
+from services.search import global_search
+from tests.conftest import member_actor
+
+T = 1_770_000_000
+DAY = 86_400
+
+
+def add(*rows: Any) -> None:
+    with session_scope() as session:
+        session.add_all(rows)
+
+
+def customer(cid: str, name: str, email: str, *, created: int = T, deleted: bool = False) -> StripeCustomer:
+    return StripeCustomer(
+        id=cid,
+        name=name,
+        email=email,
+        name_lower=name.lower(),
+        email_lower=email.lower(),
+        created=created,
+        deleted=deleted,
+    )
+
+
+def charge(
+    cid: str, customer_id: str | None, *, description: str | None = None, created: int = T, **extra: Any
+) -> StripeCharge:
+    return StripeCharge(
+        id=cid,
+        customer_id=customer_id,
+        amount=extra.pop("amount", 4599),
+        currency="usd",
+        status=extra.pop("status", "succeeded"),
+        paid=True,
+        description=description,
+        created=created,
+        **extra,
+    )
+
+
+@pytest.fixture
+def data(any_store_owner: Actor) -> Actor:
+    add(
+        customer("cus_alice", "Alice Martin", "alice@example.com", created=T - 10 * DAY),
+        customer("cus_bob", "Bob Stone", "bob.stone@acme.io", created=T - 9 * DAY),
+        customer("cus_carol", "Carol Percy", "carol@percent.org", created=T - 8 * DAY),
+        customer("cus_gone", "Alison Gone", "alison@example.com", created=T - 7 * DAY, deleted=True),
+        customer("cus_wild", "Under_Score", "x_y@odd.net", created=T - 6 * DAY),
+    )
+    add(
+        charge(
+            "ch_alice1",
+            "cus_alice",
+            description="Blue widget, large",
+            card_last4="4242",
+            card_brand="visa",
+            order_number="1234",
+            payment_intent_id="pi_alice1",
+            created=T - 5 * DAY,
+        ),
+        charge(
+            "ch_alice2",
+            "cus_alice",
+            description="Order #5678: red gadget",
+            card_last4="4242",
+            order_number="5678",
+            created=T - 4 * DAY,
+        ),
+        charge("ch_bob1", "cus_bob", description="Discount 100% off", card_last4="0005", created=T - 3 * DAY),
+        charge("py_bob2", "cus_bob", description='Quote "a"b" test', created=T - 2 * DAY),
+        charge(
+            "ch_gone",
+            "cus_alice",
+            description="Blue widget, deleted",
+            card_last4="4242",
+            order_number="9999",
+            created=T - 1 * DAY,
+            deleted=True,
+        ),
+    )
+    add(
+        StripeRefund(id="re_bob1", charge_id="ch_bob1", amount=100, currency="usd", created=T - DAY),
+        StripePaymentMethod(id="pm_carol", customer_id="cus_carol", card_last4="4242", created=T),
+        StripePaymentMethod(id="pm_gone", customer_id="cus_bob", card_last4="4242", created=T, deleted=True),
+        StripeInvoice(
+            id="in_alice1", customer_id="cus_alice", number="ABCD-0001", status="open", total=1000, created=T - DAY
+        ),
+        StripeInvoice(
+            id="in_gone",
+            customer_id="cus_alice",
+            number="ABCD-0002",
+            status="open",
+            total=1000,
+            created=T - DAY,
+            deleted=True,
+        ),
+        StripeSubscription(id="sub_bob", customer_id="cus_bob", status="active", mrr=2000, created=T - DAY),
+    )
+    return any_store_owner
+
+
+def ids(hits: list[search.SearchHit]) -> list[str]:
+    return [h.id for h in hits]
+
+
+# --- the rules ----------------------------------------------------------------------------------
+
+
+def test_ids_are_looked_up_exactly(data: Actor) -> None:
+    r = global_search(data, "cus_alice")
+    assert r.rule == "id" and ids(r.customers) == ["cus_alice"] and r.customers[0].matched == "Customer id"
+    assert not r.charges and not r.invoices and not r.subscriptions
+    assert ids(global_search(data, "ch_alice1").charges) == ["ch_alice1"]
+    assert ids(global_search(data, "py_bob2").charges) == ["py_bob2"]
+    assert ids(global_search(data, "pi_alice1").charges) == ["ch_alice1"]
+    invoice = global_search(data, "in_alice1").invoices
+    assert ids(invoice) == ["in_alice1"] and invoice[0].customer_id == "cus_alice"
+    sub = global_search(data, "sub_bob").subscriptions
+    assert ids(sub) == ["sub_bob"] and sub[0].customer_id == "cus_bob"
+    refund = global_search(data, "re_bob1")
+    assert ids(refund.charges) == ["ch_bob1"] and "re_bob1" in refund.charges[0].matched
+    # Exact, never a prefix; deleted rows are not found by id either.
+    assert global_search(data, "cus_ali").count == 0
+    assert global_search(data, "cus_gone").count == 0
+    assert global_search(data, "ch_gone").count == 0
+    assert global_search(data, "in_gone").count == 0
+
+
+def test_four_digits_are_card_last4(data: Actor) -> None:
+    r = global_search(data, "4242")
+    assert r.rule == "card_last4"
+    assert ids(r.charges) == ["ch_alice2", "ch_alice1"]  # newest first, the deleted one left out
+    assert all(h.matched == "Card ending 4242" and h.customer_id == "cus_alice" for h in r.charges)
+    # Customers with a saved card ending so (a deleted payment method does not count).
+    assert ids(r.customers) == ["cus_carol"] and r.customers[0].matched == "Saved card ending 4242"
+    assert global_search(data, "0005").charges[0].id == "ch_bob1"
+    assert global_search(data, "1111").count == 0
+
+
+def test_order_numbers_exactly(data: Actor) -> None:
+    for q in ("#1234", "# 1234", "order 1234", "Order #1234", "order number 1234"):
+        r = global_search(data, q)
+        assert (r.rule, ids(r.charges)) == ("order_number", ["ch_alice1"]), q
+        assert r.charges[0].matched == "Order number 1234"
+    assert global_search(data, "#123").count == 0  # exact, not a prefix
+    assert global_search(data, "#9999").count == 0  # deleted
+
+
+def test_invoice_numbers_exactly_in_any_case(data: Actor) -> None:
+    for q in ("ABCD-0001", "abcd-0001"):
+        r = global_search(data, q)
+        assert ids(r.invoices) == ["in_alice1"] and r.invoices[0].matched == "Invoice number"
+    assert global_search(data, "ABCD-0002").invoices == []  # deleted
+    assert global_search(data, "ABCD-000").invoices == []  # not a prefix
+
+
+def test_text_finds_prefixes_first_then_contains(data: Actor) -> None:
+    r = global_search(data, "ali")
+    assert r.rule == "text"
+    assert ids(r.customers) == ["cus_alice"]  # alison is deleted
+    assert r.customers[0].matched == "Email starts with “ali”"
+    r = global_search(data, "martin")
+    assert ids(r.customers) == ["cus_alice"] and r.customers[0].matched == "Name contains “martin”"
+    r = global_search(data, "STONE@ac")
+    assert ids(r.customers) == ["cus_bob"] and r.customers[0].matched == "Email contains “stone@ac”"
+    # Prefix matches are listed before contains matches.
+    add(customer("cus_zed", "Zed", "zed@carolina.com", created=T))
+    r = global_search(data, "carol")
+    assert ids(r.customers) == ["cus_carol", "cus_zed"]
+    assert [h.matched.split()[1] for h in r.customers] == ["starts", "contains"]
+
+
+def test_text_finds_charge_descriptions_any_case(data: Actor) -> None:
+    r = global_search(data, "WIDGET")
+    assert ids(r.charges) == ["ch_alice1"]  # the deleted charge is not shown
+    assert r.charges[0].matched == "Description contains “WIDGET”" and r.charges[0].customer_id == "cus_alice"
+    assert "Alice Martin" in r.charges[0].detail
+    assert ids(global_search(data, "red gadg").charges) == ["ch_alice2"]
+
+
+def test_each_group_is_limited_and_says_there_is_more(data: Actor) -> None:
+    add(*[customer(f"cus_many{i:02d}", f"Many {i}", f"many{i}@bulk.example", created=T + i) for i in range(12)])
+    r = global_search(data, "bulk.ex", limit=5)
+    assert len(r.customers) == 5 and "customers" in r.more
+    assert ids(r.customers) == [f"cus_many{i:02d}" for i in (11, 10, 9, 8, 7)]  # newest first
+    assert "customers" not in global_search(data, "bulk.ex", limit=20).more
+    with pytest.raises(ValidationFailed):
+        global_search(data, "bulk", limit=0)
+    with pytest.raises(ValidationFailed):
+        global_search(data, "bulk", limit=51)
+
+
+# --- the index ----------------------------------------------------------------------------------
+
+
+def test_contains_search_uses_the_trigram_index(data: Actor) -> None:
+    engine = db.get_engine()
+    dialect = engine.dialect.name
+    with engine.connect() as conn:
+        if dialect == "sqlite":
+            for stmt, fts in (
+                (search.customers_containing_stmt(dialect, "martin", 10), "stripe_customer_search"),
+                (search.charges_containing_stmt(dialect, "widget", 10), "stripe_charge_search"),
+            ):
+                compiled = stmt.compile(engine)
+                plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", tuple(compiled.params.values())).all()
+                text = " | ".join(str(row[-1]) for row in plan)
+                assert "VIRTUAL TABLE INDEX" in text and fts in sa.text(str(compiled)).text, text
+                assert "SCAN stripe_customer " not in text and "SCAN stripe_charge " not in text, text
+        else:
+            conn.exec_driver_sql("SET enable_seqscan = off")
+            for sql, index in (
+                ("SELECT id FROM stripe_customer WHERE email_lower LIKE '%%mart%%'", "ix_stripe_customer_email_trgm"),
+                ("SELECT id FROM stripe_customer WHERE name_lower LIKE '%%mart%%'", "ix_stripe_customer_name_trgm"),
+                (
+                    "SELECT id FROM stripe_charge WHERE description ILIKE '%%widg%%'",
+                    "ix_stripe_charge_description_trgm",
+                ),
+            ):
+                plan = " | ".join(r[0] for r in conn.exec_driver_sql(f"EXPLAIN {sql}"))
+                assert index in plan, plan
+            # The search's own statement can be answered from the index too.
+            stmt = search.customers_containing_stmt(dialect, "mart", 10).order_by(None)
+            sql = str(stmt.compile(engine, compile_kwargs={"literal_binds": True})).replace("%", "%%")
+            plan = " | ".join(r[0] for r in conn.exec_driver_sql(f"EXPLAIN {sql}"))
+            assert "_trgm" in plan, plan
+
+
+def test_search_objects_exist_and_only_they_are_skipped_by_the_comparison(data: Actor) -> None:
+    inspector = sa.inspect(db.get_engine())
+    if db.get_engine().dialect.name == "sqlite":
+        assert set(search.FTS_TABLES) <= set(inspector.get_table_names())
+    else:
+        names = {i["name"] for t in ("stripe_customer", "stripe_charge") for i in inspector.get_indexes(t)}
+        assert names >= search.SEARCH_INDEXES
+    assert search.is_search_object("stripe_charge_search_data", "table")
+    assert not search.is_search_object("stripe_charge", "table")
+    assert not search.is_search_object("ix_stripe_charge_created_id", "index")
+    assert not search.is_search_object("stripe_customer_search", "index")
+
+
+def test_rows_already_in_the_store_are_indexed_by_the_migration(any_store, any_store_owner: Actor) -> None:  # type: ignore[no-untyped-def]
+    from alembic import command
+    from alembic.config import Config
+
+    from services.cli import migrate
+    from services.config import PROJECT_ROOT
+
+    cfg = Config(str(PROJECT_ROOT / "alembic.ini"))
+    cfg.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
+    cfg.attributes["configure_logging"] = False
+    cfg.attributes["database_url"] = any_store.database_url
+    db.get_engine().dispose()
+    command.downgrade(cfg, "0008")
+    add(
+        customer("cus_early", "Early Bird", "early@before.example"),
+        charge("ch_early", "cus_early", description="Prepaid lantern"),
+    )
+    migrate(any_store.database_url)
+    assert ids(global_search(any_store_owner, "bird").customers) == ["cus_early"]
+    assert ids(global_search(any_store_owner, "lantern").charges) == ["ch_early"]
+
+
+# --- staying correct ------------------------------------------------------------------------------
+
+
+def test_changes_through_the_mirror_upsert_are_reflected(data: Actor) -> None:
+    obj = {
+        "id": "cus_alice",
+        "object": "customer",
+        "created": T - 10 * DAY,
+        "email": "alice@newmail.test",
+        "name": "Alice Keller",
+    }
+    with session_scope() as session:
+        assert mirror.write_objects(session, "customer", [obj], version_at=T + 100) == ["cus_alice"]
+    assert global_search(data, "martin").customers == []
+    assert ids(global_search(data, "keller").customers) == ["cus_alice"]
+    assert ids(global_search(data, "newmail").customers) == ["cus_alice"]
+    # An older copy changes nothing (the upsert's WHERE), and the index stays as it was.
+    with session_scope() as session:
+        old = {**obj, "name": "Alice Martin"}
+        assert mirror.write_objects(session, "customer", [old], version_at=T) == []
+    assert global_search(data, "martin").customers == []
+    # The same copy written again (no change to the searched columns) keeps it findable.
+    with session_scope() as session:
+        mirror.write_objects(session, "customer", [obj], version_at=T + 200)
+    assert ids(global_search(data, "keller").customers) == ["cus_alice"]
+    # A new object arriving through the upsert is indexed.
+    ch = {
+        "id": "ch_new",
+        "object": "charge",
+        "created": T,
+        "amount": 100,
+        "currency": "usd",
+        "status": "succeeded",
+        "customer": "cus_bob",
+        "description": "Fresh lemonade",
+    }
+    with session_scope() as session:
+        mirror.write_objects(session, "charge", [ch], version_at=T + 100)
+    assert ids(global_search(data, "lemonade").charges) == ["ch_new"]
+    with session_scope() as session:
+        mirror.write_objects(session, "charge", [{**ch, "description": "Stale bread"}], version_at=T + 200)
+    assert global_search(data, "lemonade").charges == []
+    assert ids(global_search(data, "stale bread").charges) == ["ch_new"]
+
+
+def test_deleted_and_removed_rows_drop_out(data: Actor) -> None:
+    with session_scope() as session:
+        mirror.write_objects(
+            session,
+            "customer",
+            [{"id": "cus_bob", "created": T, "email": "bob.stone@acme.io", "name": "Bob Stone"}],
+            version_at=T + 100,
+            deleted=True,
+        )
+    assert global_search(data, "stone").customers == []
+    assert global_search(data, "bob.st").customers == []  # the prefix path too
+    # Undeleted (Stripe does not, but a repaired row may): findable again.
+    with session_scope() as session:
+        row = session.get(StripeCustomer, "cus_bob")
+        assert row is not None
+        row.deleted = False
+    assert ids(global_search(data, "stone").customers) == ["cus_bob"]
+    with session_scope() as session:
+        session.execute(sa.delete(StripeCharge).where(StripeCharge.id == "ch_alice1"))
+        session.execute(sa.delete(StripeCustomer).where(StripeCustomer.id == "cus_carol"))
+    assert global_search(data, "widget").charges == []
+    assert global_search(data, "percy").customers == []
+    # The ORM's own update path (not the mirror) is covered as well.
+    with session_scope() as session:
+        row2 = session.get(StripeCharge, "ch_alice2")
+        assert row2 is not None
+        row2.description = "Green thing"
+    assert global_search(data, "gadget").charges == []
+    assert ids(global_search(data, "green th").charges) == ["ch_alice2"]
+
+
+# --- hostile input --------------------------------------------------------------------------------
+
+
+def test_query_syntax_and_wildcards_are_taken_literally(data: Actor) -> None:
+    assert ids(global_search(data, "100%").charges) == ["ch_bob1"]
+    assert global_search(data, "100%").customers == []
+    assert ids(global_search(data, '"a"b"').charges) == ["py_bob2"]
+    assert ids(global_search(data, 'a"b').charges) == ["py_bob2"]
+    assert global_search(data, 'a"c').count == 0
+    assert ids(global_search(data, "x_y").customers) == ["cus_wild"]  # prefix, underscore literal
+    assert global_search(data, "x%y").count == 0
+    assert global_search(data, "a_i").customers == []  # "_" is not "any character"
+    assert global_search(data, "%%%").count == 0
+    assert global_search(data, "***").count == 0
+    assert global_search(data, "[a]").count == 0
+    for q in ("ali*", "NEAR(a b)", "a OR b", "col:val", "^abc", "a AND NOT b", "'; DROP TABLE x; --", "\\xy"):
+        global_search(data, q)  # never a syntax error
+    assert ids(global_search(data, "under_sc").customers) == ["cus_wild"]
+
+
+def test_short_text_is_refused_with_a_reason(data: Actor) -> None:
+    for q in ("a", "ab", " a  ", "é"):
+        with pytest.raises(ValidationFailed, match="at least 3 characters"):
+            global_search(data, q)
+    assert global_search(data, "   ").count == 0  # nothing typed: nothing searched
+    assert global_search(data, "#12").rule == "order_number"  # exact rules need no three characters
+    with pytest.raises(ValidationFailed, match="at most"):
+        global_search(data, "x" * 201)
+
+
+# --- who may search -------------------------------------------------------------------------------
+
+
+def test_read_only_may_search_and_an_unknown_role_may_not(data: Actor) -> None:
+    reader = member_actor("read_only", "reader@example.com")
+    assert ids(global_search(reader, "cus_alice").customers) == ["cus_alice"]
+    stranger = Actor(reader.user_id, reader.email, "nonsense", Source.DASHBOARD)
+    with pytest.raises(PermissionDenied):
+        global_search(stranger, "cus_alice")
