@@ -17,11 +17,13 @@ from billy_app.pages import (  # noqa: F401 - registers the pages
     onboarding,
     plan,
     roles,
+    search,
     subscriptions,
+    sync_settings,
     team,
 )
 from billy_app.pages import audit as audit_page  # noqa: F401 - registers /settings/audit
-from services import stripe_keys, sync
+from services import stripe_events, stripe_keys, sync
 from services.config import get_settings
 from services.logging_setup import install_scrubber
 
@@ -30,9 +32,16 @@ log = logging.getLogger("billy")
 
 
 def catch_up_on_start() -> None:
-    """Bring the store up to date with Stripe when the app starts (a restart may have missed changes)."""
-    if get_settings().sync_on_start and stripe_keys.connection() is not None:
+    """Bring the store up to date with Stripe when the app starts (a restart may have missed
+    changes), then keep it current by reading Stripe's events (webhooks, once set up, are faster)."""
+    settings = get_settings()
+    if settings.sync_on_start and stripe_keys.connection() is not None:
         sync.background_sync.start()
+    if settings.event_poll_seconds > 0:
+        event_poller.start()
+
+
+event_poller = stripe_events.EventPoller(get_settings().event_poll_seconds)
 
 
 app = rx.App(api_transformer=build_api())

@@ -9,31 +9,49 @@ import time
 
 from services.config import PROJECT_ROOT, get_settings
 from services.logging_setup import install_scrubber
+from services.models import utcnow
 
 
 def migrate(database_url: str | None = None) -> None:
     """Bring the store's schema to the newest migration."""
+    # One line per migration (and per autogenerate plugin, logged on import) is noise at start-up.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     from alembic import command
     from alembic.config import Config
 
     cfg = Config(str(PROJECT_ROOT / "alembic.ini"))
     cfg.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
     cfg.attributes["configure_logging"] = False
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration is noise at start-up
     if database_url:
         cfg.attributes["database_url"] = database_url
     command.upgrade(cfg, "head")
 
 
 def _sync() -> int:
-    from services import sync
+    """Backfill now, printing each resource's outcome as it ends; exit 1 unless all are done."""
+    import threading
 
-    started = time.monotonic()
-    outcome = sync.backfill()
-    for resource, status in outcome.items():
-        print(f"{resource:10} {status}")
+    from services import sync
+    from services.permissions import Actor
+
+    started, since = time.monotonic(), utcnow()
+    result: dict[str, str] = {}
+    runner = threading.Thread(target=lambda: result.update(sync.backfill()), daemon=True)
+    runner.start()
+    shown: set[str] = set()
+    while True:
+        runner.join(1.0)
+        for row in sync.progress(Actor.system()):
+            finished_now = row.finished_at is not None and row.finished_at >= since
+            if finished_now and row.resource not in shown:
+                shown.add(row.resource)
+                slowed = f", slowed {row.throttled_count}x by rate limits" if row.throttled_count else ""
+                note = f"  {row.last_error}" if row.last_error else ""
+                print(f"{row.resource:16} {row.status:8} {row.synced_count:>9,} objects{slowed}{note}", flush=True)
+        if not runner.is_alive():
+            break
     print(f"took {time.monotonic() - started:.1f}s")
-    return 0 if all(s == "done" for s in outcome.values()) else 1
+    return 0 if result and all(s == "done" for s in result.values()) else 1
 
 
 def _audit_verify() -> int:

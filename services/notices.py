@@ -11,6 +11,7 @@ Publishing never fails the write that caused it: a lost notice only delays a ref
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
@@ -35,15 +36,30 @@ class Notice:
 EVERYTHING = Notice("*", ())
 
 
+class Subscription:
+    """One listener's queue. `next` waits at most `timeout` seconds (None: as long as it takes)."""
+
+    def __init__(self, queue: asyncio.Queue[Notice]) -> None:
+        self._queue = queue
+
+    async def next(self, timeout: float | None) -> Notice | None:
+        try:
+            return await asyncio.wait_for(self._queue.get(), timeout)
+        except TimeoutError:
+            return None
+
+
 class NoticeBus:
     """Fan-out to asyncio subscribers (each page's background task), from any thread."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._subscribers: set[tuple[asyncio.AbstractEventLoop, asyncio.Queue[Notice]]] = set()
+        self.generation = 0  # notices delivered so far: a cheap "has the store changed?" for caches
 
     def deliver(self, notice: Notice) -> None:
         with self._lock:
+            self.generation += 1
             subscribers = list(self._subscribers)
         for loop, queue in subscribers:
             try:
@@ -52,17 +68,25 @@ class NoticeBus:
                 with self._lock:
                     self._subscribers.discard((loop, queue))
 
-    async def subscribe(self) -> AsyncIterator[Notice]:
+    @contextlib.asynccontextmanager
+    async def subscription(self) -> AsyncIterator[Subscription]:
+        """Notices from now until the block ends, read with `await sub.next(timeout)`."""
         queue: asyncio.Queue[Notice] = asyncio.Queue(QUEUE_LIMIT)
         entry = (asyncio.get_running_loop(), queue)
         with self._lock:
             self._subscribers.add(entry)
         try:
-            while True:
-                yield await queue.get()
+            yield Subscription(queue)
         finally:
             with self._lock:
                 self._subscribers.discard(entry)
+
+    async def subscribe(self) -> AsyncIterator[Notice]:
+        async with self.subscription() as sub:
+            while True:
+                notice = await sub.next(None)
+                if notice is not None:
+                    yield notice
 
     @property
     def subscriber_count(self) -> int:
@@ -136,7 +160,19 @@ def publish(kind: str, ids: Iterable[str]) -> None:
         log.warning("Could not publish a store-change notice (%s)", type(exc).__name__)
 
 
+def generation() -> int:
+    """Moves whenever this process hears of a store change (from any worker, with Redis)."""
+    _relay()
+    return get_bus().generation
+
+
 def subscribe() -> AsyncIterator[Notice]:
-    """Notices from now on, for an `async for` in a page's background task."""
+    """Notices from now on, for an `async for`."""
     _relay()  # with Redis, make sure this process listens
     return get_bus().subscribe()
+
+
+def subscription() -> contextlib.AbstractAsyncContextManager[Subscription]:
+    """Notices from now on, read with timeouts (a page's background task checks on its tab between them)."""
+    _relay()
+    return get_bus().subscription()

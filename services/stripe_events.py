@@ -30,7 +30,7 @@ from sqlmodel import Session
 from services import audit, mirror, notices, sync
 from services.db import session_scope
 from services.errors import BillyError, StripeRequestFailed, ValidationFailed
-from services.models import StripeEvent, utcnow
+from services.models import StripeEvent, SyncState, utcnow
 from services.permissions import Actor, authorize
 from services.secrets import get_secret_store
 from services.stripe_gateway import StripeGateway
@@ -231,8 +231,10 @@ class EventPoller:
         self._stop.set()
 
     def _loop(self) -> None:
+        from services.stripe_keys import connection
+
         while not self._stop.wait(self.interval):
-            if sync.background_sync.running:
+            if sync.background_sync.running or connection() is None:
                 continue
             try:
                 interval_factor = 12 if webhook_configured() else 1
@@ -245,3 +247,44 @@ class EventPoller:
             except Exception:
                 log.exception("Event polling failed")
                 self._stop.wait(60)
+
+
+# --- what Settings → Stripe sync shows ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SyncOverview:
+    resources: list[sync.ResourceProgress]
+    last_event_created: int | None  # Stripe's Unix time of the newest event applied
+    lag_seconds: int | None  # how far behind Stripe's newest known event the store may be
+    events_status: str
+    events_note: str | None
+    webhook_configured: bool
+    poll_seconds: float
+    endpoint_url: str
+
+
+def overview(actor: Actor, now: float | None = None) -> SyncOverview:
+    """Per-resource backfill state, the event stream's position, and how Billy stays current."""
+    from services.config import get_settings
+
+    resources = sync.progress(actor)  # authorizes sync.view
+    now = now or time.time()
+    with session_scope() as session:
+        state = session.get(SyncState, sync.EVENTS)
+        last = state.last_event_created if state else None
+        polled_at = state.finished_at.timestamp() if state and state.finished_at else None
+        status, note = (state.status, state.last_error) if state else ("pending", None)
+    settings = get_settings()
+    # Lag: time since the store last heard from Stripe's event stream (a poll or a delivery).
+    heard = max(t for t in (polled_at, last) if t is not None) if (polled_at or last) else None
+    return SyncOverview(
+        resources=resources,
+        last_event_created=last,
+        lag_seconds=int(now - heard) if heard else None,
+        events_status=status,
+        events_note=note,
+        webhook_configured=webhook_configured(),
+        poll_seconds=settings.event_poll_seconds,
+        endpoint_url=settings.public_url.rstrip("/") + "/api/stripe/webhook",
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from billy_app.components.global_search import global_search_box
 from billy_app.components.native_form import native_form
 from billy_app.state.session import SessionState, keep_alive_timer
 
@@ -56,6 +57,7 @@ def shell(*children: rx.Component, title: str) -> rx.Component:
             rx.cond(SessionState.is_owner, nav_link("Settings · Team", "/settings/team", "user-cog")),
             rx.cond(SessionState.is_owner, nav_link("Settings · Roles", "/settings/roles", "shield-check")),
             rx.cond(SessionState.is_owner, nav_link("Audit log", "/settings/audit", "scroll-text")),
+            nav_link("Settings · Stripe sync", "/settings/sync", "refresh-cw"),
             nav_link("Settings · Plan", "/settings/plan", "credit-card"),
             padding="1.5em",
             width="14em",
@@ -68,6 +70,7 @@ def shell(*children: rx.Component, title: str) -> rx.Component:
             rx.hstack(
                 rx.heading(title, size="6"),
                 rx.spacer(),
+                global_search_box(),
                 rx.text(SessionState.user_email, size="2", id="who-am-i"),
                 rx.badge(SessionState.user_role_label, variant="soft"),
                 sign_out_button(),

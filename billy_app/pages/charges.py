@@ -48,7 +48,11 @@ def charge_row(c: rx.Var[dict[str, str]]) -> rx.Component:
     )
 
 
-@rx.page(route="/charges", title="Charges · Agent Billy", on_load=[SessionState.require_member, ChargesState.load])
+@rx.page(
+    route="/charges",
+    title="Charges · Agent Billy",
+    on_load=[SessionState.require_member, ChargesState.load, ChargesState.follow],
+)
 def charges() -> rx.Component:
     return shell(
         filter_bar(

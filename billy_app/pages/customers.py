@@ -105,7 +105,7 @@ def charge_row(c: rx.Var[dict[str, str]]) -> rx.Component:
 @rx.page(
     route="/customers/[customer_id]",
     title="Customer · Agent Billy",
-    on_load=[SessionState.require_member, CustomerState.load],
+    on_load=[SessionState.require_member, CustomerState.load, CustomerState.follow],
 )
 def customer_detail() -> rx.Component:
     return shell(

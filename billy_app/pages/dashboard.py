@@ -335,7 +335,7 @@ def refunds_card() -> rx.Component:
     )
 
 
-@rx.page(route="/dashboard", title="Dashboard · Agent Billy", on_load=[SessionState.require_member, S.load])
+@rx.page(route="/dashboard", title="Dashboard · Agent Billy", on_load=[SessionState.require_member, S.load, S.follow])
 def dashboard() -> rx.Component:
     return shell(
         sync_card(),

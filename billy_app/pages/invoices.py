@@ -49,7 +49,11 @@ def invoice_row(i: rx.Var[dict[str, str]]) -> rx.Component:
     )
 
 
-@rx.page(route="/invoices", title="Invoices · Agent Billy", on_load=[SessionState.require_member, InvoicesState.load])
+@rx.page(
+    route="/invoices",
+    title="Invoices · Agent Billy",
+    on_load=[SessionState.require_member, InvoicesState.load, InvoicesState.follow],
+)
 def invoices() -> rx.Component:
     return shell(
         filter_bar(

@@ -9,6 +9,7 @@ from billy_app.components.invite_rows import invite_rows
 from billy_app.components.layout import card_page, message_callout
 from billy_app.components.native_form import posted_form
 from billy_app.state.onboarding import OnboardingState
+from services import sync
 from services.stripe_keys import HOW_TO_CREATE
 
 STEPS = ["Create account", "Connect Stripe", "Invite team"]
@@ -66,6 +67,19 @@ def permissions_table() -> rx.Component:
     )
 
 
+def recommended_permissions() -> rx.Component:
+    """The reads beyond the six that make Billy fuller, each with what it unlocks (DESIGN, Sync)."""
+    items = [
+        (f"{r.name.replace('_', ' ').capitalize()}: Read", r.unlocks) for r in sync.RESOURCES.values() if not r.required
+    ] + [("Events: Read", "live updates without webhooks")]
+    return rx.vstack(
+        rx.text("Recommended as well (optional):", size="2", weight="medium"),
+        *[rx.text(rx.text.strong(name), " shows ", what, ".", size="1") for name, what in items],
+        spacing="1",
+        id="recommended-permissions",
+    )
+
+
 def sandbox_offer() -> rx.Component:
     return rx.cond(
         OnboardingState.sandbox_demo_key != "",
@@ -107,6 +121,7 @@ def connect_step() -> rx.Component:
         ),
         rx.text(HOW_TO_CREATE, size="2", color_scheme="gray"),
         permissions_table(),
+        recommended_permissions(),
         sandbox_offer(),
         posted_form(
             labelled_input(

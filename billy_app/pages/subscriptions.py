@@ -61,7 +61,7 @@ def subscription_row(s: rx.Var[dict[str, str]]) -> rx.Component:
 @rx.page(
     route="/subscriptions",
     title="Subscriptions · Agent Billy",
-    on_load=[SessionState.require_member, SubscriptionsState.load],
+    on_load=[SessionState.require_member, SubscriptionsState.load, SubscriptionsState.follow],
 )
 def subscriptions() -> rx.Component:
     return shell(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from billy_app.state.list_page import ANY, ListPage
+from billy_app.state.live import LiveState
 from billy_app.state.session import SessionState
 from billy_app.state.view import iso
 from services import audit, reports
@@ -59,7 +60,13 @@ def charge_row_view(r: ChargeListRow) -> dict[str, str]:
     }
 
 
-class ChargesState(ListPage, SessionState):
+class ChargesState(ListPage, LiveState, SessionState):
+    def _live_kinds(self) -> frozenset[str]:
+        return frozenset({"charge", "refund", "customer"})
+
+    async def _live_refresh(self) -> None:
+        await self._read(self._cursors[-1])
+
     def _text_fields(self) -> dict[str, int]:
         return TEXT_FIELDS
 

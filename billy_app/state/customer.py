@@ -6,13 +6,20 @@ import asyncio
 
 import reflex as rx
 
+from billy_app.state.live import LiveState
 from billy_app.state.session import SessionState
 from billy_app.state.view import charge_view, customer_view
 from services import billing
 from services.errors import BillyError, NotAuthenticated
 
 
-class CustomerState(SessionState):
+class CustomerState(LiveState, SessionState):
+    def _live_kinds(self) -> frozenset[str]:
+        return frozenset({"customer", "charge", "refund"})
+
+    async def _live_refresh(self) -> None:
+        await self.reload()
+
     customer: dict[str, str] = {}
     address: str = ""
     phone: str = ""

@@ -16,6 +16,7 @@ from typing import Any
 
 import reflex as rx
 
+from billy_app.state.live import LiveState
 from billy_app.state.session import SessionState
 from billy_app.state.sync_progress import SyncProgressState
 from billy_app.state.view import iso
@@ -127,7 +128,14 @@ def report_view(board: Dashboard) -> dict[str, Any]:
     }
 
 
-class DashboardState(SyncProgressState):
+class DashboardState(LiveState, SyncProgressState):
+    def _live_kinds(self) -> frozenset[str]:
+        return frozenset({"charge", "refund", "subscription", "invoice", "customer", "sync"})
+
+    async def _live_refresh(self) -> None:
+        await SyncProgressState._refresh(self)
+        await self._load_report()
+
     report_error: str = ""
     mrr: list[dict[str, str]] = []
     mrr_text: str = "—"

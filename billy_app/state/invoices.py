@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from billy_app.state.list_page import ANY, ListPage
+from billy_app.state.live import LiveState
 from billy_app.state.session import SessionState
 from billy_app.state.view import iso
 from services import audit, reports
@@ -31,7 +32,13 @@ def invoice_row_view(r: InvoiceListRow) -> dict[str, str]:
     }
 
 
-class InvoicesState(ListPage, SessionState):
+class InvoicesState(ListPage, LiveState, SessionState):
+    def _live_kinds(self) -> frozenset[str]:
+        return frozenset({"invoice", "customer"})
+
+    async def _live_refresh(self) -> None:
+        await self._read(self._cursors[-1])
+
     def _text_fields(self) -> dict[str, int]:
         return TEXT_FIELDS
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from billy_app.state.list_page import ANY, ListPage
+from billy_app.state.live import LiveState
 from billy_app.state.session import SessionState
 from billy_app.state.view import iso
 from services import reports
@@ -32,7 +33,13 @@ def subscription_row_view(r: SubscriptionListRow) -> dict[str, str]:
     }
 
 
-class SubscriptionsState(ListPage, SessionState):
+class SubscriptionsState(ListPage, LiveState, SessionState):
+    def _live_kinds(self) -> frozenset[str]:
+        return frozenset({"subscription", "customer", "price", "product"})
+
+    async def _live_refresh(self) -> None:
+        await self._read(self._cursors[-1])
+
     def _text_fields(self) -> dict[str, int]:
         return TEXT_FIELDS
 

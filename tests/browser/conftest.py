@@ -11,55 +11,17 @@ the wizard as the instance's state asks."""
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
+from devtools.app_runner import CHROMIUM, CHROMIUM_FLAGS, RunningApp, running_app
 from devtools.mailcatcher import CatcherHandle, run_in_thread
 from services.config import PROJECT_ROOT
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = PROJECT_ROOT / "artifacts" / "screenshots"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _npm_registry() -> str:
-    """The registry npm is configured with (Reflex probes mirrors over the network without it)."""
-    return subprocess.run(
-        ["npm", "config", "get", "registry"], capture_output=True, text=True, check=True
-    ).stdout.strip()
-
-
-@dataclass
-class RunningApp:
-    url: str
-    data_dir: Path
-    env: dict[str, str]
-    log: Path
 
 
 @pytest.fixture(scope="module")
@@ -80,67 +42,15 @@ def app_server(  # type: ignore[no-untyped-def]
 
     sandbox.reset()
     seed(sandbox.url)
-    data_dir = tmp_path_factory.mktemp("browser-instance")
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BILLY_")}
-    env.update(
-        BILLY_DATA_DIR=str(data_dir),
-        BILLY_STRIPE_API_BASE=sandbox.url,
-        BILLY_SANDBOX="true",
-        BILLY_SANDBOX_DEMO_KEY=sandbox_pkg.DEMO_RESTRICTED_KEY,
-        BILLY_PUBLIC_URL=f"http://localhost:{port}",
-        BILLY_SMTP_HOST=mail_catcher.host,
-        BILLY_SMTP_PORT=str(mail_catcher.smtp_port),
-        BILLY_SMTP_TLS="none",
-        PATH=f"{PROJECT_ROOT / '.tools/bun/bin'}:{Path(sys.executable).parent}:{env.get('PATH', '')}",
-        REFLEX_TELEMETRY_ENABLED="false",
-        REFLEX_CHECK_LATEST_VERSION="false",
-        NPM_CONFIG_REGISTRY=env.get("NPM_CONFIG_REGISTRY") or _npm_registry(),
-    )
-    env.update(getattr(request.module, "APP_ENV", {}))
-    subprocess.run([sys.executable, "-m", "services.cli", "migrate"], env=env, cwd=PROJECT_ROOT, check=True)
-    log = data_dir / "app.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "reflex",
-                "run",
-                "--env",
-                "prod",
-                "--frontend-port",
-                str(port),
-                "--backend-port",
-                str(port),
-            ],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://localhost:{port}"
-    try:
-        deadline = time.monotonic() + 240
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"Billy exited while starting:\n{log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/", timeout=2).status_code == 200 and httpx.get(f"{url}/healthz").text == "ok":
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"Billy did not start in time:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
-        yield RunningApp(url, data_dir, env, log)
-    finally:
-        os.killpg(proc.pid, 15)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
+    with running_app(
+        tmp_path_factory.mktemp("browser-instance"),
+        sandbox_url=sandbox.url,
+        demo_key=sandbox_pkg.DEMO_RESTRICTED_KEY,
+        smtp_host=mail_catcher.host,
+        smtp_port=mail_catcher.smtp_port,
+        extra_env=getattr(request.module, "APP_ENV", {}),
+    ) as app:
+        yield app
 
 
 @pytest.fixture(scope="package")

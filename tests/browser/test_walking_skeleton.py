@@ -14,6 +14,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from services import sync
 from tests.browser.conftest import Shots
 
 pytestmark = pytest.mark.browser
@@ -69,11 +70,13 @@ def test_new_user_from_signup_to_refund_and_back(app_server, browser, sandbox) -
     # 5. The first sync shows progress, then the numbers.
     page.wait_for_selector("#sync-card")
     page.wait_for_function(
-        "() => [...document.querySelectorAll('.sync-resource')].length === 3 && "
+        f"() => [...document.querySelectorAll('.sync-resource')].length === {len(sync.RESOURCES)} && "
         "[...document.querySelectorAll('.sync-resource')].every(e => e.textContent.includes('done'))",
         timeout=60_000,
     )
-    page.wait_for_function("() => Number(document.querySelector('#stat-customers').textContent) >= 50")
+    customers = page.locator(".sync-resource", has_text="Customers").inner_text()
+    assert int(customers.split(":")[1].split("·")[0].replace(",", "")) >= 50, customers
+    page.wait_for_function("() => !['', '—'].includes(document.querySelector('#mrr').textContent.trim())")
     shot("dashboard-synced")
 
     # 6. Customers: search by name (a database query), open one, see their charges.

@@ -1,0 +1,81 @@
+"""Live pages: a background task per open page re-reads its data when the store changes.
+
+Notices (`services.notices`) say only which kind of rows changed; the page re-reads what it
+shows through the service layer, as its viewer, so a notice can never leak a row the
+viewer may not see. Notices arriving close together are handled as one refresh. The task
+ends when its tab disconnects or navigates to another page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import reflex as rx
+
+from services import notices
+
+BATCH_SECONDS = 0.05  # notices within this window make one refresh
+IDLE_CHECK_SECONDS = 20.0  # how often an idle task checks that its tab is still there
+
+
+def _tab_connected(token: str) -> bool:
+    """Whether this worker still has a websocket for the tab (unknown: assume yes)."""
+    try:
+        from reflex.utils import prerequisites
+
+        namespace = prerequisites.get_and_validate_app().app.event_namespace
+    except Exception:  # noqa: BLE001 - outside a running app (tests compiling pages)
+        return True
+    return namespace is None or token in namespace.token_to_sid
+
+
+async def _next_batch(sub: notices.Subscription) -> list[notices.Notice] | None:
+    """The next group of notices; None after an idle spell, so the caller can check on its tab."""
+    first = await sub.next(IDLE_CHECK_SECONDS)
+    if first is None:
+        return None
+    batch = [first]
+    deadline = asyncio.get_running_loop().time() + BATCH_SECONDS
+    while (left := deadline - asyncio.get_running_loop().time()) > 0:
+        more = await sub.next(left)
+        if more is None:
+            break
+        batch.append(more)
+    return batch
+
+
+class LiveState(rx.State, mixin=True):
+    """Mix into a page state; it names the kinds it shows and how to re-read them."""
+
+    # Each on_load starts a new follower; an older one (same tab, earlier page) sees a newer
+    # generation at its next wake-up and ends.
+    _follow_generation: int = 0
+
+    def _live_kinds(self) -> frozenset[str]:
+        raise NotImplementedError
+
+    async def _live_refresh(self) -> None:
+        """Re-read the page's data (called while holding the state)."""
+        raise NotImplementedError
+
+    @rx.event(background=True)
+    async def follow(self):
+        """Started by the page's on_load: re-read the page when rows of its kinds change."""
+        async with self:
+            self._follow_generation += 1
+            mine = self._follow_generation
+            token, path = self.router.session.client_token, self.router.url.path
+            kinds = self._live_kinds()
+        async with notices.subscription() as sub:
+            while True:
+                batch = await _next_batch(sub)
+                if not _tab_connected(token):
+                    return
+                relevant = batch is not None and any(n.kind in kinds or n.kind == "*" for n in batch)
+                async with self:
+                    if self._follow_generation != mine or self.router.url.path != path:
+                        return  # a newer follower, or the tab has moved to another page
+                    if relevant:
+                        with contextlib.suppress(Exception):  # a failed refresh keeps the page as it was
+                            await self._live_refresh()

@@ -1,0 +1,126 @@
+"""Start a real Billy (production build, `reflex run --env prod`) on a fresh data folder.
+
+Shared by the browser tests and `bench/live`, so both measure the app as `make run` runs
+it: migrated store, the given Stripe sandbox and mail catcher, bun from `.tools/`."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from services.config import PROJECT_ROOT
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def npm_registry() -> str:
+    """The registry npm is configured with (Reflex probes mirrors over the network without it)."""
+    return subprocess.run(
+        ["npm", "config", "get", "registry"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+@dataclass
+class RunningApp:
+    url: str
+    data_dir: Path
+    env: dict[str, str]
+    log: Path
+
+
+@contextmanager
+def running_app(
+    data_dir: Path,
+    *,
+    sandbox_url: str,
+    demo_key: str,
+    smtp_host: str = "127.0.0.1",
+    smtp_port: int = 1025,
+    extra_env: dict[str, str] | None = None,
+    start_timeout: float = 240,
+) -> Iterator[RunningApp]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BILLY_")}
+    env.update(
+        BILLY_DATA_DIR=str(data_dir),
+        BILLY_STRIPE_API_BASE=sandbox_url,
+        BILLY_SANDBOX="true",
+        BILLY_SANDBOX_DEMO_KEY=demo_key,
+        BILLY_PUBLIC_URL=f"http://localhost:{port}",
+        BILLY_SMTP_HOST=smtp_host,
+        BILLY_SMTP_PORT=str(smtp_port),
+        BILLY_SMTP_TLS="none",
+        PATH=f"{PROJECT_ROOT / '.tools/bun/bin'}:{Path(sys.executable).parent}:{env.get('PATH', '')}",
+        REFLEX_TELEMETRY_ENABLED="false",
+        REFLEX_CHECK_LATEST_VERSION="false",
+        NPM_CONFIG_REGISTRY=env.get("NPM_CONFIG_REGISTRY") or npm_registry(),
+    )
+    env.update(extra_env or {})
+    subprocess.run([sys.executable, "-m", "services.cli", "migrate"], env=env, cwd=PROJECT_ROOT, check=True)
+    log = data_dir / "app.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "reflex",
+                "run",
+                "--env",
+                "prod",
+                "--frontend-port",
+                str(port),
+                "--backend-port",
+                str(port),
+            ],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://localhost:{port}"
+    try:
+        deadline = time.monotonic() + start_timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"Billy exited while starting:\n{log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{url}/", timeout=2).status_code == 200 and httpx.get(f"{url}/healthz").text == "ok":
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Billy did not start in time:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield RunningApp(url, data_dir, env, log)
+    finally:
+        os.killpg(proc.pid, 15)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)

@@ -1,0 +1,196 @@
+"""Store-change notices reach open pages (in one process, and across workers through Redis),
+and Settings → Stripe sync / `billy sync` say honestly where the sync stands."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+import uuid
+
+import pytest
+
+from services import notices, stripe_keys, sync
+from services.notices import Notice, NoticeBus, RedisRelay
+from services.stripe_events import apply_event, overview
+from tests.conftest import member_actor
+
+REDIS_URL = os.environ.get("BILLY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+async def _receive(bus: NoticeBus, count: int, started: threading.Event) -> list[Notice]:
+    got: list[Notice] = []
+    stream = bus.subscribe()
+    started.set()
+    async for notice in stream:
+        got.append(notice)
+        if len(got) == count:
+            break
+    return got
+
+
+def _run_subscriber(bus: NoticeBus, count: int) -> tuple[threading.Thread, list[list[Notice]], threading.Event]:
+    """A subscriber on its own event loop (as a page's background task would be)."""
+    out: list[list[Notice]] = []
+    started = threading.Event()
+
+    def run() -> None:
+        out.append(asyncio.run(asyncio.wait_for(_receive(bus, count, started), 10)))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert started.wait(5)
+    time.sleep(0.05)  # the subscription is registered before `started` is set; let the loop settle
+    return thread, out, started
+
+
+def test_notices_reach_every_subscriber_from_any_thread() -> None:
+    bus = NoticeBus()
+    first, got_first, _ = _run_subscriber(bus, 2)
+    second, got_second, _ = _run_subscriber(bus, 2)
+    assert bus.subscriber_count == 2
+    threading.Thread(target=lambda: bus.deliver(Notice("charge", ("ch_1",)))).start()
+    bus.deliver(Notice("invoice", ("in_1", "in_2")))
+    first.join(5)
+    second.join(5)
+    for got in (got_first[0], got_second[0]):
+        assert sorted(got, key=lambda n: n.kind) == [Notice("charge", ("ch_1",)), Notice("invoice", ("in_1", "in_2"))]
+    time.sleep(0.05)
+    assert bus.subscriber_count == 0  # a page that stops listening is forgotten
+
+
+def test_a_quiet_spell_does_not_end_a_subscription() -> None:
+    """A page's task waits with a timeout to check on its tab; the wait must not end the feed."""
+    bus = NoticeBus()
+
+    async def scenario() -> list[Notice | None]:
+        async with bus.subscription() as sub:
+            idle = await sub.next(0.05)
+            bus.deliver(Notice("charge", ("ch_1",)))
+            return [idle, await sub.next(1)]
+
+    assert asyncio.run(scenario()) == [None, Notice("charge", ("ch_1",))]
+
+
+def test_a_subscriber_that_falls_behind_gets_one_reload_everything_notice() -> None:
+    bus = NoticeBus()
+
+    async def scenario() -> list[Notice]:
+        stream = bus.subscribe()
+        first = asyncio.ensure_future(anext(stream))
+        await asyncio.sleep(0.01)
+        for i in range(notices.QUEUE_LIMIT + 50):
+            bus.deliver(Notice("charge", (f"ch_{i}",)))
+        await asyncio.sleep(0.05)
+        got = [await first]
+        while True:
+            try:
+                got.append(await asyncio.wait_for(anext(stream), 0.1))
+            except TimeoutError:
+                return got
+
+    got = asyncio.run(scenario())
+    assert notices.EVERYTHING in got and len(got) < notices.QUEUE_LIMIT
+
+
+def test_with_redis_a_write_in_one_worker_reaches_pages_in_another() -> None:
+    redis = pytest.importorskip("redis")
+    try:
+        redis.Redis.from_url(REDIS_URL).ping()
+    except redis.ConnectionError:
+        if os.environ.get("CI"):
+            pytest.fail("Redis is not reachable; `make test` should have started it")
+        pytest.skip("Redis is not running")
+    channel = f"billy:test:{uuid.uuid4().hex}"
+    worker_a, worker_b = NoticeBus(), NoticeBus()
+    original = notices.CHANNEL
+    notices.CHANNEL = channel
+    try:
+        relay_a, _relay_b = RedisRelay(REDIS_URL, worker_a), RedisRelay(REDIS_URL, worker_b)
+        time.sleep(0.2)
+        thread_a, got_a, _ = _run_subscriber(worker_a, 1)
+        thread_b, got_b, _ = _run_subscriber(worker_b, 1)
+        relay_a.publish(Notice("refund", ("re_1",)))
+        thread_a.join(5)
+        thread_b.join(5)
+    finally:
+        notices.CHANNEL = original
+    assert got_a == [[Notice("refund", ("re_1",))]] and got_b == [[Notice("refund", ("re_1",))]]
+
+
+def test_a_stored_event_publishes_what_changed(any_store) -> None:  # type: ignore[no-untyped-def]
+    bus = notices.get_bus()
+    thread, got, _ = _run_subscriber(bus, 1)
+    customer = {"id": "cus_live", "object": "customer", "email": "a@example.com", "created": 1_700_000_000}
+    event = {"id": "evt_live", "object": "event", "type": "customer.created", "created": 1_700_000_000}
+    apply_event({**event, "data": {"object": customer}}, "webhook")
+    thread.join(5)
+    assert got == [[Notice("customer", ("cus_live",))]]
+
+
+# --- Settings → Stripe sync, and the command line ------------------------------------------
+
+
+def test_the_sync_overview_names_each_resource_and_the_event_lag(any_store, any_store_owner, stripe_peer) -> None:  # type: ignore[no-untyped-def]
+    from sandbox.seed import seed
+
+    seed(stripe_peer.url, customers=6)
+    key = stripe_peer.restricted_key(profile="billy", without=["rak_dispute_read"])
+    stripe_keys.connect_stripe_key(any_store_owner, key)
+    sync.backfill()
+    now = time.time()
+    view = overview(member_actor("read_only", "viewer@example.com"), now=now)  # everyone may look
+    by_name = {r.resource: r for r in view.resources}
+    assert set(by_name) == set(sync.RESOURCES)
+    assert by_name["customers"].status == "done" and by_name["customers"].synced_count == 6
+    assert by_name["disputes"].status == "skipped" and "Disputes: Read" in (by_name["disputes"].last_error or "")
+    assert by_name["disputes"].required is False and by_name["charges"].required is True
+    assert view.webhook_configured is False and view.endpoint_url.endswith("/api/stripe/webhook")
+    assert view.last_event_created is not None and view.lag_seconds is not None and view.lag_seconds <= 120
+
+
+def test_billy_sync_prints_each_resource_and_fails_when_one_did_not_finish(  # type: ignore[no-untyped-def]
+    any_store, any_store_owner, stripe_peer, capsys
+) -> None:
+    from sandbox.seed import seed
+    from services.cli import main
+
+    seed(stripe_peer.url, customers=4)
+    key = stripe_peer.restricted_key(profile="billy", without=["rak_product_read"])
+    stripe_keys.connect_stripe_key(any_store_owner, key)
+    assert main(["sync"]) == 1  # products were skipped: not a clean run
+    out = capsys.readouterr().out
+    lines = {line.split()[0]: line for line in out.splitlines() if line and not line.startswith("took")}
+    assert set(lines) == set(sync.RESOURCES)
+    assert "skipped" in lines["products"] and "Products: Read" in lines["products"]
+    assert lines["customers"].split()[1:3] == ["done", "4"]
+
+
+def test_the_dashboard_is_recomputed_when_the_store_changes(any_store, any_store_owner) -> None:  # type: ignore[no-untyped-def]
+    from services import reports
+
+    first = reports.dashboard(any_store_owner)
+    assert reports.dashboard(any_store_owner) is first  # nothing changed: the same copy
+    charge = {
+        "id": "ch_live1",
+        "object": "charge",
+        "amount": 1234,
+        "currency": "usd",
+        "status": "succeeded",
+        "paid": True,
+        "created": int(time.time()) - 60,
+    }
+    apply_event(
+        {
+            "id": "evt_c1",
+            "object": "event",
+            "type": "charge.succeeded",
+            "created": int(time.time()),
+            "data": {"object": charge},
+        },
+        "webhook",
+    )
+    after = reports.dashboard(any_store_owner)
+    assert after is not first
+    assert first.revenue == [] and [(r.currency, r.gross.amount) for r in after.revenue] == [("usd", 1234)]
