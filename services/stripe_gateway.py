@@ -294,7 +294,7 @@ class StripeGateway:
         self,
         resource: str,
         starting_after: str | None = None,
-        limit: int = PAGE_SIZE,
+        limit: int | None = None,
         params: dict[str, Any] | None = None,
         on_throttled: Callable[[], None] | None = None,
         path: str | None = None,
@@ -302,7 +302,7 @@ class StripeGateway:
         """One page of a list endpoint (`/v1/<resource>`, or `path`), newest first, as Stripe
         lists. Read as plain JSON: building SDK objects only to flatten them again cost more
         than the request itself on a backfill (bench/backfill)."""
-        query: dict[str, Any] = {**(params or {}), "limit": limit}
+        query: dict[str, Any] = {**(params or {}), "limit": limit or PAGE_SIZE}
         if starting_after:
             query["starting_after"] = starting_after
         response = self.read(

@@ -308,3 +308,53 @@ def test_billys_own_refund_is_stored_at_once_and_its_event_changes_nothing(seede
     with session_scope() as s:
         after = s.get(StripeCharge, charge["id"]).model_dump(exclude={"synced_at", "version_at"})  # type: ignore[union-attr]
     assert after == {k: v for k, v in before.items() if k != "version_at"}
+
+
+KILLABLE_SYNC = """
+import services.stripe_gateway as gateway
+gateway.PAGE_SIZE = 2  # many small pages, so there is a "midway" to be killed in
+from services import sync
+sync.backfill(resources=["customers"])
+"""
+
+
+def test_a_backfill_killed_with_sigkill_resumes_and_ends_identical(seeded, sandbox) -> None:  # type: ignore[no-untyped-def]
+    """A real `kill -9` of a process in the middle of a backfill: nothing runs after it, the
+    store keeps the pages it committed, and the next run continues after the saved cursor."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from services.config import PROJECT_ROOT
+
+    sandbox.set_latency(0.15)  # slow enough to catch it midway
+    try:
+        proc = subprocess.Popen([sys.executable, "-c", KILLABLE_SYNC], cwd=PROJECT_ROOT, env=dict(os.environ))
+        deadline = time.monotonic() + 60
+        while True:
+            state = _states().get("customers")
+            if state is not None and state.cursor and 4 <= state.synced_count < 12:
+                break
+            assert proc.poll() is None, "the sync ended before it could be killed"
+            assert time.monotonic() < deadline, "the sync never got going"
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        sandbox.set_latency(0)
+    killed = _states()["customers"]
+    assert killed.status == "running" and killed.cursor  # exactly what a dead process leaves
+    with session_scope() as s:
+        stored_before = len(s.exec(select(StripeCustomer)).all())
+    assert stored_before == killed.synced_count  # committed pages only, with their cursor
+    gateway = StripeGateway()
+    calls: list[str | None] = []
+    original = gateway.list_page
+    gateway.list_page = lambda r, a=None, limit=None, params=None, on_throttled=None, path=None: (  # type: ignore[method-assign]
+        calls.append(a) or original(r, a, limit, params, on_throttled, path)
+    )
+    assert sync.backfill(gateway, resources=["customers"]) == {"customers": "done"}
+    assert calls[0] == killed.cursor
+    assert_store_equals_sandbox(seeded, ["customers"])
+    assert _states()["customers"].synced_count == 12
