@@ -111,9 +111,9 @@ def search_customers(actor: Actor, query: str = "", cursor: str | None = None, l
     stmt = select(StripeCustomer).where(col(StripeCustomer.deleted).is_(False))
     needle = " ".join(query.split()).lower()
     if needle:
-        from services.search import customer_starts_with
+        from services.search import customers_starting_with
 
-        stmt = stmt.where(customer_starts_with(get_engine().dialect.name, needle))
+        stmt = stmt.where(customers_starting_with(col(StripeCustomer.id), needle))
     if cursor:
         created, obj_id = _decode_cursor(cursor)
         stmt = stmt.where(

@@ -37,7 +37,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from services import audit, notices
-from services.db import get_engine, session_scope
+from services.db import session_scope
 from services.errors import ValidationFailed
 from services.models import (
     StripeCharge,
@@ -576,11 +576,9 @@ def _customer_condition(customer_col: Any, customer: str) -> sa.ColumnElement[bo
         raise ValidationFailed(f"The customer filter is at most {MAX_TEXT} characters.")
     if text.startswith("cus_") and " " not in text:
         return customer_col == text
-    from services.search import customer_starts_with  # search imports this module's neighbours
+    from services.search import customers_starting_with  # search imports this module's neighbours
 
-    starts = customer_starts_with(get_engine().dialect.name, text.lower())
-    ids = select(StripeCustomer.id).where(col(StripeCustomer.deleted).is_(False), starts)
-    return customer_col.in_(ids)
+    return customers_starting_with(customer_col, text.lower())
 
 
 # --- charges ------------------------------------------------------------------------------------

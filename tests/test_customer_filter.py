@@ -1,0 +1,60 @@
+"""Filtering lists by a customer prefix gives the same pages whether few or many customers
+match (many switch SQLite to walking the list's own order), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+
+from services import billing, mirror, reports, search
+from services.db import session_scope
+from services.reports import ChargeFilters
+
+
+def _store(count: int, name: str, start: int) -> None:
+    now = int(time.time())
+    customers = [
+        {"id": f"cus_{name}{i:04d}", "object": "customer", "name": f"{name.title()} Person{i}", "created": start + i}
+        for i in range(count)
+    ]
+    charges = [
+        {
+            "id": f"ch_{name}{i:04d}",
+            "object": "charge",
+            "amount": 100 + i,
+            "currency": "usd",
+            "status": "succeeded",
+            "paid": True,
+            "customer": f"cus_{name}{i:04d}",
+            "created": start + 2 * i,
+        }
+        for i in range(count)
+    ]
+    with session_scope() as s:
+        mirror.write_objects(s, "customer", customers, now)
+        mirror.write_objects(s, "charge", charges, now)
+
+
+def _all_pages(fetch) -> list[str]:  # type: ignore[no-untyped-def]
+    ids, cursor = [], None
+    while True:
+        page = fetch(cursor)
+        ids += [r.id for r in page.items]
+        cursor = page.next_cursor
+        if cursor is None:
+            return ids
+
+
+def test_many_and_few_matching_customers_page_the_same_way(any_store, any_store_owner) -> None:  # type: ignore[no-untyped-def]
+    many = search.MANY_CUSTOMERS + 40
+    _store(many, "marlow", 1_700_000_000)
+    _store(30, "zed", 1_700_500_000)
+    _store(50, "other", 1_700_900_000)
+    for needle, count in (("marl", many), ("zed", 30)):
+        charges = _all_pages(
+            lambda c, n=needle: reports.search_charges(any_store_owner, ChargeFilters(customer=n), cursor=c, limit=25)
+        )
+        prefix = "marlow" if needle == "marl" else "zed"
+        expected = [f"ch_{prefix}{i:04d}" for i in reversed(range(count))]  # newest first
+        assert charges == expected, needle
+        customers = _all_pages(lambda c, n=needle: billing.search_customers(any_store_owner, n, c, 25))
+        assert customers == [f"cus_{prefix}{i:04d}" for i in reversed(range(count))], needle
