@@ -166,12 +166,6 @@ def generation() -> int:
     return get_bus().generation
 
 
-def subscribe() -> AsyncIterator[Notice]:
-    """Notices from now on, for an `async for`."""
-    _relay()  # with Redis, make sure this process listens
-    return get_bus().subscribe()
-
-
 def subscription() -> contextlib.AbstractAsyncContextManager[Subscription]:
     """Notices from now on, read with timeouts (a page's background task checks on its tab between them)."""
     _relay()

@@ -161,12 +161,16 @@ def receive_webhook(payload: bytes, signature: str | None) -> Applied:
 # --- polling --------------------------------------------------------------------------------
 
 
+def _advance_event_cursor(state: SyncState, event: dict[str, Any]) -> None:
+    """Polling continues from the newest event seen, by webhook or by polling; never backwards."""
+    created = int(event.get("created") or 0)
+    if state.last_event_created is None or created >= state.last_event_created:
+        state.last_event_created, state.cursor = created, event["id"]
+
+
 def _note_event_seen(event: dict[str, Any]) -> None:
     with session_scope() as session:
-        state = sync._state(session, sync.EVENTS)
-        created = int(event.get("created") or 0)
-        if state.last_event_created is None or created >= state.last_event_created:
-            state.last_event_created, state.cursor = created, event["id"]
+        _advance_event_cursor(sync.sync_state(session, sync.EVENTS), event)
 
 
 def poll_events(gateway: StripeGateway | None = None, now: float | None = None) -> dict[str, int]:
@@ -174,14 +178,14 @@ def poll_events(gateway: StripeGateway | None = None, now: float | None = None) 
     gateway = gateway or StripeGateway()
     now = now or time.time()
     with session_scope() as session:
-        state = sync._state(session, sync.EVENTS)
+        state = sync.sync_state(session, sync.EVENTS)
         since = state.last_event_created
         state.status, state.started_at = "running", utcnow()
     if since is None or since < now - EVENT_RETENTION_SECONDS + 3600:
         # Nothing to continue from, or older than Stripe keeps: only a full copy is sure.
         log.info("No replayable event history; starting a full backfill")
         with session_scope() as session:
-            state = sync._state(session, sync.EVENTS)
+            state = sync.sync_state(session, sync.EVENTS)
             state.last_event_created, state.status = int(now) - 60, "done"
         sync.background_sync.start(gateway)
         return {"backfill": 1}
@@ -193,21 +197,18 @@ def poll_events(gateway: StripeGateway | None = None, now: float | None = None) 
             events.extend(page)
     except StripeRequestFailed as exc:
         with session_scope() as session:
-            state = sync._state(session, sync.EVENTS)
-            state.status, state.finished_at = (
-                ("skipped", utcnow()) if exc.code == "permission_denied" else ("failed", utcnow())
-            )
-            state.last_error = sync.EVENTS_PERMISSION_NOTE if exc.code == "permission_denied" else str(exc)
+            state = sync.sync_state(session, sync.EVENTS)
+            denied = exc.code == "permission_denied"
+            state.status, state.finished_at = ("skipped" if denied else "failed"), utcnow()
+            state.last_error = sync.EVENTS_PERMISSION_NOTE if denied else str(exc)
         raise
     for event in sorted(events, key=lambda e: (int(e.get("created") or 0), e["id"])):
         outcome = apply_event(event, "poll", gateway).outcome
         counts[outcome] = counts.get(outcome, 0) + 1
     with session_scope() as session:
-        state = sync._state(session, sync.EVENTS)
+        state = sync.sync_state(session, sync.EVENTS)
         if events:
-            newest = max(events, key=lambda e: int(e.get("created") or 0))
-            if state.last_event_created is None or int(newest["created"]) >= state.last_event_created:
-                state.last_event_created, state.cursor = int(newest["created"]), newest["id"]
+            _advance_event_cursor(state, max(events, key=lambda e: int(e.get("created") or 0)))
         state.status, state.finished_at, state.last_error = "done", utcnow(), None
         state.synced_count += sum(v for k, v in counts.items() if k != "duplicate")
     return counts

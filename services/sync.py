@@ -81,7 +81,8 @@ def permission_note(resource: Resource) -> str:
     )
 
 
-def _state(session: Session, resource: str) -> SyncState:
+def sync_state(session: Session, resource: str) -> SyncState:
+    """The progress row of a resource (or of event polling, `EVENTS`), created on first use."""
     state = session.get(SyncState, resource)
     if state is None:
         state = SyncState(resource=resource)
@@ -112,7 +113,7 @@ class _Run:
         version = int(requested_at) - 1
         with session_scope() as session:
             written = mirror.write_objects(session, self.resource.kind, objects, version)
-            state = _state(session, self.resource.name)
+            state = sync_state(session, self.resource.name)
             state.cursor = cursor
             state.synced_count += len(objects)
             state.throttled_count += self.take_throttled()
@@ -122,7 +123,7 @@ class _Run:
 def _begin(resource: str) -> str | None:
     """Mark the resource running; returns the cursor to resume after (None: from the start)."""
     with session_scope() as session:
-        state = _state(session, resource)
+        state = sync_state(session, resource)
         # A run that was killed (still "running") or failed midway continues after its last page.
         resuming = state.status in ("running", "failed") and state.cursor is not None
         if not resuming:
@@ -134,7 +135,7 @@ def _begin(resource: str) -> str | None:
 
 def _finish(resource: str, status: str, error: str | None, throttled: int = 0) -> None:
     with session_scope() as session:
-        state = _state(session, resource)
+        state = sync_state(session, resource)
         state.status, state.last_error, state.finished_at = status, error, utcnow()
         state.throttled_count += throttled
         if status != "failed":
@@ -269,7 +270,7 @@ def backfill(gateway: StripeGateway | None = None, resources: Iterable[str] = tu
 def _mark_events_start(since: int) -> None:
     """Polling begins at the first backfill's start (overlap is harmless: events are deduplicated)."""
     with session_scope() as session:
-        state = _state(session, EVENTS)
+        state = sync_state(session, EVENTS)
         if state.last_event_created is None:
             state.last_event_created = since
 
