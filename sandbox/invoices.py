@@ -52,7 +52,17 @@ from sandbox.charges import MINIMUM_AMOUNTS
 from sandbox.errors import StripeApiError, invalid_request, resource_missing
 from sandbox.events import emit
 from sandbox.lists import ListSpec, equals
-from sandbox.objects import expand_export, list_object, lookup, one_of, range_filter, refuse_unknown, required
+from sandbox.objects import (
+    expand_export,
+    from_path,
+    list_object,
+    lookup,
+    one_of,
+    range_filter,
+    refuse_unknown,
+    required,
+    respond,
+)
 from sandbox.params import Predicate, bounded_int, merged_metadata, metadata_param, read_params, string_param, to_bool
 from sandbox.prices import price_for
 from sandbox.state import INDEX
@@ -1070,41 +1080,29 @@ INVOICE_ITEMS = ListSpec(
 
 
 def _invoice(request: web.Request) -> Invoice:
-    invoice_id = request.match_info["id"]
-    invoice = INDEX.get("invoice", invoice_id)
-    if invoice is None:
-        raise resource_missing("invoice", invoice_id)
-    return invoice
+    return from_path(request, "invoice")
 
 
 def _item(request: web.Request) -> InvoiceItem:
-    item_id = request.match_info["id"]
-    item = INDEX.get("invoiceitem", item_id)
-    if item is None:
-        raise resource_missing("invoiceitem", item_id)
-    return item
-
-
-def _respond(obj: Any, params: dict[str, Any]) -> web.Response:
-    return json_response(obj._export(expand=params.get("expand")))
+    return from_path(request, "invoiceitem")
 
 
 async def create(request: web.Request) -> web.Response:
     params = await read_params(request)
-    return _respond(create_invoice(params), params)
+    return respond(create_invoice(params), params)
 
 
 async def retrieve(request: web.Request) -> web.Response:
     invoice = _invoice(request)
     params = await read_params(request)
     refuse_unknown(params, {"expand"})
-    return _respond(invoice, params)
+    return respond(invoice, params)
 
 
 async def update(request: web.Request) -> web.Response:
     invoice = _invoice(request)
     params = await read_params(request)
-    return _respond(update_invoice(invoice, params), params)
+    return respond(update_invoice(invoice, params), params)
 
 
 async def delete(request: web.Request) -> web.Response:
@@ -1123,7 +1121,7 @@ def _action(action: Callable[[Invoice], Invoice]) -> Callable[[web.Request], Any
         refuse_unknown(params, {"expand", "auto_advance"})
         if "auto_advance" in params:
             invoice.auto_advance = to_bool("auto_advance", params["auto_advance"])
-        return _respond(action(invoice), params)
+        return respond(action(invoice), params)
 
     return handle
 
@@ -1131,7 +1129,7 @@ def _action(action: Callable[[Invoice], Invoice]) -> Callable[[web.Request], Any
 async def pay_route(request: web.Request) -> web.Response:
     invoice = _invoice(request)
     params = await read_params(request)
-    return _respond(pay(invoice, params), params)
+    return respond(pay(invoice, params), params)
 
 
 async def lines(request: web.Request) -> web.Response:
@@ -1156,17 +1154,17 @@ async def lines(request: web.Request) -> web.Response:
 
 async def item_create(request: web.Request) -> web.Response:
     params = await read_params(request)
-    return _respond(create_item(params), params)
+    return respond(create_item(params), params)
 
 
 async def item_retrieve(request: web.Request) -> web.Response:
-    return _respond(_item(request), await read_params(request))
+    return respond(_item(request), await read_params(request))
 
 
 async def item_update(request: web.Request) -> web.Response:
     item = _item(request)
     params = await read_params(request)
-    return _respond(update_item(item, params), params)
+    return respond(update_item(item, params), params)
 
 
 async def item_delete(request: web.Request) -> web.Response:

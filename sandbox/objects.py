@@ -11,6 +11,9 @@ import copy
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from aiohttp import web
+from localstripe.server import json_response
+
 from sandbox.errors import invalid_request, resource_missing, unknown_parameter
 from sandbox.params import Predicate, string_list, to_bool, to_int
 from sandbox.state import INDEX
@@ -41,6 +44,20 @@ def lookup(object_type: str, object_id: Any, param: str) -> Any:
     if obj is None:
         raise resource_missing(object_type, object_id, param=param, status=400)
     return obj
+
+
+def from_path(request: web.Request, object_type: str, key: str = "id") -> Any:
+    """The object a URL names (`/v1/<type>s/{id}`): an unknown id is a 404 `resource_missing`."""
+    object_id = request.match_info[key]
+    obj = INDEX.get(object_type, object_id)
+    if obj is None:
+        raise resource_missing(object_type, object_id)
+    return obj
+
+
+def respond(obj: Any, params: dict[str, Any]) -> web.Response:
+    """The object as Stripe returns it, with the `expand[]` the request asked for."""
+    return json_response(obj._export(expand=params.get("expand")))
 
 
 def list_object(url: str, data: list[dict[str, Any]]) -> dict[str, Any]:

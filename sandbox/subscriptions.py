@@ -54,7 +54,17 @@ from sandbox.errors import invalid_request, resource_missing
 from sandbox.events import emit
 from sandbox.invoices import Invoice, changes
 from sandbox.lists import ListSpec, equals
-from sandbox.objects import expand_export, list_object, lookup, one_of, range_filter, refuse_unknown, required
+from sandbox.objects import (
+    expand_export,
+    from_path,
+    list_object,
+    lookup,
+    one_of,
+    range_filter,
+    refuse_unknown,
+    required,
+    respond,
+)
 from sandbox.params import Predicate, bounded_int, merged_metadata, metadata_param, read_params, string_param, to_bool
 from sandbox.prices import Price, price_for
 from sandbox.state import INDEX
@@ -766,39 +776,31 @@ SUBSCRIPTIONS = ListSpec(
 
 
 def _sub(request: web.Request, key: str = "id") -> Subscription:
-    sub_id = request.match_info[key]
-    sub = INDEX.get("subscription", sub_id)
-    if sub is None:
-        raise resource_missing("subscription", sub_id)
-    return sub
-
-
-def _respond(obj: Any, params: dict[str, Any]) -> web.Response:
-    return json_response(obj._export(expand=params.get("expand")))
+    return from_path(request, "subscription", key)
 
 
 async def create(request: web.Request) -> web.Response:
     params = await read_params(request)
-    return _respond(create_subscription(params), params)
+    return respond(create_subscription(params), params)
 
 
 async def retrieve(request: web.Request) -> web.Response:
     sub = _sub(request)
     params = await read_params(request)
     refuse_unknown(params, {"expand"})
-    return _respond(sub, params)
+    return respond(sub, params)
 
 
 async def update(request: web.Request) -> web.Response:
     sub = _sub(request)
     params = await read_params(request)
-    return _respond(update_subscription(sub, params), params)
+    return respond(update_subscription(sub, params), params)
 
 
 async def cancel(request: web.Request) -> web.Response:
     sub = _sub(request)
     params = await read_params(request)
-    return _respond(cancel_subscription(sub, params), params)
+    return respond(cancel_subscription(sub, params), params)
 
 
 def _customer_sub(request: web.Request) -> Subscription:
@@ -819,25 +821,21 @@ async def customer_list(request: web.Request) -> web.Response:
 
 async def customer_create(request: web.Request) -> web.Response:
     params = await read_params(request)
-    return _respond(create_subscription(params, customer_id=request.match_info["id"]), params)
+    return respond(create_subscription(params, customer_id=request.match_info["id"]), params)
 
 
 async def customer_retrieve(request: web.Request) -> web.Response:
-    return _respond(_customer_sub(request), await read_params(request))
+    return respond(_customer_sub(request), await read_params(request))
 
 
 async def customer_update(request: web.Request) -> web.Response:
     sub = _customer_sub(request)
     params = await read_params(request)
-    return _respond(update_subscription(sub, params), params)
+    return respond(update_subscription(sub, params), params)
 
 
 def _item(request: web.Request) -> SubscriptionItem:
-    item_id = request.match_info["id"]
-    item = INDEX.get("subscription_item", item_id)
-    if item is None:
-        raise resource_missing("subscription_item", item_id)
-    return item
+    return from_path(request, "subscription_item")
 
 
 async def items_list(request: web.Request) -> web.Response:
@@ -852,7 +850,7 @@ async def items_list(request: web.Request) -> web.Response:
 
 
 async def item_retrieve(request: web.Request) -> web.Response:
-    return _respond(_item(request), await read_params(request))
+    return respond(_item(request), await read_params(request))
 
 
 async def item_create(request: web.Request) -> web.Response:
@@ -863,7 +861,7 @@ async def item_create(request: web.Request) -> web.Response:
     known = set(sub._item_ids)
     update_subscription(sub, {"items": [spec]})
     new_id = next(item_id for item_id in sub._item_ids if item_id not in known)
-    return _respond(INDEX.get("subscription_item", new_id), params)
+    return respond(INDEX.get("subscription_item", new_id), params)
 
 
 async def item_update(request: web.Request) -> web.Response:
@@ -872,7 +870,7 @@ async def item_update(request: web.Request) -> web.Response:
     refuse_unknown(params, {"price", "plan", "quantity", "metadata", "expand", "proration_behavior"})
     spec = {"id": item.id, **{k: params[k] for k in ("price", "plan", "quantity", "metadata") if k in params}}
     update_subscription(INDEX.get("subscription", item.subscription), {"items": [spec]})
-    return _respond(item, params)
+    return respond(item, params)
 
 
 async def item_delete(request: web.Request) -> web.Response:
