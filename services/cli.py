@@ -6,17 +6,17 @@ import argparse
 import logging
 import sys
 import time
+from typing import Any
 
 from services.config import PROJECT_ROOT, get_settings
 from services.logging_setup import install_scrubber
 from services.models import utcnow
 
 
-def migrate(database_url: str | None = None) -> None:
-    """Bring the store's schema to the newest migration."""
+def alembic_config(database_url: str | None = None) -> Any:
+    """alembic's configuration for this project (and `database_url`, default: the settings')."""
     # One line per migration (and per autogenerate plugin, logged on import) is noise at start-up.
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    from alembic import command
     from alembic.config import Config
 
     cfg = Config(str(PROJECT_ROOT / "alembic.ini"))
@@ -24,7 +24,14 @@ def migrate(database_url: str | None = None) -> None:
     cfg.attributes["configure_logging"] = False
     if database_url:
         cfg.attributes["database_url"] = database_url
-    command.upgrade(cfg, "head")
+    return cfg
+
+
+def migrate(database_url: str | None = None, revision: str = "head") -> None:
+    """Bring the store's schema to the newest migration (or up to `revision`)."""
+    from alembic import command
+
+    command.upgrade(alembic_config(database_url), revision)
 
 
 def _sync() -> int:

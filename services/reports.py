@@ -18,7 +18,9 @@ Definitions a person reading the dashboard relies on:
   overdue). Totals are what is still owed (`amount_remaining`).
 
 Money is never added across currencies: every total is per currency. Deleted mirror rows are
-never shown. Lists page with a keyset cursor (the last row's sort key and id), never OFFSET, so
+never shown. MRR, revenue and open invoices come from rollup tables the database keeps in step
+with every mirror write (migration 0010), so the dashboard reads tens of rows, not tens of
+thousands. Lists page with a keyset cursor (the last row's sort key and id), never OFFSET, so
 a deep page costs what the first does and rows arriving meanwhile do not shift the pages.
 """
 
@@ -40,6 +42,10 @@ from services import audit, notices
 from services.db import session_scope
 from services.errors import ValidationFailed
 from services.models import (
+    NO_DUE_DAY,
+    RollupMrr,
+    RollupOpenInvoices,
+    RollupRevenueDay,
     StripeCharge,
     StripeCustomer,
     StripeInvoice,
@@ -222,6 +228,7 @@ class FailedCustomer:
     failures: int  # failed payments this week for this reason
     week_failures: int  # failed payments this week, every reason
     repeat: bool  # two or more failed payments this week
+    last_failed: int = 0  # the newest of them (Unix time)
 
 
 @dataclass(frozen=True)
@@ -317,72 +324,42 @@ def _compute_dashboard(now: datetime | None) -> Dashboard:
 
 
 def _mrr(session: Session) -> list[MrrTotal]:
-    # ix_stripe_subscription_status_created: an index range per status.
-    s = StripeSubscription
-    past_due = col(s.status) == "past_due"
-    rows = session.exec(
-        select(
-            s.currency,
-            sa.func.sum(s.mrr),
-            sa.func.count(),
-            sa.func.sum(sa.case((past_due, 1), else_=0)),
-            sa.func.sum(sa.case((past_due, s.mrr), else_=0)),
-        )
-        .where(col(s.status).in_(MRR_STATUSES), col(s.deleted).is_(False))
-        .group_by(s.currency)
-    ).all()
-    out = [
-        MrrTotal(
-            cur,
-            int(total or 0),
-            format_money(int(total or 0), cur),
-            int(n),
-            int(pd_n or 0),
-            int(pd_amount or 0),
-            format_money(int(pd_amount or 0), cur),
-        )
-        for cur, total, n, pd_n, pd_amount in rows
-    ]
+    # rollup_mrr: a row per (currency, status), kept by triggers (migration 0010).
+    m = RollupMrr
+    totals: dict[str, dict[str, tuple[int, int]]] = defaultdict(dict)  # currency → status → (n, mrr)
+    for cur, status, n, amount in session.exec(
+        select(m.currency, m.status, m.subscriptions, m.mrr).where(col(m.status).in_(MRR_STATUSES))
+    ):
+        totals[cur][status] = (int(n), int(amount))
+    out = []
+    for cur, by_status in totals.items():
+        n = sum(v[0] for v in by_status.values())
+        if not n:
+            continue  # a currency whose last paying subscription has ended
+        total = sum(v[1] for v in by_status.values())
+        pd_n, pd_amount = by_status.get("past_due", (0, 0))
+        out.append(MrrTotal(cur, total, format_money(total, cur), n, pd_n, pd_amount, format_money(pd_amount, cur)))
     return sorted(out, key=lambda m: (-m.amount, m.currency))
 
 
 def _revenue(session: Session, at: datetime) -> list[RevenueSeries]:
     first = at.date() - timedelta(days=REVENUE_DAYS - 1)
-    since = int(datetime(first.year, first.month, first.day, tzinfo=UTC).timestamp())
-    until = since + REVENUE_DAYS * DAY
-    gross: dict[tuple[str, int], int] = defaultdict(int)
-    refunded: dict[tuple[str, int], int] = defaultdict(int)
-    # ix_stripe_charge_status_created: status = 'succeeded' and a `created` range.
-    c = StripeCharge
-    c_day = ((col(c.created) - since) // DAY).label("d")
-    for cur, d, total in session.exec(
-        select(c.currency, c_day, sa.func.sum(c.amount))
-        .where(
-            col(c.status) == "succeeded",
-            col(c.paid).is_(True),
-            col(c.deleted).is_(False),
-            col(c.created) >= since,
-            col(c.created) < until,
+    first_day = int(datetime(first.year, first.month, first.day, tzinfo=UTC).timestamp()) // DAY
+    # rollup_revenue_day: a row per (currency, UTC day) of charges and refunds (migration 0010).
+    r = RollupRevenueDay
+    gross: dict[tuple[str, int], int] = {}
+    refunded: dict[tuple[str, int], int] = {}
+    currencies: set[str] = set()
+    for cur, day, g, rf in session.exec(
+        select(r.currency, r.day, r.gross, r.refunded).where(
+            col(r.day) >= first_day, col(r.day) < first_day + REVENUE_DAYS
         )
-        .group_by(c.currency, c_day)
     ):
-        gross[(cur, int(d))] += int(total or 0)
-    # ix_stripe_refund_created: a `created` range.
-    r = StripeRefund
-    r_day = ((col(r.created) - since) // DAY).label("d")
-    for cur, d, total in session.exec(
-        select(r.currency, r_day, sa.func.sum(r.amount))
-        .where(
-            sa.func.coalesce(col(r.status), "succeeded").not_in(REFUND_STATUSES_NOT_GIVEN_BACK),
-            col(r.deleted).is_(False),
-            col(r.created) >= since,
-            col(r.created) < until,
-        )
-        .group_by(r.currency, r_day)
-    ):
-        refunded[(cur, int(d))] += int(total or 0)
+        gross[(cur, day - first_day)], refunded[(cur, day - first_day)] = int(g), int(rf)
+        if g or rf:
+            currencies.add(cur)
     series = []
-    for cur in {k[0] for k in gross} | {k[0] for k in refunded}:
+    for cur in currencies:
         days = []
         for i in range(REVENUE_DAYS):
             g, rf = gross.get((cur, i), 0), refunded.get((cur, i), 0)
@@ -398,103 +375,141 @@ def _failed(session: Session, at: datetime) -> dict[str, Any]:
     until = _ts(at)
     since = until - FAILED_WINDOW_DAYS * DAY
     c = StripeCharge
-    # ix_stripe_charge_status_created: status = 'failed' and a `created` range.
+    # ix_stripe_charge_failed (partial: failed charges only, every column read here), so the
+    # week is one short index range; the literal lets SQLite see the index's condition holds.
     rows = session.exec(
-        select(c.customer_id, c.decline_reason, c.outcome_type, c.currency, sa.func.count(), sa.func.sum(c.amount))
-        .where(col(c.status) == "failed", col(c.deleted).is_(False), col(c.created) >= since, col(c.created) <= until)
+        select(
+            c.customer_id,
+            c.decline_reason,
+            c.outcome_type,
+            c.currency,
+            sa.func.count(),
+            sa.func.sum(c.amount),
+            sa.func.max(c.created),
+        )
+        .where(
+            col(c.status) == sa.literal_column("'failed'"),
+            col(c.created) >= since,
+            col(c.created) <= until,
+            col(c.deleted).is_(False),
+        )
         .group_by(c.customer_id, c.decline_reason, c.outcome_type, c.currency)
     ).all()
     counts: dict[str, int] = defaultdict(int)
     totals: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     per_customer: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))  # reason → customer → n
     week: dict[str, int] = defaultdict(int)  # customer → failures this week, every reason
-    for customer_id, code, outcome_type, cur, n, amount in rows:
+    last: dict[str, int] = defaultdict(int)  # customer → newest failure
+    for customer_id, code, outcome_type, cur, n, amount, newest in rows:
         reason = failure_reason(code, outcome_type)
         counts[reason] += int(n)
         totals[reason][cur] += int(amount or 0)
         if customer_id:
             per_customer[reason][customer_id] += int(n)
             week[customer_id] += int(n)
-    known = _customers(session, week)
+            last[customer_id] = max(last[customer_id], int(newest))
+
+    def ranked(pairs: Iterable[tuple[str, int]]) -> list[tuple[str, int]]:
+        """Most failures this week first, then the most recent; by id (not by name) so that
+        only the customers shown need their names read."""
+        return sorted(pairs, key=lambda p: (-week[p[0]], -p[1], -last[p[0]], p[0]))
+
+    listed = {reason: ranked(per_customer[reason].items()) for reason in FAILURE_REASONS}
+    repeat = ranked((cid, n) for cid, n in week.items() if n >= 2)
+    shown = {cid for pairs in listed.values() for cid, _ in pairs[:FAILED_CUSTOMERS_SHOWN]} | {c for c, _ in repeat}
+    known = _customers(session, shown)
 
     def entry(customer_id: str, n: int) -> FailedCustomer:
-        return FailedCustomer(_customer_ref(known, customer_id), n, week[customer_id], week[customer_id] >= 2)
+        ref = _customer_ref(known, customer_id)
+        return FailedCustomer(ref, n, week[customer_id], week[customer_id] >= 2, last[customer_id])
 
-    def ranked(pairs: Iterable[tuple[str, int]]) -> list[FailedCustomer]:
-        entries = [entry(cid, n) for cid, n in pairs]
-        return sorted(entries, key=lambda f: (-f.week_failures, -f.failures, f.customer.label.lower(), f.customer.id))
-
-    groups = []
-    for reason, label in FAILURE_REASONS.items():
-        listed = ranked(per_customer[reason].items())
-        groups.append(
-            FailedGroup(
-                reason,
-                label,
-                counts[reason],
-                _per_currency(totals[reason]),
-                listed[:FAILED_CUSTOMERS_SHOWN],
-                max(0, len(listed) - FAILED_CUSTOMERS_SHOWN),
-            )
+    groups = [
+        FailedGroup(
+            reason,
+            label,
+            counts[reason],
+            _per_currency(totals[reason]),
+            [entry(cid, n) for cid, n in listed[reason][:FAILED_CUSTOMERS_SHOWN]],
+            max(0, len(listed[reason]) - FAILED_CUSTOMERS_SHOWN),
         )
-    repeat = [f for f in ranked(week.items()) if f.repeat]
-    return {"failed": groups, "failed_count": sum(counts.values()), "repeat_customers": repeat}
+        for reason, label in FAILURE_REASONS.items()
+    ]
+    return {
+        "failed": groups,
+        "failed_count": sum(counts.values()),
+        "repeat_customers": [entry(cid, n) for cid, n in repeat],
+    }
 
 
 def _invoice_totals(session: Session, now: int) -> list[InvoiceTotals]:
-    i = StripeInvoice
-    overdue = sa.and_(col(i.due_date).is_not(None), col(i.due_date) < now)
-    # ix_stripe_invoice_status_due: status = 'open' (overdue: and due_date < now).
-    rows = session.exec(
+    # rollup_open_invoices: a row per (currency, UTC due day) of open invoices (migration 0010).
+    # Days before today are wholly overdue; today's are overdue only once their moment passed,
+    # which the index on (status, due_date) answers for that one day.
+    o, today = RollupOpenInvoices, now // DAY
+    past = sa.and_(col(o.due_day) > NO_DUE_DAY, col(o.due_day) < today)
+    found: dict[str, list[int]] = {}  # currency → [open, owed, overdue, overdue owed]
+    for cur, n, owed, od_n, od_owed in session.exec(
         select(
-            i.currency,
-            sa.func.count(),
-            sa.func.sum(i.amount_remaining),
-            sa.func.sum(sa.case((overdue, 1), else_=0)),
-            sa.func.sum(sa.case((overdue, i.amount_remaining), else_=0)),
+            o.currency,
+            sa.func.sum(o.invoices),
+            sa.func.sum(o.amount_remaining),
+            sa.func.sum(sa.case((past, o.invoices), else_=0)),
+            sa.func.sum(sa.case((past, o.amount_remaining), else_=0)),
+        ).group_by(o.currency)
+    ):
+        found[cur] = [int(n or 0), int(owed or 0), int(od_n or 0), int(od_owed or 0)]
+    i = StripeInvoice
+    for cur, n, owed in session.exec(
+        select(i.currency, sa.func.count(), sa.func.sum(i.amount_remaining))
+        .where(
+            col(i.status) == "open",
+            col(i.due_date) >= today * DAY,
+            col(i.due_date) < now,
+            col(i.deleted).is_(False),
         )
-        .where(col(i.status) == "open", col(i.deleted).is_(False))
         .group_by(i.currency)
-    ).all()
-    out = []
-    for cur, n, total, od_n, od_total in rows:
-        n, total, od_n, od_total = int(n), int(total or 0), int(od_n or 0), int(od_total or 0)
-        out.append(
-            InvoiceTotals(
-                cur,
-                n,
-                Money.of(total, cur),
-                od_n,
-                Money.of(od_total, cur),
-                n - od_n,
-                Money.of(total - od_total, cur),
-            )
+    ):
+        totals = found.setdefault(cur, [0, 0, 0, 0])
+        totals[2] += int(n)
+        totals[3] += int(owed or 0)
+    out = [
+        InvoiceTotals(
+            cur,
+            n,
+            Money.of(owed, cur),
+            od_n,
+            Money.of(od_owed, cur),
+            n - od_n,
+            Money.of(owed - od_owed, cur),
         )
+        for cur, (n, owed, od_n, od_owed) in found.items()
+        if n
+    ]
     return sorted(out, key=lambda t: (-t.open.amount, t.currency))
 
 
 def _recent_refunds(session: Session) -> list[RecentRefund]:
     r, c = StripeRefund, StripeCharge
-    # ix_stripe_refund_created, newest first; the charge by primary key for its customer.
+    # ix_stripe_refund_created_id, newest first; the charge by primary key for its customer.
     rows = session.exec(
-        select(r, c.customer_id)
+        select(r.id, r.charge_id, r.amount, r.currency, r.status, r.reason, r.created, c.customer_id)
         .outerjoin(c, col(c.id) == col(r.charge_id))
         .where(col(r.deleted).is_(False))
         .order_by(col(r.created).desc(), col(r.id).desc())
         .limit(RECENT_REFUNDS)
     ).all()
-    known = _customers(session, (cid for _, cid in rows))
+    known = _customers(session, (row[-1] for row in rows))
     return [
         RecentRefund(
-            refund.id,
-            refund.charge_id or "",
-            _customer_ref(known, cid),
-            Money.of(refund.amount, refund.currency),
-            refund.status or "",
-            refund.reason or "",
-            refund.created,
+            refund_id,
+            charge_id or "",
+            _customer_ref(known, customer_id),
+            Money.of(amount, currency),
+            status or "",
+            reason or "",
+            created,
         )
-        for refund, cid in rows
+        for refund_id, charge_id, amount, currency, status, reason, created, customer_id in rows
     ]
 
 

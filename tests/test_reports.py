@@ -341,6 +341,26 @@ def test_open_invoices_and_overdue_ones_per_currency(people: Actor) -> None:
     assert (later["usd"].overdue_count, later["usd"].overdue.text) == (2, "$80.00")
 
 
+def test_an_invoice_due_today_is_overdue_from_the_moment_it_was_due(people: Actor) -> None:
+    """Whole days come from the rollup; today's invoices are compared with the moment itself."""
+    midnight = T - T % DAY
+    add(
+        invoice("in_due_at_midnight", "open", 1000, due=midnight),
+        invoice("in_due_tonight", "open", 2000, due=midnight + DAY - 1),
+        invoice("in_due_yesterday", "open", 4000, due=midnight - 1),
+    )
+
+    def overdue(at: datetime) -> tuple[int, str]:
+        usd = reports.dashboard(people, now=at).invoices[0]
+        return usd.overdue_count, usd.overdue.text
+
+    start = datetime.fromtimestamp(midnight, UTC)
+    assert overdue(start) == (1, "$40.00")  # due at this very second: not yet overdue
+    assert overdue(start + timedelta(seconds=1)) == (2, "$50.00")
+    assert overdue(start + timedelta(seconds=DAY - 1)) == (2, "$50.00")
+    assert overdue(start + timedelta(seconds=DAY)) == (3, "$70.00")
+
+
 def test_recent_refunds_are_the_latest_ten_with_charge_and_customer(people: Actor) -> None:
     add(charge("ch_big", 100_000, T - 30 * DAY, customer_id="cus_carol"), charge("ch_anon", 5000, T - 30 * DAY))
     add(*[refund(f"re_{n:02}", "ch_big", 100 * (n + 1), T - 1000 + n) for n in range(12)])

@@ -1,0 +1,240 @@
+"""dashboard rollups: running totals kept by triggers, so the dashboard reads a few rows
+
+At 100k customers and 1M charges the dashboard summed ~27k charges (revenue, 30 days),
+~24k subscriptions (MRR) and ~30k open invoices on every visit: ~60 ms even reading
+covering indexes (bench/pages), against a 20 ms target. Three rollup tables now hold those
+totals (services/models.py, "Dashboard rollups"):
+
+- `rollup_revenue_day (currency, day)`: gross of succeeded, paid charges and refunds given
+  back (not failed or canceled), per UTC day `created / 86400`; deleted rows left out.
+- `rollup_mrr (currency, status)`: subscriptions and their monthly amount, not deleted.
+- `rollup_open_invoices (currency, due_day)`: open invoices and what is owed, per UTC due day
+  (-1: no due date); overdue ones are the days before today plus a small index range today.
+
+Each mirror table that feeds one gets triggers: AFTER INSERT adds the new row's share, AFTER
+DELETE takes the old row's back, and AFTER UPDATE of a column that matters (only when one
+really changed) does both. The mirror's upsert (`INSERT … ON CONFLICT DO UPDATE`) fires the
+UPDATE triggers for a row that existed and the INSERT ones for a new row. Every writer is
+covered (sync, events, Billy's own refunds, a repair by hand) and each change lands in the
+same transaction as the row it comes from. The add is an upsert `total = total + change`,
+which PostgreSQL applies to the latest committed row under concurrent writers.
+
+Not covered: `TRUNCATE` (PostgreSQL fires no row triggers for it); truncate the rollups too.
+Rows in the store when this runs are summed in here.
+
+The three covering indexes of 0009 that only the old sums read are dropped: every mirror
+write paid for them. The dashboard's one remaining scan, failed payments this week, gets a
+partial index holding failed charges only (a few percent of them) with every column it reads,
+and recent refunds an index on (created, id) so refunds made in the same second need no sort.
+
+Revision ID: 0010
+Revises: 0009
+Create Date: 2026-11-26 13:30:00
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass  # real annotations here: alembic loads this file outside sys.modules
+
+import sqlalchemy as sa
+import sqlmodel
+from alembic import op
+
+revision: str = "0010"
+down_revision: str | None = "0009"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+@dataclass(frozen=True)
+class Feed:
+    """How the rows of one mirror table add to one rollup table. Expressions are SQL over
+    a row named `{r}` (`new`/`old` in a trigger, an alias in the initial sum), valid on both
+    SQLite and PostgreSQL."""
+
+    source: str
+    target: str
+    keys: dict[str, str]  # rollup key column → expression
+    values: dict[str, str]  # rollup total column → the row's share
+    counts_when: str  # the row adds to the totals only when this holds
+    watched: tuple[str, ...]  # an UPDATE that changes none of these changes no total
+
+    def key_sql(self, r: str) -> str:
+        return ", ".join(e.format(r=r) for e in self.keys.values())
+
+    def upsert(self, r: str, sign: str = "") -> str:
+        """Add (sign "") or take back (sign "-") the share of row `r`."""
+        cols = [*self.keys, *self.values]
+        shares = [f"{sign}({e.format(r=r)})" for e in self.values.values()]
+        sets = ", ".join(f"{c} = {self.target}.{c} + excluded.{c}" for c in self.values)
+        return (
+            f"INSERT INTO {self.target} ({', '.join(cols)}) "
+            f"SELECT {self.key_sql(r)}, {', '.join(shares)} WHERE {self.counts_when.format(r=r)} "
+            f"ON CONFLICT ({', '.join(self.keys)}) DO UPDATE SET {sets}"
+        )
+
+    def initial_sum(self) -> str:
+        cols = [*self.keys, *self.values]
+        sums = ", ".join(f"SUM({e.format(r='r')})" for e in self.values.values())
+        sets = ", ".join(f"{c} = {self.target}.{c} + excluded.{c}" for c in self.values)
+        return (
+            f"INSERT INTO {self.target} ({', '.join(cols)}) "  # noqa: S608 - our own names and expressions
+            f"SELECT {self.key_sql('r')}, {sums} FROM {self.source} AS r WHERE {self.counts_when.format(r='r')} "
+            f"GROUP BY {self.key_sql('r')} "
+            f"ON CONFLICT ({', '.join(self.keys)}) DO UPDATE SET {sets}"
+        )
+
+    def changed(self, old: str, new: str, distinct: str) -> str:
+        return " OR ".join(f"{old}.{c} {distinct} {new}.{c}" for c in self.watched)
+
+
+DAY = "{r}.created / 86400"
+FEEDS = (
+    Feed(
+        "stripe_charge",
+        "rollup_revenue_day",
+        {"currency": "{r}.currency", "day": DAY},
+        {"gross": "{r}.amount", "refunded": "0"},
+        "{r}.status = 'succeeded' AND {r}.paid AND NOT {r}.deleted",
+        ("status", "paid", "deleted", "amount", "currency", "created"),
+    ),
+    Feed(
+        "stripe_refund",
+        "rollup_revenue_day",
+        {"currency": "{r}.currency", "day": DAY},
+        {"gross": "0", "refunded": "{r}.amount"},
+        "COALESCE({r}.status, 'succeeded') NOT IN ('failed', 'canceled') AND NOT {r}.deleted",
+        ("status", "deleted", "amount", "currency", "created"),
+    ),
+    Feed(
+        "stripe_subscription",
+        "rollup_mrr",
+        {"currency": "{r}.currency", "status": "{r}.status"},
+        {"subscriptions": "1", "mrr": "{r}.mrr"},
+        "NOT {r}.deleted",
+        ("status", "deleted", "currency", "mrr"),
+    ),
+    Feed(
+        "stripe_invoice",
+        "rollup_open_invoices",
+        {"currency": "{r}.currency", "due_day": "COALESCE({r}.due_date / 86400, -1)"},
+        {"invoices": "1", "amount_remaining": "{r}.amount_remaining"},
+        "{r}.status = 'open' AND NOT {r}.deleted",
+        ("status", "deleted", "currency", "due_date", "amount_remaining"),
+    ),
+)
+
+# 0009's covering indexes for the old sums: (name, table, columns), re-created on downgrade.
+COVERING_INDEXES = (
+    ("ix_stripe_charge_revenue", "stripe_charge", ["status", "created", "currency", "amount", "paid", "deleted"]),
+    ("ix_stripe_subscription_mrr_totals", "stripe_subscription", ["status", "currency", "mrr", "deleted"]),
+    (
+        "ix_stripe_invoice_open_totals",
+        "stripe_invoice",
+        ["status", "currency", "due_date", "amount_remaining", "deleted"],
+    ),
+)
+
+# The week of failed payments, from a partial index holding failed charges only.
+FAILED_INDEX_COLUMNS = ["status", "created", "customer_id", "decline_reason", "outcome_type", "currency", "amount", "deleted"]
+
+
+def _sqlite_triggers(feed: Feed) -> list[str]:
+    name = f"{feed.source}_to_{feed.target}"
+    return [
+        f"CREATE TRIGGER {name}_ai AFTER INSERT ON {feed.source} BEGIN {feed.upsert('new')}; END",
+        f"CREATE TRIGGER {name}_ad AFTER DELETE ON {feed.source} BEGIN {feed.upsert('old', '-')}; END",
+        f"CREATE TRIGGER {name}_au AFTER UPDATE OF {', '.join(feed.watched)} ON {feed.source} "
+        f"WHEN {feed.changed('old', 'new', 'IS NOT')} "
+        f"BEGIN {feed.upsert('old', '-')}; {feed.upsert('new')}; END",
+    ]
+
+
+def _postgres_triggers(feed: Feed) -> list[str]:
+    name = f"{feed.source}_to_{feed.target}"
+    return [
+        f"""CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $fn$
+        BEGIN
+            IF TG_OP IN ('UPDATE', 'DELETE') THEN {feed.upsert('OLD', '-')}; END IF;
+            IF TG_OP IN ('INSERT', 'UPDATE') THEN {feed.upsert('NEW')}; END IF;
+            RETURN NULL;
+        END $fn$""",
+        f"CREATE TRIGGER {name}_insert_delete AFTER INSERT OR DELETE ON {feed.source} "
+        f"FOR EACH ROW EXECUTE FUNCTION {name}()",
+        f"CREATE TRIGGER {name}_update AFTER UPDATE OF {', '.join(feed.watched)} ON {feed.source} "
+        f"FOR EACH ROW WHEN ({feed.changed('OLD', 'NEW', 'IS DISTINCT FROM')}) EXECUTE FUNCTION {name}()",
+    ]
+
+
+def _drop_triggers(dialect: str, feed: Feed) -> list[str]:
+    name = f"{feed.source}_to_{feed.target}"
+    if dialect == "sqlite":
+        return [f"DROP TRIGGER IF EXISTS {name}_{s}" for s in ("ai", "ad", "au")]
+    return [f"DROP FUNCTION IF EXISTS {name}() CASCADE"]  # its triggers go with it
+
+
+def _dialect() -> str:
+    name = op.get_bind().dialect.name
+    if name not in ("sqlite", "postgresql"):
+        raise NotImplementedError(f"no rollup triggers written for {name}")
+    return name
+
+
+def upgrade() -> None:
+    dialect = _dialect()
+    op.create_table(
+        "rollup_revenue_day",
+        sa.Column("currency", sqlmodel.sql.sqltypes.AutoString(length=3), nullable=False),
+        sa.Column("day", sa.Integer(), nullable=False),
+        sa.Column("gross", sa.BigInteger(), nullable=False),
+        sa.Column("refunded", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("currency", "day"),
+    )
+    op.create_table(
+        "rollup_mrr",
+        sa.Column("currency", sqlmodel.sql.sqltypes.AutoString(length=3), nullable=False),
+        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("subscriptions", sa.BigInteger(), nullable=False),
+        sa.Column("mrr", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("currency", "status"),
+    )
+    op.create_table(
+        "rollup_open_invoices",
+        sa.Column("currency", sqlmodel.sql.sqltypes.AutoString(length=3), nullable=False),
+        sa.Column("due_day", sa.Integer(), nullable=False),
+        sa.Column("invoices", sa.BigInteger(), nullable=False),
+        sa.Column("amount_remaining", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("currency", "due_day"),
+    )
+    for feed in FEEDS:
+        op.execute(feed.initial_sum())
+        for statement in (_sqlite_triggers if dialect == "sqlite" else _postgres_triggers)(feed):
+            op.execute(statement)
+    # Plain create/drop_index, never a batch rebuild: a rebuilt table would lose its triggers.
+    for index, table, _ in COVERING_INDEXES:
+        op.drop_index(index, table_name=table)
+    op.create_index(
+        "ix_stripe_charge_failed",
+        "stripe_charge",
+        FAILED_INDEX_COLUMNS,
+        unique=False,
+        sqlite_where=sa.text("status = 'failed'"),
+        postgresql_where=sa.text("status = 'failed'"),
+    )
+    # Recent refunds, newest first: with the id in the index, ties in `created` need no sort.
+    op.drop_index("ix_stripe_refund_created", table_name="stripe_refund")
+    op.create_index("ix_stripe_refund_created_id", "stripe_refund", ["created", "id"], unique=False)
+
+
+def downgrade() -> None:
+    dialect = _dialect()
+    op.drop_index("ix_stripe_refund_created_id", table_name="stripe_refund")
+    op.create_index("ix_stripe_refund_created", "stripe_refund", ["created"], unique=False)
+    op.drop_index("ix_stripe_charge_failed", table_name="stripe_charge")
+    for index, table, columns in COVERING_INDEXES:
+        op.create_index(index, table, columns, unique=False)
+    for feed in FEEDS:
+        for statement in _drop_triggers(dialect, feed):
+            op.execute(statement)
+    op.drop_table("rollup_open_invoices")
+    op.drop_table("rollup_mrr")
+    op.drop_table("rollup_revenue_day")
