@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from services import audit
@@ -189,25 +190,61 @@ def customer_starts_with(dialect: str, needle: str) -> sa.ColumnElement[bool]:
     )
 
 
-MANY_CUSTOMERS = 200  # past this many matches, a list walks its own order and filters
+# Past this many matching customers, a list filtered by them walks its own order instead.
+# Gathering M matches costs about M lookups; walking costs about page × (customers ÷ M) rows,
+# so the two meet near M = √(page × customers): ~1,600 at 100k customers (bench/pages).
+MANY_CUSTOMERS = 1000
+
+
+def _sqlite_many_match(needle: str) -> bool:
+    """Whether at least MANY_CUSTOMERS customers match, counted cheaply: the two prefix
+    ranges first (index ranges, stopped at the count), then the later-word matches."""
+    c = StripeCustomer
+    pattern = escape_glob(needle) + "*"
+
+    def at_least(query: Any) -> int:
+        capped = sa.select(sa.func.count()).select_from(query.limit(MANY_CUSTOMERS).subquery())
+        return int(session.execute(capped).scalar_one())
+
+    with session_scope() as session:
+        found = 0
+        for column in (c.email_lower, c.name_lower):
+            found += at_least(sa.select(c.id).where(col(column).op("GLOB")(pattern)))
+            if found >= MANY_CUSTOMERS:
+                return True
+        if len(needle) < 2:
+            return False  # then a later word is matched by a scan anyway: see customer_starts_with
+        fts = sa.table("stripe_customer_search", sa.column("rowid", sa.Integer))
+        words = sa.select(fts.c.rowid).where(
+            sa.text("stripe_customer_search MATCH :word").bindparams(word="name : " + fts_phrase(" " + needle))
+        )
+        return found + at_least(words) >= MANY_CUSTOMERS
 
 
 def customers_starting_with(customer_col: Any, needle: str) -> sa.ColumnElement[bool]:
     """Rows whose customer (`customer_col`) matches `customer_starts_with(needle)`.
 
-    Few matching customers: their rows are read through the customer index. Many (a common
-    prefix like "mar"): on SQLite, the list instead walks its own (created, id) order and
-    tests each row against the matches, rather than gathering every row of every match and
-    sorting them all; PostgreSQL's planner makes that choice itself (bench/pages)."""
+    Few matching customers: their ids are gathered through the indexes and the rows read
+    through the customer index. Many (a common prefix like "mar", thousands of customers): on
+    SQLite, the list walks its own (created, id) order and tests each row's customer as it
+    goes (one primary-key lookup and three pattern tests), stopping once the page is full,
+    rather than gathering every match first; PostgreSQL's planner makes that choice itself
+    (bench/pages)."""
     dialect = get_engine().dialect.name
     c = StripeCustomer
-    ids = sa.select(c.id).where(col(c.deleted).is_(False), customer_starts_with(dialect, needle))
-    if dialect == "sqlite":
-        with session_scope() as session:
-            found = session.execute(sa.select(sa.func.count()).select_from(ids.limit(MANY_CUSTOMERS).subquery()))
-            if found.scalar_one() >= MANY_CUSTOMERS:
-                return sa.func.coalesce(customer_col, "").in_(ids)  # a function: no index range on it
-    return customer_col.in_(ids)
+    if dialect == "sqlite" and _sqlite_many_match(needle):
+        m = aliased(StripeCustomer, name="matching_customer")
+        pattern = escape_glob(needle) + "*"
+        return sa.exists().where(
+            col(m.id) == customer_col,
+            col(m.deleted).is_(False),
+            sa.or_(
+                col(m.email_lower).op("GLOB")(pattern),
+                col(m.name_lower).op("GLOB")(pattern),
+                col(m.name_lower).op("GLOB")("* " + pattern),
+            ),
+        )
+    return customer_col.in_(sa.select(c.id).where(col(c.deleted).is_(False), customer_starts_with(dialect, needle)))
 
 
 def global_search(actor: Actor, query: str, limit: int = DEFAULT_LIMIT) -> SearchResults:

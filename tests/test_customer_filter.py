@@ -10,10 +10,17 @@ from services.db import session_scope
 from services.reports import ChargeFilters
 
 
-def _store(count: int, name: str, start: int) -> None:
+def _store(count: int, name: str, start: int, deleted: bool = False) -> None:
+    """`count` customers matching `name` each a different way (the name's first word, a later
+    word of it, the email), one charge each; `deleted`: all of them deleted in Stripe."""
     now = int(time.time())
+    forms = (
+        lambda i: {"name": f"{name.title()} Person{i}", "email": f"p{i}@example.com"},
+        lambda i: {"name": f"Ann {name.upper()}{i}", "email": f"ann{i}@example.com"},
+        lambda i: {"name": f"Person {i}", "email": f"{name}.{i}@example.com"},
+    )
     customers = [
-        {"id": f"cus_{name}{i:04d}", "object": "customer", "name": f"{name.title()} Person{i}", "created": start + i}
+        {"id": f"cus_{name}{i:04d}", "object": "customer", "created": start + i, "deleted": deleted, **forms[i % 3](i)}
         for i in range(count)
     ]
     charges = [
@@ -49,6 +56,8 @@ def test_many_and_few_matching_customers_page_the_same_way(any_store, any_store_
     _store(many, "marlow", 1_700_000_000)
     _store(30, "zed", 1_700_500_000)
     _store(50, "other", 1_700_900_000)
+    _store(20, "amarlow", 1_701_000_000)  # "marl" inside a word: not a match
+    _store(20, "marled", 1_701_100_000, deleted=True)  # would match, but deleted in Stripe
     for needle, count in (("marl", many), ("zed", 30)):
         charges = _all_pages(
             lambda c, n=needle: reports.search_charges(any_store_owner, ChargeFilters(customer=n), cursor=c, limit=25)
