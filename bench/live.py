@@ -15,8 +15,6 @@ Target: p95 ≤ 250 ms.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import hmac
 import json
 import tempfile
 import time
@@ -25,6 +23,7 @@ from pathlib import Path
 import httpx
 
 from bench.common import percentile, print_facts
+from sandbox.events import signature_header
 
 TARGET_MS = 250.0
 SECRET = "whsec_" + "bench" * 7
@@ -47,9 +46,7 @@ OBSERVER = """
 
 
 def _signature(payload: bytes) -> str:
-    at = int(time.time())
-    digest = hmac.new(SECRET.encode(), f"{at}.".encode() + payload, hashlib.sha256).hexdigest()
-    return f"t={at},v1={digest}"
+    return signature_header(SECRET, payload, int(time.time()))
 
 
 def _summary(name: str, samples: list[float]) -> str:

@@ -5,8 +5,6 @@ itself to a running server, the way Stripe delivers."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import threading
 import time
@@ -19,6 +17,7 @@ from sqlmodel import select
 from starlette.testclient import TestClient
 
 from billy_app.api.routes import build_api
+from sandbox.events import signature_header
 from services import stripe_events, stripe_keys, sync
 from services.db import session_scope
 from services.errors import PermissionDenied, ValidationFailed
@@ -31,10 +30,8 @@ SECRET = "whsec_" + "k" * 32
 
 
 def signed(payload: bytes, secret: str = SECRET, at: int | None = None) -> str:
-    """A Stripe-Signature header as Stripe computes it: HMAC-SHA256 over "t.payload"."""
-    at = int(time.time()) if at is None else at
-    digest = hmac.new(secret.encode(), f"{at}.".encode() + payload, hashlib.sha256).hexdigest()
-    return f"t={at},v1={digest}"
+    """A Stripe-Signature header as Stripe computes it (the sandbox's own signer)."""
+    return signature_header(secret, payload, int(time.time()) if at is None else at)
 
 
 def customer_event(event_id: str, email: str, created: int | None = None) -> bytes:
