@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import defer
 from sqlmodel import col, select
 
 from services import audit, mirror, notices
@@ -108,7 +109,7 @@ def search_customers(actor: Actor, query: str = "", cursor: str | None = None, l
     Keyset pagination on (created, id): each page costs the same however deep it is."""
     audit.authorize_read(actor, "customers.search")
     limit = max(1, min(limit, MAX_PAGE_SIZE))
-    stmt = select(StripeCustomer).where(col(StripeCustomer.deleted).is_(False))
+    stmt = select(StripeCustomer).options(defer(StripeCustomer.raw)).where(col(StripeCustomer.deleted).is_(False))
     needle = " ".join(query.split()).lower()
     if needle:
         from services.search import customers_starting_with

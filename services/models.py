@@ -199,7 +199,9 @@ class StripeCustomer(MirrorBaseWithLivemode, table=True):
 class StripeCharge(MirrorBaseWithLivemode, table=True):
     __tablename__ = "stripe_charge"
     __table_args__ = (
-        sa.Index("ix_stripe_charge_created_id", "created", "id"),
+        # Newest/oldest first (0010: with the customer and `deleted`, so a list filtered by a
+        # common customer prefix walks the index alone until its page is full).
+        sa.Index("ix_stripe_charge_created_walk", "created", "id", "customer_id", "deleted"),
         sa.Index("ix_stripe_charge_customer_created", "customer_id", "created"),
         # Reports (0008): a status's charges in a time window; the list sorted by amount.
         sa.Index("ix_stripe_charge_status_created", "status", "created", "id"),

@@ -36,6 +36,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy.orm import defer
 from sqlmodel import Session, col, select
 
 from services import audit, notices
@@ -67,6 +68,9 @@ REFUND_STATUSES_NOT_GIVEN_BACK = ("failed", "canceled")
 PAGE_SIZE = 25
 MAX_PAGE_SIZE = 50
 MAX_TEXT = 200
+# Charges, about ten per customer, are walked (not gathered) from fewer matching customers
+# than the other lists (services/search.py WALK_FROM_CUSTOMERS; bench/pages).
+CHARGES_WALK_FROM = 200
 
 # Failure reasons as the dashboard groups them, from `stripe_charge.decline_reason` (the
 # issuer's decline code or Radar's outcome reason, else the failure code; see
@@ -581,7 +585,9 @@ def _check_range(date_from: datetime | None, date_to: datetime | None) -> tuple[
     return since, before
 
 
-def _customer_condition(customer_col: Any, customer: str) -> sa.ColumnElement[bool] | None:
+def _customer_condition(
+    customer_col: Any, customer: str, walk_from: int | None = None
+) -> sa.ColumnElement[bool] | None:
     """A customer by id (`cus_…`, exactly), or every customer whose email or name (any word)
     starts with the text (ix_stripe_customer_email_lower / name_lower)."""
     text = " ".join(customer.split())
@@ -591,9 +597,9 @@ def _customer_condition(customer_col: Any, customer: str) -> sa.ColumnElement[bo
         raise ValidationFailed(f"The customer filter is at most {MAX_TEXT} characters.")
     if text.startswith("cus_") and " " not in text:
         return customer_col == text
-    from services.search import customers_starting_with  # search imports this module's neighbours
+    from services.search import WALK_FROM_CUSTOMERS, customers_starting_with  # (search imports our neighbours)
 
-    return customers_starting_with(customer_col, text.lower())
+    return customers_starting_with(customer_col, text.lower(), walk_from or WALK_FROM_CUSTOMERS)
 
 
 # --- charges ------------------------------------------------------------------------------------
@@ -647,7 +653,7 @@ def search_charges(
 ) -> Page[ChargeListRow]:
     """Charges matching the filters, a page at a time.
 
-    Indexes: newest/oldest walk ix_stripe_charge_created_id (ix_stripe_charge_status_created
+    Indexes: newest/oldest walk ix_stripe_charge_created_walk (ix_stripe_charge_status_created
     with a status, ix_stripe_charge_customer_created for one customer); amount sorts walk
     ix_stripe_charge_amount_id."""
     audit.authorize_read(actor, "charges.search")
@@ -667,7 +673,7 @@ def search_charges(
         raise ValidationFailed("A currency is a three-letter code like USD or EUR.")
 
     c = StripeCharge
-    stmt = select(c).where(col(c.deleted).is_(False))
+    stmt = select(c).options(defer(c.raw)).where(col(c.deleted).is_(False))  # rows need no raw JSON
     if f.status == "refunded":
         stmt = stmt.where(col(c.amount_refunded) > 0)
     elif f.status:
@@ -687,7 +693,7 @@ def search_charges(
         stmt = stmt.where(amount <= f.amount_max)
     if currency:
         stmt = stmt.where(col(c.currency) == currency)
-    who = _customer_condition(col(c.customer_id), f.customer)
+    who = _customer_condition(col(c.customer_id), f.customer, CHARGES_WALK_FROM)
     if who is not None:
         stmt = stmt.where(who)
     key_col = col(c.created) if key == "created" else col(c.amount)
@@ -788,7 +794,7 @@ def search_subscriptions(
     limit = _check_limit(limit)
     _check_choice(f.status, SUBSCRIPTION_STATUSES, "status")
     s = StripeSubscription
-    stmt = select(s).where(col(s.deleted).is_(False))
+    stmt = select(s).options(defer(s.raw)).where(col(s.deleted).is_(False))  # rows need no raw JSON
     if f.status:
         stmt = stmt.where(col(s.status) == f.status)
     who = _customer_condition(col(s.customer_id), f.customer)
@@ -865,7 +871,7 @@ def search_invoices(
     since, before = _check_range(f.date_from, f.date_to)
     at = _ts(_now(now))
     i = StripeInvoice
-    stmt = select(i).where(col(i.deleted).is_(False))
+    stmt = select(i).options(defer(i.raw)).where(col(i.deleted).is_(False))  # rows need no raw JSON
     if f.status == "overdue":
         # "+ 0": walk open invoices in the page's order and test the due date, rather than
         # range the due dates and sort them all (SQLite's planner prefers the latter).

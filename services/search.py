@@ -22,6 +22,8 @@ Nothing here calls Stripe, and reading is not audited (like the lists).
 from __future__ import annotations
 
 import re
+import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -190,60 +192,98 @@ def customer_starts_with(dialect: str, needle: str) -> sa.ColumnElement[bool]:
     )
 
 
-# Past this many matching customers, a list filtered by them walks its own order instead.
-# Gathering M matches costs about M lookups; walking costs about page × (customers ÷ M) rows,
-# so the two meet near M = √(page × customers): ~1,600 at 100k customers (bench/pages).
-MANY_CUSTOMERS = 1000
+# When a list filtered by a customer prefix walks its own order instead of gathering the
+# matches (SQLite). Gathering costs about one lookup per matching row of the list; walking,
+# about page × (rows ÷ matching rows) visits. Measured at 100k customers / 1M charges
+# (bench/pages): the walk wins past ~1,500 matching customers for lists with a row or two per
+# customer, and past ~200 for charges (about ten per customer).
+WALK_FROM_CUSTOMERS = 1500
 
 
-def _sqlite_many_match(needle: str) -> bool:
-    """Whether at least MANY_CUSTOMERS customers match, counted cheaply: the two prefix
-    ranges first (index ranges, stopped at the count), then the later-word matches."""
+ESTIMATE_SECONDS = 60.0  # how long an estimate is reused (it only picks the faster plan)
+_estimates: dict[tuple[str, str, int], tuple[float, int]] = {}
+_estimates_lock = threading.Lock()
+
+
+def _sqlite_match_estimate(needle: str, cap: int) -> int:
+    """About how many customers match (an over-count: a customer matching twice counts
+    twice), stopped at `cap`: two index ranges, then the later-word matches.
+
+    A few milliseconds, and paging or a live refresh asks again at once, so an estimate is
+    kept for ESTIMATE_SECONDS. A stale one costs speed only: both plans give the same rows."""
+    key, now = (str(get_engine().url), needle, cap), time.monotonic()
+    with _estimates_lock:
+        kept = _estimates.get(key)
+        if kept and now - kept[0] < ESTIMATE_SECONDS:
+            return kept[1]
+    found = _count_matches(needle, cap)
+    with _estimates_lock:
+        if len(_estimates) > 1000:
+            _estimates.clear()
+        _estimates[key] = (now, found)
+    return found
+
+
+def forget_estimates() -> None:
+    """Drop kept estimates (a store swapped under the process: tests)."""
+    with _estimates_lock:
+        _estimates.clear()
+
+
+def _count_matches(needle: str, cap: int) -> int:
     c = StripeCustomer
     pattern = escape_glob(needle) + "*"
-
-    def at_least(query: Any) -> int:
-        capped = sa.select(sa.func.count()).select_from(query.limit(MANY_CUSTOMERS).subquery())
-        return int(session.execute(capped).scalar_one())
-
     with session_scope() as session:
+
+        def at_most(query: Any, n: int) -> int:
+            capped = sa.select(sa.func.count()).select_from(query.limit(n).subquery())
+            return int(session.execute(capped).scalar_one())
+
         found = 0
         for column in (c.email_lower, c.name_lower):
-            found += at_least(sa.select(c.id).where(col(column).op("GLOB")(pattern)))
-            if found >= MANY_CUSTOMERS:
-                return True
+            found += at_most(sa.select(c.id).where(col(column).op("GLOB")(pattern)), cap - found)
+            if found >= cap:
+                return found
         if len(needle) < 2:
-            return False  # then a later word is matched by a scan anyway: see customer_starts_with
+            return found  # a later word is then matched by a scan anyway: see customer_starts_with
         fts = sa.table("stripe_customer_search", sa.column("rowid", sa.Integer))
         words = sa.select(fts.c.rowid).where(
             sa.text("stripe_customer_search MATCH :word").bindparams(word="name : " + fts_phrase(" " + needle))
         )
-        return found + at_least(words) >= MANY_CUSTOMERS
+        return found + at_most(words, cap - found)
 
 
-def customers_starting_with(customer_col: Any, needle: str) -> sa.ColumnElement[bool]:
-    """Rows whose customer (`customer_col`) matches `customer_starts_with(needle)`.
+def _row_starts_with(customer: Any, needle: str) -> sa.ColumnElement[bool]:
+    """`customer_starts_with` tested on one customer row, without any index (for a walk)."""
+    pattern = escape_glob(needle) + "*"
+    return sa.and_(
+        col(customer.deleted).is_(False),
+        sa.or_(
+            col(customer.email_lower).op("GLOB")(pattern),
+            col(customer.name_lower).op("GLOB")(pattern),
+            col(customer.name_lower).op("GLOB")("* " + pattern),
+        ),
+    )
 
-    Few matching customers: their ids are gathered through the indexes and the rows read
-    through the customer index. Many (a common prefix like "mar", thousands of customers): on
-    SQLite, the list walks its own (created, id) order and tests each row's customer as it
-    goes (one primary-key lookup and three pattern tests), stopping once the page is full,
-    rather than gathering every match first; PostgreSQL's planner makes that choice itself
-    (bench/pages)."""
+
+def customers_starting_with(
+    customer_col: Any, needle: str, walk_from: int = WALK_FROM_CUSTOMERS
+) -> sa.ColumnElement[bool]:
+    """Rows whose customer (`customer_col`, or the customer rows themselves when it is
+    `StripeCustomer.id`) matches `customer_starts_with(needle)`.
+
+    Few matching customers: their ids are gathered through the indexes and the list's rows
+    read through its customer index. On SQLite, from `walk_from` matches on (a common prefix
+    like "mar"), the list walks its own (created, id) order instead and tests each row's
+    customer as it goes, stopping once the page is full; PostgreSQL's planner makes that
+    choice itself (bench/pages)."""
     dialect = get_engine().dialect.name
     c = StripeCustomer
-    if dialect == "sqlite" and _sqlite_many_match(needle):
+    if dialect == "sqlite" and _sqlite_match_estimate(needle, walk_from) >= walk_from:
+        if customer_col is StripeCustomer.id:
+            return _row_starts_with(StripeCustomer, needle)
         m = aliased(StripeCustomer, name="matching_customer")
-        pattern = escape_glob(needle) + "*"
-        return sa.exists().where(
-            col(m.id) == customer_col,
-            col(m.deleted).is_(False),
-            sa.or_(
-                col(m.email_lower).op("GLOB")(pattern),
-                col(m.name_lower).op("GLOB")(pattern),
-                col(m.name_lower).op("GLOB")("* " + pattern),
-            ),
-        )
+        return sa.exists().where(col(m.id) == customer_col, _row_starts_with(m, needle))
     return customer_col.in_(sa.select(c.id).where(col(c.deleted).is_(False), customer_starts_with(dialect, needle)))
 
 

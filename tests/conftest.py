@@ -17,7 +17,7 @@ import httpx
 import psycopg2
 import pytest
 
-from services import db, reports, secrets
+from services import db, reports, search, secrets
 from services.cli import migrate
 from services.config import get_settings
 from services.permissions import Actor
@@ -34,6 +34,7 @@ def _clear_caches() -> None:
     secrets.get_secret_store.cache_clear()
     get_login_throttle.cache_clear()
     reports.forget_dashboard()
+    search.forget_estimates()
 
 
 @dataclass

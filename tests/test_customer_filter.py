@@ -52,17 +52,23 @@ def _all_pages(fetch) -> list[str]:  # type: ignore[no-untyped-def]
 
 
 def test_many_and_few_matching_customers_page_the_same_way(any_store, any_store_owner) -> None:  # type: ignore[no-untyped-def]
-    many = search.MANY_CUSTOMERS + 40
+    """Three bands: every list walks ("marl"), charges walk but customers are gathered
+    ("kel"), everything is gathered ("zed"). Each gives every matching row once, in order."""
+    many, middle, few = search.WALK_FROM_CUSTOMERS + 40, reports.CHARGES_WALK_FROM + 40, 30
     _store(many, "marlow", 1_700_000_000)
-    _store(30, "zed", 1_700_500_000)
+    _store(middle, "kelso", 1_700_300_000)
+    _store(few, "zed", 1_700_500_000)
     _store(50, "other", 1_700_900_000)
     _store(20, "amarlow", 1_701_000_000)  # "marl" inside a word: not a match
     _store(20, "marled", 1_701_100_000, deleted=True)  # would match, but deleted in Stripe
-    for needle, count in (("marl", many), ("zed", 30)):
+    if any_store.kind == "sqlite":  # the bands really are the three plans
+        assert search._sqlite_match_estimate("marl", search.WALK_FROM_CUSTOMERS) >= search.WALK_FROM_CUSTOMERS
+        assert reports.CHARGES_WALK_FROM <= search._sqlite_match_estimate("kel", 10_000) < search.WALK_FROM_CUSTOMERS
+        assert search._sqlite_match_estimate("zed", 10_000) < reports.CHARGES_WALK_FROM
+    for needle, prefix, count in (("marl", "marlow", many), ("kel", "kelso", middle), ("zed", "zed", few)):
         charges = _all_pages(
             lambda c, n=needle: reports.search_charges(any_store_owner, ChargeFilters(customer=n), cursor=c, limit=25)
         )
-        prefix = "marlow" if needle == "marl" else "zed"
         expected = [f"ch_{prefix}{i:04d}" for i in reversed(range(count))]  # newest first
         assert charges == expected, needle
         customers = _all_pages(lambda c, n=needle: billing.search_customers(any_store_owner, n, c, 25))

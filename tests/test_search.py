@@ -257,7 +257,7 @@ def test_search_objects_exist_and_only_they_are_skipped_by_the_comparison(data: 
         assert names >= search.SEARCH_INDEXES
     assert search.is_search_object("stripe_charge_search_data", "table")
     assert not search.is_search_object("stripe_charge", "table")
-    assert not search.is_search_object("ix_stripe_charge_created_id", "index")
+    assert not search.is_search_object("ix_stripe_charge_created_walk", "index")
     assert not search.is_search_object("stripe_customer_search", "index")
 
 

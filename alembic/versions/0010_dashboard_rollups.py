@@ -25,7 +25,9 @@ Rows in the store when this runs are summed in here.
 The three covering indexes of 0009 that only the old sums read are dropped: every mirror
 write paid for them. The dashboard's one remaining scan, failed payments this week, gets a
 partial index holding failed charges only (a few percent of them) with every column it reads,
-and recent refunds an index on (created, id) so refunds made in the same second need no sort.
+recent refunds an index on (created, id) so refunds made in the same second need no sort, and
+the charges' (created, id) index also holds customer_id and deleted: a list filtered by a
+common customer prefix walks it alone (SQLite; services/search.py).
 
 Revision ID: 0010
 Revises: 0009
@@ -220,6 +222,12 @@ def upgrade() -> None:
         sqlite_where=sa.text("status = 'failed'"),
         postgresql_where=sa.text("status = 'failed'"),
     )
+    # Charges newest first carry the customer and `deleted`: a list filtered by a common
+    # customer prefix walks this index alone, one customer lookup per charge (services/search.py).
+    op.drop_index("ix_stripe_charge_created_id", table_name="stripe_charge")
+    op.create_index(
+        "ix_stripe_charge_created_walk", "stripe_charge", ["created", "id", "customer_id", "deleted"], unique=False
+    )
     # Recent refunds, newest first: with the id in the index, ties in `created` need no sort.
     op.drop_index("ix_stripe_refund_created", table_name="stripe_refund")
     op.create_index("ix_stripe_refund_created_id", "stripe_refund", ["created", "id"], unique=False)
@@ -227,6 +235,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     dialect = _dialect()
+    op.drop_index("ix_stripe_charge_created_walk", table_name="stripe_charge")
+    op.create_index("ix_stripe_charge_created_id", "stripe_charge", ["created", "id"], unique=False)
     op.drop_index("ix_stripe_refund_created_id", table_name="stripe_refund")
     op.create_index("ix_stripe_refund_created", "stripe_refund", ["created"], unique=False)
     op.drop_index("ix_stripe_charge_failed", table_name="stripe_charge")
