@@ -749,30 +749,21 @@ class SubscriptionListRow:
 
 
 def _plans(session: Session, subscription_ids: list[str]) -> dict[str, str]:
-    """A short description of each subscription's items (ix_stripe_subscription_item_subscription_id)."""
+    """A short description of each subscription's items, in one query
+    (ix_stripe_subscription_item_subscription_id, products by primary key)."""
     if not subscription_ids:
         return {}
-    items = list(
-        session.exec(
-            select(StripeSubscriptionItem)
-            .where(col(StripeSubscriptionItem.subscription_id).in_(subscription_ids))
-            .order_by(col(StripeSubscriptionItem.id))
-        )
-    )
-    product_ids = sorted({i.product_id for i in items if i.product_id})
-    names = (
-        dict(
-            session.exec(
-                select(StripeProduct.id, StripeProduct.name).where(col(StripeProduct.id).in_(product_ids))
-            ).all()
-        )
-        if product_ids
-        else {}
+    item, product = StripeSubscriptionItem, StripeProduct
+    rows = session.exec(
+        select(item.subscription_id, item.quantity, item.price_id, item.raw, product.name)
+        .outerjoin(product, col(product.id) == col(item.product_id))
+        .where(col(item.subscription_id).in_(subscription_ids))
+        .order_by(col(item.id))
     )
     parts: dict[str, list[str]] = defaultdict(list)
-    for item in items:
-        name = names.get(item.product_id or "") or item.raw.get("price", {}).get("nickname") or item.price_id or "Item"
-        parts[item.subscription_id].append(f"{name} × {item.quantity}" if item.quantity != 1 else name)
+    for subscription_id, quantity, price_id, raw, product_name in rows:
+        name = product_name or (raw or {}).get("price", {}).get("nickname") or price_id or "Item"
+        parts[subscription_id].append(f"{name} × {quantity}" if quantity != 1 else name)
     return {sid: ", ".join(p) for sid, p in parts.items()}
 
 
