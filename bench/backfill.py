@@ -301,7 +301,9 @@ def conclude(runs: list[RunResult], limit: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.backfill", description=__doc__.split("\n")[0])
-    parser.add_argument("--customers", type=int, default=2000, help="customers to seed (default 2000)")
+    parser.add_argument(
+        "--customers", type=int, default=2000, help="customers to seed (default 2000, the demo seeder's most)"
+    )
     parser.add_argument("--limit", type=int, default=10, help="requests per second, sandbox and Billy (default 10)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument(

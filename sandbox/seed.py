@@ -329,8 +329,17 @@ def _with_refund(rng: random.Random, charge: PlannedCharge, kind: str) -> Planne
     )
 
 
+# Names are unique first/last pairs and order numbers four digits: past this many customers
+# the demo would run out of one or the other.
+MAX_CUSTOMERS = 2000
+
+
 def plan(seed: int = 42, customers: int = 50) -> list[PlannedCustomer]:
     """The demo data as plain values: the same for the same seed."""
+    if customers > MAX_CUSTOMERS:
+        raise ValueError(
+            f"The demo seeder makes at most {MAX_CUSTOMERS} customers (unique names, four-digit order numbers)."
+        )
     rng = random.Random(seed)
     count = max(1, customers)
     people = _people(rng, count)

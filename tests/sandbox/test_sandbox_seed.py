@@ -165,3 +165,11 @@ def test_second_run_says_already_seeded(sandbox: SandboxHandle, capsys: pytest.C
     assert capsys.readouterr().out.strip() == "already seeded"
     client = sandbox.client(SECRET_KEY, max_network_retries=0)
     assert len(client.v1.customers.list(params={"limit": 100}).data) == 3
+
+
+def test_asking_for_more_customers_than_the_demo_can_name_fails_at_once() -> None:
+    from sandbox.seed import MAX_CUSTOMERS, plan
+
+    assert len(plan(customers=MAX_CUSTOMERS)) == MAX_CUSTOMERS
+    with pytest.raises(ValueError, match="at most 2000"):
+        plan(customers=MAX_CUSTOMERS + 1)
