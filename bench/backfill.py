@@ -175,6 +175,25 @@ def billy_instance(api_url: str, requests_per_second: float) -> Iterator[Path]:
             clear()
 
 
+def add_charges(api_url: str, count: int, seed: int) -> None:
+    """`count` more card charges without a customer, through the API like the demo's, four at a time."""
+    import random
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sandbox.seed import SEED_KEY
+
+    client = stripe.StripeClient(SEED_KEY, base_addresses={"api": api_url}, max_network_retries=2)
+    amounts = random.Random(seed).choices(range(500, 50_000, 100), k=count)
+
+    def create(amount: int) -> None:
+        client.v1.charges.create(
+            params={"amount": amount, "currency": "usd", "source": "tok_visa", "description": "Bench charge"}
+        )
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(create, amounts))
+
+
 def connect_owner() -> None:
     from sandbox import DEMO_RESTRICTED_KEY
     from services.organization import signup
@@ -311,6 +330,13 @@ def main(argv: list[str] | None = None) -> int:
         help="use this running sandbox instead of starting one (seeded if it is empty; its limit is set, then 0)",
     )
     parser.add_argument(
+        "--extra-charges",
+        type=int,
+        default=0,
+        help="after the demo, this many more charges (the demo seeder stops at 2,000 customers; "
+        "a longer run shows the steady state, past the start and the last partial pages)",
+    )
+    parser.add_argument(
         "--lists-only",
         action="store_true",
         help="skip the runs with payment_methods (one request per customer: most of the time)",
@@ -337,6 +363,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             counts = {k: summary[k] for k in ("customers", "charges", "subscriptions", "one_off_invoices")}
             print(f"seeded in {time.monotonic() - started:.1f}s through the API: {counts}")
+            if args.extra_charges:
+                started = time.monotonic()
+                add_charges(handle.url, args.extra_charges, args.seed)
+                print(f"added {args.extra_charges:,} charges in {time.monotonic() - started:.1f}s")
         everything = list(RESOURCES)
         lists_only = [n for n in everything if n != "payment_methods"]
         throttled_lists = (
