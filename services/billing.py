@@ -20,7 +20,7 @@ from sqlalchemy.orm import defer
 from sqlmodel import col, select
 
 from services import audit, mirror, notices
-from services.db import get_engine, session_scope
+from services.db import get_engine, run_transaction, session_scope
 from services.errors import NotFound, PermissionDenied, ValidationFailed
 from services.models import IdempotencyRecord, StripeCharge, StripeCustomer, StripeRefund
 from services.money import format_money
@@ -374,9 +374,12 @@ def _store_refund_result(
         read_at = int(time.time())
         fresh = gateway.retrieve_charge(charge_id)
         # Versioned at the re-read: the webhook for this refund is not newer, so it changes nothing.
-        with session_scope() as session:
-            refunds = mirror.write_objects(session, "refund", [refund], read_at, replace_equal=True)
-            charges = mirror.write_objects(session, "charge", [fresh], read_at, replace_equal=True)
+        refunds, charges = run_transaction(
+            lambda session: (
+                mirror.write_objects(session, "refund", [refund], read_at, replace_equal=True),
+                mirror.write_objects(session, "charge", [fresh], read_at, replace_equal=True),
+            )
+        )
         notices.publish("refund", refunds)
         notices.publish("charge", charges)
     except Exception as exc:  # noqa: BLE001 - the refund itself is done

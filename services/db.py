@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import TypeVar
 
 import sqlalchemy as sa
 from sqlmodel import Session
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random
 
 from services.config import get_settings
+
+T = TypeVar("T")
 
 
 def make_engine(url: str) -> sa.Engine:
@@ -48,3 +52,31 @@ def session_scope(engine: sa.Engine | None = None) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+# PostgreSQL's "deadlock detected" and "could not serialize": the transaction was rolled back
+# whole and may simply be run again. Mirror writes can meet this way: the rollup triggers
+# (migration 0010) lock the total rows a page touches, and two pages (charges and refunds of
+# the same days and currencies) may reach them in a different order.
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+TRANSACTION_ATTEMPTS = 5
+
+
+def _retryable_conflict(exc: BaseException) -> bool:
+    orig = getattr(exc, "orig", None)
+    return isinstance(exc, sa.exc.DBAPIError) and getattr(orig, "pgcode", None) in RETRYABLE_SQLSTATES
+
+
+def run_transaction(work: Callable[[Session], T], engine: sa.Engine | None = None) -> T:
+    """`work` in one transaction (`session_scope`), run again from the start if the database
+    rolled it back for a deadlock or a serialization conflict. `work` must touch nothing
+    but the session (it may run more than once)."""
+    for attempt in Retrying(
+        retry=retry_if_exception(_retryable_conflict),
+        wait=wait_random(0.005, 0.05),
+        stop=stop_after_attempt(TRANSACTION_ATTEMPTS),
+        reraise=True,
+    ):
+        with attempt, session_scope(engine) as session:
+            return work(session)
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -28,7 +28,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from services import audit, mirror, notices, sync
-from services.db import session_scope
+from services.db import run_transaction, session_scope
 from services.errors import BillyError, StripeRequestFailed, ValidationFailed
 from services.models import StripeEvent, SyncState, utcnow
 from services.permissions import Actor, authorize
@@ -94,14 +94,19 @@ def apply_event(event: dict[str, Any], via: str, gateway: StripeGateway | None =
     elif stored is not None and created == stored:
         copy, deleted = _refetch(gateway or StripeGateway(), kind, object_id, obj, deleted)
         outcome = "refetched"
-    with session_scope() as session:
+
+    def record_and_write(session: Session) -> list[str] | None:
         if not _record_event(session, event, via, outcome):
-            return Applied(event["id"], "duplicate")  # another worker took it meanwhile
-        written: list[str] = []
-        if outcome != "older":
-            written = mirror.write_objects(
-                session, kind, [copy], version, deleted=deleted, replace_equal=outcome == "refetched"
-            )
+            return None  # another worker took it meanwhile
+        if outcome == "older":
+            return []
+        return mirror.write_objects(
+            session, kind, [copy], version, deleted=deleted, replace_equal=outcome == "refetched"
+        )
+
+    written = run_transaction(record_and_write)
+    if written is None:
+        return Applied(event["id"], "duplicate")
     notices.publish(kind, written)
     return Applied(event["id"], outcome)
 

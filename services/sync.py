@@ -27,7 +27,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from services import audit, mirror, notices
-from services.db import session_scope
+from services.db import run_transaction, session_scope
 from services.errors import BillyError, StripeRequestFailed
 from services.models import StripeCustomer, SyncState, utcnow
 from services.permissions import Actor, authorize
@@ -110,14 +110,17 @@ class _Run:
 
     def store_page(self, objects: list[dict[str, Any]], requested_at: float, cursor: str | None) -> None:
         # The page shows Stripe as it was when asked; a second back keeps ties on the safe side.
-        version = int(requested_at) - 1
-        with session_scope() as session:
+        version, throttled = int(requested_at) - 1, self.take_throttled()
+
+        def store(session: Session) -> list[str]:
             written = mirror.write_objects(session, self.resource.kind, objects, version)
             state = sync_state(session, self.resource.name)
             state.cursor = cursor
             state.synced_count += len(objects)
-            state.throttled_count += self.take_throttled()
-        notices.publish(self.resource.kind, written)
+            state.throttled_count += throttled
+            return written
+
+        notices.publish(self.resource.kind, run_transaction(store))
 
 
 def _begin(resource: str) -> str | None:

@@ -11,17 +11,22 @@ total summed straight from the mirror tables, on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import random
+import threading
 from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from alembic import command
 from sqlmodel import Session
 
 from services import mirror
 from services.cli import alembic_config, migrate
-from services.db import get_engine, session_scope
+from services.db import get_engine, run_transaction, session_scope
 from services.models import NO_DUE_DAY
+from tests.conftest import Instance, _make_instance
 
 DAY = 86_400
 T0 = 1_790_000_000  # a fixed moment, a few days' worth of rows around it
@@ -254,4 +259,56 @@ def test_upgrading_sums_the_rows_already_in_the_store(any_store: Any) -> None:
         mirror.write_objects(session, "invoice", [{**invoice(rng, "inv_0"), "status": "void"}], T0 + 5)
         mirror.write_objects(session, "subscription", [subscription(rng, "sub_late")], T0 + 5)
     with session_scope() as session:
+        assert rollups(session) == summed_from_mirror(session)
+
+
+@pytest.fixture
+def pg_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postgres_available: bool) -> Iterator[Instance]:
+    """PostgreSQL only: SQLite lets one writer in at a time, so it cannot deadlock."""
+    yield from _make_instance("postgresql", tmp_path, monkeypatch, postgres_available)
+
+
+def test_two_pages_locking_the_same_totals_in_opposite_orders_both_land(pg_store: Instance) -> None:
+    """A charges page and a refunds page of the same day, in two currencies, reach the two
+    revenue rows in opposite orders: PostgreSQL ends one of them as a deadlock, and
+    `run_transaction` runs that one again instead of failing the page."""
+    meet = threading.Barrier(2, timeout=20)
+
+    def obj(kind: str, oid: str, currency: str) -> dict[str, Any]:
+        base = {"id": oid, "object": kind, "amount": 1000, "currency": currency, "created": T0}
+        return {**base, "status": "succeeded", "paid": True} if kind == "charge" else {**base, "charge": "ch_x"}
+
+    def page(kind: str, first: str, second: str, runs: list[int]) -> Any:
+        def work(session: Session) -> None:
+            runs.append(1)
+            mirror.write_objects(session, kind, [obj(kind, f"{kind}_{first}", first)], T0)
+            if len(runs) == 1:
+                meet.wait()  # both hold their first total; each now wants the other's
+            mirror.write_objects(session, kind, [obj(kind, f"{kind}_{second}", second)], T0)
+
+        return work
+
+    charge_runs: list[int] = []
+    refund_runs: list[int] = []
+    errors: list[BaseException] = []
+
+    def run(work: Any) -> None:
+        try:
+            run_transaction(work)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=run, args=(page("charge", "usd", "eur", charge_runs),)),
+        threading.Thread(target=run, args=(page("refund", "eur", "usd", refund_runs),)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert len(charge_runs) + len(refund_runs) == 3  # one of them met the deadlock and ran again
+    with session_scope() as session:
+        totals = rollups(session)["rollup_revenue_day"]
+        assert totals == {("usd", T0 // DAY): (1000, 1000), ("eur", T0 // DAY): (1000, 1000)}
         assert rollups(session) == summed_from_mirror(session)
