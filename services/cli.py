@@ -69,11 +69,37 @@ def _audit_verify() -> int:
     return 0 if result.ok else 1
 
 
+def _rebuild_derived() -> int:
+    """Rollups and search index again from the mirror tables, in one transaction."""
+    from sqlmodel import Session
+
+    from services.db import run_transaction
+    from services.rollups import rebuild_rollups
+    from services.search import rebuild_search_index
+
+    def rebuild(session: Session) -> dict[str, int]:
+        rows = rebuild_rollups(session)
+        rebuild_search_index(session)
+        return rows
+
+    rows = run_transaction(rebuild)
+    for table, count in rows.items():
+        print(f"{table}: {count} rows summed from the mirror")
+    if get_settings().resolved_database_url.startswith("sqlite"):
+        print("search index: re-filled from customers and charges")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="billy", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="apply database migrations")
     sub.add_parser("sync", help="backfill the store from Stripe now, printing each resource's result")
+    sub.add_parser(
+        "rebuild-derived",
+        help="re-sum the dashboard's rollups and re-fill SQLite's search index from the mirror "
+        "(after a TRUNCATE, a VACUUM or a restore)",
+    )
     audit_parser = sub.add_parser("audit", help="the audit log")
     audit_sub = audit_parser.add_subparsers(dest="audit_command", required=True)
     audit_sub.add_parser("verify", help="walk the audit log's hash chain and name the first broken row (exit 1)")
@@ -84,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "sync":
         return _sync()
+    if args.command == "rebuild-derived":
+        return _rebuild_derived()
     if args.command == "audit" and args.audit_command == "verify":
         return _audit_verify()
     return 2

@@ -11,6 +11,7 @@ totals (services/models.py, "Dashboard rollups"):
 - `rollup_open_invoices (currency, due_day)`: open invoices and what is owed, per UTC due day
   (-1: no due date); overdue ones are the days before today plus a small index range today.
 
+The definitions live in services/rollups.py (`FEEDS`), shared with `billy rebuild-derived`.
 Each mirror table that feeds one gets triggers: AFTER INSERT adds the new row's share, AFTER
 DELETE takes the old row's back, and AFTER UPDATE of a column that matters (only when one
 really changed) does both. The mirror's upsert (`INSERT … ON CONFLICT DO UPDATE`) fires the
@@ -35,95 +36,18 @@ Create Date: 2026-11-26 13:30:00
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass  # real annotations here: alembic loads this file outside sys.modules
 
 import sqlalchemy as sa
 import sqlmodel
 from alembic import op
+
+from services.rollups import FEEDS, drop_triggers, postgres_triggers, sqlite_triggers
 
 revision: str = "0010"
 down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-
-@dataclass(frozen=True)
-class Feed:
-    """How the rows of one mirror table add to one rollup table. Expressions are SQL over
-    a row named `{r}` (`new`/`old` in a trigger, an alias in the initial sum), valid on both
-    SQLite and PostgreSQL."""
-
-    source: str
-    target: str
-    keys: dict[str, str]  # rollup key column → expression
-    values: dict[str, str]  # rollup total column → the row's share
-    counts_when: str  # the row adds to the totals only when this holds
-    watched: tuple[str, ...]  # an UPDATE that changes none of these changes no total
-
-    def key_sql(self, r: str) -> str:
-        return ", ".join(e.format(r=r) for e in self.keys.values())
-
-    def upsert(self, r: str, sign: str = "") -> str:
-        """Add (sign "") or take back (sign "-") the share of row `r`."""
-        cols = [*self.keys, *self.values]
-        shares = [f"{sign}({e.format(r=r)})" for e in self.values.values()]
-        sets = ", ".join(f"{c} = {self.target}.{c} + excluded.{c}" for c in self.values)
-        return (
-            f"INSERT INTO {self.target} ({', '.join(cols)}) "
-            f"SELECT {self.key_sql(r)}, {', '.join(shares)} WHERE {self.counts_when.format(r=r)} "
-            f"ON CONFLICT ({', '.join(self.keys)}) DO UPDATE SET {sets}"
-        )
-
-    def initial_sum(self) -> str:
-        cols = [*self.keys, *self.values]
-        sums = ", ".join(f"SUM({e.format(r='r')})" for e in self.values.values())
-        sets = ", ".join(f"{c} = {self.target}.{c} + excluded.{c}" for c in self.values)
-        return (
-            f"INSERT INTO {self.target} ({', '.join(cols)}) "  # noqa: S608 - our own names and expressions
-            f"SELECT {self.key_sql('r')}, {sums} FROM {self.source} AS r WHERE {self.counts_when.format(r='r')} "
-            f"GROUP BY {self.key_sql('r')} "
-            f"ON CONFLICT ({', '.join(self.keys)}) DO UPDATE SET {sets}"
-        )
-
-    def changed(self, old: str, new: str, distinct: str) -> str:
-        return " OR ".join(f"{old}.{c} {distinct} {new}.{c}" for c in self.watched)
-
-
-DAY = "{r}.created / 86400"
-FEEDS = (
-    Feed(
-        "stripe_charge",
-        "rollup_revenue_day",
-        {"currency": "{r}.currency", "day": DAY},
-        {"gross": "{r}.amount", "refunded": "0"},
-        "{r}.status = 'succeeded' AND {r}.paid AND NOT {r}.deleted",
-        ("status", "paid", "deleted", "amount", "currency", "created"),
-    ),
-    Feed(
-        "stripe_refund",
-        "rollup_revenue_day",
-        {"currency": "{r}.currency", "day": DAY},
-        {"gross": "0", "refunded": "{r}.amount"},
-        "COALESCE({r}.status, 'succeeded') NOT IN ('failed', 'canceled') AND NOT {r}.deleted",
-        ("status", "deleted", "amount", "currency", "created"),
-    ),
-    Feed(
-        "stripe_subscription",
-        "rollup_mrr",
-        {"currency": "{r}.currency", "status": "{r}.status"},
-        {"subscriptions": "1", "mrr": "{r}.mrr"},
-        "NOT {r}.deleted",
-        ("status", "deleted", "currency", "mrr"),
-    ),
-    Feed(
-        "stripe_invoice",
-        "rollup_open_invoices",
-        {"currency": "{r}.currency", "due_day": "COALESCE({r}.due_date / 86400, -1)"},
-        {"invoices": "1", "amount_remaining": "{r}.amount_remaining"},
-        "{r}.status = 'open' AND NOT {r}.deleted",
-        ("status", "deleted", "currency", "due_date", "amount_remaining"),
-    ),
-)
 
 # 0009's covering indexes for the old sums: (name, table, columns), re-created on downgrade.
 COVERING_INDEXES = (
@@ -137,41 +61,9 @@ COVERING_INDEXES = (
 )
 
 # The week of failed payments, from a partial index holding failed charges only.
-FAILED_INDEX_COLUMNS = ["status", "created", "customer_id", "decline_reason", "outcome_type", "currency", "amount", "deleted"]
-
-
-def _sqlite_triggers(feed: Feed) -> list[str]:
-    name = f"{feed.source}_to_{feed.target}"
-    return [
-        f"CREATE TRIGGER {name}_ai AFTER INSERT ON {feed.source} BEGIN {feed.upsert('new')}; END",
-        f"CREATE TRIGGER {name}_ad AFTER DELETE ON {feed.source} BEGIN {feed.upsert('old', '-')}; END",
-        f"CREATE TRIGGER {name}_au AFTER UPDATE OF {', '.join(feed.watched)} ON {feed.source} "
-        f"WHEN {feed.changed('old', 'new', 'IS NOT')} "
-        f"BEGIN {feed.upsert('old', '-')}; {feed.upsert('new')}; END",
-    ]
-
-
-def _postgres_triggers(feed: Feed) -> list[str]:
-    name = f"{feed.source}_to_{feed.target}"
-    return [
-        f"""CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $fn$
-        BEGIN
-            IF TG_OP IN ('UPDATE', 'DELETE') THEN {feed.upsert('OLD', '-')}; END IF;
-            IF TG_OP IN ('INSERT', 'UPDATE') THEN {feed.upsert('NEW')}; END IF;
-            RETURN NULL;
-        END $fn$""",
-        f"CREATE TRIGGER {name}_insert_delete AFTER INSERT OR DELETE ON {feed.source} "
-        f"FOR EACH ROW EXECUTE FUNCTION {name}()",
-        f"CREATE TRIGGER {name}_update AFTER UPDATE OF {', '.join(feed.watched)} ON {feed.source} "
-        f"FOR EACH ROW WHEN ({feed.changed('OLD', 'NEW', 'IS DISTINCT FROM')}) EXECUTE FUNCTION {name}()",
-    ]
-
-
-def _drop_triggers(dialect: str, feed: Feed) -> list[str]:
-    name = f"{feed.source}_to_{feed.target}"
-    if dialect == "sqlite":
-        return [f"DROP TRIGGER IF EXISTS {name}_{s}" for s in ("ai", "ad", "au")]
-    return [f"DROP FUNCTION IF EXISTS {name}() CASCADE"]  # its triggers go with it
+FAILED_INDEX_COLUMNS = [
+    "status", "created", "customer_id", "decline_reason", "outcome_type", "currency", "amount", "deleted"
+]
 
 
 def _dialect() -> str:
@@ -209,7 +101,7 @@ def upgrade() -> None:
     )
     for feed in FEEDS:
         op.execute(feed.initial_sum())
-        for statement in (_sqlite_triggers if dialect == "sqlite" else _postgres_triggers)(feed):
+        for statement in (sqlite_triggers if dialect == "sqlite" else postgres_triggers)(feed):
             op.execute(statement)
     # Plain create/drop_index, never a batch rebuild: a rebuilt table would lose its triggers.
     for index, table, _ in COVERING_INDEXES:
@@ -243,7 +135,7 @@ def downgrade() -> None:
     for index, table, columns in COVERING_INDEXES:
         op.create_index(index, table, columns, unique=False)
     for feed in FEEDS:
-        for statement in _drop_triggers(dialect, feed):
+        for statement in drop_triggers(dialect, feed):
             op.execute(statement)
     op.drop_table("rollup_open_invoices")
     op.drop_table("rollup_mrr")
