@@ -30,26 +30,25 @@ class Feed:
     def key_sql(self, r: str) -> str:
         return ", ".join(e.format(r=r) for e in self.keys.values())
 
-    def upsert(self, r: str, sign: str = "") -> str:
-        """Add (sign "") or take back (sign "-") the share of row `r`."""
-        cols = [*self.keys, *self.values]
-        shares = [f"{sign}({e.format(r=r)})" for e in self.values.values()]
+    def _adding(self, select_sql: str) -> str:
+        """INSERT the rows of `select_sql` (keys, then totals) into the rollup, adding to the
+        totals of a row already there."""
         sets = ", ".join(f"{c} = {self.target}.{c} + excluded.{c}" for c in self.values)
         return (
-            f"INSERT INTO {self.target} ({', '.join(cols)}) "
-            f"SELECT {self.key_sql(r)}, {', '.join(shares)} WHERE {self.counts_when.format(r=r)} "
+            f"INSERT INTO {self.target} ({', '.join([*self.keys, *self.values])}) {select_sql} "
             f"ON CONFLICT ({', '.join(self.keys)}) DO UPDATE SET {sets}"
         )
 
+    def upsert(self, r: str, sign: str = "") -> str:
+        """Add (sign "") or take back (sign "-") the share of row `r`."""
+        shares = ", ".join(f"{sign}({e.format(r=r)})" for e in self.values.values())
+        return self._adding(f"SELECT {self.key_sql(r)}, {shares} WHERE {self.counts_when.format(r=r)}")
+
     def initial_sum(self) -> str:
-        cols = [*self.keys, *self.values]
         sums = ", ".join(f"SUM({e.format(r='r')})" for e in self.values.values())
-        sets = ", ".join(f"{c} = {self.target}.{c} + excluded.{c}" for c in self.values)
-        return (
-            f"INSERT INTO {self.target} ({', '.join(cols)}) "  # noqa: S608 - our own names and expressions
-            f"SELECT {self.key_sql('r')}, {sums} FROM {self.source} AS r WHERE {self.counts_when.format(r='r')} "
-            f"GROUP BY {self.key_sql('r')} "
-            f"ON CONFLICT ({', '.join(self.keys)}) DO UPDATE SET {sets}"
+        return self._adding(
+            f"SELECT {self.key_sql('r')}, {sums} FROM {self.source} AS r "  # noqa: S608 - our own names
+            f"WHERE {self.counts_when.format(r='r')} GROUP BY {self.key_sql('r')}"
         )
 
     def changed(self, old: str, new: str, distinct: str) -> str:

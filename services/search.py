@@ -173,22 +173,37 @@ def customer_starts_with(dialect: str, needle: str) -> sa.ColumnElement[bool]:
     whose LIKE cannot use them), and the trigram index for a later word (" mar" inside the name)."""
     c = StripeCustomer
     if dialect == "sqlite":
-        pattern = escape_glob(needle) + "*"
-        starts = [col(c.email_lower).op("GLOB")(pattern), col(c.name_lower).op("GLOB")(pattern)]
+        starts = _sqlite_starts(c, needle)
         if len(needle) >= 2:  # " x" plus a letter: the trigram tokenizer needs three characters
-            fts = sa.table("stripe_customer_search", sa.column("id", sa.String))
-            words = sa.select(fts.c.id).where(
-                sa.text("stripe_customer_search MATCH :word").bindparams(word="name : " + fts_phrase(" " + needle))
-            )
-            starts.append(col(c.id).in_(words))
+            starts.append(col(c.id).in_(_later_word_matches("id", needle)))
         else:
-            starts.append(col(c.name_lower).op("GLOB")("* " + pattern))
+            starts.append(_sqlite_later_word(c, needle))
         return sa.or_(*starts)
     pattern = escape_like(needle) + "%"
     return sa.or_(
         col(c.email_lower).like(pattern, escape="\\"),
         col(c.name_lower).like(pattern, escape="\\"),
         col(c.name_lower).like("% " + pattern, escape="\\"),
+    )
+
+
+def _sqlite_starts(customer: Any, needle: str) -> list[sa.ColumnElement[bool]]:
+    """Email, name: starts with `needle` (GLOB: SQLite's LIKE cannot use their B-trees)."""
+    pattern = escape_glob(needle) + "*"
+    return [col(customer.email_lower).op("GLOB")(pattern), col(customer.name_lower).op("GLOB")(pattern)]
+
+
+def _sqlite_later_word(customer: Any, needle: str) -> sa.ColumnElement[bool]:
+    """A later word of the name starts with `needle`, tested row by row (no index)."""
+    return col(customer.name_lower).op("GLOB")("* " + escape_glob(needle) + "*")
+
+
+def _later_word_matches(column: str, needle: str) -> sa.Select[Any]:
+    """`column` (id or rowid) of the customers with a later name word starting with `needle`,
+    from the FTS trigram index (`needle` of two characters or more)."""
+    fts = sa.table("stripe_customer_search", sa.column(column))
+    return sa.select(fts.c[column]).where(
+        sa.text("stripe_customer_search MATCH :word").bindparams(word="name : " + fts_phrase(" " + needle))
     )
 
 
@@ -232,7 +247,6 @@ def forget_estimates() -> None:
 
 def _count_matches(needle: str, cap: int) -> int:
     c = StripeCustomer
-    pattern = escape_glob(needle) + "*"
     with session_scope() as session:
 
         def at_most(query: Any, n: int) -> int:
@@ -240,29 +254,20 @@ def _count_matches(needle: str, cap: int) -> int:
             return int(session.execute(capped).scalar_one())
 
         found = 0
-        for column in (c.email_lower, c.name_lower):
-            found += at_most(sa.select(c.id).where(col(column).op("GLOB")(pattern)), cap - found)
+        for starts in _sqlite_starts(c, needle):
+            found += at_most(sa.select(c.id).where(starts), cap - found)
             if found >= cap:
                 return found
         if len(needle) < 2:
             return found  # a later word is then matched by a scan anyway: see customer_starts_with
-        fts = sa.table("stripe_customer_search", sa.column("rowid", sa.Integer))
-        words = sa.select(fts.c.rowid).where(
-            sa.text("stripe_customer_search MATCH :word").bindparams(word="name : " + fts_phrase(" " + needle))
-        )
-        return found + at_most(words, cap - found)
+        return found + at_most(_later_word_matches("rowid", needle), cap - found)
 
 
 def _row_starts_with(customer: Any, needle: str) -> sa.ColumnElement[bool]:
     """`customer_starts_with` tested on one customer row, without any index (for a walk)."""
-    pattern = escape_glob(needle) + "*"
     return sa.and_(
         col(customer.deleted).is_(False),
-        sa.or_(
-            col(customer.email_lower).op("GLOB")(pattern),
-            col(customer.name_lower).op("GLOB")(pattern),
-            col(customer.name_lower).op("GLOB")("* " + pattern),
-        ),
+        sa.or_(*_sqlite_starts(customer, needle), _sqlite_later_word(customer, needle)),
     )
 
 
