@@ -243,15 +243,17 @@ class StripeGateway:
     def __init__(self, key_provider: Callable[[], str | None] | None = None) -> None:
         self._key_provider = key_provider or (lambda: get_secret_store().get(STRIPE_KEY_SECRET))
 
-    def _client(self) -> stripe.StripeClient:
+    def _key(self) -> str:
         key = self._key_provider()
         if not key:
             raise StripeNotConnected()
-        return make_client(key)
+        return key
 
-    @property
-    def mode(self) -> str:
-        key = self._key_provider() or ""
+    def _client(self) -> stripe.StripeClient:
+        return make_client(self._key())
+
+    @staticmethod
+    def _mode_of(key: str) -> str:
         return "live" if "_live_" in key else "test"
 
     def _call(self, fn: Callable[[stripe.StripeClient], Any]) -> Any:
@@ -264,8 +266,8 @@ class StripeGateway:
     def read(self, fn: Callable[[stripe.StripeClient], Any], on_throttled: Callable[[], None] | None = None) -> Any:
         """A read under the rate gate, retried with jittered back-off on 429, 5xx and network
         errors (`on_throttled` hears of every 429). Refusals (403, 404, 400) are not retried."""
-        client = self._client()
-        gate = rate_gate(self.mode)
+        key = self._key()  # one secret-store read per call, for the client and the mode
+        client, gate = make_client(key), rate_gate(self._mode_of(key))
 
         def attempt() -> Any:
             gate.acquire()
