@@ -1,0 +1,105 @@
+"""What Reflex calls when a browser reports an error or an event handler raises.
+
+Reflex's defaults log the client's text raw and one traceback per failure, so anyone
+(no session needed) could forge log lines or fill the log. These log escaped, truncated
+text under a per-process budget, and show the user an error id instead of the exception.
+"""
+
+# No `from __future__ import annotations`: Reflex validates these handlers' annotations
+# by evaluating them, so they stay real objects.
+
+import logging
+import secrets
+import threading
+import time
+from collections import Counter
+
+import reflex as rx
+from limits import RateLimitItemPerSecond
+from limits.storage import MemoryStorage
+from limits.strategies import FixedWindowRateLimiter
+from reflex_base.event import EventSpec
+
+from services.logging_setup import client_text
+
+log = logging.getLogger("billy.errors")
+
+WINDOW_SECONDS = 60
+FRONTEND_REPORTS_PER_WINDOW = 10
+BACKEND_TRACEBACKS_PER_WINDOW = 20
+FRONTEND_TEXT_LIMIT = 300
+
+USER_MESSAGE = (
+    "Something went wrong on our side (error id {error_id}). "
+    "Please try again; if it keeps happening, tell your Owner this id."
+)
+
+
+class LogBudget:
+    """At most `per_window` log lines per window in this process; the rest are counted and summarised
+    in one line when the window rolls over, so a flood costs one line, not one per request."""
+
+    def __init__(self, name: str, per_window: int, summary: str, window_seconds: int = WINDOW_SECONDS) -> None:
+        self.name = name
+        self.per_window = per_window
+        self.summary = summary  # formatted with {count} and {detail}
+        self._item = RateLimitItemPerSecond(per_window, window_seconds)
+        self._limiter = FixedWindowRateLimiter(MemoryStorage())
+        self._lock = threading.Lock()
+        self._suppressed: Counter[str] = Counter()
+        self._timer: threading.Timer | None = None
+
+    def allow(self, kind: str = "") -> bool:
+        """True if this one may be logged; otherwise it is counted under `kind` for the summary."""
+        if self._limiter.hit(self._item, self.name):
+            return True
+        with self._lock:
+            self._suppressed[kind] += 1
+            if self._timer is None:
+                reset_at = self._limiter.get_window_stats(self._item, self.name).reset_time
+                self._timer = threading.Timer(max(0.0, reset_at - time.time()) + 0.05, self.flush)
+                self._timer.daemon = True
+                self._timer.start()
+        return False
+
+    def flush(self) -> None:
+        """Log the summary of what was suppressed (the window's end does this by itself)."""
+        with self._lock:
+            counts, self._suppressed = self._suppressed, Counter()
+            timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()  # a no-op when the timer itself is flushing
+        total = sum(counts.values())
+        if total:
+            detail = ", ".join(f"{kind}×{n}" for kind, n in counts.most_common() if kind)
+            log.warning("%s", self.summary.format(count=total, detail=f" ({detail})" if detail else ""))
+
+
+frontend_budget = LogBudget(
+    "frontend", FRONTEND_REPORTS_PER_WINDOW, "{count} browser error reports suppressed in the last minute{detail}"
+)
+backend_budget = LogBudget(
+    "backend",
+    BACKEND_TRACEBACKS_PER_WINDOW,
+    "{count} unexpected errors in the last minute were not logged, to keep a flood out of the log{detail}",
+)
+
+
+def frontend_exception_handler(exception: Exception) -> None:
+    """A browser's error report: anyone can send one, so it is client text, escaped, cut and budgeted."""
+    if frontend_budget.allow():
+        log.warning("Browser error report: %s", client_text(str(exception), FRONTEND_TEXT_LIMIT))
+
+
+def backend_exception_handler(exception: Exception) -> EventSpec:
+    """An event handler raised: log the traceback under an id the user can quote, never show the exception."""
+    error_id = secrets.token_hex(4)
+    if backend_budget.allow(type(exception).__name__):
+        log.error("Unexpected error in an event handler (error id %s)", error_id, exc_info=exception)
+    return rx.toast(
+        USER_MESSAGE.format(error_id=error_id),
+        level="error",
+        fallback_to_alert=True,
+        position="top-center",
+        id="backend_error",
+    )
