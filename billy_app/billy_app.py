@@ -7,6 +7,8 @@ import logging
 import reflex as rx
 
 from billy_app.api.routes import build_api
+from billy_app.error_handlers import backend_exception_handler, frontend_exception_handler
+from billy_app.event_gate import EventGate
 from billy_app.pages import (  # noqa: F401 - registers the pages
     approvals,
     charges,
@@ -44,5 +46,11 @@ def catch_up_on_start() -> None:
 event_poller = stripe_events.EventPoller(get_settings().event_poll_seconds)
 
 
-app = rx.App(api_transformer=build_api())
+app = rx.App(
+    api_transformer=build_api(),
+    frontend_exception_handler=frontend_exception_handler,
+    backend_exception_handler=backend_exception_handler,
+)
+# Before Reflex's own hydrate middleware: the session binding must hold before any state is sent.
+app.add_middleware(EventGate(), index=0)
 app.register_lifespan_task(catch_up_on_start)

@@ -260,6 +260,7 @@ def verify_access(
             plan=org.plan if org else "starter",
             trial_ended_on=org.trial_ends_at.date() if trial_ended and org else None,
             custom_role=roles.load_custom_role(session, member.role),
+            session_family=family.id,
         )
 
 

@@ -163,6 +163,13 @@ class Actor:
     trial_ended_on: date | None = None  # set while an ended trial keeps Billy read-only
     # The custom role named by `role`, loaded from the store with the member (None for built-ins).
     custom_role: Role | None = None
+    # The sign-in (refresh-token family) the credentials belong to; a tab's state is bound to it.
+    session_family: str = ""
+
+    @property
+    def session_binding(self) -> str:
+        """Who filled a tab's state: member, sign-in and role. Any change empties the tab."""
+        return f"{self.user_id}:{self.session_family}:{self.role}"
 
     @classmethod
     def system(cls) -> Actor:

@@ -60,9 +60,19 @@ def _cookie(response: Response, name: str, value: str, max_age: int, *, path: st
     )  # type: ignore[arg-type]
 
 
-def set_auth_cookies(response: Response, tokens: IssuedTokens) -> None:
+def rotate_tab_token(response: Response) -> None:
+    """Make the browser forget the tab's Reflex token (kept in sessionStorage), so the next page
+    opens a fresh tab state: a sign-in or sign-out never inherits the previous session's state.
+    The server resets a tab bound to another session anyway (`billy_app.event_gate`)."""
+    response.headers["Clear-Site-Data"] = '"storage"'
+
+
+def set_auth_cookies(response: Response, tokens: IssuedTokens, *, new_sign_in: bool = True) -> None:
     """Access token for every request (Lax: a link from a mail still opens the dashboard);
-    refresh token only for /api/auth (Strict: never sent from another site)."""
+    refresh token only for /api/auth (Strict: never sent from another site). A new sign-in
+    also starts a new tab token; a refresh within the same sign-in does not."""
+    if new_sign_in:
+        rotate_tab_token(response)
     _cookie(response, identity.ACCESS_COOKIE, tokens.access, int(identity.access_ttl().total_seconds()))
     _cookie(
         response,
@@ -75,6 +85,7 @@ def set_auth_cookies(response: Response, tokens: IssuedTokens) -> None:
 
 
 def clear_auth_cookies(response: Response) -> None:
+    rotate_tab_token(response)
     response.delete_cookie(identity.ACCESS_COOKIE, path="/")
     response.delete_cookie(identity.REFRESH_COOKIE, path=REFRESH_COOKIE_PATH)
 

@@ -52,6 +52,11 @@ class LiveState(rx.State, mixin=True):
     # generation at its next wake-up and ends.
     _follow_generation: int = 0
 
+    async def _bound_session_now(self) -> str:
+        from billy_app.state.session import SessionState
+
+        return (await self.get_state(SessionState))._bound_session
+
     def _live_kinds(self) -> frozenset[str]:
         raise NotImplementedError
 
@@ -67,6 +72,7 @@ class LiveState(rx.State, mixin=True):
             mine = self._follow_generation
             token, path = self.router.session.client_token, self.router.url.path
             kinds = self._live_kinds()
+            bound_to = await self._bound_session_now()
         async with notices.subscription() as sub:
             while True:
                 batch = await _next_batch(sub)
@@ -76,6 +82,8 @@ class LiveState(rx.State, mixin=True):
                 async with self:
                     if self._follow_generation != mine or self.router.url.path != path:
                         return  # a newer follower, or the tab has moved to another page
+                    if await self._bound_session_now() != bound_to:
+                        return  # the tab's state now belongs to another session (or none)
                     if relevant:
                         with contextlib.suppress(Exception):  # a failed refresh keeps the page as it was
                             await self._live_refresh()

@@ -63,6 +63,8 @@ class SessionState(rx.State):
     signed_in: bool = False
     is_owner: bool = False
     read_only_notice: str = ""  # set while an ended trial keeps Billy read-only
+    # Member, sign-in and role that filled this tab's state (`billy_app.event_gate` keeps it true).
+    _bound_session: str = ""
 
     def _cookie(self, name: str) -> str | None:
         return cookie_value(self.router.headers.cookie, name)

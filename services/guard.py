@@ -1,0 +1,44 @@
+"""Refusals at the event gate: forbidden events are audited, malformed ones logged sparingly."""
+
+from __future__ import annotations
+
+import logging
+
+from limits import RateLimitItemPerMinute
+from limits.storage import MemoryStorage
+from limits.strategies import FixedWindowRateLimiter
+
+from services import audit
+from services.logging_setup import client_text
+from services.permissions import Actor
+
+log = logging.getLogger(__name__)
+
+FORBIDDEN_EVENT = "events.forbidden"
+MALFORMED_LOG_LIMIT = RateLimitItemPerMinute(20)
+
+_limiter = FixedWindowRateLimiter(MemoryStorage())
+_suppressed = 0
+
+
+def refuse_event(actor: Actor, handler_name: str) -> None:
+    """A member's browser asked for a generic setter no page offers: record it as denied."""
+    audit.record(
+        actor,
+        FORBIDDEN_EVENT,
+        "denied",
+        audit.AuditDraft(details={"handler": client_text(handler_name, 80)}),
+        "Billy's pages offer no such action.",
+    )
+
+
+def note_malformed(handler_name: str, problem: str) -> None:
+    """One short line per malformed event, at most 20 a minute, then a count of the rest."""
+    global _suppressed
+    if _limiter.hit(MALFORMED_LOG_LIMIT, "malformed"):
+        if _suppressed:
+            log.warning("%d more malformed events were refused without a log line", _suppressed)
+            _suppressed = 0
+        log.warning("Refused a malformed %s event: %s", client_text(handler_name, 80), problem)
+    else:
+        _suppressed += 1
