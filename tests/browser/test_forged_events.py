@@ -9,6 +9,7 @@ sees a refund the role could not make.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -46,17 +47,18 @@ def _signed_in(app: RunningApp, email: str, password: str) -> str:
 class EventClient:
     """A Socket.IO client speaking Reflex's event protocol, as the page's script would."""
 
-    def __init__(self, app: RunningApp, cookie: str) -> None:
-        self.app, self.cookie = app, cookie
+    def __init__(self, app: RunningApp, cookie: str, token: str | None = None) -> None:
+        self.app, self.cookie, self.token = app, cookie, token or str(uuid.uuid4())
         self.updates: list[dict[str, Any]] = []
 
     async def _session(self, events: tuple[tuple[str, dict[str, Any]], ...], path: str) -> None:
         """One tab: one connection and one client token, events sent one after another."""
         sio = socketio.AsyncClient()
         sio.on("event", lambda data: self.updates.append(data), namespace="/_event")
+        headers = {"Origin": self.app.url} | ({"Cookie": self.cookie} if self.cookie else {})
         await sio.connect(
-            f"{self.app.url}?token={uuid.uuid4()}",
-            headers={"Cookie": self.cookie, "Origin": self.app.url},
+            f"{self.app.url}?token={self.token}",
+            headers=headers,
             transports=["websocket"],
             socketio_path="/_event",
             namespaces=["/_event"],
@@ -190,3 +192,67 @@ def test_events_without_a_session_are_refused(app_server, arranged) -> None:  # 
     with arranged["engine"].connect() as conn:
         active = conn.execute(sa.text("SELECT count(*) FROM member WHERE active = 1")).scalar()
     assert active == 3
+
+
+HYDRATE = "reflex___state____state.hydrate"
+
+
+def test_a_closed_tabs_token_replayed_without_a_cookie_gets_no_private_state(app_server, arranged) -> None:  # type: ignore[no-untyped-def]
+    """Issue 10, F1: the token of a closed tab (in sessionStorage and the websocket URL, so in
+    proxy logs) used to return the tab's whole state to anyone sending `hydrate`."""
+    from billy_app.state.audit_viewer import AuditViewerState
+
+    owner = EventClient(app_server, _signed_in(app_server, *OWNER))
+    owner.run((_handler(TeamState, "load"), {}), path="/settings/team")
+    owner.run((_handler(AuditViewerState, "load"), {}), path="/settings/audit")
+    assert VIEWER[0] in str(owner.updates)  # the Owner's own tab holds the member list
+    time.sleep(1.5)  # the tab is closed (its socket disconnected in run)
+    replay = EventClient(app_server, cookie="", token=owner.token)
+    replay.run((HYDRATE, {}), path="/login")
+    sent = str(replay.updates)
+    assert replay.updates, "the replayed hydrate is answered"
+    assert VIEWER[0] not in sent and CLERK[0] not in sent and "team.view" not in sent
+    # Another member's cookie on that token gets nothing of the Owner's either.
+    clerk = EventClient(app_server, _signed_in(app_server, *CLERK), token=owner.token)
+    clerk.run((HYDRATE, {}), path="/dashboard")
+    assert clerk.updates and VIEWER[0] not in str(clerk.updates)
+
+
+def test_the_same_tab_after_sign_out_and_another_sign_in_carries_no_owner_data(app_server, arranged, browser) -> None:  # type: ignore[no-untyped-def]
+    """Issue 10, F1 in a real tab: frames after sign-out, and in the next member's session, must
+    not carry the member list or audit rows the Owner's pages loaded; the tab token changes."""
+    context = browser.new_context()
+    page = context.new_page()
+    frames: list[str] = []
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(str(payload))))
+    token = "sessionStorage.getItem('token')"
+    page.goto(app_server.url + "/login")
+    page.fill("#email", OWNER[0])
+    page.fill("#password", OWNER[1])
+    page.click("#login-submit")
+    page.wait_for_url(re.compile(r".*/(onboarding|dashboard)/?(\?.*)?$"))
+    page.goto(app_server.url + "/settings/team")
+    page.get_by_text(VIEWER[0]).first.wait_for()
+    page.goto(app_server.url + "/settings/audit")
+    page.get_by_text(OWNER[0]).first.wait_for(timeout=15_000)
+    owner_token = page.evaluate(token)
+    assert any(VIEWER[0] in f for f in frames)
+    frames.clear()
+    page.click("#sign-out")
+    page.wait_for_url(re.compile(r".*/login.*"))
+    page.wait_for_selector("#email")
+    page.wait_for_timeout(1500)
+    assert frames, "the sign-in page talks to the server"
+    assert not [f for f in frames if VIEWER[0] in f or CLERK[0] in f], "owner data in a signed-out tab"
+    signed_out_token = page.evaluate(token)
+    assert signed_out_token != owner_token
+    frames.clear()
+    page.fill("#email", VIEWER[0])
+    page.fill("#password", VIEWER[1])
+    page.click("#login-submit")
+    page.wait_for_url(re.compile(r".*/(onboarding|dashboard).*"))
+    page.wait_for_timeout(1500)
+    assert frames
+    assert not [f for f in frames if CLERK[0] in f or "team.view" in f], "owner data in the next member's session"
+    assert page.evaluate(token) not in (owner_token, signed_out_token)
+    context.close()
