@@ -13,6 +13,7 @@ import stripe
 from sqlmodel import select
 
 from services import audit
+from services.config import get_settings
 from services.db import session_scope
 from services.errors import StripeKeyRejected
 from services.models import StripeConnection
@@ -43,6 +44,10 @@ KEY_ERRORS: dict[str, str] = {
     "missing_permissions": "This key is missing some of the permissions Billy needs (marked below). "
     "Edit the key in the Stripe Dashboard, enable them, and paste it again.",
     "stripe_unreachable": "Billy could not reach Stripe to check the key. Nothing was saved; try again in a minute.",
+    "demo_unavailable": "The demo key exists only when Billy runs against the local Stripe sandbox. "
+    "Paste your own restricted key instead.",
+    "already_connected": "Stripe is already connected, so the demo key was not used. To change keys, paste another "
+    "restricted key.",
 }
 
 
@@ -88,27 +93,44 @@ def connect_stripe_key(actor: Actor, raw_key: str) -> ConnectedKey:
     """Validate, probe and store the key; record who connected it (never the key)."""
     with audit.audited(actor, "stripe.connect") as draft:
         authorize(actor, "stripe.connect")
-        mode = classify_key(raw_key)
-        key = raw_key.strip()
-        draft.details.update(mode=mode, key_hint=key[-4:])
-        try:
-            granted = probe_permissions(key)
-        except stripe.AuthenticationError:
-            raise StripeKeyRejected(KEY_ERRORS["unknown_key"], code="unknown_key") from None
-        except stripe.APIConnectionError:
-            raise StripeKeyRejected(KEY_ERRORS["stripe_unreachable"], code="stripe_unreachable") from None
-        if not all(granted.values()):
-            draft.details["missing"] = [n for n, ok in granted.items() if not ok]
-            raise KeyMissingPermissions(granted)
-        get_secret_store().set(STRIPE_KEY_SECRET, key)
-        with session_scope() as session:
-            row = session.exec(select(StripeConnection)).first() or StripeConnection(
-                mode=mode, secret_name="", key_hint=""
-            )
-            row.mode, row.secret_name, row.key_hint, row.permissions = mode, STRIPE_KEY_SECRET, key[-4:], granted
-            row.connected_by = actor.user_id
-            session.add(row)
-        return ConnectedKey(mode, key[-4:], granted)
+        return _store_key(actor, raw_key, draft)
+
+
+def connect_demo_key(actor: Actor) -> ConnectedKey:
+    """Sandbox mode: connect the sandbox's demo key on the Owner's say-so, server-side, so the
+    key is never sent to a browser. The same checks and audit row as a pasted key."""
+    with audit.audited(actor, "stripe.connect") as draft:
+        draft.details["source"] = "sandbox_demo_key"  # refusals too: the audit says what was tried
+        authorize(actor, "stripe.connect")
+        settings = get_settings()
+        if not (settings.sandbox and settings.sandbox_demo_key):
+            raise StripeKeyRejected(KEY_ERRORS["demo_unavailable"], code="demo_unavailable")
+        if connection() is not None:
+            raise StripeKeyRejected(KEY_ERRORS["already_connected"], code="already_connected")
+        return _store_key(actor, settings.sandbox_demo_key, draft)
+
+
+def _store_key(actor: Actor, raw_key: str, draft: audit.AuditDraft) -> ConnectedKey:
+    """Classify, probe and keep the key, inside the caller's audited, authorized step."""
+    mode = classify_key(raw_key)
+    key = raw_key.strip()
+    draft.details.update(mode=mode, key_hint=key[-4:])
+    try:
+        granted = probe_permissions(key)
+    except stripe.AuthenticationError:
+        raise StripeKeyRejected(KEY_ERRORS["unknown_key"], code="unknown_key") from None
+    except stripe.APIConnectionError:
+        raise StripeKeyRejected(KEY_ERRORS["stripe_unreachable"], code="stripe_unreachable") from None
+    if not all(granted.values()):
+        draft.details["missing"] = [n for n, ok in granted.items() if not ok]
+        raise KeyMissingPermissions(granted)
+    get_secret_store().set(STRIPE_KEY_SECRET, key)
+    with session_scope() as session:
+        row = session.exec(select(StripeConnection)).first() or StripeConnection(mode=mode, secret_name="", key_hint="")
+        row.mode, row.secret_name, row.key_hint, row.permissions = mode, STRIPE_KEY_SECRET, key[-4:], granted
+        row.connected_by = actor.user_id
+        session.add(row)
+    return ConnectedKey(mode, key[-4:], granted)
 
 
 def connection() -> ConnectedKey | None:

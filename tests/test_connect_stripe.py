@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+from typing import Any
 
 import pytest
 from sqlmodel import select
 
-from services import stripe_keys
+from services import identity, stripe_keys
+from services.config import get_settings
 from services.db import session_scope
 from services.errors import PermissionDenied, StripeKeyRejected
 from services.models import AuditEntry, StripeConnection
+from services.permissions import Actor
 from services.secrets import get_secret_store
 from services.stripe_gateway import REQUIRED_PERMISSIONS, STRIPE_KEY_SECRET
 from tests.conftest import member_actor
@@ -84,3 +89,104 @@ def test_finishing_onboarding_needs_a_connected_key(instance, owner, stripe_peer
     assert not onboarding_done()
     stripe_keys.finish_onboarding(owner)
     assert onboarding_done()
+
+
+# --- sandbox mode: the demo key is connected server-side and never held in Reflex state ---------
+
+
+def test_the_owner_connects_the_demo_key_through_the_same_checks(instance, owner, stripe_peer) -> None:  # type: ignore[no-untyped-def]
+    connected = stripe_keys.connect_demo_key(owner)
+    assert (connected.mode, connected.key_hint) == ("test", stripe_peer.demo_key[-4:])
+    assert set(connected.permissions) == set(ALL_PROBES) and all(connected.permissions.values())  # probed
+    assert get_secret_store().get(STRIPE_KEY_SECRET) == stripe_peer.demo_key
+    with session_scope() as s:
+        audit = s.exec(select(AuditEntry).where(AuditEntry.action == "stripe.connect")).one()
+    assert audit.outcome == "ok"
+    assert audit.details == {"source": "sandbox_demo_key", "mode": "test", "key_hint": stripe_peer.demo_key[-4:]}
+
+
+@pytest.mark.parametrize("role", ["read_only", "billing_clerk", "billing_manager"])
+def test_only_the_owner_connects_the_demo_key(instance, owner, stripe_peer, role: str) -> None:  # type: ignore[no-untyped-def]
+    member = member_actor(role, f"{role}@example.com")
+    with pytest.raises(PermissionDenied):
+        stripe_keys.connect_demo_key(member)
+    assert get_secret_store().get(STRIPE_KEY_SECRET) is None and stripe_keys.connection() is None
+    with session_scope() as s:
+        audit = s.exec(select(AuditEntry).where(AuditEntry.action == "stripe.connect")).one()
+    assert (audit.outcome, audit.actor_email) == ("denied", member.email)
+
+
+def test_the_demo_key_is_refused_outside_sandbox_mode(instance, owner, stripe_peer, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("BILLY_SANDBOX", "false")
+    get_settings.cache_clear()
+    with pytest.raises(StripeKeyRejected) as refused:
+        stripe_keys.connect_demo_key(owner)
+    assert refused.value.code == "demo_unavailable"
+    assert get_secret_store().get(STRIPE_KEY_SECRET) is None and stripe_keys.connection() is None
+
+
+def test_the_demo_key_never_replaces_a_connected_key(instance, owner, stripe_peer) -> None:  # type: ignore[no-untyped-def]
+    own_key = stripe_peer.restricted_key(profile="billy")
+    stripe_keys.connect_stripe_key(owner, own_key)
+    with pytest.raises(StripeKeyRejected) as refused:
+        stripe_keys.connect_demo_key(owner)
+    assert refused.value.code == "already_connected"
+    assert get_secret_store().get(STRIPE_KEY_SECRET) == own_key
+
+
+def _loaded_onboarding_state(actor: Actor) -> tuple[Any, Any]:
+    """The whole state tree of a tab after the wizard's `load` ran for `actor`'s sign-in:
+    (root state, OnboardingState). Everything a tab's frames can carry lives in the root's `dict()`."""
+    from reflex.istate.data import RouterData
+    from reflex.state import State
+
+    from billy_app.state.onboarding import OnboardingState
+
+    assert actor.user_id is not None
+    tokens = identity.start_session(actor.user_id, "127.0.0.1", "pytest")
+    root = State(_reflex_internal_init=True)
+    root.router = RouterData.from_router_data(
+        {
+            "headers": {"cookie": f"{identity.ACCESS_COOKIE}={tokens.access}", "user-agent": "pytest"},
+            "pathname": "/onboarding",
+            "asPath": "/onboarding",
+            "query": {},
+        }
+    )
+    state = root.get_substate(OnboardingState.get_full_name().split(".")[1:])
+    assert asyncio.run(OnboardingState.load.fn(state)) is None  # signed in: no recovery needed
+    return root, state
+
+
+def _assert_key_absent(root: Any, key: str) -> None:
+    """Not in what is sent to the browser (`dict()`, every var of every substate), nor in what
+    the state manager keeps (the pickle, backend vars included)."""
+    assert key not in json.dumps(root.dict(), default=str)
+    assert key.encode() not in root._serialize()
+
+
+@pytest.mark.parametrize("role", ["read_only", "billing_clerk", "billing_manager", "owner"])
+def test_the_demo_key_is_in_no_roles_onboarding_state(instance, owner, stripe_peer, role: str) -> None:  # type: ignore[no-untyped-def]
+    """Issue 10, F2: `load` used to put the demo key in state for every member, Read Only included."""
+    actor = owner if role == "owner" else member_actor(role, f"{role}@example.com")
+    root, state = _loaded_onboarding_state(actor)
+    _assert_key_absent(root, stripe_peer.demo_key)
+    # The Owner is offered the button (a boolean); nobody else is.
+    assert state.demo_key_offered is (role == "owner")
+    assert state.is_owner is (role == "owner")
+
+
+def test_the_demo_key_is_offered_only_in_sandbox_mode_and_until_a_key_is_connected(
+    instance, owner, stripe_peer, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    assert _loaded_onboarding_state(owner)[1].demo_key_offered is True
+    monkeypatch.setenv("BILLY_SANDBOX", "false")
+    get_settings.cache_clear()
+    assert _loaded_onboarding_state(owner)[1].demo_key_offered is False
+    monkeypatch.setenv("BILLY_SANDBOX", "true")
+    get_settings.cache_clear()
+    stripe_keys.connect_demo_key(owner)
+    root, state = _loaded_onboarding_state(owner)
+    assert state.demo_key_offered is False and state.step == 3
+    assert state.connected_hint == stripe_peer.demo_key[-4:]  # the hint, as for any key
+    _assert_key_absent(root, stripe_peer.demo_key)

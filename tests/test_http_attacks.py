@@ -134,6 +134,14 @@ ROUTES: dict[tuple[str, frozenset[str]], Policy] = {
         (303, "/login?next=%2Fonboarding"),
         page="/onboarding",
     ),
+    # Sandbox mode's "use the demo key": no key in the form, the server picks it.
+    ("/api/onboarding/demo-key", POST): Policy(
+        "stripe.connect",
+        "/api/onboarding/demo-key",
+        {},
+        (303, "/login?next=%2Fonboarding"),
+        page="/onboarding",
+    ),
     ("/api/settings/webhook-secret", POST): Policy(
         "stripe.connect",
         "/api/settings/webhook-secret",
@@ -496,8 +504,9 @@ def test_the_owner_gets_through_with_the_same_requests(
         _assert_unchanged(before)
 
 
+@pytest.mark.parametrize("call", ["/api/onboarding/stripe-key", "/api/onboarding/demo-key"])
 def test_an_owner_whose_trial_ended_cannot_connect_stripe(
-    client: TestClient, sqlite_crew: dict[str, Person], stripe_peer
+    client: TestClient, sqlite_crew: dict[str, Person], stripe_peer, call: str
 ) -> None:  # type: ignore[no-untyped-def]
     with session_scope() as s:
         org = s.get(Organization, 1)
@@ -506,9 +515,7 @@ def test_an_owner_whose_trial_ended_cannot_connect_stripe(
     owner = sqlite_crew[OWNER]
     before = _snapshot()
     _set_cookies(client, **{identity.ACCESS_COOKIE: owner.tokens.access})
-    response = client.post(
-        "/api/onboarding/stripe-key", headers=ORIGIN, data={"key": stripe_peer.restricted_key(profile="billy")}
-    )
+    response = client.post(call, headers=ORIGIN, data={"key": stripe_peer.restricted_key(profile="billy")})
     assert response.status_code == 303 and _flash(response)["code"] == "plan_limit_reached"
     _assert_unchanged(before, [("stripe.connect", "denied", owner.id, OWNER)])
 

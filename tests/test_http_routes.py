@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
+from sqlmodel import select
 from starlette.testclient import TestClient
 
 from billy_app.api import flash
 from billy_app.api.routes import build_api
-from services import identity
+from services import health, identity, stripe_keys, sync
+from services.config import get_settings
+from services.db import session_scope
 from services.errors import NotAuthenticated
-from tests.conftest import OWNER_EMAIL, OWNER_PASSWORD
+from services.models import AuditEntry
+from services.permissions import Actor
+from services.secrets import get_secret_store
+from services.stripe_gateway import STRIPE_KEY_SECRET
+from tests.conftest import OWNER_EMAIL, OWNER_PASSWORD, member_actor
 
 ORIGIN = {"origin": "http://localhost:3000"}
 
@@ -53,7 +62,14 @@ def test_signup_errors_come_back_signed_with_the_fields_kept(client: TestClient)
     "headers", [{}, {"origin": "https://evil.example"}, {"origin": "null"}, {"referer": "https://evil.example/page"}]
 )
 @pytest.mark.parametrize(
-    "path", ["/api/auth/signup", "/api/auth/login", "/api/auth/logout", "/api/onboarding/stripe-key"]
+    "path",
+    [
+        "/api/auth/signup",
+        "/api/auth/login",
+        "/api/auth/logout",
+        "/api/onboarding/stripe-key",
+        "/api/onboarding/demo-key",
+    ],
 )
 def test_cross_site_form_posts_are_refused(client: TestClient, path: str, headers: dict[str, str]) -> None:
     response = client.post(
@@ -71,6 +87,16 @@ def test_cross_site_form_posts_are_refused(client: TestClient, path: str, header
     from services.organization import get_organization
 
     assert get_organization() is None  # nothing was created
+
+
+def test_a_cross_site_demo_key_post_with_the_owners_cookie_is_refused(
+    client: TestClient, owner: Actor, stripe_peer, sync_starts: list[bool]
+) -> None:  # type: ignore[no-untyped-def]
+    _sign_in(client, owner)
+    response = client.post("/api/onboarding/demo-key", headers={"origin": "https://evil.example"})
+    assert response.status_code == 403 and "location" not in response.headers
+    assert get_secret_store().get(STRIPE_KEY_SECRET) is None and stripe_keys.connection() is None
+    assert _audit("stripe.connect") == [] and sync_starts == []
 
 
 def test_login_sets_cookie_and_follows_only_local_next_paths(client: TestClient, owner) -> None:  # type: ignore[no-untyped-def]
@@ -119,14 +145,18 @@ def test_a_failed_login_keeps_where_the_member_was_going(client: TestClient, own
     assert bad.status_code == 303 and "next=%2Fcustomers" in bad.headers["location"]
 
 
-def test_readiness_includes_stripe_once_connected(client: TestClient, owner, stripe_peer) -> None:  # type: ignore[no-untyped-def]
-    from services import stripe_keys
-
+def test_readiness_includes_stripe_once_connected(
+    client: TestClient, owner, stripe_peer, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    now = [1000.0]
+    monkeypatch.setattr(health, "stripe_check", health.StripeCheck(clock=lambda: now[0]))
     key = stripe_peer.restricted_key(profile="billy")
     stripe_keys.connect_stripe_key(owner, key)
     assert client.get("/readyz").json()["checks"]["stripe"] == "ok"
     httpx.delete(f"{stripe_peer.url}/_config/restricted_keys/{key}")  # the key is revoked in Stripe
-    ready = client.get("/readyz")
+    assert client.get("/readyz").status_code == 200  # the answer is kept for 30 s ...
+    now[0] += health.STRIPE_CHECK_SECONDS
+    ready = client.get("/readyz")  # ... then Stripe is asked again
     assert ready.status_code == 503 and ready.json()["checks"]["stripe"].startswith("failed")
 
 
@@ -188,3 +218,88 @@ def test_forgot_password_answers_the_same_whether_or_not_the_account_exists(
     message = lambda r: flash.unpack(r.headers["location"].split("flash=", 1)[1])["message"]  # noqa: E731
     assert message(known) == message(unknown)
     assert [m.to for m in smtp_catcher.messages()] == [OWNER_EMAIL]
+
+
+# --- sandbox mode: "Use the sandbox's demo key" ------------------------------------------------
+
+
+@pytest.fixture
+def sync_starts(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Records each start of the first sync (without running it: these tests look at the route)."""
+    started: list[bool] = []
+    monkeypatch.setattr(sync.background_sync, "start", lambda *a, **k: started.append(True) or True)
+    return started
+
+
+def _sign_in(client: TestClient, actor: Actor) -> None:
+    assert actor.user_id is not None
+    client.cookies.set(identity.ACCESS_COOKIE, identity.start_session(actor.user_id, "127.0.0.1", "pytest").access)
+
+
+def _flash(response: Any) -> dict[str, Any]:
+    assert response.status_code == 303 and response.headers["location"].startswith("/onboarding?flash=")
+    return flash.unpack(response.headers["location"].split("flash=", 1)[1])
+
+
+def _audit(action: str) -> list[tuple[str, str | None, dict[str, Any]]]:
+    with session_scope() as s:
+        rows = s.exec(select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id)).all()  # type: ignore[arg-type]
+        return [(r.outcome, r.actor_email, dict(r.details or {})) for r in rows]
+
+
+def test_the_demo_key_route_connects_the_sandbox_key_for_the_owner(
+    client: TestClient, owner: Actor, stripe_peer, sync_starts: list[bool]
+) -> None:  # type: ignore[no-untyped-def]
+    _sign_in(client, owner)
+    response = client.post("/api/onboarding/demo-key", headers=ORIGIN)
+    data = _flash(response)
+    assert data["code"] == "connected" and stripe_peer.demo_key[-4:] in data["message"]
+    assert stripe_peer.demo_key not in response.headers["location"] + response.text + str(data)
+    assert get_secret_store().get(STRIPE_KEY_SECRET) == stripe_peer.demo_key
+    connected = stripe_keys.connection()
+    assert connected is not None and all(connected.permissions.values())
+    assert sync_starts == [True]  # the first sync starts, as after a pasted key
+    hint = stripe_peer.demo_key[-4:]
+    assert _audit("stripe.connect") == [
+        ("ok", OWNER_EMAIL, {"source": "sandbox_demo_key", "mode": "test", "key_hint": hint})
+    ]
+
+    # Once a key is connected the offer is over: a second post changes nothing.
+    again = client.post("/api/onboarding/demo-key", headers=ORIGIN)
+    assert _flash(again)["code"] == "already_connected" and sync_starts == [True]
+    assert _audit("stripe.connect")[-1][0] == "failed"
+
+
+def test_the_demo_key_does_not_replace_a_connected_key(
+    client: TestClient, owner: Actor, stripe_peer, sync_starts: list[bool]
+) -> None:  # type: ignore[no-untyped-def]
+    own_key = stripe_peer.restricted_key(profile="billy")
+    stripe_keys.connect_stripe_key(owner, own_key)
+    _sign_in(client, owner)
+    assert _flash(client.post("/api/onboarding/demo-key", headers=ORIGIN))["code"] == "already_connected"
+    assert get_secret_store().get(STRIPE_KEY_SECRET) == own_key and sync_starts == []
+
+
+@pytest.mark.parametrize(("role", "label"), [("read_only", "Read Only"), ("billing_clerk", "Billing Clerk")])
+def test_the_demo_key_route_refuses_other_roles_and_audits_it(
+    client: TestClient, owner: Actor, stripe_peer, sync_starts: list[bool], role: str, label: str
+) -> None:  # type: ignore[no-untyped-def]
+    member = member_actor(role, f"{role}@example.com")
+    _sign_in(client, member)
+    data = _flash(client.post("/api/onboarding/demo-key", headers=ORIGIN))
+    assert data["code"] == "permission_denied" and f"({label})" in data["message"]
+    assert _audit("stripe.connect") == [("denied", member.email, {"source": "sandbox_demo_key"})]
+    assert get_secret_store().get(STRIPE_KEY_SECRET) is None and stripe_keys.connection() is None
+    assert sync_starts == []
+
+
+def test_the_demo_key_route_refuses_outside_sandbox_mode(
+    client: TestClient, owner: Actor, stripe_peer, sync_starts: list[bool], monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("BILLY_SANDBOX", "false")  # a real deployment (the demo key setting left behind)
+    get_settings.cache_clear()
+    _sign_in(client, owner)
+    data = _flash(client.post("/api/onboarding/demo-key", headers=ORIGIN))
+    assert data["code"] == "demo_unavailable"
+    assert get_secret_store().get(STRIPE_KEY_SECRET) is None and stripe_keys.connection() is None
+    assert [row[0] for row in _audit("stripe.connect")] == ["failed"] and sync_starts == []

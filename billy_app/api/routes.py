@@ -9,11 +9,11 @@ next page and, where there is something to say, a signed one-shot message (flash
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
-import sqlalchemy as sa
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -32,13 +32,11 @@ from billy_app.api.http import (
     set_link_cookie,
     user_agent,
 )
-from services import identity, magic_links, organization, stripe_events, stripe_keys, sync, team
-from services.db import get_engine, session_scope
+from services import health, identity, magic_links, organization, stripe_events, stripe_keys, sync, team
+from services.db import session_scope
 from services.errors import BillyError, NotAuthenticated
 from services.models import utcnow
 from services.permissions import Actor
-from services.secrets import get_secret_store
-from services.stripe_gateway import StripeGateway
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +154,7 @@ async def refresh(request: Request) -> Response:
         clear_auth_cookies(response)
         return response
     response = JSONResponse({"ok": True, "expires_at": tokens.access_expires_at.isoformat()})
-    set_auth_cookies(response, tokens)
+    set_auth_cookies(response, tokens, new_sign_in=False)
     return response
 
 
@@ -164,8 +162,20 @@ async def refresh(request: Request) -> Response:
 async def connect_stripe_key(request: Request, actor: Actor) -> Response:
     """The wizard's step 2. The key exists here as a local variable and in the secret store only."""
     form = await _form(request)
+    return await _connect_stripe(functools.partial(stripe_keys.connect_stripe_key, actor, form.get("key", "")))
+
+
+@member_form_post("/onboarding")
+async def connect_demo_key(request: Request, actor: Actor) -> Response:
+    """Sandbox mode, step 2's "Use the sandbox's demo key": the server picks the key, so it never
+    reaches a browser, Reflex state or a form (issue 10, F2)."""
+    return await _connect_stripe(functools.partial(stripe_keys.connect_demo_key, actor))
+
+
+async def _connect_stripe(connect: Callable[[], stripe_keys.ConnectedKey]) -> Response:
+    """Both ways to connect end alike: the refusal explained on the wizard, or the first sync."""
     try:
-        connected = await asyncio.to_thread(stripe_keys.connect_stripe_key, actor, form.get("key", ""))
+        connected = await asyncio.to_thread(connect)
     except stripe_keys.KeyMissingPermissions as exc:
         return redirect("/onboarding", flash=flash.pack(exc.message, code=exc.code, granted=exc.granted))
     except BillyError as exc:
@@ -320,31 +330,19 @@ async def healthz(_: Request) -> Response:
     return PlainTextResponse("ok")
 
 
-def _readiness() -> dict[str, str]:
-    checks: dict[str, str] = {}
-    try:
-        with get_engine().connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-        checks["database"] = "ok"
-    except Exception as exc:  # noqa: BLE001 - reported, not raised
-        checks["database"] = f"failed: {type(exc).__name__}"
-    try:
-        get_secret_store().get("readiness-probe")
-        checks["secret_store"] = "ok"
-    except Exception as exc:  # noqa: BLE001
-        checks["secret_store"] = f"failed: {type(exc).__name__}"
-    if checks["database"] == "ok" and stripe_keys.connection() is not None:
-        try:
-            StripeGateway().list_page("customers", limit=1)
-            checks["stripe"] = "ok"
-        except BillyError as exc:
-            checks["stripe"] = f"failed: {exc.code}"
-    return checks
+async def readyz(request: Request) -> Response:
+    """Database, secret store and (once connected) Stripe reachable: for the container platform.
 
-
-async def readyz(_: Request) -> Response:
-    """Database, secret store and (once connected) Stripe reachable: for the container platform."""
-    checks = await asyncio.to_thread(_readiness)
+    No sign-in, so limited per client address before any work (a 429 costs a dictionary
+    look-up); the Stripe answer itself is cached in `services.health`."""
+    retry_after = health.readyz_limit.retry_after(client_address(request))
+    if retry_after is not None:
+        return PlainTextResponse(
+            "Too many readiness checks from this address.",
+            status_code=429,
+            headers={"Retry-After": str(retry_after)},
+        )
+    checks = await asyncio.to_thread(health.readiness)
     ok = all(v == "ok" for v in checks.values())
     return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
 
@@ -362,6 +360,7 @@ def build_api() -> Starlette:
             Route("/api/invites/accept", accept_invite, methods=["POST"]),
             Route("/api/team/transfer-ownership", transfer_ownership, methods=["POST"]),
             Route("/api/onboarding/stripe-key", connect_stripe_key, methods=["POST"]),
+            Route("/api/onboarding/demo-key", connect_demo_key, methods=["POST"]),
             Route("/api/settings/webhook-secret", save_webhook_secret, methods=["POST"]),
             Route("/api/stripe/webhook", stripe_webhook, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),

@@ -7,7 +7,7 @@ import reflex as rx
 from billy_app.components.fields import labelled_input
 from billy_app.components.invite_rows import invite_rows
 from billy_app.components.layout import card_page, message_callout
-from billy_app.components.native_form import posted_form
+from billy_app.components.native_form import native_form, posted_form
 from billy_app.state.onboarding import OnboardingState
 from services import sync
 from services.stripe_keys import HOW_TO_CREATE
@@ -81,26 +81,21 @@ def recommended_permissions() -> rx.Component:
 
 
 def sandbox_offer() -> rx.Component:
+    """Sandbox mode: one button that has the server connect its demo key. A plain form post
+    (CSRF-checked like the key form), so the key itself never reaches this page."""
     return rx.cond(
-        OnboardingState.sandbox_demo_key != "",
+        OnboardingState.demo_key_offered,
         rx.callout(
             rx.vstack(
                 rx.text(
                     "This Billy runs against the local Stripe sandbox, not real Stripe. "
-                    "Use its demo restricted key to try everything:"
+                    "Connect the sandbox's demo restricted key to try everything:"
                 ),
-                rx.hstack(
-                    rx.code(OnboardingState.sandbox_demo_key, id="demo-key"),
-                    rx.button(
-                        "Use the demo key",
-                        size="1",
-                        variant="soft",
-                        type="button",
-                        id="use-demo-key",
-                        on_click=rx.set_value("stripe-key", OnboardingState.sandbox_demo_key),
-                    ),
-                    align="center",
-                    wrap="wrap",
+                native_form(
+                    rx.button("Use the sandbox's demo key", type="submit", size="2", variant="soft", id="use-demo-key"),
+                    action="/api/onboarding/demo-key",
+                    method="post",
+                    id="demo-key-form",
                 ),
                 spacing="2",
             ),

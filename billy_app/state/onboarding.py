@@ -1,7 +1,9 @@
 """The onboarding wizard: 1 account (signup), 2 connect Stripe, 3 invite the team (later).
 
-Step 2's key is posted natively to `/api/onboarding/stripe-key`; this state only
-shows the result it sends back (a signed flash) and the permission checklist."""
+Step 2's key is posted natively to `/api/onboarding/stripe-key`, and in sandbox mode the
+demo key is connected server-side by a post to `/api/onboarding/demo-key`; this state only
+shows the result they send back (a signed flash) and the permission checklist. No key, the
+sandbox's demo key included, is ever a state var: state is sent to the browser."""
 
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ class OnboardingState(SessionState):
     checklist: list[dict[str, str]] = []
     connected_hint: str = ""
     connected_mode: str = ""
-    sandbox_demo_key: str = ""  # sandbox only: a throwaway key for the local fake Stripe
+    demo_key_offered: bool = False  # sandbox mode, the Owner, nothing connected yet
     is_owner: bool = False
 
     @rx.event
@@ -55,7 +57,9 @@ class OnboardingState(SessionState):
         self.checklist = [{k: str(v) for k, v in row.items()} for row in stripe_keys.checklist(granted)]
         self.step = 3 if connection and self.error_code in ("", "connected") else 2
         settings = get_settings()
-        self.sandbox_demo_key = settings.sandbox_demo_key if settings.sandbox else ""
+        self.demo_key_offered = (
+            settings.sandbox and bool(settings.sandbox_demo_key) and self.is_owner and connection is None
+        )
         return None
 
     @rx.event

@@ -88,7 +88,6 @@ def arranged(app_server: RunningApp, sandbox) -> Iterator[dict[str, Any]]:  # ty
     """An Owner with Stripe connected, a Clerk and a Read Only member, and a $6,000 charge."""
     import stripe
 
-    import sandbox as sandbox_pkg
     from services.identity import hash_password
 
     secret = stripe.StripeClient("sk_test_forgery", base_addresses={"api": sandbox.url})
@@ -111,7 +110,8 @@ def arranged(app_server: RunningApp, sandbox) -> Iterator[dict[str, Any]]:  # ty
     )
     assert "billy_access" in client.cookies
     # Connecting Stripe starts the first sync, which brings the $6,000 charge into the store.
-    connected = _post(client, app_server, "/api/onboarding/stripe-key", {"key": sandbox_pkg.DEMO_RESTRICTED_KEY})
+    # (The wizard's "Use the sandbox's demo key": the server picks the key, none is posted.)
+    connected = _post(client, app_server, "/api/onboarding/demo-key", {})
     assert "flash" in connected.headers["location"]
     engine = sa.create_engine(f"sqlite:///{app_server.data_dir / 'db' / 'billy.db'}")
     with engine.begin() as conn:
