@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, func, select
+from sqlmodel import select
 
 from services import audit, roles
 from services.config import get_settings
@@ -20,6 +20,7 @@ from services.identity import check_password_policy, hash_password, normalize_em
 from services.models import Member, Organization, StripeConnection, utcnow
 from services.permissions import OWNER, Actor, Source, authorize
 from services.plans import PLANS, TRIAL_DAYS
+from services.seats import seats_used
 
 
 @dataclass(frozen=True)
@@ -110,11 +111,12 @@ def choose_plan(actor: Actor, plan: str, *, now: datetime | None = None) -> OrgS
             if org is None:
                 raise ValidationFailed("This instance has no organisation yet.")
             chosen = PLANS[plan]
-            members = _active_members(session)
-            if chosen.member_limit is not None and members > chosen.member_limit:
+            seats = seats_used(session, now)
+            if chosen.member_limit is not None and seats > chosen.member_limit:
                 raise ValidationFailed(
-                    f"{chosen.label} allows {chosen.member_limit} members and this team has {members}: "
-                    f"remove members in Settings → Team before moving to {chosen.label}."
+                    f"{chosen.label} allows {chosen.member_limit} members, counting pending invites, and this team "
+                    f"uses {seats}: remove members or withdraw invites in Settings → Team before moving to "
+                    f"{chosen.label}."
                 )
             holders = roles.custom_roles_in_use(session)
             if not chosen.custom_roles and holders:
@@ -126,6 +128,3 @@ def choose_plan(actor: Actor, plan: str, *, now: datetime | None = None) -> OrgS
             org.plan, org.plan_chosen_at = plan, now
             return OrgSummary(org.name, org.plan, PLANS[org.plan].label, org.trial_ends_at)
 
-
-def _active_members(session: Session) -> int:
-    return int(session.exec(select(func.count()).select_from(Member).where(col(Member.active).is_(True))).one())

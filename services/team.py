@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from services import audit, magic_links, roles
@@ -30,6 +28,7 @@ from services.mailer import get_mailer
 from services.models import MagicLink, Member, Organization, utcnow
 from services.permissions import OWNER, Actor, Source, authorize
 from services.plans import PLANS
+from services.seats import pending_invites, seats_used
 
 NEXT_PLAN = {"starter": "Pro (up to 10 members)", "pro": "Business (unlimited members)"}
 
@@ -76,29 +75,12 @@ def _link_url(purpose: Purpose, signed: str) -> str:
     return f"{get_settings().public_url.rstrip('/')}/api/links/{purpose}?token={signed}"
 
 
-def _pending_invites(now: datetime) -> Any:
-    """Unused, unwithdrawn, unexpired invites: they hold a seat."""
-    return select(MagicLink).where(
-        MagicLink.purpose == str(Purpose.INVITE),
-        col(MagicLink.used_at).is_(None),
-        col(MagicLink.revoked_at).is_(None),
-        MagicLink.expires_at > now,
-    )
-
-
-def _seats_used(session: Session, now: datetime, excluding_email: str = "") -> int:
-    """Everyone who can sign in, the Owner included, plus pending invites (DESIGN, Tenancy)."""
-    members = session.exec(select(sa.func.count()).select_from(Member).where(col(Member.active).is_(True))).one()
-    pending = {i.email for i in session.exec(_pending_invites(now))} - {excluding_email}
-    return int(members) + len(pending)
-
-
 def _check_member_limit(session: Session, now: datetime, email: str) -> None:
     org = session.get(Organization, 1)
     plan = PLANS[org.plan] if org else PLANS["starter"]
     if plan.member_limit is None:
         return
-    used = _seats_used(session, now, excluding_email=email)
+    used = seats_used(session, now, excluding_email=email)
     if used + 1 > plan.member_limit:
         upgrade = NEXT_PLAN.get(plan.key, "a larger plan")
         raise PlanLimitReached(
@@ -170,7 +152,7 @@ def invite_members(actor: Actor, rows: list[tuple[str, str]], now: datetime | No
 
 
 def _invite_row(session: Session, invite_id: int, now: datetime) -> MagicLink:
-    row = session.exec(_pending_invites(now).where(MagicLink.id == invite_id)).first()
+    row = session.exec(pending_invites(now).where(MagicLink.id == invite_id)).first()
     if row is None:
         raise NotFound("That invite is no longer pending.")
     return row
@@ -203,10 +185,10 @@ def list_team(actor: Actor, now: datetime | None = None) -> TeamView:
     audit.authorize_read(actor, "team.view")
     with session_scope() as session:
         members = session.exec(select(Member).where(col(Member.active).is_(True)).order_by(col(Member.id))).all()
-        invites = session.exec(_pending_invites(now).order_by(col(MagicLink.id))).all()
+        invites = session.exec(pending_invites(now).order_by(col(MagicLink.id))).all()
         org = session.get(Organization, 1)
         plan = PLANS[org.plan] if org else PLANS["starter"]
-        used = _seats_used(session, now)
+        used = seats_used(session, now)
         label_of = roles.labels(session)
         assignable = roles.assignable_roles(session)
     return TeamView(

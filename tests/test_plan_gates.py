@@ -61,3 +61,22 @@ def test_choosing_a_plan_is_owner_only_and_checked(owner) -> None:  # type: igno
         organization.choose_plan(owner, "platinum")
     summary = organization.choose_plan(owner, "business")
     assert summary.plan == "business"
+
+
+def test_moving_to_a_smaller_plan_counts_pending_invites_as_seats(any_store_owner, smtp_catcher) -> None:  # type: ignore[no-untyped-def]
+    """Issue 11: a Pro team of 3 members with 2 pending invites could move to Starter (3 seats),
+    because the plan change counted members only while invites counted invites too."""
+    from tests.conftest import member_actor
+
+    organization.choose_plan(any_store_owner, "pro")
+    member_actor("billing_clerk", "clerk@example.com")
+    member_actor("read_only", "viewer@example.com")
+    outcomes = team.invite_members(any_store_owner, [("a@example.com", "read_only"), ("b@example.com", "read_only")])
+    assert all(o.ok for o in outcomes)
+    with pytest.raises(ValidationFailed, match="allows 3 members, counting pending invites, and this team uses 5"):
+        organization.choose_plan(any_store_owner, "starter")
+    with session_scope() as s:
+        assert s.get(Organization, 1).plan == "pro"  # type: ignore[union-attr]
+    for invite in team.list_team(any_store_owner).invites:
+        team.revoke_invite(any_store_owner, invite.id)
+    assert organization.choose_plan(any_store_owner, "starter").plan == "starter"
