@@ -1,4 +1,4 @@
-"""Start a real Billy (production build, `reflex run --env prod`) on a fresh data folder.
+"""Start a real Billy (production build, as `make run` starts it) on a fresh data folder.
 
 Shared by the browser tests and `bench/live`, so both measure the app as `make run` runs
 it: migrated store, the given Stripe sandbox and mail catcher, bun from `.tools/`."""
@@ -63,8 +63,11 @@ def running_app(
     smtp_port: int = 1025,
     extra_env: dict[str, str] | None = None,
     start_timeout: float = 240,
+    port: int | None = None,
 ) -> Iterator[RunningApp]:
-    port = free_port()
+    """Billy on `port` (a free one if not given). Instances started one after another on the same
+    port share one frontend build (`billy_app.serve`), so only the first pays for it."""
+    port = port or free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("BILLY_")}
     env.update(
         BILLY_DATA_DIR=str(data_dir),
@@ -85,18 +88,7 @@ def running_app(
     log = data_dir / "app.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "reflex",
-                "run",
-                "--env",
-                "prod",
-                "--frontend-port",
-                str(port),
-                "--backend-port",
-                str(port),
-            ],
+            [sys.executable, "-m", "billy_app.serve", "--port", str(port), "--loglevel", "info"],
             cwd=PROJECT_ROOT,
             env=env,
             stdout=out,
@@ -116,7 +108,7 @@ def running_app(
                 pass
             if time.monotonic() > deadline:
                 raise RuntimeError(f"Billy did not start in time:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
+            time.sleep(0.1)
         yield RunningApp(url, data_dir, env, log)
     finally:
         os.killpg(proc.pid, 15)

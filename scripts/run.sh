@@ -60,4 +60,4 @@ echo
 echo "    Agent Billy: $BILLY_PUBLIC_URL"
 [ "${BILLY_SMTP_PORT:-}" = "$MAIL_PORT" ] && echo "    Sent mail:   http://localhost:$MAIL_WEB_PORT"
 echo
-reflex run --env prod --frontend-port "$PORT" --backend-port "$PORT" --loglevel warning
+exec python -m billy_app.serve --port "$PORT" --loglevel warning

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from devtools.app_runner import CHROMIUM, CHROMIUM_FLAGS, RunningApp, running_app
+from devtools.app_runner import CHROMIUM, CHROMIUM_FLAGS, RunningApp, free_port, running_app
 from devtools.mailcatcher import CatcherHandle, run_in_thread
 from services.config import PROJECT_ROOT
 
@@ -31,11 +31,22 @@ def mail_catcher() -> Iterator[CatcherHandle]:
         yield catcher
 
 
+@pytest.fixture(scope="session")
+def app_port() -> int:
+    """One port for every browser module's app (they run one after another), so the frontend,
+    which is built for the address it calls back to, is built once per run (`billy_app.serve`)."""
+    return free_port()
+
+
 # Module scope: each browser test module meets a fresh instance (its own data folder, first-run
 # signup open), started with the module's `APP_ENV` overrides; modules run one app at a time.
 @pytest.fixture(scope="module")
 def app_server(  # type: ignore[no-untyped-def]
-    request: pytest.FixtureRequest, sandbox, mail_catcher: CatcherHandle, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    sandbox,
+    mail_catcher: CatcherHandle,
+    tmp_path_factory: pytest.TempPathFactory,
+    app_port: int,
 ) -> Iterator[RunningApp]:
     import sandbox as sandbox_pkg
     from sandbox.seed import seed
@@ -49,6 +60,7 @@ def app_server(  # type: ignore[no-untyped-def]
         smtp_host=mail_catcher.host,
         smtp_port=mail_catcher.smtp_port,
         extra_env=getattr(request.module, "APP_ENV", {}),
+        port=app_port,
     ) as app:
         yield app
 
