@@ -256,3 +256,15 @@ def test_the_same_tab_after_sign_out_and_another_sign_in_carries_no_owner_data(a
     assert not [f for f in frames if CLERK[0] in f or "team.view" in f], "owner data in the next member's session"
     assert page.evaluate(token) not in (owner_token, signed_out_token)
     context.close()
+
+
+def test_the_demo_key_reaches_no_members_frames(app_server, arranged) -> None:  # type: ignore[no-untyped-def]
+    """Issue 10, F2: the wizard's demo restricted key used to sit in every loader's state."""
+    import sandbox as sandbox_pkg
+    from billy_app.state.onboarding import OnboardingState
+
+    for who in (VIEWER, CLERK, OWNER):
+        member = EventClient(app_server, _signed_in(app_server, *who))
+        member.run((HYDRATE, {}), (_handler(OnboardingState, "load"), {}), (HYDRATE, {}), path="/onboarding")
+        assert member.updates, who
+        assert sandbox_pkg.DEMO_RESTRICTED_KEY not in str(member.updates), who
