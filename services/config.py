@@ -82,11 +82,11 @@ class Settings:
             "doc": "Address users open; its origin is the only one allowed to POST forms.",
         },
     )
-    access_token_minutes: int = field(
-        default=60,
+    access_token_seconds: int = field(
+        default=3600,
         metadata={
-            "env": "BILLY_ACCESS_TOKEN_MINUTES",
-            "doc": "Lifetime of an access token (minutes); pages refresh it before it ends.",
+            "env": "BILLY_ACCESS_TOKEN_SECONDS",
+            "doc": "Lifetime of an access token (seconds, one hour by default); pages refresh it before it ends.",
         },
     )
     session_days: int = field(

@@ -112,7 +112,7 @@ def _jwt_key() -> str:
 
 def access_ttl() -> timedelta:
     """One hour unless configured otherwise (tests shorten it to watch pages refresh)."""
-    return timedelta(minutes=get_settings().access_token_minutes)
+    return timedelta(seconds=get_settings().access_token_seconds)
 
 
 def _access_token(member: Member, family_id: str, now: datetime) -> tuple[str, datetime]:
