@@ -16,5 +16,6 @@ fi
 
 mkdir -p artifacts
 started=$(date +%s)
-python -m pytest "$@"
+# Two workers (this machine has two cores); the browser tests stay together on one of them.
+python -m pytest -n "${BILLY_TEST_WORKERS:-2}" --dist loadgroup --durations=10 "$@"
 echo "test suite took $(( $(date +%s) - started ))s"

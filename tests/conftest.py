@@ -1,6 +1,6 @@
 """Shared fixtures: a fresh instance (store, secret store, settings) per test, on real peers.
 
-- `instance`: SQLite store in a temporary folder, migrated by alembic.
+- `instance`: SQLite store in a temporary folder, migrated by alembic (once per run, then copied).
 - `any_store`: the same, once on SQLite and once on PostgreSQL (a fresh database each).
 - `sandbox`: one Stripe sandbox process for the whole session, reset per test by `stripe`.
 """
@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -59,27 +60,68 @@ def postgres_available() -> bool:
         return False
 
 
-def _make_instance(kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postgres_ok: bool) -> Iterator[Instance]:
+@dataclass
+class Templates:
+    """Stores migrated once per test run (per xdist worker) and copied for every test: a SQLite
+    file copy, or PostgreSQL's `CREATE DATABASE … TEMPLATE`. Tests still run the real migrations."""
+
+    folder: Path
+    postgres_ok: bool
+    _pg_name: str = ""
+
+    def sqlite_copy(self, target: Path) -> None:
+        source = self.folder / "template.db"
+        if not source.exists():
+            migrate(f"sqlite:///{source}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+
+    def postgres_copy(self, dbname: str) -> None:
+        conn = _pg_admin()
+        with conn.cursor() as cur:
+            if not self._pg_name:
+                self._pg_name = f"billy_template_{uuid.uuid4().hex[:12]}"
+                cur.execute(f'CREATE DATABASE "{self._pg_name}"')
+                migrate(f"postgresql+psycopg2://{PG_USER}@{PG_HOST}/{self._pg_name}")
+            cur.execute(f'CREATE DATABASE "{dbname}" TEMPLATE "{self._pg_name}"')
+        conn.close()
+
+    def drop(self) -> None:
+        if self._pg_name:
+            conn = _pg_admin()
+            with conn.cursor() as cur:
+                cur.execute(f'DROP DATABASE IF EXISTS "{self._pg_name}" WITH (FORCE)')
+            conn.close()
+
+
+@pytest.fixture(scope="session")
+def templates(tmp_path_factory: pytest.TempPathFactory, postgres_available: bool) -> Iterator[Templates]:
+    made = Templates(tmp_path_factory.mktemp("store-templates"), postgres_available)
+    yield made
+    made.drop()
+
+
+def _make_instance(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, templates: Templates
+) -> Iterator[Instance]:
     data_dir = tmp_path / "data"
     dbname = ""
     if kind == "postgresql":
-        if not postgres_ok:
+        if not templates.postgres_ok:
             if os.environ.get("CI"):
                 pytest.fail("PostgreSQL is not reachable; `make test` should have started it")
             pytest.skip("PostgreSQL is not running")
         dbname = f"billy_test_{uuid.uuid4().hex[:12]}"
-        conn = _pg_admin()
-        with conn.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{dbname}"')
-        conn.close()
+        templates.postgres_copy(dbname)
         url = f"postgresql+psycopg2://{PG_USER}@{PG_HOST}/{dbname}"
     else:
-        url = f"sqlite:///{data_dir / 'db' / 'billy.db'}"
+        database = data_dir / "db" / "billy.db"
+        templates.sqlite_copy(database)
+        url = f"sqlite:///{database}"
     monkeypatch.setenv("BILLY_DATA_DIR", str(data_dir))
     monkeypatch.setenv("BILLY_DATABASE_URL", url)
     monkeypatch.setenv("BILLY_FIRST_RUN_SIGNUP", "true")
     _clear_caches()
-    migrate(url)
     try:
         yield Instance(data_dir, url, kind)
     finally:
@@ -93,15 +135,15 @@ def _make_instance(kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, p
 
 
 @pytest.fixture
-def instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postgres_available: bool) -> Iterator[Instance]:
-    yield from _make_instance("sqlite", tmp_path, monkeypatch, postgres_available)
+def instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, templates: Templates) -> Iterator[Instance]:
+    yield from _make_instance("sqlite", tmp_path, monkeypatch, templates)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def any_store(
-    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postgres_available: bool
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, templates: Templates
 ) -> Iterator[Instance]:
-    yield from _make_instance(request.param, tmp_path, monkeypatch, postgres_available)
+    yield from _make_instance(request.param, tmp_path, monkeypatch, templates)
 
 
 # --- Stripe sandbox -------------------------------------------------------------------------
@@ -186,3 +228,11 @@ def member_actor(role: str, email: str) -> Actor:
         session.flush()
         member_id = member.id
     return Actor(member_id, email, role, Source.DASHBOARD, "127.0.0.1", "pytest")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Browser tests run one app at a time on one shared port and frontend build: under xdist
+    (`--dist loadgroup`) they all go to one worker, while the others take everything else."""
+    for item in items:
+        if item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.xdist_group("browser"))

@@ -26,7 +26,7 @@ from services import cli, mirror
 from services.cli import alembic_config, migrate
 from services.db import get_engine, run_transaction, session_scope
 from services.models import NO_DUE_DAY
-from tests.conftest import Instance, _make_instance
+from tests.conftest import Instance, Templates, _make_instance
 
 DAY = 86_400
 T0 = 1_790_000_000  # a fixed moment, a few days' worth of rows around it
@@ -297,9 +297,9 @@ def test_rebuild_derived_sums_the_rollups_again_after_they_were_lost(any_store: 
 
 
 @pytest.fixture
-def pg_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postgres_available: bool) -> Iterator[Instance]:
+def pg_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, templates: Templates) -> Iterator[Instance]:
     """PostgreSQL only: SQLite lets one writer in at a time, so it cannot deadlock."""
-    yield from _make_instance("postgresql", tmp_path, monkeypatch, postgres_available)
+    yield from _make_instance("postgresql", tmp_path, monkeypatch, templates)
 
 
 def test_two_pages_locking_the_same_totals_in_opposite_orders_both_land(pg_store: Instance) -> None:
