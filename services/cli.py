@@ -29,9 +29,16 @@ def alembic_config(database_url: str | None = None) -> Any:
 
 def migrate(database_url: str | None = None, revision: str = "head") -> None:
     """Bring the store's schema to the newest migration (or up to `revision`)."""
-    from alembic import command
+    # alembic announces each plugin (on import) and step at INFO, which reads like a fault on a
+    # healthy start.
+    previous = logging.root.manager.disable
+    logging.disable(logging.INFO)
+    try:
+        from alembic import command
 
-    command.upgrade(alembic_config(database_url), revision)
+        command.upgrade(alembic_config(database_url), revision)
+    finally:
+        logging.disable(previous)
 
 
 def _sync() -> int:
