@@ -68,6 +68,32 @@ class StripeNotConnected(BillyError):
 
 
 class StripeRequestFailed(BillyError):
-    """Stripe refused or failed a request; the message is Stripe's, made readable."""
+    """Stripe refused or failed a request; the message is Stripe's, made readable.
+
+    `outcome_unknown` is true when the request may have reached Stripe and done its work even
+    though no answer came back (a dropped connection, a 5xx): a write must then be checked,
+    not assumed undone."""
 
     code = "stripe_error"
+
+    def __init__(self, message: str, *, code: str | None = None, outcome_unknown: bool = False) -> None:
+        super().__init__(message, code=code)
+        self.outcome_unknown = outcome_unknown
+
+
+class StripeUnreachable(StripeRequestFailed):
+    """No answer from Stripe (network or Stripe's own outage)."""
+
+    code = "stripe_unreachable"
+
+
+class StripeKeyUnknown(StripeRequestFailed):
+    """Stripe does not know the key at all (revoked, mistyped, another account's)."""
+
+    code = "stripe_key_unknown"
+
+
+class WebhookSignatureInvalid(BillyError):
+    """A delivery whose signature does not match the endpoint's secret, or is too old."""
+
+    code = "webhook_signature_invalid"

@@ -16,24 +16,22 @@ full re-backfill instead.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
-import stripe
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from services import audit, mirror, notices, sync
 from services.db import run_transaction, session_scope
-from services.errors import BillyError, StripeRequestFailed, ValidationFailed
+from services.errors import BillyError, StripeRequestFailed, ValidationFailed, WebhookSignatureInvalid
 from services.models import StripeEvent, SyncState, utcnow
 from services.permissions import Actor, authorize
 from services.secrets import get_secret_store
-from services.stripe_gateway import StripeGateway
+from services.stripe_gateway import StripeGateway, verify_webhook
 
 log = logging.getLogger(__name__)
 
@@ -150,13 +148,10 @@ def receive_webhook(payload: bytes, signature: str | None) -> Applied:
     if not secret:
         raise WebhookRejected("Webhooks are not set up on this instance yet.")
     try:
-        stripe.WebhookSignature.verify_header(
-            payload.decode("utf-8"), signature or "", secret, SIGNATURE_TOLERANCE_SECONDS
-        )
-        event = json.loads(payload)
-    except (stripe.SignatureVerificationError, UnicodeDecodeError, ValueError):
-        raise WebhookRejected("The signature does not match this endpoint's secret.") from None
-    if not isinstance(event, dict) or event.get("object") != "event" or not event.get("id"):
+        event = verify_webhook(payload, signature, secret, SIGNATURE_TOLERANCE_SECONDS)
+    except WebhookSignatureInvalid as exc:
+        raise WebhookRejected(exc.message) from None
+    if event.get("object") != "event" or not event.get("id"):
         raise WebhookRejected("That is not a Stripe event.")
     result = apply_event(event, "webhook")
     _note_event_seen(event)

@@ -8,6 +8,7 @@ tolerantly (`.get`), because the sandbox answers in older API shapes.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -21,7 +22,13 @@ import stripe
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from services.config import get_settings
-from services.errors import StripeNotConnected, StripeRequestFailed
+from services.errors import (
+    StripeKeyUnknown,
+    StripeNotConnected,
+    StripeRequestFailed,
+    StripeUnreachable,
+    WebhookSignatureInvalid,
+)
 from services.secrets import get_secret_store
 
 log = logging.getLogger(__name__)
@@ -177,6 +184,31 @@ RETRIEVE_SERVICES = {
 }
 
 
+def billy_error(exc: stripe.StripeError) -> StripeRequestFailed:
+    """The one place an SDK error becomes a Billy error, so nothing outside this module needs
+    to know Stripe's exception types."""
+    message, code = readable_error(exc), _error_code(exc)
+    if isinstance(exc, stripe.AuthenticationError):
+        return StripeKeyUnknown(message, code=code)
+    if isinstance(exc, stripe.APIConnectionError):
+        return StripeUnreachable(message, code=code, outcome_unknown=True)
+    if isinstance(exc, stripe.APIError):  # Stripe's 5xx: the request may have been carried out
+        return StripeRequestFailed(message, code=code, outcome_unknown=True)
+    return StripeRequestFailed(message, code=code)
+
+
+def verify_webhook(payload: bytes, signature: str | None, secret: str, tolerance_seconds: int) -> dict[str, Any]:
+    """Check a delivery's `Stripe-Signature` (HMAC and age) and return the parsed event."""
+    try:
+        stripe.WebhookSignature.verify_header(payload.decode("utf-8"), signature or "", secret, tolerance_seconds)
+        event = json.loads(payload)
+    except (stripe.SignatureVerificationError, UnicodeDecodeError, ValueError):
+        raise WebhookSignatureInvalid("The signature does not match this endpoint's secret.") from None
+    if not isinstance(event, dict):
+        raise WebhookSignatureInvalid("That is not a Stripe event.")
+    return event
+
+
 def _error_code(exc: stripe.StripeError) -> str:
     if isinstance(exc, stripe.PermissionError):
         return "permission_denied"
@@ -218,8 +250,8 @@ def as_dict(obj: Any) -> dict[str, Any]:
 
 
 def probe_permissions(key: str) -> dict[str, bool]:
-    """Which required permissions the key has, by name. Raises `stripe.AuthenticationError`
-    when Stripe does not know the key at all."""
+    """Which required permissions the key has, by name. Raises `StripeKeyUnknown` when Stripe
+    does not know the key at all, `StripeUnreachable` when Stripe does not answer."""
     client = make_client(key)
     result: dict[str, bool] = {}
     for requirement in REQUIRED_PERMISSIONS:
@@ -233,6 +265,8 @@ def probe_permissions(key: str) -> dict[str, bool]:
             except stripe.InvalidRequestError as exc:
                 # 404 resource_missing on the impossible id: the key was allowed to try.
                 result[probe.name] = exc.http_status == 404
+            except stripe.StripeError as exc:
+                raise billy_error(exc) from exc
     return result
 
 
@@ -261,7 +295,7 @@ class StripeGateway:
             return fn(self._client())
         except stripe.StripeError as exc:
             log.warning("Stripe refused a request: %s", readable_error(exc))
-            raise StripeRequestFailed(readable_error(exc), code=getattr(exc, "code", None) or "stripe_error") from exc
+            raise billy_error(exc) from exc
 
     def read(self, fn: Callable[[stripe.StripeClient], Any], on_throttled: Callable[[], None] | None = None) -> Any:
         """A read under the rate gate, retried with jittered back-off on 429, 5xx and network
@@ -289,7 +323,7 @@ class StripeGateway:
                     return attempt()
         except stripe.StripeError as exc:
             log.warning("Stripe refused a read: %s", readable_error(exc))
-            raise StripeRequestFailed(readable_error(exc), code=_error_code(exc)) from exc
+            raise billy_error(exc) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     def list_page(

@@ -9,13 +9,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-import stripe
 from sqlmodel import select
 
 from services import audit
 from services.config import get_settings
 from services.db import session_scope
-from services.errors import StripeKeyRejected
+from services.errors import StripeKeyRejected, StripeKeyUnknown, StripeUnreachable
 from services.models import StripeConnection
 from services.permissions import Actor, authorize
 from services.secrets import get_secret_store
@@ -117,9 +116,9 @@ def _store_key(actor: Actor, raw_key: str, draft: audit.AuditDraft) -> Connected
     draft.details.update(mode=mode, key_hint=key[-4:])
     try:
         granted = probe_permissions(key)
-    except stripe.AuthenticationError:
+    except StripeKeyUnknown:
         raise StripeKeyRejected(KEY_ERRORS["unknown_key"], code="unknown_key") from None
-    except stripe.APIConnectionError:
+    except StripeUnreachable:
         raise StripeKeyRejected(KEY_ERRORS["stripe_unreachable"], code="stripe_unreachable") from None
     if not all(granted.values()):
         draft.details["missing"] = [n for n, ok in granted.items() if not ok]
