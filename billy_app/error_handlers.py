@@ -91,11 +91,18 @@ def frontend_exception_handler(exception: Exception) -> None:
         log.warning("Browser error report: %s", client_text(str(exception), FRONTEND_TEXT_LIMIT))
 
 
-def backend_exception_handler(exception: Exception) -> EventSpec:
-    """An event handler raised: log the traceback under an id the user can quote, never show the exception."""
+def log_unexpected(exception: BaseException, where: str = "an event handler") -> str:
+    """Log an unexpected error with its traceback under a new id (within the budget); the id is
+    what the person sees and can quote."""
     error_id = secrets.token_hex(4)
     if backend_budget.allow(type(exception).__name__):
-        log.error("Unexpected error in an event handler (error id %s)", error_id, exc_info=exception)
+        log.error("Unexpected error in %s (error id %s)", where, error_id, exc_info=exception)
+    return error_id
+
+
+def backend_exception_handler(exception: Exception) -> EventSpec:
+    """An event handler raised: log the traceback under an id the user can quote, never show the exception."""
+    error_id = log_unexpected(exception)
     return rx.toast(
         USER_MESSAGE.format(error_id=error_id),
         level="error",

@@ -4,7 +4,9 @@ and Settings → Stripe sync / `billy sync` say honestly where the sync stands."
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import re
 import threading
 import time
 import uuid
@@ -194,3 +196,39 @@ def test_the_dashboard_is_recomputed_when_the_store_changes(any_store, any_store
     after = reports.dashboard(any_store_owner)
     assert after is not first
     assert first.revenue == [] and [(r.currency, r.gross.amount) for r in after.revenue] == [("usd", 1234)]
+
+
+# --- the follower's refreshes: errors are handled, never swallowed (issue 11) ----------------------
+
+
+@pytest.mark.parametrize(
+    ("raised", "keeps_following", "logged"),
+    [
+        (None, True, False),
+        ("session", False, False),  # the session ended: stop, the next event signs the person in again
+        ("refused", True, False),  # a Billy error: the page keeps what it shows
+        ("bug", True, True),  # unexpected: logged with an id, not swallowed
+    ],
+)
+def test_a_live_refresh_handles_each_kind_of_failure(
+    raised: str | None, keeps_following: bool, logged: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    from billy_app.state.live import LiveState
+    from services.errors import NotAuthenticated, PermissionDenied
+
+    async def refresh() -> None:
+        if raised == "session":
+            raise NotAuthenticated()
+        if raised == "refused":
+            raise PermissionDenied("no")
+        if raised == "bug":
+            raise RuntimeError("a bug in a page's refresh")
+
+    page = type("ChargesPage", (), {"_live_refresh": staticmethod(refresh)})()
+    caplog.set_level(logging.ERROR)
+    assert asyncio.run(LiveState._refreshed(page)) is keeps_following  # type: ignore[arg-type]
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert bool(errors) is logged
+    if logged:
+        assert re.search(r"error id [0-9a-f]{8}", errors[0].getMessage())
+        assert "RuntimeError: a bug" in (errors[0].exc_text or "")

@@ -9,11 +9,12 @@ ends when its tab disconnects or navigates to another page.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import reflex as rx
 
+from billy_app.error_handlers import log_unexpected
 from services import notices
+from services.errors import BillyError, NotAuthenticated
 
 BATCH_SECONDS = 0.05  # notices within this window make one refresh
 IDLE_CHECK_SECONDS = 20.0  # how often an idle task checks that its tab is still there
@@ -57,6 +58,20 @@ class LiveState(rx.State, mixin=True):
 
         return (await self.get_state(SessionState))._bound_session
 
+    async def _refreshed(self) -> bool:
+        """Re-read the page; False when following should stop. A session that ended stops it (the
+        page's next event sends the person to sign in); a refusal or a Stripe hiccup keeps the page
+        as it was; anything unexpected is logged with an id, never swallowed."""
+        try:
+            await self._live_refresh()
+        except NotAuthenticated:
+            return False
+        except BillyError:
+            return True
+        except Exception as exc:  # noqa: BLE001 - logged with an id; the page keeps what it shows
+            log_unexpected(exc, f"a live refresh of {type(self).__name__}")
+        return True
+
     def _live_kinds(self) -> frozenset[str]:
         raise NotImplementedError
 
@@ -84,6 +99,5 @@ class LiveState(rx.State, mixin=True):
                         return  # a newer follower, or the tab has moved to another page
                     if await self._bound_session_now() != bound_to:
                         return  # the tab's state now belongs to another session (or none)
-                    if relevant:
-                        with contextlib.suppress(Exception):  # a failed refresh keeps the page as it was
-                            await self._live_refresh()
+                    if relevant and not await self._refreshed():
+                        return

@@ -129,9 +129,9 @@ class SessionState(rx.State):
             return rx.redirect(f"/login?next={self.router.url.path or '/'}", replace=True)
         # The new cookie reaches this server only with a new handshake: close this socket;
         # the client's next event (the next tick at the latest) opens a fresh one.
-        from billy_app.billy_app import app
+        from reflex.utils import prerequisites
 
-        namespace = app.event_namespace
+        namespace = prerequisites.get_and_validate_app().app.event_namespace
         if namespace is not None:
             asyncio.get_running_loop().call_later(
                 0.2, lambda: asyncio.ensure_future(namespace.disconnect(self.router.session.session_id))
