@@ -20,7 +20,7 @@ from billy_app.state.customer import CustomerState
 from billy_app.state.session import SessionState
 from services import billing, refund_requests
 from services.errors import BillyError, NotAuthenticated
-from services.money import format_money, parse_money
+from services.money import format_amount, format_money, parse_money
 from services.permissions import can
 
 
@@ -75,7 +75,7 @@ class RefundState(SessionState):
         label = charge.description or charge.id
         self.charge_label = f"{label} · {format_money(charge.amount, charge.currency)}"
         self.mode, self.reason = "full", "requested_by_customer"
-        self.amount_text = format_money(charge.refundable, charge.currency).lstrip("$€£¥")
+        self.amount_text = format_amount(charge.refundable, charge.currency)
         self._idempotency_key = secrets.token_urlsafe(24)
         self.submitting, self.open = False, True
         await self._preview()

@@ -14,7 +14,7 @@ import reflex as rx
 from billy_app.state.session import SessionState
 from services import roles
 from services.errors import BillyError, NotAuthenticated, PermissionDenied
-from services.money import format_money, parse_money
+from services.money import format_amount, format_money, parse_money
 from services.permissions import PERMISSION_WORDS, Permission
 from services.plans import PLANS
 
@@ -121,7 +121,7 @@ class RolesState(SessionState):
         cap = caps.get(CAP_CURRENCY) if isinstance(caps, dict) else None
         self.editing_key, self.form_label = str(key), str(saved["label"])
         self.form_permissions = [p for p in saved["permissions"] if p != Permission.VIEW.value]  # type: ignore[attr-defined]
-        self.form_cap = format_money(cap, CAP_CURRENCY).lstrip("$") if cap else ""
+        self.form_cap = format_amount(cap, CAP_CURRENCY) if cap else ""
         self.form_error, self.editor_open = "", True
 
     @rx.event
