@@ -25,7 +25,7 @@ from billy_app.pages import (  # noqa: F401 - registers the pages
     team,
 )
 from billy_app.pages import audit as audit_page  # noqa: F401 - registers /settings/audit
-from services import stripe_events, stripe_keys, sync
+from services import audit, periodic, stripe_events, stripe_keys, sync
 from services.config import get_settings
 from services.logging_setup import install_scrubber
 
@@ -41,9 +41,13 @@ def catch_up_on_start() -> None:
         sync.background_sync.start()
     if settings.event_poll_seconds > 0:
         event_poller.start()
+    audit_summaries.start()
 
 
 event_poller = stripe_events.EventPoller(get_settings().event_poll_seconds)
+# Past 20 denied attempts a minute, a member's refusals are counted, not written one by one; the
+# minute's summary row is appended by the next audit write, or by this at the latest.
+audit_summaries = periodic.Every(60, audit.flush_denied_summaries, "audit-summaries")
 
 
 app = rx.App(

@@ -7,6 +7,12 @@ shows in `verify()`. Appends are serialised, one writer at a time across threads
 processes (SQLite's write lock taken up front; a PostgreSQL advisory lock), and the newest
 row's id and hash are also kept in the secret store, outside the table, so rows cut off the
 end are found too.
+
+One exception to "one row per attempt" (DESIGN, Audit log; issue 10, F5): a member's denied
+attempts past the first DENIED_LIMIT in a fixed UTC minute are counted in the mutable
+`audit_denied_window` table instead of getting a row each, and once that minute has ended one
+`audit.denied_summary` row carries the count. Every denied row goes through `record`, so the
+throttle lives in `_append`, under the same lock as the chain.
 """
 
 from __future__ import annotations
@@ -27,10 +33,12 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
+from services import clock
 from services.db import get_engine, session_scope
 from services.errors import BillyError, NotFound, PermissionDenied, ValidationFailed
-from services.models import AuditEntry, utcnow
+from services.models import AuditDeniedWindow, AuditEntry, utcnow
 from services.money import format_money
 from services.permissions import Actor, Source, authorize
 from services.secrets import get_secret_store
@@ -139,41 +147,202 @@ class AuditDraft:
 
 
 def record(actor: Actor, action: str, outcome: str, draft: AuditDraft | None = None, error: str | None = None) -> None:
+    """Record one action attempt: the one way a row about a person's attempt gets into the log.
+    A member's denied attempts past DENIED_LIMIT in a minute are counted instead (see `_append`)."""
     draft = draft or AuditDraft()
-    _append(
-        {
-            "actor_id": actor.user_id,
-            "actor_email": actor.email,
-            "actor_role": actor.role,
-            "source": str(actor.source),
-            "client_address": actor.client_address[:64],
-            "user_agent": actor.user_agent[:400],
-            "action": action,
-            "target_ids": _plain([t for t in draft.targets if t]),
-            "amount": draft.amount,
-            "currency": draft.currency,
-            "outcome": outcome,
-            "error": error[:1000] if error else None,
-            "details": _plain(draft.details),
-        }
-    )
+    content = {
+        "actor_id": actor.user_id,
+        "actor_email": actor.email,
+        "actor_role": actor.role,
+        "source": str(actor.source),
+        "client_address": actor.client_address[:64],
+        "user_agent": actor.user_agent[:400],
+        "action": action,
+        "target_ids": _plain([t for t in draft.targets if t]),
+        "amount": draft.amount,
+        "currency": draft.currency,
+        "outcome": outcome,
+        "error": error[:1000] if error else None,
+        "details": _plain(draft.details),
+    }
+    _append(_storable(content), throttled=outcome == "denied" and actor.user_id is not None)
 
 
-def _append(content: dict[str, Any], engine: sa.Engine | None = None) -> None:
-    """Write one chained row in its own transaction, then move the head kept outside the table."""
+def _storable(value: Any) -> Any:
+    """Text as both databases store it: a lone surrogate or a NUL (which a forged event can put
+    in a target id or a user agent) becomes "?", instead of failing the write and losing the row."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8").replace("\x00", "?")
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    return value
+
+
+def _append(content: dict[str, Any] | None, engine: sa.Engine | None = None, *, throttled: bool = False) -> int:
+    """Write one chained row in its own transaction, then move the head kept outside the table.
+
+    First, in the same transaction, the summary rows of ended minutes whose denied attempts were
+    counted (so summaries appear by the next append, whoever makes it). A `throttled` row (a
+    member's denied attempt) past the minute's limit is counted instead of written. With
+    `content=None` only the summaries are written. Returns how many rows were written."""
     engine = engine or get_engine()
     key = _db_key(engine)
     with _append_lock, engine.connect() as conn:
         _lock(conn)
+        now = clock.now()
+        contents = _due_summaries(conn, now)
+        if content is not None and (not throttled or _admit_denied(conn, content, now)):
+            contents.append(content)
+        if not contents:
+            conn.commit()  # a counted attempt, or nothing due
+            return 0
         tail = _newest(conn)
         head_holds = _head_matches(conn, key, tail)
-        row = {**content, "id": tail[0] + 1 if tail else 1, "at": utcnow()}
-        row["prev_hash"] = tail[1] if tail else GENESIS
-        row["hash"] = chain_hash(row["prev_hash"], row)
-        conn.execute(sa.insert(_table), row)
+        at, newest = utcnow(), tail
+        for item in contents:
+            row = {**item, "id": newest[0] + 1 if newest else 1, "at": at}
+            row["prev_hash"] = newest[1] if newest else GENESIS
+            row["hash"] = chain_hash(row["prev_hash"], row)
+            conn.execute(sa.insert(_table), row)
+            newest = (row["id"], row["hash"])
         conn.commit()
-        if head_holds:
-            _advance_head(conn, key, row["id"], row["hash"])
+        if head_holds and newest is not None:
+            _advance_head(conn, key, *newest)
+        return len(contents)
+
+
+# --- the denied-attempt throttle ------------------------------------------------------------
+#
+# A flood of refusals (a Read Only member's script: 300 denied rows in 2.4 s) must not drown the
+# log, and no attempt may go uncounted. Per member and fixed UTC minute, the first DENIED_LIMIT
+# denied attempts get a row each; the rest only bump a counter row per (member, minute, action)
+# in `audit_denied_window`. The first append (by anyone) after the minute ends, or
+# `flush_denied_summaries`, appends one `audit.denied_summary` row (outcome `denied`) with the
+# count and marks the minute flushed. Counting and flushing both run under the append lock, so
+# a summary can never miss an attempt counted after it: a minute already flushed (a worker
+# whose clock runs behind) gives the attempt a row of its own instead.
+
+DENIED_LIMIT = 20  # denied attempts per member per minute that get a row each
+DENIED_WINDOW = timedelta(minutes=1)
+SUMMARY_ACTION = "audit.denied_summary"
+_KEEP_FLUSHED = timedelta(days=1)  # flushed counters are kept this long, then deleted
+_windows: sa.Table = AuditDeniedWindow.__table__  # type: ignore[attr-defined]
+
+
+def _window_of(at: datetime) -> datetime:
+    """The fixed UTC minute `at` falls in, by its start."""
+    return at.astimezone(UTC).replace(second=0, microsecond=0)
+
+
+def _admit_denied(conn: sa.Connection, content: Mapping[str, Any], now: datetime) -> bool:
+    """Count a member's denied attempt in its minute; True if it still gets a row of its own.
+    Runs under the append lock, so the sum read here cannot move before the upsert."""
+    w = _windows.c
+    start = _window_of(now)
+    here = (w.member_id == content["actor_id"], w.window_start == start)
+    seen, flushed = conn.execute(
+        sa.select(sa.func.coalesce(sa.func.sum(w.attempts), 0), sa.func.count(w.flushed_at)).where(*here)
+    ).one()
+    if flushed:
+        return True  # summarised already (a clock behind the flusher's): write it, never lose it
+    own_row = int(seen) < DENIED_LIMIT
+    insert_of = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    stmt = insert_of(_windows).values(
+        member_id=content["actor_id"],
+        window_start=start,
+        action=content["action"],
+        attempts=1,
+        counted=0 if own_row else 1,
+        actor_email=content["actor_email"],
+        actor_role=content["actor_role"],
+        source=content["source"],
+        client_address=content["client_address"],
+        user_agent=content["user_agent"],
+    )
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[w.member_id, w.window_start, w.action],
+            set_={"attempts": w.attempts + 1, "counted": w.counted + stmt.excluded.counted},
+        )
+    )
+    return own_row
+
+
+def _due_summaries(conn: sa.Connection, now: datetime) -> list[dict[str, Any]]:
+    """The summary rows of every ended minute with counted attempts, oldest first; in the same
+    transaction those minutes are marked flushed, and minutes with nothing counted are deleted."""
+    w = _windows.c
+    current = _window_of(now)
+    stmt = (
+        sa.select(_windows)
+        .where(w.flushed_at.is_(None), w.window_start < current)
+        .order_by(w.window_start, w.member_id, w.action)
+    )
+    due = conn.execute(stmt).mappings().all()
+    if not due:
+        return []
+    minutes: dict[tuple[int, datetime], list[Mapping[str, Any]]] = {}
+    for counter in due:
+        minutes.setdefault((counter["member_id"], counter["window_start"]), []).append(counter)
+    summaries = []
+    for (member_id, start), counters in minutes.items():
+        here = (w.member_id == member_id, w.window_start == start)
+        if any(c["counted"] for c in counters):
+            summaries.append(_summary(member_id, start, counters))
+            conn.execute(sa.update(_windows).where(*here).values(flushed_at=now))
+        else:
+            conn.execute(sa.delete(_windows).where(*here))
+    conn.execute(sa.delete(_windows).where(w.flushed_at < now - _KEEP_FLUSHED))
+    return summaries
+
+
+def _summary(member_id: int, start: datetime, counters: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """One row standing for a member's counted denied attempts of one minute. Who and from where
+    are as the most-counted action's first attempt said; every address seen is in the details."""
+    counted = sum(c["counted"] for c in counters)
+    attempts = sum(c["attempts"] for c in counters)
+    by_action = {c["action"]: c["counted"] for c in sorted(counters, key=lambda c: (-c["counted"], c["action"]))}
+    by_action = {a: n for a, n in by_action.items() if n}
+    lead = max(counters, key=lambda c: c["counted"])
+    start = start.astimezone(UTC)
+    end = start + DENIED_WINDOW
+    listing = ", ".join(f"{action} ×{n}" for action, n in by_action.items())
+    error = (
+        f"{counted} more denied attempt{'' if counted == 1 else 's'} from {start:%Y-%m-%d %H:%M} to "
+        f"{end:%H:%M} UTC, counted here instead of a row each (past {DENIED_LIMIT} in a minute): {listing}."
+    )
+    details = {
+        "count": counted,  # attempts this row stands for
+        "attempts": attempts,  # every denied attempt of the minute, those with a row of their own included
+        "window_start": start.isoformat(),
+        "window_end": end.isoformat(),
+        "by_action": by_action,
+        "addresses": sorted({c["client_address"] for c in counters if c["client_address"]})[:20],
+    }
+    return {
+        "actor_id": member_id,
+        "actor_email": lead["actor_email"],
+        "actor_role": lead["actor_role"],
+        "source": lead["source"],
+        "client_address": lead["client_address"],
+        "user_agent": lead["user_agent"],
+        "action": SUMMARY_ACTION,
+        "target_ids": [],
+        "amount": None,
+        "currency": None,
+        "outcome": "denied",
+        "error": error[:1000],
+        "details": _plain(details),
+    }
+
+
+def flush_denied_summaries(engine: sa.Engine | None = None) -> int:
+    """Append the summary row of every minute that has ended with denied attempts counted;
+    returns how many. Every append does this too; call it periodically (about once a minute)
+    so a flood's summary appears even when nothing else is logged after it."""
+    return _append(None, engine)
 
 
 def _head_matches(conn: sa.Connection, key: str, tail: tuple[int, str] | None) -> bool:

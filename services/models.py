@@ -16,9 +16,12 @@ import sqlalchemy as sa
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
+from services import clock
+
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    """Now, in UTC, from the one clock tests can move (services.clock)."""
+    return clock.now()
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -134,6 +137,27 @@ class AuditEntry(SQLModel, table=True):
     # The hash chain, filled in by services.audit only: hash = sha256(prev_hash || canonical row).
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64)
+
+
+class AuditDeniedWindow(SQLModel, table=True):
+    """Denied attempts of one member in one UTC minute, per action: the audit log's flood
+    throttle (services.audit). Past the first AUDIT_DENIED_LIMIT attempts in the minute, an
+    attempt is counted here (`counted`) instead of getting a row; after the minute one summary
+    row is appended and the window marked flushed. Mutable, unlike `audit_log`."""
+
+    __tablename__ = "audit_denied_window"
+    member_id: int = Field(primary_key=True, sa_type=sa.Integer, sa_column_kwargs={"autoincrement": False})
+    window_start: datetime = Field(primary_key=True, sa_type=UTCDateTime, index=True)
+    action: str = Field(primary_key=True, max_length=60)
+    attempts: int = Field(default=0)  # every denied attempt of this action in the minute
+    counted: int = Field(default=0)  # those of them that got no row of their own
+    # Who and from where, as the window's first attempt of this action said.
+    actor_email: str = Field(default="", max_length=254)
+    actor_role: str = Field(default="", max_length=40)
+    source: str = Field(default="", max_length=20)
+    client_address: str = Field(default="", max_length=64)
+    user_agent: str = Field(default="", max_length=400)
+    flushed_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
 
 
 class StripeConnection(SQLModel, table=True):
