@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from limits import RateLimitItemPerMinute
@@ -9,8 +10,9 @@ from limits.storage import MemoryStorage
 from limits.strategies import FixedWindowRateLimiter
 
 from services import audit
+from services.errors import PermissionDenied
 from services.logging_setup import client_text
-from services.permissions import Actor
+from services.permissions import Actor, authorize
 
 log = logging.getLogger(__name__)
 
@@ -22,14 +24,11 @@ _suppressed = 0
 
 
 def refuse_event(actor: Actor, handler_name: str) -> None:
-    """A member's browser asked for a generic setter no page offers: record it as denied."""
-    audit.record(
-        actor,
-        FORBIDDEN_EVENT,
-        "denied",
-        audit.AuditDraft(details={"handler": client_text(handler_name, 80)}),
-        "Billy's pages offer no such action.",
-    )
+    """A member's browser asked for a generic setter no page offers. It goes through the engine
+    like any action (no role holds it, so it is refused) and is audited as denied."""
+    with contextlib.suppress(PermissionDenied), audit.audited(actor, FORBIDDEN_EVENT) as draft:
+        draft.details["handler"] = client_text(handler_name, 80)
+        authorize(actor, FORBIDDEN_EVENT)
 
 
 def note_malformed(handler_name: str, problem: str) -> None:

@@ -26,7 +26,6 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-import stripe  # only for the types of Stripe's errors: was a refund's outcome left unknown?
 from sqlmodel import col, select
 
 from services import audit, billing
@@ -81,23 +80,41 @@ class RequestView:
         return format_money(self.amount, self.currency)
 
 
+class NoSuchRequest(NotFound, PermissionDenied):
+    """No refund request has that id. Shown as not found, but deciding on or withdrawing a request
+    that does not exist is a refused attempt, so `audit.audited` records it as `denied`."""
+
+    code = "not_found"
+
+    def __init__(self) -> None:
+        super().__init__("There is no such refund request.")
+
+
 def request_target(request_id: int | str) -> str:
     """How a request is named among an audit row's target ids."""
     return f"refund_request:{request_id}"
+
+
+def _given_target(request_id: Any) -> str:
+    """The request id as the caller gave it, fit for an audit row: printable, at most 40
+    characters (a forged id may be anything: a list, a lone surrogate, a page of text)."""
+    text = request_id if isinstance(request_id, str) else repr(request_id)
+    text = "".join(ch if ch.isprintable() else "?" for ch in text[:40])
+    return request_target(text)
 
 
 # --- checks on untrusted input ---------------------------------------------------------------
 
 
 def _check_id(request_id: Any) -> int:
-    if isinstance(request_id, bool):
-        raise NotFound("There is no such refund request.")
-    try:
-        value = int(str(request_id).strip())
-    except (TypeError, ValueError):
-        raise NotFound("There is no such refund request.") from None
+    if isinstance(request_id, bool) or not isinstance(request_id, (int, str)):
+        raise NoSuchRequest()
+    text = str(request_id).strip() if isinstance(request_id, str) else str(request_id)
+    if not (text.isascii() and text.isdigit() and len(text) <= 19):
+        raise NoSuchRequest()
+    value = int(text)
     if value <= 0 or value > 2**63 - 1:
-        raise NotFound("There is no such refund request.")
+        raise NoSuchRequest()
     return value
 
 
@@ -148,8 +165,7 @@ def _outcome_unknown(exc: BaseException) -> bool:
     """Did Stripe leave us not knowing whether the refund happened (no answer, or a 5xx)?"""
     if not isinstance(exc, BillyError):
         return True
-    cause = exc.__cause__
-    return isinstance(exc, StripeRequestFailed) and isinstance(cause, (stripe.APIConnectionError, stripe.APIError))
+    return isinstance(exc, StripeRequestFailed) and exc.outcome_unknown
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -159,7 +175,7 @@ def _load(request_id: int) -> RefundRequest:
     with session_scope() as session:
         row = session.get(RefundRequest, request_id)
     if row is None:
-        raise NotFound("There is no such refund request.")
+        raise NoSuchRequest()
     return row
 
 
@@ -363,7 +379,7 @@ def approve(actor: Actor, request_id: int, note: str = "", gateway: StripeGatewa
     """Execute a pending request in the approver's name, if their own cap covers it now
     (against Stripe's amount_refunded at this moment) and they did not ask for it."""
     gateway = gateway or StripeGateway()
-    with audit.audited(actor, "refunds.approve", request_target(str(request_id)[:40])) as draft:
+    with audit.audited(actor, "refunds.approve", _given_target(request_id)) as draft:
         authorize(actor, "refunds.approve")
         rid = _check_id(request_id)
         note = _check_note(note, required=None)
@@ -451,7 +467,7 @@ def _execute(actor: Actor, row: RefundRequest, gateway: StripeGateway, *, resumi
 def decline(actor: Actor, request_id: int, note: str) -> RequestView:
     """Turn a pending request down, with a note for the requester. Like approval, it takes
     someone other than the requester whose cap covers the request."""
-    with audit.audited(actor, "refunds.decline", request_target(str(request_id)[:40])) as draft:
+    with audit.audited(actor, "refunds.decline", _given_target(request_id)) as draft:
         authorize(actor, "refunds.decline")
         rid = _check_id(request_id)
         note = _check_note(note, required="Add a note for the requester: why is this refund declined?")
@@ -478,7 +494,7 @@ def decline(actor: Actor, request_id: int, note: str) -> RequestView:
 
 def withdraw(actor: Actor, request_id: int) -> RequestView:
     """The requester takes back a request that is still waiting."""
-    with audit.audited(actor, "refunds.withdraw", request_target(str(request_id)[:40])) as draft:
+    with audit.audited(actor, "refunds.withdraw", _given_target(request_id)) as draft:
         authorize(actor, "refunds.withdraw")
         rid = _check_id(request_id)
         row = _load(rid)

@@ -23,7 +23,7 @@ from services.errors import (
 )
 from services.models import AuditEntry, RefundRequest
 from services.permissions import Actor
-from services.stripe_gateway import StripeGateway
+from services.stripe_gateway import StripeGateway, billy_error
 from tests.conftest import StripePeer, member_actor
 from tests.stripe_helpers import make_charge
 
@@ -163,8 +163,8 @@ def test_nobody_approves_their_own_request_nor_beyond_their_own_cap(connected, t
         ("denied", "clerk@example.com"),
         ("denied", "clerk2@example.com"),
         ("denied", "viewer@example.com"),
-        ("failed", "manager@example.com"),
-        ("failed", "manager@example.com"),
+        ("denied", "manager@example.com"),  # a request that does not exist is a refused attempt too
+        ("denied", "manager@example.com"),
     ]
 
 
@@ -241,10 +241,7 @@ class UnansweredGateway(StripeGateway):
     """Stripe's answer to the refund never arrives, and Stripe never saw the request."""
 
     def create_refund(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        try:
-            raise stripe.APIConnectionError("Connection reset by peer")
-        except stripe.StripeError as exc:
-            raise StripeRequestFailed("Could not reach Stripe.") from exc
+        raise billy_error(stripe.APIConnectionError("Connection reset by peer"))
 
 
 def test_an_unconfirmed_approval_is_retried_with_the_same_key(connected, team) -> None:  # type: ignore[no-untyped-def]
@@ -416,3 +413,80 @@ def test_decline_and_withdraw_close_requests_and_are_audited(connected, team) ->
         ("failed", "clerk@example.com"),
     ]
     assert stripe_refunds(connected, first.charge_id) == [] and stripe_refunds(connected, second.charge_id) == []
+
+
+# --- every refused attempt is audited (issue 10, F5) -----------------------------------------
+# No Stripe here: each refusal comes before Stripe would be asked, so the request is put in the
+# store directly.
+
+
+def pending_request(requester: Actor, amount: int = 50_000) -> int:
+    with session_scope() as s:
+        row = RefundRequest(
+            charge_id="ch_forged_test",
+            amount=amount,
+            currency="usd",
+            note=NOTE,
+            requested_by=requester.user_id,  # type: ignore[arg-type]
+            requester_email=requester.email,
+            idempotency_key=secrets.token_urlsafe(24),
+        )
+        s.add(row)
+        s.flush()
+        return row.id  # type: ignore[return-value]
+
+
+def test_read_only_approving_or_declining_is_refused_and_audited_once(team) -> None:  # type: ignore[no-untyped-def]
+    rid = pending_request(team["clerk"])
+    with pytest.raises(PermissionDenied):
+        refund_requests.approve(team["viewer"], rid, "forged")
+    with pytest.raises(PermissionDenied):
+        refund_requests.decline(team["viewer"], str(rid), "forged")
+    for action in ("refunds.approve", "refunds.decline"):
+        (row,) = audit_rows(action)
+        assert (row.outcome, row.actor_email, row.target_ids) == (
+            "denied",
+            "viewer@example.com",
+            [refund_requests.request_target(rid)],
+        )
+    assert stored(rid).status == "pending"
+
+
+def test_withdrawing_someone_elses_request_is_refused_and_audited_once(team) -> None:  # type: ignore[no-untyped-def]
+    rid = pending_request(team["clerk"])
+    for intruder in ("clerk2", "viewer"):
+        with pytest.raises(PermissionDenied):
+            refund_requests.withdraw(team[intruder], rid)
+    assert [(r.outcome, r.actor_email) for r in audit_rows("refunds.withdraw")] == [
+        ("denied", "clerk2@example.com"),
+        ("denied", "viewer@example.com"),
+    ]
+    assert stored(rid).status == "pending"
+
+
+@pytest.mark.parametrize(
+    ("given", "target"),
+    [
+        (999_999, "999999"),
+        ("0", "0"),
+        ("1; DROP TABLE refund_request", "1; DROP TABLE refund_request"),
+        ("٣", "٣"),  # a digit, but not an ASCII one
+        (["1"], "['1']"),
+        (None, "None"),
+        ("7\n2026-01-01 INFO forged\x1b[31m", "7?2026-01-01 INFO forged?[31m"),
+        ("\ud800", "?"),
+        ("9" * 5000, "9" * 40),
+    ],
+)
+def test_a_request_that_does_not_exist_is_a_refused_attempt(team, given: object, target: str) -> None:  # type: ignore[no-untyped-def]
+    calls = [
+        ("refunds.approve", lambda: refund_requests.approve(team["manager"], given, "ok")),  # type: ignore[arg-type]
+        ("refunds.decline", lambda: refund_requests.decline(team["manager"], given, "no")),  # type: ignore[arg-type]
+        ("refunds.withdraw", lambda: refund_requests.withdraw(team["clerk"], given)),  # type: ignore[arg-type]
+    ]
+    for action, call in calls:
+        with pytest.raises(NotFound, match="There is no such refund request"):
+            call()
+        (row,) = audit_rows(action)
+        assert row.outcome == "denied" and row.target_ids == [refund_requests.request_target(target)], action
+        assert row.error == "There is no such refund request."

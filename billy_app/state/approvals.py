@@ -1,9 +1,11 @@
 """`/approvals`: the queue of refund requests, and the caller's own requests.
 
 What the page shows is a hint; `services.refund_requests` decides every action again (who may
-approve, up to which cap, never one's own, once). Every handler argument is untrusted: a
-request id is looked up in the rows this page was given, and the service checks it anyway.
-The lists are re-read after every action, so a request someone else just decided shows so.
+approve, up to which cap, never one's own, once). Every handler argument is untrusted, and an
+attempt is never refused here: a request id this page did not list still goes to the service,
+which refuses it and audits the refusal (DESIGN: every refusal of a member's attempt is
+audited). The page only words the outcome. The lists are re-read after every action, so a
+request someone else just decided shows so.
 """
 
 from __future__ import annotations
@@ -55,6 +57,13 @@ def request_row(r: RequestView) -> dict[str, str]:
     }
 
 
+def _given_id(request_id: object) -> str:
+    """A request id as a client sent it, as text the service can judge and audit: cut short, and
+    printable only (a lone surrogate or control character would follow it into state and logs)."""
+    text = request_id if isinstance(request_id, str) else repr(request_id)
+    return "".join(ch if ch.isprintable() else "?" for ch in text[:40])
+
+
 class ApprovalsState(SessionState):
     queue: list[dict[str, str]] = []
     mine: list[dict[str, str]] = []
@@ -96,19 +105,22 @@ class ApprovalsState(SessionState):
         await self._reload_quietly()
 
     def _known(self, request_id: str, rows: list[dict[str, str]]) -> dict[str, str] | None:
-        wanted = str(request_id)[:20]
+        wanted = _given_id(request_id)
         return next((r for r in rows if r["id"] == wanted), None)
 
     @rx.event
     async def open_decision(self, request_id: str, kind: str):
-        """Open the approve / decline dialog for a request this page listed."""
+        """Open the approve / decline dialog for a request this page listed. Any other id is
+        kept as the one to decide on, without a dialog: a real page has nothing to confirm then,
+        and a forged `decide` that follows reaches the service, which refuses and audits it."""
         await self._reload_quietly()  # decide on the request as it is now
+        self.decision_kind = "decline" if kind == "decline" else "approve"
+        self.decision_id = _given_id(request_id)
         row = self._known(request_id, self.queue)
         if row is None:
+            self.decision_open = False
             self.message, self.message_kind = "That request is no longer waiting; the list is up to date.", "error"
             return
-        self.decision_kind = "decline" if kind == "decline" else "approve"
-        self.decision_id = row["id"]
         verb = "Refund" if self.decision_kind == "approve" else "Decline the refund of"
         self.decision_summary = (
             f"{verb} {row['amount']} on {row['charge']} ({row['customer']}), asked by {row['requester']}."
@@ -143,6 +155,8 @@ class ApprovalsState(SessionState):
             return
         except BillyError as exc:
             self.busy, self.decision_problem = False, exc.message
+            if not self.decision_open:  # no dialog to show it in
+                self.message, self.message_kind = exc.message, "error"
             await self._reload_quietly()
             return
         self.busy, self.decision_open, self.decision_id = False, False, ""
@@ -151,11 +165,10 @@ class ApprovalsState(SessionState):
 
     @rx.event
     async def withdraw(self, request_id: str):
-        if self._known(request_id, self.mine) is None:
-            self.message, self.message_kind = "That request is not one of yours.", "error"
-            return None
+        """Withdraw one of the caller's requests. Whatever id arrives goes to the service, which
+        refuses (and audits) a request that is not theirs or does not exist."""
         try:
-            await asyncio.to_thread(refund_requests.withdraw, await self.actor(), str(request_id)[:20])
+            await asyncio.to_thread(refund_requests.withdraw, await self.actor(), _given_id(request_id))
         except NotAuthenticated:
             return SessionState.recover
         except BillyError as exc:
