@@ -127,4 +127,3 @@ def choose_plan(actor: Actor, plan: str, *, now: datetime | None = None) -> OrgS
             draft.details.update(old_plan=org.plan, new_plan=plan)
             org.plan, org.plan_chosen_at = plan, now
             return OrgSummary(org.name, org.plan, PLANS[org.plan].label, org.trial_ends_at)
-

@@ -1,45 +1,109 @@
-"""Pieces of the list pages (charges, subscriptions, invoices): filter controls, sort, pager."""
+"""The list pages' frame (charges, subscriptions, invoices): filter bar, sort, pager, table.
+
+Each list page is a `ListDescription`: its state (a `billy_app.state.list_page.ListPage`), its
+filters and its columns; `list_page` builds the rest. The ids the browser tests use come from
+the description's nouns: `#charges-table`, `.charge-row[data-charge=<id>]`, `#filter-<name>`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import reflex as rx
 
+from billy_app.components.tables import Row, header
 from billy_app.state.list_page import SORT_CHOICES
+
+# A `ListPage` state class (its vars are read as class attributes, so no narrower type helps here).
+ListState = Any
 
 
 def labelled(label: str, control: rx.Component) -> rx.Component:
     return rx.vstack(rx.text(label, size="1", color_scheme="gray"), control, spacing="1")
 
 
-def choice_filter(state: Any, name: str, choices: list[tuple[str, str]], label: str) -> rx.Component:
-    return labelled(
-        label,
-        rx.select.root(
-            rx.select.trigger(id=f"filter-{name}", aria_label=label, min_width="11em"),
-            rx.select.content(*[rx.select.item(text, value=key) for key, text in choices]),
-            value=state.f[name],
-            on_change=lambda v: state.set_filter(name, v),
-        ),
-    )
+@dataclass(frozen=True)
+class ChoiceFilter:
+    """A filter picked from a list; `choices` come from the state module (the first is "any")."""
+
+    name: str
+    label: str
+    choices: Sequence[tuple[str, str]]
+
+    def control(self, state: ListState) -> rx.Component:
+        return labelled(
+            self.label,
+            rx.select.root(
+                rx.select.trigger(id=f"filter-{self.name}", aria_label=self.label, min_width="11em"),
+                rx.select.content(*[rx.select.item(text, value=key) for key, text in self.choices]),
+                value=state.f[self.name],
+                on_change=lambda value: state.set_filter(self.name, value),
+            ),
+        )
 
 
-def text_filter(state: Any, name: str, label: str, *, width: str = "9em", **props: Any) -> rx.Component:
-    return labelled(
-        label,
-        rx.input(
-            name=name,
-            id=f"filter-{name}",
-            value=state.f[name],
-            on_change=lambda v: state.set_filter(name, v),
-            width=width,
-            **props,
-        ),
-    )
+@dataclass(frozen=True)
+class TextFilter:
+    """A typed filter: `input_type="date"` for a day picker."""
+
+    name: str
+    label: str
+    width: str = "9em"
+    placeholder: str | None = None
+    input_type: str | None = None
+
+    def control(self, state: ListState) -> rx.Component:
+        props: dict[str, str] = {}
+        if self.placeholder is not None:
+            props["placeholder"] = self.placeholder
+        if self.input_type is not None:
+            props["type"] = self.input_type
+        return labelled(
+            self.label,
+            rx.input(
+                name=self.name,
+                id=f"filter-{self.name}",
+                value=state.f[self.name],
+                on_change=lambda value: state.set_filter(self.name, value),
+                width=self.width,
+                **props,
+            ),
+        )
 
 
-def filter_bar(state: Any, *controls: rx.Component) -> rx.Component:
+def date_filter(name: str, label: str) -> TextFilter:
+    return TextFilter(name, label, width="10em", input_type="date")
+
+
+CUSTOMER_FILTER = TextFilter("customer", "Customer", width="16em", placeholder="cus_… or email or name")
+
+
+@dataclass(frozen=True)
+class Column:
+    """A table column: its header and what its cell shows for one row."""
+
+    label: str
+    cell: Callable[[Row], rx.Component | rx.Var]
+
+
+@dataclass(frozen=True)
+class ListDescription:
+    """One list page. `item` names its rows (`.charge-row`, `data-charge` = the row's id) and
+    `items` its table (`#charges-table`) and empty note; `row_data` adds `data-<key>` attributes."""
+
+    state: ListState
+    item: str
+    items: str
+    filters: Sequence[ChoiceFilter | TextFilter]
+    columns: Sequence[Column]
+    row_data: Sequence[str] = ()
+
+
+def filter_bar(state: Any, *controls: rx.Component, note: rx.Component | None = None) -> rx.Component:
+    """Filter controls with Apply and Clear; `state.problem` says why filters were not applied.
+    Any state with `apply`, `clear` and `problem` (the audit log's too)."""
     return rx.form(
         rx.vstack(
             rx.flex(
@@ -55,6 +119,7 @@ def filter_bar(state: Any, *controls: rx.Component) -> rx.Component:
                 spacing="3",
                 align="end",
             ),
+            *([note] if note is not None else []),
             rx.cond(
                 state.problem != "",
                 rx.callout(state.problem, icon="triangle-alert", color_scheme="red", id="filter-problem", width="100%"),
@@ -68,7 +133,7 @@ def filter_bar(state: Any, *controls: rx.Component) -> rx.Component:
     )
 
 
-def sort_select(state: Any) -> rx.Component:
+def sort_select(state: ListState) -> rx.Component:
     return rx.hstack(
         rx.text("Sort", size="2", color_scheme="gray"),
         rx.select.root(
@@ -83,7 +148,8 @@ def sort_select(state: Any) -> rx.Component:
 
 
 def pager(state: Any, suffix: str = "") -> rx.Component:
-    """Previous / next along the keyset pages; `suffix` keeps a second pager's ids apart."""
+    """Previous / next along the keyset pages; `suffix` keeps a second pager's ids apart.
+    Any state with `page_number`, `has_next`, `previous_page` and `next_page` (customers too)."""
     return rx.hstack(
         rx.button(
             "Previous",
@@ -99,24 +165,44 @@ def pager(state: Any, suffix: str = "") -> rx.Component:
     )
 
 
-def customer_cell(row: rx.Var[dict[str, str]]) -> rx.Component:
+def customer_cell(row: Row) -> rx.Component:
     """The customer's name (or email), linking to their page when the row has one."""
-    return rx.table.cell(
-        rx.vstack(
-            rx.cond(
-                row["customer_id"] != "",
-                rx.link(row["customer"], href="/customers/" + row["customer_id"], class_name="customer-link"),
-                rx.text(row["customer"], size="2"),
-            ),
-            rx.cond(row["email"] != "", rx.text(row["email"], size="1", color_scheme="gray")),
-            spacing="0",
-        )
+    return rx.vstack(
+        rx.cond(
+            row["customer_id"] != "",
+            rx.link(row["customer"], href="/customers/" + row["customer_id"], class_name="customer-link"),
+            rx.text(row["customer"], size="2"),
+        ),
+        rx.cond(row["email"] != "", rx.text(row["email"], size="1", color_scheme="gray")),
+        spacing="0",
     )
 
 
-def empty_note(state: Any, text: str) -> rx.Component:
-    return rx.cond((state.rows.length() == 0) & (state.error == ""), rx.text(text, color_scheme="gray"))
+def list_row(description: ListDescription, row: Row) -> rx.Component:
+    attributes = {f"data-{description.item}": row["id"], **{f"data-{key}": row[key] for key in description.row_data}}
+    return rx.table.row(
+        *[rx.table.cell(column.cell(row)) for column in description.columns],
+        custom_attrs=attributes,
+        class_name=f"{description.item}-row",
+    )
 
 
-def error_callout(state: Any) -> rx.Component:
-    return rx.cond(state.error != "", rx.callout(state.error, color_scheme="red", icon="triangle-alert"))
+def list_page(description: ListDescription) -> rx.Component:
+    """The whole list page below the header: filters, sort and pager, the table, a second pager."""
+    state = description.state
+    return rx.fragment(
+        filter_bar(state, *[each.control(state) for each in description.filters]),
+        rx.hstack(sort_select(state), rx.spacer(), pager(state), width="100%", align="center"),
+        rx.cond(state.error != "", rx.callout(state.error, color_scheme="red", icon="triangle-alert")),
+        rx.table.root(
+            header(*[column.label for column in description.columns]),
+            rx.table.body(rx.foreach(state.rows, lambda row: list_row(description, row))),
+            width="100%",
+            id=f"{description.items}-table",
+        ),
+        rx.cond(
+            (state.rows.length() == 0) & (state.error == ""),
+            rx.text(f"No {description.items} match these filters.", color_scheme="gray"),
+        ),
+        pager(state, "-bottom"),
+    )

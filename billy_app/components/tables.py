@@ -1,6 +1,8 @@
-"""Small table pieces shared by the list pages."""
+"""Small table pieces shared by the pages: headers, coloured badges, a name over its id."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import reflex as rx
 
@@ -8,29 +10,44 @@ from billy_app.components.layout import local_time
 
 STATE_COLORS = {"Succeeded": "green", "Failed": "red", "Refunded": "gray", "Pending": "amber"}
 
+Row = rx.Var[dict[str, str]]
+
 
 def header(*labels: str) -> rx.Component:
     return rx.table.header(rx.table.row(*[rx.table.column_header_cell(label) for label in labels]))
 
 
+def colored_badge(
+    label: rx.Var[str], key: rx.Var[str], colors: Mapping[str, str], default: str, **props: object
+) -> rx.Component:
+    """A soft badge coloured by `key` (a status), e.g. green for "paid"; `default` for any other."""
+    return rx.badge(label, color_scheme=rx.match(key, *colors.items(), default), variant="soft", **props)
+
+
 def state_badge(state: rx.Var[str]) -> rx.Component:
-    return rx.badge(
-        state,
-        color_scheme=rx.match(state, *[(k, v) for k, v in STATE_COLORS.items()], "blue"),
-        variant="soft",
+    return colored_badge(state, state, STATE_COLORS, "blue")
+
+
+def small_gray(text: rx.Var[str] | str, **props: object) -> rx.Component:
+    return rx.text(text, size="1", color_scheme="gray", **props)
+
+
+def name_and_id(name: rx.Var[str] | rx.Component, row_id: rx.Var[str], *more: rx.Component) -> rx.Component:
+    """A row's name (a description, a plan, a number) over its id in small grey, then any notes."""
+    return rx.vstack(
+        rx.text(name, size="2") if isinstance(name, rx.Var) else name, small_gray(row_id), *more, spacing="0"
     )
 
 
-def charge_cells(charge: rx.Var[dict[str, str]]) -> list[rx.Component]:
+def charge_cells(charge: Row) -> list[rx.Component]:
     """Date, description, card, amount, state: the same on the dashboard and a customer's page."""
     return [
         rx.table.cell(local_time(charge["created"])),
         rx.table.cell(
-            rx.vstack(
-                rx.text(charge["description"], size="2"),
-                rx.text(charge["id"], size="1", color_scheme="gray"),
+            name_and_id(
+                charge["description"],
+                charge["id"],
                 rx.cond(charge["failure"] != "", rx.text(charge["failure"], size="1", color_scheme="red")),
-                spacing="0",
             )
         ),
         rx.table.cell(charge["card"]),
