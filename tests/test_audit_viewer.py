@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from services import audit, db
+from services import audit, audit_viewer, db, timezones
 from services.errors import NotFound, PermissionDenied, ValidationFailed
 from services.models import utcnow
 from services.permissions import Actor, Source
@@ -39,18 +39,18 @@ def _write(actor: Actor, action: str, outcome: str = "ok", **draft: object) -> N
     audit.record(actor, action, outcome, audit.AuditDraft(**draft), "refused for the test" if outcome != "ok" else None)  # type: ignore[arg-type]
 
 
-def _everything(owner: Actor, **filters: object) -> list[audit.AuditRecord]:
+def _everything(owner: Actor, **filters: object) -> list[audit_viewer.AuditRecord]:
     """Every matching row, read page by page."""
     rows, cursor = [], None
     while True:
-        page = audit.search(owner, audit.AuditFilters(**filters), cursor=cursor, limit=7)  # type: ignore[arg-type]
+        page = audit_viewer.search(owner, audit_viewer.AuditFilters(**filters), cursor=cursor, limit=7)  # type: ignore[arg-type]
         rows += page.entries
         if page.next_cursor is None:
             return rows
         cursor = page.next_cursor
 
 
-def _ids(rows: list[audit.AuditRecord]) -> list[int]:
+def _ids(rows: list[audit_viewer.AuditRecord]) -> list[int]:
     return [r.id for r in rows]
 
 
@@ -167,50 +167,52 @@ def test_filters_that_make_no_sense_are_refused_clearly(
     any_store_owner: Actor, filters: dict[str, object], message: str
 ) -> None:
     with pytest.raises(ValidationFailed, match=message.replace("(", r"\(").replace(".", r"\.")):
-        audit.search(any_store_owner, audit.AuditFilters(**filters))  # type: ignore[arg-type]
+        audit_viewer.search(any_store_owner, audit_viewer.AuditFilters(**filters))  # type: ignore[arg-type]
 
 
 def test_a_date_range_that_ends_before_it_starts_is_refused(any_store_owner: Actor) -> None:
     start, end = datetime(2025, 3, 2, 12, tzinfo=UTC), datetime(2025, 3, 1, 8, tzinfo=UTC)
     with pytest.raises(ValidationFailed) as refused:
-        audit.search(any_store_owner, audit.AuditFilters(date_from=start, date_to=end))
+        audit_viewer.search(any_store_owner, audit_viewer.AuditFilters(date_from=start, date_to=end))
     assert refused.value.message == (
         "The date range ends before it starts (from 2025-03-02 12:00 UTC to 2025-03-01 08:00 UTC): "
         "swap the dates or clear one."
     )
     with pytest.raises(ValidationFailed, match="ends before it starts"):
-        audit.export(any_store_owner, audit.AuditFilters(date_from=start, date_to=end))
-    audit.search(any_store_owner, audit.AuditFilters(date_from=start, date_to=start))  # from = to: empty, not wrong
+        audit_viewer.export(any_store_owner, audit_viewer.AuditFilters(date_from=start, date_to=end))
+    audit_viewer.search(
+        any_store_owner, audit_viewer.AuditFilters(date_from=start, date_to=start)
+    )  # from = to: empty, not wrong
 
 
 def test_days_picked_in_the_viewers_zone_become_a_utc_range() -> None:
-    assert audit.day_range("", "") == (None, None)
-    assert audit.day_range("2025-03-01", "2025-03-01") == (
+    assert timezones.day_range("", "") == (None, None)
+    assert timezones.day_range("2025-03-01", "2025-03-01") == (
         datetime(2025, 3, 1, tzinfo=UTC),
         datetime(2025, 3, 2, tzinfo=UTC),
     )
-    assert audit.day_range("2025-03-01", "2025-03-02", "Europe/Berlin") == (
+    assert timezones.day_range("2025-03-01", "2025-03-02", "Europe/Berlin") == (
         datetime(2025, 2, 28, 23, tzinfo=UTC),
         datetime(2025, 3, 2, 23, tzinfo=UTC),
     )
-    assert audit.day_range("2025-03-09", None, "America/New_York") == (datetime(2025, 3, 9, 5, tzinfo=UTC), None)
-    assert audit.day_range(None, "2025-03-09", "America/New_York") == (None, datetime(2025, 3, 10, 4, tzinfo=UTC))
+    assert timezones.day_range("2025-03-09", None, "America/New_York") == (datetime(2025, 3, 9, 5, tzinfo=UTC), None)
+    assert timezones.day_range(None, "2025-03-09", "America/New_York") == (None, datetime(2025, 3, 10, 4, tzinfo=UTC))
     # A zone this machine does not know (or a forged one) counts as UTC.
-    assert audit.day_range("2025-03-01", "", "Mars/Olympus") == (datetime(2025, 3, 1, tzinfo=UTC), None)
-    assert audit.viewer_zone("../../etc/passwd") == "UTC"
-    assert audit.viewer_zone("Europe/Berlin") == "Europe/Berlin"
+    assert timezones.day_range("2025-03-01", "", "Mars/Olympus") == (datetime(2025, 3, 1, tzinfo=UTC), None)
+    assert timezones.viewer_zone("../../etc/passwd") == "UTC"
+    assert timezones.viewer_zone("Europe/Berlin") == "Europe/Berlin"
 
     with pytest.raises(ValidationFailed) as refused:
-        audit.day_range("2025-03-02", "2025-03-01")
+        timezones.day_range("2025-03-02", "2025-03-01")
     assert refused.value.message == (
         "The 'from' date (2025-03-02) is after the 'to' date (2025-03-01): swap them or clear one."
     )
     with pytest.raises(ValidationFailed, match="is not a date: use the form 2025-01-31"):
-        audit.day_range("1 March", "")
+        timezones.day_range("1 March", "")
     with pytest.raises(ValidationFailed, match="is not a date"):
-        audit.day_range("", "2025-02-30")
+        timezones.day_range("", "2025-02-30")
     with pytest.raises(ValidationFailed, match="between 1970 and 9998"):
-        audit.day_range("", "9999-12-31")
+        timezones.day_range("", "9999-12-31")
 
 
 # --- pages ------------------------------------------------------------------------------------
@@ -226,7 +228,7 @@ def test_pages_cover_every_row_exactly_once_and_do_not_shift_as_rows_arrive(
 
     seen, cursor, sizes = [], None, []
     while True:
-        page = audit.search(owner, cursor=cursor, limit=25)
+        page = audit_viewer.search(owner, cursor=cursor, limit=25)
         seen += _ids(page.entries)
         sizes.append(len(page.entries))
         if len(sizes) == 1:
@@ -240,23 +242,23 @@ def test_pages_cover_every_row_exactly_once_and_do_not_shift_as_rows_arrive(
 
     invites = _everything(owner, action="team.invite")
     assert _ids(invites) == [62] + [n for n in everything if n != 1 and (n - 2) % 3 == 0]
-    assert audit.search(owner, cursor=1).entries == []
-    assert len(audit.search(owner, limit=0).entries) == 1  # at least one row a page
-    monkeypatch.setattr(audit, "PAGE_LIMIT_MAX", 20)
-    assert len(audit.search(owner, limit=10_000).entries) == 20  # and at most PAGE_LIMIT_MAX
+    assert audit_viewer.search(owner, cursor=1).entries == []
+    assert len(audit_viewer.search(owner, limit=0).entries) == 1  # at least one row a page
+    monkeypatch.setattr(audit_viewer, "PAGE_LIMIT_MAX", 20)
+    assert len(audit_viewer.search(owner, limit=10_000).entries) == 20  # and at most PAGE_LIMIT_MAX
     with pytest.raises(ValidationFailed, match="The page size must be a number"):
-        audit.search(owner, limit="50")  # type: ignore[arg-type]
+        audit_viewer.search(owner, limit="50")  # type: ignore[arg-type]
     for bad in (0, -5, "10", 2.5, True):
         with pytest.raises(ValidationFailed, match="That page of the audit log does not exist"):
-            audit.search(owner, cursor=bad)  # type: ignore[arg-type]
+            audit_viewer.search(owner, cursor=bad)  # type: ignore[arg-type]
 
 
 def test_reading_is_not_logged(seeded: dict[str, Actor]) -> None:
     owner = seeded["owner"]
     before = _everything(owner)
-    audit.search(owner, audit.AuditFilters(action="team"))
-    audit.get_entry(owner, 3)
-    audit.known_actions(owner)
+    audit_viewer.search(owner, audit_viewer.AuditFilters(action="team"))
+    audit_viewer.get_entry(owner, 3)
+    audit_viewer.known_actions(owner)
     assert _ids(_everything(owner)) == _ids(before)
 
 
@@ -265,7 +267,7 @@ def test_reading_is_not_logged(seeded: dict[str, Actor]) -> None:
 
 def test_a_row_opens_in_full_with_its_hashes(any_store: Instance, seeded: dict[str, Actor]) -> None:
     owner = seeded["owner"]
-    row = audit.get_entry(owner, 2)
+    row = audit_viewer.get_entry(owner, 2)
     assert (row.id, row.action, row.actor_email, row.source, row.client_address, row.user_agent) == (
         2,
         "team.invite",
@@ -275,20 +277,20 @@ def test_a_row_opens_in_full_with_its_hashes(any_store: Instance, seeded: dict[s
         "pytest",
     )
     assert row.details == {"email": "ann@example.com", "role": "billing_clerk"}
-    assert row.prev_hash == audit.get_entry(owner, 1).hash and len(row.hash) == 64
+    assert row.prev_hash == audit_viewer.get_entry(owner, 1).hash and len(row.hash) == 64
     assert row.sealed
 
     for missing in (999, 0, -1, "2", None):
         with pytest.raises(NotFound):
-            audit.get_entry(owner, missing)  # type: ignore[arg-type]
+            audit_viewer.get_entry(owner, missing)  # type: ignore[arg-type]
 
     _drop_triggers(any_store.kind)
     _sql("UPDATE audit_log SET details = :d WHERE id = 2", d='{"email": "someone@else.com"}')
-    assert not audit.get_entry(owner, 2).sealed
+    assert not audit_viewer.get_entry(owner, 2).sealed
 
 
 def test_known_actions_lists_what_the_log_holds(seeded: dict[str, Actor]) -> None:
-    assert audit.known_actions(seeded["owner"]) == [
+    assert audit_viewer.known_actions(seeded["owner"]) == [
         "charges.refund",
         "organization.signup",
         "refunds.request",
@@ -308,11 +310,11 @@ def _parse(text: str) -> list[dict[str, str]]:
 
 def test_the_export_holds_exactly_the_filtered_rows(seeded: dict[str, Actor]) -> None:
     owner = seeded["owner"]
-    filters = audit.AuditFilters(action="charges.refund", date_to=DAY3)
-    done = audit.export(owner, filters, now=datetime(2025, 3, 4, 10, 5, 6, tzinfo=UTC))
+    filters = audit_viewer.AuditFilters(action="charges.refund", date_to=DAY3)
+    done = audit_viewer.export(owner, filters, now=datetime(2025, 3, 4, 10, 5, 6, tzinfo=UTC))
     assert done.filename == "billy-audit-log-20250304-100506.csv"
     assert (done.rows, done.truncated, done.describe()) == (3, False, "Exported 3 rows.")
-    assert done.text.startswith(",".join(audit.EXPORT_COLUMNS) + "\r\n")
+    assert done.text.startswith(",".join(audit_viewer.EXPORT_COLUMNS) + "\r\n")
     rows = _parse(done.text)
     expected = _everything(owner, action="charges.refund", date_to=DAY3)
     assert [int(r["id"]) for r in rows] == _ids(expected) == [7, 5, 3]
@@ -325,43 +327,43 @@ def test_the_export_holds_exactly_the_filtered_rows(seeded: dict[str, Actor]) ->
         assert line["hash"] == entry.hash and line["prev_hash"] == entry.prev_hash
         assert datetime.fromisoformat(line["at_utc"]) == entry.at
     assert rows[0]["user_agent"] == "billy-agent" and rows[1]["client_address"] == "10.0.0.2"
-    assert audit.export_csv(owner, filters) == done.text
+    assert audit_viewer.export_csv(owner, filters) == done.text
 
-    everything = _parse(audit.export_csv(owner))
+    everything = _parse(audit_viewer.export_csv(owner))
     assert len(everything) == 11  # the nine rows and the two exports before this one
     signup = everything[-1]
     assert signup["action"] == "organization.signup" and signup["actor_id"] == str(owner.user_id)
     assert signup["amount_minor_units"] == "" and signup["details"].startswith("{")
 
     # The export itself is in the log: who, which filters, how many rows.
-    newest = audit.search(owner, limit=1).entries[0]
+    newest = audit_viewer.search(owner, limit=1).entries[0]
     assert (newest.action, newest.outcome, newest.actor_email) == ("audit.export", "ok", owner.email)
     assert newest.details == {"filters": {}, "rows": 11, "truncated": False}
-    first_export = audit.get_entry(owner, 10)
+    first_export = audit_viewer.get_entry(owner, 10)
     assert first_export.details["filters"] == {"action": "charges.refund", "date_to": DAY3.isoformat()}
 
 
 def test_an_export_with_nothing_matching_is_a_header(seeded: dict[str, Actor]) -> None:
-    done = audit.export(seeded["owner"], audit.AuditFilters(person="nobody@example.com"))
-    assert done.rows == 0 and done.text == ",".join(audit.EXPORT_COLUMNS) + "\r\n"
+    done = audit_viewer.export(seeded["owner"], audit_viewer.AuditFilters(person="nobody@example.com"))
+    assert done.rows == 0 and done.text == ",".join(audit_viewer.EXPORT_COLUMNS) + "\r\n"
     assert done.describe() == "Exported 0 rows."
 
 
 def test_a_big_export_stops_at_the_limit_and_says_so(seeded: dict[str, Actor], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(audit, "EXPORT_LIMIT", 4)
-    done = audit.export(seeded["owner"])
+    monkeypatch.setattr(audit_viewer, "EXPORT_LIMIT", 4)
+    done = audit_viewer.export(seeded["owner"])
     assert (done.rows, done.truncated) == (4, True)
     assert [int(r["id"]) for r in _parse(done.text)] == [9, 8, 7, 6]  # the newest
     assert done.describe() == (
         "Exported the newest 4 matching rows: an export holds at most 4. Narrow the dates to export the older ones."
     )
-    assert audit.search(seeded["owner"], limit=1).entries[0].details["truncated"] is True
+    assert audit_viewer.search(seeded["owner"], limit=1).entries[0].details["truncated"] is True
 
 
 def test_cells_a_spreadsheet_would_run_are_exported_as_text(any_store_owner: Actor) -> None:
     sly = Actor(None, "=cmd@example.com", "read_only", Source.API, "+1", '=HYPERLINK("http://evil.example")')
     _write(sly, "customers.search", "denied", targets=["-2+3"], details={"q": "@SUM(1)"})
-    row = _parse(audit.export_csv(any_store_owner))[0]
+    row = _parse(audit_viewer.export_csv(any_store_owner))[0]
     assert row["actor_email"] == "'=cmd@example.com"
     assert row["user_agent"] == '\'=HYPERLINK("http://evil.example")'
     assert row["client_address"] == "'+1" and row["target_ids"] == "'-2+3"
@@ -370,8 +372,8 @@ def test_cells_a_spreadsheet_would_run_are_exported_as_text(any_store_owner: Act
 
 def test_a_failed_export_is_logged_as_failed(any_store_owner: Actor) -> None:
     with pytest.raises(ValidationFailed):
-        audit.export(any_store_owner, audit.AuditFilters(outcome="sideways"))
-    newest = audit.search(any_store_owner, limit=1).entries[0]
+        audit_viewer.export(any_store_owner, audit_viewer.AuditFilters(outcome="sideways"))
+    newest = audit_viewer.search(any_store_owner, limit=1).entries[0]
     assert (newest.action, newest.outcome) == ("audit.export", "failed")
     assert newest.error == "The outcome is one of ok, denied, failed."
 
@@ -385,13 +387,13 @@ def test_everyone_but_the_owner_is_refused_and_the_refusal_is_logged(seeded: dic
     other = member_actor(role, f"{role}@example.com")
     before = len(_everything(owner))
     attempts = [
-        lambda: audit.search(other),
-        lambda: audit.search(other, audit.AuditFilters(action="team")),
-        lambda: audit.get_entry(other, 2),
-        lambda: audit.known_actions(other),
-        lambda: audit.export(other),
-        lambda: audit.export_csv(other, audit.AuditFilters(person="ann")),
-        lambda: audit.verify_for(other),
+        lambda: audit_viewer.search(other),
+        lambda: audit_viewer.search(other, audit_viewer.AuditFilters(action="team")),
+        lambda: audit_viewer.get_entry(other, 2),
+        lambda: audit_viewer.known_actions(other),
+        lambda: audit_viewer.export(other),
+        lambda: audit_viewer.export_csv(other, audit_viewer.AuditFilters(person="ann")),
+        lambda: audit_viewer.verify_for(other),
     ]
     for attempt in attempts:
         with pytest.raises(PermissionDenied, match="cannot open the audit log: only the Owner can"):
@@ -415,8 +417,8 @@ def test_everyone_but_the_owner_is_refused_and_the_refusal_is_logged(seeded: dic
 def test_a_role_this_instance_does_not_know_is_refused(any_store_owner: Actor) -> None:
     stranger = Actor(99, "x@example.com", "superuser", Source.API)
     with pytest.raises(PermissionDenied, match="Your role is not known"):
-        audit.search(stranger)
-    newest = audit.search(any_store_owner, limit=1).entries[0]
+        audit_viewer.search(stranger)
+    newest = audit_viewer.search(any_store_owner, limit=1).entries[0]
     assert (newest.actor_email, newest.action, newest.outcome) == ("x@example.com", "audit.view", "denied")
 
 
@@ -442,20 +444,20 @@ def test_verify_for_reports_an_intact_log_then_names_the_altered_row(
     any_store: Instance, seeded: dict[str, Actor]
 ) -> None:
     owner = seeded["owner"]
-    result = audit.verify_for(owner)
+    result = audit_viewer.verify_for(owner)
     assert (result.ok, result.rows_checked, result.first_bad_id) == (True, 9, None)
     assert result.describe().startswith("Audit log intact: 9 rows checked, one unbroken chain.")
-    logged = audit.search(owner, limit=1).entries[0]
+    logged = audit_viewer.search(owner, limit=1).entries[0]
     assert (logged.action, logged.outcome, logged.id) == ("audit.verify", "ok", 10)
     assert logged.details == {"intact": True, "rows_checked": 9}
-    assert audit.verify_for(owner).rows_checked == 10  # its own row is part of the chain
+    assert audit_viewer.verify_for(owner).rows_checked == 10  # its own row is part of the chain
 
     _drop_triggers(any_store.kind)
     _sql("UPDATE audit_log SET amount = 5 WHERE id = 3")  # ann's refused $500 becomes 5 cents
-    result = audit.verify_for(owner)
+    result = audit_viewer.verify_for(owner)
     assert (result.ok, result.first_bad_id, result.problem) == (False, 3, "row 3 was altered")
     assert result.describe() == "Audit log BROKEN at row 3: row 3 was altered. (3 rows checked up to there.)"
-    logged = audit.search(owner, limit=1).entries[0]
+    logged = audit_viewer.search(owner, limit=1).entries[0]
     assert (logged.action, logged.outcome) == ("audit.verify", "ok")  # the check ran; what it found is in details
     assert logged.details == {"intact": False, "rows_checked": 3, "first_bad_id": 3, "problem": "row 3 was altered"}
 
@@ -464,6 +466,6 @@ def test_verify_for_names_rows_cut_off_the_end(any_store: Instance, seeded: dict
     owner = seeded["owner"]
     _drop_triggers(any_store.kind)
     _sql("DELETE FROM audit_log WHERE id >= 8")
-    result = audit.verify_for(owner)
+    result = audit_viewer.verify_for(owner)
     assert (result.ok, result.first_bad_id) == (False, 8)
     assert "rows after 7 were removed" in result.describe()

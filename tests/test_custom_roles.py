@@ -254,7 +254,7 @@ def test_a_custom_role_refund_is_capped_against_stripe(any_store, any_store_owne
 
 
 def test_the_audit_log_names_a_custom_role_by_its_label(any_store_owner, smtp_catcher) -> None:  # type: ignore[no-untyped-def]
-    from services import audit
+    from services import audit_viewer
 
     _business()
     key = roles.create_custom_role(any_store_owner, "Support lead", ["refund"], {"usd": 100_00})
@@ -262,8 +262,8 @@ def test_the_audit_log_names_a_custom_role_by_its_label(any_store_owner, smtp_ca
     lead = _signed_in(LEAD)
     with pytest.raises(PermissionDenied):
         roles.list_roles(lead)
-    from services.audit import AuditFilters
+    from services.audit_viewer import AuditFilters
 
-    page = audit.search(any_store_owner, AuditFilters(person=LEAD))
+    page = audit_viewer.search(any_store_owner, AuditFilters(person=LEAD))
     assert page.entries and {(e.actor_role, e.actor_role_label) for e in page.entries} == {(key, "Support lead")}
-    assert audit.get_entry(any_store_owner, page.entries[0].id).actor_role_label == "Support lead"
+    assert audit_viewer.get_entry(any_store_owner, page.entries[0].id).actor_role_label == "Support lead"

@@ -18,8 +18,8 @@ from typing import Any
 import reflex as rx
 
 from billy_app.state.session import SessionState
-from services import audit
-from services.audit import AuditFilters, AuditRecord
+from services import audit_viewer, timezones
+from services.audit_viewer import AuditFilters, AuditRecord
 from services.errors import BillyError, NotAuthenticated, PermissionDenied
 from services.permissions import ROLES
 
@@ -112,7 +112,7 @@ class AuditViewerState(SessionState):
 
     def _filters(self, applied: dict[str, str] | None = None) -> AuditFilters:
         a = self._applied if applied is None else applied
-        date_from, date_to = audit.day_range(a.get("from", ""), a.get("to", ""), self.zone)
+        date_from, date_to = timezones.day_range(a.get("from", ""), a.get("to", ""), self.zone)
         return AuditFilters(
             person=a.get("person", ""),
             action=a.get("action", ""),
@@ -124,7 +124,9 @@ class AuditViewerState(SessionState):
 
     async def _read(self, cursor: int, filters: AuditFilters | None = None) -> None:
         actor = await self.actor()
-        page = await asyncio.to_thread(audit.search, actor, filters or self._filters(), cursor or None, PAGE_SIZE)
+        page = await asyncio.to_thread(
+            audit_viewer.search, actor, filters or self._filters(), cursor or None, PAGE_SIZE
+        )
         self.rows = [entry_row(e) for e in page.entries]
         self._next_cursor = page.next_cursor or 0
         self.has_older = page.next_cursor is not None
@@ -164,7 +166,7 @@ class AuditViewerState(SessionState):
 
         async def work() -> None:
             await self._read(0)
-            self.actions = await asyncio.to_thread(audit.known_actions, await self.actor())
+            self.actions = await asyncio.to_thread(audit_viewer.known_actions, await self.actor())
 
         outcome = await self._guarded(work)
         if outcome is not None or self.refused:
@@ -173,7 +175,7 @@ class AuditViewerState(SessionState):
 
     @rx.event
     def set_zone(self, zone: str):
-        self.zone = audit.viewer_zone(zone)
+        self.zone = timezones.viewer_zone(zone)
 
     # --- the filter bar (values are only kept here until applied; the service checks them) ---
 
@@ -293,7 +295,7 @@ class AuditViewerState(SessionState):
             return None
 
         async def work() -> None:
-            record = await asyncio.to_thread(audit.get_entry, await self.actor(), int(text))
+            record = await asyncio.to_thread(audit_viewer.get_entry, await self.actor(), int(text))
             self.detail, self.detail_open = entry_detail(record), True
 
         return await self._guarded(work)
@@ -314,7 +316,7 @@ class AuditViewerState(SessionState):
         yield
         try:
             actor = await self.actor()
-            done = await asyncio.to_thread(audit.export, actor, self._filters())
+            done = await asyncio.to_thread(audit_viewer.export, actor, self._filters())
         except NotAuthenticated:
             self.exporting = False
             yield SessionState.recover
@@ -339,7 +341,7 @@ class AuditViewerState(SessionState):
         self.verifying, self.verify_kind, self.verify_message = True, "", ""
         yield
         try:
-            result = await asyncio.to_thread(audit.verify_for, await self.actor())
+            result = await asyncio.to_thread(audit_viewer.verify_for, await self.actor())
         except NotAuthenticated:
             self.verifying = False
             yield SessionState.recover

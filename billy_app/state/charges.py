@@ -8,7 +8,7 @@ from billy_app.state.list_page import ANY, ListPage
 from billy_app.state.live import LiveState
 from billy_app.state.session import SessionState
 from billy_app.state.view import iso
-from services import audit, reports
+from services import reports, timezones
 from services.errors import ValidationFailed
 from services.money import parse_money
 from services.permissions import Actor
@@ -30,7 +30,7 @@ def _amount(text: str, currency: str, which: str) -> int | None:
 
 def charge_filters(applied: dict[str, str], zone: str) -> ChargeFilters:
     """The filter bar's words → the service's filters (dates are whole days in `zone`)."""
-    date_from, date_to = audit.day_range(applied.get("from", ""), applied.get("to", ""), zone)
+    date_from, date_to = timezones.day_range(applied.get("from", ""), applied.get("to", ""), zone)
     currency = applied.get("currency", "").lower()
     return ChargeFilters(
         status=applied.get("status", ""),

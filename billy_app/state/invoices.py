@@ -8,7 +8,7 @@ from billy_app.state.list_page import ANY, ListPage
 from billy_app.state.live import LiveState
 from billy_app.state.session import SessionState
 from billy_app.state.view import iso
-from services import audit, reports
+from services import reports, timezones
 from services.permissions import Actor
 from services.reports import InvoiceFilters, InvoiceListRow, Page
 
@@ -46,7 +46,7 @@ class InvoicesState(ListPage, LiveState, SessionState):
         return {"status": STATUS_CHOICES}
 
     def _page(self, actor: Actor, applied: dict[str, str], sort: str, cursor: str | None, zone: str) -> Page[Any]:
-        date_from, date_to = audit.day_range(applied.get("from", ""), applied.get("to", ""), zone)
+        date_from, date_to = timezones.day_range(applied.get("from", ""), applied.get("to", ""), zone)
         filters = InvoiceFilters(
             status=applied.get("status", ""), date_from=date_from, date_to=date_to, customer=applied.get("customer", "")
         )

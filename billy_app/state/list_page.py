@@ -15,7 +15,7 @@ from typing import Any
 
 import reflex as rx
 
-from services import audit
+from services import timezones
 from services.errors import BillyError, NotAuthenticated, PermissionDenied
 from services.permissions import Actor
 from services.reports import Page
@@ -141,7 +141,7 @@ class ListPage(rx.State, mixin=True):
 
     @rx.event
     def set_zone(self, zone: str):
-        self.zone = audit.viewer_zone(zone)
+        self.zone = timezones.viewer_zone(zone)
 
     # --- the filter bar ----------------------------------------------------------------------------
 
