@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import reflex as rx
 
+from services.identity import MIN_PASSWORD_LENGTH
+
 
 def labelled_input(
     label: str, name: str, *, input_type: str = "text", value: rx.Var[str] | None = None, **props: object
@@ -18,4 +20,15 @@ def labelled_input(
         rx.input(name=name, type=input_type, required=True, width="100%", **props),
         spacing="1",
         width="100%",
+    )
+
+
+def new_password_input(label: str) -> rx.Component:
+    """A password being chosen: "<label> (at least N characters)", offered the browser's new-password fill."""
+    return labelled_input(
+        f"{label} (at least {MIN_PASSWORD_LENGTH} characters)",
+        "password",
+        input_type="password",
+        min_length=MIN_PASSWORD_LENGTH,
+        auto_complete="new-password",
     )

@@ -1,4 +1,5 @@
-"""Page frames: the signed-in shell (sidebar, header, sign-out) and the centred card for forms."""
+"""The layouts `page_frame` puts pages in: the signed-in shell (sidebar, header, sign-out) and the
+centred card for forms; plus small pieces every page uses."""
 
 from __future__ import annotations
 
@@ -15,6 +16,15 @@ NAV = [
     ("Subscriptions", "/subscriptions", "repeat"),
     ("Invoices", "/invoices", "file-text"),
     ("Refund requests", "/approvals", "clipboard-check"),
+]
+OWNER_NAV = [  # the `Audience.OWNER` pages: linked for the Owner only
+    ("Settings · Team", "/settings/team", "user-cog"),
+    ("Settings · Roles", "/settings/roles", "shield-check"),
+    ("Audit log", "/settings/audit", "scroll-text"),
+]
+SETTINGS_NAV = [
+    ("Settings · Stripe sync", "/settings/sync", "refresh-cw"),
+    ("Settings · Plan", "/settings/plan", "credit-card"),
 ]
 
 
@@ -54,11 +64,8 @@ def shell(*children: rx.Component, title: str) -> rx.Component:
             rx.text(SessionState.org_name, size="2", color_scheme="gray"),
             rx.divider(),
             *[nav_link(*item) for item in NAV],
-            rx.cond(SessionState.is_owner, nav_link("Settings · Team", "/settings/team", "user-cog")),
-            rx.cond(SessionState.is_owner, nav_link("Settings · Roles", "/settings/roles", "shield-check")),
-            rx.cond(SessionState.is_owner, nav_link("Audit log", "/settings/audit", "scroll-text")),
-            nav_link("Settings · Stripe sync", "/settings/sync", "refresh-cw"),
-            nav_link("Settings · Plan", "/settings/plan", "credit-card"),
+            *[rx.cond(SessionState.is_owner, nav_link(*item)) for item in OWNER_NAV],
+            *[nav_link(*item) for item in SETTINGS_NAV],
             padding="1.5em",
             width="14em",
             min_height="100vh",

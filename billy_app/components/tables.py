@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import reflex as rx
 
@@ -28,7 +28,8 @@ def state_badge(state: rx.Var[str]) -> rx.Component:
     return colored_badge(state, state, STATE_COLORS, "blue")
 
 
-def small_gray(text: rx.Var[str] | str, **props: object) -> rx.Component:
+def small_gray(text: rx.Var[str] | rx.Component | str, **props: object) -> rx.Component:
+    """Small grey text: ids, notes, secondary lines."""
     return rx.text(text, size="1", color_scheme="gray", **props)
 
 
@@ -54,3 +55,35 @@ def charge_cells(charge: Row) -> list[rx.Component]:
         rx.table.cell(rx.text(charge["amount"], weight="medium")),
         rx.table.cell(state_badge(charge["state"])),
     ]
+
+
+def rows_table(
+    rows: rx.Var[list[dict[str, str]]],
+    render_row: Callable[[Row], rx.Component],
+    labels: Sequence[str],
+    *,
+    empty: rx.Component | None = None,
+    **props: object,
+) -> rx.Component:
+    """A full-width table of `rows`, one `render_row` each under `labels`; `empty` in its place when none."""
+    table = rx.table.root(header(*labels), rx.table.body(rx.foreach(rows, render_row)), width="100%", **props)
+    return table if empty is None else rx.cond(rows.length() == 0, empty, table)
+
+
+def confirm_dialog(
+    trigger: str, question: Sequence[rx.Var[str] | str], description: str, confirm: str, on_confirm: object
+) -> rx.Component:
+    """A small red button that asks `question` first: Keep, or `confirm`, which runs `on_confirm`."""
+    return rx.alert_dialog.root(
+        rx.alert_dialog.trigger(rx.button(trigger, size="1", variant="soft", color_scheme="red")),
+        rx.alert_dialog.content(
+            rx.alert_dialog.title(*question),
+            rx.alert_dialog.description(description),
+            rx.hstack(
+                rx.alert_dialog.cancel(rx.button("Keep", variant="soft", color_scheme="gray")),
+                rx.alert_dialog.action(rx.button(confirm, color_scheme="red", on_click=on_confirm)),
+                justify="end",
+                spacing="2",
+            ),
+        ),
+    )

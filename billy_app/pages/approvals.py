@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import reflex as rx
 
-from billy_app.components.layout import local_time, message_callout, shell
-from billy_app.components.tables import header
+from billy_app.components.layout import local_time, message_callout
+from billy_app.components.page_frame import billy_page
+from billy_app.components.tables import Row, colored_badge, name_and_id, rows_table, small_gray
 from billy_app.state.approvals import ApprovalsState
-from billy_app.state.session import SessionState
 
 STATUS_COLORS = {
     "pending": "amber",
@@ -22,22 +22,19 @@ STATUS_COLORS = {
 def age(iso_value: rx.Var[str]) -> rx.Component:
     """How long ago, and the exact time in the viewer's zone."""
     return rx.vstack(
-        rx.text(rx.moment(iso_value, from_now=True), size="2"),
-        rx.text(local_time(iso_value), size="1", color_scheme="gray"),
-        spacing="0",
+        rx.text(rx.moment(iso_value, from_now=True), size="2"), small_gray(local_time(iso_value)), spacing="0"
     )
 
 
-def charge_cell(r: rx.Var[dict[str, str]]) -> rx.Component:
+def charge_cell(request: Row) -> rx.Component:
     return rx.table.cell(
-        rx.vstack(
+        name_and_id(
             rx.cond(
-                r["customer_id"] != "",
-                rx.link(r["charge"], href="/customers/" + r["customer_id"], size="2"),
-                rx.text(r["charge"], size="2"),
+                request["customer_id"] != "",
+                rx.link(request["charge"], href="/customers/" + request["customer_id"], size="2"),
+                rx.text(request["charge"], size="2"),
             ),
-            rx.text(r["charge_id"], size="1", color_scheme="gray"),
-            spacing="0",
+            request["charge_id"],
         )
     )
 
@@ -46,37 +43,33 @@ def note_text(text: rx.Var[str]) -> rx.Component:
     return rx.text(text, size="2", white_space="pre-wrap", max_width="28em")
 
 
-def status_badge(r: rx.Var[dict[str, str]]) -> rx.Component:
-    return rx.badge(
-        r["status_label"],
-        color_scheme=rx.match(r["status"], *[(k, v) for k, v in STATUS_COLORS.items()], "blue"),
-        variant="soft",
-    )
+def status_badge(request: Row) -> rx.Component:
+    return colored_badge(request["status_label"], request["status"], STATUS_COLORS, "blue")
 
 
-def queue_row(r: rx.Var[dict[str, str]]) -> rx.Component:
+def queue_row(request: Row) -> rx.Component:
     return rx.table.row(
-        rx.table.cell(age(r["created"])),
-        charge_cell(r),
-        rx.table.cell(r["customer"]),
+        rx.table.cell(age(request["created"])),
+        charge_cell(request),
+        rx.table.cell(request["customer"]),
         rx.table.cell(
             rx.vstack(
-                rx.text(r["amount"], weight="medium"),
-                rx.text(r["reason"], size="1", color_scheme="gray"),
+                rx.text(request["amount"], weight="medium"),
+                rx.text(request["reason"], size="1", color_scheme="gray"),
                 spacing="0",
             )
         ),
-        rx.table.cell(r["requester"]),
-        rx.table.cell(note_text(r["note"])),
+        rx.table.cell(request["requester"]),
+        rx.table.cell(note_text(request["note"])),
         rx.table.cell(
             rx.cond(
-                r["can_decide"] == "yes",
+                request["can_decide"] == "yes",
                 rx.hstack(
                     rx.button(
                         "Approve",
                         size="1",
                         color_scheme="green",
-                        on_click=ApprovalsState.open_decision(r["id"], "approve"),
+                        on_click=ApprovalsState.open_decision(request["id"], "approve"),
                         class_name="approve-button",
                     ),
                     rx.button(
@@ -84,55 +77,57 @@ def queue_row(r: rx.Var[dict[str, str]]) -> rx.Component:
                         size="1",
                         variant="soft",
                         color_scheme="red",
-                        on_click=ApprovalsState.open_decision(r["id"], "decline"),
+                        on_click=ApprovalsState.open_decision(request["id"], "decline"),
                         class_name="decline-button",
                     ),
                     spacing="2",
                 ),
                 rx.text(
-                    rx.cond(r["mine"] == "yes", "Your request", "Needs someone with a higher limit"),
+                    rx.cond(request["mine"] == "yes", "Your request", "Needs someone with a higher limit"),
                     size="1",
                     color_scheme="gray",
                 ),
             )
         ),
         class_name="request-row",
-        custom_attrs={"data-request": r["id"]},
+        custom_attrs={"data-request": request["id"]},
     )
 
 
-def my_row(r: rx.Var[dict[str, str]]) -> rx.Component:
+def my_row(request: Row) -> rx.Component:
     return rx.table.row(
-        rx.table.cell(age(r["created"])),
-        charge_cell(r),
-        rx.table.cell(rx.text(r["amount"], weight="medium")),
-        rx.table.cell(note_text(r["note"])),
-        rx.table.cell(status_badge(r)),
+        rx.table.cell(age(request["created"])),
+        charge_cell(request),
+        rx.table.cell(rx.text(request["amount"], weight="medium")),
+        rx.table.cell(note_text(request["note"])),
+        rx.table.cell(status_badge(request)),
         rx.table.cell(
             rx.vstack(
-                rx.cond(r["decider"] != "", rx.text(r["decider"], size="2")),
-                rx.cond(r["decided"] != "", rx.text(local_time(r["decided"]), size="1", color_scheme="gray")),
-                rx.cond(r["decision_note"] != "", note_text(r["decision_note"])),
-                rx.cond(r["error"] != "", rx.text(r["error"], size="1", color_scheme="red")),
-                rx.cond(r["refund_id"] != "", rx.text(r["refund_id"], size="1", color_scheme="gray")),
+                rx.cond(request["decider"] != "", rx.text(request["decider"], size="2")),
+                rx.cond(
+                    request["decided"] != "", rx.text(local_time(request["decided"]), size="1", color_scheme="gray")
+                ),
+                rx.cond(request["decision_note"] != "", note_text(request["decision_note"])),
+                rx.cond(request["error"] != "", rx.text(request["error"], size="1", color_scheme="red")),
+                rx.cond(request["refund_id"] != "", rx.text(request["refund_id"], size="1", color_scheme="gray")),
                 spacing="1",
             )
         ),
         rx.table.cell(
             rx.cond(
-                r["status"] == "pending",
+                request["status"] == "pending",
                 rx.button(
                     "Withdraw",
                     size="1",
                     variant="soft",
                     color_scheme="gray",
-                    on_click=ApprovalsState.withdraw(r["id"]),
+                    on_click=ApprovalsState.withdraw(request["id"]),
                     class_name="withdraw-button",
                 ),
             )
         ),
         class_name="my-request-row",
-        custom_attrs={"data-request": r["id"]},
+        custom_attrs={"data-request": request["id"]},
     )
 
 
@@ -200,15 +195,12 @@ def decision_dialog() -> rx.Component:
 def queue_section() -> rx.Component:
     return rx.vstack(
         rx.heading("Waiting for approval", size="4"),
-        rx.cond(
-            ApprovalsState.queue.length() == 0,
-            rx.text("No refund requests are waiting.", size="2", color_scheme="gray", id="queue-empty"),
-            rx.table.root(
-                header("Asked", "Charge", "Customer", "Amount", "Requested by", "Note", ""),
-                rx.table.body(rx.foreach(ApprovalsState.queue, queue_row)),
-                width="100%",
-                id="queue-table",
-            ),
+        rows_table(
+            ApprovalsState.queue,
+            queue_row,
+            ("Asked", "Charge", "Customer", "Amount", "Requested by", "Note", ""),
+            empty=rx.text("No refund requests are waiting.", size="2", color_scheme="gray", id="queue-empty"),
+            id="queue-table",
         ),
         spacing="3",
         width="100%",
@@ -216,13 +208,9 @@ def queue_section() -> rx.Component:
     )
 
 
-@rx.page(
-    route="/approvals",
-    title="Refund requests · Agent Billy",
-    on_load=[SessionState.require_member, ApprovalsState.load],
-)
+@billy_page("/approvals", "Refund requests", on_load=[ApprovalsState.load])
 def approvals_page() -> rx.Component:
-    return shell(
+    return rx.fragment(
         rx.hstack(
             rx.text(
                 "Refunds over someone's limit wait here for a person whose limit covers them. "
@@ -241,21 +229,17 @@ def approvals_page() -> rx.Component:
         rx.cond(ApprovalsState.error != "", rx.callout(ApprovalsState.error, color_scheme="red", icon="lock")),
         rx.cond(ApprovalsState.can_approve, queue_section()),
         rx.heading("My requests", size="4"),
-        rx.cond(
-            ApprovalsState.mine.length() == 0,
-            rx.text(
+        rows_table(
+            ApprovalsState.mine,
+            my_row,
+            ("Asked", "Charge", "Amount", "Your note", "Status", "Decision", ""),
+            empty=rx.text(
                 "You have not asked for any refund approvals. A refund over your limit can be sent here "
                 "from a customer's page.",
                 size="2",
                 color_scheme="gray",
             ),
-            rx.table.root(
-                header("Asked", "Charge", "Amount", "Your note", "Status", "Decision", ""),
-                rx.table.body(rx.foreach(ApprovalsState.mine, my_row)),
-                width="100%",
-                id="my-requests-table",
-            ),
+            id="my-requests-table",
         ),
         decision_dialog(),
-        title="Refund requests",
     )

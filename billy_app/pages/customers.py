@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import reflex as rx
 
-from billy_app.components.layout import local_time, shell
+from billy_app.components.layout import local_time
+from billy_app.components.list_page import pager
+from billy_app.components.page_frame import billy_page
 from billy_app.components.refund_dialog import refund_dialog
-from billy_app.components.tables import charge_cells, header
+from billy_app.components.tables import Row, charge_cells, rows_table, small_gray
 from billy_app.state.customer import CustomerState
 from billy_app.state.customers import CustomersState
 from billy_app.state.refund import RefundState
-from billy_app.state.session import SessionState
 
 
 def search_bar() -> rx.Component:
@@ -36,79 +37,53 @@ def search_bar() -> rx.Component:
     )
 
 
-def customer_row(c: rx.Var[dict[str, str]]) -> rx.Component:
+def customer_row(customer: Row) -> rx.Component:
     return rx.table.row(
-        rx.table.cell(rx.link(c["name"], href="/customers/" + c["id"], class_name="customer-link")),
-        rx.table.cell(c["email"]),
-        rx.table.cell(local_time(c["created"])),
-        rx.table.cell(rx.text(c["id"], size="1", color_scheme="gray")),
+        rx.table.cell(rx.link(customer["name"], href="/customers/" + customer["id"], class_name="customer-link")),
+        rx.table.cell(customer["email"]),
+        rx.table.cell(local_time(customer["created"])),
+        rx.table.cell(small_gray(customer["id"])),
     )
 
 
-@rx.page(
-    route="/customers", title="Customers · Agent Billy", on_load=[SessionState.require_member, CustomersState.load]
-)
+@billy_page("/customers", "Customers", on_load=[CustomersState.load])
 def customers() -> rx.Component:
-    return shell(
+    return rx.fragment(
         search_bar(),
         rx.cond(CustomersState.error != "", rx.callout(CustomersState.error, color_scheme="red")),
-        rx.table.root(
-            header("Name", "Email", "Customer since", "Id"),
-            rx.table.body(rx.foreach(CustomersState.rows, customer_row)),
-            width="100%",
-            id="customers-table",
-        ),
+        rows_table(CustomersState.rows, customer_row, ("Name", "Email", "Customer since", "Id"), id="customers-table"),
         rx.cond(
             CustomersState.rows.length() == 0,
             rx.text("No customers match. Try the start of an email address or a name.", color_scheme="gray"),
         ),
-        rx.hstack(
-            rx.button(
-                "Previous",
-                variant="soft",
-                on_click=CustomersState.previous_page,
-                disabled=CustomersState.page_number <= 1,
-                id="prev-page",
-            ),
-            rx.text("Page ", CustomersState.page_number, size="2"),
-            rx.button(
-                "Next",
-                variant="soft",
-                on_click=CustomersState.next_page,
-                disabled=~CustomersState.has_next,
-                id="next-page",
-            ),
-            align="center",
-            spacing="3",
-        ),
-        title="Customers",
+        pager(CustomersState),
     )
 
 
-def charge_row(c: rx.Var[dict[str, str]]) -> rx.Component:
+def charge_row(charge: Row) -> rx.Component:
     return rx.table.row(
-        *charge_cells(c),
-        rx.table.cell(rx.text(c["refunds"], size="1", color_scheme="gray")),
+        *charge_cells(charge),
+        rx.table.cell(small_gray(charge["refunds"])),
         rx.table.cell(
             rx.cond(
-                c["refundable"] == "yes",
+                charge["refundable"] == "yes",
                 rx.button(
-                    "Refund", size="1", variant="soft", on_click=RefundState.start(c["id"]), class_name="refund-button"
+                    "Refund",
+                    size="1",
+                    variant="soft",
+                    on_click=RefundState.start(charge["id"]),
+                    class_name="refund-button",
                 ),
             ),
         ),
-        custom_attrs={"data-charge": c["id"]},
+        custom_attrs={"data-charge": charge["id"]},
         class_name="charge-row",
     )
 
 
-@rx.page(
-    route="/customers/[customer_id]",
-    title="Customer · Agent Billy",
-    on_load=[SessionState.require_member, CustomerState.load, CustomerState.follow],
-)
+@billy_page("/customers/[customer_id]", "Customer", on_load=[CustomerState.load, CustomerState.follow])
 def customer_detail() -> rx.Component:
-    return shell(
+    return rx.fragment(
         rx.link("← All customers", href="/customers"),
         rx.cond(CustomerState.error != "", rx.callout(CustomerState.error, color_scheme="red")),
         rx.card(
@@ -122,12 +97,11 @@ def customer_detail() -> rx.Component:
             )
         ),
         rx.heading("Charges", size="4"),
-        rx.table.root(
-            header("Date", "Description", "Card", "Amount", "Status", "Refunds", ""),
-            rx.table.body(rx.foreach(CustomerState.charges, charge_row)),
-            width="100%",
+        rows_table(
+            CustomerState.charges,
+            charge_row,
+            ("Date", "Description", "Card", "Amount", "Status", "Refunds", ""),
             id="charges-table",
         ),
         refund_dialog(),
-        title="Customer",
     )

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import reflex as rx
 
-from billy_app.components.fields import labelled_input
-from billy_app.components.layout import card_page, message_callout
+from billy_app.components.fields import labelled_input, new_password_input
+from billy_app.components.layout import message_callout
 from billy_app.components.native_form import hidden, posted_form
+from billy_app.components.page_frame import Audience, Layout, billy_page
 from billy_app.state.entry import EntryState
-from services.identity import MIN_PASSWORD_LENGTH
 from services.plans import PLANS, TRIAL_DAYS
 
 PLAN_NOTES = {
@@ -18,7 +18,11 @@ PLAN_NOTES = {
 }
 
 
-@rx.page(route="/", title="Agent Billy", on_load=EntryState.route_visitor)
+def entry_message() -> rx.Component:
+    return message_callout(EntryState.message, EntryState.message_kind)
+
+
+@billy_page("/", on_load=[EntryState.route_visitor], audience=Audience.PUBLIC, layout=Layout.BARE)
 def index() -> rx.Component:
     return rx.center(rx.spinner(size="3"), min_height="100vh")
 
@@ -44,9 +48,9 @@ def plan_choice() -> rx.Component:
     )
 
 
-@rx.page(route="/signup", title="Create your Billy account", on_load=EntryState.load_signup)
+@billy_page("/signup", "Create your account", on_load=[EntryState.load_signup], audience=Audience.PUBLIC)
 def signup() -> rx.Component:
-    return card_page(
+    return rx.fragment(
         rx.heading("Create your account", size="6"),
         rx.text(
             "Step 1 of 3 · Your plan starts with a ",
@@ -55,18 +59,12 @@ def signup() -> rx.Component:
             size="2",
             color_scheme="gray",
         ),
-        message_callout(EntryState.message, EntryState.message_kind),
+        entry_message(),
         posted_form(
             labelled_input("Organisation name", "org_name", value=EntryState.org_name, max_length=120),
             rx.vstack(rx.text("Plan", size="2", weight="medium"), plan_choice(), spacing="1"),
             labelled_input("Work email", "email", input_type="email", value=EntryState.email, auto_complete="email"),
-            labelled_input(
-                f"Password (at least {MIN_PASSWORD_LENGTH} characters)",
-                "password",
-                input_type="password",
-                min_length=MIN_PASSWORD_LENGTH,
-                auto_complete="new-password",
-            ),
+            new_password_input("Password"),
             action="/api/auth/signup",
             submit="Create account and start trial",
             submit_id="signup-submit",
@@ -74,11 +72,11 @@ def signup() -> rx.Component:
     )
 
 
-@rx.page(route="/login", title="Sign in · Agent Billy", on_load=EntryState.load_login)
+@billy_page("/login", "Sign in", on_load=[EntryState.load_login], audience=Audience.PUBLIC)
 def login() -> rx.Component:
-    return card_page(
+    return rx.fragment(
         rx.heading("Sign in to Billy", size="6"),
-        message_callout(EntryState.message, EntryState.message_kind),
+        entry_message(),
         posted_form(
             hidden("next", EntryState.next_path),
             labelled_input("Email", "email", input_type="email", value=EntryState.email, auto_complete="username"),
@@ -91,11 +89,11 @@ def login() -> rx.Component:
     )
 
 
-@rx.page(route="/invite", title="Join your team · Agent Billy", on_load=EntryState.load_invite)
+@billy_page("/invite", "Join your team", on_load=[EntryState.load_invite], audience=Audience.PUBLIC)
 def invite() -> rx.Component:
-    return card_page(
+    return rx.fragment(
         rx.heading("Join your team on Billy", size="6"),
-        message_callout(EntryState.message, EntryState.message_kind),
+        entry_message(),
         rx.cond(
             EntryState.link_ok,
             rx.vstack(
@@ -112,13 +110,7 @@ def invite() -> rx.Component:
                 ),
                 posted_form(
                     labelled_input("Your name", "name", value=EntryState.name, auto_complete="name", max_length=120),
-                    labelled_input(
-                        f"Choose a password (at least {MIN_PASSWORD_LENGTH} characters)",
-                        "password",
-                        input_type="password",
-                        min_length=MIN_PASSWORD_LENGTH,
-                        auto_complete="new-password",
-                    ),
+                    new_password_input("Choose a password"),
                     action="/api/invites/accept",
                     submit="Join and open Billy",
                     submit_id="accept-invite",
@@ -131,14 +123,14 @@ def invite() -> rx.Component:
     )
 
 
-@rx.page(route="/forgot", title="Forgot your password · Agent Billy", on_load=EntryState.load_forgot)
+@billy_page("/forgot", "Forgot your password", on_load=[EntryState.load_forgot], audience=Audience.PUBLIC)
 def forgot() -> rx.Component:
-    return card_page(
+    return rx.fragment(
         rx.heading("Forgot your password?", size="6"),
         rx.text(
             "Enter your email: if it belongs to an account, a link to choose a new password arrives there.", size="2"
         ),
-        message_callout(EntryState.message, EntryState.message_kind),
+        entry_message(),
         posted_form(
             labelled_input("Email", "email", input_type="email", auto_complete="username"),
             action="/api/auth/forgot",
@@ -149,21 +141,15 @@ def forgot() -> rx.Component:
     )
 
 
-@rx.page(route="/reset", title="Choose a new password · Agent Billy", on_load=EntryState.load_reset)
+@billy_page("/reset", "Choose a new password", on_load=[EntryState.load_reset], audience=Audience.PUBLIC)
 def reset() -> rx.Component:
-    return card_page(
+    return rx.fragment(
         rx.heading("Choose a new password", size="6"),
-        message_callout(EntryState.message, EntryState.message_kind),
+        entry_message(),
         rx.cond(
             EntryState.link_ok,
             posted_form(
-                labelled_input(
-                    f"New password (at least {MIN_PASSWORD_LENGTH} characters)",
-                    "password",
-                    input_type="password",
-                    min_length=MIN_PASSWORD_LENGTH,
-                    auto_complete="new-password",
-                ),
+                new_password_input("New password"),
                 labelled_input("The same again", "password_again", input_type="password", auto_complete="new-password"),
                 action="/api/auth/reset",
                 submit="Save and sign in",

@@ -6,8 +6,9 @@ import reflex as rx
 
 from billy_app.components.fields import labelled_input
 from billy_app.components.invite_rows import invite_rows
-from billy_app.components.layout import card_page, message_callout
+from billy_app.components.layout import message_callout
 from billy_app.components.native_form import native_form, posted_form
+from billy_app.components.page_frame import Layout, billy_page
 from billy_app.state.onboarding import OnboardingState
 from services import sync
 from services.stripe_keys import HOW_TO_CREATE
@@ -16,8 +17,8 @@ STEPS = ["Create account", "Connect Stripe", "Invite team"]
 
 
 def stepper() -> rx.Component:
-    def step(i: int, label: str) -> rx.Component:
-        number = i + 1
+    def step(index: int, label: str) -> rx.Component:
+        number = index + 1
         return rx.hstack(
             rx.badge(
                 rx.cond(OnboardingState.step > number, rx.icon("check", size=12), str(number)),
@@ -29,7 +30,7 @@ def stepper() -> rx.Component:
             spacing="2",
         )
 
-    return rx.hstack(*[step(i, s) for i, s in enumerate(STEPS)], spacing="4", wrap="wrap")
+    return rx.hstack(*[step(index, label) for index, label in enumerate(STEPS)], spacing="4", wrap="wrap")
 
 
 STATE_ICON = {"ok": ("circle-check", "green"), "missing": ("circle-x", "red"), "unknown": ("circle", "gray")}
@@ -166,9 +167,9 @@ def invite_step() -> rx.Component:
     )
 
 
-@rx.page(route="/onboarding", title="Set up Billy", on_load=OnboardingState.load)
+@billy_page("/onboarding", "Set up", on_load=[OnboardingState.load], layout=Layout.CARD, width="40em")
 def onboarding() -> rx.Component:
-    return card_page(
+    return rx.fragment(
         rx.hstack(
             rx.heading("Welcome to Billy", size="6"),
             rx.spacer(),
@@ -183,5 +184,4 @@ def onboarding() -> rx.Component:
             rx.cond(OnboardingState.step == 2, connect_step(), invite_step()),
             rx.text("Your Owner is finishing Billy's set-up. Please come back shortly."),
         ),
-        width="40em",
     )

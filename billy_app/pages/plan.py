@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import reflex as rx
 
-from billy_app.components.layout import message_callout, shell
+from billy_app.components.layout import message_callout
+from billy_app.components.page_frame import billy_page
 from billy_app.state.plan import PlanState
-from billy_app.state.session import SessionState
 from services.plans import PLANS
 
 NOTES = {
@@ -37,9 +37,9 @@ def plan_card(key: str) -> rx.Component:
     )
 
 
-@rx.page(route="/settings/plan", title="Plan · Agent Billy", on_load=[SessionState.require_member, PlanState.load])
+@billy_page("/settings/plan", "Settings · Plan", on_load=[PlanState.load])
 def plan_page() -> rx.Component:
-    return shell(
+    return rx.fragment(
         message_callout(PlanState.message, PlanState.message_kind),
         rx.cond(
             PlanState.trial_over,
@@ -55,5 +55,4 @@ def plan_page() -> rx.Component:
         ),
         rx.hstack(*[plan_card(key) for key in PLANS], spacing="4", wrap="wrap"),
         rx.cond(~PlanState.can_choose, rx.text("Only the Owner can change the plan.", size="2")),
-        title="Settings · Plan",
     )

@@ -4,54 +4,45 @@ from __future__ import annotations
 
 import reflex as rx
 
-from billy_app.components.layout import message_callout, shell
-from billy_app.components.tables import header
+from billy_app.components.layout import message_callout
+from billy_app.components.page_frame import Audience, billy_page
+from billy_app.components.tables import Row, confirm_dialog, rows_table
 from billy_app.state.roles import RolesState
-from billy_app.state.session import SessionState
 
 
-def role_row(r: rx.Var[dict[str, str]]) -> rx.Component:
+def role_row(role: Row) -> rx.Component:
+    built_in = role["built_in"] == "yes"
     return rx.table.row(
         rx.table.cell(
             rx.hstack(
-                rx.text(r["label"], weight="medium"),
-                rx.cond(r["built_in"] == "yes", rx.badge("built-in", variant="soft", color_scheme="gray")),
+                rx.text(role["label"], weight="medium"),
+                rx.cond(built_in, rx.badge("built-in", variant="soft", color_scheme="gray")),
                 spacing="2",
                 align="center",
             )
         ),
-        rx.table.cell(rx.text(r["permissions"], size="2")),
-        rx.table.cell(r["cap"]),
-        rx.table.cell(r["members"]),
+        rx.table.cell(rx.text(role["permissions"], size="2")),
+        rx.table.cell(role["cap"]),
+        rx.table.cell(role["members"]),
         rx.table.cell(
             rx.cond(
-                r["built_in"] == "yes",
+                built_in,
                 rx.fragment(),
                 rx.hstack(
-                    rx.button("Change", size="1", variant="soft", on_click=RolesState.open_edit(r["key"])),
-                    rx.alert_dialog.root(
-                        rx.alert_dialog.trigger(rx.button("Delete", size="1", variant="soft", color_scheme="red")),
-                        rx.alert_dialog.content(
-                            rx.alert_dialog.title("Delete “", r["label"], "”?"),
-                            rx.alert_dialog.description(
-                                "Only a role nobody holds can be deleted; move its members first."
-                            ),
-                            rx.hstack(
-                                rx.alert_dialog.cancel(rx.button("Keep", variant="soft", color_scheme="gray")),
-                                rx.alert_dialog.action(
-                                    rx.button("Delete", color_scheme="red", on_click=RolesState.delete(r["key"]))
-                                ),
-                                justify="end",
-                                spacing="2",
-                            ),
-                        ),
+                    rx.button("Change", size="1", variant="soft", on_click=RolesState.open_edit(role["key"])),
+                    confirm_dialog(
+                        "Delete",
+                        ("Delete “", role["label"], "”?"),
+                        "Only a role nobody holds can be deleted; move its members first.",
+                        "Delete",
+                        RolesState.delete(role["key"]),
                     ),
                     spacing="2",
                 ),
             )
         ),
         class_name="role-row",
-        custom_attrs={"data-role": r["label"]},
+        custom_attrs={"data-role": role["label"]},
     )
 
 
@@ -124,33 +115,26 @@ def builder() -> rx.Component:
     )
 
 
-@rx.page(route="/settings/roles", title="Roles · Agent Billy", on_load=[SessionState.require_member, RolesState.load])
+@billy_page("/settings/roles", "Settings · Roles", on_load=[RolesState.load], audience=Audience.OWNER)
 def roles_page() -> rx.Component:
-    return shell(
-        rx.cond(
-            RolesState.refused,
-            rx.callout(RolesState.error, icon="lock", color_scheme="amber", id="roles-refused"),
-            rx.vstack(
-                message_callout(RolesState.message, RolesState.message_kind),
-                rx.table.root(
-                    header("Role", "Can", "Refund limit", "Members", ""),
-                    rx.table.body(rx.foreach(RolesState.rows, role_row)),
-                    width="100%",
+    return rx.cond(
+        RolesState.refused,
+        rx.callout(RolesState.error, icon="lock", color_scheme="amber", id="roles-refused"),
+        rx.vstack(
+            message_callout(RolesState.message, RolesState.message_kind),
+            rows_table(RolesState.rows, role_row, ("Role", "Can", "Refund limit", "Members", "")),
+            rx.cond(
+                RolesState.custom_allowed,
+                rx.button(rx.icon("plus", size=14), "New role", on_click=RolesState.open_new, id="new-role"),
+                rx.text(
+                    "Custom roles come with the Business plan (Settings → Plan).",
+                    size="2",
+                    color_scheme="gray",
+                    id="custom-roles-need-business",
                 ),
-                rx.cond(
-                    RolesState.custom_allowed,
-                    rx.button(rx.icon("plus", size=14), "New role", on_click=RolesState.open_new, id="new-role"),
-                    rx.text(
-                        "Custom roles come with the Business plan (Settings → Plan).",
-                        size="2",
-                        color_scheme="gray",
-                        id="custom-roles-need-business",
-                    ),
-                ),
-                builder(),
-                spacing="4",
-                width="100%",
             ),
+            builder(),
+            spacing="4",
+            width="100%",
         ),
-        title="Settings · Roles",
     )

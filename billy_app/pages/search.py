@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import reflex as rx
 
-from billy_app.components.layout import local_time, shell
+from billy_app.components.layout import local_time
+from billy_app.components.page_frame import billy_page
 from billy_app.state.search import SearchState
-from billy_app.state.session import SessionState
 
 SECTIONS = (
     ("customers", "Customers", SearchState.customers),
@@ -57,9 +57,9 @@ def section(kind: str, label: str, rows: rx.Var[list[dict[str, str]]]) -> rx.Com
     )
 
 
-@rx.page(route="/search", title="Search · Agent Billy", on_load=[SessionState.require_member, SearchState.load])
+@billy_page("/search", "Search", on_load=[SearchState.load])
 def search_page() -> rx.Component:
-    return shell(
+    return rx.fragment(
         rx.cond(
             SearchState.query != "",
             rx.hstack(
@@ -80,5 +80,4 @@ def search_page() -> rx.Component:
             SearchState.searched & (SearchState.error == "") & (SearchState.total == 0),
             rx.text("Nothing matches.", color_scheme="gray", id="search-empty"),
         ),
-        title="Search",
     )

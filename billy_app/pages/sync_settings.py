@@ -5,33 +5,31 @@ from __future__ import annotations
 import reflex as rx
 
 from billy_app.components.fields import labelled_input
-from billy_app.components.layout import local_time, message_callout, shell
+from billy_app.components.layout import local_time, message_callout
 from billy_app.components.native_form import posted_form
-from billy_app.components.tables import header
-from billy_app.state.session import SessionState
-from billy_app.state.sync_settings import SyncSettingsState as S
+from billy_app.components.page_frame import billy_page
+from billy_app.components.tables import Row, colored_badge, rows_table, small_gray
+from billy_app.state.sync_settings import SyncSettingsState
 
-STATUS_COLORS = [("done", "green"), ("running", "blue"), ("skipped", "amber"), ("failed", "red")]
+STATUS_COLORS = {"done": "green", "running": "blue", "skipped": "amber", "failed": "red"}
 
 
-def resource_row(r: rx.Var[dict[str, str]]) -> rx.Component:
+def resource_row(resource: Row) -> rx.Component:
     return rx.table.row(
         rx.table.cell(
-            rx.vstack(
-                rx.text(r["resource"], weight="medium"),
-                rx.text(r["kind"], size="1", color_scheme="gray"),
-                spacing="0",
-            )
+            rx.vstack(rx.text(resource["resource"], weight="medium"), small_gray(resource["kind"]), spacing="0")
         ),
-        rx.table.cell(
-            rx.badge(r["status"], color_scheme=rx.match(r["status"], *STATUS_COLORS, "gray"), variant="soft")
-        ),
-        rx.table.cell(r["count"], class_name="sync-count"),
-        rx.table.cell(rx.cond(r["finished"] != "", local_time(r["finished"]), rx.text("—"))),
-        rx.table.cell(rx.text(r["note"], " ", r["throttled"], size="2")),
+        rx.table.cell(colored_badge(resource["status"], resource["status"], STATUS_COLORS, "gray")),
+        rx.table.cell(resource["count"], class_name="sync-count"),
+        rx.table.cell(rx.cond(resource["finished"] != "", local_time(resource["finished"]), rx.text("—"))),
+        rx.table.cell(rx.text(resource["note"], " ", resource["throttled"], size="2")),
         class_name="sync-row",
-        custom_attrs={"data-resource": r["resource"]},
+        custom_attrs={"data-resource": resource["resource"]},
     )
+
+
+def fact(label: str, value: rx.Component) -> rx.Component:
+    return rx.vstack(small_gray(label), value, spacing="0")
 
 
 def webhook_card() -> rx.Component:
@@ -39,7 +37,7 @@ def webhook_card() -> rx.Component:
         rx.vstack(
             rx.heading("Webhooks", size="4"),
             rx.cond(
-                S.webhooks,
+                SyncSettingsState.webhooks,
                 rx.callout("A signing secret is saved; Stripe's deliveries are verified with it.", icon="check"),
             ),
             rx.text(
@@ -48,7 +46,7 @@ def webhook_card() -> rx.Component:
                 "copy the endpoint's signing secret here.",
                 size="2",
             ),
-            rx.code(S.endpoint_url, id="webhook-url"),
+            rx.code(SyncSettingsState.endpoint_url, id="webhook-url"),
             posted_form(
                 labelled_input(
                     "Signing secret (whsec_…)", "secret", input_type="password", auto_complete="off", id="whsec"
@@ -63,46 +61,40 @@ def webhook_card() -> rx.Component:
     )
 
 
-@rx.page(
-    route="/settings/sync",
-    title="Stripe sync · Agent Billy",
-    on_load=[SessionState.require_member, S.load, S.follow],
-)
+@billy_page("/settings/sync", "Settings · Stripe sync", on_load=[SyncSettingsState.load, SyncSettingsState.follow])
 def sync_settings_page() -> rx.Component:
-    return shell(
-        rx.cond(
-            S.error != "",
-            rx.callout(S.error, icon="lock", color_scheme="amber"),
-            rx.vstack(
-                message_callout(S.message, S.message_kind),
-                rx.hstack(
-                    rx.vstack(
-                        rx.text("Newest Stripe event", size="1", color_scheme="gray"),
-                        rx.cond(S.last_event != "", local_time(S.last_event), rx.text("none yet")),
-                        spacing="0",
+    return rx.cond(
+        SyncSettingsState.error != "",
+        rx.callout(SyncSettingsState.error, icon="lock", color_scheme="amber"),
+        rx.vstack(
+            message_callout(SyncSettingsState.message, SyncSettingsState.message_kind),
+            rx.hstack(
+                fact(
+                    "Newest Stripe event",
+                    rx.cond(
+                        SyncSettingsState.last_event != "",
+                        local_time(SyncSettingsState.last_event),
+                        rx.text("none yet"),
                     ),
-                    rx.vstack(
-                        rx.text("Last heard from Stripe", size="1", color_scheme="gray"),
-                        rx.text(S.lag, " ago", id="sync-lag"),
-                        spacing="0",
-                    ),
-                    rx.spacer(),
-                    rx.cond(S.can_manage, rx.button("Sync now", on_click=S.sync_now, id="sync-now")),
-                    width="100%",
-                    spacing="6",
-                    align="center",
                 ),
-                rx.text(S.how_current, size="2", id="how-current"),
-                rx.cond(S.events_note != "", rx.callout(S.events_note, color_scheme="amber", icon="info")),
-                rx.table.root(
-                    header("Resource", "State", "Objects", "Finished", "Notes"),
-                    rx.table.body(rx.foreach(S.rows, resource_row)),
-                    width="100%",
+                fact("Last heard from Stripe", rx.text(SyncSettingsState.lag, " ago", id="sync-lag")),
+                rx.spacer(),
+                rx.cond(
+                    SyncSettingsState.can_manage,
+                    rx.button("Sync now", on_click=SyncSettingsState.sync_now, id="sync-now"),
                 ),
-                rx.cond(S.can_manage, webhook_card()),
-                spacing="4",
                 width="100%",
+                spacing="6",
+                align="center",
             ),
+            rx.text(SyncSettingsState.how_current, size="2", id="how-current"),
+            rx.cond(
+                SyncSettingsState.events_note != "",
+                rx.callout(SyncSettingsState.events_note, color_scheme="amber", icon="info"),
+            ),
+            rows_table(SyncSettingsState.rows, resource_row, ("Resource", "State", "Objects", "Finished", "Notes")),
+            rx.cond(SyncSettingsState.can_manage, webhook_card()),
+            spacing="4",
+            width="100%",
         ),
-        title="Settings · Stripe sync",
     )

@@ -6,64 +6,63 @@ import reflex as rx
 
 from billy_app.components.fields import labelled_input
 from billy_app.components.invite_rows import invite_rows, role_options
-from billy_app.components.layout import local_time, message_callout, shell
+from billy_app.components.layout import local_time, message_callout
 from billy_app.components.native_form import native_form
-from billy_app.components.tables import header
-from billy_app.state.session import SessionState
+from billy_app.components.page_frame import Audience, billy_page
+from billy_app.components.tables import Row, confirm_dialog, rows_table
 from billy_app.state.team import TeamState
 
 
-def member_row(m: rx.Var[dict[str, str]]) -> rx.Component:
+def member_row(member: Row) -> rx.Component:
+    is_owner = member["is_owner"] == "yes"
     return rx.table.row(
-        rx.table.cell(rx.vstack(rx.text(m["name"], weight="medium"), rx.text(m["email"], size="1"), spacing="0")),
+        rx.table.cell(
+            rx.vstack(rx.text(member["name"], weight="medium"), rx.text(member["email"], size="1"), spacing="0")
+        ),
         rx.table.cell(
             rx.cond(
-                m["is_owner"] == "yes",
+                is_owner,
                 rx.badge("Owner"),
                 rx.select.root(
                     rx.select.trigger(),
                     role_options(),
-                    value=m["role"],
-                    on_change=lambda role: TeamState.change_role(m["id"], role),
+                    value=member["role"],
+                    on_change=lambda role: TeamState.change_role(member["id"], role),
                 ),
             )
         ),
-        rx.table.cell(rx.cond(m["last_active"] != "", local_time(m["last_active"]), rx.text("never", size="2"))),
+        rx.table.cell(
+            rx.cond(member["last_active"] != "", local_time(member["last_active"]), rx.text("never", size="2"))
+        ),
         rx.table.cell(
             rx.cond(
-                m["is_owner"] == "yes",
+                is_owner,
                 rx.fragment(),
-                rx.alert_dialog.root(
-                    rx.alert_dialog.trigger(rx.button("Remove", size="1", variant="soft", color_scheme="red")),
-                    rx.alert_dialog.content(
-                        rx.alert_dialog.title("Remove ", m["email"], "?"),
-                        rx.alert_dialog.description("They are signed out at once and can no longer open Billy."),
-                        rx.hstack(
-                            rx.alert_dialog.cancel(rx.button("Keep", variant="soft", color_scheme="gray")),
-                            rx.alert_dialog.action(
-                                rx.button("Remove", color_scheme="red", on_click=TeamState.remove(m["id"]))
-                            ),
-                            justify="end",
-                            spacing="2",
-                        ),
-                    ),
+                confirm_dialog(
+                    "Remove",
+                    ("Remove ", member["email"], "?"),
+                    "They are signed out at once and can no longer open Billy.",
+                    "Remove",
+                    TeamState.remove(member["id"]),
                 ),
             )
         ),
         class_name="member-row",
-        custom_attrs={"data-email": m["email"]},
+        custom_attrs={"data-email": member["email"]},
     )
 
 
-def invite_row(i: rx.Var[dict[str, str]]) -> rx.Component:
+def invite_row(invite: Row) -> rx.Component:
     return rx.table.row(
-        rx.table.cell(i["email"]),
-        rx.table.cell(i["role_label"]),
-        rx.table.cell(local_time(i["expires"])),
+        rx.table.cell(invite["email"]),
+        rx.table.cell(invite["role_label"]),
+        rx.table.cell(local_time(invite["expires"])),
         rx.table.cell(
             rx.hstack(
-                rx.button("Resend", size="1", variant="soft", on_click=TeamState.resend(i["id"])),
-                rx.button("Withdraw", size="1", variant="soft", color_scheme="red", on_click=TeamState.revoke(i["id"])),
+                rx.button("Resend", size="1", variant="soft", on_click=TeamState.resend(invite["id"])),
+                rx.button(
+                    "Withdraw", size="1", variant="soft", color_scheme="red", on_click=TeamState.revoke(invite["id"])
+                ),
             )
         ),
         class_name="invite-row",
@@ -81,7 +80,9 @@ def transfer_card() -> rx.Component:
             native_form(
                 rx.hstack(
                     rx.el.select(
-                        rx.foreach(TeamState.transferable, lambda m: rx.el.option(m["email"], value=m["id"])),
+                        rx.foreach(
+                            TeamState.transferable, lambda member: rx.el.option(member["email"], value=member["id"])
+                        ),
                         name="member_id",
                         required=True,
                     ),
@@ -106,40 +107,27 @@ def transfer_card() -> rx.Component:
     )
 
 
-@rx.page(route="/settings/team", title="Team · Agent Billy", on_load=[SessionState.require_member, TeamState.load])
+@billy_page("/settings/team", "Settings · Team", on_load=[TeamState.load], audience=Audience.OWNER)
 def team_page() -> rx.Component:
-    return shell(
-        rx.cond(
-            TeamState.refused,
-            rx.callout(TeamState.error, icon="lock", color_scheme="amber", id="team-refused"),
-            rx.vstack(
-                message_callout(TeamState.message, TeamState.message_kind),
-                rx.text(
-                    TeamState.plan_label, " plan · ", TeamState.seats, size="2", color_scheme="gray", id="team-seats"
-                ),
-                rx.table.root(
-                    header("Member", "Role", "Last active", ""),
-                    rx.table.body(rx.foreach(TeamState.members, member_row)),
-                    width="100%",
-                    id="members-table",
-                ),
-                rx.heading("Pending invites", size="4"),
-                rx.cond(
-                    TeamState.invites.length() == 0,
-                    rx.text("None.", size="2", color_scheme="gray"),
-                    rx.table.root(
-                        header("Email", "Role", "Link expires", ""),
-                        rx.table.body(rx.foreach(TeamState.invites, invite_row)),
-                        width="100%",
-                    ),
-                ),
-                rx.heading("Invite members", size="4", id="invite-member"),
-                invite_rows(),
-                rx.cond(TeamState.transferable.length() > 0, transfer_card()),  # nobody to hand it to: no form
-                spacing="4",
-                width="100%",
-                align="stretch",
+    return rx.cond(
+        TeamState.refused,
+        rx.callout(TeamState.error, icon="lock", color_scheme="amber", id="team-refused"),
+        rx.vstack(
+            message_callout(TeamState.message, TeamState.message_kind),
+            rx.text(TeamState.plan_label, " plan · ", TeamState.seats, size="2", color_scheme="gray", id="team-seats"),
+            rows_table(TeamState.members, member_row, ("Member", "Role", "Last active", ""), id="members-table"),
+            rx.heading("Pending invites", size="4"),
+            rows_table(
+                TeamState.invites,
+                invite_row,
+                ("Email", "Role", "Link expires", ""),
+                empty=rx.text("None.", size="2", color_scheme="gray"),
             ),
+            rx.heading("Invite members", size="4", id="invite-member"),
+            invite_rows(),
+            rx.cond(TeamState.transferable.length() > 0, transfer_card()),  # nobody to hand it to: no form
+            spacing="4",
+            width="100%",
+            align="stretch",
         ),
-        title="Settings · Team",
     )
