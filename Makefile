@@ -29,9 +29,11 @@ reset: ## Wipe the local store, the sandbox's state and the secret store (keeps 
 bench: setup ## Page-query benchmark at scale (100k customers, 1M charges; SQLite and PostgreSQL). Not part of `make test`.
 	@source scripts/env.sh && python -m bench.pages $(BENCH_ARGS)
 
-lint: setup
+lint: setup ## Style, the import contracts (pyproject [tool.importlinter]) and the types of services/ (mypy)
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	.venv/bin/lint-imports
+	.venv/bin/mypy
 
 clean: reset
 	rm -rf .venv .tools billy_app/.web .web

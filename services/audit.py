@@ -34,7 +34,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from services import clock
 from services.db import get_engine
 from services.errors import BillyError, PermissionDenied
-from services.models import AuditDeniedWindow, AuditEntry, utcnow
+from services.models import AuditDeniedWindow, AuditEntry, table_of, utcnow
 from services.permissions import Actor, authorize
 from services.secrets import get_secret_store
 
@@ -62,7 +62,7 @@ CONTENT_FIELDS = (
 )
 _PG_LOCK_KEY = int.from_bytes(b"billyaud", "big")  # the advisory lock every append takes
 
-_table: sa.Table = AuditEntry.__table__  # type: ignore[attr-defined]
+_table = table_of(AuditEntry)
 _newest_stmt = sa.select(_table.c.id, _table.c.hash).order_by(_table.c.id.desc()).limit(1)
 _walk_columns = [_table.c[name] for name in (*CONTENT_FIELDS, "prev_hash", "hash")]
 # One writer per process at a time; the database lock makes it one writer across processes.
@@ -75,7 +75,7 @@ _heads_written: dict[str, tuple[int, str]] = {}
 # --- the chain ------------------------------------------------------------------------------
 
 
-def canonical(row: Mapping[str, Any]) -> bytes:
+def canonical(row: Mapping[str, Any] | sa.RowMapping) -> bytes:
     """The row's content as stable JSON: sorted keys, no whitespace, time as ISO UTC."""
     content = {name: row[name] for name in CONTENT_FIELDS}
     at: datetime = content["at"]
@@ -85,7 +85,7 @@ def canonical(row: Mapping[str, Any]) -> bytes:
     return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
 
 
-def chain_hash(prev_hash: str, row: Mapping[str, Any]) -> str:
+def chain_hash(prev_hash: str, row: Mapping[str, Any] | sa.RowMapping) -> str:
     """sha256(prev_hash || canonical(row)), hex: the value of the row's `hash` column."""
     return hashlib.sha256(prev_hash.encode("utf-8", "surrogateescape") + canonical(row)).hexdigest()
 
@@ -223,7 +223,7 @@ DENIED_LIMIT = 20  # denied attempts per member per minute that get a row each
 DENIED_WINDOW = timedelta(minutes=1)
 SUMMARY_ACTION = "audit.denied_summary"
 _KEEP_FLUSHED = timedelta(days=1)  # flushed counters are kept this long, then deleted
-_windows: sa.Table = AuditDeniedWindow.__table__  # type: ignore[attr-defined]
+_windows = table_of(AuditDeniedWindow)
 
 
 def _window_of(at: datetime) -> datetime:
@@ -278,7 +278,7 @@ def _due_summaries(conn: sa.Connection, now: datetime) -> list[dict[str, Any]]:
     due = conn.execute(stmt).mappings().all()
     if not due:
         return []
-    minutes: dict[tuple[int, datetime], list[Mapping[str, Any]]] = {}
+    minutes: dict[tuple[int, datetime], list[sa.RowMapping]] = {}
     for counter in due:
         minutes.setdefault((counter["member_id"], counter["window_start"]), []).append(counter)
     summaries = []
@@ -293,7 +293,7 @@ def _due_summaries(conn: sa.Connection, now: datetime) -> list[dict[str, Any]]:
     return summaries
 
 
-def _summary(member_id: int, start: datetime, counters: list[Mapping[str, Any]]) -> dict[str, Any]:
+def _summary(member_id: int, start: datetime, counters: list[sa.RowMapping]) -> dict[str, Any]:
     """One row standing for a member's counted denied attempts of one minute. Who and from where
     are as the most-counted action's first attempt said; every address seen is in the details."""
     counted = sum(c["counted"] for c in counters)
@@ -442,8 +442,8 @@ def verify(engine: sa.Engine | None = None) -> VerifyResult:
     last_id = tail[0] if tail else 0
 
     checked = 0
-    before_prev: Mapping[str, Any] | None = None
-    prev: Mapping[str, Any] | None = None
+    before_prev: sa.RowMapping | None = None
+    prev: sa.RowMapping | None = None
     hash_at_head: str | None = None
     stmt = sa.select(*_walk_columns).where(_table.c.id <= last_id).order_by(_table.c.id)
     with engine.connect() as conn:
@@ -485,10 +485,10 @@ def _ends(engine: sa.Engine) -> tuple[tuple[int, str] | None, tuple[int, str] | 
 
 
 def _judge(
-    before_prev: Mapping[str, Any] | None,
-    prev: Mapping[str, Any] | None,
-    row: Mapping[str, Any],
-    following: Callable[[], Mapping[str, Any] | None],
+    before_prev: sa.RowMapping | None,
+    prev: sa.RowMapping | None,
+    row: sa.RowMapping,
+    following: Callable[[], sa.RowMapping | None],
     head_id: int | None,
 ) -> tuple[int, str] | None:
     """(first bad id, what happened) if the chain breaks at `row`, else None. `prev` and
@@ -529,7 +529,7 @@ def _judge(
 
 
 def _judge_end(
-    checked: int, last: Mapping[str, Any] | None, head: tuple[int, str] | None, hash_at_head: str | None
+    checked: int, last: sa.RowMapping | None, head: tuple[int, str] | None, hash_at_head: str | None
 ) -> VerifyResult:
     """The walk held; does the table end where the head kept outside it says?"""
     last_id = last["id"] if last else 0

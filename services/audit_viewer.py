@@ -14,7 +14,6 @@ import io
 import json
 import logging
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -24,12 +23,12 @@ import sqlalchemy as sa
 from services.audit import CONTENT_FIELDS, VerifyResult, audited, chain_hash, refusal_recorded, verify
 from services.db import get_engine, session_scope
 from services.errors import NotFound, ValidationFailed
-from services.models import AuditEntry, utcnow
+from services.models import AuditEntry, table_of, utcnow
 from services.money import format_money
 from services.permissions import Actor, Source, authorize
 
 log = logging.getLogger(__name__)
-_table: sa.Table = AuditEntry.__table__  # type: ignore[attr-defined]
+_table = table_of(AuditEntry)
 
 SOURCES = tuple(str(s) for s in Source)
 OUTCOMES = ("ok", "denied", "failed")
@@ -231,7 +230,7 @@ def _conditions(filters: AuditFilters) -> list[sa.ColumnElement[bool]]:
     return where
 
 
-def _record_from(row: Mapping[str, Any]) -> AuditRecord:
+def _record_from(row: sa.RowMapping) -> AuditRecord:
     return AuditRecord(
         id=row["id"],
         at=row["at"],

@@ -22,7 +22,7 @@ from sqlmodel import col, select
 from services import audit, mirror, notices
 from services.db import get_engine, run_transaction, session_scope
 from services.errors import NotFound, PermissionDenied, ValidationFailed
-from services.models import IdempotencyRecord, StripeCharge, StripeCustomer, StripeRefund
+from services.models import IdempotencyRecord, StripeCharge, StripeCustomer, StripeRefund, orm_attribute
 from services.money import format_money
 from services.permissions import Actor, authorize
 from services.stripe_gateway import StripeGateway
@@ -109,7 +109,11 @@ def search_customers(actor: Actor, query: str = "", cursor: str | None = None, l
     Keyset pagination on (created, id): each page costs the same however deep it is."""
     audit.authorize_read(actor, "customers.search")
     limit = max(1, min(limit, MAX_PAGE_SIZE))
-    stmt = select(StripeCustomer).options(defer(StripeCustomer.raw)).where(col(StripeCustomer.deleted).is_(False))
+    stmt = (
+        select(StripeCustomer)
+        .options(defer(orm_attribute(StripeCustomer.raw)))
+        .where(col(StripeCustomer.deleted).is_(False))
+    )
     needle = " ".join(query.split()).lower()
     if needle:
         from services.search import customers_starting_with

@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -186,7 +187,7 @@ class Settings:
 
 def settings_from_env(environ: dict[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}  # each value parsed to its field's type below
     for f in fields(Settings):
         raw = env.get(f.metadata["env"])
         if raw is None or raw == "":
@@ -201,7 +202,7 @@ def settings_from_env(environ: dict[str, str] | None = None) -> Settings:
             values[f.name] = Path(raw)
         else:
             values[f.name] = raw
-    return Settings(**values)  # type: ignore[arg-type]
+    return Settings(**values)
 
 
 @lru_cache(maxsize=1)

@@ -23,7 +23,7 @@ from typing import Any
 import jwt
 from email_validator import EmailNotValidError, validate_email
 from passlib.context import CryptContext
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from zxcvbn import zxcvbn
 
 from services import audit, roles
@@ -31,7 +31,7 @@ from services.audit import AuditDraft
 from services.config import get_settings
 from services.db import session_scope
 from services.errors import InvalidCredentials, NotAuthenticated, ValidationFailed
-from services.models import Member, Organization, RefreshToken, SessionFamily, utcnow
+from services.models import Member, Organization, RefreshToken, SessionFamily, stored_id, table_of, utcnow
 from services.permissions import Actor, Source
 from services.signing import instance_key
 from services.throttle import get_login_throttle
@@ -193,7 +193,7 @@ def login(email: str, password: str, client_address: str = "", user_agent: str =
         raise InvalidCredentials()
     throttle.succeeded(address)
     audit.record(actor, "auth.login", "ok")
-    return start_session(member.id, client_address, user_agent)  # type: ignore[arg-type]
+    return start_session(stored_id(member), client_address, user_agent)
 
 
 def _decode(token: str, *, now: datetime | None = None, verify_exp: bool = True) -> dict[str, Any]:
@@ -286,9 +286,10 @@ def refresh(
                 reused = (member, family)
         elif family.revoked_at is None and family.expires_at > now and member.active:
             # Spend it only if nobody spent it since we read it (two tabs refreshing at once).
-            spent = session.execute(
-                RefreshToken.__table__.update()  # type: ignore[attr-defined]
-                .where(RefreshToken.id == row.id, RefreshToken.used_at.is_(None))  # type: ignore[union-attr]
+            spent = session.exec(
+                table_of(RefreshToken)
+                .update()
+                .where(col(RefreshToken.id) == row.id, col(RefreshToken.used_at).is_(None))
                 .values(used_at=now)
             ).rowcount
             if spent == 1:
@@ -320,7 +321,7 @@ def revoke_all_sessions(session: Session, member_id: int, reason: str) -> None:
     """End every sign-in of a member, inside the caller's transaction."""
     now = utcnow()
     for family in session.exec(
-        select(SessionFamily).where(SessionFamily.member_id == member_id, SessionFamily.revoked_at.is_(None))  # type: ignore[union-attr]
+        select(SessionFamily).where(SessionFamily.member_id == member_id, col(SessionFamily.revoked_at).is_(None))
     ):
         family.revoked_at, family.revoked_reason = now, reason
 

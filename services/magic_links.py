@@ -15,10 +15,10 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from services.errors import BillyError
-from services.models import MagicLink, utcnow
+from services.models import MagicLink, stored_id, table_of, utcnow
 from services.signing import instance_key
 
 
@@ -111,21 +111,22 @@ def _find(session: Session, purpose: Purpose, signed: str, now: datetime) -> Mag
 def peek(session: Session, purpose: Purpose, signed: str, now: datetime | None = None) -> LinkGrant:
     """Check a link without spending it (to show the page it opens)."""
     row = _find(session, purpose, signed, now or utcnow())
-    return LinkGrant(row.id, row.email, row.role, row.created_by, row.expires_at)  # type: ignore[arg-type]
+    return LinkGrant(stored_id(row), row.email, row.role, row.created_by, row.expires_at)
 
 
 def consume(session: Session, purpose: Purpose, signed: str, now: datetime | None = None) -> LinkGrant:
     """Spend a link inside the caller's transaction; of two racing uses, only one succeeds."""
     now = now or utcnow()
     row = _find(session, purpose, signed, now)
-    spent = session.execute(
-        MagicLink.__table__.update()  # type: ignore[attr-defined]
-        .where(MagicLink.id == row.id, MagicLink.used_at.is_(None))  # type: ignore[union-attr]
+    spent = session.exec(
+        table_of(MagicLink)
+        .update()
+        .where(col(MagicLink.id) == row.id, col(MagicLink.used_at).is_(None))
         .values(used_at=now)
     ).rowcount
     if spent != 1:
         raise LinkInvalid(purpose, "This link has already been used.")
-    return LinkGrant(row.id, row.email, row.role, row.created_by, row.expires_at)  # type: ignore[arg-type]
+    return LinkGrant(stored_id(row), row.email, row.role, row.created_by, row.expires_at)
 
 
 def revoke_pending(session: Session, purpose: Purpose, email: str, now: datetime | None = None) -> int:
@@ -135,8 +136,8 @@ def revoke_pending(session: Session, purpose: Purpose, email: str, now: datetime
         select(MagicLink).where(
             MagicLink.purpose == str(purpose),
             MagicLink.email == email,
-            MagicLink.used_at.is_(None),
-            MagicLink.revoked_at.is_(None),  # type: ignore[union-attr]
+            col(MagicLink.used_at).is_(None),
+            col(MagicLink.revoked_at).is_(None),
         )
     ).all()
     for row in rows:

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel
 
+from services.db import insert_on_conflict
 from services.models import (
     StripeCharge,
     StripeCustomer,
@@ -31,6 +31,7 @@ from services.models import (
     StripeRefund,
     StripeSubscription,
     StripeSubscriptionItem,
+    table_of,
     utcnow,
 )
 
@@ -360,34 +361,38 @@ def write_objects(
     if not rows:
         return []
     rows = list({r["id"]: r for r in rows}.values())  # one row per id in a statement
-    table = spec.model.__table__  # type: ignore[attr-defined]
-    dialect = session.get_bind().dialect.name
-    insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[dialect]
-    stmt = insert(table).values(rows)
+    table = table_of(spec.model)
+    stmt = insert_on_conflict(session.get_bind().dialect.name, table).values(rows)
     updates = {c.name: stmt.excluded[c.name] for c in table.columns if c.name != "id"}
     newer = (
         table.c.version_at <= stmt.excluded.version_at
         if replace_equal
         else table.c.version_at < stmt.excluded.version_at
     )
-    stmt = stmt.on_conflict_do_update(index_elements=["id"], set_=updates, where=newer).returning(table.c.id)
-    written = [r[0] for r in session.execute(stmt)]
+    upsert = stmt.on_conflict_do_update(index_elements=["id"], set_=updates, where=newer).returning(table.c.id)
+    written = [r[0] for r in session.execute(upsert)]
     if spec.child_model is not None and spec.child_rows is not None and written:
         kept = set(written)
-        _replace_children(session, spec, [r["raw"] for r in rows if r["id"] in kept])
+        parents = [r["raw"] for r in rows if r["id"] in kept]
+        _replace_children(session, table_of(spec.child_model), spec.child_parent_column, spec.child_rows, parents)
     return written
 
 
-def _replace_children(session: Session, spec: Kind, parents: list[dict[str, Any]]) -> None:
-    child = spec.child_model.__table__  # type: ignore[union-attr]
-    parent_col = child.c[spec.child_parent_column]
+def _replace_children(
+    session: Session,
+    child: sa.Table,
+    parent_column: str,
+    child_rows: Callable[[dict[str, Any]], list[dict[str, Any]]],
+    parents: list[dict[str, Any]],
+) -> None:
+    parent_col = child.c[parent_column]
     session.execute(sa.delete(child).where(parent_col.in_([p["id"] for p in parents])))
-    children = [c for p in parents for c in spec.child_rows(p)]  # type: ignore[misc]
+    children = [c for p in parents for c in child_rows(p)]
     if children:
         session.execute(sa.insert(child), children)
 
 
 def stored_version(session: Session, kind: str, object_id: str) -> int | None:
     """The stored copy's version, or None when the store has no such object."""
-    table = KINDS[kind].model.__table__  # type: ignore[attr-defined]
+    table = table_of(KINDS[kind].model)
     return session.execute(sa.select(table.c.version_at).where(table.c.id == object_id)).scalar_one_or_none()

@@ -10,9 +10,10 @@ on SQLite and PostgreSQL and needs no conversion on the sync path.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
+from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -41,6 +42,38 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# --- typed views of SQLModel classes --------------------------------------------------------
+# SQLModel types a model's class attributes as the field's value (`StripeCharge.raw` is a
+# dict to a type checker, an ORM attribute at run time) and does not declare `__table__`.
+# These three say what the ORM really hands over, so their callers need no suppressions.
+
+
+def table_of(model: type[SQLModel]) -> sa.Table:
+    """The table a `table=True` model is mapped to, for Core statements on it."""
+    return model.__table__  # type: ignore[attr-defined]  # SQLModel's metaclass sets it, undeclared
+
+
+def orm_attribute(field: object) -> QueryableAttribute[Any]:
+    """A model's class attribute as the ORM attribute it is at run time (for `defer`, which
+    wants one); `field` is written `Model.name`, which SQLModel types as the field's value."""
+    if not isinstance(field, QueryableAttribute):
+        raise TypeError(f"not a mapped attribute of a model: {field!r}")
+    return field
+
+
+class _Keyed(Protocol):
+    @property
+    def id(self) -> int | None: ...
+
+
+def stored_id(row: _Keyed) -> int:
+    """The primary key of a row that is in the store. SQLModel types it `int | None` because a
+    new object has none before its first flush; every row read or flushed has one."""
+    if row.id is None:
+        raise ValueError(f"{type(row).__name__} has no id yet: it was never flushed")
+    return row.id
 
 
 class Organization(SQLModel, table=True):

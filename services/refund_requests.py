@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlmodel import col, select
 
 from services import audit, billing
@@ -38,7 +37,7 @@ from services.errors import (
     StripeRequestFailed,
     ValidationFailed,
 )
-from services.models import RefundRequest, StripeCharge, StripeCustomer, utcnow
+from services.models import RefundRequest, StripeCharge, StripeCustomer, table_of, utcnow
 from services.money import format_money
 from services.permissions import Actor, Permission, authorize, role_of
 from services.stripe_gateway import StripeGateway
@@ -46,7 +45,7 @@ from services.stripe_gateway import StripeGateway
 STATUSES = ("pending", "approved", "declined", "failed", "withdrawn")
 NOTE_MAX = 1000
 QUEUE_LIMIT = 200
-_table: sa.Table = RefundRequest.__table__  # type: ignore[attr-defined]
+_table = table_of(RefundRequest)
 
 
 @dataclass(frozen=True)
@@ -367,7 +366,7 @@ def _already_decided(row: RefundRequest, viewer: Actor) -> str:
 def _transition(request_id: int, where: list[Any], **values: Any) -> bool:
     """One conditional UPDATE: True if this call moved the request, False if it had moved already."""
     with session_scope() as session:
-        moved = session.execute(_table.update().where(_table.c.id == request_id, *where).values(**values)).rowcount
+        moved = session.exec(_table.update().where(_table.c.id == request_id, *where).values(**values)).rowcount
     return moved == 1
 
 

@@ -54,6 +54,7 @@ from services.models import (
     StripeRefund,
     StripeSubscription,
     StripeSubscriptionItem,
+    orm_attribute,
 )
 from services.money import format_money
 from services.permissions import Actor
@@ -381,12 +382,12 @@ def _failed(session: Session, at: datetime) -> dict[str, Any]:
     c = StripeCharge
     # ix_stripe_charge_failed (partial: failed charges only, every column read here), so the
     # week is one short index range; the literal lets SQLite see the index's condition holds.
-    rows = session.exec(
-        select(
-            c.customer_id,
-            c.decline_reason,
-            c.outcome_type,
-            c.currency,
+    rows = session.execute(
+        sa.select(
+            col(c.customer_id),
+            col(c.decline_reason),
+            col(c.outcome_type),
+            col(c.currency),
             sa.func.count(),
             sa.func.sum(c.amount),
             sa.func.max(c.created),
@@ -397,7 +398,7 @@ def _failed(session: Session, at: datetime) -> dict[str, Any]:
             col(c.created) <= until,
             col(c.deleted).is_(False),
         )
-        .group_by(c.customer_id, c.decline_reason, c.outcome_type, c.currency)
+        .group_by(col(c.customer_id), col(c.decline_reason), col(c.outcome_type), col(c.currency))
     ).all()
     counts: dict[str, int] = defaultdict(int)
     totals: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
@@ -452,14 +453,14 @@ def _invoice_totals(session: Session, now: int) -> list[InvoiceTotals]:
     o, today = RollupOpenInvoices, now // DAY
     past = sa.and_(col(o.due_day) > NO_DUE_DAY, col(o.due_day) < today)
     found: dict[str, list[int]] = {}  # currency → [open, owed, overdue, overdue owed]
-    for cur, n, owed, od_n, od_owed in session.exec(
-        select(
-            o.currency,
+    for cur, n, owed, od_n, od_owed in session.execute(
+        sa.select(
+            col(o.currency),
             sa.func.sum(o.invoices),
             sa.func.sum(o.amount_remaining),
             sa.func.sum(sa.case((past, o.invoices), else_=0)),
             sa.func.sum(sa.case((past, o.amount_remaining), else_=0)),
-        ).group_by(o.currency)
+        ).group_by(col(o.currency))
     ):
         found[cur] = [int(n or 0), int(owed or 0), int(od_n or 0), int(od_owed or 0)]
     i = StripeInvoice
@@ -495,8 +496,17 @@ def _invoice_totals(session: Session, now: int) -> list[InvoiceTotals]:
 def _recent_refunds(session: Session) -> list[RecentRefund]:
     r, c = StripeRefund, StripeCharge
     # ix_stripe_refund_created_id, newest first; the charge by primary key for its customer.
-    rows = session.exec(
-        select(r.id, r.charge_id, r.amount, r.currency, r.status, r.reason, r.created, c.customer_id)
+    rows = session.execute(
+        sa.select(
+            col(r.id),
+            col(r.charge_id),
+            col(r.amount),
+            col(r.currency),
+            col(r.status),
+            col(r.reason),
+            col(r.created),
+            col(c.customer_id),
+        )
         .outerjoin(c, col(c.id) == col(r.charge_id))
         .where(col(r.deleted).is_(False))
         .order_by(col(r.created).desc(), col(r.id).desc())
@@ -673,7 +683,7 @@ def search_charges(
         raise ValidationFailed("A currency is a three-letter code like USD or EUR.")
 
     c = StripeCharge
-    stmt = select(c).options(defer(c.raw)).where(col(c.deleted).is_(False))  # rows need no raw JSON
+    stmt = select(c).options(defer(orm_attribute(c.raw))).where(col(c.deleted).is_(False))  # rows need no raw JSON
     if f.status == "refunded":
         stmt = stmt.where(col(c.amount_refunded) > 0)
     elif f.status:
@@ -686,11 +696,11 @@ def search_charges(
         stmt = stmt.where(col(c.created) < before)
     # Sorted by date, an amount range is a filter on the walk of (created, id): "+ 0" keeps
     # SQLite's planner from ranging the amount index and sorting everything it finds.
-    amount = col(c.amount) + 0 if key == "created" else col(c.amount)
+    amount_col = col(c.amount) + 0 if key == "created" else col(c.amount)
     if f.amount_min is not None:
-        stmt = stmt.where(amount >= f.amount_min)
+        stmt = stmt.where(amount_col >= f.amount_min)
     if f.amount_max is not None:
-        stmt = stmt.where(amount <= f.amount_max)
+        stmt = stmt.where(amount_col <= f.amount_max)
     if currency:
         stmt = stmt.where(col(c.currency) == currency)
     who = _customer_condition(col(c.customer_id), f.customer, CHARGES_WALK_FROM)
@@ -754,8 +764,8 @@ def _plans(session: Session, subscription_ids: list[str]) -> dict[str, str]:
     if not subscription_ids:
         return {}
     item, product = StripeSubscriptionItem, StripeProduct
-    rows = session.exec(
-        select(item.subscription_id, item.quantity, item.price_id, item.raw, product.name)
+    rows = session.execute(
+        sa.select(col(item.subscription_id), col(item.quantity), col(item.price_id), col(item.raw), col(product.name))
         .outerjoin(product, col(product.id) == col(item.product_id))
         .where(col(item.subscription_id).in_(subscription_ids))
         .order_by(col(item.id))
@@ -785,7 +795,7 @@ def search_subscriptions(
     limit = _check_limit(limit)
     _check_choice(f.status, SUBSCRIPTION_STATUSES, "status")
     s = StripeSubscription
-    stmt = select(s).options(defer(s.raw)).where(col(s.deleted).is_(False))  # rows need no raw JSON
+    stmt = select(s).options(defer(orm_attribute(s.raw))).where(col(s.deleted).is_(False))  # rows need no raw JSON
     if f.status:
         stmt = stmt.where(col(s.status) == f.status)
     who = _customer_condition(col(s.customer_id), f.customer)
@@ -862,7 +872,7 @@ def search_invoices(
     since, before = _check_range(f.date_from, f.date_to)
     at = _ts(_now(now))
     i = StripeInvoice
-    stmt = select(i).options(defer(i.raw)).where(col(i.deleted).is_(False))  # rows need no raw JSON
+    stmt = select(i).options(defer(orm_attribute(i.raw))).where(col(i.deleted).is_(False))  # rows need no raw JSON
     if f.status == "overdue":
         # "+ 0": walk open invoices in the page's order and test the due date, rather than
         # range the due dates and sort them all (SQLite's planner prefers the latter).

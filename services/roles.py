@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 from services import audit
 from services.db import session_scope
 from services.errors import NotFound, PlanLimitReached, ValidationFailed
-from services.models import CustomRole, MagicLink, Member, Organization, utcnow
+from services.models import CustomRole, MagicLink, Member, Organization, stored_id, utcnow
 from services.money import format_money
 from services.permissions import (
     BUILT_IN_ORDER,
@@ -64,7 +64,7 @@ def custom_role_key(role_id: int) -> str:
 
 def _role_from_row(row: CustomRole) -> Role:
     permissions = frozenset(Permission(p) for p in row.permissions if p in Permission._value2member_map_)
-    return Role(custom_role_key(row.id), row.label, permissions, dict(row.refund_caps))  # type: ignore[arg-type]
+    return Role(custom_role_key(stored_id(row)), row.label, permissions, dict(row.refund_caps))
 
 
 def _row_for_key(session: Session, key: str) -> CustomRole | None:
@@ -87,7 +87,7 @@ def labels(session: Session) -> dict[str, str]:
     """Every role key → label, built-in and custom, for lists that show members' roles."""
     found = {key: role.label for key, role in ROLES.items()}
     for row in session.exec(select(CustomRole)):
-        found[custom_role_key(row.id)] = row.label  # type: ignore[arg-type]
+        found[custom_role_key(stored_id(row))] = row.label
     return found
 
 
@@ -97,7 +97,7 @@ def assignable_roles(session: Session) -> list[tuple[str, str]]:
     choices = [(key, ROLES[key].label) for key in reversed(BUILT_IN_ORDER) if key != "owner"]
     if _plan_allows_custom_roles(session):
         rows = session.exec(select(CustomRole).order_by(col(CustomRole.label_key))).all()
-        choices += [(custom_role_key(r.id), r.label) for r in rows]  # type: ignore[arg-type]
+        choices += [(custom_role_key(stored_id(r)), r.label) for r in rows]
     return choices
 
 
@@ -247,7 +247,7 @@ def create_custom_role(actor: Actor, label: str, permissions: list[str], refund_
             )
             session.add(row)
             session.flush()
-            key = custom_role_key(row.id)  # type: ignore[arg-type]
+            key = custom_role_key(stored_id(row))
         draft.targets.append(key)
         return key
 

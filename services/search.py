@@ -255,7 +255,7 @@ def _count_matches(needle: str, cap: int) -> int:
 
         found = 0
         for starts in _sqlite_starts(c, needle):
-            found += at_most(sa.select(c.id).where(starts), cap - found)
+            found += at_most(sa.select(col(c.id)).where(starts), cap - found)
             if found >= cap:
                 return found
         if len(needle) < 2:
@@ -289,7 +289,9 @@ def customers_starting_with(
             return _row_starts_with(StripeCustomer, needle)
         m = aliased(StripeCustomer, name="matching_customer")
         return sa.exists().where(col(m.id) == customer_col, _row_starts_with(m, needle))
-    return customer_col.in_(sa.select(c.id).where(col(c.deleted).is_(False), customer_starts_with(dialect, needle)))
+    return customer_col.in_(
+        sa.select(col(c.id)).where(col(c.deleted).is_(False), customer_starts_with(dialect, needle))
+    )
 
 
 def global_search(actor: Actor, query: str, limit: int = DEFAULT_LIMIT) -> SearchResults:

@@ -7,16 +7,16 @@ pending invite. Counting them in one place keeps a plan change from slipping pas
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from services.magic_links import Purpose
 from services.models import MagicLink, Member
 
 
-def pending_invites(now: datetime) -> Any:
+def pending_invites(now: datetime) -> SelectOfScalar[MagicLink]:
     """Unused, unwithdrawn, unexpired invites: they hold a seat."""
     return select(MagicLink).where(
         MagicLink.purpose == str(Purpose.INVITE),

@@ -22,13 +22,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from services import audit, mirror, notices, sync
-from services.db import run_transaction, session_scope
+from services.db import insert_on_conflict, run_transaction, session_scope
 from services.errors import BillyError, StripeRequestFailed, ValidationFailed, WebhookSignatureInvalid
-from services.models import StripeEvent, SyncState, utcnow
+from services.models import StripeEvent, SyncState, table_of, utcnow
 from services.permissions import Actor, authorize
 from services.secrets import get_secret_store
 from services.stripe_gateway import StripeGateway, verify_webhook
@@ -67,9 +66,9 @@ def _record_event(session: Session, event: dict[str, Any], via: str, outcome: st
         "outcome": outcome,
         "raw": event,
     }
-    insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[session.get_bind().dialect.name]
-    table = StripeEvent.__table__  # type: ignore[attr-defined]
-    stmt = insert(table).values(row).on_conflict_do_nothing(index_elements=["id"]).returning(table.c.id)
+    table = table_of(StripeEvent)
+    insert = insert_on_conflict(session.get_bind().dialect.name, table)
+    stmt = insert.values(row).on_conflict_do_nothing(index_elements=["id"]).returning(table.c.id)
     return session.execute(stmt).first() is not None
 
 

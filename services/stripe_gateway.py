@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 import stripe
+from stripe.params import RefundCreateParams
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from services.config import get_settings
@@ -380,7 +381,7 @@ class StripeGateway:
         idempotency_key: str,
         metadata: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        params: dict[str, Any] = {"charge": charge_id}
+        params: RefundCreateParams = {"charge": charge_id}
         if amount is not None:
             params["amount"] = amount
         if reason:

@@ -78,7 +78,7 @@ def classify_key(raw: str) -> str:
     return match.group(1)
 
 
-def checklist(granted: dict[str, bool] | None) -> list[dict[str, object]]:
+def checklist(granted: dict[str, bool] | None) -> list[dict[str, str]]:
     """The docs' six rows, each marked granted / missing / unknown (not checked yet)."""
     rows = []
     for requirement in REQUIRED_PERMISSIONS:

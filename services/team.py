@@ -25,7 +25,7 @@ from services.identity import (
 from services.magic_links import LinkGrant, Purpose
 from services.mail_templates import invite_mail, password_reset_mail
 from services.mailer import get_mailer
-from services.models import MagicLink, Member, Organization, utcnow
+from services.models import MagicLink, Member, Organization, stored_id, utcnow
 from services.permissions import OWNER, Actor, Source, authorize
 from services.plans import PLANS
 from services.seats import pending_invites, seats_used
@@ -194,17 +194,19 @@ def list_team(actor: Actor, now: datetime | None = None) -> TeamView:
     return TeamView(
         members=[
             MemberView(
-                m.id,
+                stored_id(m),
                 m.name,
                 m.email,
                 m.role,
                 label_of.get(m.role, m.role),
-                m.last_active_at,  # type: ignore[arg-type]
+                m.last_active_at,
                 m.role == OWNER,
             )
             for m in members
         ],
-        invites=[InviteView(i.id, i.email, i.role, label_of.get(i.role, i.role), i.expires_at) for i in invites],  # type: ignore[arg-type]
+        invites=[
+            InviteView(stored_id(i), i.email, i.role, label_of.get(i.role, i.role), i.expires_at) for i in invites
+        ],
         plan_label=plan.label,
         member_limit=plan.member_limit,
         seats_used=used,
@@ -241,7 +243,7 @@ def remove_member(actor: Actor, member_id: int) -> None:
             draft.details.update(email=member.email, role=member.role)
             member.active = False
             member.token_version += 1
-            revoke_all_sessions(session, member.id, "removed")  # type: ignore[arg-type]
+            revoke_all_sessions(session, stored_id(member), "removed")
 
 
 def transfer_ownership(actor: Actor, member_id: int, password: str) -> None:
@@ -257,7 +259,7 @@ def transfer_ownership(actor: Actor, member_id: int, password: str) -> None:
             owner.role, target.role = "billing_manager", OWNER
             for person in (owner, target):
                 person.token_version += 1  # both sign in again under their new roles
-                revoke_all_sessions(session, person.id, "ownership_transferred")  # type: ignore[arg-type]
+                revoke_all_sessions(session, stored_id(person), "ownership_transferred")
 
 
 # --- accepting an invite, resetting a password (the link is the credential) ---------------
@@ -317,14 +319,14 @@ def accept_invite(
         )
         member.last_active_at = now
         session.flush()
-        member_id, email, role = member.id, member.email, member.role
+        member_id, email, role = stored_id(member), member.email, member.role
     audit.record(
         Actor(member_id, email, role, Source.DASHBOARD, client_address, user_agent),
         "team.accept_invite",
         "ok",
         audit.AuditDraft(details={"role": role}),
     )
-    return member_id  # type: ignore[return-value]
+    return member_id
 
 
 def request_password_reset(email: str, client_address: str = "", now: datetime | None = None) -> None:
@@ -360,6 +362,6 @@ def reset_password(
             raise NotFound("This account no longer exists.")
         member.password_hash = hash_password(password)
         member.token_version += 1
-        revoke_all_sessions(session, member.id, "password_reset")  # type: ignore[arg-type]
+        revoke_all_sessions(session, stored_id(member), "password_reset")
         actor = Actor(member.id, member.email, member.role, Source.DASHBOARD, client_address, user_agent)
     audit.record(actor, "auth.password_reset", "ok")
