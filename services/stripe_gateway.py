@@ -22,6 +22,7 @@ import stripe
 from stripe.params import RefundCreateParams
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
+from services import resources
 from services.config import get_settings
 from services.errors import (
     StripeKeyUnknown,
@@ -167,22 +168,6 @@ REQUIRED_PERMISSIONS: tuple[RequiredPermission, ...] = (
         (PermissionProbe("rak_payment_method_read", "get", "/v1/payment_methods/pm_billyprobe"),),
     ),
 )
-
-
-# Stripe's `object` name → the StripeClient.v1 service that retrieves it.
-RETRIEVE_SERVICES = {
-    "customer": "customers",
-    "charge": "charges",
-    "refund": "refunds",
-    "payment_intent": "payment_intents",
-    "payment_method": "payment_methods",
-    "product": "products",
-    "price": "prices",
-    "plan": "plans",
-    "subscription": "subscriptions",
-    "invoice": "invoices",
-    "dispute": "disputes",
-}
 
 
 def billy_error(exc: stripe.StripeError) -> StripeRequestFailed:
@@ -365,7 +350,7 @@ class StripeGateway:
 
     def retrieve(self, kind: str, object_id: str) -> dict[str, Any]:
         """The current copy of one object, for an event that cannot be ordered by time alone."""
-        service = RETRIEVE_SERVICES[kind]
+        service = resources.BY_OBJECT[kind].collection
         return as_dict(
             self.read(lambda c: getattr(c.v1, service).retrieve(object_id, options={"max_network_retries": 0}))
         )

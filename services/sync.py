@@ -20,60 +20,35 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session, col, select
 
-from services import audit, mirror, notices
+from services import audit, mirror, notices, resources, stripe_rows
 from services.db import run_transaction, session_scope
 from services.errors import BillyError, StripeRequestFailed
 from services.models import StripeCustomer, SyncState, utcnow
 from services.permissions import Actor, authorize
+from services.resources import StripeResource
 from services.stripe_gateway import StripeGateway
 
 log = logging.getLogger(__name__)
 
 # Re-exported for callers that map single objects (billing upserts a refund's charge).
-customer_row, charge_row, refund_row = mirror.customer_row, mirror.charge_row, mirror.refund_row
+customer_row, charge_row, refund_row = stripe_rows.customer_row, stripe_rows.charge_row, stripe_rows.refund_row
 
 
-@dataclass(frozen=True)
-class Resource:
-    name: str  # the sync_state key and the StripeClient.v1 service listing it
-    kind: str  # the mirror kind its objects are
-    permission: str  # the restricted-key permission that reads it
-    unlocks: str  # what a person sees once the key may read it
-    required: bool = True  # one of the docs' six permissions, or a recommended extra
-    params: dict[str, Any] = field(default_factory=dict)
-    after: str | None = None  # a resource that must finish first (payment methods go per customer)
-
-
-RESOURCES: dict[str, Resource] = {
-    r.name: r
-    for r in (
-        Resource("customers", "customer", "rak_customer_read", "customers and their details"),
-        Resource("charges", "charge", "rak_charge_read", "payments and failed payments"),
-        Resource("refunds", "refund", "rak_refund_read", "refunds"),
-        Resource(
-            "subscriptions", "subscription", "rak_subscription_read", "subscriptions and MRR", params={"status": "all"}
-        ),
-        Resource("invoices", "invoice", "rak_invoice_read", "invoices, open and overdue"),
-        Resource("payment_methods", "payment_method", "rak_payment_method_read", "saved cards", after="customers"),
-        Resource("payment_intents", "payment_intent", "rak_payment_intent_read", "payment attempts", False),
-        Resource("products", "product", "rak_product_read", "product names", False),
-        Resource("prices", "price", "rak_plan_read", "prices and billing intervals", False),
-        Resource("disputes", "dispute", "rak_dispute_read", "disputes and chargebacks", False),
-    )
-}
+# The resources the backfill lists, by collection (one descriptor each: services.resources).
+RESOURCES: dict[str, StripeResource] = resources.LISTED
 EVENTS = "events"  # the sync_state row of event polling (cursor: the newest event seen)
 EVENTS_PERMISSION_NOTE = "Events (read) lets Billy stay current without webhooks."
 
 
-def permission_note(resource: Resource) -> str:
+def permission_note(resource: StripeResource) -> str:
     """What to add to the key, and what it shows, in the words of Stripe's key editor."""
-    label = resource.permission.removeprefix("rak_").removesuffix("_read").replace("_", " ")
+    label = (resource.permission or "").removeprefix("rak_").removesuffix("_read").replace("_", " ")
     label = {"plan": "prices", "payment method": "payment methods"}.get(label, label + "s")
     return (
         f"Skipped: the Stripe key may not read {label}. Give the restricted key “{label.capitalize()}: Read” "
@@ -94,7 +69,7 @@ def sync_state(session: Session, resource: str) -> SyncState:
 class _Run:
     """One resource's run: counts 429s as they happen and stores each page with its cursor."""
 
-    def __init__(self, resource: Resource) -> None:
+    def __init__(self, resource: StripeResource) -> None:
         self.resource = resource
         self.throttled = 0
         self._lock = threading.Lock()
@@ -113,14 +88,14 @@ class _Run:
         version, throttled = int(requested_at) - 1, self.take_throttled()
 
         def store(session: Session) -> list[str]:
-            written = mirror.write_objects(session, self.resource.kind, objects, version)
-            state = sync_state(session, self.resource.name)
+            written = mirror.write_objects(session, self.resource.object, objects, version)
+            state = sync_state(session, self.resource.collection)
             state.cursor = cursor
             state.synced_count += len(objects)
             state.throttled_count += throttled
             return written
 
-        notices.publish(self.resource.kind, run_transaction(store))
+        notices.publish(self.resource.object, run_transaction(store))
 
 
 def _begin(resource: str) -> str | None:
@@ -158,7 +133,7 @@ def _page_through(gateway: StripeGateway, run: _Run, cursor: str | None) -> None
             while not stop.is_set():
                 requested_at = time.time()
                 items, has_more = gateway.list_page(
-                    spec.name, after, params=spec.params, on_throttled=run.throttled_once
+                    spec.collection, after, params=spec.list_params, on_throttled=run.throttled_once
                 )
                 pages.put((items, requested_at, has_more and bool(items)))
                 if not has_more or not items:
@@ -167,7 +142,7 @@ def _page_through(gateway: StripeGateway, run: _Run, cursor: str | None) -> None
         except BaseException as exc:  # noqa: BLE001 - handed to the storing thread, which raises it
             pages.put(exc)
 
-    fetcher = threading.Thread(target=fetch, args=(cursor,), name=f"backfill-{spec.name}-fetch", daemon=True)
+    fetcher = threading.Thread(target=fetch, args=(cursor,), name=f"backfill-{spec.collection}-fetch", daemon=True)
     fetcher.start()
     try:
         while True:

@@ -40,7 +40,7 @@ def assert_store_equals_sandbox(peer: StripePeer, resources: list[str] | None = 
     the sandbox's copy maps to (so a stale or half-written row fails)."""
     counts = {}
     for name in resources or list(sync.RESOURCES):
-        kind = mirror.KINDS[sync.RESOURCES[name].kind]
+        kind = mirror.KINDS[sync.RESOURCES[name].object]
         expected = {o["id"]: kind.to_row(o) for o in sandbox_objects(peer, name)}
         with session_scope() as s:
             stored = {r.id: r.model_dump() for r in s.exec(select(kind.model)) if not r.deleted}

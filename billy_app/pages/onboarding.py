@@ -71,7 +71,9 @@ def permissions_table() -> rx.Component:
 def recommended_permissions() -> rx.Component:
     """The reads beyond the six that make Billy fuller, each with what it unlocks (DESIGN, Sync)."""
     items = [
-        (f"{r.name.replace('_', ' ').capitalize()}: Read", r.unlocks) for r in sync.RESOURCES.values() if not r.required
+        (f"{r.collection.replace('_', ' ').capitalize()}: Read", r.unlocks)
+        for r in sync.RESOURCES.values()
+        if not r.required
     ] + [("Events: Read", "live updates without webhooks")]
     return rx.vstack(
         rx.text("Recommended as well (optional):", size="2", weight="medium"),
