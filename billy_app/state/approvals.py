@@ -10,14 +10,15 @@ request someone else just decided shows so.
 
 from __future__ import annotations
 
-import asyncio
+from typing import ClassVar
 
 import reflex as rx
+from reflex_base.event import EventSpec
 
-from billy_app.state.session import SessionState
+from billy_app.state.session import SessionState, guarded, off_loop
 from services import refund_requests
 from services.billing import REFUND_REASONS
-from services.errors import BillyError, NotAuthenticated
+from services.errors import BillyError
 from services.permissions import can
 from services.refund_requests import RequestView
 
@@ -65,6 +66,8 @@ def _given_id(request_id: object) -> str:
 
 
 class ApprovalsState(SessionState):
+    problem_var: ClassVar[str] = "message"
+
     queue: list[dict[str, str]] = []
     mine: list[dict[str, str]] = []
     can_approve: bool = False
@@ -82,24 +85,30 @@ class ApprovalsState(SessionState):
     async def _reload(self) -> None:
         actor = await self.actor()
         self.can_approve = can(actor, "refunds.approve")
-        queue = await asyncio.to_thread(refund_requests.list_queue, actor, "pending") if self.can_approve else []
-        mine = await asyncio.to_thread(refund_requests.my_requests, actor)
+        queue = await off_loop(refund_requests.list_queue, actor, "pending") if self.can_approve else []
+        mine = await off_loop(refund_requests.my_requests, actor)
         self.queue = [request_row(r) for r in queue]
         self.mine = [request_row(r) for r in mine]
         self.error = ""
 
+    def _show_problem(self, problem: BillyError) -> EventSpec | None:
+        """In the decision dialog while it is open, else above the lists."""
+        if self.decision_open:
+            self.decision_problem = problem.message
+            return None
+        return super()._show_problem(problem)
+
     @rx.event
+    @guarded
     async def load(self):
         self.message, self.decision_open = "", False
         try:
             await self._reload()
-        except NotAuthenticated:
-            return SessionState.recover
         except BillyError as exc:
             self.error, self.queue, self.mine = exc.message, [], []
-        return None
 
     @rx.event
+    @guarded
     async def refresh(self):
         self.message = ""
         await self._reload_quietly()
@@ -109,6 +118,7 @@ class ApprovalsState(SessionState):
         return next((r for r in rows if r["id"] == wanted), None)
 
     @rx.event
+    @guarded
     async def open_decision(self, request_id: str, kind: str):
         """Open the approve / decline dialog for a request this page listed. Any other id is
         kept as the one to decide on, without a dialog: a real page has nothing to confirm then,
@@ -133,6 +143,7 @@ class ApprovalsState(SessionState):
             self.decision_open, self.decision_id = False, ""
 
     @rx.event
+    @guarded
     async def decide(self, form_data: dict):
         """Approve (the refund is made in the caller's name) or decline, with the dialog's note."""
         if self.busy or not self.decision_id:
@@ -142,41 +153,34 @@ class ApprovalsState(SessionState):
         self.busy, self.decision_problem = True, ""
         yield
         try:
-            actor = await self.actor()
             if self.decision_kind == "approve":
-                done = await asyncio.to_thread(refund_requests.approve, actor, self.decision_id, note)
+                done = await self._call(refund_requests.approve, self.decision_id, note)
                 text = f"Approved: {done.amount_label} refunded to the customer in your name (refund {done.refund_id})."
             else:
-                done = await asyncio.to_thread(refund_requests.decline, actor, self.decision_id, note)
+                done = await self._call(refund_requests.decline, self.decision_id, note)
                 text = f"Declined. {done.requester_email} sees your note under their requests."
-        except NotAuthenticated:
-            self.busy = False
-            yield SessionState.recover
-            return
         except BillyError as exc:
-            self.busy, self.decision_problem = False, exc.message
-            if not self.decision_open:  # no dialog to show it in
-                self.message, self.message_kind = exc.message, "error"
+            self._show_problem(exc)
             await self._reload_quietly()
             return
-        self.busy, self.decision_open, self.decision_id = False, False, ""
+        finally:
+            self.busy = False
+        self.decision_open, self.decision_id = False, ""
         self.message, self.message_kind = text, "info"
         await self._reload_quietly()
 
     @rx.event
+    @guarded
     async def withdraw(self, request_id: str):
         """Withdraw one of the caller's requests. Whatever id arrives goes to the service, which
         refuses (and audits) a request that is not theirs or does not exist."""
         try:
-            await asyncio.to_thread(refund_requests.withdraw, await self.actor(), _given_id(request_id))
-        except NotAuthenticated:
-            return SessionState.recover
+            await self._call(refund_requests.withdraw, _given_id(request_id))
         except BillyError as exc:
             self.message, self.message_kind = exc.message, "error"
         else:
             self.message, self.message_kind = "Request withdrawn.", "info"
         await self._reload_quietly()
-        return None
 
     async def _reload_quietly(self) -> None:
         """Re-read the lists after an action; an outcome already shown is not replaced by a reload error."""

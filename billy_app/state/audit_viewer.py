@@ -9,18 +9,17 @@ works on are the ones last applied (kept server-side), not whatever is typed in 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
-from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import ClassVar
 
 import reflex as rx
+from reflex_base.event import EventSpec
 
-from billy_app.state.session import SessionState
+from billy_app.state.session import SessionState, guarded
 from services import audit_viewer, timezones
 from services.audit_viewer import AuditFilters, AuditRecord
-from services.errors import BillyError, NotAuthenticated, PermissionDenied
+from services.errors import BillyError, PermissionDenied
 from services.permissions import ROLES
 
 PAGE_SIZE = 50
@@ -80,6 +79,8 @@ def _choice(value: object, choices: list[tuple[str, str]]) -> str | None:
 
 
 class AuditViewerState(SessionState):
+    problem_var: ClassVar[str] = "message"
+
     rows: list[dict[str, str]] = []
     refused: bool = False
     error: str = ""  # why this person may not see the log
@@ -123,10 +124,7 @@ class AuditViewerState(SessionState):
         )
 
     async def _read(self, cursor: int, filters: AuditFilters | None = None) -> None:
-        actor = await self.actor()
-        page = await asyncio.to_thread(
-            audit_viewer.search, actor, filters or self._filters(), cursor or None, PAGE_SIZE
-        )
+        page = await self._call(audit_viewer.search, filters or self._filters(), cursor or None, PAGE_SIZE)
         self.rows = [entry_row(e) for e in page.entries]
         self._next_cursor = page.next_cursor or 0
         self.has_older = page.next_cursor is not None
@@ -137,19 +135,15 @@ class AuditViewerState(SessionState):
         self.rows, self.actions, self.detail, self.detail_open = [], [], {}, False
         self.has_older, self.verify_kind, self.verify_message = False, "", ""
 
-    async def _guarded(self, work: Callable[[], Awaitable[None]]) -> Any:
-        """Run a read; a stale session recovers, a refusal empties the page, other errors show."""
-        try:
-            await work()
-        except NotAuthenticated:
-            return SessionState.recover
-        except PermissionDenied as exc:
-            self._refuse(exc.message)
-        except BillyError as exc:
-            self.message, self.message_kind = exc.message, "error"
-        return None
+    def _show_problem(self, problem: BillyError) -> EventSpec | None:
+        """A refusal empties the page; other problems show above the table."""
+        if isinstance(problem, PermissionDenied):
+            self._refuse(problem.message)
+            return None
+        return super()._show_problem(problem)
 
     @rx.event
+    @guarded
     async def load(self):
         self.refused, self.error, self.problem, self.message = False, "", "", ""
         self.f_person, self.f_action, self.f_source, self.f_outcome, self.f_from, self.f_to = (
@@ -163,14 +157,13 @@ class AuditViewerState(SessionState):
         self.detail_open, self.detail, self.verify_kind, self.verify_message = False, {}, "", ""
         self.verifying = self.exporting = False
         self._applied, self._cursors, self.page_number = {}, [0], 1
-
-        async def work() -> None:
+        try:
             await self._read(0)
-            self.actions = await asyncio.to_thread(audit_viewer.known_actions, await self.actor())
-
-        outcome = await self._guarded(work)
-        if outcome is not None or self.refused:
-            return outcome
+            self.actions = await self._call(audit_viewer.known_actions)
+        except BillyError as exc:
+            self._show_problem(exc)
+        if self.refused:
+            return None
         return rx.call_script(ZONE_SCRIPT, callback=AuditViewerState.set_zone)
 
     @rx.event
@@ -204,6 +197,7 @@ class AuditViewerState(SessionState):
         self.f_outcome = _choice(value, OUTCOME_CHOICES) or "any"
 
     @rx.event
+    @guarded
     async def apply(self, form_data: dict):
         """Apply the filter bar: read the first page of what matches, or say what is wrong."""
         data = form_data if isinstance(form_data, dict) else {}
@@ -226,13 +220,9 @@ class AuditViewerState(SessionState):
         self.f_source, self.f_outcome = source, outcome
         applied = {**typed, "source": "" if source == "any" else source, "outcome": "" if outcome == "any" else outcome}
         try:
-            filters = self._filters(applied)
-            await self._read(0, filters)
-        except NotAuthenticated:
-            return SessionState.recover
-        except PermissionDenied as exc:
-            self._refuse(exc.message)
-            return None
+            await self._read(0, self._filters(applied))
+        except PermissionDenied:
+            raise  # not a problem with the filters: the page is refused (`_show_problem`)
         except BillyError as exc:
             self.problem = exc.message  # the table keeps showing the filters in force
             return None
@@ -240,65 +230,54 @@ class AuditViewerState(SessionState):
         return None
 
     @rx.event
+    @guarded
     async def clear(self):
         self.f_person, self.f_action, self.f_from, self.f_to = "", "", "", ""
         self.f_source, self.f_outcome = "any", "any"
         self.problem, self.message = "", ""
         self._applied, self._cursors, self.page_number = {}, [0], 1
-        return await self._guarded(lambda: self._read(0))
+        await self._read(0)
 
     # --- pages ----------------------------------------------------------------------------------
 
     @rx.event
+    @guarded
     async def older(self):
         if not self.has_older or not self._next_cursor:
-            return None
+            return
         cursor = self._next_cursor
-
-        async def work() -> None:
-            await self._read(cursor)
-            self._cursors = [*self._cursors, cursor]
-            self.page_number = len(self._cursors)
-
-        return await self._guarded(work)
+        await self._read(cursor)
+        self._cursors = [*self._cursors, cursor]
+        self.page_number = len(self._cursors)
 
     @rx.event
+    @guarded
     async def newer(self):
         if len(self._cursors) < 2:
-            return None
+            return
         cursors = self._cursors[:-1]
-
-        async def work() -> None:
-            await self._read(cursors[-1])
-            self._cursors, self.page_number = cursors, len(cursors)
-
-        return await self._guarded(work)
+        await self._read(cursors[-1])
+        self._cursors, self.page_number = cursors, len(cursors)
 
     @rx.event
+    @guarded
     async def refresh(self):
         """Back to the newest rows under the filters in force."""
         self.message = ""
-
-        async def work() -> None:
-            await self._read(0)
-            self._cursors, self.page_number = [0], 1
-
-        return await self._guarded(work)
+        await self._read(0)
+        self._cursors, self.page_number = [0], 1
 
     # --- one row in full ------------------------------------------------------------------------
 
     @rx.event
+    @guarded
     async def open_detail(self, entry_id: str):
         text = str(entry_id)[:20]
         if not text.isdigit():
             self.message, self.message_kind = "That audit row does not exist.", "error"
-            return None
-
-        async def work() -> None:
-            record = await asyncio.to_thread(audit_viewer.get_entry, await self.actor(), int(text))
-            self.detail, self.detail_open = entry_detail(record), True
-
-        return await self._guarded(work)
+            return
+        record = await self._call(audit_viewer.get_entry, int(text))
+        self.detail, self.detail_open = entry_detail(record), True
 
     @rx.event
     def set_detail_open(self, value: bool):
@@ -308,6 +287,7 @@ class AuditViewerState(SessionState):
     # --- export and verify (both are logged by the service) ------------------------------------
 
     @rx.event
+    @guarded
     async def export(self):
         """Download the rows that match the filters in force, as CSV."""
         if self.exporting:
@@ -315,25 +295,15 @@ class AuditViewerState(SessionState):
         self.exporting, self.message = True, ""
         yield
         try:
-            actor = await self.actor()
-            done = await asyncio.to_thread(audit_viewer.export, actor, self._filters())
-        except NotAuthenticated:
+            done = await self._call(audit_viewer.export, self._filters())
+        finally:
             self.exporting = False
-            yield SessionState.recover
-            return
-        except PermissionDenied as exc:
-            self.exporting = False
-            self._refuse(exc.message)
-            return
-        except BillyError as exc:
-            self.exporting, self.message, self.message_kind = False, exc.message, "error"
-            return
-        self.exporting = False
         self.message, self.message_kind = done.describe(), "error" if done.truncated else "info"
         yield rx.download(data=done.text, filename=done.filename, mime_type="text/csv")
         await self._quiet_reread()  # the export's own row, if the newest rows are on screen
 
     @rx.event
+    @guarded
     async def verify(self):
         """Walk the hash chain and say whether it holds, or where it breaks."""
         if self.verifying:
@@ -341,19 +311,14 @@ class AuditViewerState(SessionState):
         self.verifying, self.verify_kind, self.verify_message = True, "", ""
         yield
         try:
-            result = await asyncio.to_thread(audit_viewer.verify_for, await self.actor())
-        except NotAuthenticated:
-            self.verifying = False
-            yield SessionState.recover
-            return
-        except PermissionDenied as exc:
-            self.verifying = False
-            self._refuse(exc.message)
-            return
+            result = await self._call(audit_viewer.verify_for)
+        except PermissionDenied:
+            raise  # the page is refused (`_show_problem`)
         except BillyError as exc:
-            self.verifying, self.verify_kind, self.verify_message = False, "bad", exc.message
+            self.verify_kind, self.verify_message = "bad", exc.message
             return
-        self.verifying = False
+        finally:
+            self.verifying = False
         self.verify_kind = "ok" if result.ok else "bad"
         self.verify_message = result.describe()
         await self._quiet_reread()

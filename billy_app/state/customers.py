@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
+from typing import ClassVar
 
 import reflex as rx
 
-from billy_app.state.session import SessionState
+from billy_app.state.session import SessionState, guarded
 from billy_app.state.view import customer_view
 from services import billing
-from services.errors import BillyError, NotAuthenticated
+from services.errors import BillyError
 
 MAX_QUERY = 200
 
 
 class CustomersState(SessionState):
+    problem_var: ClassVar[str] = "error"
+
     query: str = ""
     rows: list[dict[str, str]] = []
     error: str = ""
@@ -25,55 +27,53 @@ class CustomersState(SessionState):
     _cursors: list[str | None] = [None]
     _next_cursor: str | None = None
 
-    async def _load(self, cursor: str | None) -> bool:
+    async def _load(self, cursor: str | None) -> None:
+        """Read one page; a refusal empties the list and says why."""
         self.error = ""
         try:
-            actor = await self.actor()
-            page = await asyncio.to_thread(billing.search_customers, actor, self.query, cursor)
-        except NotAuthenticated:
-            return False
+            page = await self._call(billing.search_customers, self.query, cursor)
         except BillyError as exc:
             self.error, self.rows, self.has_next = exc.message, [], False
-            return True
+            return
         self.rows = [customer_view(r) for r in page.items]
         self._next_cursor, self.has_next = page.next_cursor, page.next_cursor is not None
-        return True
 
-    async def _first_page(self):
+    async def _first_page(self) -> None:
         self._cursors, self.page_number = [None], 1
-        if not await self._load(None):
-            return SessionState.recover
-        return None
+        await self._load(None)
 
     @rx.event
+    @guarded
     async def load(self):
-        return await self._first_page()
+        await self._first_page()
 
     @rx.event
+    @guarded
     async def search(self, form: dict):
         self.query = str(form.get("q", ""))[:MAX_QUERY]
-        return await self._first_page()
+        await self._first_page()
 
     @rx.event
+    @guarded
     async def clear_search(self):
         self.query = ""
-        return await self._first_page()
+        await self._first_page()
 
     @rx.event
+    @guarded
     async def next_page(self):
         if not self._next_cursor:
-            return None
+            return
         cursor = self._next_cursor
-        if await self._load(cursor):
-            self._cursors.append(cursor)
-            self.page_number += 1
-        return None
+        await self._load(cursor)
+        self._cursors.append(cursor)
+        self.page_number += 1
 
     @rx.event
+    @guarded
     async def previous_page(self):
         if len(self._cursors) <= 1:
-            return None
+            return
         self._cursors.pop()
         self.page_number -= 1
         await self._load(self._cursors[-1])
-        return None

@@ -8,7 +8,6 @@ more when the sync ends.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -17,11 +16,11 @@ from typing import Any
 import reflex as rx
 
 from billy_app.state.live import LiveState
-from billy_app.state.session import SessionState
+from billy_app.state.session import guarded, off_loop
 from billy_app.state.sync_progress import SyncProgressState
 from billy_app.state.view import iso
 from services import organization, reports
-from services.errors import BillyError, NotAuthenticated, PermissionDenied
+from services.errors import BillyError, PermissionDenied
 from services.money import exponent
 from services.reports import Dashboard
 
@@ -158,9 +157,8 @@ class DashboardState(LiveState, SyncProgressState):
 
     async def _load_report(self) -> None:
         """Read the report from the store; a refusal empties it and says why."""
-        actor = await self.actor()
         try:
-            board = await asyncio.to_thread(reports.dashboard, actor)
+            board = await self._call(reports.dashboard)
         except PermissionDenied as exc:
             self.report_error, self.mrr, self.revenue, self.chart, self.refunds = exc.message, [], [], [], []
             self.failed_groups, self.failed_customers, self.invoices = [], [], []
@@ -187,15 +185,13 @@ class DashboardState(LiveState, SyncProgressState):
             await self._load_report()
 
     @rx.event
+    @guarded
     async def refresh(self):
         """Reload the report only (for store-change notices)."""
         try:
             await self._load_report()
-        except NotAuthenticated:
-            return SessionState.recover
         except BillyError as exc:
             self.report_error = exc.message
-        return None
 
     @rx.event
     def choose_chart_currency(self, currency: str):
@@ -212,18 +208,14 @@ class DashboardState(LiveState, SyncProgressState):
         return {"gross": "—", "refunded": "—", "net": "—", "code": ""}
 
     @rx.event
+    @guarded
     async def load(self):
-        try:
-            await self.actor()
-        except NotAuthenticated:
-            return SessionState.recover
-        if not await asyncio.to_thread(organization.onboarding_done):
+        await self.actor()
+        if not await off_loop(organization.onboarding_done):
             return rx.redirect("/onboarding", replace=True)
         try:
             await SyncProgressState._refresh(self)
             await self._load_report()
-        except NotAuthenticated:
-            return SessionState.recover
         except BillyError as exc:
             self.error = exc.message
         return DashboardState.watch

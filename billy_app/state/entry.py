@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import reflex as rx
 
 from billy_app.api import flash
 from billy_app.api.http import LINK_COOKIES
-from billy_app.state.session import SessionState, cookie_value
+from billy_app.state.session import SessionExpired, SessionState, cookie_value, off_loop
 from services import organization, team
-from services.errors import BillyError, NotAuthenticated
+from services.errors import BillyError
 from services.plans import PLANS
 
 
 class EntryState(rx.State):
-    """Form pages are posted natively; this state only renders their messages."""
+    """Form pages are posted natively; this state only renders their messages. Its pages are
+    public, so it is not a `SessionState` and not `guarded`: it handles the Billy errors its links
+    can meet, and Reflex's `backend_exception_handler` logs anything else under an error id."""
 
     message: str = ""
     message_kind: str = "error"
@@ -44,26 +44,26 @@ class EntryState(rx.State):
     @rx.event
     async def route_visitor(self):
         """`/`: signup while the instance is new, else sign-in, set-up or the dashboard."""
-        if await asyncio.to_thread(organization.signup_open):
+        if await off_loop(organization.signup_open):
             return rx.redirect("/signup", replace=True)
         session = await self.get_state(SessionState)
         try:
             await session.actor()
-        except NotAuthenticated:
+        except SessionExpired:
             return rx.redirect("/login", replace=True)
-        done = await asyncio.to_thread(organization.onboarding_done)
+        done = await off_loop(organization.onboarding_done)
         return rx.redirect("/dashboard" if done else "/onboarding", replace=True)
 
     @rx.event
     async def load_signup(self):
-        if not await asyncio.to_thread(organization.signup_open):
+        if not await off_loop(organization.signup_open):
             return rx.redirect("/login", replace=True)
         self._read_flash()
         return None
 
     @rx.event
     async def load_login(self):
-        if await asyncio.to_thread(organization.signup_open):
+        if await off_loop(organization.signup_open):
             return rx.redirect("/signup", replace=True)
         self._read_flash()
         return None
@@ -81,7 +81,7 @@ class EntryState(rx.State):
             self.message = self.message or "Open the invite link from your email to join your team."
             return
         try:
-            details = await asyncio.to_thread(team.invite_details, signed)
+            details = await off_loop(team.invite_details, signed)
         except BillyError as exc:
             self.message, self.message_kind = exc.message, "error"
             return
@@ -98,7 +98,7 @@ class EntryState(rx.State):
             self.message = self.message or "Open the reset link from your email to choose a new password."
             return
         try:
-            await asyncio.to_thread(team.reset_link_email, signed)
+            await off_loop(team.reset_link_email, signed)
         except BillyError as exc:
             self.message, self.message_kind = exc.message, "error"
             return

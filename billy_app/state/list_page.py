@@ -9,14 +9,14 @@ the bar. Cursors never leave the server.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import reflex as rx
+from reflex_base.event import EventSpec
 
+from billy_app.state.session import guarded
 from services import timezones
-from services.errors import BillyError, NotAuthenticated, PermissionDenied
+from services.errors import BillyError, PermissionDenied
 from services.permissions import Actor
 from services.reports import Page
 
@@ -32,6 +32,8 @@ ANY = "any"  # a select's "no filter" choice (Radix selects cannot offer an empt
 
 
 class ListPage(rx.State, mixin=True):
+    problem_var: ClassVar[str] = "error"
+
     rows: list[dict[str, str]] = []
     error: str = ""  # why nothing can be shown (a refusal, a stale page link)
     problem: str = ""  # why the filters were not applied (the table keeps the last good ones)
@@ -68,34 +70,27 @@ class ListPage(rx.State, mixin=True):
     # --- reading --------------------------------------------------------------------------------
 
     async def _read(self, cursor: str, applied: dict[str, str] | None = None, sort: str | None = None) -> None:
-        actor = await self.actor()  # type: ignore[attr-defined]
         filters = dict(self._applied if applied is None else applied)
-        page = await asyncio.to_thread(self._page, actor, filters, sort or self.sort, cursor or None, self.zone)
+        page = await self._call(self._page, filters, sort or self.sort, cursor or None, self.zone)  # type: ignore[attr-defined]
         self.rows = [self._view(r) for r in page.items]
         self._next_cursor = page.next_cursor or ""
         self.has_next = page.next_cursor is not None
         self.error = ""
 
-    async def _guarded(self, work: Callable[[], Awaitable[None]]) -> Any:
-        """Run a read; a stale session recovers, a refusal empties the page, other errors show."""
-        from billy_app.state.session import SessionState
+    def _show_problem(self, problem: BillyError) -> EventSpec | None:
+        """Why nothing can be shown, in `error`; a refusal also empties the table."""
+        if isinstance(problem, PermissionDenied):
+            self.rows, self.has_next = [], False
+        return super()._show_problem(problem)  # type: ignore[misc]
 
+    async def _first_page(self) -> None:
+        """The first page under the filters in force; a Billy error is shown, not raised."""
         try:
-            await work()
-        except NotAuthenticated:
-            return SessionState.recover
-        except PermissionDenied as exc:
-            self.error, self.rows, self.has_next = exc.message, [], False
-        except BillyError as exc:
-            self.error = exc.message
-        return None
-
-    async def _first_page(self) -> Any:
-        async def work() -> None:
             await self._read("")
-            self._cursors, self.page_number = [""], 1
-
-        return await self._guarded(work)
+        except BillyError as exc:
+            self._show_problem(exc)
+            return
+        self._cursors, self.page_number = [""], 1
 
     def _url_filters(self) -> dict[str, str]:
         """Filters named in the address (`/invoices?status=overdue`), as the bar would take them."""
@@ -109,35 +104,31 @@ class ListPage(rx.State, mixin=True):
         return out
 
     @rx.event
+    @guarded
     async def load(self):
         """on_load: the newest rows, filtered as the address says (links from the dashboard)."""
         self.f, self._applied, self.sort, self.problem = self._blank(), {}, "newest", ""
         self.f = {**self.f, **self._url_filters()}
         self._applied = self._typed({}) or {}
-        outcome = await self._first_page()
+        await self._first_page()
         if self.error and self._applied:  # the address's filters do not hold: show everything
             self.problem, self.error = self.error, ""
             self.f, self._applied = self._blank(), {}
-            outcome = await self._first_page()
+            await self._first_page()
             if self.error:  # refused either way: say it once
                 self.problem = ""
-        if outcome is not None:
-            return outcome
         return rx.call_script(ZONE_SCRIPT, callback=type(self).set_zone)
 
     @rx.event
+    @guarded
     async def refresh(self):
         """Reload the page on screen under the filters in force (for store-change notices).
         If its page link no longer holds, start again from the first page."""
-
-        async def work() -> None:
-            try:
-                await self._read(self._cursors[-1])
-            except BillyError:
-                await self._read("")
-                self._cursors, self.page_number = [""], 1
-
-        return await self._guarded(work)
+        try:
+            await self._read(self._cursors[-1])
+        except BillyError:
+            await self._read("")
+            self._cursors, self.page_number = [""], 1
 
     @rx.event
     def set_zone(self, zone: str):
@@ -171,6 +162,7 @@ class ListPage(rx.State, mixin=True):
         return out
 
     @rx.event
+    @guarded
     async def apply(self, form: dict):
         """Apply the filter bar: the first page of what matches, or say what is wrong."""
         applied = self._typed(form)
@@ -181,13 +173,8 @@ class ListPage(rx.State, mixin=True):
         self.f = {**self.f, **{k: v for k, v in applied.items() if k in self._text_fields()}}
         try:
             await self._read("", applied)
-        except NotAuthenticated:
-            from billy_app.state.session import SessionState
-
-            return SessionState.recover
-        except PermissionDenied as exc:
-            self.error, self.rows, self.has_next = exc.message, [], False
-            return None
+        except PermissionDenied:
+            raise  # not a problem with the filters: the page is refused (`_show_problem`)
         except BillyError as exc:
             self.problem = exc.message
             return None
@@ -195,40 +182,36 @@ class ListPage(rx.State, mixin=True):
         return None
 
     @rx.event
+    @guarded
     async def clear(self):
         self.f, self._applied, self.problem = self._blank(), {}, ""
-        return await self._first_page()
+        await self._first_page()
 
     @rx.event
+    @guarded
     async def set_sort(self, value: str):
         if value not in dict(SORT_CHOICES) or value == self.sort:
-            return None
+            return
         self.sort = value
-        return await self._first_page()
+        await self._first_page()
 
     # --- pages ---------------------------------------------------------------------------------------
 
     @rx.event
+    @guarded
     async def next_page(self):
         if not self.has_next or not self._next_cursor:
-            return None
+            return
         cursor = self._next_cursor
-
-        async def work() -> None:
-            await self._read(cursor)
-            self._cursors = [*self._cursors, cursor]
-            self.page_number = len(self._cursors)
-
-        return await self._guarded(work)
+        await self._read(cursor)
+        self._cursors = [*self._cursors, cursor]
+        self.page_number = len(self._cursors)
 
     @rx.event
+    @guarded
     async def previous_page(self):
         if len(self._cursors) < 2:
-            return None
+            return
         cursors = self._cursors[:-1]
-
-        async def work() -> None:
-            await self._read(cursors[-1])
-            self._cursors, self.page_number = cursors, len(cursors)
-
-        return await self._guarded(work)
+        await self._read(cursors[-1])
+        self._cursors, self.page_number = cursors, len(cursors)

@@ -13,6 +13,7 @@ import asyncio
 import reflex as rx
 
 from billy_app.error_handlers import log_unexpected
+from billy_app.state.session import SessionExpired
 from services import notices
 from services.errors import BillyError, NotAuthenticated
 
@@ -64,7 +65,7 @@ class LiveState(rx.State, mixin=True):
         as it was; anything unexpected is logged with an id, never swallowed."""
         try:
             await self._live_refresh()
-        except NotAuthenticated:
+        except (SessionExpired, NotAuthenticated):
             return False
         except BillyError:
             return True

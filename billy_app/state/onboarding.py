@@ -8,18 +8,20 @@ sandbox's demo key included, is ever a state var: state is sent to the browser."
 from __future__ import annotations
 
 import asyncio
+from typing import ClassVar
 
 import reflex as rx
 
 from billy_app.api import flash
-from billy_app.state.session import SessionState
+from billy_app.state.session import SessionState, guarded, off_loop
 from services import organization, stripe_keys
 from services.config import get_settings
-from services.errors import BillyError, NotAuthenticated
 from services.permissions import can
 
 
 class OnboardingState(SessionState):
+    problem_var: ClassVar[str] = "message"
+
     step: int = 2
     trial_ends: str = ""
     plan_label: str = ""
@@ -33,14 +35,12 @@ class OnboardingState(SessionState):
     is_owner: bool = False
 
     @rx.event
+    @guarded
     async def load(self):
-        try:
-            actor = await self.actor()
-        except NotAuthenticated:
-            return SessionState.recover
+        actor = await self.actor()
         self.is_owner = can(actor, "stripe.connect")
         org, connection = await asyncio.gather(
-            asyncio.to_thread(organization.get_organization), asyncio.to_thread(stripe_keys.connection)
+            off_loop(organization.get_organization), off_loop(stripe_keys.connection)
         )
         if org:
             self.plan_label, self.org_name = org.plan_label, org.name
@@ -68,14 +68,8 @@ class OnboardingState(SessionState):
         self.step, self.message, self.error_code = 2, "", ""
 
     @rx.event
+    @guarded
     async def finish(self):
         """Step 3's "invite later": mark set-up done and open the dashboard."""
-        try:
-            actor = await self.actor()
-            await asyncio.to_thread(stripe_keys.finish_onboarding, actor)
-        except NotAuthenticated:
-            return SessionState.recover
-        except BillyError as exc:
-            self.message, self.message_kind = exc.message, "error"
-            return None
+        await self._call(stripe_keys.finish_onboarding)
         return rx.redirect("/dashboard")

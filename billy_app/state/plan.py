@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
+from typing import ClassVar
 
 import reflex as rx
 
-from billy_app.state.session import SessionState
+from billy_app.state.session import SessionState, guarded, off_loop
 from services import organization
-from services.errors import BillyError, NotAuthenticated
 from services.permissions import can
 
 
 class PlanState(SessionState):
+    problem_var: ClassVar[str] = "message"
+
     plan: str = ""
     plan_label: str = ""
     trial_ends: str = ""
@@ -23,7 +24,7 @@ class PlanState(SessionState):
 
     async def _load(self) -> None:
         actor = await self.actor()
-        org = await asyncio.to_thread(organization.get_organization)
+        org = await off_loop(organization.get_organization)
         if org is None:
             return
         self.plan, self.plan_label = org.plan, org.plan_label
@@ -32,23 +33,14 @@ class PlanState(SessionState):
         self.can_choose = can(actor, "billy.choose_plan")
 
     @rx.event
+    @guarded
     async def load(self):
         self.message = ""
-        try:
-            await self._load()
-        except NotAuthenticated:
-            return SessionState.recover
-        return None
+        await self._load()
 
     @rx.event
+    @guarded
     async def choose(self, plan: str):
-        try:
-            summary = await asyncio.to_thread(organization.choose_plan, await self.actor(), str(plan))
-            await self._load()
-        except NotAuthenticated:
-            return SessionState.recover
-        except BillyError as exc:
-            self.message, self.message_kind = exc.message, "error"
-            return None
+        summary = await self._call(organization.choose_plan, plan)
+        await self._load()
         self.message, self.message_kind = f"You are on the {summary.plan_label} plan.", "info"
-        return None

@@ -11,20 +11,23 @@ A refund over the caller's cap is offered as a request for approval instead (`ov
 
 from __future__ import annotations
 
-import asyncio
 import secrets
+from typing import ClassVar
 
 import reflex as rx
+from reflex_base.event import EventSpec
 
 from billy_app.state.customer import CustomerState
-from billy_app.state.session import SessionState
+from billy_app.state.session import SessionState, guarded, off_loop
 from services import billing, refund_requests
-from services.errors import BillyError, NotAuthenticated
+from services.errors import BillyError, ValidationFailed
 from services.money import format_amount, format_money, parse_money
 from services.permissions import can
 
 
 class RefundState(SessionState):
+    problem_var: ClassVar[str] = "problem"
+
     open: bool = False
     charge_id: str = ""
     charge_label: str = ""
@@ -41,36 +44,35 @@ class RefundState(SessionState):
     _remaining: int = 0
 
     def _amount(self) -> int | None:
-        """None asks for a full refund; a typed amount must parse exactly."""
+        """None asks for a full refund; a typed amount must parse exactly (or is refused in words)."""
         if self.mode == "full":
             return None
-        return parse_money(self.amount_text, self.currency)
+        try:
+            return parse_money(self.amount_text, self.currency)
+        except ValueError as exc:
+            raise ValidationFailed(str(exc)) from None
+
+    def _show_problem(self, problem: BillyError) -> EventSpec | None:
+        """In the dialog while it is open, else as a toast."""
+        if self.open:
+            return super()._show_problem(problem)
+        return rx.toast.error(problem.message, id="billy-problem")
 
     async def _preview(self) -> None:
+        """What the refund would do; a problem shows in the dialog (`guarded`)."""
         self.summary, self.problem, self.allowed, self.over_cap = "", "", False, False
-        try:
-            amount = self._amount()
-            actor = await self.actor()
-            preview = await asyncio.to_thread(billing.preview_refund, actor, self.charge_id, amount)
-        except ValueError as exc:
-            self.problem = str(exc)
-            return
-        except BillyError as exc:
-            self.problem = exc.message
-            return
+        amount = self._amount()
+        actor = await self.actor()
+        preview = await off_loop(billing.preview_refund, actor, self.charge_id, amount)
         self.summary, self.allowed, self.problem = preview.summary, preview.allowed, preview.refusal
         # A caller who may ask for approval is refused a valid amount only by their cap.
         self.over_cap = not preview.allowed and can(actor, "refunds.request")
 
     @rx.event
+    @guarded
     async def start(self, charge_id: str):
         """Open the dialog for a charge (any id a client sends is checked by the service)."""
-        try:
-            charge = await asyncio.to_thread(billing.get_charge, await self.actor(), str(charge_id)[:255])
-        except NotAuthenticated:
-            return SessionState.recover
-        except BillyError as exc:
-            return rx.toast.error(exc.message)
+        charge = await self._call(billing.get_charge, charge_id[:255])
         self.charge_id, self.currency, self._remaining = charge.id, charge.currency, charge.refundable
         label = charge.description or charge.id
         self.charge_label = f"{label} · {format_money(charge.amount, charge.currency)}"
@@ -79,14 +81,15 @@ class RefundState(SessionState):
         self._idempotency_key = secrets.token_urlsafe(24)
         self.submitting, self.open = False, True
         await self._preview()
-        return None
 
     @rx.event
+    @guarded
     async def set_mode(self, mode: str | list[str]):
         self.mode = "partial" if mode == "partial" else "full"
         await self._preview()
 
     @rx.event
+    @guarded
     async def set_amount(self, text: str):
         self.amount_text = str(text)[:32]
         await self._preview()
@@ -109,34 +112,27 @@ class RefundState(SessionState):
         self.open, self._idempotency_key, self.charge_id = False, "", ""
 
     @rx.event
+    @guarded
     async def confirm(self):
         if self.submitting or not self._idempotency_key:
             return  # a second click while the first is in flight, or after it finished
         self.submitting = True
         yield
         try:
-            result = await asyncio.to_thread(
-                billing.issue_refund,
-                await self.actor(),
-                self.charge_id,
-                self._amount(),
-                self.reason,
-                self._idempotency_key,
+            result = await self._call(
+                billing.issue_refund, self.charge_id, self._amount(), self.reason, self._idempotency_key
             )
-        except ValueError as exc:
-            self.problem, self.submitting = str(exc), False
-            return
-        except BillyError as exc:
-            self.problem, self.submitting = exc.message, False
-            return
-        self.open, self.submitting, self._idempotency_key = False, False, ""
+        finally:
+            self.submitting = False
+        self.open, self._idempotency_key = False, ""
         customer = await self.get_state(CustomerState)
-        await customer.reload()
+        await customer._reload()
         yield rx.toast.success(
             f"Refunded {format_money(result.amount, result.currency)}. The customer sees it in 5–10 business days."
         )
 
     @rx.event
+    @guarded
     async def request_approval(self, form_data: dict):
         """Send an over-cap refund to the approval queue, with the note for the approver."""
         if self.submitting or not self.charge_id:
@@ -146,25 +142,10 @@ class RefundState(SessionState):
         self.submitting = True
         yield
         try:
-            asked = await asyncio.to_thread(
-                refund_requests.submit_request,
-                await self.actor(),
-                self.charge_id,
-                self._amount(),
-                self.reason,
-                note,
-            )
-        except NotAuthenticated:
+            asked = await self._call(refund_requests.submit_request, self.charge_id, self._amount(), self.reason, note)
+        finally:
             self.submitting = False
-            yield SessionState.recover
-            return
-        except ValueError as exc:
-            self.problem, self.submitting = str(exc), False
-            return
-        except BillyError as exc:
-            self.problem, self.submitting = exc.message, False
-            return
-        self.open, self.submitting, self._idempotency_key = False, False, ""
+        self.open, self._idempotency_key = False, ""
         yield rx.toast.success(
             f"Asked for approval of a {asked.amount_label} refund. Follow it under Refund requests.",
         )

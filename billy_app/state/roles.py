@@ -7,15 +7,17 @@ ticks an Owner power or types a huge cap is refused there, with an audit row.
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Callable
+from typing import ClassVar
 
 import reflex as rx
+from reflex_base.event import EventSpec
 
-from billy_app.state.session import SessionState
+from billy_app.state.session import SessionState, guarded, off_loop
 from services import roles
-from services.errors import BillyError, NotAuthenticated, PermissionDenied
+from services.errors import BillyError, PermissionDenied
 from services.money import format_amount, format_money, parse_money
-from services.permissions import PERMISSION_WORDS, Permission
+from services.permissions import PERMISSION_WORDS, Actor, Permission
 from services.plans import PLANS
 
 CAP_CURRENCY = "usd"
@@ -41,6 +43,8 @@ def _row(view: roles.RoleView) -> dict[str, str]:
 
 
 class RolesState(SessionState):
+    problem_var: ClassVar[str] = "message"
+
     rows: list[dict[str, str]] = []
     custom_allowed: bool = False
     refused: bool = False
@@ -67,7 +71,7 @@ class RolesState(SessionState):
 
     async def _reload(self) -> None:
         actor = await self.actor()
-        views = await asyncio.to_thread(roles.list_roles, actor)
+        views = await off_loop(roles.list_roles, actor)
         self.rows = [_row(v) for v in views]
         self._saved = {
             v.key: {"label": v.label, "permissions": [p.value for p in v.permissions], "caps": v.refund_caps or {}}
@@ -77,34 +81,29 @@ class RolesState(SessionState):
         plan = PLANS.get(actor.plan)
         self.custom_allowed = bool(plan and plan.custom_roles)
 
-    async def _run(self, change, done: str):  # type: ignore[no-untyped-def]
+    def _show_problem(self, problem: BillyError) -> EventSpec | None:
+        """In the builder while it is open (what was typed stays), else above the table."""
+        if self.editor_open:
+            self.form_error = problem.message
+            return None
+        return super()._show_problem(problem)
+
+    async def _run(self, change: Callable[[Actor], object], done: str) -> None:
         """Run one change; success closes the builder, a refusal keeps what was typed."""
         self.message, self.form_error = "", ""
-        try:
-            await asyncio.to_thread(change, await self.actor())
-        except NotAuthenticated:
-            return SessionState.recover
-        except BillyError as exc:
-            if self.editor_open:
-                self.form_error = exc.message
-            else:
-                self.message, self.message_kind = exc.message, "error"
-            return None
+        await self._call(change)
         self.editor_open = False
         self.message, self.message_kind = done, "info"
         await self._reload()
-        return None
 
     @rx.event
+    @guarded
     async def load(self):
         self.refused, self.error, self.message, self.editor_open = False, "", "", False
         try:
             await self._reload()
-        except NotAuthenticated:
-            return SessionState.recover
         except PermissionDenied as exc:
             self.refused, self.error, self.rows = True, exc.message, []
-        return None
 
     @rx.event
     def open_new(self):
@@ -142,26 +141,29 @@ class RolesState(SessionState):
         self.form_permissions = [*chosen, str(key)] if ticked else chosen
 
     @rx.event
+    @guarded
     async def save(self):
         caps: dict[str, int] = {}
         if Permission.REFUND.value in self.form_permissions and self.form_cap.strip():
             try:
                 caps[CAP_CURRENCY] = parse_money(self.form_cap, CAP_CURRENCY)
             except ValueError as exc:
-                self.form_error = str(exc)
-                return None
+                self.form_error = str(exc)  # the typed cap, in words for the person who typed it
+                return
         label, permissions, key = self.form_label, list(self.form_permissions), self.editing_key
         if key:
-            return await self._run(
+            await self._run(
                 lambda actor: roles.update_custom_role(actor, key, label, permissions, caps),
                 f"“{' '.join(label.split())}” saved. Its members act under it from their next click.",
             )
-        return await self._run(
+            return
+        await self._run(
             lambda actor: roles.create_custom_role(actor, label, permissions, caps),
             f"“{' '.join(label.split())}” created. Give it to members in Settings → Team.",
         )
 
     @rx.event
+    @guarded
     async def delete(self, key: str):
         label = str(self._saved.get(str(key), {}).get("label", "The role"))
-        return await self._run(lambda actor: roles.delete_custom_role(actor, str(key)), f"“{label}” deleted.")
+        await self._run(lambda actor: roles.delete_custom_role(actor, str(key)), f"“{label}” deleted.")

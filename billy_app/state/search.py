@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
+from typing import ClassVar
 from urllib.parse import quote
 
 import reflex as rx
 
-from billy_app.state.session import SessionState
+from billy_app.state.session import SessionState, guarded
 from billy_app.state.view import iso
 from services import search
-from services.errors import BillyError, NotAuthenticated
+from services.errors import BillyError
 from services.search import SearchHit
 
 MAX_QUERY = search.MAX_QUERY
@@ -35,6 +35,8 @@ def hit_view(hit: SearchHit) -> dict[str, str]:
 
 
 class SearchState(SessionState):
+    problem_var: ClassVar[str] = "error"
+
     query: str = ""
     searched: bool = False
     rule: str = ""
@@ -53,18 +55,15 @@ class SearchState(SessionState):
         self.customers, self.charges, self.invoices, self.subscriptions, self.more = [], [], [], [], []
         self.rule, self.error, self.searched = "", "", False
 
-    async def _run(self):
+    async def _run(self) -> None:
         self._clear()
         if not self.query.strip():
-            return None
+            return
         try:
-            actor = await self.actor()
-            found = await asyncio.to_thread(search.global_search, actor, self.query, RESULTS_PER_GROUP)
-        except NotAuthenticated:
-            return SessionState.recover
+            found = await self._call(search.global_search, self.query, RESULTS_PER_GROUP)
         except BillyError as exc:
             self.error, self.searched = exc.message, True
-            return None
+            return
         self.rule = RULE_LABELS.get(found.rule, found.rule)
         self.customers = [hit_view(h) for h in found.customers]
         self.charges = [hit_view(h) for h in found.charges]
@@ -72,15 +71,16 @@ class SearchState(SessionState):
         self.subscriptions = [hit_view(h) for h in found.subscriptions]
         self.more = sorted(found.more)
         self.searched = True
-        return None
 
     @rx.event
+    @guarded
     async def load(self):
         """on_load of /search: the query comes from the address (`?q=`), so a result page can be shared."""
         self.query = str(self.router.url.query_parameters.get("q", "") or "")[:MAX_QUERY]
-        return await self._run()
+        await self._run()
 
     @rx.event
+    @guarded
     async def go(self, form: dict):
         """The header's search box: open the results page for what was typed."""
         query = " ".join(str(form.get("q", "")).split())[:MAX_QUERY]
@@ -90,7 +90,5 @@ class SearchState(SessionState):
         if (self.router.url.path or "").rstrip("/") == "/search":
             # Already on the results page: show the new results now, whether or not the
             # address change below runs on_load again.
-            recover = await self._run()
-            if recover is not None:
-                return recover
+            await self._run()
         return rx.redirect(f"/search?q={quote(query, safe='')}")

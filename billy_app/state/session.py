@@ -8,18 +8,28 @@ Staying signed in all day: a hidden timer ticks every minute; when the access to
 less than ten minutes left, the page calls the refresh route over HTTP (which sets new
 cookies), and the server then closes this websocket so the client's next event reopens
 it with a handshake that carries the new cookie. No token is ever in state or in script.
+
+Calling services: a handler runs every service call through `self._call(fn, *args)` (or
+`off_loop(fn, *args)` when no caller is involved) and is decorated with `@guarded`, so each
+handler does not repeat the same three answers (see `guarded`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
+from collections.abc import Callable
 from datetime import timedelta
 from http.cookies import CookieError, SimpleCookie
+from typing import Any, ClassVar, Concatenate, ParamSpec, TypeVar, overload
 
 import reflex as rx
+from reflex_base.event import EventSpec
 
+from billy_app.error_handlers import USER_MESSAGE, log_unexpected
 from services import identity, organization
-from services.errors import NotAuthenticated
+from services.errors import BillyError, NotAuthenticated
 from services.models import utcnow
 from services.permissions import Actor, Source, can, role_label
 
@@ -44,6 +54,25 @@ REFRESH_SCRIPT = """
 """
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+Handler = TypeVar("Handler", bound=Callable[..., Any])
+
+
+class SessionExpired(Exception):
+    """The caller's session is gone or stale. Deliberately not a `BillyError`: a handler's own
+    `except BillyError` (which shows a refusal) never swallows it, so it reaches `guarded`."""
+
+
+async def off_loop(fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+    """Run a blocking service call in a worker thread, so the event loop keeps serving other
+    tabs; a `NotAuthenticated` from it becomes `SessionExpired`."""
+    try:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+    except NotAuthenticated as exc:
+        raise SessionExpired from exc
+
+
 def cookie_value(cookie_header: str, name: str) -> str | None:
     jar: SimpleCookie = SimpleCookie()
     try:
@@ -54,8 +83,63 @@ def cookie_value(cookie_header: str, name: str) -> str | None:
     return morsel.value if morsel else None
 
 
+def _answer(state: SessionState, exc: Exception, handler: str, toast: bool) -> Any:
+    """What a guarded handler sends when it failed with `exc` (see `guarded`)."""
+    if isinstance(exc, (SessionExpired, NotAuthenticated)):
+        return SessionState.recover
+    if not isinstance(exc, BillyError):  # a bug or an outage: the person gets an id, never the error
+        error_id = log_unexpected(exc, f"{type(state).__name__}.{handler}")
+        exc = BillyError(USER_MESSAGE.format(error_id=error_id), code="unexpected")
+    return rx.toast.error(exc.message, id="billy-problem") if toast else state._show_problem(exc)
+
+
+@overload
+def guarded(handler: Handler, /) -> Handler: ...
+@overload
+def guarded(*, toast: bool) -> Callable[[Handler], Handler]: ...
+def guarded(handler: Handler | None = None, /, *, toast: bool = False) -> Any:
+    """Decorate (under `@rx.event`) a handler that calls services, so every failure is answered
+    one way instead of in each handler: an ended session recovers (`SessionState.recover`); a
+    `BillyError` the handler did not handle itself shows its message where the page shows problems
+    (`_show_problem`, or a toast with `toast=True`); anything else is logged with its traceback
+    under an error id, and the person sees only the plain message with that id, never the error.
+    Generator handlers too: the answer is their last update (reset busy flags in a `finally`)."""
+    if handler is None:
+        return functools.partial(_guard, toast=toast)
+    return _guard(handler, toast=toast)
+
+
+def _guard(handler: Handler, toast: bool) -> Handler:
+    name = handler.__name__
+    if inspect.isasyncgenfunction(handler):
+
+        @functools.wraps(handler)
+        async def guarded_updates(self: SessionState, *args: Any, **kwargs: Any) -> Any:
+            try:
+                async for update in handler(self, *args, **kwargs):
+                    yield update
+            except Exception as exc:  # noqa: BLE001 - each kind is answered in `_answer`
+                yield _answer(self, exc, name, toast)
+
+        return guarded_updates  # type: ignore[return-value]
+    if not inspect.iscoroutinefunction(handler):
+        raise TypeError(f"{handler.__qualname__}: only async handlers call services")
+
+    @functools.wraps(handler)
+    async def guarded_handler(self: SessionState, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await handler(self, *args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - each kind is answered in `_answer`
+            return _answer(self, exc, name, toast)
+
+    return guarded_handler  # type: ignore[return-value]
+
+
 class SessionState(rx.State):
     """Display data about the caller (not secrets) and the one way handlers learn who calls."""
+
+    # The var this page shows a problem in (`guarded` puts it there); "" shows it as a toast.
+    problem_var: ClassVar[str] = ""
 
     user_email: str = ""
     user_role_label: str = ""
@@ -78,18 +162,31 @@ class SessionState(rx.State):
         )
 
     async def actor(self) -> Actor:
-        """The verified caller; raises `NotAuthenticated` when the session is gone or stale."""
-        return await asyncio.to_thread(self._resolve_actor)
+        """The verified caller; raises `SessionExpired` when the session is gone or stale."""
+        return await off_loop(self._resolve_actor)
+
+    def _show_problem(self, problem: BillyError) -> EventSpec | None:
+        """Show a problem where this page shows problems: in the var `problem_var` names (its
+        `<var>_kind` var, if any, becomes "error"), else as a toast. A page that shows some
+        problems elsewhere (a refusal, an open dialog) overrides this."""
+        if not self.problem_var:
+            return rx.toast.error(problem.message, id="billy-problem")
+        setattr(self, self.problem_var, problem.message)
+        if f"{self.problem_var}_kind" in self.base_vars:
+            setattr(self, f"{self.problem_var}_kind", "error")
+        return None
+
+    async def _call(self, fn: Callable[Concatenate[Actor, P], R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """`fn(caller, *args, **kwargs)` off the event loop, the caller verified afresh."""
+        return await off_loop(fn, await self.actor(), *args, **kwargs)
 
     @rx.event
+    @guarded
     async def require_member(self):
         """on_load of every signed-in page: fill the header, or recover / send to sign-in."""
-        try:
-            actor = await self.actor()
-        except NotAuthenticated:
-            self.signed_in = False
-            return SessionState.recover
-        org = await asyncio.to_thread(organization.get_organization)
+        self.signed_in = False  # until the caller is verified (an ended session stays so)
+        actor = await self.actor()
+        org = await off_loop(organization.get_organization)
         self.user_email = actor.email
         self.user_role_label = role_label(actor)
         self.is_owner = can(actor, "team.view")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from typing import ClassVar
 
 import reflex as rx
 
-from billy_app.state.session import SessionState
+from billy_app.state.session import SessionExpired, SessionState, guarded
 from services import sync
 from services.errors import BillyError
 
@@ -14,6 +15,8 @@ POLL_SECONDS = 0.5
 
 
 class SyncProgressState(SessionState):
+    problem_var: ClassVar[str] = "error"
+
     resources: list[dict[str, str]] = []
     running: bool = False
     failed: bool = False
@@ -21,8 +24,7 @@ class SyncProgressState(SessionState):
     _watching: bool = False
 
     async def _refresh(self) -> None:
-        actor = await self.actor()
-        rows = await asyncio.to_thread(sync.progress, actor)
+        rows = await self._call(sync.progress)
         self.resources = [
             {
                 "resource": r.resource.title(),
@@ -37,7 +39,8 @@ class SyncProgressState(SessionState):
 
     @rx.event(background=True)
     async def watch(self):
-        """Started on page load; keeps the progress table current until the sync ends."""
+        """Started on page load; keeps the progress table current until the sync ends. Not `guarded`:
+        a background task changes state only inside `async with self`, so it answers there."""
         async with self:
             if self._watching:
                 return
@@ -47,6 +50,8 @@ class SyncProgressState(SessionState):
                 async with self:
                     try:
                         await self._refresh()
+                    except SessionExpired:
+                        return SessionState.recover
                     except BillyError as exc:
                         self.error = exc.message
                         return
@@ -58,14 +63,10 @@ class SyncProgressState(SessionState):
                 self._watching = False
 
     @rx.event
+    @guarded
     async def sync_now(self):
         """Owner's "Sync now" button."""
-        try:
-            actor = await self.actor()
-            await asyncio.to_thread(sync.start_sync, actor)
-        except BillyError as exc:
-            self.error = exc.message
-            return None
+        await self._call(sync.start_sync)
         return SyncProgressState.watch
 
     @rx.var

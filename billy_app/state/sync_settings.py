@@ -5,16 +5,16 @@ is pasted into a native form posted to `/api/settings/webhook-secret`, never an 
 
 from __future__ import annotations
 
-import asyncio
+from typing import ClassVar
 
 import reflex as rx
 
 from billy_app.api import flash
 from billy_app.state.live import LiveState
-from billy_app.state.session import SessionState
+from billy_app.state.session import SessionState, guarded, off_loop
 from billy_app.state.view import iso
 from services import mirror, stripe_events, sync
-from services.errors import BillyError, NotAuthenticated, PermissionDenied
+from services.errors import PermissionDenied
 from services.permissions import can
 
 LABELS = {
@@ -34,6 +34,8 @@ def _ago(seconds: int | None) -> str:
 
 
 class SyncSettingsState(LiveState, SessionState):
+    problem_var: ClassVar[str] = "message"  # `error` is the refusal that replaces the page
+
     rows: list[dict[str, str]] = []
     last_event: str = ""
     lag: str = ""
@@ -55,7 +57,7 @@ class SyncSettingsState(LiveState, SessionState):
 
     async def _reload(self) -> None:
         actor = await self.actor()
-        view = await asyncio.to_thread(stripe_events.overview, actor)
+        view = await off_loop(stripe_events.overview, actor)
         self.rows = [
             {
                 "resource": LABELS.get(r.resource, r.resource.replace("_", " ").capitalize()),
@@ -84,6 +86,7 @@ class SyncSettingsState(LiveState, SessionState):
         self.can_manage = can(actor, "stripe.connect")
 
     @rx.event
+    @guarded
     async def load(self):
         data = flash.unpack(self.router.url.query_parameters.get("flash"))
         self.message = str(data.get("message", ""))
@@ -91,22 +94,13 @@ class SyncSettingsState(LiveState, SessionState):
         self.error = ""
         try:
             await self._reload()
-        except NotAuthenticated:
-            return SessionState.recover
         except PermissionDenied as exc:
             self.error, self.rows = exc.message, []
-        return None
 
     @rx.event
+    @guarded
     async def sync_now(self):
-        try:
-            started = await asyncio.to_thread(sync.start_sync, await self.actor())
-        except NotAuthenticated:
-            return SessionState.recover
-        except BillyError as exc:
-            self.message, self.message_kind = exc.message, "error"
-            return None
+        started = await self._call(sync.start_sync)
         self.message = "A full sync has started." if started else "A sync is already running."
         self.message_kind = "info"
         await self._reload()
-        return None

@@ -7,15 +7,16 @@ a native form post (`/api/team/transfer-ownership`), not an event here.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+from collections.abc import Callable
+from typing import ClassVar
 
 import reflex as rx
 
 from billy_app.api import flash
-from billy_app.state.session import SessionState
+from billy_app.state.session import SessionState, guarded
 from services import team
-from services.errors import BillyError, NotAuthenticated, PermissionDenied
+from services.errors import BillyError, PermissionDenied
 from services.permissions import BUILT_IN_ORDER, ROLES
 
 # Until the team is read (the wizard's step 3 does not read it), the built-in roles below the Owner.
@@ -28,6 +29,8 @@ def _blank_row() -> dict[str, str]:
 
 
 class TeamState(SessionState):
+    problem_var: ClassVar[str] = "message"
+
     members: list[dict[str, str]] = []
     invites: list[dict[str, str]] = []
     plan_label: str = ""
@@ -42,8 +45,7 @@ class TeamState(SessionState):
     sending: bool = False
 
     async def _reload(self) -> None:
-        actor = await self.actor()
-        view = await asyncio.to_thread(team.list_team, actor)
+        view = await self._call(team.list_team)
         self.members = [
             {
                 "id": str(m.id),
@@ -65,21 +67,19 @@ class TeamState(SessionState):
         limit = "unlimited" if view.member_limit is None else str(view.member_limit)
         self.seats = f"{view.seats_used} of {limit} seats used (members and pending invites)"
 
-    async def _run(self, action):  # type: ignore[no-untyped-def]
-        """Run a team change and show its outcome; the list is re-read either way."""
+    async def _change(self, given_id: str, service: Callable[..., object], *more: str) -> None:
+        """Change one member or invite, then re-read the list (a refusal shows in `message`)."""
         self.message = ""
         try:
-            await action(await self.actor())
-            await self._reload()
-        except NotAuthenticated:
-            return SessionState.recover
-        except BillyError as exc:
-            self.message, self.message_kind = exc.message, "error"
+            target = int(given_id)
         except ValueError:  # a forged event with an id that is not a number
             self.message, self.message_kind = "That member or invite does not exist.", "error"
-        return None
+            return
+        await self._call(service, target, *more)
+        await self._reload()
 
     @rx.event
+    @guarded
     async def load(self):
         self.error, self.refused = "", False
         self.invite_results = []  # outcomes of an earlier visit's sends are not news on this one
@@ -87,11 +87,8 @@ class TeamState(SessionState):
         self.message, self.message_kind = str(data.get("message", "")), "error"
         try:
             await self._reload()
-        except NotAuthenticated:
-            return SessionState.recover
         except PermissionDenied as exc:
             self.refused, self.error, self.members, self.invites = True, exc.message, [], []
-        return None
 
     # --- invite rows (the wizard's step 3 and the Invite Member dialog) ---
     @rx.event
@@ -122,6 +119,7 @@ class TeamState(SessionState):
             self.invite_rows = rows
 
     @rx.event
+    @guarded(toast=True)  # the wizard's step 3 shows no team page around the rows
     async def send_invites(self):
         rows = [(r["email"], r["role"]) for r in self.invite_rows if r["email"].strip()]
         if not rows:
@@ -130,37 +128,38 @@ class TeamState(SessionState):
         self.sending = True
         yield
         try:
-            outcomes = await asyncio.to_thread(team.invite_members, await self.actor(), rows)
-        except NotAuthenticated:
-            self.sending = False
-            yield SessionState.recover
-            return
+            outcomes = await self._call(team.invite_members, rows)
         except BillyError as exc:
-            self.sending, self.invite_results = False, [{"email": "", "ok": "", "message": exc.message}]
+            self.invite_results = [{"email": "", "ok": "", "message": exc.message}]
             return
+        finally:
+            self.sending = False
         self.invite_results = [{"email": o.email, "ok": "yes" if o.ok else "", "message": o.message} for o in outcomes]
         failed = {o.email for o in outcomes if not o.ok}
         self.invite_rows = [r for r in self.invite_rows if r["email"].strip() in failed] or [_blank_row()]
-        self.sending = False
         with contextlib.suppress(BillyError):  # a list the caller may not see is not news here
             await self._reload()
 
     # --- changes to members and invites ---
     @rx.event
+    @guarded
     async def resend(self, invite_id: str):
-        return await self._run(lambda actor: asyncio.to_thread(team.resend_invite, actor, int(invite_id)))
+        await self._change(invite_id, team.resend_invite)
 
     @rx.event
+    @guarded
     async def revoke(self, invite_id: str):
-        return await self._run(lambda actor: asyncio.to_thread(team.revoke_invite, actor, int(invite_id)))
+        await self._change(invite_id, team.revoke_invite)
 
     @rx.event
+    @guarded
     async def change_role(self, member_id: str, role: str):
-        return await self._run(lambda actor: asyncio.to_thread(team.change_role, actor, int(member_id), str(role)))
+        await self._change(member_id, team.change_role, role)
 
     @rx.event
+    @guarded
     async def remove(self, member_id: str):
-        return await self._run(lambda actor: asyncio.to_thread(team.remove_member, actor, int(member_id)))
+        await self._change(member_id, team.remove_member)
 
     @rx.var
     def transferable(self) -> list[dict[str, str]]:
