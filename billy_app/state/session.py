@@ -145,6 +145,9 @@ class SessionState(rx.State):
     user_role_label: str = ""
     org_name: str = ""
     signed_in: bool = False
+    # How often the page's keep-alive ticks. Set from the instance's token lifetime when a page
+    # loads, not baked into the build, so one kept build serves any BILLY_ACCESS_TOKEN_SECONDS.
+    keep_alive_ms: int = 60_000
     is_owner: bool = False
     read_only_notice: str = ""  # set while an ended trial keeps Billy read-only
     # Member, sign-in and role that filled this tab's state (`billy_app.event_gate` keeps it true).
@@ -197,6 +200,7 @@ class SessionState(rx.State):
             else ""
         )
         self.org_name = org.name if org else ""
+        self.keep_alive_ms = _tick_ms()
         self.signed_in = True
         return None
 
@@ -237,5 +241,5 @@ class SessionState(rx.State):
 
 
 def keep_alive_timer() -> rx.Component:
-    """Invisible: fires `keep_alive` every minute on signed-in pages."""
-    return rx.moment(interval=_tick_ms(), on_change=SessionState.keep_alive, display="none")
+    """Invisible: fires `keep_alive` every minute (sooner for short token lifetimes) on signed-in pages."""
+    return rx.moment(interval=SessionState.keep_alive_ms, on_change=SessionState.keep_alive, display="none")
