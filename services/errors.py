@@ -87,6 +87,12 @@ class StripeUnreachable(StripeRequestFailed):
     code = "stripe_unreachable"
 
 
+class StripeRateLimited(StripeRequestFailed):
+    """Stripe answered 429: it is there and knows the key, but Billy's request budget is in use."""
+
+    code = "rate_limited"
+
+
 class StripeKeyUnknown(StripeRequestFailed):
     """Stripe does not know the key at all (revoked, mistyped, another account's)."""
 

@@ -27,6 +27,7 @@ from services.config import get_settings
 from services.errors import (
     StripeKeyUnknown,
     StripeNotConnected,
+    StripeRateLimited,
     StripeRequestFailed,
     StripeUnreachable,
     WebhookSignatureInvalid,
@@ -176,6 +177,8 @@ def billy_error(exc: stripe.StripeError) -> StripeRequestFailed:
     message, code = readable_error(exc), _error_code(exc)
     if isinstance(exc, stripe.AuthenticationError):
         return StripeKeyUnknown(message, code=code)
+    if isinstance(exc, stripe.RateLimitError):
+        return StripeRateLimited(message, code=code)
     if isinstance(exc, stripe.APIConnectionError):
         return StripeUnreachable(message, code=code, outcome_unknown=True)
     if isinstance(exc, stripe.APIError):  # Stripe's 5xx: the request may have been carried out
@@ -347,6 +350,16 @@ class StripeGateway:
                 starting_after = items[-1]["id"]
             if not has_more or not items:
                 return
+
+    def check_reachable(self) -> None:
+        """One small read under the rate gate and without retries, for readiness: raises the
+        Billy error for whatever stopped it (`StripeRateLimited` means Stripe did answer)."""
+        key = self._key()
+        rate_gate(self._mode_of(key)).acquire()
+        try:
+            make_client(key).raw_request("get", "/v1/customers", limit=1, max_network_retries=0)
+        except stripe.StripeError as exc:
+            raise billy_error(exc) from exc
 
     def retrieve(self, kind: str, object_id: str) -> dict[str, Any]:
         """The current copy of one object, for an event that cannot be ordered by time alone."""

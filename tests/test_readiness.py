@@ -19,7 +19,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from billy_app.api.routes import build_api
-from services import health, stripe_keys
+from services import health, stripe_gateway, stripe_keys
 from services.config import get_settings
 from services.permissions import Actor
 
@@ -193,8 +193,8 @@ def test_a_stripe_outage_reads_failed_without_raising(
 @pytest.mark.parametrize(
     "breakage",
     [
-        lambda monkeypatch: monkeypatch.setattr(health.StripeGateway, "_call", _raise),
-        lambda monkeypatch: monkeypatch.setattr(health, "rate_gate", _raise),
+        lambda monkeypatch: monkeypatch.setattr(health.StripeGateway, "check_reachable", _raise),
+        lambda monkeypatch: monkeypatch.setattr(stripe_gateway, "rate_gate", _raise),
     ],
     ids=["gateway raises", "rate gate raises"],
 )
@@ -208,6 +208,20 @@ def test_an_unexpected_error_in_the_stripe_check_is_reported_not_raised(
 
 def _raise(*args: object, **kwargs: object) -> None:
     raise RuntimeError("boom")
+
+
+def test_a_429_from_stripe_counts_as_reachable(
+    clock: Clock, connected_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stripe answered and knew the key; only Billy's request budget is in use right now."""
+    import stripe
+
+    def throttled(self: object) -> None:
+        raise stripe_gateway.billy_error(stripe.RateLimitError("Too many requests", http_status=429))
+
+    monkeypatch.setattr(health.StripeGateway, "check_reachable", throttled)
+    ready = _client().get("/readyz")
+    assert ready.status_code == 200 and ready.json()["checks"]["stripe"] == "ok"
 
 
 def test_a_broken_secret_store_is_reported_not_raised(clock: Clock, owner: Actor, monkeypatch) -> None:  # type: ignore[no-untyped-def]
