@@ -10,16 +10,11 @@ text under a per-process budget, and show the user an error id instead of the ex
 
 import logging
 import secrets
-import threading
-import time
-from collections import Counter
 
 import reflex as rx
-from limits import RateLimitItemPerSecond
-from limits.storage import MemoryStorage
-from limits.strategies import FixedWindowRateLimiter
 from reflex_base.event import EventSpec
 
+from services.log_budget import LogBudget
 from services.logging_setup import client_text
 
 log = logging.getLogger("billy.errors")
@@ -35,53 +30,17 @@ USER_MESSAGE = (
 )
 
 
-class LogBudget:
-    """At most `per_window` log lines per window in this process; the rest are counted and summarised
-    in one line when the window rolls over, so a flood costs one line, not one per request."""
-
-    def __init__(self, name: str, per_window: int, summary: str, window_seconds: int = WINDOW_SECONDS) -> None:
-        self.name = name
-        self.per_window = per_window
-        self.summary = summary  # formatted with {count} and {detail}
-        self._item = RateLimitItemPerSecond(per_window, window_seconds)
-        self._limiter = FixedWindowRateLimiter(MemoryStorage())
-        self._lock = threading.Lock()
-        self._suppressed: Counter[str] = Counter()
-        self._timer: threading.Timer | None = None
-
-    def allow(self, kind: str = "") -> bool:
-        """True if this one may be logged; otherwise it is counted under `kind` for the summary."""
-        if self._limiter.hit(self._item, self.name):
-            return True
-        with self._lock:
-            self._suppressed[kind] += 1
-            if self._timer is None:
-                reset_at = self._limiter.get_window_stats(self._item, self.name).reset_time
-                self._timer = threading.Timer(max(0.0, reset_at - time.time()) + 0.05, self.flush)
-                self._timer.daemon = True
-                self._timer.start()
-        return False
-
-    def flush(self) -> None:
-        """Log the summary of what was suppressed (the window's end does this by itself)."""
-        with self._lock:
-            counts, self._suppressed = self._suppressed, Counter()
-            timer, self._timer = self._timer, None
-        if timer is not None:
-            timer.cancel()  # a no-op when the timer itself is flushing
-        total = sum(counts.values())
-        if total:
-            detail = ", ".join(f"{kind}×{n}" for kind, n in counts.most_common() if kind)
-            log.warning("%s", self.summary.format(count=total, detail=f" ({detail})" if detail else ""))
-
-
 frontend_budget = LogBudget(
-    "frontend", FRONTEND_REPORTS_PER_WINDOW, "{count} browser error reports suppressed in the last minute{detail}"
+    "frontend",
+    FRONTEND_REPORTS_PER_WINDOW,
+    "{count} browser error reports suppressed in the last minute{detail}",
+    logger=log,
 )
 backend_budget = LogBudget(
     "backend",
     BACKEND_TRACEBACKS_PER_WINDOW,
     "{count} unexpected errors in the last minute were not logged, to keep a flood out of the log{detail}",
+    logger=log,
 )
 
 

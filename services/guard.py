@@ -5,22 +5,18 @@ from __future__ import annotations
 import contextlib
 import logging
 
-from limits import RateLimitItemPerMinute
-from limits.storage import MemoryStorage
-from limits.strategies import FixedWindowRateLimiter
-
 from services import audit
 from services.errors import PermissionDenied
+from services.log_budget import LogBudget
 from services.logging_setup import client_text
 from services.permissions import Actor, authorize
 
 log = logging.getLogger(__name__)
 
 FORBIDDEN_EVENT = "events.forbidden"
-MALFORMED_LOG_LIMIT = RateLimitItemPerMinute(20)
-
-_limiter = FixedWindowRateLimiter(MemoryStorage())
-_suppressed = 0
+malformed_budget = LogBudget(
+    "malformed-events", 20, "{count} more malformed events were refused without a log line{detail}", logger=log
+)
 
 
 def refuse_event(actor: Actor, handler_name: str) -> None:
@@ -33,11 +29,5 @@ def refuse_event(actor: Actor, handler_name: str) -> None:
 
 def note_malformed(handler_name: str, problem: str) -> None:
     """One short line per malformed event, at most 20 a minute, then a count of the rest."""
-    global _suppressed
-    if _limiter.hit(MALFORMED_LOG_LIMIT, "malformed"):
-        if _suppressed:
-            log.warning("%d more malformed events were refused without a log line", _suppressed)
-            _suppressed = 0
+    if malformed_budget.allow():
         log.warning("Refused a malformed %s event: %s", client_text(handler_name, 80), problem)
-    else:
-        _suppressed += 1
