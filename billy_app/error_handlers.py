@@ -19,7 +19,6 @@ from services.logging_setup import client_text
 
 log = logging.getLogger("billy.errors")
 
-WINDOW_SECONDS = 60
 FRONTEND_REPORTS_PER_WINDOW = 10
 BACKEND_TRACEBACKS_PER_WINDOW = 20
 FRONTEND_TEXT_LIMIT = 300

@@ -34,11 +34,11 @@ from reflex.state import BaseState, State, StateUpdate
 from reflex_base.event import Event, EventHandler
 from reflex_base.registry import RegistrationContext
 
-from billy_app.state.session import SessionState, cookie_value
-from services import guard, identity
+from billy_app.state.session import SessionState, actor_of_connection
+from services import guard
 from services.errors import NotAuthenticated
 from services.logging_setup import client_text
-from services.permissions import Actor, Source
+from services.permissions import Actor
 
 log = logging.getLogger(__name__)
 
@@ -74,14 +74,8 @@ def billy_state_classes() -> tuple[type[BaseState], ...]:
 
 def _verified_actor(root: BaseState) -> Actor | None:
     """The member behind the connection's access cookie, checked against the store; else None."""
-    router = root.router
     try:
-        return identity.verify_access(
-            cookie_value(router.headers.cookie, identity.ACCESS_COOKIE),
-            Source.DASHBOARD,
-            router.session.client_ip,
-            router.headers.user_agent,
-        )
+        return actor_of_connection(root.router)
     except NotAuthenticated:
         return None
 

@@ -37,9 +37,8 @@ class Sent:
         return json.dumps([list(self.deltas), [(e.name, e.payload) for e in self.events]], default=str)
 
     def toasts(self) -> list[str]:
-        return [
-            json.dumps(e.payload, default=str) for e in self.events if "toast" in json.dumps(e.payload, default=str)
-        ]
+        sent = (json.dumps(e.payload, default=str) for e in self.events)
+        return [text for text in sent if "toast" in text]
 
 
 class _Namespace:

@@ -25,6 +25,7 @@ from http.cookies import CookieError, SimpleCookie
 from typing import Any, ClassVar, Concatenate, ParamSpec, TypeVar, overload
 
 import reflex as rx
+from reflex.istate.data import RouterData
 from reflex_base.event import EventSpec
 
 from billy_app.error_handlers import USER_MESSAGE, log_unexpected
@@ -135,6 +136,17 @@ def _guard(handler: Handler, toast: bool) -> Handler:
     return guarded_handler  # type: ignore[return-value]
 
 
+def actor_of_connection(router: RouterData) -> Actor:
+    """The member behind a websocket connection's access cookie, checked against the store
+    (signature, expiry, member, token version, sign-in); raises `NotAuthenticated`."""
+    return identity.verify_access(
+        cookie_value(router.headers.cookie, identity.ACCESS_COOKIE),
+        Source.DASHBOARD,
+        router.session.client_ip,
+        router.headers.user_agent,
+    )
+
+
 class SessionState(rx.State):
     """Display data about the caller (not secrets) and the one way handlers learn who calls."""
 
@@ -156,17 +168,9 @@ class SessionState(rx.State):
     def _cookie(self, name: str) -> str | None:
         return cookie_value(self.router.headers.cookie, name)
 
-    def _resolve_actor(self) -> Actor:
-        return identity.verify_access(
-            self._cookie(identity.ACCESS_COOKIE),
-            Source.DASHBOARD,
-            self.router.session.client_ip,
-            self.router.headers.user_agent,
-        )
-
     async def actor(self) -> Actor:
         """The verified caller; raises `SessionExpired` when the session is gone or stale."""
-        return await off_loop(self._resolve_actor)
+        return await off_loop(actor_of_connection, self.router)
 
     def _show_problem(self, problem: BillyError) -> EventSpec | None:
         """Show a problem where this page shows problems: in the var `problem_var` names (its
