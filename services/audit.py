@@ -30,9 +30,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session
 
 from services import clock
-from services.db import get_engine
+from services.db import after_transaction, get_engine
 from services.errors import BillyError, PermissionDenied
 from services.models import AuditDeniedWindow, AuditEntry, table_of, utcnow
 from services.permissions import Actor, authorize
@@ -40,6 +41,8 @@ from services.secrets import get_secret_store
 
 log = logging.getLogger(__name__)
 
+# Why an action that succeeded inside a larger one is recorded as failed: the larger one failed.
+ROLLED_BACK = "rolled back: the action it was part of did not complete"
 GENESIS = "0" * 64  # the prev_hash of the first row
 HEAD_SECRET = "audit-chain-head"  # "<id>:<hash>" of the newest row, kept outside the table
 # The fields a row's hash covers, in the order a person reads them (the JSON sorts its keys).
@@ -385,22 +388,40 @@ def _advance_head(conn: sa.Connection, key: str, row_id: int, row_hash: str) -> 
 
 
 @contextmanager
-def audited(actor: Actor, action: str, *targets: str) -> Iterator[AuditDraft]:
-    """Run an action and record how it ended: ok, denied (a permission refusal) or failed."""
+def audited(actor: Actor, action: str, *targets: str, session: Session | None = None) -> Iterator[AuditDraft]:
+    """Run an action and record how it ended: ok, denied (a permission refusal) or failed.
+
+    Inside a caller's transaction (`session`, see `db.transaction`) the row waits until that
+    transaction ends, so it tells what really happened: an action that went through but was
+    rolled back with the rest is recorded as failed, with the reason."""
+
+    def settle(outcome: str, error: str | None = None) -> None:
+        if session is None:
+            record(actor, action, outcome, draft, error)
+            return
+
+        def when_ended(committed: bool) -> None:
+            if committed or outcome != "ok":
+                record(actor, action, outcome, draft, error)
+            else:
+                record(actor, action, "failed", draft, ROLLED_BACK)
+
+        after_transaction(session, when_ended)
+
     draft = AuditDraft(targets=list(targets))
     try:
         yield draft
     except PermissionDenied as exc:
-        record(actor, action, "denied", draft, exc.message)
+        settle("denied", exc.message)
         raise
     except BillyError as exc:
-        record(actor, action, "failed", draft, exc.message)
+        settle("failed", exc.message)
         raise
     except Exception as exc:
-        record(actor, action, "failed", draft, f"internal error ({type(exc).__name__})")
+        settle("failed", f"internal error ({type(exc).__name__})")
         raise
     else:
-        record(actor, action, "ok", draft)
+        settle("ok")
 
 
 # --- verifying --------------------------------------------------------------------------------

@@ -54,16 +54,55 @@ def get_engine() -> sa.Engine:
     return make_engine(get_settings().resolved_database_url)
 
 
+_AFTER_END = "billy_after_end"  # session.info key: callbacks run once the transaction has ended
+
+
 @contextmanager
 def session_scope(engine: sa.Engine | None = None) -> Iterator[Session]:
-    """One transaction: committed if the block succeeds, rolled back if it raises."""
+    """One transaction: committed if the block succeeds, rolled back if it raises. What the
+    actions inside asked to run afterwards (`after_transaction`) runs once it has ended."""
     with Session(engine or get_engine(), expire_on_commit=False) as session:
         try:
             yield session
             session.commit()
         except BaseException:
             session.rollback()
+            _run_after_end(session, committed=False)
             raise
+        _run_after_end(session, committed=True)
+
+
+@contextmanager
+def transaction(session: Session | None = None) -> Iterator[Session]:
+    """The transaction an action runs in: its caller's, when the caller passes a session so that
+    several actions commit or roll back as one, or else one of its own (`session_scope`).
+
+    Every write action takes `session: Session | None = None` and works inside this, so it can
+    be composed; inside a caller's session it neither commits nor rolls back."""
+    if session is not None:
+        yield session
+        return
+    with session_scope() as own:
+        yield own
+
+
+def after_transaction(session: Session, callback: Callable[[bool], None]) -> None:
+    """Run `callback(committed)` once `session`'s transaction has ended, outside it: for work
+    that must not run inside the transaction (the audit log appends in its own one, which on
+    SQLite would wait on the write lock this transaction holds) yet must know how it ended."""
+    session.info.setdefault(_AFTER_END, []).append(callback)
+
+
+def _run_after_end(session: Session, *, committed: bool) -> None:
+    callbacks: list[Callable[[bool], None]] = session.info.pop(_AFTER_END, [])
+    errors: list[BaseException] = []
+    for callback in callbacks:
+        try:
+            callback(committed)
+        except Exception as exc:  # noqa: BLE001 - every callback runs; the first failure is raised below
+            errors.append(exc)
+    if errors:
+        raise errors[0]
 
 
 # PostgreSQL's "deadlock detected" and "could not serialize": the transaction was rolled back

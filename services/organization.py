@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from services import audit, roles
 from services.config import get_settings
-from services.db import session_scope
+from services.db import session_scope, transaction
 from services.errors import SignupClosed, ValidationFailed
 from services.identity import check_password_policy, hash_password, normalize_email
 from services.models import Member, Organization, StripeConnection, utcnow
@@ -98,27 +98,27 @@ def signup(
     return owner
 
 
-def choose_plan(actor: Actor, plan: str, *, now: datetime | None = None) -> OrgSummary:
+def choose_plan(actor: Actor, plan: str, *, now: datetime | None = None, session: Session | None = None) -> OrgSummary:
     """The Owner picks Billy's plan; an ended trial stops being read-only. (Paying for it
     arrives with the control plane; until then choosing is enough.)"""
-    with audit.audited(actor, "billy.choose_plan") as draft:
+    with audit.audited(actor, "billy.choose_plan", session=session) as draft:
         authorize(actor, "billy.choose_plan")
         if plan not in PLANS:
             raise ValidationFailed("Choose a plan: Starter, Pro or Business.")
         now = now or utcnow()
-        with session_scope() as session:
-            org = session.get(Organization, 1)
+        with transaction(session) as tx:
+            org = tx.get(Organization, 1)
             if org is None:
                 raise ValidationFailed("This instance has no organisation yet.")
             chosen = PLANS[plan]
-            seats = seats_used(session, now)
+            seats = seats_used(tx, now)
             if chosen.member_limit is not None and seats > chosen.member_limit:
                 raise ValidationFailed(
                     f"{chosen.label} allows {chosen.member_limit} members, counting pending invites, and this team "
                     f"uses {seats}: remove members or withdraw invites in Settings → Team before moving to "
                     f"{chosen.label}."
                 )
-            holders = roles.custom_roles_in_use(session)
+            holders = roles.custom_roles_in_use(tx)
             if not chosen.custom_roles and holders:
                 raise ValidationFailed(
                     f"Custom roles come with Business only, and {holders} member(s) or invite(s) hold one: "

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlmodel import Session, col, select
 
 from services import audit
-from services.db import session_scope
+from services.db import session_scope, transaction
 from services.errors import NotFound, PlanLimitReached, ValidationFailed
 from services.models import CustomRole, MagicLink, Member, Organization, stored_id, utcnow
 from services.money import format_money
@@ -230,39 +230,49 @@ def _check_label_free(session: Session, label: str, own_id: int | None = None) -
         raise ValidationFailed(f"There is already a role called “{row.label}”.")
 
 
-def create_custom_role(actor: Actor, label: str, permissions: list[str], refund_caps: dict[str, int]) -> str:
+def create_custom_role(
+    actor: Actor, label: str, permissions: list[str], refund_caps: dict[str, int], *, session: Session | None = None
+) -> str:
     """Save a new custom role; returns its key for assigning members."""
-    with audit.audited(actor, "roles.create") as draft:
+    with audit.audited(actor, "roles.create", session=session) as draft:
         authorize(actor, "roles.manage")
         label, chosen, caps = _clean(label, permissions, refund_caps)
         draft.details.update(label=label, permissions=chosen, refund_caps=caps)
-        with session_scope() as session:
-            _check_plan(session)
-            _check_label_free(session, label)
-            count = len(session.exec(select(CustomRole.id)).all())
+        with transaction(session) as tx:
+            _check_plan(tx)
+            _check_label_free(tx, label)
+            count = len(tx.exec(select(CustomRole.id)).all())
             if count >= MAX_CUSTOM_ROLES:
                 raise ValidationFailed(f"An organisation can have up to {MAX_CUSTOM_ROLES} custom roles.")
             row = CustomRole(
                 label=label, label_key=label.lower(), permissions=chosen, refund_caps=caps, created_by=actor.user_id
             )
-            session.add(row)
-            session.flush()
+            tx.add(row)
+            tx.flush()
             key = custom_role_key(stored_id(row))
         draft.targets.append(key)
         return key
 
 
-def update_custom_role(actor: Actor, key: str, label: str, permissions: list[str], refund_caps: dict[str, int]) -> None:
+def update_custom_role(
+    actor: Actor,
+    key: str,
+    label: str,
+    permissions: list[str],
+    refund_caps: dict[str, int],
+    *,
+    session: Session | None = None,
+) -> None:
     """Change a custom role; its members act under the new rules from their next action."""
-    with audit.audited(actor, "roles.update", key) as draft:
+    with audit.audited(actor, "roles.update", key, session=session) as draft:
         authorize(actor, "roles.manage")
         label, chosen, caps = _clean(label, permissions, refund_caps)
-        with session_scope() as session:
-            _check_plan(session)
-            row = _row_for_key(session, key)
+        with transaction(session) as tx:
+            _check_plan(tx)
+            row = _row_for_key(tx, key)
             if row is None:
                 raise NotFound("That role no longer exists.")
-            _check_label_free(session, label, row.id)
+            _check_label_free(tx, label, row.id)
             draft.details.update(
                 old={"label": row.label, "permissions": row.permissions, "refund_caps": row.refund_caps},
                 new={"label": label, "permissions": chosen, "refund_caps": caps},
@@ -271,17 +281,17 @@ def update_custom_role(actor: Actor, key: str, label: str, permissions: list[str
             row.updated_at = utcnow()
 
 
-def delete_custom_role(actor: Actor, key: str) -> None:
+def delete_custom_role(actor: Actor, key: str, *, session: Session | None = None) -> None:
     """Delete a custom role nobody holds (members and pending invites move to another role first)."""
-    with audit.audited(actor, "roles.delete", key) as draft:
+    with audit.audited(actor, "roles.delete", key, session=session) as draft:
         authorize(actor, "roles.manage")
-        with session_scope() as session:
-            row = _row_for_key(session, key)
+        with transaction(session) as tx:
+            row = _row_for_key(tx, key)
             if row is None:
                 raise NotFound("That role no longer exists.")
             draft.details.update(label=row.label)
-            holders = session.exec(select(Member.email).where(col(Member.active).is_(True), Member.role == key)).all()
-            invited = session.exec(
+            holders = tx.exec(select(Member.email).where(col(Member.active).is_(True), Member.role == key)).all()
+            invited = tx.exec(
                 select(MagicLink.email).where(
                     MagicLink.role == key,
                     col(MagicLink.used_at).is_(None),
@@ -294,4 +304,4 @@ def delete_custom_role(actor: Actor, key: str) -> None:
                 raise ValidationFailed(
                     f"“{row.label}” is still given to {names}. Give them another role in Settings → Team first."
                 )
-            session.delete(row)
+            tx.delete(row)

@@ -9,11 +9,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from services import audit
 from services.config import get_settings
-from services.db import session_scope
+from services.db import session_scope, transaction
 from services.errors import StripeKeyRejected, StripeKeyUnknown, StripeUnreachable
 from services.models import StripeConnection
 from services.permissions import Actor, authorize
@@ -140,11 +140,11 @@ def connection() -> ConnectedKey | None:
         return ConnectedKey(row.mode, row.key_hint, dict(row.permissions))
 
 
-def finish_onboarding(actor: Actor) -> None:
-    with audit.audited(actor, "onboarding.finish"):
+def finish_onboarding(actor: Actor, *, session: Session | None = None) -> None:
+    with audit.audited(actor, "onboarding.finish", session=session):
         authorize(actor, "onboarding.finish")
-        with session_scope() as session:
-            row = session.exec(select(StripeConnection)).first()
+        with transaction(session) as tx:
+            row = tx.exec(select(StripeConnection)).first()
             if row is None or not row.secret_name:
                 raise StripeKeyRejected("Connect Stripe before finishing set-up.", code="not_connected")
             row.onboarding_done = True

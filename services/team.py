@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 
 from services import audit, magic_links, roles
 from services.config import get_settings
-from services.db import session_scope
+from services.db import session_scope, transaction
 from services.errors import NotFound, PermissionDenied, PlanLimitReached, ValidationFailed
 from services.identity import (
     check_password_policy,
@@ -170,12 +170,12 @@ def resend_invite(actor: Actor, invite_id: int, now: datetime | None = None) -> 
         _send_invite(actor, email, role, now)
 
 
-def revoke_invite(actor: Actor, invite_id: int, now: datetime | None = None) -> None:
+def revoke_invite(actor: Actor, invite_id: int, now: datetime | None = None, *, session: Session | None = None) -> None:
     now = now or utcnow()
-    with audit.audited(actor, "team.invite_revoke", str(invite_id)) as draft:
+    with audit.audited(actor, "team.invite_revoke", str(invite_id), session=session) as draft:
         authorize(actor, "team.manage")
-        with session_scope() as session:
-            row = _invite_row(session, invite_id, now)
+        with transaction(session) as tx:
+            row = _invite_row(tx, invite_id, now)
             row.revoked_at = now
             draft.details.update(email=row.email)
 
@@ -223,43 +223,43 @@ def _other_member(session: Session, actor: Actor, member_id: int) -> Member:
     return member
 
 
-def change_role(actor: Actor, member_id: int, role: str) -> None:
+def change_role(actor: Actor, member_id: int, role: str, *, session: Session | None = None) -> None:
     """Takes effect on the member's next action: every request reads the stored role."""
-    with audit.audited(actor, "team.change_role", str(member_id)) as draft:
+    with audit.audited(actor, "team.change_role", str(member_id), session=session) as draft:
         authorize(actor, "team.manage")
-        with session_scope() as session:
-            roles.check_assignable(session, role)
-            member = _other_member(session, actor, member_id)
+        with transaction(session) as tx:
+            roles.check_assignable(tx, role)
+            member = _other_member(tx, actor, member_id)
             draft.details.update(email=member.email, old_role=member.role, new_role=role)
             member.role = role
 
 
-def remove_member(actor: Actor, member_id: int) -> None:
+def remove_member(actor: Actor, member_id: int, *, session: Session | None = None) -> None:
     """The member's tokens die at once: their token version moves and their sessions end."""
-    with audit.audited(actor, "team.remove", str(member_id)) as draft:
+    with audit.audited(actor, "team.remove", str(member_id), session=session) as draft:
         authorize(actor, "team.manage")
-        with session_scope() as session:
-            member = _other_member(session, actor, member_id)
+        with transaction(session) as tx:
+            member = _other_member(tx, actor, member_id)
             draft.details.update(email=member.email, role=member.role)
             member.active = False
             member.token_version += 1
-            revoke_all_sessions(session, stored_id(member), "removed")
+            revoke_all_sessions(tx, stored_id(member), "removed")
 
 
-def transfer_ownership(actor: Actor, member_id: int, password: str) -> None:
+def transfer_ownership(actor: Actor, member_id: int, password: str, *, session: Session | None = None) -> None:
     """Move ownership after the Owner confirms their password; the old Owner becomes Billing Manager."""
-    with audit.audited(actor, "team.transfer_ownership", str(member_id)) as draft:
+    with audit.audited(actor, "team.transfer_ownership", str(member_id), session=session) as draft:
         authorize(actor, "team.transfer_ownership")
-        with session_scope() as session:
-            owner = session.get(Member, actor.user_id)
+        with transaction(session) as tx:
+            owner = tx.get(Member, actor.user_id)
             if owner is None or owner.role != OWNER or not password_context.verify(password, owner.password_hash):
                 raise PermissionDenied("That password is not right, so ownership stays with you.")
-            target = _other_member(session, actor, member_id)
+            target = _other_member(tx, actor, member_id)
             draft.details.update(new_owner=target.email)
             owner.role, target.role = "billing_manager", OWNER
             for person in (owner, target):
                 person.token_version += 1  # both sign in again under their new roles
-                revoke_all_sessions(session, stored_id(person), "ownership_transferred")
+                revoke_all_sessions(tx, stored_id(person), "ownership_transferred")
 
 
 # --- accepting an invite, resetting a password (the link is the credential) ---------------
