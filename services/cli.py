@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from services.config import PROJECT_ROOT, get_settings
+from services.errors import SettingsInvalid
 from services.logging_setup import install_scrubber
 from services.models import utcnow
 
@@ -111,7 +112,12 @@ def main(argv: list[str] | None = None) -> int:
     audit_sub = audit_parser.add_subparsers(dest="audit_command", required=True)
     audit_sub.add_parser("verify", help="walk the audit log's hash chain and name the first broken row (exit 1)")
     args = parser.parse_args(argv)
-    install_scrubber(get_settings().log_level)
+    try:
+        settings = get_settings()
+    except SettingsInvalid as exc:  # a mistyped BILLY_* variable: one line saying which, no traceback
+        print(f"billy: {exc}", file=sys.stderr)
+        return 2
+    install_scrubber(settings.log_level)
     if args.command == "migrate":
         migrate()
         return 0

@@ -1,158 +1,167 @@
 """One settings object for the instance, read from `BILLY_*` environment variables.
 
 Everything configurable lives here so the README's settings table and the code
-cannot disagree: `SETTINGS_DOC` is rendered into the README by a test.
+cannot disagree: `settings_table()` is rendered into the README by a test.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
+from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from pydantic import Field, ValidationError
+from pydantic_core import ErrorDetails
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings.sources.utils import parse_env_vars
+
+from services.errors import SettingsInvalid
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ENV_PREFIX = "BILLY_"
 
 
-def _flag(value: str) -> bool:
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+class SecretStoreKind(StrEnum):
+    """Where the instance keeps its secrets (`BILLY_SECRET_STORE`)."""
+
+    LOCAL = "local"
+    AZURE = "azure"
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Instance settings. Defaults are the embedded local set-up (`make run`)."""
+class SmtpTls(StrEnum):
+    """How Billy secures its SMTP connection (`BILLY_SMTP_TLS`)."""
 
-    data_dir: Path = field(
+    NONE = "none"
+    STARTTLS = "starttls"
+    SSL = "ssl"
+
+
+def choices(values: type[StrEnum]) -> str:
+    """`none, starttls or ssl`: an enum's allowed values, as a sentence would list them."""
+    words = [member.value for member in values]
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
+
+
+class Settings(BaseSettings):
+    """Instance settings. Defaults are the embedded local set-up (`make run`).
+
+    Each field `name` is read from `BILLY_<NAME>`; an empty variable counts as unset."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_ignore_empty=True,
+        frozen=True,
+        extra="ignore",
+    )
+
+    data_dir: Path = Field(
         default=PROJECT_ROOT / "data",
-        metadata={"env": "BILLY_DATA_DIR", "doc": "Folder for the local database, secret store and sandbox state."},
+        description="Folder for the local database, secret store and sandbox state.",
     )
-    database_url: str = field(
+    database_url: str = Field(
         default="",
-        metadata={
-            "env": "BILLY_DATABASE_URL",
-            "doc": "SQLAlchemy URL of the store. Empty: SQLite at `<data_dir>/db/billy.db`. "
-            "PostgreSQL: `postgresql+psycopg2://user@host/db`.",
-        },
+        description="SQLAlchemy URL of the store. Empty: SQLite at `<data_dir>/db/billy.db`. "
+        "PostgreSQL: `postgresql+psycopg2://user@host/db`.",
     )
-    secret_store: str = field(
-        default="local",
-        metadata={"env": "BILLY_SECRET_STORE", "doc": "`local` (encrypted files) or `azure` (Key Vault, later issue)."},
+    secret_store: SecretStoreKind = Field(
+        default=SecretStoreKind.LOCAL,
+        description="`local` (encrypted files) or `azure` (Key Vault, later issue).",
     )
-    secrets_dir: str = field(
+    secrets_dir: str = Field(
         default="",
-        metadata={"env": "BILLY_SECRETS_DIR", "doc": "Local secret store folder. Empty: `<data_dir>/secrets`."},
+        description="Local secret store folder. Empty: `<data_dir>/secrets`.",
     )
-    master_key_file: str = field(
+    master_key_file: str = Field(
         default="",
-        metadata={
-            "env": "BILLY_MASTER_KEY_FILE",
-            "doc": "Master key of the local secret store (back this file up). Empty: `<data_dir>/keys/master.key`.",
-        },
+        description="Master key of the local secret store (back this file up). Empty: `<data_dir>/keys/master.key`.",
     )
-    stripe_api_base: str = field(
+    stripe_api_base: str = Field(
         default="",
-        metadata={
-            "env": "BILLY_STRIPE_API_BASE",
-            "doc": "Stripe API address. Empty: real Stripe. `make run` points it at the local sandbox.",
-        },
+        description="Stripe API address. Empty: real Stripe. `make run` points it at the local sandbox.",
     )
-    sandbox: bool = field(
+    sandbox: bool = Field(
         default=False,
-        metadata={
-            "env": "BILLY_SANDBOX",
-            "doc": "Sandbox mode: the wizard offers the sandbox's demo restricted key.",
-        },
+        description="Sandbox mode: the wizard offers the sandbox's demo restricted key.",
     )
-    sandbox_demo_key: str = field(
+    sandbox_demo_key: str = Field(
         default="",
-        metadata={"env": "BILLY_SANDBOX_DEMO_KEY", "doc": "The demo restricted key the wizard offers in sandbox mode."},
+        description="The demo restricted key the wizard offers in sandbox mode.",
     )
-    first_run_signup: bool = field(
+    first_run_signup: bool = Field(
         default=True,
-        metadata={
-            "env": "BILLY_FIRST_RUN_SIGNUP",
-            "doc": "Offer signup while the instance has no organisation (off in hosted deployments).",
-        },
+        description="Offer signup while the instance has no organisation (off in hosted deployments).",
     )
-    public_url: str = field(
+    public_url: str = Field(
         default="http://localhost:3000",
-        metadata={
-            "env": "BILLY_PUBLIC_URL",
-            "doc": "Address users open; its origin is the only one allowed to POST forms.",
-        },
+        description="Address users open; its origin is the only one allowed to POST forms.",
     )
-    access_token_seconds: int = field(
+    access_token_seconds: int = Field(
         default=3600,
-        metadata={
-            "env": "BILLY_ACCESS_TOKEN_SECONDS",
-            "doc": "Lifetime of an access token (seconds, one hour by default); pages refresh it before it ends.",
-        },
+        description="Lifetime of an access token (seconds, one hour by default); pages refresh it before it ends.",
     )
-    session_days: int = field(
+    session_days: int = Field(
         default=14,
-        metadata={
-            "env": "BILLY_SESSION_DAYS",
-            "doc": "How long a sign-in (its refresh token family) lasts before signing in again (days).",
-        },
+        description="How long a sign-in (its refresh token family) lasts before signing in again (days).",
     )
-    login_limit_per_account: str = field(
+    login_limit_per_account: str = Field(
         default="5/15 minutes",
-        metadata={"env": "BILLY_LOGIN_LIMIT_PER_ACCOUNT", "doc": "Failed sign-ins allowed per email address."},
+        description="Failed sign-ins allowed per email address.",
     )
-    login_limit_per_address: str = field(
+    login_limit_per_address: str = Field(
         default="30/15 minutes",
-        metadata={"env": "BILLY_LOGIN_LIMIT_PER_ADDRESS", "doc": "Failed sign-ins allowed per client address."},
+        description="Failed sign-ins allowed per client address.",
     )
-    sync_on_start: bool = field(
+    sync_on_start: bool = Field(
         default=True,
-        metadata={"env": "BILLY_SYNC_ON_START", "doc": "Catch the store up with Stripe when the app starts."},
+        description="Catch the store up with Stripe when the app starts.",
     )
-    stripe_requests_per_second: float = field(
+    stripe_requests_per_second: float = Field(
         default=0,
-        metadata={
-            "env": "BILLY_STRIPE_REQUESTS_PER_SECOND",
-            "doc": "Ceiling on Billy's Stripe requests per second. 0: under Stripe's limits (90 live, 20 test mode).",
-        },
+        description="Ceiling on Billy's Stripe requests per second. 0: under Stripe's limits (90 live, 20 test mode).",
     )
-    event_poll_seconds: float = field(
+    event_poll_seconds: float = Field(
         default=5,
-        metadata={
-            "env": "BILLY_EVENT_POLL_SECONDS",
-            "doc": "How often to read new Stripe events when no webhook secret is set (0: never).",
-        },
+        description="How often to read new Stripe events when no webhook secret is set (0: never).",
     )
-    smtp_host: str = field(
+    smtp_host: str = Field(
         default="127.0.0.1",
-        metadata={"env": "BILLY_SMTP_HOST", "doc": "SMTP server for invites and password resets."},
+        description="SMTP server for invites and password resets.",
     )
-    smtp_port: int = field(
+    smtp_port: int = Field(
         default=1025,
-        metadata={"env": "BILLY_SMTP_PORT", "doc": "SMTP port (1025: the local mail catcher `make run` starts)."},
+        description="SMTP port (1025: the local mail catcher `make run` starts).",
     )
-    smtp_user: str = field(
-        default="", metadata={"env": "BILLY_SMTP_USER", "doc": "SMTP user name, if the server needs one."}
+    smtp_user: str = Field(default="", description="SMTP user name, if the server needs one.")
+    smtp_password: str = Field(default="", repr=False, description="SMTP password, if the server needs one.")
+    smtp_tls: SmtpTls = Field(
+        default=SmtpTls.NONE,
+        description="`none`, `starttls` or `ssl` (implicit TLS, usually port 465).",
     )
-    smtp_password: str = field(
-        default="", metadata={"env": "BILLY_SMTP_PASSWORD", "doc": "SMTP password, if the server needs one."}
-    )
-    smtp_tls: str = field(
-        default="none",
-        metadata={"env": "BILLY_SMTP_TLS", "doc": "`none`, `starttls` or `ssl` (implicit TLS, usually port 465)."},
-    )
-    mail_from: str = field(
+    mail_from: str = Field(
         default="Agent Billy <billy@localhost>",
-        metadata={"env": "BILLY_MAIL_FROM", "doc": "Sender of Billy's emails."},
+        description="Sender of Billy's emails.",
     )
-    redis_url: str = field(
+    redis_url: str = Field(
         default="",
-        metadata={
-            "env": "BILLY_REDIS_URL",
-            "doc": "Redis for Reflex's per-tab state and live-update notices when several workers run.",
-        },
+        description="Redis for Reflex's per-tab state and live-update notices when several workers run.",
     )
-    log_level: str = field(default="INFO", metadata={"env": "BILLY_LOG_LEVEL", "doc": "Python log level."})
+    log_level: str = Field(default="INFO", description="Python log level.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Values given in code, then `BILLY_*` variables: no `.env` file, no secrets folder."""
+        return init_settings, env_settings
 
     @property
     def resolved_database_url(self) -> str:
@@ -185,24 +194,57 @@ class Settings:
         return not self.public_url.startswith("http://")
 
 
-def settings_from_env(environ: dict[str, str] | None = None) -> Settings:
-    env = os.environ if environ is None else environ
-    values: dict[str, Any] = {}  # each value parsed to its field's type below
-    for f in fields(Settings):
-        raw = env.get(f.metadata["env"])
-        if raw is None or raw == "":
-            continue
-        if f.type in ("bool", bool):
-            values[f.name] = _flag(raw)
-        elif f.type in ("int", int):
-            values[f.name] = int(raw)
-        elif f.type in ("float", float):
-            values[f.name] = float(raw)
-        elif f.type in ("Path", Path):
-            values[f.name] = Path(raw)
-        else:
-            values[f.name] = raw
-    return Settings(**values)
+class _EnvironSource(EnvSettingsSource):
+    """The environment source, reading `BILLY_*` variables from a given mapping only."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+
+
+def env_name(field_name: str) -> str:
+    """The environment variable of a settings field: `smtp_port` -> `BILLY_SMTP_PORT`."""
+    return f"{ENV_PREFIX}{field_name.upper()}"
+
+
+_EXPECTED = {
+    "int_parsing": "use a whole number",
+    "int_from_float": "use a whole number",
+    "int_type": "use a whole number",
+    "float_parsing": "use a number",
+    "float_type": "use a number",
+    "finite_number": "use a number",
+    "bool_parsing": "use true or false",
+    "bool_type": "use true or false",
+}
+
+
+def _problem(error: ErrorDetails) -> str:
+    """One bad value in plain words: `BILLY_SMTP_PORT is 'abc': use a whole number`."""
+    field_name = str(error["loc"][0]) if error["loc"] else ""
+    field = Settings.model_fields.get(field_name)
+    name = env_name(field_name) if field else "A BILLY_ setting"
+    annotation = field.annotation if field else None
+    if isinstance(annotation, type) and issubclass(annotation, StrEnum):
+        expected = f"use {choices(annotation)}"
+    else:
+        expected = _EXPECTED.get(error["type"], error["msg"])
+    return f"{name} is {error['input']!r}: {expected}"
+
+
+def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
+    """The settings from `environ` (only; default: the process environment).
+
+    Raises `SettingsInvalid` naming each bad variable and what it accepts."""
+    source = _EnvironSource(Settings, os.environ if environ is None else environ)
+    try:
+        # `_build_sources`: pydantic-settings' own hook for pre-built sources (not in the typed field signature).
+        return Settings(_build_sources=((source,), {}))  # type: ignore[call-arg]
+    except ValidationError as exc:
+        raise SettingsInvalid("; ".join(_problem(error) for error in exc.errors()) + ".") from None
 
 
 @lru_cache(maxsize=1)
@@ -211,15 +253,15 @@ def get_settings() -> Settings:
 
 
 def settings_table() -> str:
-    """The README's settings table, generated from the dataclass."""
+    """The README's settings table, generated from the settings fields."""
     rows = ["| variable | default | meaning |", "|---|---|---|"]
-    for f in fields(Settings):
-        default = f.default
+    for name, field in Settings.model_fields.items():
+        default: Any = field.default
         if isinstance(default, Path):
             default = "`./data`"
         elif default == "":
             default = "(empty)"
         else:
             default = f"`{str(default).lower() if isinstance(default, bool) else default}`"
-        rows.append(f"| `{f.metadata['env']}` | {default} | {f.metadata['doc']} |")
+        rows.append(f"| `{env_name(name)}` | {default} | {field.description} |")
     return "\n".join(rows)

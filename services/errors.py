@@ -103,3 +103,9 @@ class WebhookSignatureInvalid(BillyError):
     """A delivery whose signature does not match the endpoint's secret, or is too old."""
 
     code = "webhook_signature_invalid"
+
+
+class SettingsInvalid(BillyError):
+    """A `BILLY_*` setting holds a value Billy cannot use; the message names the variable and what it accepts."""
+
+    code = "settings_invalid"

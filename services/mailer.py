@@ -19,12 +19,12 @@ from functools import lru_cache
 
 from tenacity import Retrying, before_sleep_log, retry_if_exception, stop_after_attempt, wait_exponential
 
-from services.config import Settings, get_settings
+from services.config import Settings, SmtpTls, choices, get_settings
 from services.errors import BillyError
 
 log = logging.getLogger("billy.mail")
 
-TLS_MODES = ("none", "starttls", "ssl")
+TLS_MODES = tuple(mode.value for mode in SmtpTls)
 
 
 @dataclass(frozen=True)
@@ -85,9 +85,10 @@ class SmtpMailer:
     def __init__(
         self, settings: Settings, *, attempts: int = 3, retry_wait: float = 1.0, timeout: float = 10.0
     ) -> None:
+        # Settings from the environment are checked on reading; this catches ones made in code.
         if settings.smtp_tls not in TLS_MODES:
             raise BillyError(
-                f"BILLY_SMTP_TLS is {settings.smtp_tls!r}: use none, starttls or ssl.", code="mail_settings"
+                f"BILLY_SMTP_TLS is {str(settings.smtp_tls)!r}: use {choices(SmtpTls)}.", code="mail_settings"
             )
         self.settings = settings
         self.timeout = timeout
@@ -126,14 +127,14 @@ class SmtpMailer:
     def _deliver(self, message: EmailMessage) -> None:
         s = self.settings
         smtp: smtplib.SMTP
-        if s.smtp_tls == "ssl":
+        if s.smtp_tls == SmtpTls.SSL:
             smtp = smtplib.SMTP_SSL(
                 s.smtp_host, s.smtp_port, timeout=self.timeout, context=ssl.create_default_context()
             )
         else:
             smtp = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=self.timeout)
         try:
-            if s.smtp_tls == "starttls":
+            if s.smtp_tls == SmtpTls.STARTTLS:
                 try:
                     smtp.starttls(context=ssl.create_default_context())
                 except smtplib.SMTPNotSupportedError:

@@ -16,7 +16,7 @@ from typing import Protocol
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from services.config import Settings, get_settings
+from services.config import SecretStoreKind, Settings, get_settings
 from services.errors import BillyError
 
 _NAME = re.compile(r"^[A-Za-z0-9-]{1,127}$")  # Key Vault's own rule for secret names
@@ -99,9 +99,9 @@ class LocalEncryptedSecretStore:
 
 
 def make_secret_store(settings: Settings) -> SecretStore:
-    if settings.secret_store == "local":
+    if settings.secret_store == SecretStoreKind.LOCAL:
         return LocalEncryptedSecretStore(settings.resolved_secrets_dir, settings.resolved_master_key_file)
-    raise SecretStoreError(f"Secret store {settings.secret_store!r} is not available in this version.")
+    raise SecretStoreError(f"Secret store {str(settings.secret_store)!r} is not available in this version.")
 
 
 @lru_cache(maxsize=1)

@@ -7,8 +7,17 @@ import stat
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from services.config import PROJECT_ROOT, settings_from_env, settings_table
+from services.config import (
+    PROJECT_ROOT,
+    SecretStoreKind,
+    SmtpTls,
+    get_settings,
+    settings_from_env,
+    settings_table,
+)
+from services.errors import BillyError, SettingsInvalid
 from services.logging_setup import install_scrubber, scrub
 from services.money import format_money, parse_money
 from services.secrets import LocalEncryptedSecretStore, SecretStoreError
@@ -20,6 +29,83 @@ def test_settings_read_from_environment_with_types() -> None:
     assert s.resolved_database_url == "sqlite:////srv/billy/db/billy.db"
     assert s.resolved_master_key_file == Path("/srv/billy/keys/master.key")
     assert settings_from_env({}).first_run_signup is True
+
+
+def test_settings_defaults_are_the_local_set_up() -> None:
+    s = settings_from_env({})
+    assert s.data_dir == PROJECT_ROOT / "data"
+    assert s.resolved_database_url == f"sqlite:///{PROJECT_ROOT / 'data' / 'db' / 'billy.db'}"
+    assert s.resolved_secrets_dir == PROJECT_ROOT / "data" / "secrets"
+    assert s.resolved_master_key_file == PROJECT_ROOT / "data" / "keys" / "master.key"
+    assert s.secret_store is SecretStoreKind.LOCAL and s.secret_store == "local"
+    assert s.smtp_tls is SmtpTls.NONE and s.smtp_tls == "none"
+    assert (s.smtp_host, s.smtp_port, s.mail_from) == ("127.0.0.1", 1025, "Agent Billy <billy@localhost>")
+    assert (s.access_token_seconds, s.session_days) == (3600, 14)
+    assert (s.login_limit_per_account, s.login_limit_per_address) == ("5/15 minutes", "30/15 minutes")
+    assert (s.stripe_requests_per_second, s.event_poll_seconds) == (0, 5)
+    assert (s.sandbox, s.first_run_signup, s.sync_on_start) == (False, True, True)
+    assert s.database_url == s.secrets_dir == s.master_key_file == s.stripe_api_base == s.redis_url == ""
+    assert s.public_url == "http://localhost:3000" and s.log_level == "INFO"
+    assert s.allowed_origins == ["http://localhost:3000", "http://127.0.0.1:3000"] and not s.cookie_secure
+
+
+def test_settings_enums_empty_values_and_unrelated_variables() -> None:
+    s = settings_from_env(
+        {"BILLY_SMTP_TLS": "starttls", "BILLY_SMTP_PORT": "", "BILLY_TEST_PG_HOST": "db", "PATH": "/bin"}
+    )
+    assert s.smtp_tls is SmtpTls.STARTTLS and s.smtp_port == 1025  # empty counts as unset
+    assert settings_from_env({"BILLY_SECRET_STORE": "azure"}).secret_store is SecretStoreKind.AZURE
+    with pytest.raises(ValidationError):  # one settings object for the whole instance: no edits
+        s.smtp_port = 25  # type: ignore[misc]
+
+
+def test_an_explicit_mapping_is_the_only_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BILLY_SMTP_HOST", "mail.from-the-environment.test")
+    monkeypatch.setenv("BILLY_SMTP_PORT", "not a port")  # would fail if it leaked in
+    assert settings_from_env({}).smtp_host == "127.0.0.1"
+    assert settings_from_env({"BILLY_SESSION_DAYS": "3"}).smtp_host == "127.0.0.1"
+    monkeypatch.delenv("BILLY_SMTP_PORT")
+    get_settings.cache_clear()
+    try:
+        assert settings_from_env().smtp_host == "mail.from-the-environment.test"
+        assert get_settings().smtp_host == "mail.from-the-environment.test"
+    finally:
+        get_settings.cache_clear()
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"BILLY_SMTP_PORT": "abc"}, "BILLY_SMTP_PORT is 'abc': use a whole number."),
+        ({"BILLY_SMTP_TLS": "tls"}, "BILLY_SMTP_TLS is 'tls': use none, starttls or ssl."),
+        ({"BILLY_SECRET_STORE": "vault"}, "BILLY_SECRET_STORE is 'vault': use local or azure."),
+        ({"BILLY_SANDBOX": "maybe"}, "BILLY_SANDBOX is 'maybe': use true or false."),
+        (
+            {"BILLY_EVENT_POLL_SECONDS": "often", "BILLY_SESSION_DAYS": "2.5"},
+            "BILLY_SESSION_DAYS is '2.5': use a whole number; BILLY_EVENT_POLL_SECONDS is 'often': use a number.",
+        ),
+    ],
+)
+def test_a_bad_setting_is_one_clear_error_naming_the_variable(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsInvalid) as failure:
+        settings_from_env(environ)
+    assert str(failure.value) == message  # plain words, no pydantic dump
+    assert isinstance(failure.value, BillyError) and failure.value.code == "settings_invalid"
+    assert failure.value.__cause__ is None and failure.value.__suppress_context__
+
+
+def test_a_bad_setting_stops_the_billy_command_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from services import cli
+
+    monkeypatch.setenv("BILLY_SMTP_PORT", "abc")
+    get_settings.cache_clear()
+    try:
+        assert cli.main(["audit", "verify"]) == 2
+    finally:
+        get_settings.cache_clear()
+    assert capsys.readouterr().err == "billy: BILLY_SMTP_PORT is 'abc': use a whole number.\n"
 
 
 def test_readme_documents_every_setting() -> None:
@@ -121,3 +207,9 @@ def test_the_migrations_build_exactly_the_models(any_store) -> None:  # type: ig
         context = MigrationContext.configure(conn, opts=opts)
         diff = compare_metadata(context, SQLModel.metadata)
     assert diff == [], f"models and migrations differ: {diff}"
+
+
+def test_the_smtp_password_never_shows_when_settings_are_printed() -> None:
+    settings = settings_from_env({"BILLY_SMTP_PASSWORD": "hunter2-not-for-logs"})
+    assert settings.smtp_password == "hunter2-not-for-logs"
+    assert "hunter2" not in repr(settings) and "hunter2" not in str(settings)

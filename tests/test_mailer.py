@@ -7,7 +7,6 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -16,8 +15,8 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
 from devtools.mailcatcher import CatcherHandle
-from services.config import Settings
-from services.errors import BillyError
+from services.config import Settings, settings_from_env
+from services.errors import BillyError, SettingsInvalid
 from services.mail_templates import format_expiry, invite_mail, password_reset_mail
 from services.mailer import MailDeliveryFailed, OutgoingMail, SmtpMailer, get_mailer
 
@@ -38,9 +37,14 @@ def _invite(**overrides: Any) -> OutgoingMail:
     return invite_mail(**(facts | overrides))
 
 
+def _settings(**values: Any) -> Settings:
+    """The default settings (whatever the environment says) with `values` (field names) instead."""
+    return settings_from_env({}).model_copy(update=values)
+
+
 def _mailer(port: int, **settings: Any) -> SmtpMailer:
     """A mailer for `127.0.0.1:port` that retries without waiting (3 attempts)."""
-    return SmtpMailer(replace(Settings(), smtp_host="127.0.0.1", smtp_port=port, **settings), retry_wait=0)
+    return SmtpMailer(_settings(smtp_host="127.0.0.1", smtp_port=port, **settings), retry_wait=0)
 
 
 def _free_port() -> int:
@@ -107,7 +111,7 @@ def test_an_invite_arrives_with_its_headers_text_html_and_link_intact(smtp_catch
 
 
 def test_the_message_is_a_proper_email() -> None:
-    settings = replace(Settings(), mail_from="Billy at Acme <billing@acme.test>")
+    settings = _settings(mail_from="Billy at Acme <billing@acme.test>")
     message = SmtpMailer(settings).build_message(_invite())
 
     assert message["From"] == "Billy at Acme <billing@acme.test>"
@@ -171,8 +175,11 @@ def test_a_server_reply_that_echoes_the_password_is_scrubbed() -> None:
 
 
 def test_an_unknown_tls_mode_is_a_clear_settings_error() -> None:
+    with pytest.raises(SettingsInvalid, match=r"^BILLY_SMTP_TLS is 'tls': use none, starttls or ssl\.$"):
+        settings_from_env({"BILLY_SMTP_TLS": "tls"})
+    # Settings made in code skip that check (model_copy does not validate): the mailer still refuses.
     with pytest.raises(BillyError, match="BILLY_SMTP_TLS is 'tls': use none, starttls or ssl"):
-        SmtpMailer(replace(Settings(), smtp_tls="tls"))
+        SmtpMailer(_settings(smtp_tls="tls"))
 
 
 # --- transient and permanent failures ---------------------------------------------------------
