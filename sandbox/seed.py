@@ -494,11 +494,11 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     summary = seed(args.api, seed=args.seed, customers=args.customers)
     if summary["already_seeded"]:
-        print("already seeded", flush=True)
+        print(f"demo data: already in the sandbox at {args.api}", flush=True)
         return 0
     took = time.monotonic() - started
     print(
-        f"seeded {summary['customers']} customers and {summary['charges']} charges "
+        f"demo data: seeded {summary['customers']} customers and {summary['charges']} charges "
         f"in {took:.1f}s: {json.dumps(summary, sort_keys=True)}",
         flush=True,
     )

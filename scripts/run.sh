@@ -9,7 +9,8 @@ PORT=${PORT:-3000}
 SANDBOX_PORT=${SANDBOX_PORT:-8420}
 MAIL_PORT=${MAIL_PORT:-1025}
 MAIL_WEB_PORT=${MAIL_WEB_PORT:-8025}
-mkdir -p data/logs
+DATA=${BILLY_DATA_DIR:-data}  # the store, secret store, sandbox state, mail and logs
+mkdir -p "$DATA/logs"
 
 export BILLY_PUBLIC_URL=${BILLY_PUBLIC_URL:-http://localhost:$PORT}
 if [ -z "${BILLY_STRIPE_API_BASE+x}" ]; then
@@ -19,7 +20,7 @@ if [ -z "${BILLY_STRIPE_API_BASE+x}" ]; then
   export BILLY_SANDBOX_DEMO_KEY="$(python -c 'import sandbox; print(sandbox.DEMO_RESTRICTED_KEY)')"
 fi
 
-echo "› migrating the store"
+printf "› "
 billy migrate
 
 children=()
@@ -43,21 +44,18 @@ start_and_wait() {
 if [ -z "${BILLY_SMTP_HOST+x}" ]; then
   # No mail server given: catch invites and reset links locally, readable in a browser.
   export BILLY_SMTP_HOST=127.0.0.1 BILLY_SMTP_PORT=$MAIL_PORT BILLY_SMTP_TLS=none
-  echo "› starting the mail catcher (sent mail at http://localhost:$MAIL_WEB_PORT)"
-  start_and_wait "mail catcher" data/logs/mail.log "mail catcher ready" \
-    python -m devtools.mailcatcher --smtp-port "$MAIL_PORT" --http-port "$MAIL_WEB_PORT" --data-dir data/mail
+  echo "› mail catcher: smtp://127.0.0.1:$MAIL_PORT, sent mail at http://localhost:$MAIL_WEB_PORT"
+  start_and_wait "mail catcher" "$DATA/logs/mail.log" "mail catcher ready" \
+    python -m devtools.mailcatcher --smtp-port "$MAIL_PORT" --http-port "$MAIL_WEB_PORT" --data-dir "$DATA/mail"
 fi
 
 if [ "${BILLY_SANDBOX:-false}" = "true" ]; then
-  echo "› starting the Stripe sandbox on port $SANDBOX_PORT (state in data/sandbox)"
-  start_and_wait "Stripe sandbox" data/logs/sandbox.log "sandbox ready" \
-    python -m sandbox --host 127.0.0.1 --port "$SANDBOX_PORT" --data-dir data/sandbox
+  echo "› Stripe sandbox: $BILLY_STRIPE_API_BASE (state in $DATA/sandbox)"
+  start_and_wait "Stripe sandbox" "$DATA/logs/sandbox.log" "sandbox ready" \
+    python -m sandbox --host 127.0.0.1 --port "$SANDBOX_PORT" --data-dir "$DATA/sandbox"
+  printf "› "
   python -m sandbox.seed --api "$BILLY_STRIPE_API_BASE"
 fi
 
-echo "› starting Agent Billy (production build)"
-echo
-echo "    Agent Billy: $BILLY_PUBLIC_URL"
-[ "${BILLY_SMTP_PORT:-}" = "$MAIL_PORT" ] && echo "    Sent mail:   http://localhost:$MAIL_WEB_PORT"
-echo
+echo "› Agent Billy: $BILLY_PUBLIC_URL (pages, API and live updates on port $PORT; Ctrl-C stops everything)"
 exec python -m billy_app.serve --port "$PORT" --loglevel warning

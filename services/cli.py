@@ -98,6 +98,13 @@ def _rebuild_derived() -> int:
     return 0
 
 
+def _shown_url(url: str) -> str:
+    """The store's address as a start log may show it: any password masked."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="billy", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -120,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     install_scrubber(settings.log_level)
     if args.command == "migrate":
         migrate()
+        print(f"store: {_shown_url(settings.resolved_database_url)} (schema up to date)")
         return 0
     if args.command == "sync":
         return _sync()
