@@ -334,11 +334,11 @@ def _csv_row(r: AuditRecord) -> list[object]:
     return [_cell(v) for v in values]
 
 
-def export(actor: Actor, filters: AuditFilters | None = None, now: datetime | None = None) -> AuditExport:
+def export(actor: Actor, filters: AuditFilters | None = None) -> AuditExport:
     """The matching rows as CSV, newest first, at most EXPORT_LIMIT of them. Audited: the
     row says which filters were used and how many rows left."""
+    now = utcnow()
     filters = filters or AuditFilters()
-    now = now or utcnow()
     with audited(actor, "audit.export") as draft:
         authorize(actor, "audit.export")
         if isinstance(filters, AuditFilters):

@@ -375,7 +375,7 @@ def _store_refund_result(
     """Upsert the refund and the charge as Stripe now has them. Stripe already succeeded,
     so a failure here is logged and left for sync to repair, not raised."""
     try:
-        read_at = int(time.time())
+        read_at = int(time.time())  # a version stamp in Stripe's time (vs its events): the wall clock, not `clock`
         fresh = gateway.retrieve_charge(charge_id)
         # Versioned at the re-read: the webhook for this refund is not newer, so it changes nothing.
         refunds, charges = run_transaction(

@@ -136,11 +136,9 @@ def _new_refresh(session: Session, family_id: str, now: datetime) -> str:
     return token
 
 
-def start_session(
-    member_id: int, client_address: str = "", user_agent: str = "", now: datetime | None = None
-) -> IssuedTokens:
+def start_session(member_id: int, client_address: str = "", user_agent: str = "") -> IssuedTokens:
     """A new sign-in: a refresh family, its first refresh token and an access token."""
-    now = now or utcnow()
+    now = utcnow()
     with session_scope() as session:
         member = session.get(Member, member_id)
         if member is None or not member.active:
@@ -198,7 +196,7 @@ def login(email: str, password: str, client_address: str = "", user_agent: str =
 
 def _decode(token: str, *, now: datetime | None = None, verify_exp: bool = True) -> dict[str, Any]:
     """Signature (HS256 only: `alg: none` and other algorithms are refused), issuer and the
-    claims we rely on; expiry against `now` so tests can move the clock."""
+    claims we rely on; expiry against `now`, the caller's instant (default: the clock's now)."""
     try:
         claims = jwt.decode(
             token,
@@ -230,13 +228,12 @@ def verify_access(
     source: Source = Source.DASHBOARD,
     client_address: str = "",
     user_agent: str = "",
-    now: datetime | None = None,
 ) -> Actor:
     """The Actor behind an access token: signature, expiry, then the store's word on the
     member (still active, same token version) and on the session family (not revoked)."""
+    now = utcnow()
     if not token:
         raise NotAuthenticated()
-    now = now or utcnow()
     claims = _decode(token, now=now)
     with session_scope() as session:
         member = session.get(Member, int(claims["sub"]))
@@ -264,13 +261,11 @@ def verify_access(
         )
 
 
-def refresh(
-    refresh_token: str | None, client_address: str = "", user_agent: str = "", now: datetime | None = None
-) -> IssuedTokens:
+def refresh(refresh_token: str | None, client_address: str = "", user_agent: str = "") -> IssuedTokens:
     """Spend a refresh token for a new pair. A spent token presented again revokes its family."""
+    now = utcnow()
     if not refresh_token:
         raise NotAuthenticated()
-    now = now or utcnow()
     reused: tuple[Member, SessionFamily] | None = None
     with session_scope() as session:
         row = session.exec(select(RefreshToken).where(RefreshToken.token_hash == _sha256(refresh_token))).first()

@@ -68,10 +68,9 @@ def create(
     email: str,
     role: str = "",
     created_by: int | None = None,
-    now: datetime | None = None,
 ) -> tuple[str, MagicLink]:
     """A new link (inside the caller's transaction). Returns the signed value for the URL."""
-    now = now or utcnow()
+    now = utcnow()
     token = secrets.token_urlsafe(32)
     row = MagicLink(
         purpose=str(purpose),
@@ -108,15 +107,15 @@ def _find(session: Session, purpose: Purpose, signed: str, now: datetime) -> Mag
     return row
 
 
-def peek(session: Session, purpose: Purpose, signed: str, now: datetime | None = None) -> LinkGrant:
+def peek(session: Session, purpose: Purpose, signed: str) -> LinkGrant:
     """Check a link without spending it (to show the page it opens)."""
-    row = _find(session, purpose, signed, now or utcnow())
+    row = _find(session, purpose, signed, utcnow())
     return LinkGrant(stored_id(row), row.email, row.role, row.created_by, row.expires_at)
 
 
-def consume(session: Session, purpose: Purpose, signed: str, now: datetime | None = None) -> LinkGrant:
+def consume(session: Session, purpose: Purpose, signed: str) -> LinkGrant:
     """Spend a link inside the caller's transaction; of two racing uses, only one succeeds."""
-    now = now or utcnow()
+    now = utcnow()
     row = _find(session, purpose, signed, now)
     spent = session.exec(
         table_of(MagicLink)
@@ -129,9 +128,9 @@ def consume(session: Session, purpose: Purpose, signed: str, now: datetime | Non
     return LinkGrant(stored_id(row), row.email, row.role, row.created_by, row.expires_at)
 
 
-def revoke_pending(session: Session, purpose: Purpose, email: str, now: datetime | None = None) -> int:
+def revoke_pending(session: Session, purpose: Purpose, email: str) -> int:
     """Withdraw every unused link of a kind for an address (a resend kills the old link)."""
-    now = now or utcnow()
+    now = utcnow()
     rows = session.exec(
         select(MagicLink).where(
             MagicLink.purpose == str(purpose),

@@ -55,12 +55,12 @@ def signup(
     email: str,
     password: str,
     *,
-    now: datetime | None = None,
     client_address: str = "",
     user_agent: str = "",
     allow_when_closed: bool = False,
 ) -> Member:
     """Create the organisation, its Owner and a 14-day trial, in one transaction."""
+    now = utcnow()
     if not allow_when_closed and not get_settings().first_run_signup:
         raise SignupClosed("Signup is not offered on this instance.")
     name = " ".join(org_name.split())
@@ -72,7 +72,6 @@ def signup(
         raise ValidationFailed("Choose a plan: Starter, Pro or Business.")
     address = normalize_email(email)
     check_password_policy(password, related=[address, name])
-    now = now or utcnow()
     try:
         with session_scope() as session:
             if session.get(Organization, 1) is not None:
@@ -98,14 +97,14 @@ def signup(
     return owner
 
 
-def choose_plan(actor: Actor, plan: str, *, now: datetime | None = None, session: Session | None = None) -> OrgSummary:
+def choose_plan(actor: Actor, plan: str, *, session: Session | None = None) -> OrgSummary:
     """The Owner picks Billy's plan; an ended trial stops being read-only. (Paying for it
     arrives with the control plane; until then choosing is enough.)"""
+    now = utcnow()
     with audit.audited(actor, "billy.choose_plan", session=session) as draft:
         authorize(actor, "billy.choose_plan")
         if plan not in PLANS:
             raise ValidationFailed("Choose a plan: Starter, Pro or Business.")
-        now = now or utcnow()
         with transaction(session) as tx:
             org = tx.get(Organization, 1)
             if org is None:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -39,7 +38,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import defer
 from sqlmodel import Session, col, select
 
-from services import audit, notices
+from services import audit, clock, notices
 from services.db import session_scope
 from services.errors import ValidationFailed
 from services.models import (
@@ -147,8 +146,9 @@ def _ts(moment: datetime) -> int:
     return int(moment.timestamp())
 
 
-def _now(now: datetime | None) -> datetime:
-    return datetime.now(UTC) if now is None else now.astimezone(UTC)
+def _now() -> datetime:
+    """This moment, from the one clock (tests move it rather than pass times in)."""
+    return clock.now()
 
 
 @dataclass(frozen=True)
@@ -284,25 +284,25 @@ class Dashboard:
 
 # The dashboard is the same for every viewer and costs tens of milliseconds at scale
 # (bench/pages), while every open dashboard re-reads it on each store change. So the current
-# one is kept until the store changes (a notice) or for at most this long (time windows move).
+# one is kept until the store changes (a notice) or for at most this long (time windows move),
+# by the clock: a clock moved back, or on by this much, gets a fresh one.
 DASHBOARD_CACHE_SECONDS = 15.0
-_dashboard_cache: tuple[int, float, Dashboard] | None = None
+_dashboard_cache: tuple[int, datetime, Dashboard] | None = None  # (notice generation, computed at, board)
 _dashboard_lock = threading.Lock()
 
 
-def dashboard(actor: Actor, now: datetime | None = None) -> Dashboard:
-    """Everything the dashboard home shows, from the store, at `now` (default: this moment;
-    then a copy computed since the last store change, at most DASHBOARD_CACHE_SECONDS old)."""
+def dashboard(actor: Actor) -> Dashboard:
+    """Everything the dashboard home shows, from the store, at this moment (or a copy computed
+    since the last store change, at most DASHBOARD_CACHE_SECONDS earlier by the clock)."""
     global _dashboard_cache
     audit.authorize_read(actor, "dashboard.view")
-    if now is not None:
-        return _compute_dashboard(now)
     with _dashboard_lock:
+        at = _now()
         generation, cached = notices.generation(), _dashboard_cache
-        if cached and cached[0] == generation and time.monotonic() - cached[1] < DASHBOARD_CACHE_SECONDS:
+        if cached and cached[0] == generation and 0 <= (at - cached[1]).total_seconds() < DASHBOARD_CACHE_SECONDS:
             return cached[2]
-        board = _compute_dashboard(None)
-        _dashboard_cache = (generation, time.monotonic(), board)
+        board = _compute_dashboard(at)
+        _dashboard_cache = (generation, at, board)
         return board
 
 
@@ -313,8 +313,7 @@ def forget_dashboard() -> None:
         _dashboard_cache = None
 
 
-def _compute_dashboard(now: datetime | None) -> Dashboard:
-    at = _now(now)
+def _compute_dashboard(at: datetime) -> Dashboard:
     with session_scope() as session:
         return Dashboard(
             now=_ts(at),
@@ -857,7 +856,6 @@ def search_invoices(
     sort: str = "newest",
     cursor: str | None = None,
     limit: int = PAGE_SIZE,
-    now: datetime | None = None,
 ) -> Page[InvoiceListRow]:
     """Invoices matching the filters, a page at a time; "amount" sorts by total.
 
@@ -870,7 +868,7 @@ def search_invoices(
     limit = _check_limit(limit)
     _check_choice(f.status, INVOICE_STATUSES, "status")
     since, before = _check_range(f.date_from, f.date_to)
-    at = _ts(_now(now))
+    at = _ts(_now())
     i = StripeInvoice
     stmt = select(i).options(defer(orm_attribute(i.raw))).where(col(i.deleted).is_(False))  # rows need no raw JSON
     if f.status == "overdue":

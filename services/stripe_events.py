@@ -172,10 +172,10 @@ def _note_event_seen(event: dict[str, Any]) -> None:
         _advance_event_cursor(sync.sync_state(session, sync.EVENTS), event)
 
 
-def poll_events(gateway: StripeGateway | None = None, now: float | None = None) -> dict[str, int]:
+def poll_events(gateway: StripeGateway | None = None) -> dict[str, int]:
     """Read events since the newest one seen and apply them oldest first. Returns counts by outcome."""
     gateway = gateway or StripeGateway()
-    now = now or time.time()
+    now = time.time()  # Stripe's time (its events' `created`, its retention), so the wall clock, not `clock`
     with session_scope() as session:
         state = sync.sync_state(session, sync.EVENTS)
         since = state.last_event_created
@@ -264,12 +264,12 @@ class SyncOverview:
     endpoint_url: str
 
 
-def overview(actor: Actor, now: float | None = None) -> SyncOverview:
+def overview(actor: Actor) -> SyncOverview:
     """Per-resource backfill state, the event stream's position, and how Billy stays current."""
     from services.config import get_settings
 
     resources = sync.progress(actor)  # authorizes sync.view
-    now = now or time.time()
+    now = time.time()  # the lag is measured against Stripe's event times: the wall clock, not `clock`
     with session_scope() as session:
         state = session.get(SyncState, sync.EVENTS)
         last = state.last_event_created if state else None

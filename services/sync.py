@@ -131,6 +131,7 @@ def _page_through(gateway: StripeGateway, run: _Run, cursor: str | None) -> None
     def fetch(after: str | None) -> None:
         try:
             while not stop.is_set():
+                # Versions rows against Stripe's event `created` times: the wall clock, not `clock`.
                 requested_at = time.time()
                 items, has_more = gateway.list_page(
                     spec.collection, after, params=spec.list_params, on_throttled=run.throttled_once
@@ -173,7 +174,7 @@ def _per_customer(gateway: StripeGateway, run: _Run, cursor: str | None) -> None
         if not batch:
             return
         for customer_id in batch:
-            requested_at = time.time()
+            requested_at = time.time()  # a version stamp in Stripe's time: the wall clock, not `clock`
             found: list[dict[str, Any]] = []
             after: str | None = None
             while True:
@@ -224,7 +225,7 @@ def backfill(gateway: StripeGateway | None = None, resources: Iterable[str] = tu
     (`done`, `skipped` or `failed`). Event polling starts from when this run began."""
     gateway = gateway or StripeGateway()
     names = list(resources)
-    _mark_events_start(int(time.time()) - 60)
+    _mark_events_start(int(time.time()) - 60)  # an event cursor in Stripe's time: the wall clock, not `clock`
     futures: dict[str, Future[str]] = {}
 
     def run(name: str) -> str:

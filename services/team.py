@@ -102,8 +102,8 @@ def _send_invite(actor: Actor, email: str, role: str, now: datetime) -> None:
             raise ValidationFailed(f"{email} is already a member of this team.")
         roles.check_assignable(session, role)
         _check_member_limit(session, now, email)
-        magic_links.revoke_pending(session, Purpose.INVITE, email, now)
-        signed, row = magic_links.create(session, Purpose.INVITE, email, role, actor.user_id, now)
+        magic_links.revoke_pending(session, Purpose.INVITE, email)
+        signed, row = magic_links.create(session, Purpose.INVITE, email, role, actor.user_id)
         link_id, expires_at, org_name = row.id, row.expires_at, _org_name(session)
         role_label = roles.labels(session)[role]
     mail = invite_mail(
@@ -124,9 +124,9 @@ def _send_invite(actor: Actor, email: str, role: str, now: datetime) -> None:
         raise
 
 
-def invite_members(actor: Actor, rows: list[tuple[str, str]], now: datetime | None = None) -> list[InviteOutcome]:
+def invite_members(actor: Actor, rows: list[tuple[str, str]]) -> list[InviteOutcome]:
     """Invite several people at once; each row succeeds or fails on its own, with a reason."""
-    now = now or utcnow()
+    now = utcnow()
     outcomes: list[InviteOutcome] = []
     seen: set[str] = set()
     for raw_email, role in rows:
@@ -158,9 +158,9 @@ def _invite_row(session: Session, invite_id: int, now: datetime) -> MagicLink:
     return row
 
 
-def resend_invite(actor: Actor, invite_id: int, now: datetime | None = None) -> None:
+def resend_invite(actor: Actor, invite_id: int) -> None:
     """A fresh link (the old one stops working), a fresh 48 hours."""
-    now = now or utcnow()
+    now = utcnow()
     with audit.audited(actor, "team.invite_resend", str(invite_id)) as draft:
         authorize(actor, "team.invite")
         with session_scope() as session:
@@ -170,8 +170,8 @@ def resend_invite(actor: Actor, invite_id: int, now: datetime | None = None) -> 
         _send_invite(actor, email, role, now)
 
 
-def revoke_invite(actor: Actor, invite_id: int, now: datetime | None = None, *, session: Session | None = None) -> None:
-    now = now or utcnow()
+def revoke_invite(actor: Actor, invite_id: int, *, session: Session | None = None) -> None:
+    now = utcnow()
     with audit.audited(actor, "team.invite_revoke", str(invite_id), session=session) as draft:
         authorize(actor, "team.manage")
         with transaction(session) as tx:
@@ -180,8 +180,8 @@ def revoke_invite(actor: Actor, invite_id: int, now: datetime | None = None, *, 
             draft.details.update(email=row.email)
 
 
-def list_team(actor: Actor, now: datetime | None = None) -> TeamView:
-    now = now or utcnow()
+def list_team(actor: Actor) -> TeamView:
+    now = utcnow()
     audit.authorize_read(actor, "team.view")
     with session_scope() as session:
         members = session.exec(select(Member).where(col(Member.active).is_(True)).order_by(col(Member.id))).all()
@@ -274,9 +274,9 @@ class InviteDetails:
     expires_at: datetime
 
 
-def invite_details(signed: str, now: datetime | None = None) -> InviteDetails:
+def invite_details(signed: str) -> InviteDetails:
     with session_scope() as session:
-        grant = magic_links.peek(session, Purpose.INVITE, signed, now)
+        grant = magic_links.peek(session, Purpose.INVITE, signed)
         inviter = session.get(Member, grant.created_by) if grant.created_by else None
         return InviteDetails(
             grant.email,
@@ -287,24 +287,22 @@ def invite_details(signed: str, now: datetime | None = None) -> InviteDetails:
         )
 
 
-def reset_link_email(signed: str, now: datetime | None = None) -> str:
+def reset_link_email(signed: str) -> str:
     """Whom a reset link is for, if it still works (to show the reset page)."""
     with session_scope() as session:
-        return magic_links.peek(session, Purpose.RESET, signed, now).email
+        return magic_links.peek(session, Purpose.RESET, signed).email
 
 
-def accept_invite(
-    signed: str, name: str, password: str, now: datetime | None = None, client_address: str = "", user_agent: str = ""
-) -> int:
+def accept_invite(signed: str, name: str, password: str, client_address: str = "", user_agent: str = "") -> int:
     """Create (or re-activate) the member with the invited email and role; returns their id."""
-    now = now or utcnow()
+    now = utcnow()
     clean_name = " ".join(name.split())[:120]
     if not clean_name:
         raise ValidationFailed("Enter your name so your team knows who did what.")
     with session_scope() as session:
-        grant: LinkGrant = magic_links.peek(session, Purpose.INVITE, signed, now)
+        grant: LinkGrant = magic_links.peek(session, Purpose.INVITE, signed)
         check_password_policy(password, related=[grant.email, clean_name])
-        grant = magic_links.consume(session, Purpose.INVITE, signed, now)
+        grant = magic_links.consume(session, Purpose.INVITE, signed)
         member = session.exec(select(Member).where(Member.email == grant.email)).first()
         if member is not None and member.active:
             raise ValidationFailed(f"{grant.email} is already a member: sign in instead.")
@@ -329,10 +327,9 @@ def accept_invite(
     return member_id
 
 
-def request_password_reset(email: str, client_address: str = "", now: datetime | None = None) -> None:
+def request_password_reset(email: str, client_address: str = "") -> None:
     """Send a reset link if the address belongs to a member. The caller says the same thing
     either way, so the answer does not reveal who has an account."""
-    now = now or utcnow()
     try:
         address = normalize_email(email)
     except ValidationFailed:
@@ -341,22 +338,19 @@ def request_password_reset(email: str, client_address: str = "", now: datetime |
         member = session.exec(select(Member).where(Member.email == address, col(Member.active).is_(True))).first()
         if member is None:
             return
-        magic_links.revoke_pending(session, Purpose.RESET, address, now)
-        signed, row = magic_links.create(session, Purpose.RESET, address, "", None, now)
+        magic_links.revoke_pending(session, Purpose.RESET, address)
+        signed, row = magic_links.create(session, Purpose.RESET, address, "", None)
         get_mailer().send(
             password_reset_mail(to=address, link=_link_url(Purpose.RESET, signed), expires_at=row.expires_at)
         )
 
 
-def reset_password(
-    signed: str, password: str, now: datetime | None = None, client_address: str = "", user_agent: str = ""
-) -> None:
+def reset_password(signed: str, password: str, client_address: str = "", user_agent: str = "") -> None:
     """Set a new password from a reset link; every existing session of the member ends."""
-    now = now or utcnow()
     with session_scope() as session:
-        grant = magic_links.peek(session, Purpose.RESET, signed, now)
+        grant = magic_links.peek(session, Purpose.RESET, signed)
         check_password_policy(password, related=[grant.email])
-        grant = magic_links.consume(session, Purpose.RESET, signed, now)
+        grant = magic_links.consume(session, Purpose.RESET, signed)
         member = session.exec(select(Member).where(Member.email == grant.email, col(Member.active).is_(True))).first()
         if member is None:
             raise NotFound("This account no longer exists.")

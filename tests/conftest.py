@@ -18,7 +18,7 @@ import httpx
 import psycopg2
 import pytest
 
-from services import db, reports, search, secrets
+from services import clock, db, reports, search, secrets
 from services.cli import migrate
 from services.config import get_settings
 from services.permissions import Actor
@@ -36,6 +36,14 @@ def _clear_caches() -> None:
     get_login_throttle.cache_clear()
     reports.forget_dashboard()
     search.forget_estimates()
+
+
+@pytest.fixture(autouse=True)
+def _wall_clock() -> Iterator[None]:
+    """Every test starts and ends on the wall clock, whatever it did to `services.clock`."""
+    clock.reset()
+    yield
+    clock.reset()
 
 
 @dataclass

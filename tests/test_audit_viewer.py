@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from services import audit, audit_viewer, db, timezones
+from services import audit, audit_viewer, clock, db, timezones
 from services.errors import NotFound, PermissionDenied, ValidationFailed
 from services.models import utcnow
 from services.permissions import Actor, Source
@@ -311,7 +311,8 @@ def _parse(text: str) -> list[dict[str, str]]:
 def test_the_export_holds_exactly_the_filtered_rows(seeded: dict[str, Actor]) -> None:
     owner = seeded["owner"]
     filters = audit_viewer.AuditFilters(action="charges.refund", date_to=DAY3)
-    done = audit_viewer.export(owner, filters, now=datetime(2025, 3, 4, 10, 5, 6, tzinfo=UTC))
+    with clock.freeze(datetime(2025, 3, 4, 10, 5, 6, tzinfo=UTC)):
+        done = audit_viewer.export(owner, filters)
     assert done.filename == "billy-audit-log-20250304-100506.csv"
     assert (done.rows, done.truncated, done.describe()) == (3, False, "Exported 3 rows.")
     assert done.text.startswith(",".join(audit_viewer.EXPORT_COLUMNS) + "\r\n")

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
-from services import identity, organization
+from services import clock, identity, organization
 from services.db import get_engine, session_scope
 from services.errors import InvalidCredentials, NotAuthenticated, SignupClosed, ValidationFailed
 from services.models import AuditEntry, Member, Organization, RefreshToken, utcnow
@@ -19,7 +19,8 @@ from tests.conftest import OWNER_EMAIL, OWNER_PASSWORD
 def test_signup_creates_org_owner_and_14_day_trial(any_store) -> None:  # type: ignore[no-untyped-def]
     assert organization.signup_open()
     now = utcnow()
-    owner = organization.signup("  Acme   Ltd ", "business", "Owner@Example.com", OWNER_PASSWORD, now=now)
+    with clock.freeze(now):
+        owner = organization.signup("  Acme   Ltd ", "business", "Owner@Example.com", OWNER_PASSWORD)
     org = organization.get_organization()
     assert org is not None and org.name == "Acme Ltd" and org.plan == "business"
     assert org.trial_ends_at == now + timedelta(days=14)

@@ -141,8 +141,7 @@ def test_the_sync_overview_names_each_resource_and_the_event_lag(any_store, any_
     key = stripe_peer.restricted_key(profile="billy", without=["rak_dispute_read"])
     stripe_keys.connect_stripe_key(any_store_owner, key)
     sync.backfill()
-    now = time.time()
-    view = overview(member_actor("read_only", "viewer@example.com"), now=now)  # everyone may look
+    view = overview(member_actor("read_only", "viewer@example.com"))  # everyone may look
     by_name = {r.resource: r for r in view.resources}
     assert set(by_name) == set(sync.RESOURCES)
     assert by_name["customers"].status == "done" and by_name["customers"].synced_count == 6

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from services import mirror, reports
+from services import clock, mirror, reports
 from services.db import session_scope
 from services.errors import PermissionDenied, ValidationFailed
 from services.models import (
@@ -217,7 +217,8 @@ def test_mrr_counts_active_and_past_due_with_yearly_and_quantities_per_currency(
     subscription("sub_deleted", "active", [(9900, "month", 1)], deleted=True)
     subscription("sub_eur", "active", [(3000, "month", 1)], currency="eur")
 
-    mrr = reports.dashboard(people, now=NOW).mrr
+    with clock.freeze(NOW):
+        mrr = reports.dashboard(people).mrr
 
     assert [(m.currency, m.text, m.subscriptions, m.past_due, m.past_due_text) for m in mrr] == [
         ("usd", "$200.00", 3, 1, "$40.00"),
@@ -234,7 +235,8 @@ def test_mrr_from_subscriptions_stored_by_the_sync(people: Actor) -> None:
             ("sub_trial", "trialing", [(9900, "month", 1)]),
         ):
             mirror.write_objects(session, "subscription", [subscription_obj(sid, status, items, "usd", "cus_a", T)], T)
-    mrr = reports.dashboard(people, now=NOW).mrr
+    with clock.freeze(NOW):
+        mrr = reports.dashboard(people).mrr
     assert [(m.text, m.subscriptions, m.past_due_text) for m in mrr] == [("$200.00", 3, "$40.00")]
 
 
@@ -255,7 +257,8 @@ def test_revenue_per_day_over_30_days_nets_refunds_and_keeps_currencies_apart(pe
         refund("re_deleted", "ch_today_2", 100, T - 30, deleted=True),
     )
 
-    board = reports.dashboard(people, now=NOW)
+    with clock.freeze(NOW):
+        board = reports.dashboard(people)
 
     assert [s.currency for s in board.revenue] == ["usd", "eur"]
     usd, eur = board.revenue
@@ -292,7 +295,8 @@ def test_failed_payments_this_week_grouped_by_reason_with_repeat_customers(peopl
         charge("ch_ok", 1500, T - DAY, customer_id="cus_dan"),
     )
 
-    board = reports.dashboard(people, now=NOW)
+    with clock.freeze(NOW):
+        board = reports.dashboard(people)
 
     groups = {g.reason: g for g in board.failed}
     assert [g.label for g in board.failed] == ["Expired card", "Insufficient funds", "Fraud block", "Other"]
@@ -329,7 +333,8 @@ def test_open_invoices_and_overdue_ones_per_currency(people: Actor) -> None:
         invoice("in_deleted", "open", 9000, due=T - 5 * DAY, deleted=True),
     )
 
-    totals = {t.currency: t for t in reports.dashboard(people, now=NOW).invoices}
+    with clock.freeze(NOW):
+        totals = {t.currency: t for t in reports.dashboard(people).invoices}
 
     usd, eur = totals["usd"], totals["eur"]
     assert (usd.open_count, usd.open.text) == (3, "$90.00")
@@ -337,7 +342,8 @@ def test_open_invoices_and_overdue_ones_per_currency(people: Actor) -> None:
     assert (usd.not_due_count, usd.not_due.text) == (2, "$40.00")
     assert (eur.open_count, eur.overdue_count, eur.overdue.text, eur.not_due.text) == (1, 1, "€20.00", "€0.00")
     # A day later the invoice due tomorrow is overdue too.
-    later = {t.currency: t for t in reports.dashboard(people, now=NOW + timedelta(days=2)).invoices}
+    with clock.freeze(NOW + timedelta(days=2)):
+        later = {t.currency: t for t in reports.dashboard(people).invoices}
     assert (later["usd"].overdue_count, later["usd"].overdue.text) == (2, "$80.00")
 
 
@@ -351,7 +357,9 @@ def test_an_invoice_due_today_is_overdue_from_the_moment_it_was_due(people: Acto
     )
 
     def overdue(at: datetime) -> tuple[int, str]:
-        usd = reports.dashboard(people, now=at).invoices[0]
+        reports.forget_dashboard()  # computed at `at` itself, not a copy kept from a second before
+        with clock.freeze(at):
+            usd = reports.dashboard(people).invoices[0]
         return usd.overdue_count, usd.overdue.text
 
     start = datetime.fromtimestamp(midnight, UTC)
@@ -366,7 +374,8 @@ def test_recent_refunds_are_the_latest_ten_with_charge_and_customer(people: Acto
     add(*[refund(f"re_{n:02}", "ch_big", 100 * (n + 1), T - 1000 + n) for n in range(12)])
     add(refund("re_anon", "ch_anon", 250, T - 5000), refund("re_hidden", "ch_big", 999, T, deleted=True))
 
-    recent = reports.dashboard(people, now=NOW).recent_refunds
+    with clock.freeze(NOW):
+        recent = reports.dashboard(people).recent_refunds
 
     assert [r.id for r in recent] == [f"re_{n:02}" for n in range(11, 1, -1)]
     top = recent[0]
@@ -379,7 +388,8 @@ def test_recent_refunds_are_the_latest_ten_with_charge_and_customer(people: Acto
 
 
 def test_an_empty_store_gives_an_empty_dashboard(people: Actor) -> None:
-    board = reports.dashboard(people, now=NOW)
+    with clock.freeze(NOW):
+        board = reports.dashboard(people)
     assert (board.mrr, board.revenue, board.invoices, board.recent_refunds, board.repeat_customers) == (
         [],
         [],
@@ -539,11 +549,13 @@ def test_subscription_and_invoice_pages_walk_every_row_exactly_once(people: Acto
 
     for sort in ("newest", "oldest", "amount_desc", "amount_asc"):
         subs = walk(lambda c, lim, s=sort: reports.search_subscriptions(people, sort=s, cursor=c, limit=lim), 4)
-        invs = walk(lambda c, lim, s=sort: reports.search_invoices(people, sort=s, cursor=c, limit=lim, now=NOW), 4)
+        with clock.freeze(NOW):
+            invs = walk(lambda c, lim, s=sort: reports.search_invoices(people, sort=s, cursor=c, limit=lim), 4)
         assert [len(p) for p in subs] == [4, 4, 3] and [len(p) for p in invs] == [4, 4, 3]
         all_subs, all_invs = [i for p in subs for i in p], [i for p in invs for i in p]
         assert all_subs == ids(reports.search_subscriptions(people, sort=sort)), sort
-        assert all_invs == ids(reports.search_invoices(people, sort=sort, now=NOW)), sort
+        with clock.freeze(NOW):
+            assert all_invs == ids(reports.search_invoices(people, sort=sort)), sort
         assert sorted(all_subs) == [f"sub_{n:02}" for n in range(11)]
         assert sorted(all_invs) == [f"in_{n:02}" for n in range(11)]
     newest = [i for p in walk(lambda c, lim: reports.search_subscriptions(people, cursor=c, limit=lim), 4) for i in p]
@@ -600,7 +612,8 @@ def test_invoices_list_filters_with_overdue_and_rows(people: Actor) -> None:
     )
 
     def invs(sort: str = "newest", **f: Any) -> list[str]:
-        return ids(reports.search_invoices(people, InvoiceFilters(**f), sort, now=NOW))
+        with clock.freeze(NOW):
+            return ids(reports.search_invoices(people, InvoiceFilters(**f), sort))
 
     assert invs() == ["in_5", "in_4", "in_3", "in_2", "in_1"]
     assert invs("amount_desc") == ["in_3", "in_1", "in_2", "in_5", "in_4"]
@@ -613,7 +626,8 @@ def test_invoices_list_filters_with_overdue_and_rows(people: Actor) -> None:
     assert invs(date_from=NOW - timedelta(days=35), date_to=NOW - timedelta(days=15)) == ["in_3", "in_2"]
     with pytest.raises(ValidationFailed):
         invs(status="late")
-    rows = {r.id: r for r in reports.search_invoices(people, now=NOW).items}
+    with clock.freeze(NOW):
+        rows = {r.id: r for r in reports.search_invoices(people).items}
     assert (rows["in_1"].status_label, rows["in_1"].overdue, rows["in_1"].remaining.text) == ("Overdue", True, "$50.00")
     assert (rows["in_2"].status_label, rows["in_2"].overdue) == ("Open", False)
     assert (rows["in_3"].status_label, rows["in_3"].total.text, rows["in_3"].remaining.text) == (
@@ -632,15 +646,17 @@ def test_a_read_only_member_may_read_every_report_and_an_unknown_role_may_not(pe
     subscription("sub_1", "active", [(1000, "month", 1)])
     reader = member_actor("read_only", "reader@example.com")
 
-    board = reports.dashboard(reader, now=NOW)
+    with clock.freeze(NOW):
+        board = reports.dashboard(reader)
     assert [m.text for m in board.mrr] == ["$10.00"] and board.invoices[0].overdue.text == "$5.00"
     assert ids(reports.search_charges(reader)) == ["ch_1"]
     assert ids(reports.search_subscriptions(reader)) == ["sub_1"]
-    assert ids(reports.search_invoices(reader, now=NOW)) == ["in_1"]
+    with clock.freeze(NOW):
+        assert ids(reports.search_invoices(reader)) == ["in_1"]
 
     stranger = Actor(reader.user_id, reader.email, "intern", Source.DASHBOARD)
     for call in (
-        lambda: reports.dashboard(stranger, now=NOW),
+        lambda: reports.dashboard(stranger),
         lambda: reports.search_charges(stranger),
         lambda: reports.search_subscriptions(stranger),
         lambda: reports.search_invoices(stranger),

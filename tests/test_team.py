@@ -9,11 +9,11 @@ import pytest
 from itsdangerous import URLSafeSerializer
 from sqlmodel import select
 
-from services import identity, team
+from services import clock, identity, team
 from services.db import session_scope
 from services.errors import NotAuthenticated, PermissionDenied, ValidationFailed
 from services.magic_links import LinkInvalid
-from services.models import AuditEntry, MagicLink, Member, Organization, utcnow
+from services.models import AuditEntry, MagicLink, Member, Organization
 from services.signing import instance_key
 from tests.conftest import OWNER_EMAIL, OWNER_PASSWORD, member_actor
 
@@ -59,9 +59,10 @@ def test_a_link_works_once(owner, smtp_catcher) -> None:  # type: ignore[no-unty
 
 def test_an_expired_link_is_refused(owner, smtp_catcher) -> None:  # type: ignore[no-untyped-def]
     signed = _invite(owner, smtp_catcher)
-    team.invite_details(signed, now=utcnow() + timedelta(hours=47))
-    with pytest.raises(LinkInvalid, match="expired"):
-        team.accept_invite(signed, "Casey", NEW_PASSWORD, now=utcnow() + timedelta(hours=48, seconds=1))
+    with clock.travel(timedelta(hours=47)):
+        team.invite_details(signed)
+    with clock.travel(timedelta(hours=48, seconds=1)), pytest.raises(LinkInvalid, match="expired"):
+        team.accept_invite(signed, "Casey", NEW_PASSWORD)
 
 
 def test_a_link_with_a_changed_role_is_refused(owner, smtp_catcher) -> None:  # type: ignore[no-untyped-def]
@@ -204,8 +205,8 @@ def test_password_reset_by_link_revokes_every_session(any_store_owner, smtp_catc
     assert smtp_catcher.messages() == []
     team.request_password_reset(OWNER_EMAIL)
     signed = _token(smtp_catcher.links(to=OWNER_EMAIL)[0])
-    with pytest.raises(LinkInvalid, match="expired"):
-        team.reset_password(signed, NEW_PASSWORD, now=utcnow() + timedelta(hours=1, seconds=1))
+    with clock.travel(timedelta(hours=1, seconds=1)), pytest.raises(LinkInvalid, match="expired"):
+        team.reset_password(signed, NEW_PASSWORD)
     with pytest.raises(ValidationFailed, match="common"):
         team.reset_password(signed, "password1234")
     team.reset_password(signed, NEW_PASSWORD)

@@ -11,10 +11,10 @@ import jwt
 import pytest
 from sqlmodel import select
 
-from services import identity
+from services import clock, identity
 from services.db import session_scope
 from services.errors import NotAuthenticated
-from services.models import AuditEntry, Member, SessionFamily, utcnow
+from services.models import AuditEntry, Member, SessionFamily
 from services.signing import instance_key
 from services.throttle import TooManyAttempts, get_login_throttle
 from tests.conftest import OWNER_EMAIL, OWNER_PASSWORD
@@ -37,8 +37,8 @@ def test_access_token_lives_one_hour(tokens: identity.IssuedTokens) -> None:
     claims = _claims(tokens.access)
     assert claims["exp"] - claims["iat"] == 3600
     identity.verify_access(tokens.access)
-    with pytest.raises(NotAuthenticated):
-        identity.verify_access(tokens.access, now=utcnow() + timedelta(minutes=61))
+    with clock.travel(timedelta(minutes=61)), pytest.raises(NotAuthenticated):
+        identity.verify_access(tokens.access)
     expired = jwt.encode(
         {**_claims(tokens.access), "iat": int(time.time()) - 7200, "exp": int(time.time()) - 3600},
         instance_key(identity.JWT_KEY_SECRET),
