@@ -120,7 +120,8 @@ WRONG_VALUES: list[Any] = [
 
 
 def _valid_value(adapter: pydantic.TypeAdapter[Any]) -> Any:
-    for candidate in ("a", 0, False, {}, {"q": "a"}, [], None):
+    offered = adapter.json_schema().get("enum", [])  # an enum-typed argument's values
+    for candidate in (*offered, "a", 0, False, {}, {"q": "a"}, [], None):
         try:
             adapter.validate_python(candidate)
         except pydantic.ValidationError:

@@ -9,7 +9,9 @@ from billy_app.state.team import TeamState
 
 def role_options() -> rx.Component:
     """The roles a member can be given right now (custom ones too, on Business)."""
-    return rx.select.content(rx.foreach(TeamState.role_choices, lambda c: rx.select.item(c["label"], value=c["key"])))
+    return rx.select.content(
+        rx.foreach(TeamState.role_choices, lambda choice: rx.select.item(choice["label"], value=choice["key"]))
+    )
 
 
 def _row(row: rx.Var[dict[str, str]], index: rx.Var[int]) -> rx.Component:
@@ -18,7 +20,7 @@ def _row(row: rx.Var[dict[str, str]], index: rx.Var[int]) -> rx.Component:
             placeholder="name@company.com",
             type="email",
             value=row["email"],
-            on_change=lambda v: TeamState.set_row_email(index, v),
+            on_change=lambda email: TeamState.set_row_email(index, email),
             width="100%",
             class_name="invite-email",
         ),
@@ -26,7 +28,7 @@ def _row(row: rx.Var[dict[str, str]], index: rx.Var[int]) -> rx.Component:
             rx.select.trigger(class_name="invite-role"),
             role_options(),
             value=row["role"],
-            on_change=lambda v: TeamState.set_row_role(index, v),
+            on_change=lambda role: TeamState.set_row_role(index, role),
         ),
         rx.icon_button(
             rx.icon("x", size=14),
@@ -65,10 +67,10 @@ def invite_rows() -> rx.Component:
         ),
         rx.foreach(
             TeamState.invite_results,
-            lambda r: rx.callout(
-                r["message"],
-                color_scheme=rx.cond(r["ok"] == "yes", "green", "red"),
-                icon=rx.cond(r["ok"] == "yes", "mail-check", "triangle-alert"),
+            lambda result: rx.callout(
+                result.message,
+                color_scheme=rx.cond(result.sent, "green", "red"),
+                icon=rx.cond(result.sent, "mail-check", "triangle-alert"),
                 size="1",
                 width="100%",
                 class_name="invite-result",

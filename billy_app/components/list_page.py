@@ -13,11 +13,13 @@ from typing import Any
 
 import reflex as rx
 
-from billy_app.components.tables import Row, header
+from billy_app.components.tables import header
 from billy_app.state.list_page import SORT_CHOICES
 
 # A `ListPage` state class (its vars are read as class attributes, so no narrower type helps here).
 ListState = Any
+# One of its rows inside `rx.foreach`: the page's row dataclass (`ChargeTableRow`, ...), read as `row.name`.
+ListRow = rx.Var[Any]
 
 
 def labelled(label: str, control: rx.Component) -> rx.Component:
@@ -38,7 +40,7 @@ class ChoiceFilter:
             rx.select.root(
                 rx.select.trigger(id=f"filter-{self.name}", aria_label=self.label, min_width="11em"),
                 rx.select.content(*[rx.select.item(text, value=key) for key, text in self.choices]),
-                value=state.f[self.name],
+                value=state.filters[self.name],
                 on_change=lambda value: state.set_filter(self.name, value),
             ),
         )
@@ -65,7 +67,7 @@ class TextFilter:
             rx.input(
                 name=self.name,
                 id=f"filter-{self.name}",
-                value=state.f[self.name],
+                value=state.filters[self.name],
                 on_change=lambda value: state.set_filter(self.name, value),
                 width=self.width,
                 **props,
@@ -85,7 +87,7 @@ class Column:
     """A table column: its header and what its cell shows for one row."""
 
     label: str
-    cell: Callable[[Row], rx.Component | rx.Var]
+    cell: Callable[[ListRow], rx.Component | rx.Var]
 
 
 @dataclass(frozen=True)
@@ -165,21 +167,21 @@ def pager(state: Any, suffix: str = "") -> rx.Component:
     )
 
 
-def customer_cell(row: Row) -> rx.Component:
+def customer_cell(row: ListRow) -> rx.Component:
     """The customer's name (or email), linking to their page when the row has one."""
     return rx.vstack(
         rx.cond(
-            row["customer_id"] != "",
-            rx.link(row["customer"], href="/customers/" + row["customer_id"], class_name="customer-link"),
-            rx.text(row["customer"], size="2"),
+            row.customer_id != "",
+            rx.link(row.customer, href="/customers/" + row.customer_id, class_name="customer-link"),
+            rx.text(row.customer, size="2"),
         ),
-        rx.cond(row["email"] != "", rx.text(row["email"], size="1", color_scheme="gray")),
+        rx.cond(row.email != "", rx.text(row.email, size="1", color_scheme="gray")),
         spacing="0",
     )
 
 
-def list_row(description: ListDescription, row: Row) -> rx.Component:
-    attributes = {f"data-{description.item}": row["id"], **{f"data-{key}": row[key] for key in description.row_data}}
+def list_row(description: ListDescription, row: ListRow) -> rx.Component:
+    attributes = {f"data-{description.item}": row.id, **{f"data-{key}": row[key] for key in description.row_data}}
     return rx.table.row(
         *[rx.table.cell(column.cell(row)) for column in description.columns],
         custom_attrs=attributes,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-from billy_app.state.refund import RefundState
+from billy_app.state.refund import RefundMode, RefundState
 from services.billing import REFUND_REASONS
 
 
@@ -61,14 +61,16 @@ def refund_dialog() -> rx.Component:
             rx.dialog.description(RefundState.charge_label, size="2", color_scheme="gray"),
             rx.vstack(
                 rx.segmented_control.root(
-                    rx.segmented_control.item("Full refund", value="full"),
-                    rx.segmented_control.item("Partial", value="partial"),
+                    rx.segmented_control.item("Full refund", value=RefundMode.FULL),
+                    rx.segmented_control.item("Partial", value=RefundMode.PARTIAL),
                     value=RefundState.mode,
-                    on_change=RefundState.set_mode,
+                    # A lambda, as Reflex types this control's value `str | list[str]`: a single-choice
+                    # control sends one item's value, and the gate refuses anything not a `RefundMode`.
+                    on_change=lambda mode: RefundState.set_mode(mode),
                     id="refund-mode",
                 ),
                 rx.cond(
-                    RefundState.mode == "partial",
+                    RefundState.mode == RefundMode.PARTIAL,
                     rx.input(
                         value=RefundState.amount_text,
                         on_change=RefundState.set_amount.debounce(250),

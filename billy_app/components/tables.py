@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import TypeVar
 
 import reflex as rx
 
 from billy_app.components.layout import local_time
+from billy_app.state.view import CustomerChargeRow
 
 STATE_COLORS = {"Succeeded": "green", "Failed": "red", "Refunded": "gray", "Pending": "amber"}
 
+# A row of a table whose state keeps it as a dict of texts (`row["name"]`). Rows with flags are
+# dataclasses from the state layer instead, read as `row.name` (a flag is a boolean there).
 Row = rx.Var[dict[str, str]]
+RowType = TypeVar("RowType")
 
 
 def header(*labels: str) -> rx.Component:
@@ -40,26 +45,26 @@ def name_and_id(name: rx.Var[str] | rx.Component, row_id: rx.Var[str], *more: rx
     )
 
 
-def charge_cells(charge: Row) -> list[rx.Component]:
-    """Date, description, card, amount, state: the same on the dashboard and a customer's page."""
+def charge_cells(charge: rx.Var[CustomerChargeRow]) -> list[rx.Component]:
+    """Date, description, card, amount, state: a charge's cells on a customer's page."""
     return [
-        rx.table.cell(local_time(charge["created"])),
+        rx.table.cell(local_time(charge.created)),
         rx.table.cell(
             name_and_id(
-                charge["description"],
-                charge["id"],
-                rx.cond(charge["failure"] != "", rx.text(charge["failure"], size="1", color_scheme="red")),
+                charge.description,
+                charge.id,
+                rx.cond(charge.failure != "", rx.text(charge.failure, size="1", color_scheme="red")),
             )
         ),
-        rx.table.cell(charge["card"]),
-        rx.table.cell(rx.text(charge["amount"], weight="medium")),
-        rx.table.cell(state_badge(charge["state"])),
+        rx.table.cell(charge.card),
+        rx.table.cell(rx.text(charge.amount, weight="medium")),
+        rx.table.cell(state_badge(charge.state)),
     ]
 
 
 def rows_table(
-    rows: rx.Var[list[dict[str, str]]],
-    render_row: Callable[[Row], rx.Component],
+    rows: rx.Var[list[RowType]],
+    render_row: Callable[[rx.Var[RowType]], rx.Component],
     labels: Sequence[str],
     *,
     empty: rx.Component | None = None,

@@ -7,8 +7,8 @@ import reflex as rx
 
 from billy_app.components.layout import local_time, message_callout
 from billy_app.components.page_frame import billy_page
-from billy_app.components.tables import Row, colored_badge, name_and_id, rows_table, small_gray
-from billy_app.state.approvals import ApprovalsState
+from billy_app.components.tables import colored_badge, name_and_id, rows_table, small_gray
+from billy_app.state.approvals import ApprovalsState, Decision, RequestRow
 
 STATUS_COLORS = {
     "pending": "amber",
@@ -26,15 +26,15 @@ def age(iso_value: rx.Var[str]) -> rx.Component:
     )
 
 
-def charge_cell(request: Row) -> rx.Component:
+def charge_cell(request: rx.Var[RequestRow]) -> rx.Component:
     return rx.table.cell(
         name_and_id(
             rx.cond(
-                request["customer_id"] != "",
-                rx.link(request["charge"], href="/customers/" + request["customer_id"], size="2"),
-                rx.text(request["charge"], size="2"),
+                request.customer_id != "",
+                rx.link(request.charge, href="/customers/" + request.customer_id, size="2"),
+                rx.text(request.charge, size="2"),
             ),
-            request["charge_id"],
+            request.charge_id,
         )
     )
 
@@ -43,33 +43,33 @@ def note_text(text: rx.Var[str]) -> rx.Component:
     return rx.text(text, size="2", white_space="pre-wrap", max_width="28em")
 
 
-def status_badge(request: Row) -> rx.Component:
-    return colored_badge(request["status_label"], request["status"], STATUS_COLORS, "blue")
+def status_badge(request: rx.Var[RequestRow]) -> rx.Component:
+    return colored_badge(request.status_label, request.status, STATUS_COLORS, "blue")
 
 
-def queue_row(request: Row) -> rx.Component:
+def queue_row(request: rx.Var[RequestRow]) -> rx.Component:
     return rx.table.row(
-        rx.table.cell(age(request["created"])),
+        rx.table.cell(age(request.created)),
         charge_cell(request),
-        rx.table.cell(request["customer"]),
+        rx.table.cell(request.customer),
         rx.table.cell(
             rx.vstack(
-                rx.text(request["amount"], weight="medium"),
-                rx.text(request["reason"], size="1", color_scheme="gray"),
+                rx.text(request.amount, weight="medium"),
+                rx.text(request.reason, size="1", color_scheme="gray"),
                 spacing="0",
             )
         ),
-        rx.table.cell(request["requester"]),
-        rx.table.cell(note_text(request["note"])),
+        rx.table.cell(request.requester),
+        rx.table.cell(note_text(request.note)),
         rx.table.cell(
             rx.cond(
-                request["can_decide"] == "yes",
+                request.can_decide,
                 rx.hstack(
                     rx.button(
                         "Approve",
                         size="1",
                         color_scheme="green",
-                        on_click=ApprovalsState.open_decision(request["id"], "approve"),
+                        on_click=ApprovalsState.open_decision(request.id, Decision.APPROVE),
                         class_name="approve-button",
                     ),
                     rx.button(
@@ -77,62 +77,60 @@ def queue_row(request: Row) -> rx.Component:
                         size="1",
                         variant="soft",
                         color_scheme="red",
-                        on_click=ApprovalsState.open_decision(request["id"], "decline"),
+                        on_click=ApprovalsState.open_decision(request.id, Decision.DECLINE),
                         class_name="decline-button",
                     ),
                     spacing="2",
                 ),
                 rx.text(
-                    rx.cond(request["mine"] == "yes", "Your request", "Needs someone with a higher limit"),
+                    rx.cond(request.mine, "Your request", "Needs someone with a higher limit"),
                     size="1",
                     color_scheme="gray",
                 ),
             )
         ),
         class_name="request-row",
-        custom_attrs={"data-request": request["id"]},
+        custom_attrs={"data-request": request.id},
     )
 
 
-def my_row(request: Row) -> rx.Component:
+def my_row(request: rx.Var[RequestRow]) -> rx.Component:
     return rx.table.row(
-        rx.table.cell(age(request["created"])),
+        rx.table.cell(age(request.created)),
         charge_cell(request),
-        rx.table.cell(rx.text(request["amount"], weight="medium")),
-        rx.table.cell(note_text(request["note"])),
+        rx.table.cell(rx.text(request.amount, weight="medium")),
+        rx.table.cell(note_text(request.note)),
         rx.table.cell(status_badge(request)),
         rx.table.cell(
             rx.vstack(
-                rx.cond(request["decider"] != "", rx.text(request["decider"], size="2")),
-                rx.cond(
-                    request["decided"] != "", rx.text(local_time(request["decided"]), size="1", color_scheme="gray")
-                ),
-                rx.cond(request["decision_note"] != "", note_text(request["decision_note"])),
-                rx.cond(request["error"] != "", rx.text(request["error"], size="1", color_scheme="red")),
-                rx.cond(request["refund_id"] != "", rx.text(request["refund_id"], size="1", color_scheme="gray")),
+                rx.cond(request.decider != "", rx.text(request.decider, size="2")),
+                rx.cond(request.decided != "", rx.text(local_time(request.decided), size="1", color_scheme="gray")),
+                rx.cond(request.decision_note != "", note_text(request.decision_note)),
+                rx.cond(request.error != "", rx.text(request.error, size="1", color_scheme="red")),
+                rx.cond(request.refund_id != "", rx.text(request.refund_id, size="1", color_scheme="gray")),
                 spacing="1",
             )
         ),
         rx.table.cell(
             rx.cond(
-                request["status"] == "pending",
+                request.status == "pending",
                 rx.button(
                     "Withdraw",
                     size="1",
                     variant="soft",
                     color_scheme="gray",
-                    on_click=ApprovalsState.withdraw(request["id"]),
+                    on_click=ApprovalsState.withdraw(request.id),
                     class_name="withdraw-button",
                 ),
             )
         ),
         class_name="my-request-row",
-        custom_attrs={"data-request": request["id"]},
+        custom_attrs={"data-request": request.id},
     )
 
 
 def decision_dialog() -> rx.Component:
-    approving = ApprovalsState.decision_kind == "approve"
+    approving = ApprovalsState.decision_kind == Decision.APPROVE
     return rx.dialog.root(
         rx.dialog.content(
             rx.dialog.title(rx.cond(approving, "Approve this refund", "Decline this refund")),

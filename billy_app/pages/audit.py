@@ -10,8 +10,14 @@ import reflex as rx
 from billy_app.components.layout import message_callout
 from billy_app.components.list_page import filter_bar, labelled
 from billy_app.components.page_frame import Audience, billy_page
-from billy_app.components.tables import Row, colored_badge, rows_table, small_gray
-from billy_app.state.audit_viewer import OUTCOME_CHOICES, SOURCE_CHOICES, AuditViewerState
+from billy_app.components.tables import colored_badge, rows_table, small_gray
+from billy_app.state.audit_viewer import (
+    OUTCOME_CHOICES,
+    SOURCE_CHOICES,
+    AuditTableRow,
+    AuditViewerState,
+    VerifyOutcome,
+)
 
 OUTCOME_COLORS = {"ok": "green", "denied": "amber", "failed": "red"}
 
@@ -49,7 +55,7 @@ def audit_filters() -> rx.Component:
                 name="person",
                 id="audit-person",
                 placeholder="alice@example.com or alice",
-                value=AuditViewerState.f_person,
+                value=AuditViewerState.filter_person,
                 on_change=AuditViewerState.set_person,
                 width="16em",
             ),
@@ -60,7 +66,7 @@ def audit_filters() -> rx.Component:
                 name="action",
                 id="audit-action",
                 placeholder="team.invite, team or team.inv*",
-                value=AuditViewerState.f_action,
+                value=AuditViewerState.filter_action,
                 on_change=AuditViewerState.set_action,
                 custom_attrs={"list": "audit-known-actions"},
                 width="14em",
@@ -69,22 +75,26 @@ def audit_filters() -> rx.Component:
         rx.el.datalist(
             rx.foreach(AuditViewerState.actions, lambda action: rx.el.option(value=action)), id="audit-known-actions"
         ),
-        choice("Source", "source", SOURCE_CHOICES, AuditViewerState.f_source, AuditViewerState.set_source),
-        choice("Outcome", "outcome", OUTCOME_CHOICES, AuditViewerState.f_outcome, AuditViewerState.set_outcome),
+        choice("Source", "source", SOURCE_CHOICES, AuditViewerState.filter_source, AuditViewerState.set_source),
+        choice("Outcome", "outcome", OUTCOME_CHOICES, AuditViewerState.filter_outcome, AuditViewerState.set_outcome),
         labelled(
             "From",
             rx.input(
                 type="date",
                 name="from",
                 id="audit-from",
-                value=AuditViewerState.f_from,
+                value=AuditViewerState.filter_from,
                 on_change=AuditViewerState.set_from,
             ),
         ),
         labelled(
             "To",
             rx.input(
-                type="date", name="to", id="audit-to", value=AuditViewerState.f_to, on_change=AuditViewerState.set_to
+                type="date",
+                name="to",
+                id="audit-to",
+                value=AuditViewerState.filter_to,
+                on_change=AuditViewerState.set_to,
             ),
         ),
         note=rx.text(
@@ -97,31 +107,31 @@ def audit_filters() -> rx.Component:
     )
 
 
-def audit_row(entry: Row) -> rx.Component:
+def audit_row(entry: rx.Var[AuditTableRow]) -> rx.Component:
     return rx.table.row(
         rx.table.cell(
             rx.vstack(
-                rx.text(when(entry["at"]), size="2"),
-                rx.button("#", entry["id"], size="1", variant="ghost", type="button", class_name="open-detail"),
+                rx.text(when(entry.at), size="2"),
+                rx.button("#", entry.id, size="1", variant="ghost", type="button", class_name="open-detail"),
                 spacing="1",
             )
         ),
-        rx.table.cell(rx.vstack(rx.text(entry["who"], size="2"), small_gray(entry["role"]), spacing="0")),
+        rx.table.cell(rx.vstack(rx.text(entry.who, size="2"), small_gray(entry.role), spacing="0")),
         rx.table.cell(
             rx.vstack(
-                rx.code(entry["action"], variant="ghost"),
-                rx.cond(entry["error"] != "", rx.text(entry["error"], size="1", color_scheme="red", max_width="24em")),
+                rx.code(entry.action, variant="ghost"),
+                rx.cond(entry.error != "", rx.text(entry.error, size="1", color_scheme="red", max_width="24em")),
                 spacing="1",
             )
         ),
-        rx.table.cell(rx.text(entry["targets"], size="1", max_width="14em", class_name="audit-targets")),
-        rx.table.cell(entry["amount"]),
-        rx.table.cell(entry["source"]),
-        rx.table.cell(outcome_badge(entry["outcome"], entry["outcome_label"])),
-        on_click=AuditViewerState.open_detail(entry["id"]),
+        rx.table.cell(rx.text(entry.targets, size="1", max_width="14em", class_name="audit-targets")),
+        rx.table.cell(entry.amount),
+        rx.table.cell(entry.source),
+        rx.table.cell(outcome_badge(entry.outcome, entry.outcome_label)),
+        on_click=AuditViewerState.open_detail(entry.id),
         cursor="pointer",
         class_name="audit-row",
-        custom_attrs={"data-id": entry["id"], "data-action": entry["action"]},
+        custom_attrs={"data-id": entry.id, "data-action": entry.action},
     )
 
 
@@ -140,46 +150,44 @@ def detail_dialog() -> rx.Component:
     detail = AuditViewerState.detail
     return rx.dialog.root(
         rx.dialog.content(
-            rx.dialog.title("Audit row #", detail["id"]),
-            rx.dialog.description(detail["action"], " · ", detail["outcome_label"], size="2", color_scheme="gray"),
+            rx.dialog.title("Audit row #", detail.id),
+            rx.dialog.description(detail.action, " · ", detail.outcome_label, size="2", color_scheme="gray"),
             rx.data_list.root(
-                detail_item("Time (yours)", when(detail["at"]), "at"),
-                detail_item("Time (UTC)", detail["at_utc"], "at_utc"),
+                detail_item("Time (yours)", when(detail.at), "at"),
+                detail_item("Time (UTC)", detail.at_utc, "at_utc"),
                 detail_item(
                     "Who",
                     rx.hstack(
-                        rx.text(detail["who"]),
-                        rx.badge(detail["role"], variant="soft"),
-                        rx.text("id ", detail["actor_id"], size="1", color_scheme="gray"),
+                        rx.text(detail.who),
+                        rx.badge(detail.role, variant="soft"),
+                        rx.text("id ", detail.actor_id, size="1", color_scheme="gray"),
                     ),
                     "who",
                 ),
-                detail_item("Source", detail["source"], "source"),
-                detail_item("Client address", detail["client_address"], "client_address"),
-                detail_item("User agent", rx.text(detail["user_agent"], size="1"), "user_agent"),
-                detail_item("Action", mono(detail["action"]), "action"),
-                detail_item("Targets", detail["targets"], "targets"),
-                detail_item("Amount", detail["amount"], "amount"),
-                detail_item("Outcome", outcome_badge(detail["outcome"], detail["outcome_label"]), "outcome"),
+                detail_item("Source", detail.source, "source"),
+                detail_item("Client address", detail.client_address, "client_address"),
+                detail_item("User agent", rx.text(detail.user_agent, size="1"), "user_agent"),
+                detail_item("Action", mono(detail.action), "action"),
+                detail_item("Targets", detail.targets, "targets"),
+                detail_item("Amount", detail.amount, "amount"),
+                detail_item("Outcome", outcome_badge(detail.outcome, detail.outcome_label), "outcome"),
+                rx.cond(detail.error != "", detail_item("Error", rx.text(detail.error, color_scheme="red"), "error")),
                 rx.cond(
-                    detail["error"] != "", detail_item("Error", rx.text(detail["error"], color_scheme="red"), "error")
-                ),
-                rx.cond(
-                    detail["details"] != "",
+                    detail.details != "",
                     detail_item(
                         "Details",
                         rx.el.pre(
-                            detail["details"], style={"white_space": "pre-wrap", "margin": "0", "font_size": "12px"}
+                            detail.details, style={"white_space": "pre-wrap", "margin": "0", "font_size": "12px"}
                         ),
                         "details",
                     ),
                 ),
-                detail_item("Previous hash", mono(detail["prev_hash"]), "prev_hash"),
-                detail_item("Hash", mono(detail["hash"]), "hash"),
+                detail_item("Previous hash", mono(detail.prev_hash), "prev_hash"),
+                detail_item("Hash", mono(detail.hash), "hash"),
                 detail_item(
                     "Seal",
                     rx.cond(
-                        detail["sealed"] == "yes",
+                        detail.sealed,
                         rx.text("This row's hash matches its content.", color_scheme="green", size="2"),
                         rx.text(
                             "This row's hash does NOT match its content: it was changed outside Billy. "
@@ -208,11 +216,11 @@ def detail_dialog() -> rx.Component:
 
 def verify_result() -> rx.Component:
     return rx.cond(
-        AuditViewerState.verify_kind != "",
+        AuditViewerState.verify_kind != VerifyOutcome.NOT_RUN,
         rx.callout(
             AuditViewerState.verify_message,
-            icon=rx.cond(AuditViewerState.verify_kind == "ok", "shield-check", "shield-alert"),
-            color_scheme=rx.cond(AuditViewerState.verify_kind == "ok", "green", "red"),
+            icon=rx.cond(AuditViewerState.verify_kind == VerifyOutcome.OK, "shield-check", "shield-alert"),
+            color_scheme=rx.cond(AuditViewerState.verify_kind == VerifyOutcome.OK, "green", "red"),
             id="verify-result",
             custom_attrs={"data-kind": AuditViewerState.verify_kind},
             width="100%",

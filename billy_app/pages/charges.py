@@ -16,15 +16,15 @@ from billy_app.components.list_page import (
     list_page,
 )
 from billy_app.components.page_frame import billy_page
-from billy_app.components.tables import Row, name_and_id, state_badge
-from billy_app.state.charges import REASON_CHOICES, STATUS_CHOICES, ChargesState
+from billy_app.components.tables import name_and_id, state_badge
+from billy_app.state.charges import REASON_CHOICES, STATUS_CHOICES, ChargesState, ChargeTableRow
 
 
-def status_cell(charge: Row) -> rx.Component:
+def status_cell(charge: rx.Var[ChargeTableRow]) -> rx.Component:
     return rx.vstack(
-        state_badge(charge["state"]),
-        rx.cond(charge["reason"] != "", rx.text(charge["reason"], size="1", color_scheme="red")),
-        rx.cond(charge["failure"] != "", rx.text(charge["failure"], size="1", color_scheme="gray")),
+        state_badge(charge.state),
+        rx.cond(charge.reason != "", rx.text(charge.reason, size="1", color_scheme="red")),
+        rx.cond(charge.failure != "", rx.text(charge.failure, size="1", color_scheme="gray")),
         spacing="1",
     )
 
@@ -44,11 +44,11 @@ CHARGES = ListDescription(
         CUSTOMER_FILTER,
     ),
     columns=(
-        Column("Date", lambda charge: local_time(charge["created"])),
+        Column("Date", lambda charge: local_time(charge.created)),
         Column("Customer", customer_cell),
-        Column("Description", lambda charge: name_and_id(charge["description"], charge["id"])),
-        Column("Card", lambda charge: charge["card"]),
-        Column("Amount", lambda charge: rx.text(charge["amount"], weight="medium")),
+        Column("Description", lambda charge: name_and_id(charge.description, charge.id)),
+        Column("Card", lambda charge: charge.card),
+        Column("Amount", lambda charge: rx.text(charge.amount, weight="medium")),
         Column("Status", status_cell),
     ),
 )

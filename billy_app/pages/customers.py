@@ -12,6 +12,7 @@ from billy_app.components.tables import Row, charge_cells, rows_table, small_gra
 from billy_app.state.customer import CustomerState
 from billy_app.state.customers import CustomersState
 from billy_app.state.refund import RefundState
+from billy_app.state.view import CustomerChargeRow
 
 
 def search_bar() -> rx.Component:
@@ -60,23 +61,23 @@ def customers() -> rx.Component:
     )
 
 
-def charge_row(charge: Row) -> rx.Component:
+def charge_row(charge: rx.Var[CustomerChargeRow]) -> rx.Component:
     return rx.table.row(
         *charge_cells(charge),
-        rx.table.cell(small_gray(charge["refunds"])),
+        rx.table.cell(small_gray(charge.refunds)),
         rx.table.cell(
             rx.cond(
-                charge["refundable"] == "yes",
+                charge.refundable,
                 rx.button(
                     "Refund",
                     size="1",
                     variant="soft",
-                    on_click=RefundState.start(charge["id"]),
+                    on_click=RefundState.start(charge.id),
                     class_name="refund-button",
                 ),
             ),
         ),
-        custom_attrs={"data-charge": charge["id"]},
+        custom_attrs={"data-charge": charge.id},
         class_name="charge-row",
     )
 

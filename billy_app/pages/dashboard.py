@@ -9,7 +9,7 @@ import reflex as rx
 from billy_app.components.layout import local_time
 from billy_app.components.page_frame import billy_page
 from billy_app.components.tables import Row, rows_table, small_gray
-from billy_app.state.dashboard import DashboardState
+from billy_app.state.dashboard import DashboardState, FailedCustomerRow
 
 
 def stat(label: str, value: rx.Var, stat_id: str, note: rx.Component | str = "") -> rx.Component:
@@ -196,24 +196,24 @@ def failed_reason(group: Row) -> rx.Component:
     )
 
 
-def failed_customer_row(customer: Row) -> rx.Component:
+def failed_customer_row(customer: rx.Var[FailedCustomerRow]) -> rx.Component:
     return rx.table.row(
         rx.table.cell(
             rx.vstack(
-                rx.link(customer["customer"], href="/customers/" + customer["id"], class_name="customer-link"),
-                rx.cond(customer["email"] != "", small_gray(customer["email"])),
+                rx.link(customer.customer, href="/customers/" + customer.id, class_name="customer-link"),
+                rx.cond(customer.email != "", small_gray(customer.email)),
                 spacing="0",
             )
         ),
-        rx.table.cell(customer["reasons"]),
-        rx.table.cell(customer["failures"]),
+        rx.table.cell(customer.reasons),
+        rx.table.cell(customer.failures),
         rx.table.cell(
             rx.cond(
-                customer["repeat"] == "yes",
+                customer.repeat,
                 rx.badge("Repeat", color_scheme="red", variant="soft", class_name="repeat-badge"),
             )
         ),
-        custom_attrs={"data-customer": customer["id"], "data-repeat": customer["repeat"]},
+        custom_attrs={"data-customer": customer.id, "data-repeat": rx.cond(customer.repeat, "yes", "")},
         class_name="failed-customer",
     )
 

@@ -32,13 +32,13 @@ INVOICES = ListDescription(
         CUSTOMER_FILTER,
     ),
     columns=(
-        Column("Created", lambda invoice: local_time(invoice["created"])),
-        Column("Number", lambda invoice: name_and_id(invoice["number"], invoice["id"])),
+        Column("Created", lambda invoice: local_time(invoice.created)),
+        Column("Number", lambda invoice: name_and_id(invoice.number, invoice.id)),
         Column("Customer", customer_cell),
-        Column("Total", lambda invoice: rx.text(invoice["total"], weight="medium")),
-        Column("Still due", lambda invoice: invoice["remaining"]),
-        Column("Due", lambda invoice: rx.cond(invoice["due"] != "", local_time(invoice["due"]), "—")),
-        Column("Status", lambda invoice: colored_badge(invoice["state"], invoice["status"], STATUS_COLORS, "amber")),
+        Column("Total", lambda invoice: rx.text(invoice.total, weight="medium")),
+        Column("Still due", lambda invoice: invoice.remaining),
+        Column("Due", lambda invoice: rx.cond(invoice.due != "", local_time(invoice.due), "—")),
+        Column("Status", lambda invoice: colored_badge(invoice.state, invoice.status, STATUS_COLORS, "amber")),
     ),
 )
 

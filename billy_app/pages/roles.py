@@ -6,43 +6,42 @@ import reflex as rx
 
 from billy_app.components.layout import message_callout
 from billy_app.components.page_frame import Audience, billy_page
-from billy_app.components.tables import Row, confirm_dialog, rows_table
-from billy_app.state.roles import RolesState
+from billy_app.components.tables import confirm_dialog, rows_table
+from billy_app.state.roles import RoleRow, RolesState
 
 
-def role_row(role: Row) -> rx.Component:
-    built_in = role["built_in"] == "yes"
+def role_row(role: rx.Var[RoleRow]) -> rx.Component:
     return rx.table.row(
         rx.table.cell(
             rx.hstack(
-                rx.text(role["label"], weight="medium"),
-                rx.cond(built_in, rx.badge("built-in", variant="soft", color_scheme="gray")),
+                rx.text(role.label, weight="medium"),
+                rx.cond(role.built_in, rx.badge("built-in", variant="soft", color_scheme="gray")),
                 spacing="2",
                 align="center",
             )
         ),
-        rx.table.cell(rx.text(role["permissions"], size="2")),
-        rx.table.cell(role["cap"]),
-        rx.table.cell(role["members"]),
+        rx.table.cell(rx.text(role.permissions, size="2")),
+        rx.table.cell(role.cap),
+        rx.table.cell(role.members),
         rx.table.cell(
             rx.cond(
-                built_in,
+                role.built_in,
                 rx.fragment(),
                 rx.hstack(
-                    rx.button("Change", size="1", variant="soft", on_click=RolesState.open_edit(role["key"])),
+                    rx.button("Change", size="1", variant="soft", on_click=RolesState.open_edit(role.key)),
                     confirm_dialog(
                         "Delete",
-                        ("Delete “", role["label"], "”?"),
+                        ("Delete “", role.label, "”?"),
                         "Only a role nobody holds can be deleted; move its members first.",
                         "Delete",
-                        RolesState.delete(role["key"]),
+                        RolesState.delete(role.key),
                     ),
                     spacing="2",
                 ),
             )
         ),
         class_name="role-row",
-        custom_attrs={"data-role": role["label"]},
+        custom_attrs={"data-role": role.label},
     )
 
 

@@ -14,24 +14,24 @@ from billy_app.components.list_page import (
     list_page,
 )
 from billy_app.components.page_frame import billy_page
-from billy_app.components.tables import Row, colored_badge, name_and_id
-from billy_app.state.subscriptions import STATUS_CHOICES, SubscriptionsState
+from billy_app.components.tables import colored_badge, name_and_id
+from billy_app.state.subscriptions import STATUS_CHOICES, SubscriptionsState, SubscriptionTableRow
 
 STATUS_COLORS = {"active": "green", "past_due": "amber", "trialing": "blue", "canceled": "gray", "unpaid": "red"}
 
 
-def monthly_cell(subscription: Row) -> rx.Component:
+def monthly_cell(subscription: rx.Var[SubscriptionTableRow]) -> rx.Component:
     return rx.vstack(
-        rx.text(subscription["mrr"], weight="medium"),
-        rx.cond(subscription["in_mrr"] == "", rx.text("not in MRR", size="1", color_scheme="gray")),
+        rx.text(subscription.mrr, weight="medium"),
+        rx.cond(~subscription.counts_in_mrr, rx.text("not in MRR", size="1", color_scheme="gray")),
         spacing="0",
     )
 
 
-def status_cell(subscription: Row) -> rx.Component:
+def status_cell(subscription: rx.Var[SubscriptionTableRow]) -> rx.Component:
     return rx.vstack(
-        colored_badge(subscription["state"], subscription["status"], STATUS_COLORS, "gray"),
-        rx.cond(subscription["ending"] == "yes", rx.text("ends at period end", size="1", color_scheme="amber")),
+        colored_badge(subscription.state, subscription.status, STATUS_COLORS, "gray"),
+        rx.cond(subscription.ends_at_period_end, rx.text("ends at period end", size="1", color_scheme="amber")),
         spacing="1",
     )
 
@@ -42,14 +42,14 @@ SUBSCRIPTIONS = ListDescription(
     items="subscriptions",
     filters=(ChoiceFilter("status", "Status", STATUS_CHOICES), CUSTOMER_FILTER),
     columns=(
-        Column("Started", lambda subscription: local_time(subscription["created"])),
+        Column("Started", lambda subscription: local_time(subscription.created)),
         Column("Customer", customer_cell),
-        Column("Plan", lambda subscription: name_and_id(subscription["plan"], subscription["id"])),
+        Column("Plan", lambda subscription: name_and_id(subscription.plan, subscription.id)),
         Column("Per month", monthly_cell),
         Column("Status", status_cell),
         Column(
             "Current period ends",
-            lambda subscription: rx.cond(subscription["renews"] != "", local_time(subscription["renews"]), "—"),
+            lambda subscription: rx.cond(subscription.renews != "", local_time(subscription.renews), "—"),
         ),
     ),
 )

@@ -10,45 +10,40 @@ from billy_app.components.layout import local_time, message_callout
 from billy_app.components.native_form import native_form
 from billy_app.components.page_frame import Audience, billy_page
 from billy_app.components.tables import Row, confirm_dialog, rows_table
-from billy_app.state.team import TeamState
+from billy_app.state.team import MemberRow, TeamState
 
 
-def member_row(member: Row) -> rx.Component:
-    is_owner = member["is_owner"] == "yes"
+def member_row(member: rx.Var[MemberRow]) -> rx.Component:
     return rx.table.row(
-        rx.table.cell(
-            rx.vstack(rx.text(member["name"], weight="medium"), rx.text(member["email"], size="1"), spacing="0")
-        ),
+        rx.table.cell(rx.vstack(rx.text(member.name, weight="medium"), rx.text(member.email, size="1"), spacing="0")),
         rx.table.cell(
             rx.cond(
-                is_owner,
+                member.is_owner,
                 rx.badge("Owner"),
                 rx.select.root(
                     rx.select.trigger(),
                     role_options(),
-                    value=member["role"],
-                    on_change=lambda role: TeamState.change_role(member["id"], role),
+                    value=member.role,
+                    on_change=lambda role: TeamState.change_role(member.id, role),
                 ),
             )
         ),
-        rx.table.cell(
-            rx.cond(member["last_active"] != "", local_time(member["last_active"]), rx.text("never", size="2"))
-        ),
+        rx.table.cell(rx.cond(member.last_active != "", local_time(member.last_active), rx.text("never", size="2"))),
         rx.table.cell(
             rx.cond(
-                is_owner,
+                member.is_owner,
                 rx.fragment(),
                 confirm_dialog(
                     "Remove",
-                    ("Remove ", member["email"], "?"),
+                    ("Remove ", member.email, "?"),
                     "They are signed out at once and can no longer open Billy.",
                     "Remove",
-                    TeamState.remove(member["id"]),
+                    TeamState.remove(member.id),
                 ),
             )
         ),
         class_name="member-row",
-        custom_attrs={"data-email": member["email"]},
+        custom_attrs={"data-email": member.email},
     )
 
 
@@ -80,9 +75,7 @@ def transfer_card() -> rx.Component:
             native_form(
                 rx.hstack(
                     rx.el.select(
-                        rx.foreach(
-                            TeamState.transferable, lambda member: rx.el.option(member["email"], value=member["id"])
-                        ),
+                        rx.foreach(TeamState.transferable, lambda member: rx.el.option(member.email, value=member.id)),
                         name="member_id",
                         required=True,
                     ),

@@ -10,6 +10,8 @@ request someone else just decided shows so.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import ClassVar
 
 import reflex as rx
@@ -31,31 +33,63 @@ STATUS_LABELS = {
 }
 
 
-def request_row(r: RequestView) -> dict[str, str]:
-    status = STATUS_LABELS.get(r.status, r.status)
-    if r.status == "approved" and not r.refund_id:
+@dataclass(frozen=True, kw_only=True)
+class RequestRow:
+    """One refund request, as the queue and "My requests" show it."""
+
+    id: str
+    charge_id: str
+    charge: str  # the charge's description, or its id
+    customer_id: str  # "" when the charge has no customer (no link then)
+    customer: str
+    amount: str
+    reason: str  # in words, or ""
+    note: str
+    requester: str
+    status: str  # the status key (colours the badge), e.g. "pending"
+    status_label: str
+    decider: str
+    decision_note: str
+    error: str
+    refund_id: str
+    created: str  # ISO 8601
+    decided: str  # ISO 8601, or "" while undecided
+    can_decide: bool  # the caller may approve or decline it (a hint: the service decides)
+    mine: bool  # the caller asked for it
+
+
+def request_row(request: RequestView) -> RequestRow:
+    status = STATUS_LABELS.get(request.status, request.status)
+    if request.status == "approved" and not request.refund_id:
         status = "Approved · refund not confirmed"
-    return {
-        "id": str(r.id),
-        "charge_id": r.charge_id,
-        "charge": r.charge_label or r.charge_id,
-        "customer_id": r.customer_id,
-        "customer": r.customer_label or r.customer_id or "—",
-        "amount": r.amount_label,
-        "reason": REFUND_REASONS.get(r.reason, ""),
-        "note": r.note,
-        "requester": r.requester_email,
-        "status": r.status,
-        "status_label": status,
-        "decider": r.decider_email,
-        "decision_note": r.decision_note,
-        "error": r.error,
-        "refund_id": r.refund_id,
-        "created": r.created_at.isoformat(),
-        "decided": r.decided_at.isoformat() if r.decided_at else "",
-        "can_decide": "yes" if r.can_decide else "",
-        "mine": "yes" if r.mine else "",
-    }
+    return RequestRow(
+        id=str(request.id),
+        charge_id=request.charge_id,
+        charge=request.charge_label or request.charge_id,
+        customer_id=request.customer_id,
+        customer=request.customer_label or request.customer_id or "—",
+        amount=request.amount_label,
+        reason=REFUND_REASONS.get(request.reason, ""),
+        note=request.note,
+        requester=request.requester_email,
+        status=request.status,
+        status_label=status,
+        decider=request.decider_email,
+        decision_note=request.decision_note,
+        error=request.error,
+        refund_id=request.refund_id,
+        created=request.created_at.isoformat(),
+        decided=request.decided_at.isoformat() if request.decided_at else "",
+        can_decide=request.can_decide,
+        mine=request.mine,
+    )
+
+
+class Decision(StrEnum):
+    """What the decision dialog does with a request."""
+
+    APPROVE = "approve"
+    DECLINE = "decline"
 
 
 def _given_id(request_id: object) -> str:
@@ -68,8 +102,8 @@ def _given_id(request_id: object) -> str:
 class ApprovalsState(SessionState):
     problem_var: ClassVar[str] = "message"
 
-    queue: list[dict[str, str]] = []
-    mine: list[dict[str, str]] = []
+    queue: list[RequestRow] = []
+    mine: list[RequestRow] = []
     can_approve: bool = False
     error: str = ""
     message: str = ""
@@ -77,7 +111,7 @@ class ApprovalsState(SessionState):
     busy: bool = False
     # The decision dialog: which request, approve or decline, and its note.
     decision_open: bool = False
-    decision_kind: str = "approve"  # "approve" | "decline"
+    decision_kind: Decision = Decision.APPROVE
     decision_id: str = ""
     decision_summary: str = ""
     decision_problem: str = ""
@@ -87,8 +121,8 @@ class ApprovalsState(SessionState):
         self.can_approve = can(actor, "refunds.approve")
         queue = await off_loop(refund_requests.list_queue, actor, "pending") if self.can_approve else []
         mine = await off_loop(refund_requests.my_requests, actor)
-        self.queue = [request_row(r) for r in queue]
-        self.mine = [request_row(r) for r in mine]
+        self.queue = [request_row(request) for request in queue]
+        self.mine = [request_row(request) for request in mine]
         self.error = ""
 
     def _show_problem(self, problem: BillyError) -> EventSpec | None:
@@ -113,28 +147,26 @@ class ApprovalsState(SessionState):
         self.message = ""
         await self._reload_quietly()
 
-    def _known(self, request_id: str, rows: list[dict[str, str]]) -> dict[str, str] | None:
+    def _known(self, request_id: str, rows: list[RequestRow]) -> RequestRow | None:
         wanted = _given_id(request_id)
-        return next((r for r in rows if r["id"] == wanted), None)
+        return next((row for row in rows if row.id == wanted), None)
 
     @rx.event
     @guarded
-    async def open_decision(self, request_id: str, kind: str):
+    async def open_decision(self, request_id: str, kind: Decision):
         """Open the approve / decline dialog for a request this page listed. Any other id is
         kept as the one to decide on, without a dialog: a real page has nothing to confirm then,
         and a forged `decide` that follows reaches the service, which refuses and audits it."""
         await self._reload_quietly()  # decide on the request as it is now
-        self.decision_kind = "decline" if kind == "decline" else "approve"
+        self.decision_kind = kind
         self.decision_id = _given_id(request_id)
         row = self._known(request_id, self.queue)
         if row is None:
             self.decision_open = False
             self.message, self.message_kind = "That request is no longer waiting; the list is up to date.", "error"
             return
-        verb = "Refund" if self.decision_kind == "approve" else "Decline the refund of"
-        self.decision_summary = (
-            f"{verb} {row['amount']} on {row['charge']} ({row['customer']}), asked by {row['requester']}."
-        )
+        verb = "Refund" if self.decision_kind == Decision.APPROVE else "Decline the refund of"
+        self.decision_summary = f"{verb} {row.amount} on {row.charge} ({row.customer}), asked by {row.requester}."
         self.decision_problem, self.busy, self.decision_open = "", False, True
 
     @rx.event
@@ -153,7 +185,7 @@ class ApprovalsState(SessionState):
         self.busy, self.decision_problem = True, ""
         yield
         try:
-            if self.decision_kind == "approve":
+            if self.decision_kind == Decision.APPROVE:
                 done = await self._call(refund_requests.approve, self.decision_id, note)
                 text = f"Approved: {done.amount_label} refunded to the customer in your name (refund {done.refund_id})."
             else:

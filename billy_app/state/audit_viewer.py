@@ -10,7 +10,9 @@ works on are the ones last applied (kept server-side), not whatever is typed in 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
+from enum import StrEnum
 from typing import ClassVar
 
 import reflex as rx
@@ -42,36 +44,78 @@ def _role_label(role: str) -> str:
     return ROLES[role].label if role in ROLES else role
 
 
-def entry_row(r: AuditRecord) -> dict[str, str]:
-    return {
-        "id": str(r.id),
-        "at": r.at.isoformat(),
-        "who": r.actor_email or "—",
-        "role": r.actor_role_label or _role_label(r.actor_role),
-        "action": r.action,
-        "targets": ", ".join(r.target_ids),
-        "amount": r.amount_label,
-        "source": SOURCE_LABELS.get(r.source, r.source),
-        "outcome": r.outcome,
-        "outcome_label": OUTCOME_LABELS.get(r.outcome, r.outcome),
-        "error": r.error or "",
-    }
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AuditTableRow:
+    """One row of the audit table, as the page shows it."""
+
+    id: str = ""
+    at: str = ""  # ISO 8601, shown in the viewer's zone
+    who: str = ""
+    role: str = ""
+    action: str = ""
+    targets: str = ""
+    amount: str = ""
+    source: str = ""
+    outcome: str = ""  # the outcome key (colours the badge)
+    outcome_label: str = ""
+    error: str = ""
 
 
-def entry_detail(r: AuditRecord) -> dict[str, str]:
-    return {
-        **entry_row(r),
-        "at_utc": r.at.strftime("%Y-%m-%d %H:%M:%S.%f UTC"),
-        "actor_id": "" if r.actor_id is None else str(r.actor_id),
-        "client_address": r.client_address or "—",
-        "user_agent": r.user_agent or "—",
-        "targets": ", ".join(r.target_ids) or "—",
-        "amount": r.amount_label or "—",
-        "details": json.dumps(r.details, indent=2, sort_keys=True, ensure_ascii=False) if r.details else "",
-        "prev_hash": r.prev_hash,
-        "hash": r.hash,
-        "sealed": "yes" if r.sealed else "",
-    }
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AuditDetail(AuditTableRow):
+    """One audit row in full, for the detail dialog (all blank while none is open)."""
+
+    at_utc: str = ""
+    actor_id: str = ""
+    client_address: str = ""
+    user_agent: str = ""
+    details: str = ""  # the row's details as indented JSON, or ""
+    prev_hash: str = ""
+    hash: str = ""
+    sealed: bool = False  # the row's hash matches its content
+
+
+def entry_row(record: AuditRecord) -> AuditTableRow:
+    return AuditTableRow(
+        id=str(record.id),
+        at=record.at.isoformat(),
+        who=record.actor_email or "—",
+        role=record.actor_role_label or _role_label(record.actor_role),
+        action=record.action,
+        targets=", ".join(record.target_ids),
+        amount=record.amount_label,
+        source=SOURCE_LABELS.get(record.source, record.source),
+        outcome=record.outcome,
+        outcome_label=OUTCOME_LABELS.get(record.outcome, record.outcome),
+        error=record.error or "",
+    )
+
+
+def entry_detail(record: AuditRecord) -> AuditDetail:
+    details = json.dumps(record.details, indent=2, sort_keys=True, ensure_ascii=False) if record.details else ""
+    return AuditDetail(
+        **{
+            **dataclasses.asdict(entry_row(record)),
+            "targets": ", ".join(record.target_ids) or "—",
+            "amount": record.amount_label or "—",
+        },
+        at_utc=record.at.strftime("%Y-%m-%d %H:%M:%S.%f UTC"),
+        actor_id="" if record.actor_id is None else str(record.actor_id),
+        client_address=record.client_address or "—",
+        user_agent=record.user_agent or "—",
+        details=details,
+        prev_hash=record.prev_hash,
+        hash=record.hash,
+        sealed=record.sealed,
+    )
+
+
+class VerifyOutcome(StrEnum):
+    """What the last integrity check found (the result callout's `data-kind`)."""
+
+    NOT_RUN = ""
+    OK = "ok"
+    BAD = "bad"
 
 
 def _choice(value: object, choices: list[tuple[str, str]]) -> str | None:
@@ -81,26 +125,26 @@ def _choice(value: object, choices: list[tuple[str, str]]) -> str | None:
 class AuditViewerState(SessionState):
     problem_var: ClassVar[str] = "message"
 
-    rows: list[dict[str, str]] = []
+    rows: list[AuditTableRow] = []
     refused: bool = False
     error: str = ""  # why this person may not see the log
     problem: str = ""  # why the filters were not applied (the table keeps the last good ones)
     message: str = ""
     message_kind: str = "info"
     # The filter bar as typed and picked.
-    f_person: str = ""
-    f_action: str = ""
-    f_source: str = "any"
-    f_outcome: str = "any"
-    f_from: str = ""
-    f_to: str = ""
+    filter_person: str = ""
+    filter_action: str = ""
+    filter_source: str = "any"
+    filter_outcome: str = "any"
+    filter_from: str = ""
+    filter_to: str = ""
     zone: str = "UTC"
     actions: list[str] = []  # suggestions for the action filter
     page_number: int = 1
     has_older: bool = False
     detail_open: bool = False
-    detail: dict[str, str] = {}
-    verify_kind: str = ""  # "" | "ok" | "bad"
+    detail: AuditDetail = AuditDetail()
+    verify_kind: VerifyOutcome = VerifyOutcome.NOT_RUN
     verify_message: str = ""
     verifying: bool = False
     exporting: bool = False
@@ -112,28 +156,28 @@ class AuditViewerState(SessionState):
     # --- reading ------------------------------------------------------------------------------
 
     def _filters(self, applied: dict[str, str] | None = None) -> AuditFilters:
-        a = self._applied if applied is None else applied
-        date_from, date_to = timezones.day_range(a.get("from", ""), a.get("to", ""), self.zone)
+        chosen = self._applied if applied is None else applied
+        date_from, date_to = timezones.day_range(chosen.get("from", ""), chosen.get("to", ""), self.zone)
         return AuditFilters(
-            person=a.get("person", ""),
-            action=a.get("action", ""),
-            source=a.get("source", ""),
-            outcome=a.get("outcome", ""),
+            person=chosen.get("person", ""),
+            action=chosen.get("action", ""),
+            source=chosen.get("source", ""),
+            outcome=chosen.get("outcome", ""),
             date_from=date_from,
             date_to=date_to,
         )
 
     async def _read(self, cursor: int, filters: AuditFilters | None = None) -> None:
         page = await self._call(audit_viewer.search, filters or self._filters(), cursor or None, PAGE_SIZE)
-        self.rows = [entry_row(e) for e in page.entries]
+        self.rows = [entry_row(entry) for entry in page.entries]
         self._next_cursor = page.next_cursor or 0
         self.has_older = page.next_cursor is not None
 
     def _refuse(self, message: str) -> None:
         """Refused: nothing of the log stays on the page."""
         self.refused, self.error = True, message
-        self.rows, self.actions, self.detail, self.detail_open = [], [], {}, False
-        self.has_older, self.verify_kind, self.verify_message = False, "", ""
+        self.rows, self.actions, self.detail, self.detail_open = [], [], AuditDetail(), False
+        self.has_older, self.verify_kind, self.verify_message = False, VerifyOutcome.NOT_RUN, ""
 
     def _show_problem(self, problem: BillyError) -> EventSpec | None:
         """A refusal empties the page; other problems show above the table."""
@@ -146,7 +190,14 @@ class AuditViewerState(SessionState):
     @guarded
     async def load(self):
         self.refused, self.error, self.problem, self.message = False, "", "", ""
-        self.f_person, self.f_action, self.f_source, self.f_outcome, self.f_from, self.f_to = (
+        (
+            self.filter_person,
+            self.filter_action,
+            self.filter_source,
+            self.filter_outcome,
+            self.filter_from,
+            self.filter_to,
+        ) = (
             "",
             "",
             "any",
@@ -154,7 +205,12 @@ class AuditViewerState(SessionState):
             "",
             "",
         )
-        self.detail_open, self.detail, self.verify_kind, self.verify_message = False, {}, "", ""
+        self.detail_open, self.detail, self.verify_kind, self.verify_message = (
+            False,
+            AuditDetail(),
+            VerifyOutcome.NOT_RUN,
+            "",
+        )
         self.verifying = self.exporting = False
         self._applied, self._cursors, self.page_number = {}, [0], 1
         try:
@@ -174,27 +230,27 @@ class AuditViewerState(SessionState):
 
     @rx.event
     def set_person(self, value: str):
-        self.f_person = str(value)[: TEXT_FIELDS["person"]]
+        self.filter_person = str(value)[: TEXT_FIELDS["person"]]
 
     @rx.event
     def set_action(self, value: str):
-        self.f_action = str(value)[: TEXT_FIELDS["action"]]
+        self.filter_action = str(value)[: TEXT_FIELDS["action"]]
 
     @rx.event
     def set_from(self, value: str):
-        self.f_from = str(value)[: TEXT_FIELDS["from"]]
+        self.filter_from = str(value)[: TEXT_FIELDS["from"]]
 
     @rx.event
     def set_to(self, value: str):
-        self.f_to = str(value)[: TEXT_FIELDS["to"]]
+        self.filter_to = str(value)[: TEXT_FIELDS["to"]]
 
     @rx.event
     def set_source(self, value: str):
-        self.f_source = _choice(value, SOURCE_CHOICES) or "any"
+        self.filter_source = _choice(value, SOURCE_CHOICES) or "any"
 
     @rx.event
     def set_outcome(self, value: str):
-        self.f_outcome = _choice(value, OUTCOME_CHOICES) or "any"
+        self.filter_outcome = _choice(value, OUTCOME_CHOICES) or "any"
 
     @rx.event
     @guarded
@@ -203,11 +259,11 @@ class AuditViewerState(SessionState):
         data = form_data if isinstance(form_data, dict) else {}
         typed: dict[str, str] = {}
         for name, limit in TEXT_FIELDS.items():
-            value = data.get(name, getattr(self, f"f_{name}"))
+            value = data.get(name, getattr(self, f"filter_{name}"))
             typed[name] = value.strip()[: limit + 1] if isinstance(value, str) else ""
-        source = _choice(data.get("source", self.f_source), SOURCE_CHOICES)
-        outcome = _choice(data.get("outcome", self.f_outcome), OUTCOME_CHOICES)
-        self.f_person, self.f_action, self.f_from, self.f_to = (
+        source = _choice(data.get("source", self.filter_source), SOURCE_CHOICES)
+        outcome = _choice(data.get("outcome", self.filter_outcome), OUTCOME_CHOICES)
+        self.filter_person, self.filter_action, self.filter_from, self.filter_to = (
             typed["person"],
             typed["action"],
             typed["from"],
@@ -217,7 +273,7 @@ class AuditViewerState(SessionState):
         if source is None or outcome is None:
             self.problem = "Choose a source and an outcome from the lists."
             return None
-        self.f_source, self.f_outcome = source, outcome
+        self.filter_source, self.filter_outcome = source, outcome
         applied = {**typed, "source": "" if source == "any" else source, "outcome": "" if outcome == "any" else outcome}
         try:
             await self._read(0, self._filters(applied))
@@ -232,8 +288,8 @@ class AuditViewerState(SessionState):
     @rx.event
     @guarded
     async def clear(self):
-        self.f_person, self.f_action, self.f_from, self.f_to = "", "", "", ""
-        self.f_source, self.f_outcome = "any", "any"
+        self.filter_person, self.filter_action, self.filter_from, self.filter_to = "", "", "", ""
+        self.filter_source, self.filter_outcome = "any", "any"
         self.problem, self.message = "", ""
         self._applied, self._cursors, self.page_number = {}, [0], 1
         await self._read(0)
@@ -282,7 +338,7 @@ class AuditViewerState(SessionState):
     @rx.event
     def set_detail_open(self, value: bool):
         if value is not True:
-            self.detail_open, self.detail = False, {}
+            self.detail_open, self.detail = False, AuditDetail()
 
     # --- export and verify (both are logged by the service) ------------------------------------
 
@@ -308,18 +364,18 @@ class AuditViewerState(SessionState):
         """Walk the hash chain and say whether it holds, or where it breaks."""
         if self.verifying:
             return
-        self.verifying, self.verify_kind, self.verify_message = True, "", ""
+        self.verifying, self.verify_kind, self.verify_message = True, VerifyOutcome.NOT_RUN, ""
         yield
         try:
             result = await self._call(audit_viewer.verify_for)
         except PermissionDenied:
             raise  # the page is refused (`_show_problem`)
         except BillyError as exc:
-            self.verify_kind, self.verify_message = "bad", exc.message
+            self.verify_kind, self.verify_message = VerifyOutcome.BAD, exc.message
             return
         finally:
             self.verifying = False
-        self.verify_kind = "ok" if result.ok else "bad"
+        self.verify_kind = VerifyOutcome.OK if result.ok else VerifyOutcome.BAD
         self.verify_message = result.describe()
         await self._quiet_reread()
 

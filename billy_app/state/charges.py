@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from billy_app.state.list_page import ANY, ListPage
@@ -44,23 +45,42 @@ def charge_filters(applied: dict[str, str], zone: str) -> ChargeFilters:
     )
 
 
-def charge_row_view(r: ChargeListRow) -> dict[str, str]:
-    return {
-        "id": r.id,
-        "customer_id": r.customer.id,
-        "customer": r.customer.label if r.customer.id else "—",
-        "email": r.customer.email if r.customer.name else "",
-        "amount": r.amount.text,
-        "state": r.status_label,
-        "reason": r.reason_label,
-        "failure": r.failure_message,
-        "description": r.description,
-        "card": r.card,
-        "created": iso(r.created),
-    }
+@dataclass(frozen=True, kw_only=True)
+class ChargeTableRow:
+    """One row of the charges table, as the page shows it."""
+
+    id: str
+    customer_id: str  # "" when the charge has no customer (no link then)
+    customer: str
+    email: str
+    amount: str
+    state: str
+    reason: str
+    failure: str
+    description: str
+    card: str
+    created: str  # ISO 8601 UTC, shown in the viewer's zone
+
+
+def charge_row_view(charge: ChargeListRow) -> ChargeTableRow:
+    return ChargeTableRow(
+        id=charge.id,
+        customer_id=charge.customer.id,
+        customer=charge.customer.label if charge.customer.id else "—",
+        email=charge.customer.email if charge.customer.name else "",
+        amount=charge.amount.text,
+        state=charge.status_label,
+        reason=charge.reason_label,
+        failure=charge.failure_message,
+        description=charge.description,
+        card=charge.card,
+        created=iso(charge.created),
+    )
 
 
 class ChargesState(ListPage, LiveState, SessionState):
+    rows: list[ChargeTableRow] = []
+
     def _live_kinds(self) -> frozenset[str]:
         return frozenset({"charge", "refund", "customer"})
 
@@ -76,5 +96,5 @@ class ChargesState(ListPage, LiveState, SessionState):
     def _page(self, actor: Actor, applied: dict[str, str], sort: str, cursor: str | None, zone: str) -> Page[Any]:
         return reports.search_charges(actor, charge_filters(applied, zone), sort, cursor)
 
-    def _view(self, row: Any) -> dict[str, str]:
+    def _view(self, row: Any) -> ChargeTableRow:
         return charge_row_view(row)

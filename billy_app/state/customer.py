@@ -8,7 +8,7 @@ import reflex as rx
 
 from billy_app.state.live import LiveState
 from billy_app.state.session import SessionState, guarded
-from billy_app.state.view import charge_view, customer_view
+from billy_app.state.view import CustomerChargeRow, charge_view, customer_view
 from services import billing
 from services.errors import BillyError
 
@@ -25,7 +25,7 @@ class CustomerState(LiveState, SessionState):
     customer: dict[str, str] = {}
     address: str = ""
     phone: str = ""
-    charges: list[dict[str, str]] = []
+    charges: list[CustomerChargeRow] = []
     error: str = ""
     _customer_id: str = ""
 
@@ -41,7 +41,7 @@ class CustomerState(LiveState, SessionState):
         parts = [detail.address.get(k) for k in ("line1", "line2", "city", "state", "postal_code", "country")]
         self.address = ", ".join(p for p in parts if p)
         self.phone = detail.phone
-        self.charges = [charge_view(c) for c in detail.charges]
+        self.charges = [charge_view(charge) for charge in detail.charges]
 
     @rx.event
     @guarded

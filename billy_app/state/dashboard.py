@@ -9,6 +9,7 @@ more when the sync ends.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -37,24 +38,45 @@ def _major(amount: int, currency: str) -> float:
     return float(Decimal(amount).scaleb(-exponent(currency)))
 
 
+@dataclass(frozen=True, kw_only=True)
+class FailedCustomerRow:
+    """A customer whose payments failed this week, as the failed-payments card lists them."""
+
+    id: str
+    customer: str
+    email: str
+    failures: str  # failed payments this week
+    repeat: bool  # two or more failed payments this week: shown with a "Repeat" badge
+    reasons: str  # each failure reason, with its count when more than one
+
+
+def _failed_customers(board: Dashboard) -> list[FailedCustomerRow]:
+    """Each customer once, with every reason their payments failed; most failures first."""
+    reasons: dict[str, list[str]] = {}
+    first_seen: dict[str, reports.FailedCustomer] = {}
+    for group in board.failed:
+        for failed in group.customers:
+            first_seen.setdefault(failed.customer.id, failed)
+            reasons.setdefault(failed.customer.id, []).append(
+                group.label if failed.failures == 1 else f"{group.label} × {failed.failures}"
+            )
+    rows = [
+        FailedCustomerRow(
+            id=customer_id,
+            customer=failed.customer.label,
+            email=failed.customer.email if failed.customer.name else "",
+            failures=str(failed.week_failures),
+            repeat=failed.repeat,
+            reasons=", ".join(reasons[customer_id]),
+        )
+        for customer_id, failed in first_seen.items()
+        if customer_id
+    ]
+    return sorted(rows, key=lambda row: (-int(row.failures), row.customer.lower()))
+
+
 def report_view(board: Dashboard) -> dict[str, Any]:
     """The service's report → the plain values the page shows."""
-    customers: dict[str, dict[str, Any]] = {}
-    for group in board.failed:
-        for f in group.customers:
-            entry = customers.setdefault(
-                f.customer.id,
-                {
-                    "id": f.customer.id,
-                    "customer": f.customer.label,
-                    "email": f.customer.email if f.customer.name else "",
-                    "failures": str(f.week_failures),
-                    "repeat": "yes" if f.repeat else "",
-                    "reasons": [],
-                },
-            )
-            entry["reasons"].append(group.label if f.failures == 1 else f"{group.label} × {f.failures}")
-    failed_customers = sorted(customers.values(), key=lambda c: (-int(c["failures"]), c["customer"].lower()))
     charts = {
         s.currency: [
             {"day": d.day.strftime("%d %b"), "net": _major(d.net, s.currency), "label": d.net_text} for d in s.days
@@ -94,7 +116,7 @@ def report_view(board: Dashboard) -> dict[str, Any]:
             for g in board.failed
         ],
         "failed_count": str(board.failed_count),
-        "failed_customers": [{**c, "reasons": ", ".join(c["reasons"])} for c in failed_customers if c["id"]],
+        "failed_customers": _failed_customers(board),
         "repeat_count": str(len(board.repeat_customers)),
         "invoices": [
             {
@@ -144,7 +166,7 @@ class DashboardState(LiveState, SyncProgressState):
     chart: list[dict[str, Any]] = []
     failed_groups: list[dict[str, str]] = []
     failed_count: str = "0"
-    failed_customers: list[dict[str, str]] = []
+    failed_customers: list[FailedCustomerRow] = []
     repeat_count: str = "0"
     invoices: list[dict[str, str]] = []
     open_text: str = "—"

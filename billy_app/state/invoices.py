@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from billy_app.state.list_page import ANY, ListPage
@@ -16,23 +17,43 @@ STATUS_CHOICES = [(ANY, "Any status"), *reports.INVOICE_STATUSES.items()]
 TEXT_FIELDS = {"from": 10, "to": 10, "customer": reports.MAX_TEXT}
 
 
-def invoice_row_view(r: InvoiceListRow) -> dict[str, str]:
-    return {
-        "id": r.id,
-        "number": r.number or r.id,
-        "customer_id": r.customer.id,
-        "customer": r.customer.label if (r.customer.id or r.customer.email) else "—",
-        "email": r.customer.email if r.customer.name else "",
-        "status": r.status,
-        "state": r.status_label,
-        "total": r.total.text,
-        "remaining": r.remaining.text if r.remaining.amount else "",
-        "due": iso(r.due_date) if r.due_date else "",
-        "created": iso(r.created),
-    }
+@dataclass(frozen=True, kw_only=True)
+class InvoiceTableRow:
+    """One row of the invoices table, as the page shows it."""
+
+    id: str
+    number: str
+    customer_id: str  # "" when the invoice has no customer (no link then)
+    customer: str
+    email: str
+    status: str  # the status key (colours the badge), e.g. "overdue"
+    state: str  # the status in words
+    total: str
+    remaining: str  # "" when nothing is left to pay
+    due: str  # ISO 8601 UTC, or "" when the invoice has no due date
+    created: str  # ISO 8601 UTC
+
+
+def invoice_row_view(invoice: InvoiceListRow) -> InvoiceTableRow:
+    customer = invoice.customer
+    return InvoiceTableRow(
+        id=invoice.id,
+        number=invoice.number or invoice.id,
+        customer_id=customer.id,
+        customer=customer.label if (customer.id or customer.email) else "—",
+        email=customer.email if customer.name else "",
+        status=invoice.status,
+        state=invoice.status_label,
+        total=invoice.total.text,
+        remaining=invoice.remaining.text if invoice.remaining.amount else "",
+        due=iso(invoice.due_date) if invoice.due_date else "",
+        created=iso(invoice.created),
+    )
 
 
 class InvoicesState(ListPage, LiveState, SessionState):
+    rows: list[InvoiceTableRow] = []
+
     def _live_kinds(self) -> frozenset[str]:
         return frozenset({"invoice", "customer"})
 
@@ -47,10 +68,10 @@ class InvoicesState(ListPage, LiveState, SessionState):
 
     def _page(self, actor: Actor, applied: dict[str, str], sort: str, cursor: str | None, zone: str) -> Page[Any]:
         date_from, date_to = timezones.day_range(applied.get("from", ""), applied.get("to", ""), zone)
-        filters = InvoiceFilters(
+        wanted = InvoiceFilters(
             status=applied.get("status", ""), date_from=date_from, date_to=date_to, customer=applied.get("customer", "")
         )
-        return reports.search_invoices(actor, filters, sort, cursor)
+        return reports.search_invoices(actor, wanted, sort, cursor)
 
-    def _view(self, row: Any) -> dict[str, str]:
+    def _view(self, row: Any) -> InvoiceTableRow:
         return invoice_row_view(row)

@@ -34,14 +34,14 @@ ANY = "any"  # a select's "no filter" choice (Radix selects cannot offer an empt
 class ListPage(rx.State, mixin=True):
     problem_var: ClassVar[str] = "error"
 
-    rows: list[dict[str, str]] = []
+    rows: list[Any] = []  # each page declares it again with its own row dataclass
     error: str = ""  # why nothing can be shown (a refusal, a stale page link)
     problem: str = ""  # why the filters were not applied (the table keeps the last good ones)
     page_number: int = 1
     has_next: bool = False
     sort: str = "newest"
     zone: str = "UTC"
-    f: dict[str, str] = {}  # the filter bar as typed and picked
+    filters: dict[str, str] = {}  # the filter bar as typed and picked (not yet applied)
     # Server-side only: the filters in force and the cursor each page was read with ("": the first).
     _applied: dict[str, str] = {}
     _cursors: list[str] = [""]
@@ -61,7 +61,8 @@ class ListPage(rx.State, mixin=True):
         """Call the page's service function (in a worker thread: it must not touch the state)."""
         raise NotImplementedError
 
-    def _view(self, row: Any) -> dict[str, str]:
+    def _view(self, row: Any) -> Any:
+        """One service row → the page's row dataclass (the type its `rows` declares)."""
         raise NotImplementedError
 
     def _blank(self) -> dict[str, str]:
@@ -70,9 +71,9 @@ class ListPage(rx.State, mixin=True):
     # --- reading --------------------------------------------------------------------------------
 
     async def _read(self, cursor: str, applied: dict[str, str] | None = None, sort: str | None = None) -> None:
-        filters = dict(self._applied if applied is None else applied)
-        page = await self._call(self._page, filters, sort or self.sort, cursor or None, self.zone)  # type: ignore[attr-defined]
-        self.rows = [self._view(r) for r in page.items]
+        in_force = dict(self._applied if applied is None else applied)
+        page = await self._call(self._page, in_force, sort or self.sort, cursor or None, self.zone)  # type: ignore[attr-defined]
+        self.rows = [self._view(item) for item in page.items]
         self._next_cursor = page.next_cursor or ""
         self.has_next = page.next_cursor is not None
         self.error = ""
@@ -107,13 +108,13 @@ class ListPage(rx.State, mixin=True):
     @guarded
     async def load(self):
         """on_load: the newest rows, filtered as the address says (links from the dashboard)."""
-        self.f, self._applied, self.sort, self.problem = self._blank(), {}, "newest", ""
-        self.f = {**self.f, **self._url_filters()}
+        self.filters, self._applied, self.sort, self.problem = self._blank(), {}, "newest", ""
+        self.filters = {**self.filters, **self._url_filters()}
         self._applied = self._typed({}) or {}
         await self._first_page()
         if self.error and self._applied:  # the address's filters do not hold: show everything
             self.problem, self.error = self.error, ""
-            self.f, self._applied = self._blank(), {}
+            self.filters, self._applied = self._blank(), {}
             await self._first_page()
             if self.error:  # refused either way: say it once
                 self.problem = ""
@@ -143,19 +144,19 @@ class ListPage(rx.State, mixin=True):
         if not isinstance(name, str) or not isinstance(value, str):
             return
         if name in texts:
-            self.f = {**self.f, name: value[: texts[name]]}
+            self.filters = {**self.filters, name: value[: texts[name]]}
         elif name in choices and value in dict(choices[name]):
-            self.f = {**self.f, name: value}
+            self.filters = {**self.filters, name: value}
 
     def _typed(self, form: dict[str, Any] | None) -> dict[str, str] | None:
         """The filters to apply: typed text (cut to length) and offered choices, else None."""
         data = form if isinstance(form, dict) else {}
         out: dict[str, str] = {}
         for name, limit in self._text_fields().items():
-            value = data.get(name, self.f.get(name, ""))
+            value = data.get(name, self.filters.get(name, ""))
             out[name] = value.strip()[:limit] if isinstance(value, str) else ""
         for name, choices in self._choice_fields().items():
-            value = self.f.get(name, ANY)
+            value = self.filters.get(name, ANY)
             if value not in dict(choices):
                 return None
             out[name] = "" if value == ANY else value
@@ -170,7 +171,10 @@ class ListPage(rx.State, mixin=True):
         if applied is None:
             self.problem = "Choose each filter from its list."
             return None
-        self.f = {**self.f, **{k: v for k, v in applied.items() if k in self._text_fields()}}
+        self.filters = {
+            **self.filters,
+            **{name: value for name, value in applied.items() if name in self._text_fields()},
+        }
         try:
             await self._read("", applied)
         except PermissionDenied:
@@ -184,7 +188,7 @@ class ListPage(rx.State, mixin=True):
     @rx.event
     @guarded
     async def clear(self):
-        self.f, self._applied, self.problem = self._blank(), {}, ""
+        self.filters, self._applied, self.problem = self._blank(), {}, ""
         await self._first_page()
 
     @rx.event

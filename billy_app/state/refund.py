@@ -12,6 +12,7 @@ A refund over the caller's cap is offered as a request for approval instead (`ov
 from __future__ import annotations
 
 import secrets
+from enum import StrEnum
 from typing import ClassVar
 
 import reflex as rx
@@ -25,6 +26,13 @@ from services.money import format_amount, format_money, parse_money
 from services.permissions import can
 
 
+class RefundMode(StrEnum):
+    """Refund the whole remaining amount, or the amount typed in the dialog."""
+
+    FULL = "full"
+    PARTIAL = "partial"
+
+
 class RefundState(SessionState):
     problem_var: ClassVar[str] = "problem"
 
@@ -32,7 +40,7 @@ class RefundState(SessionState):
     charge_id: str = ""
     charge_label: str = ""
     currency: str = "usd"
-    mode: str = "full"  # "full" | "partial"
+    mode: RefundMode = RefundMode.FULL
     amount_text: str = ""
     reason: str = "requested_by_customer"
     summary: str = ""
@@ -45,7 +53,7 @@ class RefundState(SessionState):
 
     def _amount(self) -> int | None:
         """None asks for a full refund; a typed amount must parse exactly (or is refused in words)."""
-        if self.mode == "full":
+        if self.mode == RefundMode.FULL:
             return None
         try:
             return parse_money(self.amount_text, self.currency)
@@ -76,7 +84,7 @@ class RefundState(SessionState):
         self.charge_id, self.currency, self._remaining = charge.id, charge.currency, charge.refundable
         label = charge.description or charge.id
         self.charge_label = f"{label} · {format_money(charge.amount, charge.currency)}"
-        self.mode, self.reason = "full", "requested_by_customer"
+        self.mode, self.reason = RefundMode.FULL, "requested_by_customer"
         self.amount_text = format_amount(charge.refundable, charge.currency)
         self._idempotency_key = secrets.token_urlsafe(24)
         self.submitting, self.open = False, True
@@ -84,8 +92,9 @@ class RefundState(SessionState):
 
     @rx.event
     @guarded
-    async def set_mode(self, mode: str | list[str]):
-        self.mode = "partial" if mode == "partial" else "full"
+    async def set_mode(self, mode: RefundMode):
+        """The dialog's full / partial switch (the gate refuses any other value)."""
+        self.mode = mode
         await self._preview()
 
     @rx.event

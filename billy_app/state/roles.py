@@ -8,6 +8,7 @@ ticks an Owner power or types a huge cap is refused there, with an audit row.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import ClassVar
 
 import reflex as rx
@@ -30,22 +31,34 @@ def _caps_text(caps: dict[str, int] | None) -> str:
     return ", ".join(f"{format_money(v, c)} per charge" for c, v in caps.items()) or "—"
 
 
-def _row(view: roles.RoleView) -> dict[str, str]:
+@dataclass(frozen=True, kw_only=True)
+class RoleRow:
+    """One role in the roles table."""
+
+    key: str
+    label: str
+    built_in: bool  # a built-in role: shown with a badge, cannot be changed or deleted
+    permissions: str  # what it may do, in words
+    cap: str  # its refund limit, in words
+    members: str  # how many members hold it
+
+
+def _row(view: roles.RoleView) -> RoleRow:
     can_refund = Permission.REFUND in view.permissions
-    return {
-        "key": view.key,
-        "label": view.label,
-        "built_in": "yes" if view.built_in else "",
-        "permissions": "; ".join(PERMISSION_WORDS[p] for p in view.permissions),
-        "cap": _caps_text(view.refund_caps) if can_refund else "cannot refund",
-        "members": str(view.members),
-    }
+    return RoleRow(
+        key=view.key,
+        label=view.label,
+        built_in=view.built_in,
+        permissions="; ".join(PERMISSION_WORDS[permission] for permission in view.permissions),
+        cap=_caps_text(view.refund_caps) if can_refund else "cannot refund",
+        members=str(view.members),
+    )
 
 
 class RolesState(SessionState):
     problem_var: ClassVar[str] = "message"
 
-    rows: list[dict[str, str]] = []
+    rows: list[RoleRow] = []
     custom_allowed: bool = False
     refused: bool = False
     error: str = ""
@@ -72,7 +85,7 @@ class RolesState(SessionState):
     async def _reload(self) -> None:
         actor = await self.actor()
         views = await off_loop(roles.list_roles, actor)
-        self.rows = [_row(v) for v in views]
+        self.rows = [_row(view) for view in views]
         self._saved = {
             v.key: {"label": v.label, "permissions": [p.value for p in v.permissions], "caps": v.refund_caps or {}}
             for v in views

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from billy_app.state.list_page import ANY, ListPage
@@ -16,24 +17,44 @@ STATUS_CHOICES = [(ANY, "Any status"), *reports.SUBSCRIPTION_STATUSES.items()]
 TEXT_FIELDS = {"customer": reports.MAX_TEXT}
 
 
-def subscription_row_view(r: SubscriptionListRow) -> dict[str, str]:
-    return {
-        "id": r.id,
-        "customer_id": r.customer.id,
-        "customer": r.customer.label if r.customer.id else "—",
-        "email": r.customer.email if r.customer.name else "",
-        "status": r.status,
-        "state": r.status_label,
-        "mrr": f"{r.mrr.text}/month",
-        "in_mrr": "yes" if r.counts_in_mrr else "",
-        "plan": r.plan,
-        "renews": iso(r.current_period_end) if r.current_period_end else "",
-        "ending": "yes" if r.cancel_at_period_end else "",
-        "created": iso(r.created),
-    }
+@dataclass(frozen=True, kw_only=True)
+class SubscriptionTableRow:
+    """One row of the subscriptions table, as the page shows it."""
+
+    id: str
+    customer_id: str  # "" when the subscription has no customer (no link then)
+    customer: str
+    email: str
+    status: str  # the status key (colours the badge), e.g. "past_due"
+    state: str  # the status in words
+    mrr: str  # e.g. "$49.00/month"
+    counts_in_mrr: bool  # False: shown as "not in MRR"
+    plan: str
+    renews: str  # the current period's end, ISO 8601 UTC, or ""
+    ends_at_period_end: bool  # cancelled, running until the period ends
+    created: str  # ISO 8601 UTC
+
+
+def subscription_row_view(subscription: SubscriptionListRow) -> SubscriptionTableRow:
+    return SubscriptionTableRow(
+        id=subscription.id,
+        customer_id=subscription.customer.id,
+        customer=subscription.customer.label if subscription.customer.id else "—",
+        email=subscription.customer.email if subscription.customer.name else "",
+        status=subscription.status,
+        state=subscription.status_label,
+        mrr=f"{subscription.mrr.text}/month",
+        counts_in_mrr=subscription.counts_in_mrr,
+        plan=subscription.plan,
+        renews=iso(subscription.current_period_end) if subscription.current_period_end else "",
+        ends_at_period_end=subscription.cancel_at_period_end,
+        created=iso(subscription.created),
+    )
 
 
 class SubscriptionsState(ListPage, LiveState, SessionState):
+    rows: list[SubscriptionTableRow] = []
+
     def _live_kinds(self) -> frozenset[str]:
         return frozenset({"subscription", "customer", "price", "product"})
 
@@ -47,8 +68,8 @@ class SubscriptionsState(ListPage, LiveState, SessionState):
         return {"status": STATUS_CHOICES}
 
     def _page(self, actor: Actor, applied: dict[str, str], sort: str, cursor: str | None, zone: str) -> Page[Any]:
-        filters = SubscriptionFilters(status=applied.get("status", ""), customer=applied.get("customer", ""))
-        return reports.search_subscriptions(actor, filters, sort, cursor)
+        wanted = SubscriptionFilters(status=applied.get("status", ""), customer=applied.get("customer", ""))
+        return reports.search_subscriptions(actor, wanted, sort, cursor)
 
-    def _view(self, row: Any) -> dict[str, str]:
+    def _view(self, row: Any) -> SubscriptionTableRow:
         return subscription_row_view(row)

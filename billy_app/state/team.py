@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import ClassVar
 
 import reflex as rx
@@ -28,10 +29,32 @@ def _blank_row() -> dict[str, str]:
     return {"email": "", "role": "billing_clerk"}
 
 
+@dataclass(frozen=True, kw_only=True)
+class MemberRow:
+    """One member in the team table."""
+
+    id: str
+    name: str
+    email: str
+    role: str  # the role key (the select's value)
+    role_label: str
+    last_active: str  # ISO 8601, or "" for never
+    is_owner: bool  # the Owner's row: no role select, no Remove
+
+
+@dataclass(frozen=True, kw_only=True)
+class InviteResult:
+    """What became of one invite sent (or why none was)."""
+
+    email: str  # "" when no invite was sent at all
+    sent: bool
+    message: str
+
+
 class TeamState(SessionState):
     problem_var: ClassVar[str] = "message"
 
-    members: list[dict[str, str]] = []
+    members: list[MemberRow] = []
     invites: list[dict[str, str]] = []
     plan_label: str = ""
     seats: str = ""
@@ -41,26 +64,31 @@ class TeamState(SessionState):
     message_kind: str = "info"
     role_choices: list[dict[str, str]] = BUILT_IN_CHOICES
     invite_rows: list[dict[str, str]] = [_blank_row()]
-    invite_results: list[dict[str, str]] = []
+    invite_results: list[InviteResult] = []
     sending: bool = False
 
     async def _reload(self) -> None:
         view = await self._call(team.list_team)
         self.members = [
-            {
-                "id": str(m.id),
-                "name": m.name or "—",
-                "email": m.email,
-                "role": m.role,
-                "role_label": m.role_label,
-                "last_active": m.last_active_at.isoformat() if m.last_active_at else "",
-                "is_owner": "yes" if m.is_owner else "",
-            }
-            for m in view.members
+            MemberRow(
+                id=str(member.id),
+                name=member.name or "—",
+                email=member.email,
+                role=member.role,
+                role_label=member.role_label,
+                last_active=member.last_active_at.isoformat() if member.last_active_at else "",
+                is_owner=member.is_owner,
+            )
+            for member in view.members
         ]
         self.invites = [
-            {"id": str(i.id), "email": i.email, "role_label": i.role_label, "expires": i.expires_at.isoformat()}
-            for i in view.invites
+            {
+                "id": str(invite.id),
+                "email": invite.email,
+                "role_label": invite.role_label,
+                "expires": invite.expires_at.isoformat(),
+            }
+            for invite in view.invites
         ]
         self.plan_label = view.plan_label
         self.role_choices = [{"key": key, "label": label} for key, label in view.assignable]
@@ -106,37 +134,39 @@ class TeamState(SessionState):
     @rx.event
     def set_row_email(self, index: int, email: str):
         if isinstance(index, int) and 0 <= index < len(self.invite_rows):
-            rows = [dict(r) for r in self.invite_rows]
+            rows = [dict(row) for row in self.invite_rows]
             rows[index]["email"] = str(email)[:254]
             self.invite_rows = rows
 
     @rx.event
     def set_row_role(self, index: int, role: str):
-        known = {c["key"] for c in self.role_choices}
+        known = {choice["key"] for choice in self.role_choices}
         if isinstance(index, int) and 0 <= index < len(self.invite_rows) and role in known:
-            rows = [dict(r) for r in self.invite_rows]
+            rows = [dict(row) for row in self.invite_rows]
             rows[index]["role"] = role
             self.invite_rows = rows
 
     @rx.event
     @guarded(toast=True)  # the wizard's step 3 shows no team page around the rows
     async def send_invites(self):
-        rows = [(r["email"], r["role"]) for r in self.invite_rows if r["email"].strip()]
+        rows = [(row["email"], row["role"]) for row in self.invite_rows if row["email"].strip()]
         if not rows:
-            self.invite_results = [{"email": "", "ok": "", "message": "Enter at least one email address."}]
+            self.invite_results = [InviteResult(email="", sent=False, message="Enter at least one email address.")]
             return
         self.sending = True
         yield
         try:
             outcomes = await self._call(team.invite_members, rows)
         except BillyError as exc:
-            self.invite_results = [{"email": "", "ok": "", "message": exc.message}]
+            self.invite_results = [InviteResult(email="", sent=False, message=exc.message)]
             return
         finally:
             self.sending = False
-        self.invite_results = [{"email": o.email, "ok": "yes" if o.ok else "", "message": o.message} for o in outcomes]
-        failed = {o.email for o in outcomes if not o.ok}
-        self.invite_rows = [r for r in self.invite_rows if r["email"].strip() in failed] or [_blank_row()]
+        self.invite_results = [
+            InviteResult(email=outcome.email, sent=outcome.ok, message=outcome.message) for outcome in outcomes
+        ]
+        failed = {outcome.email for outcome in outcomes if not outcome.ok}
+        self.invite_rows = [row for row in self.invite_rows if row["email"].strip() in failed] or [_blank_row()]
         with contextlib.suppress(BillyError):  # a list the caller may not see is not news here
             await self._reload()
 
@@ -162,5 +192,5 @@ class TeamState(SessionState):
         await self._change(member_id, team.remove_member)
 
     @rx.var
-    def transferable(self) -> list[dict[str, str]]:
-        return [m for m in self.members if not m["is_owner"]]
+    def transferable(self) -> list[MemberRow]:
+        return [member for member in self.members if not member.is_owner]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from services.billing import ChargeRow, CustomerRow
@@ -19,26 +20,45 @@ def customer_view(row: CustomerRow) -> dict[str, str]:
     return {"id": row.id, "name": row.name or "(no name)", "email": row.email, "created": iso(row.created)}
 
 
-def charge_view(row: ChargeRow) -> dict[str, str]:
+@dataclass(frozen=True, kw_only=True)
+class CustomerChargeRow:
+    """One charge in a customer's charges table, as the page shows it."""
+
+    id: str
+    customer_id: str
+    amount: str
+    state: str  # in words, e.g. "Partly refunded ($5.00)"
+    status: str  # Stripe's status key
+    description: str
+    order_number: str
+    card: str
+    failure: str
+    created: str  # ISO 8601 UTC, shown in the viewer's zone
+    refundable: bool  # something is left to refund: the row offers "Refund"
+    refunds: str  # the refunds made so far, in words
+
+
+def charge_view(row: ChargeRow) -> CustomerChargeRow:
     if row.status == "succeeded" and row.amount_refunded >= row.amount:
         state = "Refunded"
     elif row.status == "succeeded" and row.amount_refunded:
         state = f"Partly refunded ({format_money(row.amount_refunded, row.currency)})"
     else:
         state = STATUS_LABELS.get(row.status, row.status.title())
-    return {
-        "id": row.id,
-        "customer_id": row.customer_id or "",
-        "amount": format_money(row.amount, row.currency),
-        "state": state,
-        "status": row.status,
-        "description": row.description,
-        "order_number": row.order_number,
-        "card": row.card,
-        "failure": row.failure_message or row.failure_code,
-        "created": iso(row.created),
-        "refundable": "yes" if row.refundable > 0 else "",
-        "refunds": ", ".join(
-            f"{format_money(r.amount, r.currency)} ({r.reason.replace('_', ' ') or 'no reason'})" for r in row.refunds
+    return CustomerChargeRow(
+        id=row.id,
+        customer_id=row.customer_id or "",
+        amount=format_money(row.amount, row.currency),
+        state=state,
+        status=row.status,
+        description=row.description,
+        order_number=row.order_number,
+        card=row.card,
+        failure=row.failure_message or row.failure_code,
+        created=iso(row.created),
+        refundable=row.refundable > 0,
+        refunds=", ".join(
+            f"{format_money(refund.amount, refund.currency)} ({refund.reason.replace('_', ' ') or 'no reason'})"
+            for refund in row.refunds
         ),
-    }
+    )

@@ -1,0 +1,112 @@
+"""What the state sends the pages: typed rows whose flags are booleans, and choices as enums.
+
+Rows used to be dicts of texts with flags spelled `"yes"` / `""` and compared in the pages as
+`row["x"] == "yes"`; a choice such as the refund dialog's mode was any string, coerced by hand.
+These run through Reflex's real event pipeline (and the gate), as a browser tab would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from reflex.state import BaseState
+from reflex_base.utils.format import json_dumps
+
+from billy_app.billy_app import app  # noqa: F401 - every page and state registered
+from billy_app.event_gate import MALFORMED_MESSAGE
+from billy_app.state.approvals import ApprovalsState, Decision
+from billy_app.state.audit_viewer import AuditViewerState, VerifyOutcome
+from billy_app.state.charges import ChargesState
+from billy_app.state.refund import RefundMode, RefundState
+from billy_app.state.roles import RoleRow, RolesState
+from billy_app.state.team import MemberRow, TeamState
+from services import identity
+from services.permissions import Actor
+from tests.conftest import OWNER_EMAIL, OWNER_PASSWORD, member_actor
+from tests.reflex_events import Pipeline, Sent, Tab, event_pipeline
+
+VIEWER_EMAIL = "viewer@example.com"
+
+
+@pytest.fixture
+def pipeline(owner: Actor) -> Iterator[Pipeline]:
+    member_actor("read_only", VIEWER_EMAIL)
+    with event_pipeline() as running:
+        yield running
+
+
+def _owner_tab(pipeline: Pipeline, path: str) -> Tab:
+    tokens = identity.login(OWNER_EMAIL, OWNER_PASSWORD, "127.0.0.1", "pytest-tab")
+    return pipeline.tab(f"{identity.ACCESS_COOKIE}={tokens.access}", path=path)
+
+
+def _last(sent: Sent, state: type[BaseState], var: str) -> Any:
+    """The last value of `state.var` the server sent to the tab."""
+    name, key = state.get_full_name(), f"{var}_rx_state_"
+    found = [delta[name][key] for delta in sent.deltas if key in delta.get(name, {})]
+    assert found, f"{state.__name__}.{var} was not sent"
+    return found[-1]
+
+
+def _wire(sent: Sent) -> str:
+    """The deltas as Reflex serializes them for the browser."""
+    return json_dumps(list(sent.deltas))
+
+
+def test_team_rows_say_who_is_owner_with_a_boolean(pipeline: Pipeline) -> None:
+    sent = _owner_tab(pipeline, "/settings/team").send(TeamState, "load")
+    members = _last(sent, TeamState, "members")
+    assert all(isinstance(member, MemberRow) for member in members)
+    assert {member.email: member.is_owner for member in members} == {OWNER_EMAIL: True, VIEWER_EMAIL: False}
+    assert [member.email for member in _last(sent, TeamState, "transferable")] == [VIEWER_EMAIL]
+    assert '"is_owner":true' in _wire(sent).replace(" ", "") and '"yes"' not in _wire(sent)
+
+
+def test_role_rows_mark_the_built_in_roles_with_a_boolean(pipeline: Pipeline) -> None:
+    rows = _last(_owner_tab(pipeline, "/settings/roles").send(RolesState, "load"), RolesState, "rows")
+    assert rows and all(isinstance(row, RoleRow) and row.built_in is True for row in rows)
+
+
+def test_an_invite_with_no_address_is_a_result_not_sent(pipeline: Pipeline) -> None:
+    sent = _owner_tab(pipeline, "/settings/team").send(TeamState, "send_invites")
+    (result,) = _last(sent, TeamState, "invite_results")
+    assert (result.sent, result.message) == (False, "Enter at least one email address.")
+
+
+def test_the_refund_mode_is_an_enum_and_the_gate_refuses_any_other_value(pipeline: Pipeline) -> None:
+    tab = _owner_tab(pipeline, "/customers/cus_1")
+    assert _last(tab.send(RefundState, "set_mode", {"mode": "partial"}), RefundState, "mode") is RefundMode.PARTIAL
+    refused = tab.send(RefundState, "set_mode", {"mode": "half"})
+    assert MALFORMED_MESSAGE in " ".join(refused.toasts())
+    assert not any("mode_rx_state_" in delta.get(RefundState.get_full_name(), {}) for delta in refused.deltas)
+    assert _last(tab.send(RefundState, "set_mode", {"mode": "full"}), RefundState, "mode") is RefundMode.FULL
+
+
+def test_a_decision_is_approve_or_decline_and_nothing_else(pipeline: Pipeline) -> None:
+    tab = _owner_tab(pipeline, "/approvals")
+    refused = tab.send(ApprovalsState, "open_decision", {"request_id": "1", "kind": "maybe"})
+    assert MALFORMED_MESSAGE in " ".join(refused.toasts())
+    sent = tab.send(ApprovalsState, "open_decision", {"request_id": "999", "kind": "decline"})
+    assert _last(sent, ApprovalsState, "decision_kind") is Decision.DECLINE
+    assert _last(sent, ApprovalsState, "message") == "That request is no longer waiting; the list is up to date."
+
+
+def test_verify_reports_its_outcome_as_an_enum_sent_as_its_word(pipeline: Pipeline) -> None:
+    sent = _owner_tab(pipeline, "/settings/audit").send(AuditViewerState, "verify")
+    assert _last(sent, AuditViewerState, "verify_kind") is VerifyOutcome.OK
+    assert '"ok"' in _wire(sent)
+
+
+def test_the_list_pages_filter_bar_is_named_filters(pipeline: Pipeline) -> None:
+    sent = _owner_tab(pipeline, "/charges").send(ChargesState, "set_filter", {"name": "currency", "value": "usdx"})
+    assert _last(sent, ChargesState, "filters") == {"currency": "usd"}  # cut to the field's length
+
+
+def test_the_audit_filter_bar_keeps_what_was_typed_under_filter_names(pipeline: Pipeline) -> None:
+    sent = _owner_tab(pipeline, "/settings/audit").send(
+        AuditViewerState, "apply", {"form_data": {"person": "  nobody@example.com ", "action": "audit.verify"}}
+    )
+    assert _last(sent, AuditViewerState, "filter_person") == "nobody@example.com"
+    assert _last(sent, AuditViewerState, "filter_action") == "audit.verify"
