@@ -17,6 +17,7 @@ from enum import StrEnum
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlmodel import Session, col, select
 
+from services.db import session_scope
 from services.errors import BillyError
 from services.models import MagicLink, stored_id, table_of, utcnow
 from services.signing import instance_key
@@ -111,6 +112,14 @@ def peek(session: Session, purpose: Purpose, signed: str) -> LinkGrant:
     """Check a link without spending it (to show the page it opens)."""
     row = _find(session, purpose, signed, utcnow())
     return LinkGrant(stored_id(row), row.email, row.role, row.created_by, row.expires_at)
+
+
+def seconds_left(purpose: Purpose, signed: str) -> float:
+    """How long a link stays valid, for the cookie that carries it to its page (raises
+    `LinkInvalid` when it is not valid)."""
+    with session_scope() as session:
+        grant = peek(session, purpose, signed)
+    return (grant.expires_at - utcnow()).total_seconds()
 
 
 def consume(session: Session, purpose: Purpose, signed: str) -> LinkGrant:
