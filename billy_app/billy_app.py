@@ -11,6 +11,7 @@ from billy_app.error_handlers import backend_exception_handler, frontend_excepti
 from billy_app.event_gate import EventGate
 from billy_app.pages import (  # noqa: F401 - registers the pages
     approvals,
+    charge,
     charges,
     customers,
     dashboard,

@@ -35,7 +35,7 @@ from sqlmodel import Session
 from services import clock
 from services.db import after_transaction, get_engine
 from services.errors import BillyError, PermissionDenied
-from services.models import AuditDeniedWindow, AuditEntry, table_of, utcnow
+from services.models import AuditDeniedWindow, AuditEntry, AuditTarget, table_of, utcnow
 from services.permissions import Actor, authorize
 from services.secrets import get_secret_store
 
@@ -66,6 +66,7 @@ CONTENT_FIELDS = (
 _PG_LOCK_KEY = int.from_bytes(b"billyaud", "big")  # the advisory lock every append takes
 
 _table = table_of(AuditEntry)
+_targets = table_of(AuditTarget)
 _newest_stmt = sa.select(_table.c.id, _table.c.hash).order_by(_table.c.id.desc()).limit(1)
 _walk_columns = [_table.c[name] for name in (*CONTENT_FIELDS, "prev_hash", "hash")]
 # One writer per process at a time; the database lock makes it one writer across processes.
@@ -204,11 +205,19 @@ def _append(content: dict[str, Any] | None, engine: sa.Engine | None = None, *, 
             row["prev_hash"] = newest[1] if newest else GENESIS
             row["hash"] = chain_hash(row["prev_hash"], row)
             conn.execute(sa.insert(_table), row)
+            _index_targets(conn, row)
             newest = (row["id"], row["hash"])
         conn.commit()
         if head_holds and newest is not None:
             _advance_head(conn, key, *newest)
         return len(contents)
+
+
+def _index_targets(conn: sa.Connection, row: Mapping[str, Any]) -> None:
+    """One `audit_target` row per object the audit row names, in the same transaction."""
+    targets = sorted({str(t)[:255] for t in row["target_ids"] if t})
+    if targets:
+        conn.execute(sa.insert(_targets), [{"target_id": t, "audit_id": row["id"]} for t in targets])
 
 
 # --- the denied-attempt throttle ------------------------------------------------------------

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from services.audit import CONTENT_FIELDS, VerifyResult, audited, chain_hash, refusal_recorded, verify
 from services.db import get_engine, session_scope
 from services.errors import NotFound, ValidationFailed
+from services.exports import safe_cell  # the one formula guard for every CSV
 from services.models import AuditEntry, table_of, utcnow
 from services.money import format_money
 from services.permissions import Actor, Source, authorize
@@ -54,7 +55,6 @@ EXPORT_COLUMNS = (
     "hash",
 )
 _ACTION_TEXT = re.compile(r"^[a-z0-9_.]*\*?$")
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet would run such a cell
 
 
 @dataclass(frozen=True)
@@ -304,13 +304,6 @@ def known_actions(actor: Actor) -> list[str]:
         return [a for (a,) in conn.execute(stmt)]
 
 
-def _cell(value: object) -> object:
-    """A CSV cell a spreadsheet shows as text: text that would start a formula gets a leading '."""
-    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
-        return "'" + value
-    return value
-
-
 def _csv_row(r: AuditRecord) -> list[object]:
     values: list[object] = [
         r.id,
@@ -331,7 +324,7 @@ def _csv_row(r: AuditRecord) -> list[object]:
         r.prev_hash,
         r.hash,
     ]
-    return [_cell(v) for v in values]
+    return [safe_cell(v) for v in values]
 
 
 def export(actor: Actor, filters: AuditFilters | None = None) -> AuditExport:

@@ -12,7 +12,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,10 +21,13 @@ from sqlmodel import col, select
 
 from services import audit, mirror, notices
 from services.db import get_engine, run_transaction, session_scope
-from services.errors import NotFound, PermissionDenied, ValidationFailed
-from services.models import IdempotencyRecord, StripeCharge, StripeCustomer, StripeRefund, orm_attribute
+from services.errors import BillyError, NotFound, PermissionDenied, ValidationFailed
+from services.mail_templates import refund_confirmation_mail
+from services.mailer import MailDeliveryFailed, get_mailer
+from services.models import IdempotencyRecord, Organization, StripeCharge, StripeCustomer, StripeRefund, orm_attribute
 from services.money import format_money
 from services.permissions import Actor, authorize
+from services.reports import ListQuery
 from services.stripe_gateway import StripeGateway
 
 log = logging.getLogger(__name__)
@@ -37,6 +40,8 @@ REFUND_REASONS: dict[str, str] = {
     "fraudulent": "Fraudulent",
 }
 _IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_-]{16,255}$")
+NOTE_MAX = 1000  # a person's note on a refund or a refund request
+STRIPE_METADATA_VALUE_MAX = 500  # Stripe refuses longer metadata values
 
 
 @dataclass(frozen=True)
@@ -109,16 +114,7 @@ def search_customers(actor: Actor, query: str = "", cursor: str | None = None, l
     Keyset pagination on (created, id): each page costs the same however deep it is."""
     audit.authorize_read(actor, "customers.search")
     limit = max(1, min(limit, MAX_PAGE_SIZE))
-    stmt = (
-        select(StripeCustomer)
-        .options(defer(orm_attribute(StripeCustomer.raw)))
-        .where(col(StripeCustomer.deleted).is_(False))
-    )
-    needle = " ".join(query.split()).lower()
-    if needle:
-        from services.search import customers_starting_with
-
-        stmt = stmt.where(customers_starting_with(col(StripeCustomer.id), needle))
+    stmt = _customers_matching(query)
     if cursor:
         created, obj_id = _decode_cursor(cursor)
         stmt = stmt.where(
@@ -133,6 +129,35 @@ def search_customers(actor: Actor, query: str = "", cursor: str | None = None, l
     items = [CustomerRow(r.id, r.name or "", r.email or "", r.created) for r in rows[:limit]]
     next_cursor = _encode_cursor(rows[limit - 1].created, rows[limit - 1].id) if len(rows) > limit else None
     return CustomerPage(items, next_cursor)
+
+
+def _customers_matching(query: str) -> Any:
+    """Customers not deleted, and (with a query) whose email or name (any word) starts with it."""
+    stmt = (
+        select(StripeCustomer)
+        .options(defer(orm_attribute(StripeCustomer.raw)))
+        .where(col(StripeCustomer.deleted).is_(False))
+    )
+    needle = " ".join(query.split()).lower()
+    if needle:
+        from services.search import customers_starting_with
+
+        stmt = stmt.where(customers_starting_with(col(StripeCustomer.id), needle))
+    return stmt
+
+
+def customers_query(query: str = "") -> ListQuery[CustomerRow]:
+    """`search_customers`' list as a whole, newest first, for an export to walk (the caller authorizes)."""
+    c = StripeCustomer
+    return ListQuery(
+        _customers_matching(query),
+        col(c.created),
+        col(c.id),
+        "created",
+        True,
+        "newest",
+        lambda _session, rows: [CustomerRow(r.id, r.name or "", r.email or "", r.created) for r in rows],
+    )
 
 
 def _charge_row(row: StripeCharge, refunds: list[StripeRefund]) -> ChargeRow:
@@ -205,6 +230,8 @@ class RefundPreview:
     summary: str  # one sentence: what will happen
     allowed: bool
     refusal: str
+    customer_email: str = ""  # where a confirmation email would go ("" when there is nowhere)
+    no_email_reason: str = ""  # why no confirmation email can be sent, when customer_email is ""
 
 
 @dataclass(frozen=True)
@@ -214,6 +241,12 @@ class RefundResult:
     currency: str
     charge: ChargeRow
     replayed: bool
+    emailed_to: str = ""  # the customer's address, when a confirmation email went out
+    email_outcome: str = ""  # one sentence on the confirmation email; "" when none was asked for
+
+    @property
+    def email_sent(self) -> bool:
+        return bool(self.emailed_to)
 
 
 def _refund_amount(charge_amount: int, already_refunded: int, amount: int | None, currency: str) -> int:
@@ -244,6 +277,34 @@ def _check_reason(reason: str | None) -> str | None:
     return reason
 
 
+def check_note(note: Any, *, required: str | None = None) -> str:
+    """A person's explanation (of a refund, a request, a decision): printable text up to NOTE_MAX
+    characters, required when `required` says what to write. Untrusted input of any type."""
+    text = note if isinstance(note, str) else ""
+    text = "".join(ch for ch in text if ch in "\n\t" or ch.isprintable()).strip()
+    if required and not text:
+        raise ValidationFailed(required)
+    if len(text) > NOTE_MAX:
+        raise ValidationFailed(f"Keep the note under {NOTE_MAX} characters (it has {len(text)}).")
+    return text
+
+
+def _customer_email(customer_id: str | None) -> tuple[str, str]:
+    """(the customer's email from the store, "") or ("", why a confirmation cannot be sent)."""
+    if not customer_id:
+        return "", "This charge has no customer in Stripe, so there is no email address to send a confirmation to."
+    with session_scope() as session:
+        customer = session.get(StripeCustomer, customer_id)
+    if customer is None:
+        return "", "This charge's customer has not been synced from Stripe yet, so Billy has no email address for them."
+    if customer.deleted:
+        return "", "This charge's customer was deleted in Stripe, so there is no email address to send to."
+    email = (customer.email or "").strip()
+    if not email:
+        return "", "The customer has no email address in Stripe, so no confirmation email can be sent."
+    return email, ""
+
+
 def preview_refund(actor: Actor, charge_id: str, amount: int | None) -> RefundPreview:
     """What a refund would do, from the store (the refund itself re-checks against Stripe)."""
     charge = get_charge(actor, charge_id)
@@ -262,7 +323,8 @@ def preview_refund(actor: Actor, charge_id: str, amount: int | None) -> RefundPr
         allowed, refusal = True, ""
     except PermissionDenied as exc:
         allowed, refusal = False, exc.message
-    return RefundPreview(charge_id, refund, charge.currency, after, summary, allowed, refusal)
+    email, no_email = _customer_email(charge.customer_id)
+    return RefundPreview(charge_id, refund, charge.currency, after, summary, allowed, refusal, email, no_email)
 
 
 _charge_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
@@ -304,11 +366,17 @@ def issue_refund(
     reason: str | None,
     idempotency_key: str,
     gateway: StripeGateway | None = None,
+    *,
+    note: str = "",
+    email_customer: bool = False,
 ) -> RefundResult:
     """Refund a charge in Stripe and show it in the store at once.
 
     `idempotency_key` identifies the user's one intent (one dialog, one API request):
-    a repeat with the same key returns the first refund and never refunds twice.
+    a repeat with the same key returns the first refund and never refunds twice (nor mails twice).
+    `note` is kept in the audit row and on the refund in Stripe (metadata `billy_note`).
+    `email_customer` sends the customer a confirmation once the refund is done, outside the lock
+    and any transaction; a mail that cannot go is reported in the result, never undoes the refund.
     """
     gateway = gateway or StripeGateway()
     with audit.audited(actor, "charges.refund", charge_id) as draft:
@@ -316,11 +384,17 @@ def issue_refund(
         if not _IDEMPOTENCY_KEY.match(idempotency_key or ""):
             raise ValidationFailed("A refund request needs an idempotency key of 16–255 letters, digits, - or _.")
         reason = _check_reason(reason)
+        note = check_note(note)
+        if note:
+            draft.details["note"] = note
         with charge_lock(charge_id):
             replay = _replayed_refund(actor, idempotency_key, charge_id)
             if replay is not None:
                 draft.targets.append(replay.refund_id)
                 draft.amount, draft.currency, draft.details["replay"] = replay.amount, replay.currency, True
+                if email_customer:
+                    repeat = "No confirmation email was sent again: this refund was already made by the same request."
+                    replay = replace(replay, email_outcome=repeat)
                 return replay
             charge = gateway.retrieve_charge(charge_id)  # Stripe's amount_refunded, not the store's
             currency = (charge.get("currency") or "usd").lower()
@@ -336,13 +410,10 @@ def issue_refund(
                 refund_total=int(charge.get("amount_refunded") or 0) + refund_amount,
                 currency=currency,
             )
-            refund = gateway.create_refund(
-                charge_id,
-                refund_amount,
-                reason,
-                idempotency_key,
-                metadata={"billy_member": str(actor.user_id or ""), "billy_source": str(actor.source)},
-            )
+            metadata = {"billy_member": str(actor.user_id or ""), "billy_source": str(actor.source)}
+            if note:
+                metadata["billy_note"] = note[:STRIPE_METADATA_VALUE_MAX]
+            refund = gateway.create_refund(charge_id, refund_amount, reason, idempotency_key, metadata=metadata)
             draft.targets.append(refund["id"])
             draft.details["reason"] = reason or ""
             with session_scope() as session:
@@ -352,7 +423,54 @@ def issue_refund(
                     )
                 )
             _store_refund_result(gateway, refund, charge_id, draft)
-    return RefundResult(refund["id"], refund_amount, currency, get_charge(actor, charge_id), replayed=False)
+    result = RefundResult(refund["id"], refund_amount, currency, get_charge(actor, charge_id), replayed=False)
+    if not email_customer:
+        return result
+    emailed_to, outcome = _send_confirmation(actor, result)
+    return replace(result, emailed_to=emailed_to, email_outcome=outcome)
+
+
+_MAIL_NOT_DELIVERED = {
+    True: "The mail server could not take the email right now (a temporary problem).",
+    False: "The mail server refused the email (check the customer's address or Billy's mail settings).",
+}
+
+
+def _send_confirmation(actor: Actor, result: RefundResult) -> tuple[str, str]:
+    """Email the customer that the refund is on its way: (address, "A confirmation email went to …")
+    or ("", why none went). Its own audit row, which names the customer by id only (DESIGN, Audit log)."""
+    charge = result.charge
+    shown = ""  # the person's fuller sentence for a delivery failure (the audit row gets one without the address)
+    try:
+        with audit.audited(actor, "refunds.confirmation_email", charge.id, result.refund_id) as draft:
+            authorize(actor, "refunds.confirmation_email")
+            draft.amount, draft.currency = result.amount, result.currency
+            if charge.customer_id:
+                draft.targets.append(charge.customer_id)
+            email, no_email = _customer_email(charge.customer_id)
+            if not email:
+                raise ValidationFailed(no_email)
+            with session_scope() as session:
+                org = session.get(Organization, 1)
+                org_name = org.name if org else "Our team"
+            mail = refund_confirmation_mail(
+                to=email,
+                org_name=org_name,
+                amount_label=format_money(result.amount, result.currency),
+                description=charge.description,
+                order_number=charge.order_number,
+            )
+            try:
+                get_mailer().send(mail)
+            except MailDeliveryFailed as exc:
+                shown = exc.message
+                raise BillyError(_MAIL_NOT_DELIVERED[exc.retryable], code=exc.code) from None
+    except BillyError as exc:
+        return "", f"The refund is done, but no confirmation email was sent: {shown or exc.message}"
+    except Exception:  # the refund is done; the audit row and the log carry the cause
+        log.exception("Confirmation email for refund %s not sent", result.refund_id)
+        return "", "The refund is done, but the confirmation email could not be sent (an internal error, logged)."
+    return email, f"A confirmation email went to {email}."
 
 
 def _replayed_refund(actor: Actor, key: str, charge_id: str) -> RefundResult | None:

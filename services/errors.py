@@ -109,3 +109,10 @@ class SettingsInvalid(BillyError):
     """A `BILLY_*` setting holds a value Billy cannot use; the message names the variable and what it accepts."""
 
     code = "settings_invalid"
+
+
+class StripeKeyMissingPermission(StripeRequestFailed):
+    """The connected restricted key may not do this (Stripe's 403): the message names the
+    permission to add to the key in the Stripe Dashboard, as the member cannot fix it in Billy."""
+
+    code = "stripe_permission_missing"

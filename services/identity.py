@@ -245,20 +245,36 @@ def verify_access(
         if now - family.last_seen_at >= _LAST_SEEN_EVERY:
             family.last_seen_at = now
             member.last_active_at = now
-        org = session.get(Organization, 1)
-        trial_ended = org is not None and org.plan_chosen_at is None and org.trial_ends_at <= now
-        return Actor(
-            member.id,
-            member.email,
-            member.role,
-            source,
-            client_address,
-            user_agent,
-            plan=org.plan if org else "starter",
-            trial_ended_on=org.trial_ends_at.date() if trial_ended and org else None,
-            custom_role=roles.load_custom_role(session, member.role),
-            session_family=family.id,
-        )
+        return member_actor(session, member, source, client_address, user_agent, session_family=family.id, now=now)
+
+
+def member_actor(
+    session: Session,
+    member: Member,
+    source: Source,
+    client_address: str = "",
+    user_agent: str = "",
+    *,
+    session_family: str = "",
+    now: datetime,
+    org: Organization | None = None,
+) -> Actor:
+    """The Actor for a member as the store has them at `now`: role, Billy plan, an ended trial and
+    a custom role read fresh. The one place an Actor's standing is built, for every door."""
+    org = org or session.get(Organization, 1)
+    trial_ended = org is not None and org.plan_chosen_at is None and org.trial_ends_at <= now
+    return Actor(
+        stored_id(member),
+        member.email,
+        member.role,
+        source,
+        client_address,
+        user_agent,
+        plan=org.plan if org else "starter",
+        trial_ended_on=org.trial_ends_at.date() if trial_ended and org else None,
+        custom_role=roles.load_custom_role(session, member.role),
+        session_family=session_family,
+    )
 
 
 def refresh(refresh_token: str | None, client_address: str = "", user_agent: str = "") -> IssuedTokens:

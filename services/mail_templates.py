@@ -89,3 +89,101 @@ def password_reset_mail(*, to: str, link: str, expires_at: datetime) -> Outgoing
             "If you did not ask, ignore this email: your password stays the same.",
         ],
     )
+
+
+def _compose_plain(*, to: str, subject: str, greeting: str, paragraphs: list[str], signature: str) -> OutgoingMail:
+    """A mail with no link to follow (a customer's receipt-like notice), in the same plain style."""
+    text = "\n\n".join([greeting, *paragraphs, f"— {signature}"]) + "\n"
+    html_paragraphs = [escape(greeting), *map(escape, paragraphs), f"— {escape(signature)}"]
+    html = (
+        '<!doctype html>\n<html><body style="font-family: sans-serif; line-height: 1.5">\n'
+        + "\n".join(f"<p>{p}</p>" for p in html_paragraphs)
+        + "\n</body></html>\n"
+    )
+    return OutgoingMail(to=to, subject=subject, text=text, html=html)
+
+
+def _charge_words(description: str, order_number: str) -> str:
+    """What the customer paid for, as they would recognise it: the description and/or order number."""
+    description, order_number = _one_line(description), _one_line(order_number)
+    if description and order_number and order_number not in description:
+        return f"“{description}” (order {order_number})"
+    if description:
+        return f"“{description}”"
+    if order_number:
+        return f"order {order_number}"
+    return "your payment"
+
+
+def refund_confirmation_mail(
+    *, to: str, org_name: str, amount_label: str, description: str = "", order_number: str = ""
+) -> OutgoingMail:
+    """To the customer after a refund: how much, for what, and when the money shows."""
+    org = _one_line(org_name)
+    return _compose_plain(
+        to=to,
+        subject=f"{org} refunded {amount_label} to you",
+        greeting="Hello,",
+        paragraphs=[
+            f"{org} has refunded {amount_label} for {_charge_words(description, order_number)}.",
+            "The money goes back to the card or account you paid with. You'll see it in 5–10 business days, "
+            "depending on your bank.",
+            f"If you have a question about this refund, please contact {org}.",
+        ],
+        signature=org,
+    )
+
+
+def refund_request_mail(
+    *,
+    to: str,
+    org_name: str,
+    requester_email: str,
+    amount_label: str,
+    charge_label: str,
+    customer_label: str,
+    note: str,
+    link: str,
+) -> OutgoingMail:
+    """To a member whose refund limit covers a request that waits for a decision."""
+    requester, org = _one_line(requester_email), _one_line(org_name)
+    on_what = _one_line(charge_label) + (f" ({_one_line(customer_label)})" if customer_label else "")
+    return _compose(
+        to=to,
+        subject=f"{requester} asks you to approve a {amount_label} refund",
+        before=[
+            f"{requester} asked for a refund of {amount_label} on {on_what} in {org}. It is over their "
+            "refund limit, and yours covers it.",
+            f"Their note: {note}",
+        ],
+        action="Approve or decline it",
+        link=link,
+        after=["Anyone whose limit covers the request may decide; the first decision counts."],
+    )
+
+
+def refund_decision_mail(
+    *,
+    to: str,
+    decider_email: str,
+    approved: bool,
+    amount_label: str,
+    charge_label: str,
+    refund_id: str,
+    note: str,
+    link: str,
+) -> OutgoingMail:
+    """To the member who asked, once someone approved (the refund is made) or declined their request."""
+    decider, what = _one_line(decider_email), _one_line(charge_label)
+    if approved:
+        subject = f"Your {amount_label} refund request was approved"
+        before = [
+            f"{decider} approved your request to refund {amount_label} on {what}. "
+            f"The refund is made (Stripe refund {refund_id}); the customer sees it in 5–10 business days."
+        ]
+    else:
+        subject = f"Your {amount_label} refund request was declined"
+        before = [f"{decider} declined your request to refund {amount_label} on {what}. No refund was made."]
+    if note:
+        before.append(f"Their note: {note}")
+    return _compose(to=to, subject=subject, before=before, action="See your refund requests", link=link, after=[])

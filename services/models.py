@@ -172,6 +172,16 @@ class AuditEntry(SQLModel, table=True):
     hash: str = Field(max_length=64)
 
 
+class AuditTarget(SQLModel, table=True):
+    """Which audit rows name an object (a customer, a charge, a refund): an index beside the
+    append-only `audit_log`, written in the same transaction as the row, so a customer's or a
+    charge's trail is an index lookup instead of a scan of the whole log (migration 0012)."""
+
+    __tablename__ = "audit_target"
+    target_id: str = Field(primary_key=True, max_length=255)
+    audit_id: int = Field(primary_key=True, sa_type=sa.BigInteger)
+
+
 class AuditDeniedWindow(SQLModel, table=True):
     """Denied attempts of one member in one UTC minute, per action: the audit log's flood
     throttle (services.audit). Past the first AUDIT_DENIED_LIMIT attempts in the minute, an

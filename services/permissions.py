@@ -116,18 +116,26 @@ def bounded_custom_role(role: Role) -> Role:
 ACTIONS: dict[str, Permission] = {
     "customers.search": Permission.VIEW,
     "customers.view": Permission.VIEW,
+    "customers.update": Permission.UPDATE_CUSTOMER,  # name, phone, description, metadata (and contact)
+    "customers.update_contact": Permission.UPDATE_CUSTOMER_CONTACT,  # email and address only
     "charges.view": Permission.VIEW,
     "charges.search": Permission.VIEW,  # the charges list: filters, sorts, pages
     "dashboard.view": Permission.VIEW,  # MRR, revenue, failed payments, open invoices, refunds
     "subscriptions.search": Permission.VIEW,
     "invoices.search": Permission.VIEW,
     "search.global": Permission.VIEW,  # the header search: customers, charges, invoices, subscriptions
+    "customers.export": Permission.EXPORT,  # a list as CSV, its filters applied (Pro and Business)
+    "charges.export": Permission.EXPORT,
+    "subscriptions.export": Permission.EXPORT,
+    "invoices.export": Permission.EXPORT,
+    "reports.export": Permission.EXPORT,  # the dashboard's failed payments and overdue invoices as CSV
     "charges.refund": Permission.REFUND,
     "refunds.request": Permission.REFUND,  # ask for an over-cap refund to be approved
     "refunds.withdraw": Permission.REFUND,  # take back one's own request
     "refunds.queue": Permission.VIEW,  # approvers see every request, others their own
     "refunds.approve": Permission.APPROVE_REFUNDS,  # up to the approver's own cap, never one's own
     "refunds.decline": Permission.APPROVE_REFUNDS,
+    "refunds.confirmation_email": Permission.REFUND,  # email the customer that their refund is on its way
     "stripe.connect": Permission.MANAGE_SETTINGS,
     "sync.run": Permission.MANAGE_SETTINGS,
     "sync.view": Permission.VIEW,
@@ -193,6 +201,8 @@ def role_label(actor: Actor) -> str:
 
 
 def can(actor: Actor, action: str) -> bool:
+    """Whether the role alone holds the action's permission, plan gates not considered: pages ask
+    `control` instead, which also says when the plan or an ended trial blocks it."""
     return ACTIONS[action] in role_of(actor).permissions
 
 
@@ -224,6 +234,34 @@ def _check_plan_gates(actor: Actor, action: str, needed: Permission) -> None:
             f"Custom roles come with the Business plan; this organisation is on {plan.label}. "
             "The Owner can change plan in Settings → Plan, or give members a built-in role in Settings → Team."
         )
+
+
+@dataclass(frozen=True)
+class Control:
+    """How a page shows the control for an action (DESIGN, UI rule): hidden when the role can
+    never do it; shown but disabled, with the reason, when a condition blocks it now (the plan,
+    an ended trial). The service still refuses on its own: this only tells the page."""
+
+    shown: bool
+    blocked_by: str = ""  # why the control is disabled; "" when it can be used
+
+    @property
+    def usable(self) -> bool:
+        return self.shown and not self.blocked_by
+
+
+def control(actor: Actor, action: str) -> Control:
+    """The state of `action`'s control for `actor`: role first, then the plan gates."""
+    needed = ACTIONS[action]
+    try:
+        if needed not in role_of(actor).permissions:
+            return Control(shown=False)
+        _check_plan_gates(actor, action, needed)
+    except PlanLimitReached as exc:
+        return Control(shown=True, blocked_by=exc.message)
+    except PermissionDenied:
+        return Control(shown=False)
+    return Control(shown=True)
 
 
 def authorize(actor: Actor, action: str, *, refund_total: int | None = None, currency: str | None = None) -> None:

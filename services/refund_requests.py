@@ -20,14 +20,17 @@ same refund with the same key, so it can never make a second one.
 
 from __future__ import annotations
 
+import logging
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
-from services import audit, billing
+from services import audit, billing, identity, notices
+from services.config import get_settings
 from services.db import session_scope
 from services.errors import (
     BillyError,
@@ -37,13 +40,19 @@ from services.errors import (
     StripeRequestFailed,
     ValidationFailed,
 )
-from services.models import RefundRequest, StripeCharge, StripeCustomer, table_of, utcnow
+from services.mail_templates import refund_decision_mail, refund_request_mail
+from services.mailer import OutgoingMail, SmtpMailer
+from services.models import Member, Organization, RefundRequest, StripeCharge, StripeCustomer, table_of, utcnow
 from services.money import format_money
-from services.permissions import Actor, Permission, authorize, role_of
+from services.permissions import Actor, Permission, Source, authorize, role_of
 from services.stripe_gateway import StripeGateway
 
+log = logging.getLogger(__name__)
+
 STATUSES = ("pending", "approved", "declined", "failed", "withdrawn")
-NOTE_MAX = 1000
+NOTE_MAX = billing.NOTE_MAX
+NOTICE_KIND = "refund_request"  # store-change notices: the queue, "my requests" and the nav badge re-read
+NOTICE_MAIL_TIMEOUT = 5.0  # seconds: a notice email never keeps a request or decision waiting long
 QUEUE_LIMIT = 200
 _table = table_of(RefundRequest)
 
@@ -118,15 +127,8 @@ def _check_id(request_id: Any) -> int:
 
 
 def _check_note(note: Any, *, required: str | None) -> str:
-    """A person's explanation: printable text up to NOTE_MAX characters, required when `required`
-    says what to write."""
-    text = note if isinstance(note, str) else ""
-    text = "".join(ch for ch in text if ch in "\n\t" or ch.isprintable()).strip()
-    if required and not text:
-        raise ValidationFailed(required)
-    if len(text) > NOTE_MAX:
-        raise ValidationFailed(f"Keep the note under {NOTE_MAX} characters (it has {len(text)}).")
-    return text
+    """A person's explanation: the same rules as a refund's note (`billing.check_note`)."""
+    return billing.check_note(note, required=required)
 
 
 def _check_charge_id(charge_id: Any) -> str:
@@ -285,6 +287,111 @@ def my_requests(actor: Actor, limit: int = 50) -> list[RequestView]:
     return _views(actor, rows)
 
 
+def pending_count_for(actor: Actor) -> int:
+    """How many requests wait on this member's decision (the navigation badge): pending, someone
+    else's, within their own cap (against the store's amount refunded, as the queue shows it).
+    0 for anyone who cannot approve."""
+    audit.authorize_read(actor, "refunds.queue")
+    if actor.user_id is None or Permission.APPROVE_REFUNDS not in role_of(actor).permissions:
+        return 0
+    stmt = (
+        select(RefundRequest, StripeCharge.amount_refunded)
+        .join(StripeCharge, col(StripeCharge.id) == col(RefundRequest.charge_id), isouter=True)
+        .where(RefundRequest.status == "pending", RefundRequest.requested_by != actor.user_id)
+    )
+    with session_scope() as session:
+        rows = list(session.exec(stmt))
+    return sum(1 for row, refunded in rows if _covers(actor, row, refunded or 0))
+
+
+# --- telling people ---------------------------------------------------------------------------
+
+
+def _approvals_link() -> str:
+    return f"{get_settings().public_url.rstrip('/')}/approvals"
+
+
+def _member_actor(session: Session, member: Member, org: Organization | None) -> Actor:
+    """A member as `identity.verify_access` would build them, to ask the engine what they may approve."""
+    return identity.member_actor(session, member, Source.SYSTEM, now=utcnow(), org=org)
+
+
+def approvers_for(row: RefundRequest, refunded_before: int) -> list[Actor]:
+    """Active members who may decide this request now: approvers whose cap covers it, never the requester."""
+    with session_scope() as session:
+        org = session.get(Organization, 1)
+        members = session.exec(
+            select(Member).where(col(Member.active).is_(True), Member.id != row.requested_by).order_by(col(Member.id))
+        )
+        candidates = [_member_actor(session, member, org) for member in members]
+    return [candidate for candidate in candidates if _covers(candidate, row, refunded_before)]
+
+
+def notice_mailer() -> SmtpMailer:
+    """One try and a short timeout: a notice that cannot go is logged, not retried while the member waits."""
+    return SmtpMailer(get_settings(), attempts=1, timeout=NOTICE_MAIL_TIMEOUT)
+
+
+def _send_each(mails: list[OutgoingMail], what: str) -> int:
+    """One mail per recipient, sent side by side (so a slow mail server costs one timeout, not one
+    per approver). A failure is logged and skipped: telling people never undoes or blocks the
+    request or decision it tells of."""
+    if not mails:
+        return 0
+    sender = notice_mailer()
+
+    def send(mail: OutgoingMail) -> bool:
+        try:
+            sender.send(mail)
+        except Exception as exc:  # noqa: BLE001 - logged; the action itself is done
+            log.warning("%s email to %s not sent: %s", what, mail.to, exc)
+            return False
+        return True
+
+    with ThreadPoolExecutor(max_workers=min(8, len(mails)), thread_name_prefix="refund-notice") as pool:
+        return sum(pool.map(send, mails))
+
+
+def _tell_approvers(row: RefundRequest, view: RequestView, refunded_before: int) -> int:
+    with session_scope() as session:
+        org = session.get(Organization, 1)
+        org_name = org.name if org else "your organisation"
+    mails = [
+        refund_request_mail(
+            to=approver.email,
+            org_name=org_name,
+            requester_email=view.requester_email,
+            amount_label=view.amount_label,
+            charge_label=view.charge_label or view.charge_id,
+            customer_label=view.customer_label,
+            note=view.note,
+            link=_approvals_link(),
+        )
+        for approver in approvers_for(row, refunded_before)
+    ]
+    return _send_each(mails, "Refund request")
+
+
+def _tell_requester(view: RequestView) -> int:
+    """The decision, to whoever asked (if they are still a member)."""
+    with session_scope() as session:
+        requester = session.get(Member, view.requested_by)
+        if requester is None or not requester.active:
+            return 0
+        to = requester.email
+    mail = refund_decision_mail(
+        to=to,
+        decider_email=view.decider_email,
+        approved=view.status == "approved",
+        amount_label=view.amount_label,
+        charge_label=view.charge_label or view.charge_id,
+        refund_id=view.refund_id,
+        note=view.decision_note,
+        link=_approvals_link(),
+    )
+    return _send_each([mail], "Refund decision")
+
+
 # --- acting -----------------------------------------------------------------------------------
 
 
@@ -345,7 +452,10 @@ def submit_request(
             session.add(row)
             session.flush()
             draft.targets.append(request_target(row.id or 0))
-    return _views(actor, [row])[0]
+    view = _views(actor, [row])[0]
+    notices.publish(NOTICE_KIND, [str(view.id)])
+    _tell_approvers(row, view, already)  # after the commit and outside any transaction
+    return view
 
 
 def _already_decided(row: RefundRequest, viewer: Actor) -> str:
@@ -367,6 +477,8 @@ def _transition(request_id: int, where: list[Any], **values: Any) -> bool:
     """One conditional UPDATE: True if this call moved the request, False if it had moved already."""
     with session_scope() as session:
         moved = session.exec(_table.update().where(_table.c.id == request_id, *where).values(**values)).rowcount
+    if moved == 1:
+        notices.publish(NOTICE_KIND, [str(request_id)])  # committed: open queues and badges re-read
     return moved == 1
 
 
@@ -399,7 +511,10 @@ def approve(actor: Actor, request_id: int, note: str = "", gateway: StripeGatewa
         draft.details["retry"] = resuming
         refund_id = _execute(actor, row, gateway, resuming=resuming)
         draft.targets.append(refund_id)
-    return _views(actor, [_load(rid)])[0]
+    view = _views(actor, [_load(rid)])[0]
+    if view.status == "approved" and view.refund_id:
+        _tell_requester(view)
+    return view
 
 
 def _check_and_claim(actor: Actor, row: RefundRequest, note: str, gateway: StripeGateway) -> None:
@@ -488,7 +603,9 @@ def decline(actor: Actor, request_id: int, note: str) -> RequestView:
         declined = {"status": "declined", "decision_note": note, **_decider(actor)}
         if not _transition(rid, [_table.c.status == "pending"], **declined):
             raise _fresh_refusal(rid, actor)
-    return _views(actor, [_load(rid)])[0]
+    view = _views(actor, [_load(rid)])[0]
+    _tell_requester(view)
+    return view
 
 
 def withdraw(actor: Actor, request_id: int) -> RequestView:

@@ -26,12 +26,14 @@ a deep page costs what the first does and rows arriving meanwhile do not shift t
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
@@ -72,14 +74,24 @@ MAX_TEXT = 200
 # than the other lists (services/search.py WALK_FROM_CUSTOMERS; bench/pages).
 CHARGES_WALK_FROM = 200
 
+
 # Failure reasons as the dashboard groups them, from `stripe_charge.decline_reason` (the
 # issuer's decline code or Radar's outcome reason, else the failure code; see
 # services.sync.decline_reason_of) and `outcome_type` ("blocked" when Radar stopped it).
-FAILURE_REASONS: dict[str, str] = {
-    "expired_card": "Expired card",
-    "insufficient_funds": "Insufficient funds",
-    "fraud": "Fraud block",
-    "other": "Other",
+class FailureReason(StrEnum):
+    """The dashboard's groups of failed payments."""
+
+    EXPIRED_CARD = "expired_card"
+    INSUFFICIENT_FUNDS = "insufficient_funds"
+    FRAUD = "fraud"
+    OTHER = "other"
+
+
+FAILURE_REASONS: dict[FailureReason, str] = {
+    FailureReason.EXPIRED_CARD: "Expired card",
+    FailureReason.INSUFFICIENT_FUNDS: "Insufficient funds",
+    FailureReason.FRAUD: "Fraud block",
+    FailureReason.OTHER: "Other",
 }
 FRAUD_CODES = frozenset({"highest_risk_level", "elevated_risk_level", "rule", "fraudulent", "merchant_blacklist"})
 CHARGE_STATUSES: dict[str, str] = {
@@ -119,13 +131,13 @@ _CURRENCY = re.compile(r"^[a-z]{3}$")
 # --- small helpers ---------------------------------------------------------------------------
 
 
-def failure_reason(decline_reason: str | None, outcome_type: str | None) -> str:
-    """The dashboard's group for a failed charge: expired_card | insufficient_funds | fraud | other."""
+def failure_reason(decline_reason: str | None, outcome_type: str | None) -> FailureReason:
+    """The dashboard's group for a failed charge."""
     if (decline_reason or "") in FRAUD_CODES or outcome_type == "blocked":
-        return "fraud"
-    if decline_reason in ("expired_card", "insufficient_funds"):
-        return decline_reason
-    return "other"
+        return FailureReason.FRAUD
+    if decline_reason in (FailureReason.EXPIRED_CARD, FailureReason.INSUFFICIENT_FUNDS):
+        return FailureReason(decline_reason)
+    return FailureReason.OTHER
 
 
 def _reason_condition(reason: str) -> sa.ColumnElement[bool]:
@@ -238,7 +250,7 @@ class FailedCustomer:
 
 @dataclass(frozen=True)
 class FailedGroup:
-    reason: str  # expired_card | insufficient_funds | fraud | other
+    reason: FailureReason
     label: str
     count: int
     totals: list[Money]
@@ -580,7 +592,43 @@ def _page_of(rows: list[Any], limit: int, sort: str, key: str) -> tuple[list[Any
     return shown, encode_cursor(sort, int(getattr(last, key)), last.id)
 
 
-def _check_choice(value: str, choices: dict[str, str], what: str) -> str:
+@dataclass(frozen=True)
+class ListQuery(Generic[T]):
+    """A list's filtered query without its page: what a page of the list and an export (which
+    walks every page) both read, so the two can never disagree about what matches."""
+
+    stmt: Any  # filtered, not yet ordered or limited
+    key_col: Any  # the sort key's column; the id column breaks ties
+    id_col: Any
+    key: str  # the sort key's attribute on a row
+    descending: bool
+    sort: str
+    items: Callable[[Session, list[Any]], list[T]]  # a page's rows → the list's rows (may read more)
+
+
+def read_page(query: ListQuery[T], cursor: str | None, limit: int) -> Page[T]:
+    """One keyset page of `query` (the caller has authorized and checked `limit`)."""
+    stmt = _keyset(query.stmt, query.key_col, query.id_col, query.descending, query.sort, cursor, limit)
+    with session_scope() as session:
+        rows, next_cursor = _page_of(list(session.exec(stmt)), limit, query.sort, query.key)
+        items = query.items(session, rows)
+    return Page(items, next_cursor, query.sort)
+
+
+def walk(query: ListQuery[T], page_size: int = 1000) -> Iterator[T]:
+    """Every row of `query`, one keyset page at a time: memory holds one page, each page is a
+    short query of its own (no transaction held open while a slow reader takes the rows), and
+    rows arriving meanwhile neither shift nor repeat the pages. The caller has authorized."""
+    cursor: str | None = None
+    while True:
+        page = read_page(query, cursor, page_size)
+        yield from page.items
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor
+
+
+def _check_choice(value: str, choices: Mapping[Any, str], what: str) -> str:
     if value and value not in choices:
         raise ValidationFailed(f"Choose a {what} from the list: {', '.join(choices.values())}.")
     return value
@@ -666,9 +714,14 @@ def search_charges(
     with a status, ix_stripe_charge_customer_created for one customer); amount sorts walk
     ix_stripe_charge_amount_id."""
     audit.authorize_read(actor, "charges.search")
+    limit = _check_limit(limit)
+    return read_page(charges_query(filters, sort), cursor, limit)
+
+
+def charges_query(filters: ChargeFilters | None = None, sort: str = "newest") -> ListQuery[ChargeListRow]:
+    """The charges list's query, filters checked (the caller authorizes)."""
     f = filters or ChargeFilters()
     key, descending = _check_sort(sort)
-    limit = _check_limit(limit)
     _check_choice(f.status, CHARGE_STATUSES, "status")
     _check_choice(f.reason, FAILURE_REASONS, "failure reason")
     since, before = _check_range(f.date_from, f.date_to)
@@ -706,13 +759,14 @@ def search_charges(
     if who is not None:
         stmt = stmt.where(who)
     key_col = col(c.created) if key == "created" else col(c.amount)
-    stmt = _keyset(stmt, key_col, col(c.id), descending, sort, cursor, limit)
-    with session_scope() as session:
-        rows, next_cursor = _page_of(list(session.exec(stmt)), limit, sort, key)
-        known = _customers(session, (r.customer_id for r in rows))
+    return ListQuery(stmt, key_col, col(c.id), key, descending, sort, _charge_items)
+
+
+def _charge_items(session: Session, rows: list[StripeCharge]) -> list[ChargeListRow]:
+    known = _customers(session, (r.customer_id for r in rows))
     items = []
     for r in rows:
-        reason = failure_reason(r.decline_reason, r.outcome_type) if r.status == "failed" else ""
+        reason = failure_reason(r.decline_reason, r.outcome_type) if r.status == "failed" else None
         card = f"{(r.card_brand or 'card').title()} •••• {r.card_last4}" if r.card_last4 else ""
         items.append(
             ChargeListRow(
@@ -722,15 +776,15 @@ def search_charges(
                 refunded=Money.of(r.amount_refunded, r.currency),
                 status=r.status,
                 status_label=_charge_state(r),
-                reason=reason,
-                reason_label=FAILURE_REASONS.get(reason, ""),
+                reason=reason or "",
+                reason_label=FAILURE_REASONS[reason] if reason else "",
                 failure_message=r.failure_message or "",
                 description=r.description or "",
                 card=card,
                 created=r.created,
             )
         )
-    return Page(items, next_cursor, sort)
+    return items
 
 
 # --- subscriptions --------------------------------------------------------------------------------
@@ -789,9 +843,16 @@ def search_subscriptions(
     status, ix_stripe_subscription_customer_created for one customer, ix_stripe_subscription_mrr_id
     for the amount sorts."""
     audit.authorize_read(actor, "subscriptions.search")
+    limit = _check_limit(limit)
+    return read_page(subscriptions_query(filters, sort), cursor, limit)
+
+
+def subscriptions_query(
+    filters: SubscriptionFilters | None = None, sort: str = "newest"
+) -> ListQuery[SubscriptionListRow]:
+    """The subscriptions list's query, filters checked (the caller authorizes)."""
     f = filters or SubscriptionFilters()
     key, descending = _check_sort(sort)
-    limit = _check_limit(limit)
     _check_choice(f.status, SUBSCRIPTION_STATUSES, "status")
     s = StripeSubscription
     stmt = select(s).options(defer(orm_attribute(s.raw))).where(col(s.deleted).is_(False))  # rows need no raw JSON
@@ -801,12 +862,14 @@ def search_subscriptions(
     if who is not None:
         stmt = stmt.where(who)
     key_col = col(s.created) if key == "created" else col(s.mrr)
-    stmt = _keyset(stmt, key_col, col(s.id), descending, sort, cursor, limit)
-    with session_scope() as session:
-        rows, next_cursor = _page_of(list(session.exec(stmt)), limit, sort, "created" if key == "created" else "mrr")
-        known = _customers(session, (r.customer_id for r in rows))
-        plans = _plans(session, [r.id for r in rows])
-    items = [
+    row_key = "created" if key == "created" else "mrr"
+    return ListQuery(stmt, key_col, col(s.id), row_key, descending, sort, _subscription_items)
+
+
+def _subscription_items(session: Session, rows: list[StripeSubscription]) -> list[SubscriptionListRow]:
+    known = _customers(session, (r.customer_id for r in rows))
+    plans = _plans(session, [r.id for r in rows])
+    return [
         SubscriptionListRow(
             id=r.id,
             customer=_customer_ref(known, r.customer_id),
@@ -822,7 +885,6 @@ def search_subscriptions(
         )
         for r in rows
     ]
-    return Page(items, next_cursor, sort)
 
 
 # --- invoices ------------------------------------------------------------------------------------
@@ -863,9 +925,15 @@ def search_invoices(
     (overdue too, then due_date is checked per row), ix_stripe_invoice_customer_created for one
     customer, ix_stripe_invoice_total_id for the amount sorts."""
     audit.authorize_read(actor, "invoices.search")
+    limit = _check_limit(limit)
+    return read_page(invoices_query(filters, sort), cursor, limit)
+
+
+def invoices_query(filters: InvoiceFilters | None = None, sort: str = "newest") -> ListQuery[InvoiceListRow]:
+    """The invoices list's query, filters checked (the caller authorizes). "Overdue" is judged
+    at the moment the query is made, for every page read from it."""
     f = filters or InvoiceFilters()
     key, descending = _check_sort(sort)
-    limit = _check_limit(limit)
     _check_choice(f.status, INVOICE_STATUSES, "status")
     since, before = _check_range(f.date_from, f.date_to)
     at = _ts(_now())
@@ -885,10 +953,12 @@ def search_invoices(
     if who is not None:
         stmt = stmt.where(who)
     key_col = col(i.created) if key == "created" else col(i.total)
-    stmt = _keyset(stmt, key_col, col(i.id), descending, sort, cursor, limit)
-    with session_scope() as session:
-        rows, next_cursor = _page_of(list(session.exec(stmt)), limit, sort, "created" if key == "created" else "total")
-        known = _customers(session, (r.customer_id for r in rows))
+    row_key = "created" if key == "created" else "total"
+    return ListQuery(stmt, key_col, col(i.id), row_key, descending, sort, functools.partial(_invoice_items, at=at))
+
+
+def _invoice_items(session: Session, rows: list[StripeInvoice], *, at: int) -> list[InvoiceListRow]:
+    known = _customers(session, (r.customer_id for r in rows))
     items = []
     for r in rows:
         overdue = r.status == "open" and r.due_date is not None and r.due_date < at
@@ -907,4 +977,4 @@ def search_invoices(
                 created=r.created,
             )
         )
-    return Page(items, next_cursor, sort)
+    return items

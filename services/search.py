@@ -25,6 +25,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
@@ -104,9 +105,27 @@ def include_object(obj: Any, name: str | None, type_: str, reflected: bool, comp
 # --- results ----------------------------------------------------------------------------------
 
 
+class HitKind(StrEnum):
+    """What a search hit is."""
+
+    CUSTOMER = "customer"
+    CHARGE = "charge"
+    INVOICE = "invoice"
+    SUBSCRIPTION = "subscription"
+
+
+class MatchRule(StrEnum):
+    """How a query was read: an object id, a card's last four digits, an order number, or text."""
+
+    ID = "id"
+    CARD_LAST4 = "card_last4"
+    ORDER_NUMBER = "order_number"
+    TEXT = "text"
+
+
 @dataclass(frozen=True)
 class SearchHit:
-    kind: str  # customer | charge | invoice | subscription
+    kind: HitKind
     id: str
     customer_id: str  # the page a hit links to is this customer's ("" when it has none)
     title: str
@@ -118,7 +137,7 @@ class SearchHit:
 @dataclass(frozen=True)
 class SearchResults:
     query: str  # as searched (whitespace collapsed)
-    rule: str  # id | card_last4 | order_number | text
+    rule: MatchRule
     customers: list[SearchHit] = field(default_factory=list)
     charges: list[SearchHit] = field(default_factory=list)
     invoices: list[SearchHit] = field(default_factory=list)
@@ -140,16 +159,16 @@ def normalize(query: str) -> str:
     return text
 
 
-def classify(query: str) -> tuple[str, str]:
+def classify(query: str) -> tuple[MatchRule, str]:
     """(rule, value): which rule a normalized query falls under, and the value it looks up."""
     if _ID.match(query):
-        return "id", query
+        return MatchRule.ID, query
     if _LAST4.match(query):
-        return "card_last4", query
+        return MatchRule.CARD_LAST4, query
     order = _ORDER.match(query)
     if order and order.group(1).lower() not in ("number", "no"):
-        return "order_number", order.group(1)
-    return "text", query
+        return MatchRule.ORDER_NUMBER, order.group(1)
+    return MatchRule.TEXT, query
 
 
 def escape_like(text: str) -> str:
@@ -301,20 +320,20 @@ def global_search(actor: Actor, query: str, limit: int = DEFAULT_LIMIT) -> Searc
         raise ValidationFailed(f"A search shows 1 to {MAX_LIMIT} results per group.")
     text = normalize(query)
     if not text:
-        return SearchResults("", "text")
+        return SearchResults("", MatchRule.TEXT)
     rule, value = classify(text)
-    if rule == "text" and len(text) < MIN_CONTAINS:
+    if rule is MatchRule.TEXT and len(text) < MIN_CONTAINS:
         raise ValidationFailed(
             f"Type at least {MIN_CONTAINS} characters to search names, emails and descriptions "
             "(or a whole id, the last 4 card digits, or #order number)."
         )
     with session_scope() as session:
         found = _Found(limit)
-        if rule == "id":
+        if rule is MatchRule.ID:
             _by_id(session, value, found)
-        elif rule == "card_last4":
+        elif rule is MatchRule.CARD_LAST4:
             _by_last4(session, value, found)
-        elif rule == "order_number":
+        elif rule is MatchRule.ORDER_NUMBER:
             _by_order_number(session, value, found)
         else:
             _by_text(session, value, found)
@@ -342,7 +361,7 @@ class _Found:
                 return
             group[row.id] = (row, matched(row) if callable(matched) else matched)
 
-    def results(self, session: Session, text: str, rule: str) -> SearchResults:
+    def results(self, session: Session, text: str, rule: MatchRule) -> SearchResults:
         customer_ids = {row.id for row, _ in self.rows["customers"].values()}
         for kind in ("charges", "invoices", "subscriptions"):
             customer_ids |= {row.customer_id for row, _ in self.rows[kind].values() if row.customer_id}
@@ -557,7 +576,9 @@ def _customer_labels(session: Session, ids: set[str]) -> dict[str, str]:
 
 
 def _customer_hit(row: StripeCustomer, matched: str) -> SearchHit:
-    return SearchHit("customer", row.id, row.id, row.name or row.email or row.id, row.email or "", matched, row.created)
+    return SearchHit(
+        HitKind.CUSTOMER, row.id, row.id, row.name or row.email or row.id, row.email or "", matched, row.created
+    )
 
 
 def _charge_hit(row: StripeCharge, matched: str, names: dict[str, str]) -> SearchHit:
@@ -565,16 +586,16 @@ def _charge_hit(row: StripeCharge, matched: str, names: dict[str, str]) -> Searc
     who = names.get(row.customer_id or "", row.customer_id or "no customer")
     title = f"{format_money(row.amount, row.currency)} · {row.status}"
     detail = f"{who}{card}" + (f" · {row.description}" if row.description else "")
-    return SearchHit("charge", row.id, row.customer_id or "", title, detail, matched, row.created)
+    return SearchHit(HitKind.CHARGE, row.id, row.customer_id or "", title, detail, matched, row.created)
 
 
 def _invoice_hit(row: StripeInvoice, matched: str, names: dict[str, str]) -> SearchHit:
     who = names.get(row.customer_id or "", row.customer_email or row.customer_id or "no customer")
     title = f"{row.number or row.id} · {format_money(row.total, row.currency)} · {row.status or 'unknown'}"
-    return SearchHit("invoice", row.id, row.customer_id or "", title, who, matched, row.created)
+    return SearchHit(HitKind.INVOICE, row.id, row.customer_id or "", title, who, matched, row.created)
 
 
 def _subscription_hit(row: StripeSubscription, matched: str, names: dict[str, str]) -> SearchHit:
     who = names.get(row.customer_id or "", row.customer_id or "no customer")
     title = f"{row.status.replace('_', ' ')} · {format_money(row.mrr, row.currency)}/month"
-    return SearchHit("subscription", row.id, row.customer_id or "", title, who, matched, row.created)
+    return SearchHit(HitKind.SUBSCRIPTION, row.id, row.customer_id or "", title, who, matched, row.created)

@@ -216,10 +216,53 @@ def make_client(key: str) -> stripe.StripeClient:
     return stripe.StripeClient(key, **kwargs)
 
 
+# Stripe's refusals a person meets when refunding, by error code: what happened and what to do.
+# Stripe's own words follow in brackets (they name the charge and amounts, for support).
+PLAIN_REFUSALS: dict[str, str] = {
+    "charge_already_refunded": (
+        "This charge has already been refunded in full, so there is nothing left to refund. "
+        "Reload the charge to see its refunds."
+    ),
+    "charge_disputed": (
+        "The customer has disputed this charge with their bank, so it cannot be refunded. "
+        "Answer the dispute in Stripe instead: accepting it returns the money to the customer."
+    ),
+    "refund_disputed_payment": (
+        "The customer has disputed this payment with their bank, so it cannot be refunded. "
+        "Answer the dispute in Stripe instead: accepting it returns the money to the customer."
+    ),
+    "charge_not_refundable": (
+        "Stripe cannot refund this charge: it may be too old for a refund to the card, or its payment "
+        "method does not take refunds. Return the money another way (for example a bank transfer) and note it."
+    ),
+    "charge_expired_for_capture": (
+        "This payment was only authorised and never captured, and the authorisation has expired: "
+        "the customer was never charged, so there is nothing to refund."
+    ),
+    "amount_too_large": (
+        "That is more than is left to refund on this charge (part of it may have been refunded meanwhile). "
+        "Reload the charge and refund at most what remains."
+    ),
+    "amount_too_small": "That amount is below the smallest refund Stripe accepts. Refund a larger amount.",
+    "balance_insufficient": (
+        "Your Stripe balance is too low to cover this refund. Add funds to your Stripe balance "
+        "(or wait for incoming payments to settle) and try again."
+    ),
+    "idempotency_key_in_use": (
+        "The same refund is already being processed. Wait a moment and reload the charge before trying again."
+    ),
+}
+
+
 def readable_error(exc: stripe.StripeError) -> str:
-    """Stripe's own user-facing message when it gave one (it never contains the full key)."""
+    """A plain sentence for a refusal people meet (`PLAIN_REFUSALS`), else Stripe's own
+    user-facing message (it never contains the full key)."""
     message = getattr(exc, "user_message", None) or getattr(exc, "_message", None) or str(exc)
-    return str(message).strip() or "Stripe refused the request."
+    stripes = str(message).strip()
+    plain = PLAIN_REFUSALS.get(str(getattr(exc, "code", None) or ""))
+    if plain:
+        return f"{plain} (Stripe: {stripes})" if stripes else plain
+    return stripes or "Stripe refused the request."
 
 
 def _plain(value: Any) -> Any:
@@ -388,4 +431,16 @@ class StripeGateway:
             params["metadata"] = metadata
         return as_dict(
             self._call(lambda c: c.v1.refunds.create(params=params, options={"idempotency_key": idempotency_key}))
+        )
+
+    def update_customer(self, customer_id: str, params: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
+        """POST /v1/customers/{id} under the caller's idempotency key, so a retry or a double
+        submit makes one change and gets the first answer back. `params` are already checked."""
+        fields: Any = params  # Stripe's CustomerUpdateParams shape, built by services.customers
+        return as_dict(
+            self._call(
+                lambda c: c.v1.customers.update(
+                    customer_id, params=fields, options={"idempotency_key": idempotency_key}
+                )
+            )
         )

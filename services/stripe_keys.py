@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 
 from sqlmodel import Session, select
 
@@ -57,14 +58,21 @@ class KeyMissingPermissions(StripeKeyRejected):
         self.missing = [name for name, ok in granted.items() if not ok]
 
 
+class KeyMode(StrEnum):
+    """Which Stripe the key reaches: test mode or live mode (`rk_test_` / `rk_live_`)."""
+
+    TEST = "test"
+    LIVE = "live"
+
+
 @dataclass(frozen=True)
 class ConnectedKey:
-    mode: str  # "test" | "live"
+    mode: KeyMode
     key_hint: str  # last four characters, enough to recognise it
     permissions: dict[str, bool]
 
 
-def classify_key(raw: str) -> str:
+def classify_key(raw: str) -> KeyMode:
     """Return the key's mode, or raise `StripeKeyRejected` with a code saying why not."""
     key = raw.strip()
     if not key:
@@ -75,7 +83,7 @@ def classify_key(raw: str) -> str:
     match = _RESTRICTED.match(key)
     if not match:
         raise StripeKeyRejected(KEY_ERRORS["wrong_format"], code="wrong_format")
-    return match.group(1)
+    return KeyMode(match.group(1))
 
 
 def checklist(granted: dict[str, bool] | None) -> list[dict[str, str]]:
@@ -137,7 +145,7 @@ def connection() -> ConnectedKey | None:
         row = session.exec(select(StripeConnection)).first()
         if row is None or not row.secret_name:
             return None
-        return ConnectedKey(row.mode, row.key_hint, dict(row.permissions))
+        return ConnectedKey(KeyMode(row.mode), row.key_hint, dict(row.permissions))
 
 
 def finish_onboarding(actor: Actor, *, session: Session | None = None) -> None:

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import uuid
@@ -18,7 +19,7 @@ import httpx
 import psycopg2
 import pytest
 
-from services import clock, db, reports, search, secrets
+from services import clock, db, identity, organization, reports, search, secrets
 from services.cli import migrate
 from services.config import get_settings
 from services.permissions import Actor
@@ -36,6 +37,20 @@ def _clear_caches() -> None:
     get_login_throttle.cache_clear()
     reports.forget_dashboard()
     search.forget_estimates()
+
+
+@functools.cache
+def hashed_once(password: str) -> str:
+    """A real argon2 hash of `password`, made once per test process. argon2 costs about 0.25 s a
+    hash on purpose; the fixtures' Owners and members all share a few passwords, so hashing each
+    once saves minutes per run. Every sign-in still verifies a real argon2 hash."""
+    return identity.hash_password(password)
+
+
+@pytest.fixture(autouse=True)
+def _hash_fixture_passwords_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Signup (the `owner` fixtures) hashes through `hashed_once`; invites and resets still hash afresh."""
+    monkeypatch.setattr(organization, "hash_password", hashed_once)
 
 
 @pytest.fixture(autouse=True)
@@ -226,12 +241,11 @@ def _signup_owner() -> Actor:
 def member_actor(role: str, email: str) -> Actor:
     """A member with another role, created straight in the store (invites come in issue 3)."""
     from services.db import session_scope
-    from services.identity import hash_password
     from services.models import Member
     from services.permissions import Source
 
     with session_scope() as session:
-        member = Member(email=email, password_hash=hash_password("another-long-password"), role=role)
+        member = Member(email=email, password_hash=hashed_once("another-long-password"), role=role)
         session.add(member)
         session.flush()
         member_id = member.id

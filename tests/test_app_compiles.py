@@ -35,6 +35,7 @@ def test_the_app_and_every_page_compile() -> None:
         "settings/audit",
         "approvals",
         "charges",
+        "charges/[charge_id]",
         "subscriptions",
         "invoices",
         "search",

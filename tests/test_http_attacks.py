@@ -65,6 +65,9 @@ REFRESH = "refresh cookie"
 INVITE_LINK = "invite link cookie"
 RESET_LINK = "reset link cookie"
 STRIPE_SIGNATURE = "Stripe signature"  # server to server: no cookies, so no CSRF check either
+# A signed-in member's single-use export ticket (a GET: it changes nothing but spending the ticket).
+# Its own attacks (spent, tampered, expired, another member's, another kind's) are in test_exports.py.
+DOWNLOAD_TICKET = "download ticket"
 POST = frozenset({"POST"})
 GET = frozenset({"GET", "HEAD"})
 
@@ -152,6 +155,9 @@ ROUTES: dict[tuple[str, frozenset[str]], Policy] = {
     ),
     # Forged deliveries are attacked in tests/test_webhooks.py; here: no signature, no entry.
     ("/api/stripe/webhook", POST): Policy(STRIPE_SIGNATURE, "/api/stripe/webhook", {}, (400, "")),
+    ("/api/exports/{kind:str}.csv", GET): Policy(
+        DOWNLOAD_TICKET, "/api/exports/charges.csv?ticket=forged", {}, (401, "")
+    ),
     ("/healthz", GET): Policy(PUBLIC, "/healthz", {}, (200, "")),
     ("/readyz", GET): Policy(PUBLIC, "/readyz", {}, (200, "")),
 }
@@ -188,7 +194,15 @@ def test_every_route_is_classified() -> None:
     assert len(served) == len(build_api().routes)  # nothing mounted that is not a plain route
     assert served == set(ROUTES), "classify the new route in ROUTES (and give it an attack below)"
     for policy in ROUTES.values():
-        assert policy.needs in {PUBLIC, SESSION, REFRESH, INVITE_LINK, RESET_LINK, STRIPE_SIGNATURE} | set(ACTIONS)
+        assert policy.needs in {
+            PUBLIC,
+            SESSION,
+            REFRESH,
+            INVITE_LINK,
+            RESET_LINK,
+            STRIPE_SIGNATURE,
+            DOWNLOAD_TICKET,
+        } | set(ACTIONS)
         assert (policy.needs in ACTIONS) == bool(policy.page)
     # Today every member route is Owner-only, so every other built-in role gets attacked.
     assert sorted({role for _, role in ROLE_ATTACKS}) == sorted(r for r in ROLES if r != OWNER)

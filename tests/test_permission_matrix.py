@@ -24,12 +24,19 @@ OWNER_ONLY = {OWNER}
 EXPECTED: dict[str, set[str]] = {
     "customers.search": EVERYONE,
     "customers.view": EVERYONE,
+    "customers.update": {M, OWNER},
+    "customers.update_contact": {C, M, OWNER},
     "charges.view": EVERYONE,
     "charges.search": EVERYONE,
     "dashboard.view": EVERYONE,
     "subscriptions.search": EVERYONE,
     "invoices.search": EVERYONE,
     "search.global": EVERYONE,
+    "customers.export": EVERYONE,  # Pro and Business only: tests/test_exports.py
+    "charges.export": EVERYONE,
+    "subscriptions.export": EVERYONE,
+    "invoices.export": EVERYONE,
+    "reports.export": EVERYONE,
     "sync.view": EVERYONE,
     "charges.refund": {C, M, OWNER},
     "stripe.connect": OWNER_ONLY,
@@ -48,6 +55,7 @@ EXPECTED: dict[str, set[str]] = {
     "refunds.queue": EVERYONE,
     "refunds.approve": {C, M, OWNER},
     "refunds.decline": {C, M, OWNER},
+    "refunds.confirmation_email": {C, M, OWNER},
     "roles.view": OWNER_ONLY,
     "roles.manage": OWNER_ONLY,
 }

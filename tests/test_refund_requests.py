@@ -285,6 +285,7 @@ def test_stripe_refusing_the_refund_fails_the_request_with_its_reason(connected,
     row = stored(asked.id)
     assert (row.status, row.decider_email, row.refund_id) == ("failed", "manager@example.com", None)
     assert "greater than" in (row.error or "")
+    assert (row.error or "").startswith("That is more than is left to refund on this charge")  # plain words first
     with pytest.raises(ValidationFailed, match=r"already failed: .*greater than"):
         refund_requests.approve(team["owner"], asked.id)
     assert [r.amount for r in stripe_refunds(connected, charge_id)] == [10_000]

@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from urllib.parse import urlsplit
 
+import anyio
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from billy_app.api import flash
@@ -32,10 +33,8 @@ from billy_app.api.http import (
     set_link_cookie,
     user_agent,
 )
-from services import health, identity, magic_links, organization, stripe_events, stripe_keys, sync, team
-from services.db import session_scope
-from services.errors import BillyError, NotAuthenticated
-from services.models import utcnow
+from services import exports, health, identity, magic_links, organization, stripe_events, stripe_keys, sync, team
+from services.errors import BillyError, NotAuthenticated, PermissionDenied
 from services.permissions import Actor
 
 log = logging.getLogger(__name__)
@@ -223,7 +222,7 @@ async def open_link(request: Request) -> Response:
     signed = request.query_params.get("token", "")
     page = "/invite" if purpose is magic_links.Purpose.INVITE else "/reset"
     try:
-        seconds_left = await asyncio.to_thread(_seconds_left, purpose, signed)
+        seconds_left = await asyncio.to_thread(magic_links.seconds_left, purpose, signed)
     except BillyError as exc:
         response = redirect(page, flash=flash.pack(exc.message))
         clear_link_cookie(response, purpose)
@@ -231,13 +230,6 @@ async def open_link(request: Request) -> Response:
     response = redirect(page)
     set_link_cookie(response, purpose, signed, max(60, int(seconds_left)))
     return response
-
-
-def _seconds_left(purpose: magic_links.Purpose, signed: str) -> float:
-    """How long the link stays valid (raises `LinkInvalid` when it is not)."""
-    with session_scope() as session:
-        grant = magic_links.peek(session, purpose, signed)
-    return (grant.expires_at - utcnow()).total_seconds()
 
 
 @form_post
@@ -326,6 +318,53 @@ async def transfer_ownership(request: Request, actor: Actor) -> Response:
     return response
 
 
+NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+
+
+def _start_export(actor: Actor, kind: str, ticket: str) -> tuple[str, Generator[str, None, None]]:
+    """Spend the ticket, then start the stream: its first chunk (the header row) is read here, so
+    a refusal or a bad filter is answered with a status code before any byte of the file is sent."""
+    order = exports.redeem(actor, kind, ticket)
+    chunks = exports.stream(actor, order.kind, order.filters, order.sort)
+    return next(chunks), chunks
+
+
+async def _rest_of(first: str, chunks: Generator[str, None, None]) -> AsyncIterator[str]:
+    """The stream's chunks, each read in a worker thread (the walk queries the store). However the
+    response ends, the stream is closed, so its audit row is written: `ok` at the end, `failed`
+    ("interrupted") when the client went away; shielded, since a disconnect cancels this task."""
+    try:
+        yield first
+        while (chunk := await anyio.to_thread.run_sync(next, chunks, None)) is not None:
+            yield chunk
+    finally:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(chunks.close)
+
+
+async def export_csv(request: Request) -> Response:
+    """GET /api/exports/<kind>.csv?ticket=…: a list or report as CSV, streamed. The ticket (made a
+    moment ago by the page, single use) names the export and its filters; the access cookie
+    names the member, whose role and plan are read again now. Refusals are audited (services)."""
+    kind = request.path_params["kind"]
+    if kind not in exports.KINDS:
+        return PlainTextResponse("There is no such export.", status_code=404, headers=NO_STORE)
+    try:
+        actor = await asyncio.to_thread(request_actor, request)
+    except NotAuthenticated as exc:
+        return PlainTextResponse(exc.message, status_code=401, headers=NO_STORE)
+    try:
+        first, chunks = await asyncio.to_thread(_start_export, actor, kind, request.query_params.get("ticket", ""))
+    except NotAuthenticated as exc:
+        return PlainTextResponse(exc.message, status_code=401, headers=NO_STORE)
+    except PermissionDenied as exc:
+        return PlainTextResponse(exc.message, status_code=403, headers=NO_STORE)
+    except BillyError as exc:
+        return PlainTextResponse(exc.message, status_code=400, headers=NO_STORE)
+    headers = {**NO_STORE, "Content-Disposition": f'attachment; filename="{exports.filename(kind)}"'}
+    return StreamingResponse(_rest_of(first, chunks), media_type="text/csv; charset=utf-8", headers=headers)
+
+
 async def healthz(_: Request) -> Response:
     return PlainTextResponse("ok")
 
@@ -363,6 +402,7 @@ def build_api() -> Starlette:
             Route("/api/onboarding/demo-key", connect_demo_key, methods=["POST"]),
             Route("/api/settings/webhook-secret", save_webhook_secret, methods=["POST"]),
             Route("/api/stripe/webhook", stripe_webhook, methods=["POST"]),
+            Route("/api/exports/{kind:str}.csv", export_csv, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
         ]

@@ -7,6 +7,7 @@ import reflex as rx
 
 from billy_app.components.global_search import global_search_box
 from billy_app.components.native_form import native_form
+from billy_app.state.nav_badges import NavBadgesState
 from billy_app.state.session import SessionState, keep_alive_timer
 
 NAV = [
@@ -28,9 +29,33 @@ SETTINGS_NAV = [
 ]
 
 
+# Live counts shown next to a nav entry, by its address.
+NAV_BADGES: dict[str, rx.Var[int]] = {"/approvals": NavBadgesState.pending_approvals}
+
+
+def nav_badge(href: str) -> rx.Component:
+    """The entry's count while above zero (e.g. refund requests waiting on the viewer's decision)."""
+    count = NAV_BADGES.get(href)
+    if count is None:
+        return rx.fragment()
+    name = href.strip("/").replace("/", "-")
+    return rx.cond(
+        count > 0,
+        rx.badge(count, color_scheme="red", variant="solid", radius="full", id=f"nav-badge-{name}"),
+    )
+
+
+def nav_badges_loader() -> rx.Component:
+    """Once the member is known: read the counts and keep them live (on every signed-in page)."""
+    return rx.cond(
+        SessionState.signed_in,
+        rx.box(display="none", on_mount=[NavBadgesState.load, NavBadgesState.follow]),
+    )
+
+
 def nav_link(label: str, href: str, icon: str) -> rx.Component:
     return rx.link(
-        rx.hstack(rx.icon(icon, size=16), rx.text(label, size="3"), align="center", spacing="2"),
+        rx.hstack(rx.icon(icon, size=16), rx.text(label, size="3"), nav_badge(href), align="center", spacing="2"),
         href=href,
         underline="none",
         color_scheme="gray",
@@ -66,6 +91,7 @@ def shell(*children: rx.Component, title: str) -> rx.Component:
             *[nav_link(*item) for item in NAV],
             *[rx.cond(SessionState.is_owner, nav_link(*item)) for item in OWNER_NAV],
             *[nav_link(*item) for item in SETTINGS_NAV],
+            nav_badges_loader(),
             padding="1.5em",
             width="14em",
             min_height="100vh",

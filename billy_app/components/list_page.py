@@ -1,4 +1,4 @@
-"""The list pages' frame (charges, subscriptions, invoices): filter bar, sort, pager, table.
+"""The list pages' frame (charges, subscriptions, invoices): filter bar, sort, export, pager, table.
 
 Each list page is a `ListDescription`: its state (a `billy_app.state.list_page.ListPage`), its
 filters and its columns; `list_page` builds the rest. The ids the browser tests use come from
@@ -167,6 +167,34 @@ def pager(state: Any, suffix: str = "") -> rx.Component:
     )
 
 
+def export_button(state: Any, on_click: Any, element_id: str, busy: Any = None) -> rx.Component:
+    """Export CSV (the UI rule): hidden when the member's role can never export; shown disabled,
+    with the reason beside it, when the plan blocks it; "Preparing…" while the ticket is made
+    (the browser then shows the download's own progress). Any state with `export_shown`,
+    `export_blocked` and `exporting` (lists, customers, the dashboard)."""
+    busy = state.exporting if busy is None else busy
+    return rx.cond(
+        state.export_shown,
+        rx.hstack(
+            rx.button(
+                rx.cond(busy, rx.spinner(size="1"), rx.icon("download", size=14)),
+                rx.cond(busy, "Preparing…", "Export CSV"),
+                variant="soft",
+                type="button",
+                on_click=on_click,
+                disabled=(state.export_blocked != "") | busy,
+                id=element_id,
+            ),
+            rx.cond(
+                state.export_blocked != "",
+                rx.text(state.export_blocked, size="1", color_scheme="gray", class_name="export-blocked"),
+            ),
+            align="center",
+            spacing="2",
+        ),
+    )
+
+
 def customer_cell(row: ListRow) -> rx.Component:
     """The customer's name (or email), linking to their page when the row has one."""
     return rx.vstack(
@@ -194,7 +222,14 @@ def list_page(description: ListDescription) -> rx.Component:
     state = description.state
     return rx.fragment(
         filter_bar(state, *[each.control(state) for each in description.filters]),
-        rx.hstack(sort_select(state), rx.spacer(), pager(state), width="100%", align="center"),
+        rx.hstack(
+            sort_select(state),
+            export_button(state, state.export, f"export-{description.items}"),
+            rx.spacer(),
+            pager(state),
+            width="100%",
+            align="center",
+        ),
         rx.cond(state.error != "", rx.callout(state.error, color_scheme="red", icon="triangle-alert")),
         rx.table.root(
             header(*[column.label for column in description.columns]),

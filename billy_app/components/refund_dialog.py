@@ -1,4 +1,5 @@
-"""The refund dialog: full or partial, a reason, a plain-words preview, then confirm.
+"""The refund dialog: full or partial, a reason, a plain-words preview, an optional note and
+customer confirmation email, then confirm.
 
 Over the caller's cap, Confirm gives way to a note and "Request approval" (the refund then
 waits on the Refund requests page for someone whose cap covers it)."""
@@ -54,6 +55,56 @@ def approval_request_form() -> rx.Component:
     )
 
 
+def direct_refund_form() -> rx.Component:
+    """Within the caller's cap: a note for the record and the customer email, then Confirm. The note is
+    sent on blur, which comes before the Confirm click, so the click refunds with the whole note."""
+    return rx.vstack(
+        rx.text_area(
+            default_value=RefundState.note,
+            on_blur=RefundState.set_note,
+            placeholder="Note for the record (optional): kept in the audit log and on the refund in Stripe",
+            max_length=1000,
+            rows="2",
+            width="100%",
+            id="refund-note",
+        ),
+        rx.hstack(
+            rx.checkbox(
+                "Email the customer a confirmation",
+                checked=RefundState.email_customer,
+                on_change=RefundState.set_email_customer,
+                disabled=RefundState.customer_email == "",
+                id="refund-email-customer",
+            ),
+            rx.cond(
+                RefundState.customer_email != "",
+                rx.text("(" + RefundState.customer_email + ")", size="2", color_scheme="gray"),
+            ),
+            align="center",
+            spacing="2",
+        ),
+        rx.cond(
+            RefundState.no_email_reason != "",
+            rx.text(RefundState.no_email_reason, size="1", color_scheme="gray", id="refund-no-email-reason"),
+        ),
+        rx.hstack(
+            cancel_button(),
+            rx.button(
+                rx.cond(RefundState.submitting, rx.spinner(size="1")),
+                "Confirm refund",
+                on_click=RefundState.confirm,
+                disabled=RefundState.submitting | ~RefundState.allowed,
+                color_scheme="red",
+                id="confirm-refund",
+            ),
+            justify="end",
+            width="100%",
+        ),
+        spacing="3",
+        width="100%",
+    )
+
+
 def refund_dialog() -> rx.Component:
     return rx.dialog.root(
         rx.dialog.content(
@@ -90,23 +141,7 @@ def refund_dialog() -> rx.Component:
                     RefundState.problem != "",
                     rx.callout(RefundState.problem, color_scheme="red", icon="triangle-alert", id="refund-problem"),
                 ),
-                rx.cond(
-                    RefundState.over_cap,
-                    approval_request_form(),
-                    rx.hstack(
-                        cancel_button(),
-                        rx.button(
-                            rx.cond(RefundState.submitting, rx.spinner(size="1")),
-                            "Confirm refund",
-                            on_click=RefundState.confirm,
-                            disabled=RefundState.submitting | ~RefundState.allowed,
-                            color_scheme="red",
-                            id="confirm-refund",
-                        ),
-                        justify="end",
-                        width="100%",
-                    ),
-                ),
+                rx.cond(RefundState.over_cap, approval_request_form(), direct_refund_form()),
                 spacing="3",
                 margin_top="1em",
             ),

@@ -51,7 +51,11 @@ def charge_cells(charge: rx.Var[CustomerChargeRow]) -> list[rx.Component]:
         rx.table.cell(local_time(charge.created)),
         rx.table.cell(
             name_and_id(
-                charge.description,
+                rx.link(
+                    rx.cond(charge.description != "", charge.description, "Open charge"),
+                    href="/charges/" + charge.id,
+                    class_name="charge-link",
+                ),
                 charge.id,
                 rx.cond(charge.failure != "", rx.text(charge.failure, size="1", color_scheme="red")),
             )
@@ -91,4 +95,18 @@ def confirm_dialog(
                 spacing="2",
             ),
         ),
+    )
+
+
+def timeline_line(
+    at: rx.Var[str], text: rx.Var[str], by: rx.Var[str], tone: rx.Var[str], colors: Mapping[str, str], **props: object
+) -> rx.Component:
+    """One line of a timeline or trail: when (in the viewer's zone), what, coloured by `tone`, and who."""
+    return rx.hstack(
+        rx.box(local_time(at), min_width="9em", font_size="0.85em", color="var(--gray-11)"),
+        rx.text(text, size="2", color_scheme=rx.match(tone, *colors.items(), "gray")),
+        rx.spacer(),
+        small_gray(by),
+        width="100%",
+        **props,
     )

@@ -46,7 +46,17 @@ CHARGES = ListDescription(
     columns=(
         Column("Date", lambda charge: local_time(charge.created)),
         Column("Customer", customer_cell),
-        Column("Description", lambda charge: name_and_id(charge.description, charge.id)),
+        Column(
+            "Description",
+            lambda charge: name_and_id(
+                rx.link(
+                    rx.cond(charge.description != "", charge.description, "Open charge"),
+                    href="/charges/" + charge.id,
+                    class_name="charge-link",
+                ),
+                charge.id,
+            ),
+        ),
         Column("Card", lambda charge: charge.card),
         Column("Amount", lambda charge: rx.text(charge.amount, weight="medium")),
         Column("Status", status_cell),

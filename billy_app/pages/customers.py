@@ -1,11 +1,14 @@
-"""`/customers`: search by email or name; `/customers/[customer_id]`: one customer and their charges."""
+"""`/customers`: search by email or name; `/customers/[customer_id]`: one customer, their charges,
+and "Edit customer" for the fields the member's role may change."""
 
 from __future__ import annotations
 
 import reflex as rx
 
+from billy_app.components.customer_form import customer_edit_dialog, edit_customer_button
+from billy_app.components.customer_sections import customer_sections, customer_trail
 from billy_app.components.layout import local_time
-from billy_app.components.list_page import pager
+from billy_app.components.list_page import export_button, pager
 from billy_app.components.page_frame import billy_page
 from billy_app.components.refund_dialog import refund_dialog
 from billy_app.components.tables import Row, charge_cells, rows_table, small_gray
@@ -50,7 +53,13 @@ def customer_row(customer: Row) -> rx.Component:
 @billy_page("/customers", "Customers", on_load=[CustomersState.load])
 def customers() -> rx.Component:
     return rx.fragment(
-        search_bar(),
+        rx.hstack(
+            search_bar(),
+            rx.spacer(),
+            export_button(CustomersState, CustomersState.export, "export-customers"),
+            width="100%",
+            align="center",
+        ),
         rx.cond(CustomersState.error != "", rx.callout(CustomersState.error, color_scheme="red")),
         rows_table(CustomersState.rows, customer_row, ("Name", "Email", "Customer since", "Id"), id="customers-table"),
         rx.cond(
@@ -89,14 +98,28 @@ def customer_detail() -> rx.Component:
         rx.cond(CustomerState.error != "", rx.callout(CustomerState.error, color_scheme="red")),
         rx.card(
             rx.vstack(
-                rx.heading(CustomerState.customer["name"], size="5", id="customer-name"),
-                rx.text(CustomerState.customer["email"]),
+                rx.hstack(
+                    rx.heading(CustomerState.customer["name"], size="5", id="customer-name"),
+                    edit_customer_button(),
+                    justify="between",
+                    width="100%",
+                ),
+                rx.text(CustomerState.customer["email"], id="customer-email"),
                 rx.cond(CustomerState.address != "", rx.text(CustomerState.address, size="2", color_scheme="gray")),
                 rx.cond(CustomerState.phone != "", rx.text(CustomerState.phone, size="2", color_scheme="gray")),
+                rx.cond(
+                    CustomerState.description != "",
+                    rx.text(CustomerState.description, size="2", id="customer-description-text"),
+                ),
+                rx.cond(
+                    CustomerState.metadata != "",
+                    rx.text(CustomerState.metadata, size="1", color_scheme="gray", id="customer-metadata-text"),
+                ),
                 rx.text(CustomerState.customer["id"], size="1", color_scheme="gray"),
                 spacing="1",
             )
         ),
+        customer_sections(),
         rx.heading("Charges", size="4"),
         rows_table(
             CustomerState.charges,
@@ -104,5 +127,7 @@ def customer_detail() -> rx.Component:
             ("Date", "Description", "Card", "Amount", "Status", "Refunds", ""),
             id="charges-table",
         ),
+        customer_trail(),
         refund_dialog(),
+        customer_edit_dialog(),
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import reflex as rx
 
 from billy_app.components.layout import local_time
+from billy_app.components.list_page import export_button
 from billy_app.components.page_frame import billy_page
 from billy_app.components.tables import Row, rows_table, small_gray
 from billy_app.state.dashboard import DashboardState, FailedCustomerRow
@@ -185,6 +186,16 @@ def heading_with_link(title: str, link: str, href: str) -> rx.Component:
     return rx.hstack(rx.heading(title, size="4"), rx.link(link, href=href, size="2"), align="center", spacing="3")
 
 
+def report_export(report: str) -> rx.Component:
+    """A section's Export CSV (failed payments, overdue invoices), as on the list pages."""
+    return export_button(
+        DashboardState,
+        DashboardState.export_report(report),
+        f"export-{report}",
+        busy=DashboardState.exporting_report == report,
+    )
+
+
 def failed_reason(group: Row) -> rx.Component:
     return rx.box(
         rx.text(group["label"], size="2", color_scheme="gray"),
@@ -221,7 +232,13 @@ def failed_customer_row(customer: rx.Var[FailedCustomerRow]) -> rx.Component:
 def failed_card() -> rx.Component:
     return rx.card(
         rx.vstack(
-            heading_with_link("Failed payments, last 7 days", "See failed charges", "/charges?status=failed"),
+            rx.hstack(
+                heading_with_link("Failed payments, last 7 days", "See failed charges", "/charges?status=failed"),
+                rx.spacer(),
+                report_export("failed-payments"),
+                width="100%",
+                align="center",
+            ),
             rx.flex(rx.foreach(DashboardState.failed_groups, failed_reason), spacing="5", wrap="wrap"),
             rx.cond(
                 DashboardState.failed_customers.length() > 0,
@@ -261,7 +278,13 @@ def invoice_totals_row(totals: Row) -> rx.Component:
 def invoices_card() -> rx.Component:
     return rx.card(
         rx.vstack(
-            heading_with_link("Open invoices", "See overdue invoices", "/invoices?status=overdue"),
+            rx.hstack(
+                heading_with_link("Open invoices", "See overdue invoices", "/invoices?status=overdue"),
+                rx.spacer(),
+                report_export("overdue-invoices"),
+                width="100%",
+                align="center",
+            ),
             rows_table(
                 DashboardState.invoices,
                 invoice_totals_row,

@@ -21,7 +21,7 @@ from billy_app.state.session import SessionState, guarded, off_loop
 from services import refund_requests
 from services.billing import REFUND_REASONS
 from services.errors import BillyError
-from services.permissions import can
+from services.permissions import control
 from services.refund_requests import RequestView
 
 STATUS_LABELS = {
@@ -118,7 +118,7 @@ class ApprovalsState(SessionState):
 
     async def _reload(self) -> None:
         actor = await self.actor()
-        self.can_approve = can(actor, "refunds.approve")
+        self.can_approve = control(actor, "refunds.approve").usable
         queue = await off_loop(refund_requests.list_queue, actor, "pending") if self.can_approve else []
         mine = await off_loop(refund_requests.my_requests, actor)
         self.queue = [request_row(request) for request in queue]

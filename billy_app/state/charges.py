@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from billy_app.state.list_page import ANY, ListPage
 from billy_app.state.live import LiveState
@@ -92,6 +92,11 @@ class ChargesState(ListPage, LiveState, SessionState):
 
     def _choice_fields(self) -> dict[str, list[tuple[str, str]]]:
         return {"status": STATUS_CHOICES, "reason": REASON_CHOICES}
+
+    export_kind: ClassVar[str] = "charges"
+
+    def _filters(self, applied: dict[str, str], zone: str) -> ChargeFilters:
+        return charge_filters(applied, zone)
 
     def _page(self, actor: Actor, applied: dict[str, str], sort: str, cursor: str | None, zone: str) -> Page[Any]:
         return reports.search_charges(actor, charge_filters(applied, zone), sort, cursor)

@@ -6,9 +6,10 @@ from typing import ClassVar
 
 import reflex as rx
 
+from billy_app.state.list_page import export_download
 from billy_app.state.session import SessionState, guarded
 from billy_app.state.view import customer_view
-from services import billing
+from services import billing, exports
 from services.errors import BillyError
 
 MAX_QUERY = 200
@@ -23,6 +24,9 @@ class CustomersState(SessionState):
     page_number: int = 1
     has_next: bool = False
     loading: bool = False
+    export_shown: bool = False  # the Export button (see `components.list_page.export_button`)
+    export_blocked: str = ""
+    exporting: bool = False
     # Cursors of the pages before this one, and of the next page (server-side only).
     _cursors: list[str | None] = [None]
     _next_cursor: str | None = None
@@ -46,6 +50,22 @@ class CustomersState(SessionState):
     @guarded
     async def load(self):
         await self._first_page()
+        button = await self._call(exports.button_for)
+        self.export_shown, self.export_blocked = button.shown, button.blocked
+
+    @rx.event
+    @guarded
+    async def export(self):
+        """Export CSV: the customers matching the search in force."""
+        if self.exporting:
+            return
+        self.exporting = True
+        yield
+        try:
+            answer = await export_download(self, "customers", lambda: exports.CustomerFilters(self.query))
+        finally:
+            self.exporting = False
+        yield answer
 
     @rx.event
     @guarded

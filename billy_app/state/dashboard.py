@@ -16,16 +16,18 @@ from typing import Any
 
 import reflex as rx
 
+from billy_app.state.list_page import export_download
 from billy_app.state.live import LiveState
 from billy_app.state.session import guarded, off_loop
 from billy_app.state.sync_progress import SyncProgressState
 from billy_app.state.view import iso
-from services import organization, reports
+from services import exports, organization, reports
 from services.errors import BillyError, PermissionDenied
 from services.money import exponent
 from services.reports import Dashboard
 
 RELOAD_WHILE_SYNCING = 3.0  # seconds between report reloads while a sync runs
+REPORTS = ("failed-payments", "overdue-invoices")  # the dashboard's sections that export as CSV
 REFUND_STATUS = {"succeeded": "Refunded", "pending": "Pending", "failed": "Failed", "canceled": "Canceled"}
 
 
@@ -174,6 +176,10 @@ class DashboardState(LiveState, SyncProgressState):
     overdue_count: str = "0"
     refunds: list[dict[str, str]] = []
     updated_at: str = ""
+    export_shown: bool = False  # the Export buttons (see `components.list_page.export_button`)
+    export_blocked: str = ""
+    exporting: bool = False
+    exporting_report: str = ""  # which of REPORTS is being prepared
     _charts: dict[str, list[dict[str, Any]]] = {}
     _report_loaded: float = 0.0
 
@@ -240,4 +246,20 @@ class DashboardState(LiveState, SyncProgressState):
             await self._load_report()
         except BillyError as exc:
             self.error = exc.message
+        button = await self._call(exports.button_for)
+        self.export_shown, self.export_blocked = button.shown, button.blocked
         return DashboardState.watch
+
+    @rx.event
+    @guarded
+    async def export_report(self, report: str):
+        """Export CSV of one section: failed payments of the last 7 days, or overdue invoices."""
+        if self.exporting or report not in REPORTS:
+            return
+        self.exporting, self.exporting_report = True, report
+        yield
+        try:
+            answer = await export_download(self, report, exports.NoFilters)
+        finally:
+            self.exporting, self.exporting_report = False, ""
+        yield answer

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from billy_app.state.list_page import ANY, ListPage
 from billy_app.state.live import LiveState
@@ -66,12 +66,16 @@ class InvoicesState(ListPage, LiveState, SessionState):
     def _choice_fields(self) -> dict[str, list[tuple[str, str]]]:
         return {"status": STATUS_CHOICES}
 
-    def _page(self, actor: Actor, applied: dict[str, str], sort: str, cursor: str | None, zone: str) -> Page[Any]:
+    export_kind: ClassVar[str] = "invoices"
+
+    def _filters(self, applied: dict[str, str], zone: str) -> InvoiceFilters:
         date_from, date_to = timezones.day_range(applied.get("from", ""), applied.get("to", ""), zone)
-        wanted = InvoiceFilters(
+        return InvoiceFilters(
             status=applied.get("status", ""), date_from=date_from, date_to=date_to, customer=applied.get("customer", "")
         )
-        return reports.search_invoices(actor, wanted, sort, cursor)
+
+    def _page(self, actor: Actor, applied: dict[str, str], sort: str, cursor: str | None, zone: str) -> Page[Any]:
+        return reports.search_invoices(actor, self._filters(applied, zone), sort, cursor)
 
     def _view(self, row: Any) -> InvoiceTableRow:
         return invoice_row_view(row)

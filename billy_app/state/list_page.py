@@ -9,13 +9,14 @@ the bar. Cursors never leave the server.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import reflex as rx
 from reflex_base.event import EventSpec
 
 from billy_app.state.session import guarded
-from services import timezones
+from services import exports, timezones
 from services.errors import BillyError, PermissionDenied
 from services.permissions import Actor
 from services.reports import Page
@@ -46,6 +47,11 @@ class ListPage(rx.State, mixin=True):
     _applied: dict[str, str] = {}
     _cursors: list[str] = [""]
     _next_cursor: str = ""
+    # The Export button: hidden when the role can never export, disabled with the reason when
+    # the plan blocks it; `exporting` while the download ticket is being made.
+    export_shown: bool = False
+    export_blocked: str = ""
+    exporting: bool = False
 
     # --- what each page says about itself ---------------------------------------------------
 
@@ -63,6 +69,12 @@ class ListPage(rx.State, mixin=True):
 
     def _view(self, row: Any) -> Any:
         """One service row → the page's row dataclass (the type its `rows` declares)."""
+        raise NotImplementedError
+
+    export_kind: ClassVar[str] = ""  # its `services.exports` kind
+
+    def _filters(self, applied: dict[str, str], zone: str) -> object:
+        """The filters in force as the service's filters object (shared by a page and an export)."""
         raise NotImplementedError
 
     def _blank(self) -> dict[str, str]:
@@ -112,6 +124,8 @@ class ListPage(rx.State, mixin=True):
         self.filters = {**self.filters, **self._url_filters()}
         self._applied = self._typed({}) or {}
         await self._first_page()
+        button = await self._call(exports.button_for)
+        self.export_shown, self.export_blocked = button.shown, button.blocked
         if self.error and self._applied:  # the address's filters do not hold: show everything
             self.problem, self.error = self.error, ""
             self.filters, self._applied = self._blank(), {}
@@ -219,3 +233,33 @@ class ListPage(rx.State, mixin=True):
         cursors = self._cursors[:-1]
         await self._read(cursors[-1])
         self._cursors, self.page_number = cursors, len(cursors)
+
+    # --- export ----------------------------------------------------------------------------------------
+
+    @rx.event
+    @guarded
+    async def export(self):
+        """Export CSV: the filters and sort in force (not what is typed in the bar)."""
+        if self.exporting:
+            return
+        self.exporting = True
+        yield
+        try:
+            answer = await export_download(self, self.export_kind, self._in_force_filters, self.sort)
+        finally:
+            self.exporting = False
+        yield answer
+
+    def _in_force_filters(self) -> object:
+        return self._filters(self._applied, self.zone)
+
+
+async def export_download(state: Any, kind: str, filters: Callable[[], object], sort: str = "newest") -> EventSpec:
+    """Ask for a download ticket for these filters and have the browser fetch the stream from the
+    export route; a refusal (the plan, a bad filter) is a toast, leaving the page as it is.
+    `state` is a `SessionState` (its `_call` verifies the caller afresh)."""
+    try:
+        ticket = await state._call(exports.issue_ticket, kind, filters(), sort)
+    except BillyError as exc:
+        return rx.toast.error(exc.message, id="billy-problem")
+    return rx.download(url=exports.download_url(kind, ticket), filename=exports.filename(kind))

@@ -16,7 +16,7 @@ from billy_app.api import flash
 from billy_app.state.session import SessionState, guarded, off_loop
 from services import organization, stripe_keys
 from services.config import get_settings
-from services.permissions import can
+from services.permissions import control
 
 
 class OnboardingState(SessionState):
@@ -38,7 +38,7 @@ class OnboardingState(SessionState):
     @guarded
     async def load(self):
         actor = await self.actor()
-        self.is_owner = can(actor, "stripe.connect")
+        self.is_owner = control(actor, "stripe.connect").shown
         org, connection = await asyncio.gather(
             off_loop(organization.get_organization), off_loop(stripe_keys.connection)
         )

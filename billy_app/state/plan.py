@@ -8,7 +8,7 @@ import reflex as rx
 
 from billy_app.state.session import SessionState, guarded, off_loop
 from services import organization
-from services.permissions import can
+from services.permissions import control
 
 
 class PlanState(SessionState):
@@ -30,7 +30,7 @@ class PlanState(SessionState):
         self.plan, self.plan_label = org.plan, org.plan_label
         self.trial_ends = org.trial_ends_at.strftime("%d %B %Y")
         self.trial_over = actor.trial_ended_on is not None
-        self.can_choose = can(actor, "billy.choose_plan")
+        self.can_choose = control(actor, "billy.choose_plan").usable
 
     @rx.event
     @guarded

@@ -7,6 +7,9 @@ one refund. Every argument is untrusted; amounts and permissions are checked in
 
 A refund over the caller's cap is offered as a request for approval instead (`over_cap`,
 `request_approval`); `services.refund_requests` decides whether it may be asked.
+
+A direct refund may carry a note (audit row and Stripe metadata) and send the customer a
+confirmation email; the checkbox is offered only when the store has an address for them.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from billy_app.state.session import SessionState, guarded, off_loop
 from services import billing, refund_requests
 from services.errors import BillyError, ValidationFailed
 from services.money import format_amount, format_money, parse_money
-from services.permissions import can
+from services.permissions import control
 
 
 class RefundMode(StrEnum):
@@ -48,6 +51,10 @@ class RefundState(SessionState):
     problem: str = ""
     submitting: bool = False
     over_cap: bool = False  # refused only by the caller's cap: offer "Request approval"
+    note: str = ""  # the refunder's note, kept in the audit log and on the refund in Stripe
+    email_customer: bool = False  # send the customer a confirmation once refunded
+    customer_email: str = ""  # where it would go ("" when nowhere)
+    no_email_reason: str = ""  # why the checkbox is disabled
     _idempotency_key: str = ""
     _remaining: int = 0
 
@@ -73,8 +80,10 @@ class RefundState(SessionState):
         actor = await self.actor()
         preview = await off_loop(billing.preview_refund, actor, self.charge_id, amount)
         self.summary, self.allowed, self.problem = preview.summary, preview.allowed, preview.refusal
+        self.customer_email, self.no_email_reason = preview.customer_email, preview.no_email_reason
+        self.email_customer = self.email_customer and bool(preview.customer_email)
         # A caller who may ask for approval is refused a valid amount only by their cap.
-        self.over_cap = not preview.allowed and can(actor, "refunds.request")
+        self.over_cap = not preview.allowed and control(actor, "refunds.request").usable
 
     @rx.event
     @guarded
@@ -85,6 +94,7 @@ class RefundState(SessionState):
         label = charge.description or charge.id
         self.charge_label = f"{label} · {format_money(charge.amount, charge.currency)}"
         self.mode, self.reason = RefundMode.FULL, "requested_by_customer"
+        self.note, self.email_customer = "", False
         self.amount_text = format_amount(charge.refundable, charge.currency)
         self._idempotency_key = secrets.token_urlsafe(24)
         self.submitting, self.open = False, True
@@ -108,6 +118,16 @@ class RefundState(SessionState):
         self.reason = reason if reason in billing.REFUND_REASONS else "requested_by_customer"
 
     @rx.event
+    def set_note(self, text: str):
+        """The note as typed (sent on blur, so it arrives before the Confirm click); the service judges it."""
+        self.note = str(text)[: billing.NOTE_MAX + 200]
+
+    @rx.event
+    def set_email_customer(self, value: bool):
+        """Only offered with an address; the service checks again and says so if there is none."""
+        self.email_customer = bool(value) and self.customer_email != ""
+
+    @rx.event
     def close(self):
         self._end_intent()
 
@@ -129,16 +149,25 @@ class RefundState(SessionState):
         yield
         try:
             result = await self._call(
-                billing.issue_refund, self.charge_id, self._amount(), self.reason, self._idempotency_key
+                billing.issue_refund,
+                self.charge_id,
+                self._amount(),
+                self.reason,
+                self._idempotency_key,
+                note=self.note,
+                email_customer=self.email_customer,
             )
         finally:
             self.submitting = False
         self.open, self._idempotency_key = False, ""
         customer = await self.get_state(CustomerState)
         await customer._reload()
-        yield rx.toast.success(
-            f"Refunded {format_money(result.amount, result.currency)}. The customer sees it in 5–10 business days."
-        )
+        done = f"Refunded {format_money(result.amount, result.currency)}. The customer sees it in 5–10 business days."
+        if result.email_outcome and not result.email_sent:
+            yield rx.toast.success(done)
+            yield rx.toast.warning(result.email_outcome, id="refund-email-outcome")
+        else:
+            yield rx.toast.success(f"{done} {result.email_outcome}".strip())
 
     @rx.event
     @guarded

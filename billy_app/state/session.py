@@ -32,7 +32,7 @@ from billy_app.error_handlers import USER_MESSAGE, log_unexpected
 from services import identity, organization
 from services.errors import BillyError, NotAuthenticated
 from services.models import utcnow
-from services.permissions import Actor, Source, can, role_label
+from services.permissions import Actor, Source, control, role_label
 
 
 def _refresh_ahead() -> timedelta:
@@ -196,7 +196,7 @@ class SessionState(rx.State):
         org = await off_loop(organization.get_organization)
         self.user_email = actor.email
         self.user_role_label = role_label(actor)
-        self.is_owner = can(actor, "team.view")
+        self.is_owner = control(actor, "team.view").shown
         self.read_only_notice = (
             f"Your free trial ended on {actor.trial_ended_on:%d %B %Y}: Billy is read-only until the Owner "
             "chooses a plan in Settings → Plan."

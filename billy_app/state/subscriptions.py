@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from billy_app.state.list_page import ANY, ListPage
 from billy_app.state.live import LiveState
@@ -67,9 +67,13 @@ class SubscriptionsState(ListPage, LiveState, SessionState):
     def _choice_fields(self) -> dict[str, list[tuple[str, str]]]:
         return {"status": STATUS_CHOICES}
 
+    export_kind: ClassVar[str] = "subscriptions"
+
+    def _filters(self, applied: dict[str, str], zone: str) -> SubscriptionFilters:
+        return SubscriptionFilters(status=applied.get("status", ""), customer=applied.get("customer", ""))
+
     def _page(self, actor: Actor, applied: dict[str, str], sort: str, cursor: str | None, zone: str) -> Page[Any]:
-        wanted = SubscriptionFilters(status=applied.get("status", ""), customer=applied.get("customer", ""))
-        return reports.search_subscriptions(actor, wanted, sort, cursor)
+        return reports.search_subscriptions(actor, self._filters(applied, zone), sort, cursor)
 
     def _view(self, row: Any) -> SubscriptionTableRow:
         return subscription_row_view(row)

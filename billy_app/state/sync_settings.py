@@ -15,7 +15,7 @@ from billy_app.state.session import SessionState, guarded, off_loop
 from billy_app.state.view import iso
 from services import mirror, stripe_events, sync
 from services.errors import PermissionDenied
-from services.permissions import can
+from services.permissions import control
 
 LABELS = {
     "payment_methods": "Payment methods",
@@ -83,7 +83,7 @@ class SyncSettingsState(LiveState, SessionState):
                 else "Event polling is off and no webhook is set up: only a manual sync updates the store."
             )
         )
-        self.can_manage = can(actor, "stripe.connect")
+        self.can_manage = control(actor, "stripe.connect").usable
 
     @rx.event
     @guarded

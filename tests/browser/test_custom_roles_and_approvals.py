@@ -183,7 +183,8 @@ def test_custom_role_refund_over_its_cap_is_approved_by_the_owner(app_server, br
     request_id = str(requests[0][0])
 
     # The lead sees it waiting under their own requests, and has no queue to decide.
-    lead.get_by_role("link", name="Refund requests", exact=True).click()
+    assert lead.locator("#nav-badge-approvals").count() == 0  # nothing waits on the lead's decision
+    lead.get_by_role("link", name=re.compile(r"^Refund requests")).click()
     lead.wait_for_url(at("/approvals"))
     mine = lead.locator(f".my-request-row[data-request='{request_id}']")
     mine.wait_for()
@@ -192,7 +193,8 @@ def test_custom_role_refund_over_its_cap_is_approved_by_the_owner(app_server, br
     lead_shot("lead-request-waiting")
 
     # 5. The Owner opens Refund requests: the lead's request with amount, requester and note.
-    owner.get_by_role("link", name="Refund requests", exact=True).click()
+    owner.wait_for_selector("#nav-badge-approvals:has-text('1')")  # the badge counts it, live
+    owner.get_by_role("link", name=re.compile(r"^Refund requests")).click()
     owner.wait_for_url(at("/approvals"))
     waiting = owner.locator(f".request-row[data-request='{request_id}']")
     waiting.wait_for()

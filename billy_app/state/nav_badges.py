@@ -1,0 +1,39 @@
+"""Counts the navigation shows next to its entries: for now, refund requests waiting on the viewer.
+
+Loaded when the signed-in shell mounts (so on every page, once the header knows the member) and
+kept live like a page: a follower re-reads the count when a refund request changes (submitted,
+decided, withdrawn) or a charge does (a cap may now cover a request, or no longer). The count is
+`refund_requests.pending_count_for`, read as the viewer: 0 for anyone who cannot approve.
+"""
+
+from __future__ import annotations
+
+import reflex as rx
+from reflex_base.event import EventSpec
+
+from billy_app.state.live import LiveState
+from billy_app.state.session import SessionState, guarded
+from services import refund_requests
+from services.errors import BillyError
+
+LIVE_KINDS = frozenset({refund_requests.NOTICE_KIND, "charge"})
+
+
+class NavBadgesState(LiveState, SessionState):
+    pending_approvals: int = 0
+
+    def _live_kinds(self) -> frozenset[str]:
+        return LIVE_KINDS
+
+    async def _live_refresh(self) -> None:
+        self.pending_approvals = await self._call(refund_requests.pending_count_for)
+
+    def _show_problem(self, problem: BillyError) -> EventSpec | None:
+        """A badge that cannot be read keeps its last count: the page itself says what went wrong."""
+        return None
+
+    @rx.event
+    @guarded
+    async def load(self):
+        """Read the count now; `follow` (started with it) keeps it current."""
+        await self._live_refresh()

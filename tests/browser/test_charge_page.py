@@ -1,0 +1,85 @@
+"""The charge page (issue 12): everything about one charge and its timeline; the Owner refunds
+from it and the timeline says so at once; Read Only sees the same page without "Refund"."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import sqlalchemy as sa
+
+from services.identity import hash_password
+from tests.browser.conftest import Shots, at, sign_in_as_owner
+
+pytestmark = pytest.mark.browser
+
+OWNER = "charge-owner@example.com"
+OWNER_PASSWORD = "an-owner-reading-one-charge"
+VIEWER = "support-viewer@example.com"
+VIEWER_PASSWORD = "a-viewer-who-only-looks"
+
+
+def _add_read_only_member(app_server) -> None:  # type: ignore[no-untyped-def]
+    engine = sa.create_engine(f"sqlite:///{app_server.data_dir / 'db' / 'billy.db'}")
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO member (email, name, password_hash, role, active, token_version, created_at) "
+                "VALUES (:e, 'Sam Support', :h, 'read_only', 1, 0, '2026-12-01 00:00:00.000000')"
+            ),
+            {"e": VIEWER, "h": hash_password(VIEWER_PASSWORD)},
+        )
+    engine.dispose()
+
+
+def test_the_charge_page_shows_everything_and_refunds_from_it(app_server, browser) -> None:  # type: ignore[no-untyped-def]
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    shot = Shots(page, "charge-page")
+    sign_in_as_owner(page, app_server, email=OWNER, password=OWNER_PASSWORD)
+    page.get_by_role("link", name="Customers", exact=True).click()
+    page.fill("#customer-search", "jane")
+    page.click("#customer-search-submit")
+    page.click(".customer-link:has-text('Jane Smith')")
+    page.wait_for_url(re.compile(r".*/customers/cus_.*"))
+    page.locator(".charge-row", has_text="5678").locator(".charge-link").click()
+    page.wait_for_url(re.compile(r".*/charges/ch_.*"))
+    charge_url = page.url
+    page.wait_for_selector("#charge-amount:has-text('$45.99')")
+    assert page.inner_text("#charge-order") == "5678"
+    assert "••••" in page.inner_text("#charge-card")
+    assert "Jane Smith" in page.inner_text("#charge-customer")
+    page.wait_for_selector("#charge-timeline:has-text('Payment of $45.99 succeeded')")
+    shot("charge")
+
+    page.click("#charge-refund")
+    page.get_by_role("radio", name="Partial").click()
+    page.fill("#refund-amount", "5.00")
+    page.wait_for_selector("#refund-summary:has-text('Refund $5.00 of $45.99')")
+    page.click("#confirm-refund")
+    page.wait_for_selector(f"#charge-timeline:has-text('{OWNER} refunded $5.00')")
+    page.wait_for_selector("#charge-refunded:has-text('$5.00 of $45.99 refunded')")
+    page.wait_for_selector("#charge-refunds:has-text('$5.00')")
+    shot("refunded")
+
+    # The customer page: spend per currency, payment methods, and the same refund in its trail.
+    page.click("#charge-customer")
+    page.wait_for_url(re.compile(r".*/customers/cus_.*"))
+    page.wait_for_selector(f"#customer-trail:has-text('{OWNER} refunded $5.00')")
+    assert "USD" in page.inner_text("#lifetime-spend")
+    for section in ("Payment methods", "Subscriptions", "Invoices", "Activity in Billy"):
+        assert page.get_by_role("heading", name=section).count() == 1, section
+    shot("customer-360")
+    page.close()
+
+    _add_read_only_member(app_server)
+    viewer = browser.new_context().new_page()
+    viewer.goto(app_server.url + "/login")
+    viewer.fill("#email", VIEWER)
+    viewer.fill("#password", VIEWER_PASSWORD)
+    viewer.click("#login-submit")
+    viewer.wait_for_url(at("/dashboard"))
+    viewer.goto(charge_url)
+    viewer.wait_for_selector("#charge-amount:has-text('$45.99')")
+    viewer.wait_for_selector(f"#charge-timeline:has-text('{OWNER} refunded $5.00')")
+    assert viewer.locator("#charge-refund").count() == 0  # Read Only can never refund: no control
+    viewer.close()

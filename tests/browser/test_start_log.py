@@ -1,0 +1,70 @@
+"""`make run`'s start log: one line per component with its address, and nothing that reads
+like a fault (no warnings, no framework INFO chatter) on a healthy start (issue 11)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from devtools.app_runner import free_port
+from services.config import PROJECT_ROOT
+
+pytestmark = pytest.mark.browser  # it serves the shared production build, so it runs with the browser tests
+
+FAULT_WORDS = re.compile(r"warn|error|traceback|redefined|deprecat|\bINFO\b", re.IGNORECASE)
+
+
+def test_a_healthy_start_prints_one_line_per_component_and_no_warnings(tmp_path: Path, app_port: int) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BILLY_")}
+    env.update(
+        BILLY_DATA_DIR=str(tmp_path / "data"),
+        PORT=str(app_port),  # the port the browser modules use, so the kept frontend build serves
+        SANDBOX_PORT=str(free_port()),
+        MAIL_PORT=str(free_port()),
+        MAIL_WEB_PORT=str(free_port()),
+    )
+    log = tmp_path / "start.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            ["scripts/run.sh"], cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    url = f"http://localhost:{app_port}"
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            assert proc.poll() is None, log.read_text()
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2).text == "ok" and httpx.get(url + "/").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        time.sleep(1.0)  # anything the app prints once it answers
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    lines = [line for line in log.read_text().splitlines() if line.strip()]
+    building = [line for line in lines if "building the frontend" in line or "frontend built" in line]
+    components = [line for line in lines if line not in building]
+    assert [line.split(":", 1)[0] for line in components] == [
+        "› store",
+        "› mail catcher",
+        "› Stripe sandbox",
+        "› demo data",
+        "› Agent Billy",
+    ], lines
+    assert re.search(r"store: sqlite:///\S+billy\.db", components[0])
+    assert f"smtp://127.0.0.1:{env['MAIL_PORT']}" in components[1]
+    assert f"http://localhost:{env['MAIL_WEB_PORT']}" in components[1]
+    assert f"http://127.0.0.1:{env['SANDBOX_PORT']}" in components[2]
+    assert "seeded" in components[3]
+    assert url in components[4]
+    assert not [line for line in lines if FAULT_WORDS.search(line)], lines
