@@ -6,6 +6,7 @@ it: migrated store, the given Stripe sandbox and mail catcher, bun from `.tools/
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -64,6 +65,7 @@ def running_app(
     extra_env: dict[str, str] | None = None,
     start_timeout: float = 240,
     port: int | None = None,
+    store_template: Path | None = None,
 ) -> Iterator[RunningApp]:
     """Billy on `port` (a free one if not given). Instances started one after another on the same
     port share one frontend build (`billy_app.serve`), so only the first pays for it."""
@@ -84,7 +86,11 @@ def running_app(
         NPM_CONFIG_REGISTRY=env.get("NPM_CONFIG_REGISTRY") or npm_registry(),
     )
     env.update(extra_env or {})
-    subprocess.run([sys.executable, "-m", "services.cli", "migrate"], env=env, cwd=PROJECT_ROOT, check=True)
+    if store_template is not None:  # an SQLite store migrated once already: a copy is the same schema
+        (data_dir / "db").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(store_template, data_dir / "db" / "billy.db")
+    else:
+        subprocess.run([sys.executable, "-m", "services.cli", "migrate"], env=env, cwd=PROJECT_ROOT, check=True)
     log = data_dir / "app.log"
     with log.open("w") as out:
         proc = subprocess.Popen(

@@ -38,6 +38,17 @@ def app_port() -> int:
     return free_port()
 
 
+@pytest.fixture(scope="session")
+def browser_store_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One SQLite store migrated by alembic for the whole browser run; each module's instance
+    starts from a copy (the same schema, without a migration subprocess per module)."""
+    from services.cli import migrate
+
+    template = tmp_path_factory.mktemp("browser-store-template") / "billy.db"
+    migrate(f"sqlite:///{template}")
+    return template
+
+
 # Module scope: each browser test module meets a fresh instance (its own data folder, first-run
 # signup open), started with the module's `APP_ENV` overrides; modules run one app at a time.
 @pytest.fixture(scope="module")
@@ -47,6 +58,7 @@ def app_server(  # type: ignore[no-untyped-def]
     mail_catcher: CatcherHandle,
     tmp_path_factory: pytest.TempPathFactory,
     app_port: int,
+    browser_store_template: Path,
 ) -> Iterator[RunningApp]:
     import sandbox as sandbox_pkg
     from sandbox.seed import seed
@@ -61,6 +73,7 @@ def app_server(  # type: ignore[no-untyped-def]
         smtp_port=mail_catcher.smtp_port,
         extra_env=getattr(request.module, "APP_ENV", {}),
         port=app_port,
+        store_template=browser_store_template,
     ) as app:
         yield app
 
