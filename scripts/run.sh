@@ -20,8 +20,9 @@ if [ -z "${BILLY_STRIPE_API_BASE+x}" ]; then
   export BILLY_SANDBOX_DEMO_KEY="$(python -c 'import sandbox; print(sandbox.DEMO_RESTRICTED_KEY)')"
 fi
 
-printf "› "
-billy migrate
+# Migrate while the mail catcher and the sandbox start (each takes a second or two on its own).
+billy migrate >"$DATA/logs/migrate.log" 2>&1 &
+migrating=$!
 
 children=()
 cleanup() { for pid in "${children[@]}"; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done; true; }
@@ -57,5 +58,7 @@ if [ "${BILLY_SANDBOX:-false}" = "true" ]; then
   python -m sandbox.seed --api "$BILLY_STRIPE_API_BASE"
 fi
 
+if ! wait "$migrating"; then echo "The store could not be migrated:"; cat "$DATA/logs/migrate.log"; exit 1; fi
+printf "› "; cat "$DATA/logs/migrate.log"
 echo "› Agent Billy: $BILLY_PUBLIC_URL (pages, API and live updates on port $PORT; Ctrl-C stops everything)"
 exec python -m billy_app.serve --port "$PORT" --loglevel warning

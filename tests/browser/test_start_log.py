@@ -56,16 +56,16 @@ def test_a_healthy_start_prints_one_line_per_component_and_no_warnings(tmp_path:
     building = [line for line in lines if "building the frontend" in line or "frontend built" in line]
     components = [line for line in lines if line not in building]
     assert [line.split(":", 1)[0] for line in components] == [
-        "› store",
         "› mail catcher",
         "› Stripe sandbox",
         "› demo data",
+        "› store",  # migrated while the others started
         "› Agent Billy",
     ], lines
-    assert re.search(r"store: sqlite:///\S+billy\.db", components[0])
-    assert f"smtp://127.0.0.1:{env['MAIL_PORT']}" in components[1]
-    assert f"http://localhost:{env['MAIL_WEB_PORT']}" in components[1]
-    assert f"http://127.0.0.1:{env['SANDBOX_PORT']}" in components[2]
-    assert "seeded" in components[3]
+    assert f"smtp://127.0.0.1:{env['MAIL_PORT']}" in components[0]
+    assert f"http://localhost:{env['MAIL_WEB_PORT']}" in components[0]
+    assert f"http://127.0.0.1:{env['SANDBOX_PORT']}" in components[1]
+    assert "seeded" in components[2]
+    assert re.search(r"store: sqlite:///\S+billy\.db", components[3])
     assert url in components[4]
     assert not [line for line in lines if FAULT_WORDS.search(line)], lines
