@@ -41,7 +41,7 @@ from services.db import session_scope
 from services.errors import NotAuthenticated, NotFound, PermissionDenied, ValidationFailed
 from services.models import MagicLink, Member, table_of, utcnow
 from services.money import exponent
-from services.permissions import Actor, authorize, can
+from services.permissions import Actor, authorize, control
 from services.reports import (
     ChargeFilters,
     ChargeListRow,
@@ -498,11 +498,8 @@ class ExportButton:
 
 def button_for(actor: Actor) -> ExportButton:
     """Every export needs the same permission, so one answer serves every list (no audit row:
-    this is asking, not exporting)."""
-    try:
-        if not can(actor, "charges.export"):
-            return ExportButton(False, "")
-        authorize(actor, "charges.export")
-    except PermissionDenied as exc:
-        return ExportButton(True, NO_EXPORT_ON_PLAN + "." if NO_EXPORT_ON_PLAN in exc.message else exc.message)
-    return ExportButton(True, "")
+    this is asking, not exporting). `permissions.control` decides; the plan's refusal is shortened
+    to the sentence a disabled button can carry."""
+    state = control(actor, "charges.export")
+    blocked = NO_EXPORT_ON_PLAN + "." if NO_EXPORT_ON_PLAN in state.blocked_by else state.blocked_by
+    return ExportButton(state.shown, blocked)
