@@ -15,8 +15,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from localstripe.resources import store
-
 from sandbox import state
 
 STATE_FILE = "state.pickle"
@@ -44,25 +42,13 @@ class Persistence:
             saved: dict[str, Any] = pickle.load(f)  # noqa: S301
         if saved.get("format") != FORMAT:
             raise RuntimeError(f"{self.path} was written by another sandbox version")
-        store.clear()
-        dict.update(store, saved["store"])
-        state.INDEX.rebuild()
-        for name, extension in state.extensions().items():
-            if name in saved["extensions"]:
-                extension.restore(saved["extensions"][name])
+        state.apply(saved)
         self.dirty = False
         return True
 
     def save(self) -> None:
         self.dirty = False
-        payload = pickle.dumps(
-            {
-                "format": FORMAT,
-                "store": dict(store),
-                "extensions": {name: extension.snapshot() for name, extension in state.extensions().items()},
-            },
-            protocol=pickle.HIGHEST_PROTOCOL,
-        )
+        payload = pickle.dumps({"format": FORMAT, **state.capture()}, protocol=pickle.HIGHEST_PROTOCOL)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".state-", dir=self.path.parent)
         try:

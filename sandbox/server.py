@@ -105,6 +105,27 @@ def _http(url: str, method: str = "GET", body: dict[str, Any] | None = None) -> 
     return json.loads(raw) if raw.strip() else None
 
 
+def empty_sandbox(url: str) -> None:
+    """DELETE /_config/data: the store, keys, idempotency cache and the rest, all emptied."""
+    _http(f"{url.rstrip('/')}/_config/data", "DELETE")
+
+
+def take_snapshot(url: str, name: str) -> None:
+    """Save the whole sandbox at `url` under `name` (in its memory; a reset keeps it)."""
+    _http(f"{url.rstrip('/')}/_config/snapshots/{name}", "PUT")
+
+
+def restore_snapshot(url: str, name: str) -> bool:
+    """Bring back the state saved as `name`; False when the sandbox has no such snapshot."""
+    try:
+        _http(f"{url.rstrip('/')}/_config/snapshots/{name}/restore", "POST")
+    except SandboxRequestError as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True
+
+
 @dataclass
 class SandboxHandle:
     """A running sandbox: its `url`, and helpers for test fixtures."""
@@ -121,7 +142,13 @@ class SandboxHandle:
 
     def reset(self) -> None:
         """Empty the sandbox (DELETE /_config/data): store, keys, idempotency cache."""
-        _http(f"{self.url}/_config/data", "DELETE")
+        empty_sandbox(self.url)
+
+    def snapshot(self, name: str) -> None:
+        take_snapshot(self.url, name)
+
+    def restore(self, name: str) -> bool:
+        return restore_snapshot(self.url, name)
 
     def create_restricted_key(self, **body: Any) -> str:
         """POST /_config/restricted_keys with `permissions=`, or `profile=` and `without=`."""

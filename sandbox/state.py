@@ -92,6 +92,27 @@ def reset_all() -> None:
     mark_dirty()
 
 
+def capture() -> dict[str, Any]:
+    """Everything a restart or a snapshot must bring back: the store and each extension's state."""
+    return {
+        "store": dict(store),
+        "extensions": {name: extension.snapshot() for name, extension in _extensions.items()},
+    }
+
+
+def apply(saved: dict[str, Any]) -> None:
+    """Replace the whole state with one `capture()` made earlier (unpickled, so never shared)."""
+    store.clear()
+    dict.update(store, saved["store"])
+    INDEX.rebuild()
+    for name, extension in _extensions.items():
+        if name in saved["extensions"]:
+            extension.restore(saved["extensions"][name])
+        else:
+            extension.reset()
+    mark_dirty()
+
+
 def _store_setitem(self: dict[str, Any], key: str, value: Any) -> None:
     dict.__setitem__(self, key, value)
     INDEX.on_set(key, value)

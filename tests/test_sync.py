@@ -55,9 +55,9 @@ def assert_store_equals_sandbox(peer: StripePeer, resources: list[str] | None = 
 
 @pytest.fixture
 def seeded(any_store, any_store_owner, stripe_peer):  # type: ignore[no-untyped-def]
-    from sandbox.seed import seed
+    from sandbox.seed import reset_to_demo
 
-    seed(stripe_peer.url, customers=12)
+    reset_to_demo(stripe_peer.url, customers=12)
     stripe_keys.connect_stripe_key(any_store_owner, stripe_peer.demo_key)
     return stripe_peer
 

@@ -61,10 +61,9 @@ def app_server(  # type: ignore[no-untyped-def]
     browser_store_template: Path,
 ) -> Iterator[RunningApp]:
     import sandbox as sandbox_pkg
-    from sandbox.seed import seed
+    from sandbox.seed import reset_to_demo
 
-    sandbox.reset()
-    seed(sandbox.url)
+    reset_to_demo(sandbox.url)
     with running_app(
         tmp_path_factory.mktemp("browser-instance"),
         sandbox_url=sandbox.url,

@@ -1,7 +1,7 @@
 """Staying signed in past the access token's life, without a reload and without a token in script.
 
-This instance issues 20-second access tokens, so the page's keep-alive (normally: refresh
-with 10 minutes to spare) refreshes with 10 seconds to spare (checked every 5 s); the test idles past the first
+This instance issues 12-second access tokens, so the page's keep-alive (normally: refresh
+with 10 minutes to spare) refreshes with 6 seconds to spare (checked every 3 s); the test idles past the first
 token's life and then works, and a replayed refresh token ends the sign-in.
 """
 
@@ -16,7 +16,7 @@ from tests.browser.conftest import Shots, at, sign_in_as_owner
 
 pytestmark = pytest.mark.browser
 
-APP_ENV = {"BILLY_ACCESS_TOKEN_SECONDS": "20"}
+APP_ENV = {"BILLY_ACCESS_TOKEN_SECONDS": "12"}
 EMAIL = "keeper@example.com"
 PASSWORD = "a-patient-owner-password"
 
@@ -34,7 +34,7 @@ def test_page_refreshes_its_token_and_keeps_working(app_server, browser) -> None
     page.wait_for_url(at("/customers"))
     first_access, first_refresh = _cookie(context, "billy_access"), _cookie(context, "billy_refresh")
 
-    time.sleep(24)  # past the first access token's life, with the page left open
+    time.sleep(14)  # past the first access token's life, with the page left open
 
     assert _cookie(context, "billy_access") != first_access  # refreshed in the background
     assert _cookie(context, "billy_refresh") != first_refresh  # rotated on every use
