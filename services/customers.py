@@ -20,27 +20,20 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
 
-from services import audit, mirror, notices, stripe_keys
-from services.db import run_transaction, session_scope
-from services.errors import (
-    NotFound,
-    PermissionDenied,
-    StripeKeyMissingPermission,
-    StripeRequestFailed,
-    ValidationFailed,
-)
-from services.models import IdempotencyRecord, StripeCustomer
+from services import audit, stripe_writes
+from services.db import session_scope
+from services.errors import NotFound, PermissionDenied, StripeRequestFailed, ValidationFailed
+from services.models import StripeCustomer
 from services.permissions import ROLES, Actor, Permission, authorize, role_of
 from services.stripe_gateway import StripeGateway
+from services.stripe_writes import CUSTOMER_WRITE
 
 log = logging.getLogger(__name__)
 
@@ -62,15 +55,10 @@ MAX_LENGTH = {"name": 256, "email": 512, "phone": 20, "description": 350}
 MAX_ADDRESS_PART = {"line1": 200, "line2": 200, "city": 100, "state": 100, "postal_code": 20, "country": 2}
 METADATA_MAX_KEYS, METADATA_MAX_KEY, METADATA_MAX_VALUE = 50, 40, 500
 
-# The permission Stripe names in its 403 when the restricted key may not change customers.
-CUSTOMER_WRITE = "rak_customer_write"
-KEY_LACKS_CUSTOMER_WRITE = (
-    "Billy's Stripe key is not allowed to change customers, so nothing was changed. The Owner can fix this in "
-    "the Stripe Dashboard: Developers → API keys → the restricted key Billy uses → set “Customers” to "
-    "“Write” (rak_customer_write) and save."
+CUSTOMER_GONE = (
+    "This customer no longer exists in Stripe (it was deleted there), so nothing was changed. "
+    "The next sync removes it from Billy."
 )
-
-_IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_-]{16,255}$")
 _CUSTOMER_ID = re.compile(r"^cus_[A-Za-z0-9]{1,251}$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 _PHONE = re.compile(r"^\+?[0-9 ().\-]+$")
@@ -171,8 +159,7 @@ def update_customer(
         _authorize_fields(actor, action, changes)
         if not isinstance(customer_id, str) or not _CUSTOMER_ID.match(customer_id):
             raise ValidationFailed("That is not a Stripe customer id (they start with cus_).")
-        if not _IDEMPOTENCY_KEY.match(idempotency_key if isinstance(idempotency_key, str) else ""):
-            raise ValidationFailed("A change needs an idempotency key of 16–255 letters, digits, - or _.")
+        stripe_writes.require_idempotency_key(idempotency_key)
         with session_scope() as session:
             row = session.get(StripeCustomer, customer_id)
             if row is None or row.deleted:
@@ -180,15 +167,15 @@ def update_customer(
             current = _view(row)
         params = _stripe_params(changes, current)
         draft.details.update(_changed_parts(params, current))
-        _check_key_may_write()
-        replayed = _claim_intent(actor, idempotency_key, action, customer_id)
+        stripe_writes.require_key_permission(CUSTOMER_WRITE)
+        replayed = stripe_writes.claim_intent(actor, idempotency_key, action, customer_id, family="customers.update")
         if replayed:
             draft.details["replay"] = True
         try:
-            answer = gateway.update_customer(customer_id, params, idempotency_key)
+            answer = gateway.write("customers", "update", params, idempotency_key, object_id=customer_id)
         except StripeRequestFailed as exc:
-            raise _plain_refusal(exc, replayed) from exc
-        stored = _store(gateway, answer, replayed, draft)
+            raise stripe_writes.plain_refusal(exc, CUSTOMER_WRITE, missing=CUSTOMER_GONE, replayed=replayed) from exc
+        stored = stripe_writes.mirror_answers(gateway, [("customer", answer)], draft, refetch=replayed)
         view = get_customer_view(actor, customer_id) if stored else current
     return CustomerUpdate(view, tuple(sorted(changes)), replayed=replayed, stored=stored)
 
@@ -324,70 +311,3 @@ def _changed_parts(params: Mapping[str, Any], current: CustomerView) -> dict[str
     if "metadata" in params:
         out["metadata_keys"] = sorted(k[:40] for k, v in params["metadata"].items() if current.metadata.get(k, "") != v)
     return out
-
-
-# --- Stripe and the store -------------------------------------------------------------------
-
-
-def _check_key_may_write() -> None:
-    """Refuse before Stripe when the key's probed permissions already say it cannot write
-    customers (a key edited after connecting is caught from Stripe's 403 instead)."""
-    connected = stripe_keys.connection()
-    if connected is not None and connected.permissions.get(CUSTOMER_WRITE) is False:
-        raise StripeKeyMissingPermission(KEY_LACKS_CUSTOMER_WRITE, code="stripe_permission_missing")
-
-
-def _plain_refusal(exc: StripeRequestFailed, replayed: bool) -> StripeRequestFailed | ValidationFailed:
-    if exc.code == "permission_denied" or CUSTOMER_WRITE in exc.message:
-        return StripeKeyMissingPermission(KEY_LACKS_CUSTOMER_WRITE, code="stripe_permission_missing")
-    if exc.code == "resource_missing":
-        return StripeRequestFailed(
-            "This customer no longer exists in Stripe (it was deleted there), so nothing was changed. "
-            "The next sync removes it from Billy.",
-            code="resource_missing",
-        )
-    if replayed and "idempotent requests" in exc.message:
-        return ValidationFailed(
-            "This form already saved other changes. Close it and open it again to make further changes."
-        )
-    return exc
-
-
-def _claim_intent(actor: Actor, key: str, action: str, customer_id: str) -> bool:
-    """Store the intent (key, member, action, customer) before Stripe is called; True when the
-    key was already used for this same intent (a retry or a double submit)."""
-
-    def claim(session: Any) -> bool:
-        seen = session.get(IdempotencyRecord, key)
-        if seen is None:
-            session.add(IdempotencyRecord(key=key, action=action, actor_id=actor.user_id, result_id=customer_id))
-            session.flush()
-            return False
-        if not seen.action.startswith("customers.update") or seen.actor_id != actor.user_id:
-            raise ValidationFailed("That request key was already used for something else; reload and try again.")
-        if seen.result_id != customer_id:
-            raise ValidationFailed("That request key was already used for another customer; reload and try again.")
-        return True
-
-    try:
-        return bool(run_transaction(claim))
-    except sa.exc.IntegrityError:  # the same key claimed a moment ago by a concurrent submit
-        return bool(run_transaction(claim))
-
-
-def _store(gateway: StripeGateway, answer: dict[str, Any], replayed: bool, draft: audit.AuditDraft) -> bool:
-    """Write the customer as Stripe now has it. A replayed answer may be older than the customer
-    (Stripe answers a repeated key with its first response), so a replay re-reads it. Stripe has
-    already changed it, so a failure here is logged and left for sync to repair, not raised."""
-    try:
-        read_at = int(time.time())  # a version stamp in Stripe's time (vs its events): the wall clock
-        fresh = gateway.retrieve("customer", answer["id"]) if replayed else answer
-        written = run_transaction(
-            lambda session: mirror.write_objects(session, "customer", [fresh], read_at, replace_equal=True)
-        )
-        notices.publish("customer", written)
-        return True
-    except Exception as exc:  # noqa: BLE001 - the change itself is done
-        log.warning("Customer %s changed in Stripe but not stored yet: %s", answer.get("id"), exc)
-        draft.details["store_write"] = "failed; the next sync repairs it"
-        return False

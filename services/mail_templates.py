@@ -91,7 +91,7 @@ def password_reset_mail(*, to: str, link: str, expires_at: datetime) -> Outgoing
     )
 
 
-def _compose_plain(*, to: str, subject: str, greeting: str, paragraphs: list[str], signature: str) -> OutgoingMail:
+def compose_plain(*, to: str, subject: str, greeting: str, paragraphs: list[str], signature: str) -> OutgoingMail:
     """A mail with no link to follow (a customer's receipt-like notice), in the same plain style."""
     text = "\n\n".join([greeting, *paragraphs, f"— {signature}"]) + "\n"
     html_paragraphs = [escape(greeting), *map(escape, paragraphs), f"— {escape(signature)}"]
@@ -120,7 +120,7 @@ def refund_confirmation_mail(
 ) -> OutgoingMail:
     """To the customer after a refund: how much, for what, and when the money shows."""
     org = _one_line(org_name)
-    return _compose_plain(
+    return compose_plain(
         to=to,
         subject=f"{org} refunded {amount_label} to you",
         greeting="Hello,",

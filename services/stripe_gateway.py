@@ -433,14 +433,23 @@ class StripeGateway:
             self._call(lambda c: c.v1.refunds.create(params=params, options={"idempotency_key": idempotency_key}))
         )
 
-    def update_customer(self, customer_id: str, params: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
-        """POST /v1/customers/{id} under the caller's idempotency key, so a retry or a double
-        submit makes one change and gets the first answer back. `params` are already checked."""
-        fields: Any = params  # Stripe's CustomerUpdateParams shape, built by services.customers
-        return as_dict(
-            self._call(
-                lambda c: c.v1.customers.update(
-                    customer_id, params=fields, options={"idempotency_key": idempotency_key}
-                )
-            )
-        )
+    def write(
+        self,
+        collection: str,
+        method: str,
+        params: dict[str, Any],
+        idempotency_key: str,
+        object_id: str | None = None,
+    ) -> dict[str, Any]:
+        """One Stripe write under the caller's idempotency key, so a retry or a double submit
+        makes one change and gets the first answer back: `collection` is the v1 service
+        ("customers", "subscriptions", "invoices", ...), `method` its call ("update", "cancel",
+        "finalize_invoice", ...). `params` are already checked by the service that builds them."""
+        fields: Any = params  # the SDK's typed params for that call, built by services/
+        arguments = [object_id] if object_id is not None else []
+
+        def call(c: stripe.StripeClient) -> Any:
+            operation = getattr(getattr(c.v1, collection), method)
+            return operation(*arguments, params=fields, options={"idempotency_key": idempotency_key})
+
+        return as_dict(self._call(call))

@@ -249,8 +249,8 @@ def test_a_lost_answer_retried_with_its_key_makes_one_change(
     lost; the retry with the same key gets Stripe's record, and the store catches up."""
 
     class LostAnswer(StripeGateway):
-        def update_customer(self, customer_id: str, params: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
-            super().update_customer(customer_id, params, idempotency_key)
+        def write(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+            super().write(*args, **kwargs)
             raise StripeUnreachable("Billy could not reach Stripe.", outcome_unknown=True)
 
     k = key()
