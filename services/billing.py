@@ -27,7 +27,7 @@ from services.mailer import MailDeliveryFailed, get_mailer
 from services.models import IdempotencyRecord, Organization, StripeCharge, StripeCustomer, StripeRefund, orm_attribute
 from services.money import format_money
 from services.permissions import Actor, authorize
-from services.reports import ListQuery
+from services.reports import ListQuery, ListTotal, count_matching
 from services.stripe_gateway import StripeGateway
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,7 @@ class CustomerRow:
 class CustomerPage:
     items: list[CustomerRow]
     next_cursor: str | None
+    total: ListTotal | None = None  # None: not counted
 
 
 @dataclass(frozen=True)
@@ -126,9 +127,10 @@ def search_customers(actor: Actor, query: str = "", cursor: str | None = None, l
     stmt = stmt.order_by(col(StripeCustomer.created).desc(), col(StripeCustomer.id).desc()).limit(limit + 1)
     with session_scope() as session:
         rows = list(session.exec(stmt))
+        total = count_matching(session, _customers_matching(query))
     items = [CustomerRow(r.id, r.name or "", r.email or "", r.created) for r in rows[:limit]]
     next_cursor = _encode_cursor(rows[limit - 1].created, rows[limit - 1].id) if len(rows) > limit else None
-    return CustomerPage(items, next_cursor)
+    return CustomerPage(items, next_cursor, total)
 
 
 def _customers_matching(query: str) -> Any:

@@ -543,11 +543,38 @@ def _recent_refunds(session: Session) -> list[RecentRefund]:
 T = TypeVar("T")
 
 
+# A list's total is counted up to here; past it the page says "10,000+". Counting every match
+# of a million-row filter would cost more than the page itself, and nobody pages that far.
+COUNT_CAP = 10_000
+
+
+@dataclass(frozen=True)
+class ListTotal:
+    """How many rows match a list's filters: exact up to `COUNT_CAP`, else a floor."""
+
+    count: int
+    at_least: bool = False  # True: `count` is COUNT_CAP and there are more
+
+    @property
+    def label(self) -> str:
+        return f"{self.count:,}+" if self.at_least else f"{self.count:,}"
+
+
+def count_matching(session: Session, stmt: Any) -> ListTotal:
+    """The capped count of a filtered (not yet ordered or limited) query: one bounded index walk."""
+    bounded = (
+        stmt.with_only_columns(sa.literal(1), maintain_column_froms=True).order_by(None).limit(COUNT_CAP + 1).subquery()
+    )
+    found = int(session.exec(sa.select(sa.func.count()).select_from(bounded)).one()[0])  # type: ignore[call-overload]
+    return ListTotal(COUNT_CAP, at_least=True) if found > COUNT_CAP else ListTotal(found)
+
+
 @dataclass(frozen=True)
 class Page(Generic[T]):
     items: list[T]
     next_cursor: str | None  # None: this is the last page
     sort: str
+    total: ListTotal | None = None  # None: not counted
 
 
 def _check_sort(sort: str) -> tuple[str, bool]:
@@ -612,7 +639,8 @@ def read_page(query: ListQuery[T], cursor: str | None, limit: int) -> Page[T]:
     with session_scope() as session:
         rows, next_cursor = _page_of(list(session.exec(stmt)), limit, query.sort, query.key)
         items = query.items(session, rows)
-    return Page(items, next_cursor, query.sort)
+        total = count_matching(session, query.stmt)
+    return Page(items, next_cursor, query.sort, total)
 
 
 def walk(query: ListQuery[T], page_size: int = 1000) -> Iterator[T]:

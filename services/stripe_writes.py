@@ -114,9 +114,7 @@ def claim_intent(actor: Actor, key: str, action: str, target_id: str, *, family:
         return bool(run_transaction(claim))
 
 
-def plain_refusal(
-    exc: StripeRequestFailed, permission: KeyPermission, *, missing: str, replayed: bool
-) -> BillyError:
+def plain_refusal(exc: StripeRequestFailed, permission: KeyPermission, *, missing: str, replayed: bool) -> BillyError:
     """Stripe's refusal in words a billing person can act on; anything else passes through."""
     if exc.code == "permission_denied" or permission.code in exc.message:
         return StripeKeyMissingPermission(permission.missing, code="stripe_permission_missing")

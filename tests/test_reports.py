@@ -454,6 +454,26 @@ def test_charges_list_filters(some_charges: Actor) -> None:
     assert charges(a, status="failed", customer="cus_carol", amount_max=5000) == ["ch_e"]
 
 
+def test_lists_say_how_many_match_and_stop_counting_at_the_cap(
+    some_charges: Actor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from services import billing
+    from services.reports import ListTotal
+
+    a = some_charges
+    assert reports.search_charges(a).total == ListTotal(8)  # the deleted one is not counted
+    assert reports.search_charges(a, ChargeFilters(status="failed")).total == ListTotal(4)
+    first = reports.search_charges(a, limit=3)
+    later = reports.search_charges(a, cursor=first.next_cursor, limit=3)
+    assert later.total == ListTotal(8)  # every page of a list says the same total
+    assert billing.search_customers(a).total == ListTotal(4)
+    assert billing.search_customers(a, "carol").total == ListTotal(1)
+    monkeypatch.setattr(reports, "COUNT_CAP", 3)
+    capped = reports.search_charges(a)
+    assert capped.total == ListTotal(3, at_least=True) and capped.total.label == "3+"
+    assert ListTotal(4221).label == "4,221"
+
+
 def test_charges_list_rows_show_what_a_person_reads(some_charges: Actor) -> None:
     rows = {r.id: r for r in reports.search_charges(some_charges).items}
     b, d, e = rows["ch_b"], rows["ch_d"], rows["ch_e"]

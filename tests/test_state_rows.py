@@ -110,3 +110,41 @@ def test_the_audit_filter_bar_keeps_what_was_typed_under_filter_names(pipeline: 
     )
     assert _last(sent, AuditViewerState, "filter_person") == "nobody@example.com"
     assert _last(sent, AuditViewerState, "filter_action") == "audit.verify"
+
+
+def test_the_list_pager_says_which_rows_of_how_many(pipeline: Pipeline) -> None:
+    from billy_app.state.list_page import range_label
+    from services import mirror
+    from services.db import session_scope
+
+    with session_scope() as session:
+        charges = [
+            {"id": f"ch_count{n:02}", "object": "charge", "amount": 100 + n, "currency": "usd", "created": 1_700_000_000 + n}
+            for n in range(30)
+        ]
+        mirror.write_objects(session, "charge", charges, 1_800_000_000)
+    tab = _owner_tab(pipeline, "/charges")
+    assert _last(tab.send(ChargesState, "load"), ChargesState, "range_label") == "1–25 of 30"
+    assert _last(tab.send(ChargesState, "next_page"), ChargesState, "range_label") == "26–30 of 30"
+    assert _last(tab.send(ChargesState, "previous_page"), ChargesState, "range_label") == "1–25 of 30"
+    assert range_label(3, 25, "10,000+") == "51–75 of 10,000+" and range_label(1, 0, "0") == ""
+
+
+def test_the_charges_list_offers_refund_only_to_roles_that_can_refund(pipeline: Pipeline) -> None:
+    from services import mirror
+    from services.db import session_scope
+
+    with session_scope() as session:
+        paid = {"id": "ch_paid", "object": "charge", "amount": 900, "currency": "usd", "created": 1_700_000_000}
+        failed = {**paid, "id": "ch_failed", "status": "failed", "created": 1_700_000_001}
+        mirror.write_objects(session, "charge", [{**paid, "status": "succeeded"}, failed], 1_800_000_000)
+    owner_sent = _owner_tab(pipeline, "/charges").send(ChargesState, "load")
+    assert _last(owner_sent, ChargesState, "refund_shown") is True
+    refundable = {row.id: row.refundable for row in _last(owner_sent, ChargesState, "rows")}
+    assert refundable == {"ch_paid": True, "ch_failed": False}
+
+    tokens = identity.login(VIEWER_EMAIL, "another-long-password", "127.0.0.1", "pytest-tab")
+    viewer = pipeline.tab(f"{identity.ACCESS_COOKIE}={tokens.access}", path="/charges")
+    viewer_sent = viewer.send(ChargesState, "load")
+    assert len(_last(viewer_sent, ChargesState, "rows")) == 2  # Read Only sees the charges, without "Refund"
+    assert _last(viewer_sent, ChargesState, "refund_shown") is False

@@ -150,8 +150,9 @@ def sort_select(state: ListState) -> rx.Component:
 
 
 def pager(state: Any, suffix: str = "") -> rx.Component:
-    """Previous / next along the keyset pages; `suffix` keeps a second pager's ids apart.
-    Any state with `page_number`, `has_next`, `previous_page` and `next_page` (customers too)."""
+    """Previous / next along the keyset pages, and which rows of how many; `suffix` keeps a
+    second pager's ids apart. Any state with `page_number`, `has_next`, `range_label`,
+    `previous_page` and `next_page` (customers too)."""
     return rx.hstack(
         rx.button(
             "Previous",
@@ -162,6 +163,7 @@ def pager(state: Any, suffix: str = "") -> rx.Component:
         ),
         rx.text("Page ", state.page_number, size="2", id=f"page-number{suffix}"),
         rx.button("Next", variant="soft", on_click=state.next_page, disabled=~state.has_next, id=f"next-page{suffix}"),
+        rx.text(state.range_label, size="2", color_scheme="gray", id=f"list-range{suffix}"),
         align="center",
         spacing="3",
     )

@@ -16,8 +16,10 @@ from billy_app.components.list_page import (
     list_page,
 )
 from billy_app.components.page_frame import billy_page
+from billy_app.components.refund_dialog import refund_dialog
 from billy_app.components.tables import name_and_id, state_badge
 from billy_app.state.charges import REASON_CHOICES, STATUS_CHOICES, ChargesState, ChargeTableRow
+from billy_app.state.refund import RefundState
 
 
 def status_cell(charge: rx.Var[ChargeTableRow]) -> rx.Component:
@@ -26,6 +28,22 @@ def status_cell(charge: rx.Var[ChargeTableRow]) -> rx.Component:
         rx.cond(charge.reason != "", rx.text(charge.reason, size="1", color_scheme="red")),
         rx.cond(charge.failure != "", rx.text(charge.failure, size="1", color_scheme="gray")),
         spacing="1",
+    )
+
+
+def refund_cell(charge: rx.Var[ChargeTableRow]) -> rx.Component:
+    """The row's "Refund" (the same dialog as the charge page); the server still decides."""
+    return rx.cond(
+        ChargesState.refund_shown & charge.refundable,
+        rx.button(
+            "Refund",
+            size="1",
+            variant="soft",
+            on_click=RefundState.start(charge.id),
+            disabled=ChargesState.refund_blocked_by != "",
+            title=ChargesState.refund_blocked_by,
+            class_name="row-refund",
+        ),
     )
 
 
@@ -60,10 +78,11 @@ CHARGES = ListDescription(
         Column("Card", lambda charge: charge.card),
         Column("Amount", lambda charge: rx.text(charge.amount, weight="medium")),
         Column("Status", status_cell),
+        Column("", lambda charge: refund_cell(charge)),
     ),
 )
 
 
 @billy_page("/charges", "Charges", on_load=[ChargesState.load, ChargesState.follow])
 def charges() -> rx.Component:
-    return list_page(CHARGES)
+    return rx.fragment(list_page(CHARGES), refund_dialog())

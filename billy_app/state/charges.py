@@ -12,7 +12,7 @@ from billy_app.state.view import iso
 from services import reports, timezones
 from services.errors import ValidationFailed
 from services.money import parse_money
-from services.permissions import Actor
+from services.permissions import Actor, control
 from services.reports import ChargeFilters, ChargeListRow, Page
 
 STATUS_CHOICES = [(ANY, "Any status"), *reports.CHARGE_STATUSES.items()]
@@ -60,6 +60,7 @@ class ChargeTableRow:
     description: str
     card: str
     created: str  # ISO 8601 UTC, shown in the viewer's zone
+    refundable: bool  # succeeded with something left to refund: the row offers "Refund"
 
 
 def charge_row_view(charge: ChargeListRow) -> ChargeTableRow:
@@ -75,11 +76,20 @@ def charge_row_view(charge: ChargeListRow) -> ChargeTableRow:
         description=charge.description,
         card=charge.card,
         created=iso(charge.created),
+        refundable=charge.status == "succeeded" and charge.refunded.amount < charge.amount.amount,
     )
 
 
 class ChargesState(ListPage, LiveState, SessionState):
     rows: list[ChargeTableRow] = []
+    # Each row's "Refund": hidden when the role can never refund, disabled with the reason when blocked.
+    refund_shown: bool = False
+    refund_blocked_by: str = ""
+
+    async def _first_page(self) -> None:
+        refund = control(await self.actor(), "charges.refund")
+        self.refund_shown, self.refund_blocked_by = refund.shown, refund.blocked_by
+        await super()._first_page()
 
     def _live_kinds(self) -> frozenset[str]:
         return frozenset({"charge", "refund", "customer"})

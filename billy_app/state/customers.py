@@ -6,7 +6,7 @@ from typing import ClassVar
 
 import reflex as rx
 
-from billy_app.state.list_page import export_download
+from billy_app.state.list_page import export_download, range_label
 from billy_app.state.session import SessionState, guarded
 from billy_app.state.view import customer_view
 from services import billing, exports
@@ -23,6 +23,7 @@ class CustomersState(SessionState):
     error: str = ""
     page_number: int = 1
     has_next: bool = False
+    range_label: str = ""  # "1–25 of 4,221"
     loading: bool = False
     export_shown: bool = False  # the Export button (see `components.list_page.export_button`)
     export_blocked: str = ""
@@ -31,20 +32,22 @@ class CustomersState(SessionState):
     _cursors: list[str | None] = [None]
     _next_cursor: str | None = None
 
-    async def _load(self, cursor: str | None) -> None:
-        """Read one page; a refusal empties the list and says why."""
+    async def _load(self, cursor: str | None, page_number: int) -> None:
+        """Read one page (the `page_number`th); a refusal empties the list and says why."""
         self.error = ""
         try:
             page = await self._call(billing.search_customers, self.query, cursor)
         except BillyError as exc:
-            self.error, self.rows, self.has_next = exc.message, [], False
+            self.error, self.rows, self.has_next, self.range_label = exc.message, [], False, ""
             return
         self.rows = [customer_view(r) for r in page.items]
         self._next_cursor, self.has_next = page.next_cursor, page.next_cursor is not None
+        total = page.total.label if page.total else ""
+        self.range_label = range_label(page_number, len(self.rows), total, billing.PAGE_SIZE)
 
     async def _first_page(self) -> None:
         self._cursors, self.page_number = [None], 1
-        await self._load(None)
+        await self._load(None, 1)
 
     @rx.event
     @guarded
@@ -85,7 +88,7 @@ class CustomersState(SessionState):
         if not self._next_cursor:
             return
         cursor = self._next_cursor
-        await self._load(cursor)
+        await self._load(cursor, self.page_number + 1)
         self._cursors.append(cursor)
         self.page_number += 1
 
@@ -96,4 +99,4 @@ class CustomersState(SessionState):
             return
         self._cursors.pop()
         self.page_number -= 1
-        await self._load(self._cursors[-1])
+        await self._load(self._cursors[-1], self.page_number)

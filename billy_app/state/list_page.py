@@ -19,7 +19,7 @@ from billy_app.state.session import guarded
 from services import exports, timezones
 from services.errors import BillyError, PermissionDenied
 from services.permissions import Actor
-from services.reports import Page
+from services.reports import PAGE_SIZE, Page
 
 SORT_CHOICES = [
     ("newest", "Newest first"),
@@ -40,6 +40,8 @@ class ListPage(rx.State, mixin=True):
     problem: str = ""  # why the filters were not applied (the table keeps the last good ones)
     page_number: int = 1
     has_next: bool = False
+    range_label: str = ""  # "1–25 of 4,221" (or "of 10,000+": counted up to a cap)
+    _total: str = ""
     sort: str = "newest"
     zone: str = "UTC"
     filters: dict[str, str] = {}  # the filter bar as typed and picked (not yet applied)
@@ -88,7 +90,13 @@ class ListPage(rx.State, mixin=True):
         self.rows = [self._view(item) for item in page.items]
         self._next_cursor = page.next_cursor or ""
         self.has_next = page.next_cursor is not None
+        self._total = page.total.label if page.total else ""
         self.error = ""
+
+    def _show_page(self, cursors: list[str]) -> None:
+        """Record which page is on screen (after a read) and say which rows it holds."""
+        self._cursors, self.page_number = cursors, len(cursors)
+        self.range_label = range_label(self.page_number, len(self.rows), self._total)
 
     def _show_problem(self, problem: BillyError) -> EventSpec | None:
         """Why nothing can be shown, in `error`; a refusal also empties the table."""
@@ -103,7 +111,7 @@ class ListPage(rx.State, mixin=True):
         except BillyError as exc:
             self._show_problem(exc)
             return
-        self._cursors, self.page_number = [""], 1
+        self._show_page([""])
 
     def _url_filters(self) -> dict[str, str]:
         """Filters named in the address (`/invoices?status=overdue`), as the bar would take them."""
@@ -141,9 +149,10 @@ class ListPage(rx.State, mixin=True):
         If its page link no longer holds, start again from the first page."""
         try:
             await self._read(self._cursors[-1])
+            self._show_page(self._cursors)
         except BillyError:
             await self._read("")
-            self._cursors, self.page_number = [""], 1
+            self._show_page([""])
 
     @rx.event
     def set_zone(self, zone: str):
@@ -196,7 +205,8 @@ class ListPage(rx.State, mixin=True):
         except BillyError as exc:
             self.problem = exc.message
             return None
-        self._applied, self._cursors, self.page_number = applied, [""], 1
+        self._applied = applied
+        self._show_page([""])
         return None
 
     @rx.event
@@ -222,8 +232,7 @@ class ListPage(rx.State, mixin=True):
             return
         cursor = self._next_cursor
         await self._read(cursor)
-        self._cursors = [*self._cursors, cursor]
-        self.page_number = len(self._cursors)
+        self._show_page([*self._cursors, cursor])
 
     @rx.event
     @guarded
@@ -232,7 +241,7 @@ class ListPage(rx.State, mixin=True):
             return
         cursors = self._cursors[:-1]
         await self._read(cursors[-1])
-        self._cursors, self.page_number = cursors, len(cursors)
+        self._show_page(cursors)
 
     # --- export ----------------------------------------------------------------------------------------
 
@@ -252,6 +261,14 @@ class ListPage(rx.State, mixin=True):
 
     def _in_force_filters(self) -> object:
         return self._filters(self._applied, self.zone)
+
+
+def range_label(page_number: int, shown: int, total: str, page_size: int = PAGE_SIZE) -> str:
+    """ "26–50 of 4,221" for page 2 of a list; "" when nothing is shown or nothing was counted."""
+    if not shown or not total:
+        return ""
+    first = (page_number - 1) * page_size + 1
+    return f"{first:,}–{first + shown - 1:,} of {total}"
 
 
 async def export_download(state: Any, kind: str, filters: Callable[[], object], sort: str = "newest") -> EventSpec:
