@@ -22,7 +22,16 @@ api/invoiceitems):
   a declined card answers 402 `card_error`, leaves the invoice open and counts
   the attempt; `paid_out_of_band=true` marks it paid without a charge; `pay`
   and `send` finalize a draft first; a $0 invoice is paid when finalized;
-* `send` is for `send_invoice` invoices only;
+* `send` is for `send_invoice` invoices only; it finalizes a draft first ("Stripe automatically
+  finalizes drafts before sending", api/invoices/finalize) and may re-send a paid invoice ("When
+  sending invoices that have already been paid, there will be no reference to the payment in the
+  email", api/invoices/send); a void invoice is refused (the sandbox's assumption: Stripe does not
+  document it). Test mode sends no email, only the `invoice.sent` event;
+* `hosted_invoice_url` and `invoice_pdf` are null on a draft and set when it is finalized
+  (api/invoices/object): the customer's page to see and pay it. The sandbox's addresses have
+  Stripe's form (invoice.stripe.com/i/<account>/test_<token>) but lead nowhere;
+* an invoice item's price must be active ("The price specified is inactive. This field only
+  accepts active prices.") and one-time;
 * amounts: `subtotal` and `total` are the sum of the lines, `amount_due` the
   total, `amount_paid` what was collected, `amount_remaining` the difference;
 * events: invoice.created, invoice.updated (with `previous_attributes`),
@@ -65,7 +74,7 @@ from sandbox.objects import (
 )
 from sandbox.params import Predicate, bounded_int, merged_metadata, metadata_param, read_params, string_param, to_bool
 from sandbox.prices import price_for
-from sandbox.state import INDEX
+from sandbox.state import ACCOUNT_ID, INDEX
 
 DAY = timeline.DAY
 STATUSES = ("draft", "open", "paid", "uncollectible", "void")
@@ -268,6 +277,8 @@ class Invoice(StripeObject):
         self.effective_at: int | None = None
         self.next_payment_attempt: int | None = None
         self.webhooks_delivered_at: int | None = None
+        self.hosted_invoice_url: str | None = None  # set when finalized
+        self.invoice_pdf: str | None = None
         self.period_start = self.created
         self.period_end = self.created
         self.status_transitions: dict[str, int | None] = {
@@ -346,8 +357,9 @@ class Invoice(StripeObject):
             "ending_balance": None if self.status == "draft" else 0,
             "footer": self.footer,
             "from_invoice": None,
-            "hosted_invoice_url": None,
-            "invoice_pdf": None,
+            # getattr: invoices saved by an older sandbox (sandbox/persistence.py) lack them
+            "hosted_invoice_url": getattr(self, "hosted_invoice_url", None),
+            "invoice_pdf": getattr(self, "invoice_pdf", None),
             "issuer": {"type": "self"},
             "last_finalization_error": None,
             "latest_revision": None,
@@ -567,6 +579,7 @@ def finalize(invoice: Invoice) -> None:
     invoice.status_transitions["finalized_at"] = moment
     invoice.effective_at = moment
     invoice.webhooks_delivered_at = moment
+    invoice.hosted_invoice_url, invoice.invoice_pdf = _hosted_pages(invoice)
     invoice._customer_details = _customer_details(invoice.customer)
     if invoice.collection_method == "send_invoice" and invoice.due_date is None:
         invoice.due_date = moment + (invoice.days_until_due or 30) * DAY
@@ -576,6 +589,13 @@ def finalize(invoice: Invoice) -> None:
     emit("invoice.updated", invoice, changes(before, invoice._export()), origin=invoice.id)
     if invoice.amount_due == 0:
         _mark_paid(invoice, None)
+
+
+def _hosted_pages(invoice: Invoice) -> tuple[str, str]:
+    """The hosted invoice page and its PDF, in the form Stripe gives them once finalized."""
+    token = "test_" + timeline_token(invoice.id, "hosted")
+    page = f"https://invoice.stripe.com/i/{ACCOUNT_ID}/{token}"
+    return f"{page}?s=ap", f"https://pay.stripe.com/invoice/{ACCOUNT_ID}/{token}/pdf?s=ap"
 
 
 def _mark_paid(invoice: Invoice, charge: Any, out_of_band: bool = False) -> None:
@@ -703,10 +723,10 @@ def send(invoice: Invoice) -> Invoice:
             "You can only manually send an invoice if its collection method is 'send_invoice'.",
             param="invoice",
         )
+    if invoice.status == "void":
+        raise invalid_request("You can't send an invoice with status 'void'.", param="invoice")
     if invoice.status == "draft":
         finalize(invoice)
-    if invoice.status in ("void", "paid"):
-        raise invalid_request(f"You can't send an invoice with status '{invoice.status}'.", param="invoice")
     emit("invoice.sent", invoice, origin=invoice.id)
     return invoice
 
@@ -875,6 +895,10 @@ def _item_price(params: dict[str, Any]) -> Any:
     if price_id is None:
         return None
     price = price_for(price_id, "pricing[price]")
+    if not getattr(price, "active", True):
+        raise invalid_request(
+            "The price specified is inactive. This field only accepts active prices.", param="pricing[price]"
+        )
     if price.recurring is not None:
         raise invalid_request(
             f"The price specified ({price.id}) is set to `type=recurring` but this field only accepts "

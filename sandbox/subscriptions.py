@@ -25,9 +25,19 @@ billing/subscriptions/cancel, billing/subscriptions/trials):
 * updates change `metadata`, `cancel_at_period_end` (sets `cancel_at` to the
   period end and `canceled_at` to now), `cancel_at`, `items` (quantity, price,
   add, `deleted`), `description`, `default_payment_method`, `collection_method`,
-  `days_until_due`, `trial_end` and emit `customer.subscription.updated` with
-  `previous_attributes`; a canceled subscription only takes `metadata` and
-  `cancellation_details`;
+  `days_until_due`, `trial_end`, `pause_collection` and emit
+  `customer.subscription.updated` with `previous_attributes`; a canceled
+  subscription only takes `metadata` and `cancellation_details`;
+* an item's new price or quantity mid-period is prorated (`proration_behavior`,
+  `proration_date`: see `sandbox/previews.py`, which also answers
+  `POST /v1/invoices/create_preview`); a new interval resets the cycle and bills
+  at once instead;
+* `pause_collection` (docs: billing/subscriptions/pause-payment,
+  api/subscriptions/update#update_subscription-pause_collection) keeps the
+  subscription `active` but changes what each renewal does with its invoice:
+  `keep_as_draft` leaves it a draft that is never finalized, `mark_uncollectible`
+  finalizes it and marks it uncollectible, `void` finalizes and voids it; none is
+  charged. `resumes_at` ends the pause by itself; `pause_collection=""` ends it now;
 * `DELETE /v1/subscriptions/{id}` cancels now: `status: canceled`,
   `canceled_at`, `ended_at`, `cancellation_details`, event
   `customer.subscription.deleted`;
@@ -49,7 +59,7 @@ from aiohttp import web
 from localstripe.resources import Customer, StripeObject, store
 from localstripe.server import json_response
 
-from sandbox import invoices, timeline
+from sandbox import invoices, previews, timeline
 from sandbox.errors import invalid_request, resource_missing
 from sandbox.events import emit
 from sandbox.invoices import Invoice, changes
@@ -84,6 +94,7 @@ STATUSES = (
     "trialing",
     "unpaid",
 )
+PAUSE_BEHAVIORS = ("keep_as_draft", "mark_uncollectible", "void")
 PAYMENT_BEHAVIORS = ("allow_incomplete", "default_incomplete", "error_if_incomplete", "pending_if_incomplete")
 CREATE_PARAMS = {
     "cancel_at",
@@ -118,6 +129,7 @@ UPDATE_PARAMS = {
     "items",
     "metadata",
     "off_session",
+    "pause_collection",
     "payment_behavior",
     "proration_behavior",
     "proration_date",
@@ -167,6 +179,9 @@ class SubscriptionItem(StripeObject):
 class Subscription(StripeObject):
     object = "subscription"
     _id_prefix = "sub_"
+    # {"behavior", "resumes_at"} while collection is paused (a class default, so subscriptions
+    # saved before pauses existed load without it).
+    pause_collection: dict[str, Any] | None = None
 
     def __init__(
         self,
@@ -267,7 +282,7 @@ class Subscription(StripeObject):
             "metadata": dict(self.metadata),
             "next_pending_invoice_item_invoice": None,
             "on_behalf_of": None,
-            "pause_collection": None,
+            "pause_collection": dict(self.pause_collection) if self.pause_collection else None,
             "payment_settings": {
                 "payment_method_options": None,
                 "payment_method_types": None,
@@ -302,6 +317,8 @@ class Subscription(StripeObject):
             self.cancel_at = self.current_period_end  # months differ in length
         elif self.cancel_at is not None:
             self.cancel_at += delta
+        if self.pause_collection and self.pause_collection.get("resumes_at"):
+            self.pause_collection = {**self.pause_collection, "resumes_at": self.pause_collection["resumes_at"] + delta}
         for item in self.items_list:
             timeline.move_created("subscription_item", item, delta)
         timeline.shift_events(self.id, delta)
@@ -381,11 +398,18 @@ def _bill(sub: Subscription, reason: str, trial: bool = False, attempt: bool = T
     for pending in invoices._pending_items(sub.customer):
         if pending.subscription == sub.id and pending.currency == sub.currency:
             pending.invoice = invoice.id
-            invoices.add_lines(invoice, [invoices.item_line(pending)])
+            invoices.add_lines(invoice, [previews.line_for(invoice, pending)])
+    paused = (sub.pause_collection or {}).get("behavior") if reason == "subscription_cycle" else None
+    if paused == "keep_as_draft":
+        invoice.auto_advance = False
     invoices.emit_created(invoice)
     sub.latest_invoice = invoice.id
+    if paused == "keep_as_draft":
+        return invoice
     invoices.finalize(invoice)
-    if invoice.status == "open":
+    if invoice.status == "open" and paused is not None:
+        (invoices.void if paused == "void" else invoices.mark_uncollectible)(invoice)
+    elif invoice.status == "open":
         if sub.collection_method == "send_invoice":
             invoices.send(invoice)
         elif attempt:
@@ -418,6 +442,13 @@ def advance(sub: Subscription, until: int) -> None:
                 _set_status(sub, "incomplete_expired")
             return
         boundary = sub.trial_end if sub._in_trial else sub.current_period_end
+        resumes_at = (sub.pause_collection or {}).get("resumes_at")
+        if resumes_at is not None and boundary is not None and resumes_at <= min(boundary, until):
+            with timeline.at(resumes_at):  # the pause ends by itself
+                before = sub._export()
+                sub.pause_collection = None
+                emit("customer.subscription.updated", sub, changes(before, sub._export()), origin=sub.id)
+            continue
         if sub.cancel_at is not None and not sub.cancel_at_period_end and sub.cancel_at <= boundary:
             if sub.cancel_at > until:
                 return
@@ -539,6 +570,26 @@ def _trial_end(params: dict[str, Any], prices: list[Price]) -> int | None:
     return moment + bounded_int("trial_period_days", days, minimum=0, maximum=730) * timeline.DAY
 
 
+def _pause(value: Any) -> dict[str, Any] | None:
+    """`pause_collection`: "" ends a pause; else a `behavior` and an optional future `resumes_at`."""
+    if value in (None, ""):
+        return None
+    if not isinstance(value, dict):
+        raise invalid_request("Invalid object", param="pause_collection")
+    refuse_unknown(value, {"behavior", "resumes_at"}, "pause_collection")
+    behavior = one_of(
+        "pause_collection[behavior]",
+        required(value, "behavior", "pause_collection[behavior]"),
+        PAUSE_BEHAVIORS,
+    )
+    resumes_at = None
+    if value.get("resumes_at") not in (None, ""):
+        resumes_at = bounded_int("pause_collection[resumes_at]", value["resumes_at"], minimum=1)
+        if resumes_at <= timeline.now():
+            raise invalid_request(FUTURE_TIMESTAMP, param="pause_collection[resumes_at]")
+    return {"behavior": behavior, "resumes_at": resumes_at}
+
+
 def _cancel_at(value: Any, sub: Subscription | None = None) -> int | None:
     if value in (None, ""):
         return None
@@ -616,8 +667,9 @@ def create_subscription(params: dict[str, Any], customer_id: str | None = None) 
     return sub
 
 
-def _apply_items(sub: Subscription, specs: list[dict[str, Any]]) -> bool:
-    """Validate every item change first, then apply them; True if the interval changed."""
+def plan_items(sub: Subscription, specs: list[dict[str, Any]]) -> list[tuple[str, Any]]:
+    """Every item change checked, nothing applied: ("update", (item, price, quantity, metadata)),
+    ("delete", item) or ("add", (price, quantity, metadata)), in the order asked."""
     current = {item.id: item for item in sub.items_list}
     plan: list[tuple[str, Any]] = []  # ("update", (item, price, quantity, metadata)) / ("delete", item) / ("add", …)
     for index, spec in enumerate(specs):
@@ -649,6 +701,33 @@ def _apply_items(sub: Subscription, specs: list[dict[str, Any]]) -> bool:
         final_prices.append(updated[item.id][1] if item.id in updated else item.price_object())
     final_prices += [entry[0] for kind, entry in plan if kind == "add"]
     _check_prices(final_prices)
+    if final_prices[0].currency != sub.currency:  # a subscription keeps its currency
+        raise invalid_request(
+            "Currency and interval fields must match across all plans on this subscription. "
+            f"Found mismatch in currency field: {sub.currency} and {final_prices[0].currency}.",
+            param="items",
+        )
+    return plan
+
+
+def items_after(sub: Subscription, plan: list[tuple[str, Any]]) -> previews.ItemState:
+    """The items as `plan` would leave them, by id ("new<n>" for the ones it adds)."""
+    after = previews.item_state(sub)
+    added = 0
+    for kind, entry in plan:
+        if kind == "delete":
+            del after[entry.id]
+        elif kind == "update":
+            after[entry[0].id] = (entry[1], entry[2])
+        else:
+            after[f"new{added}"] = (entry[0], entry[1])
+            added += 1
+    return after
+
+
+def _apply_items(sub: Subscription, specs: list[dict[str, Any]]) -> bool:
+    """Validate every item change first, then apply them; True if the interval changed."""
+    plan = plan_items(sub, specs)
     old_interval = sub.interval()
     for kind, entry in plan:
         if kind == "delete":
@@ -678,10 +757,20 @@ def update_subscription(sub: Subscription, params: dict[str, Any]) -> Subscripti
                     "A canceled subscription can only update its cancellation_details and metadata.",
                     param=name,
                 )
+    pause = _pause(params["pause_collection"]) if "pause_collection" in params else None
+    behavior = one_of(
+        "proration_behavior", params.get("proration_behavior", "create_prorations"), previews.PRORATION_BEHAVIORS
+    )
+    items_before = previews.item_state(sub)
+    proration_date = None
+    if params.get("items") is not None:
+        proration_date = previews.proration_moment(sub, params.get("proration_date"), "proration_date")
     before = sub._export()
     interval_changed = False
     if params.get("items") is not None:
         interval_changed = _apply_items(sub, _item_specs(params["items"]))
+    if "pause_collection" in params:
+        sub.pause_collection = pause
     if {"collection_method", "days_until_due"} & set(params):
         sub.collection_method, sub.days_until_due = _collection(params, sub)
     if "metadata" in params:
@@ -714,6 +803,8 @@ def update_subscription(sub: Subscription, params: dict[str, Any]) -> Subscripti
             sub.billing_cycle_anchor = timeline.now()
             sub._cycle = 0
             _bill(sub, "subscription_update")
+        elif proration_date is not None and behavior != "none":
+            previews.create_prorations(sub, items_before, proration_date, behavior)
     finally:
         sub._quiet = False
     previous = changes(before, sub._export())
@@ -853,13 +944,20 @@ async def item_retrieve(request: web.Request) -> web.Response:
     return respond(_item(request), await read_params(request))
 
 
+PRORATION_PARAMS = ("proration_behavior", "proration_date")
+
+
+def _proration_params(params: dict[str, Any]) -> dict[str, Any]:
+    return {name: params[name] for name in PRORATION_PARAMS if name in params}
+
+
 async def item_create(request: web.Request) -> web.Response:
     params = await read_params(request)
-    refuse_unknown(params, {"subscription", "price", "plan", "quantity", "metadata", "expand", "proration_behavior"})
+    refuse_unknown(params, {"subscription", "price", "plan", "quantity", "metadata", "expand", *PRORATION_PARAMS})
     sub = lookup("subscription", required(params, "subscription"), "subscription")
     spec = {k: params[k] for k in ("price", "plan", "quantity", "metadata") if k in params}
     known = set(sub._item_ids)
-    update_subscription(sub, {"items": [spec]})
+    update_subscription(sub, {"items": [spec], **_proration_params(params)})
     new_id = next(item_id for item_id in sub._item_ids if item_id not in known)
     return respond(INDEX.get("subscription_item", new_id), params)
 
@@ -867,9 +965,9 @@ async def item_create(request: web.Request) -> web.Response:
 async def item_update(request: web.Request) -> web.Response:
     item = _item(request)
     params = await read_params(request)
-    refuse_unknown(params, {"price", "plan", "quantity", "metadata", "expand", "proration_behavior"})
+    refuse_unknown(params, {"price", "plan", "quantity", "metadata", "expand", *PRORATION_PARAMS})
     spec = {"id": item.id, **{k: params[k] for k in ("price", "plan", "quantity", "metadata") if k in params}}
-    update_subscription(INDEX.get("subscription", item.subscription), {"items": [spec]})
+    update_subscription(INDEX.get("subscription", item.subscription), {"items": [spec], **_proration_params(params)})
     return respond(item, params)
 
 
@@ -877,50 +975,6 @@ async def item_delete(request: web.Request) -> web.Response:
     item = _item(request)
     update_subscription(INDEX.get("subscription", item.subscription), {"items": [{"id": item.id, "deleted": True}]})
     return json_response({"id": item.id, "object": "subscription_item", "deleted": True})
-
-
-async def preview(request: web.Request) -> web.Response:
-    """POST /v1/invoices/create_preview (and the older GET /v1/invoices/upcoming): the next renewal."""
-    params = await read_params(request)
-    refuse_unknown(params, {"customer", "subscription", "expand"})
-    customer = lookup("customer", required(params, "customer"), "customer")
-    subs = [
-        sub
-        for sub in INDEX.objects("subscription", "customer", customer.id)
-        if sub.status not in ENDED and params.get("subscription") in (None, sub.id)
-    ]
-    if not subs:
-        raise invalid_request(
-            f"No upcoming invoices for customer: {customer.id}", param="customer", code="invoice_upcoming_none"
-        )
-    sub = subs[0]
-    invoice = Invoice(
-        customer=customer.id,
-        currency=sub.currency,
-        subscription=sub.id,
-        billing_reason="upcoming",
-        collection_method=sub.collection_method,
-        days_until_due=sub.days_until_due,
-    )
-    try:
-        start = sub.trial_end if sub._in_trial else sub.current_period_end
-        interval, count = sub.interval()
-        period = {"start": start, "end": timeline.add_interval(start, interval, count)}
-        invoices.add_lines(
-            invoice,
-            [
-                invoices.subscription_line(
-                    invoice, subscription_item=item.id, price=item.price_object(), quantity=item.quantity, period=period
-                )
-                for item in sub.items_list
-            ],
-        )
-        data = invoice._export(expand=params.get("expand"))
-    finally:
-        del store[f"invoice:{invoice.id}"]
-    data["id"] = "upcoming_" + invoice.id
-    data["created"] = data["period_start"] = period["start"]
-    return json_response(data)
 
 
 _customer_export = Customer._export
@@ -958,6 +1012,4 @@ def routes() -> list[tuple[str, str, Any]]:
         ("GET", "/v1/subscription_items/{id}", item_retrieve),
         ("POST", "/v1/subscription_items/{id}", item_update),
         ("DELETE", "/v1/subscription_items/{id}", item_delete),
-        ("POST", "/v1/invoices/create_preview", preview),
-        ("GET", "/v1/invoices/upcoming", preview),
     ]

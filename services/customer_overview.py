@@ -74,6 +74,7 @@ class InvoiceLine:
     currency: str
     due_date: int | None
     days_overdue: int | None  # whole days past due for an open invoice, else None
+    collection_method: str = ""  # "send_invoice": Stripe emails it (Billy's Send control)
 
 
 @dataclass(frozen=True)
@@ -196,6 +197,7 @@ def _invoices(session: Session, customer_id: str, now: datetime) -> list[Invoice
                 inv.currency,
                 inv.due_date,
                 overdue,
+                inv.collection_method or "",
             )
         )
     return lines

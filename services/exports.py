@@ -39,6 +39,7 @@ from services import audit, clock, identity, reports
 from services.billing import CustomerRow, customers_query
 from services.db import session_scope
 from services.errors import NotAuthenticated, NotFound, PermissionDenied, ValidationFailed
+from services.failed_payments import check_period
 from services.models import MagicLink, Member, table_of, utcnow
 from services.money import exponent
 from services.permissions import Actor, authorize, control
@@ -204,6 +205,21 @@ def _overdue_invoices(_: NoFilters, sort: str) -> ListQuery[InvoiceListRow]:
     return reports.invoices_query(InvoiceFilters(status="overdue"), sort)
 
 
+@dataclass(frozen=True)
+class PeriodFilters:
+    """The failed-payments page's period (services/failed_payments.py): aware datetimes, `date_from`
+    included, `date_to` excluded."""
+
+    date_from: datetime | None = None
+    date_to: datetime | None = None
+
+
+def _failed_payments_in_period(f: PeriodFilters, sort: str) -> ListQuery[ChargeListRow]:
+    """The failed charges of the report's chosen period, its bounds checked as the report checks them."""
+    check_period(f.date_from, f.date_to)
+    return reports.charges_query(ChargeFilters(status="failed", date_from=f.date_from, date_to=f.date_to), sort)
+
+
 KINDS: dict[str, ExportKind] = {
     kind.name: kind
     for kind in (
@@ -259,6 +275,15 @@ KINDS: dict[str, ExportKind] = {
             False,
             _overdue_invoices,
             _INVOICE_COLUMNS,
+            lambda actor: authorize(actor, "reports.export"),
+        ),
+        ExportKind(
+            "failed-payments-period",
+            "reports.export",
+            PeriodFilters,
+            False,
+            _failed_payments_in_period,
+            _CHARGE_COLUMNS,
             lambda actor: authorize(actor, "reports.export"),
         ),
     )

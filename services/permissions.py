@@ -118,17 +118,34 @@ ACTIONS: dict[str, Permission] = {
     "customers.view": Permission.VIEW,
     "customers.update": Permission.UPDATE_CUSTOMER,  # name, phone, description, metadata (and contact)
     "customers.update_contact": Permission.UPDATE_CUSTOMER_CONTACT,  # email and address only
+    "products.search": Permission.VIEW,  # the catalogue: products with their prices
+    "products.create": Permission.MANAGE_PRODUCTS,  # a new product (name, description)
+    "products.update": Permission.MANAGE_PRODUCTS,  # rename or describe a product
+    "products.archive": Permission.MANAGE_PRODUCTS,  # archive or restore a product (its prices stay)
+    "prices.create": Permission.MANAGE_PRODUCTS,  # a one-off or recurring price on a product
     "charges.view": Permission.VIEW,
     "charges.search": Permission.VIEW,  # the charges list: filters, sorts, pages
     "dashboard.view": Permission.VIEW,  # MRR, revenue, failed payments, open invoices, refunds
     "subscriptions.search": Permission.VIEW,
+    "subscriptions.preview_change": Permission.MANAGE_SUBSCRIPTIONS,  # the manage dialog; a change's prorations
+    "subscriptions.change": Permission.MANAGE_SUBSCRIPTIONS,  # another price or quantity, prorated
+    "subscriptions.pause": Permission.MANAGE_SUBSCRIPTIONS,  # pause collection (draft, uncollectible or void)
+    "subscriptions.resume": Permission.MANAGE_SUBSCRIPTIONS,  # end a pause of collection
+    "subscriptions.cancel": Permission.MANAGE_SUBSCRIPTIONS,  # at the period end, or now
+    "subscriptions.reactivate": Permission.MANAGE_SUBSCRIPTIONS,  # withdraw a pending cancellation
     "invoices.search": Permission.VIEW,
+    "invoices.create": Permission.MANAGE_INVOICES,  # a draft from prices or custom lines, with a due date
+    "invoices.send": Permission.MANAGE_INVOICES,  # finalize a draft, then have Stripe email it
+    "invoices.remind": Permission.MANAGE_INVOICES,  # Billy emails the customer a payment reminder
+    "invoices.void": Permission.MANAGE_INVOICES,  # an open or uncollectible invoice can no longer be paid
+    "invoices.mark_uncollectible": Permission.MANAGE_INVOICES,  # written off as bad debt (still payable)
     "search.global": Permission.VIEW,  # the header search: customers, charges, invoices, subscriptions
     "customers.export": Permission.EXPORT,  # a list as CSV, its filters applied (Pro and Business)
     "charges.export": Permission.EXPORT,
     "subscriptions.export": Permission.EXPORT,
     "invoices.export": Permission.EXPORT,
     "reports.export": Permission.EXPORT,  # the dashboard's failed payments and overdue invoices as CSV
+    "reports.failed_payments": Permission.VIEW,  # failed payments of a chosen period, by reason
     "charges.refund": Permission.REFUND,
     "refunds.request": Permission.REFUND,  # ask for an over-cap refund to be approved
     "refunds.withdraw": Permission.REFUND,  # take back one's own request
@@ -136,6 +153,7 @@ ACTIONS: dict[str, Permission] = {
     "refunds.approve": Permission.APPROVE_REFUNDS,  # up to the approver's own cap, never one's own
     "refunds.decline": Permission.APPROVE_REFUNDS,
     "refunds.confirmation_email": Permission.REFUND,  # email the customer that their refund is on its way
+    "payments.update_email": Permission.MANAGE_INVOICES,  # ask customers whose payment failed to update their card
     "stripe.connect": Permission.MANAGE_SETTINGS,
     "sync.run": Permission.MANAGE_SETTINGS,
     "sync.view": Permission.VIEW,

@@ -59,7 +59,7 @@ CUSTOMER_WRITE = KeyPermission("rak_customer_write", "Customers", "customers")
 SUBSCRIPTION_WRITE = KeyPermission("rak_subscription_write", "Subscriptions", "subscriptions")
 INVOICE_WRITE = KeyPermission("rak_invoice_write", "Invoices", "invoices")
 PRODUCT_WRITE = KeyPermission("rak_product_write", "Products", "products")
-PRICE_WRITE = KeyPermission("rak_price_write", "Prices", "prices")
+PRICE_WRITE = KeyPermission("rak_plan_write", "Prices", "prices")  # Stripe keeps the old name for prices
 
 
 def require_idempotency_key(key: object) -> str:

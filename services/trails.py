@@ -31,6 +31,17 @@ _DONE: dict[str, str] = {
     "refunds.confirmation_email": "emailed the customer a refund confirmation",
     "customers.update": "changed the customer's details",
     "customers.update_contact": "changed the customer's email or address",
+    "subscriptions.change": "changed a subscription's price or quantity",
+    "subscriptions.pause": "paused payment collection on a subscription",
+    "subscriptions.resume": "resumed payment collection on a subscription",
+    "subscriptions.cancel": "cancelled a subscription",
+    "subscriptions.reactivate": "withdrew a subscription's cancellation",
+    "invoices.create": "created an invoice",
+    "invoices.send": "sent an invoice",
+    "invoices.remind": "emailed the customer a payment reminder",
+    "invoices.void": "voided an invoice",
+    "invoices.mark_uncollectible": "marked an invoice uncollectible",
+    "payments.update_email": "emailed the customer to update their payment details",
 }
 _TRIED: dict[str, str] = {
     "charges.refund": "tried to refund",
@@ -39,6 +50,19 @@ _TRIED: dict[str, str] = {
     "refunds.decline": "tried to decline a refund request",
     "customers.update": "tried to change the customer's details",
     "customers.update_contact": "tried to change the customer's email or address",
+    "subscriptions.change": "tried to change a subscription's price or quantity",
+    "subscriptions.pause": "tried to pause payment collection on a subscription",
+    "subscriptions.resume": "tried to resume payment collection on a subscription",
+    "subscriptions.cancel": "tried to cancel a subscription",
+    "subscriptions.reactivate": "tried to withdraw a subscription's cancellation",
+    "invoices.create": "tried to create an invoice",
+    "invoices.send": "tried to send an invoice",
+    "invoices.remind": "tried to email the customer a payment reminder",
+    "invoices.void": "tried to void an invoice",
+    "invoices.mark_uncollectible": "tried to mark an invoice uncollectible",
+    "payments.update_email": "tried to email the customer to update their payment details",
+    "refunds.withdraw": "tried to withdraw a refund request",
+    "refunds.confirmation_email": "tried to email the customer a refund confirmation",
 }
 
 _log = table_of(AuditEntry)

@@ -26,17 +26,34 @@ EXPECTED: dict[str, set[str]] = {
     "customers.view": EVERYONE,
     "customers.update": {M, OWNER},
     "customers.update_contact": {C, M, OWNER},
+    "products.search": EVERYONE,
+    "products.create": {M, OWNER},
+    "products.update": {M, OWNER},
+    "products.archive": {M, OWNER},
+    "prices.create": {M, OWNER},
     "charges.view": EVERYONE,
     "charges.search": EVERYONE,
     "dashboard.view": EVERYONE,
     "subscriptions.search": EVERYONE,
+    "subscriptions.preview_change": {M, OWNER},
+    "subscriptions.change": {M, OWNER},
+    "subscriptions.pause": {M, OWNER},
+    "subscriptions.resume": {M, OWNER},
+    "subscriptions.cancel": {M, OWNER},
+    "subscriptions.reactivate": {M, OWNER},
     "invoices.search": EVERYONE,
+    "invoices.create": {M, OWNER},
+    "invoices.send": {M, OWNER},
+    "invoices.remind": {M, OWNER},
+    "invoices.void": {M, OWNER},
+    "invoices.mark_uncollectible": {M, OWNER},
     "search.global": EVERYONE,
     "customers.export": EVERYONE,  # Pro and Business only: tests/test_exports.py
     "charges.export": EVERYONE,
     "subscriptions.export": EVERYONE,
     "invoices.export": EVERYONE,
     "reports.export": EVERYONE,
+    "reports.failed_payments": EVERYONE,
     "sync.view": EVERYONE,
     "charges.refund": {C, M, OWNER},
     "stripe.connect": OWNER_ONLY,
@@ -56,6 +73,7 @@ EXPECTED: dict[str, set[str]] = {
     "refunds.approve": {C, M, OWNER},
     "refunds.decline": {C, M, OWNER},
     "refunds.confirmation_email": {C, M, OWNER},
+    "payments.update_email": {M, OWNER},
     "roles.view": OWNER_ONLY,
     "roles.manage": OWNER_ONLY,
 }
@@ -121,3 +139,17 @@ def test_every_service_function_with_an_actor_authorizes() -> None:
     assert len(functions) >= 15  # the scan really finds the service layer
     missing = [f"{p.name}:{fn.name}" for p, fn in functions if not _authorizes(fn)]
     assert missing == [], f"service functions that never authorize their caller: {missing}"
+
+
+def test_every_write_a_customer_page_can_show_has_words_in_its_trail() -> None:
+    """The customer page's trail reads "alice@… paused payment collection on a subscription", never
+    a raw action name: every action that changes a customer's money or records has its words."""
+    from services import trails
+    from services.permissions import Permission
+
+    reads = {Permission.VIEW, Permission.EXPORT}
+    about_a_customer = ("customers.", "charges.", "refunds.", "subscriptions.", "invoices.", "payments.")
+    writes = {a for a, p in ACTIONS.items() if p not in reads and a.startswith(about_a_customer)}
+    writes -= {"refunds.queue", "subscriptions.preview_change"}
+    assert writes - set(trails._DONE) == set()
+    assert writes - set(trails._TRIED) == set()

@@ -119,7 +119,13 @@ def test_the_list_pager_says_which_rows_of_how_many(pipeline: Pipeline) -> None:
 
     with session_scope() as session:
         charges = [
-            {"id": f"ch_count{n:02}", "object": "charge", "amount": 100 + n, "currency": "usd", "created": 1_700_000_000 + n}
+            {
+                "id": f"ch_count{n:02}",
+                "object": "charge",
+                "amount": 100 + n,
+                "currency": "usd",
+                "created": 1_700_000_000 + n,
+            }
             for n in range(30)
         ]
         mirror.write_objects(session, "charge", charges, 1_800_000_000)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import reflex as rx
 
+from billy_app.components.invoice_actions import invoice_controls, invoices_header
 from billy_app.components.layout import local_time
+from billy_app.components.subscription_actions import manage_subscription
 from billy_app.components.tables import colored_badge, rows_table, small_gray, timeline_line
 from billy_app.state.customer import CustomerState
 from billy_app.state.customer_overview import InvoiceRow, PaymentMethodRow, SpendRow, SubscriptionRow, TrailRow
@@ -46,6 +48,7 @@ def subscription_row(sub: rx.Var[SubscriptionRow]) -> rx.Component:
         rx.table.cell(
             rx.cond(sub.when != "", rx.vstack(small_gray(sub.when_label), local_time(sub.when), spacing="0"))
         ),
+        rx.table.cell(manage_subscription(sub.id)),  # hidden for roles that may not manage subscriptions
         class_name="subscription-row",
     )
 
@@ -58,7 +61,9 @@ def invoice_row(invoice: rx.Var[InvoiceRow]) -> rx.Component:
         rx.table.cell(invoice.remaining),
         rx.table.cell(rx.cond(invoice.due != "", local_time(invoice.due))),
         rx.table.cell(rx.cond(invoice.overdue != "", rx.text(invoice.overdue, color_scheme="red", size="2"))),
+        rx.table.cell(invoice_controls(invoice.id, invoice.status_key, invoice.sendable)),
         class_name="invoice-row",
+        custom_attrs={"data-invoice": invoice.id},
     )
 
 
@@ -89,11 +94,11 @@ def customer_sections() -> rx.Component:
             empty=small_gray("No subscriptions."),
             id="customer-subscriptions",
         ),
-        rx.heading("Invoices", size="4"),
+        invoices_header(CustomerState.customer["id"]),
         rows_table(
             CustomerState.invoices,
             invoice_row,
-            ("Invoice", "Status", "Total", "Left to pay", "Due", ""),
+            ("Invoice", "Status", "Total", "Left to pay", "Due", "", ""),
             empty=small_gray("No invoices."),
             id="customer-invoices",
         ),

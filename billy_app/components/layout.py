@@ -16,6 +16,8 @@ NAV = [
     ("Charges", "/charges", "receipt"),
     ("Subscriptions", "/subscriptions", "repeat"),
     ("Invoices", "/invoices", "file-text"),
+    ("Products", "/products", "package"),
+    ("Failed payments", "/failed-payments", "circle-alert"),
     ("Refund requests", "/approvals", "clipboard-check"),
 ]
 OWNER_NAV = [  # the `Audience.OWNER` pages: linked for the Owner only

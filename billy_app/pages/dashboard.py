@@ -234,6 +234,7 @@ def failed_card() -> rx.Component:
         rx.vstack(
             rx.hstack(
                 heading_with_link("Failed payments, last 7 days", "See failed charges", "/charges?status=failed"),
+                rx.link("Open the report", href="/failed-payments", size="2", id="failed-payments-report-link"),
                 rx.spacer(),
                 report_export("failed-payments"),
                 width="100%",

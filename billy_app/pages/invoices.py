@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import reflex as rx
 
+from billy_app.components.invoice_actions import (
+    bulk_reminder_button,
+    bulk_reminder_dialog,
+    confirm_dialog,
+    invoice_controls,
+)
 from billy_app.components.layout import local_time
 from billy_app.components.list_page import (
     CUSTOMER_FILTER,
@@ -16,7 +22,20 @@ from billy_app.components.list_page import (
 )
 from billy_app.components.page_frame import billy_page
 from billy_app.components.tables import colored_badge, name_and_id
-from billy_app.state.invoices import STATUS_CHOICES, InvoicesState
+from billy_app.state.invoice_actions import InvoiceActionsState
+from billy_app.state.invoices import STATUS_CHOICES, InvoicesState, InvoiceTableRow
+
+
+def due_cell(invoice: rx.Var[InvoiceTableRow]) -> rx.Component:
+    """The due date, and how late an overdue invoice is."""
+    return rx.vstack(
+        rx.cond(invoice.due != "", local_time(invoice.due), rx.text("—")),
+        rx.cond(
+            invoice.overdue != "", rx.text(invoice.overdue, color_scheme="red", size="1", class_name="days-overdue")
+        ),
+        spacing="0",
+    )
+
 
 STATUS_COLORS = {"paid": "green", "open": "blue", "overdue": "red", "draft": "gray", "void": "gray"}
 
@@ -37,12 +56,20 @@ INVOICES = ListDescription(
         Column("Customer", customer_cell),
         Column("Total", lambda invoice: rx.text(invoice.total, weight="medium")),
         Column("Still due", lambda invoice: invoice.remaining),
-        Column("Due", lambda invoice: rx.cond(invoice.due != "", local_time(invoice.due), "—")),
+        Column("Due", due_cell),
         Column("Status", lambda invoice: colored_badge(invoice.state, invoice.status, STATUS_COLORS, "amber")),
+        Column("", lambda invoice: invoice_controls(invoice.id, invoice.status, False)),
     ),
 )
 
 
-@billy_page("/invoices", "Invoices", on_load=[InvoicesState.load, InvoicesState.follow])
+@billy_page(
+    "/invoices", "Invoices", on_load=[InvoicesState.load, InvoicesState.follow, InvoiceActionsState.load_controls]
+)
 def invoices() -> rx.Component:
-    return list_page(INVOICES)
+    return rx.fragment(
+        rx.hstack(rx.spacer(), bulk_reminder_button(), width="100%"),
+        list_page(INVOICES),
+        confirm_dialog(),
+        bulk_reminder_dialog(),
+    )

@@ -14,6 +14,7 @@ from billy_app.components.list_page import (
     list_page,
 )
 from billy_app.components.page_frame import billy_page
+from billy_app.components.subscription_actions import manage_subscription
 from billy_app.components.tables import colored_badge, name_and_id
 from billy_app.state.subscriptions import STATUS_CHOICES, SubscriptionsState, SubscriptionTableRow
 
@@ -51,6 +52,7 @@ SUBSCRIPTIONS = ListDescription(
             "Current period ends",
             lambda subscription: rx.cond(subscription.renews != "", local_time(subscription.renews), "—"),
         ),
+        Column("", lambda subscription: manage_subscription(subscription.id)),  # Managers and the Owner
     ),
 )
 

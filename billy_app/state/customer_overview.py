@@ -55,6 +55,8 @@ class InvoiceRow:
     remaining: str
     due: str  # ISO UTC, "" without a due date
     overdue: str  # "5 days overdue", ""
+    status_key: str = ""  # Stripe's status: which invoice controls apply
+    sendable: bool = False  # emailed by Stripe and not paid or void: "Send" applies
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -121,6 +123,8 @@ def overview_rows(view: CustomerOverview) -> OverviewRows:
             remaining=format_money(i.amount_remaining, i.currency) if i.status == "open" else "",
             due=iso(i.due_date) if i.due_date is not None else "",
             overdue=_plural(i.days_overdue, "day") + " overdue" if i.days_overdue is not None else "",
+            status_key=i.status,
+            sendable=i.collection_method == "send_invoice" and i.status in ("draft", "open", "uncollectible"),
         )
         for i in view.invoices
     ]

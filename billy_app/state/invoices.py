@@ -9,7 +9,9 @@ from billy_app.state.list_page import ANY, ListPage
 from billy_app.state.live import LiveState
 from billy_app.state.session import SessionState
 from billy_app.state.view import iso
-from services import reports, timezones
+from services import clock, reports, timezones
+from services.invoice_changes import days_overdue
+from services.invoice_mail import lateness
 from services.permissions import Actor
 from services.reports import InvoiceFilters, InvoiceListRow, Page
 
@@ -32,6 +34,7 @@ class InvoiceTableRow:
     remaining: str  # "" when nothing is left to pay
     due: str  # ISO 8601 UTC, or "" when the invoice has no due date
     created: str  # ISO 8601 UTC
+    overdue: str = ""  # "5 days overdue", "due today", or "" when not overdue
 
 
 def invoice_row_view(invoice: InvoiceListRow) -> InvoiceTableRow:
@@ -48,6 +51,7 @@ def invoice_row_view(invoice: InvoiceListRow) -> InvoiceTableRow:
         remaining=invoice.remaining.text if invoice.remaining.amount else "",
         due=iso(invoice.due_date) if invoice.due_date else "",
         created=iso(invoice.created),
+        overdue=lateness(days_overdue(invoice.due_date, clock.now())) if invoice.overdue else "",
     )
 
 
