@@ -240,46 +240,45 @@ def test_a_lost_answer_retried_with_its_key_makes_one_invoice_with_its_lines_onc
         assert intent is not None and (intent.action, intent.result_id) == ("invoices.create", world.jane)
 
 
-@pytest.mark.parametrize(
-    ("lines", "due_days", "message"),
-    [
-        ([], 14, "at least one line"),
-        ([{"description": "A", "amount": 100, "currency": "usd"}] * 11, 14, "at most 10 lines"),
-        ([{"description": "A", "amount": 0, "currency": "usd"}], 14, "more than zero"),
-        ([{"description": "A", "amount": 100_000_000, "currency": "usd"}], 14, r"at most \$999,999.99"),
-        ([{"description": "A", "amount": "12.00", "currency": "usd"}], 14, "whole number of cents"),
-        ([{"description": "", "amount": 100, "currency": "usd"}], 14, "needs a description"),
-        ([{"description": "A", "amount": 100, "currency": "dollars"}], 14, "three-letter code"),
-        (
-            [
-                {"description": "A", "amount": 100, "currency": "usd"},
-                {"description": "B", "amount": 1, "currency": "eur"},
-            ],
-            14,
-            "mix EUR and USD",
-        ),
-        ([{"description": "A", "amount": 100, "currency": "usd", "tax": 1}], 14, "'tax'"),
-        ([{"price_id": "price_nope", "quantity": 1}], 14, "does not know that price"),
-        ([{"price_id": "MONTHLY", "quantity": 1}], 14, "recurring price"),
-        ([{"price_id": "ARCHIVED", "quantity": 1}], 14, "archived"),
-        ([{"price_id": "SETUP", "quantity": 0}], 14, "between 1 and 10,000"),
-        ([{"description": "A", "amount": 100, "currency": "usd"}], -1, "has passed"),
-        ([{"description": "A", "amount": 100, "currency": "usd"}], 400, "more than a year away"),
-    ],
-)
-def test_bad_input_is_refused_in_words_and_nothing_is_made(
-    world: World, manager: Actor, lines: list[dict[str, Any]], due_days: int, message: str
-) -> None:
+# One arranged world for all the cases: each refusal makes nothing, so they cannot disturb the next.
+BAD_INVOICES = [
+    ([], 14, "at least one line"),
+    ([{"description": "A", "amount": 100, "currency": "usd"}] * 11, 14, "at most 10 lines"),
+    ([{"description": "A", "amount": 0, "currency": "usd"}], 14, "more than zero"),
+    ([{"description": "A", "amount": 100_000_000, "currency": "usd"}], 14, r"at most \$999,999.99"),
+    ([{"description": "A", "amount": "12.00", "currency": "usd"}], 14, "whole number of cents"),
+    ([{"description": "", "amount": 100, "currency": "usd"}], 14, "needs a description"),
+    ([{"description": "A", "amount": 100, "currency": "dollars"}], 14, "three-letter code"),
+    (
+        [
+            {"description": "A", "amount": 100, "currency": "usd"},
+            {"description": "B", "amount": 1, "currency": "eur"},
+        ],
+        14,
+        "mix EUR and USD",
+    ),
+    ([{"description": "A", "amount": 100, "currency": "usd", "tax": 1}], 14, "'tax'"),
+    ([{"price_id": "price_nope", "quantity": 1}], 14, "does not know that price"),
+    ([{"price_id": "MONTHLY", "quantity": 1}], 14, "recurring price"),
+    ([{"price_id": "ARCHIVED", "quantity": 1}], 14, "archived"),
+    ([{"price_id": "SETUP", "quantity": 0}], 14, "between 1 and 10,000"),
+    ([{"description": "A", "amount": 100, "currency": "usd"}], -1, "has passed"),
+    ([{"description": "A", "amount": 100, "currency": "usd"}], 400, "more than a year away"),
+]
+
+
+def test_bad_input_is_refused_in_words_and_nothing_is_made(world: World, manager: Actor) -> None:
     names = {"MONTHLY": world.monthly_price, "ARCHIVED": world.archived_price, "SETUP": world.setup_price}
-    lines = [
-        {**line, "price_id": names.get(line["price_id"], line["price_id"])} if "price_id" in line else line
-        for line in lines
-    ]
     before = len(world.client().v1.invoices.list(params={"limit": 100}).data)
-    with pytest.raises(ValidationFailed, match=message):
-        invoice_changes.create_invoice(manager, world.jane, lines, _due(due_days), key())
+    for given, due_days, message in BAD_INVOICES:
+        lines = [
+            {**line, "price_id": names.get(line["price_id"], line["price_id"])} if "price_id" in line else line
+            for line in given
+        ]
+        with pytest.raises(ValidationFailed, match=message):
+            invoice_changes.create_invoice(manager, world.jane, lines, _due(due_days), key())
     assert len(world.client().v1.invoices.list(params={"limit": 100}).data) == before
-    assert [r.outcome for r in _audit()] == ["failed"]
+    assert [r.outcome for r in _audit()] == ["failed"] * len(BAD_INVOICES)
 
 
 # --- sending, voiding, writing off -----------------------------------------------------------------
@@ -315,26 +314,22 @@ def test_void_and_mark_uncollectible_show_in_the_store_at_once(world: World, man
     ]
 
 
-@pytest.mark.parametrize(
-    ("write", "which", "message"),
-    [
+def test_what_stripe_would_refuse_is_refused_in_plain_words(world: World, manager: Actor) -> None:
+    refusals = [
         (invoice_changes.void_invoice, "paid", "cannot void a paid invoice: refund its payment instead"),
         (invoice_changes.void_invoice, "draft", "never sent, so it cannot be voided"),
         (invoice_changes.mark_uncollectible, "draft", "is a draft"),
         (invoice_changes.mark_uncollectible, "paid", "is paid: there is nothing to write off"),
         (invoice_changes.send_invoice, "paid", "already paid"),
         (invoice_changes.send_invoice, "automatic", "charged to the customer's card automatically"),
-    ],
-)
-def test_what_stripe_would_refuse_is_refused_in_plain_words(
-    world: World, manager: Actor, write: Any, which: str, message: str
-) -> None:
-    invoice_id = getattr(world, which)
-    status = world.invoice(invoice_id).status
-    with pytest.raises(ValidationFailed, match=message):
-        write(manager, invoice_id, key())
-    assert world.invoice(invoice_id).status == status
-    assert [r.outcome for r in _audit()] == ["failed"]
+    ]
+    for write, which, message in refusals:
+        invoice_id = getattr(world, which)
+        status = world.invoice(invoice_id).status
+        with pytest.raises(ValidationFailed, match=message):
+            write(manager, invoice_id, key())
+        assert world.invoice(invoice_id).status == status
+    assert [r.outcome for r in _audit()] == ["failed"] * len(refusals)
 
 
 def test_a_clerk_and_read_only_are_refused_every_write_and_audited(world: World, any_store_owner: Actor) -> None:
