@@ -90,7 +90,7 @@ def customer_sections() -> rx.Component:
         rows_table(
             CustomerState.subscriptions,
             subscription_row,
-            ("Status", "Plan", "Next"),
+            ("Status", "Plan", "Next", ""),
             empty=small_gray("No subscriptions."),
             id="customer-subscriptions",
         ),
