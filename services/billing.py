@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import defer
 from sqlmodel import col, select
 
-from services import audit, mirror, notices
+from services import audit, mirror, notices, stripe_writes
 from services.db import get_engine, run_transaction, session_scope
 from services.errors import BillyError, NotFound, PermissionDenied, ValidationFailed
 from services.mail_templates import refund_confirmation_mail
@@ -415,15 +415,18 @@ def issue_refund(
             metadata = {"billy_member": str(actor.user_id or ""), "billy_source": str(actor.source)}
             if note:
                 metadata["billy_note"] = note[:STRIPE_METADATA_VALUE_MAX]
+            # The intent is stored before Stripe is called: an answer lost to a timeout is retried
+            # with the same key, and Stripe answers with the refund it made the first time.
+            if stripe_writes.claim_intent(actor, idempotency_key, "charges.refund", charge_id):
+                draft.details["retry"] = True
             refund = gateway.create_refund(charge_id, refund_amount, reason, idempotency_key, metadata=metadata)
             draft.targets.append(refund["id"])
             draft.details["reason"] = reason or ""
             with session_scope() as session:
-                session.add(
-                    IdempotencyRecord(
-                        key=idempotency_key, action="charges.refund", actor_id=actor.user_id, result_id=refund["id"]
-                    )
-                )
+                claimed = session.get(IdempotencyRecord, idempotency_key)
+                if claimed is not None:
+                    claimed.result_id = refund["id"]  # done: a repeat now returns this refund
+                    session.add(claimed)
             _store_refund_result(gateway, refund, charge_id, draft)
     result = RefundResult(refund["id"], refund_amount, currency, get_charge(actor, charge_id), replayed=False)
     if not email_customer:
@@ -482,6 +485,8 @@ def _replayed_refund(actor: Actor, key: str, charge_id: str) -> RefundResult | N
             return None
         if seen.action != "charges.refund" or seen.actor_id != actor.user_id:
             raise ValidationFailed("That request key was already used for something else; reload and try again.")
+        if seen.result_id == charge_id:
+            return None  # claimed, but its answer never came back: ask Stripe again with the same key
         refund = session.get(StripeRefund, seen.result_id)
     charge = get_charge(actor, charge_id)
     if refund is None or refund.charge_id != charge_id:

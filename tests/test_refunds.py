@@ -71,6 +71,34 @@ def test_same_idempotency_key_makes_one_refund_even_concurrently(charge, any_sto
     assert [r.amount for r in refunds] == [500]
 
 
+def test_a_refund_whose_answer_was_lost_is_retried_with_its_key_and_made_once(  # type: ignore[no-untyped-def]
+    charge, any_store_owner, stripe_peer
+) -> None:
+    """The intent is stored before Stripe is called: Stripe made the refund but the answer was
+    lost; the retry with the same key gets Stripe's first refund back, and the store catches up."""
+    from services.errors import StripeUnreachable
+
+    class LostAnswer(StripeGateway):
+        def create_refund(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            super().create_refund(*args, **kwargs)
+            raise StripeUnreachable("Billy could not reach Stripe.", outcome_unknown=True)
+
+    k = key()
+    with pytest.raises(StripeUnreachable):
+        billing.issue_refund(any_store_owner, charge["id"], 1000, None, k, gateway=LostAnswer())
+    retried = billing.issue_refund(any_store_owner, charge["id"], 1000, None, k)
+    again = billing.issue_refund(any_store_owner, charge["id"], 1000, None, k)
+    refunds = stripe_peer.secret_client().v1.refunds.list(params={"charge": charge["id"]}).data
+    assert [r.amount for r in refunds] == [1000] and retried.refund_id == again.refund_id == refunds[0].id
+    assert (retried.replayed, again.replayed) == (False, True)
+    assert retried.charge.amount_refunded == 1000
+    assert [(r.outcome, r.details.get("retry", False)) for r in _audit()] == [
+        ("failed", False),
+        ("ok", True),
+        ("ok", False),
+    ]
+
+
 def test_over_refund_is_refused_with_a_clear_message_and_nothing_changes(charge, any_store_owner, stripe_peer) -> None:  # type: ignore[no-untyped-def]
     billing.issue_refund(any_store_owner, charge["id"], 4000, None, key())
     with pytest.raises(ValidationFailed, match=r"at most \$5.99"):

@@ -7,7 +7,7 @@ import reflex as rx
 
 from billy_app.components.invoice_actions import invoice_controls, invoices_header
 from billy_app.components.layout import local_time
-from billy_app.components.subscription_actions import manage_subscription
+from billy_app.components.subscription_actions import manage_control_loader, manage_subscription
 from billy_app.components.tables import colored_badge, rows_table, small_gray, timeline_line
 from billy_app.state.customer import CustomerState
 from billy_app.state.customer_overview import InvoiceRow, PaymentMethodRow, SpendRow, SubscriptionRow, TrailRow
@@ -87,6 +87,7 @@ def customer_sections() -> rx.Component:
             small_gray("No saved payment methods."),
         ),
         rx.heading("Subscriptions", size="4"),
+        manage_control_loader(),
         rows_table(
             CustomerState.subscriptions,
             subscription_row,

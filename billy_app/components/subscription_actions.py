@@ -219,6 +219,12 @@ def manage_dialog(subscription_id: rx.Var[str]) -> rx.Component:
     )
 
 
+def manage_control_loader() -> rx.Component:
+    """Placed once beside a table of subscriptions: asks, when it mounts, whether this member
+    sees the rows' "Manage" control (one event per page, not one per row)."""
+    return rx.box(display="none", on_mount=State.load_control, id="manage-subscription-loader")
+
+
 def manage_subscription(subscription_id: rx.Var[str]) -> rx.Component:
     """The row's control (hidden for roles that may not manage subscriptions) and its dialog."""
     button = rx.button(
@@ -231,7 +237,6 @@ def manage_subscription(subscription_id: rx.Var[str]) -> rx.Component:
         custom_attrs={"data-subscription": subscription_id},
     )
     return rx.fragment(
-        rx.cond(~State.control_known, rx.box(display="none", on_mount=State.load_control)),
         rx.cond(
             State.can_manage,
             rx.fragment(

@@ -14,7 +14,7 @@ from billy_app.components.list_page import (
     list_page,
 )
 from billy_app.components.page_frame import billy_page
-from billy_app.components.subscription_actions import manage_subscription
+from billy_app.components.subscription_actions import manage_control_loader, manage_subscription
 from billy_app.components.tables import colored_badge, name_and_id
 from billy_app.state.subscriptions import STATUS_CHOICES, SubscriptionsState, SubscriptionTableRow
 
@@ -59,4 +59,4 @@ SUBSCRIPTIONS = ListDescription(
 
 @billy_page("/subscriptions", "Subscriptions", on_load=[SubscriptionsState.load, SubscriptionsState.follow])
 def subscriptions() -> rx.Component:
-    return list_page(SUBSCRIPTIONS)
+    return rx.fragment(manage_control_loader(), list_page(SUBSCRIPTIONS))

@@ -50,7 +50,6 @@ class SubscriptionActionsState(SessionState):
     problem_var: ClassVar[str] = "problem"
 
     # The per-row control: hidden unless the role may manage subscriptions; disabled with a reason.
-    control_known: bool = False
     can_manage: bool = False
     blocked_by: str = ""
 
@@ -100,11 +99,10 @@ class SubscriptionActionsState(SessionState):
     @rx.event
     @guarded
     async def load_control(self):
-        """Once per tab: whether this member sees the Manage control, and whether it is blocked."""
-        if self.control_known:
-            return
+        """Whenever a page of subscriptions mounts: whether this member sees the Manage control, and
+        whether it is blocked (asked afresh, so a role changed since shows at the next page)."""
         control = await self._call(changes.manage_control)
-        self.can_manage, self.blocked_by, self.control_known = control.shown, control.blocked_by, True
+        self.can_manage, self.blocked_by = control.shown, control.blocked_by
 
     @rx.event
     @guarded
@@ -113,7 +111,7 @@ class SubscriptionActionsState(SessionState):
         self.open, self.problem = False, ""
         options = await self._call(changes.subscription_options, subscription_id[:255])
         control = await self._call(changes.manage_control)
-        self.can_manage, self.blocked_by, self.control_known = control.shown, control.blocked_by, True
+        self.can_manage, self.blocked_by = control.shown, control.blocked_by
         self.subscription_id, self.plan = options.id, options.plan
         self.status = SUBSCRIPTION_WORDS.get(options.status, options.status.replace("_", " ").capitalize())
         self.period_end = iso(options.current_period_end) if options.current_period_end else ""
