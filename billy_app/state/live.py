@@ -9,6 +9,7 @@ ends when its tab disconnects or navigates to another page.
 from __future__ import annotations
 
 import asyncio
+from typing import ClassVar
 
 import reflex as rx
 
@@ -53,6 +54,10 @@ class LiveState(rx.State, mixin=True):
     # Each on_load starts a new follower; an older one (same tab, earlier page) sees a newer
     # generation at its next wake-up and ends.
     _follow_generation: int = 0
+    # A page's follower ends when its tab moves to another page. The navigation's badges follow
+    # the tab across pages instead: their follower is started on mount, which can run before the
+    # router knows the new page's path, so a path check would end them at the first navigation.
+    follows_one_page: ClassVar[bool] = True
 
     async def _bound_session_now(self) -> str:
         from billy_app.state.session import SessionState
@@ -96,7 +101,7 @@ class LiveState(rx.State, mixin=True):
                     return
                 relevant = batch is not None and any(n.kind in kinds or n.kind == "*" for n in batch)
                 async with self:
-                    if self._follow_generation != mine or self.router.url.path != path:
+                    if self._follow_generation != mine or (self.follows_one_page and self.router.url.path != path):
                         return  # a newer follower, or the tab has moved to another page
                     if await self._bound_session_now() != bound_to:
                         return  # the tab's state now belongs to another session (or none)

@@ -8,6 +8,8 @@ decided, withdrawn) or a charge does (a cap may now cover a request, or no longe
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import reflex as rx
 from reflex_base.event import EventSpec
 
@@ -21,6 +23,7 @@ LIVE_KINDS = frozenset({refund_requests.NOTICE_KIND, "charge"})
 
 class NavBadgesState(LiveState, SessionState):
     pending_approvals: int = 0
+    follows_one_page: ClassVar[bool] = False  # the shell's badges stay live on every page
 
     def _live_kinds(self) -> frozenset[str]:
         return LIVE_KINDS

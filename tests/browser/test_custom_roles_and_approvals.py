@@ -193,7 +193,7 @@ def test_custom_role_refund_over_its_cap_is_approved_by_the_owner(app_server, br
     lead_shot("lead-request-waiting")
 
     # 5. The Owner opens Refund requests: the lead's request with amount, requester and note.
-    # The pending-count badge is not asserted here: its live update was not reliable in a fresh-clone run (stop 20 note).
+    owner.wait_for_selector("#nav-badge-approvals:has-text('1')")  # the badge counts it, live
     owner.get_by_role("link", name=re.compile(r"^Refund requests")).click()
     owner.wait_for_url(at("/approvals"))
     waiting = owner.locator(f".request-row[data-request='{request_id}']")
