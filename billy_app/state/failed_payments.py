@@ -13,7 +13,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import reflex as rx
 from reflex_base.event import EventSpec
@@ -219,7 +219,7 @@ class FailedPaymentsState(LiveState, SessionState):
 
     @rx.event
     @guarded
-    async def apply_days(self, form_data: dict[str, str]):
+    async def apply_days(self, form_data: dict[str, Any]):
         """The custom period's first and last day (whole days in the viewer's zone)."""
         first, last = str(form_data.get("first_day", ""))[:40], str(form_data.get("last_day", ""))[:40]
         self.first_day, self.last_day = first, last
@@ -284,8 +284,10 @@ class FailedPaymentsState(LiveState, SessionState):
 
     @rx.event
     @guarded
-    async def send_emails(self, form_data: dict[str, str]):
-        """Send the edited subject and body to the chosen customers; show each one's outcome."""
+    async def send_emails(self, form_data: dict[str, Any]):
+        """Send the edited subject and body to the chosen customers; show each one's outcome. The
+        form's values are read by name: a browser's submit also carries its controls by id, some
+        of them not text (the event gate still bounds every value's size)."""
         if self.sending:
             return
         subject = str(form_data.get("subject", ""))[:2000]  # the service judges them

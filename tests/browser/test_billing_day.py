@@ -115,6 +115,27 @@ def test_a_manager_pauses_a_subscription_invoices_and_reminds(team, app_server, 
     assert "overdue" in (mail.subject + mail.text).lower() and "https://" in mail.text
     shot("reminded")
 
+    # 4. Failed payments of the last 30 days: email one customer the pre-filled update request.
+    page.get_by_role("link", name="Failed payments", exact=True).click()
+    page.wait_for_url(at("/failed-payments"))
+    page.click("#failed-period")
+    page.get_by_role("option", name="Last 30 days").click()
+    page.wait_for_selector("#failed-period-label:has-text('30')")
+    with_email = page.locator(".failed-customer").filter(has_not=page.locator(".no-email-badge")).first
+    with_email.wait_for()
+    customer = with_email.get_attribute("data-customer") or ""
+    to = stripe_api.v1.customers.retrieve(customer).email
+    with_email.locator(".failed-select").click()
+    page.click("#email-selected-customers")
+    page.wait_for_selector("#email-subject")
+    page.click("#send-payment-emails")
+    page.wait_for_selector("#email-results, #email-problem")
+    assert page.locator("#email-problem").count() == 0, page.locator("#email-problem").inner_text()
+    update = wait_for_mail(mail_catcher, to)
+    card = stripe_api.v1.customers.retrieve(customer).name.split()[0]
+    assert card in update.text  # addressed to them by name, from the editable template
+    shot("payment-update-sent")
+
 
 def test_a_clerk_sees_the_same_pages_without_any_of_those_controls(team, app_server, sandbox) -> None:  # type: ignore[no-untyped-def]
     stripe_api = sandbox_client(sandbox)
