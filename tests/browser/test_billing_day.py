@@ -1,8 +1,10 @@
 """A Billing Manager's day in Chromium (issue 12), and what a Billing Clerk sees of it.
 
 The Manager pauses a subscription's collection, drafts an invoice from a custom line and sends
-it, and reminds a customer of an overdue invoice: each change is in Stripe (the sandbox) and on
-the page at once, and the reminder reaches the customer's mailbox. The Clerk, on the same pages,
+it, reminds a customer of an overdue invoice, and emails a customer from the failed-payments
+report: each change is in Stripe (the sandbox) and on the page at once, and each mail reaches the
+customer's mailbox. The catalogue's "New product" is shown disabled, with the reason, because the
+demo key may not write products. The Clerk, on the same pages,
 gets none of those controls: subscriptions and invoices have no write buttons, the catalogue no
 "New product", and the failed-payments report no "Email selected customers".
 """
@@ -135,6 +137,16 @@ def test_a_manager_pauses_a_subscription_invoices_and_reminds(team, app_server, 
     card = stripe_api.v1.customers.retrieve(customer).name.split()[0]
     assert card in update.text  # addressed to them by name, from the editable template
     shot("payment-update-sent")
+    page.click("#email-done")
+
+    # 5. The catalogue: the demo key may only read products, so "New product" is shown disabled
+    #    with the permission the Owner would add (the Manager's role may; the key may not).
+    page.get_by_role("link", name="Products", exact=True).click()
+    page.wait_for_url(at("/products"))
+    page.wait_for_selector("#new-product-blocked")
+    assert page.locator("#new-product").is_disabled()
+    assert "“Products” to “Write”" in page.locator("#new-product-blocked").inner_text()
+    shot("catalogue-blocked-by-the-key")
 
 
 def test_a_clerk_sees_the_same_pages_without_any_of_those_controls(team, app_server, sandbox) -> None:  # type: ignore[no-untyped-def]
