@@ -298,6 +298,26 @@ def stripe_peer(sandbox, monkeypatch: pytest.MonkeyPatch) -> StripePeer:  # type
     return StripePeer(sandbox.url, sandbox_pkg.DEMO_RESTRICTED_KEY)
 
 
+# The Stripe contract suites (tests/test_stripe_contract*.py) run each case on the sandbox and,
+# when a test-mode key is given, on real Stripe with the very same assertions.
+REAL_STRIPE_KEY = os.environ.get("BILLY_STRIPE_TEST_KEY", "")
+
+
+@pytest.fixture(params=["sandbox", pytest.param("real", marks=pytest.mark.real_stripe)])
+def stripe_client(request: pytest.FixtureRequest) -> Iterator[object]:
+    """A secret-key SDK client on a clean sandbox, or on real Stripe's test mode."""
+    import stripe
+
+    if request.param == "real":
+        if not REAL_STRIPE_KEY.startswith("sk_test_"):
+            pytest.skip("set BILLY_STRIPE_TEST_KEY to a Stripe test-mode secret key to check real Stripe")
+        yield stripe.StripeClient(REAL_STRIPE_KEY)
+        return
+    sandbox = request.getfixturevalue("sandbox")
+    sandbox.reset()
+    yield stripe.StripeClient("sk_test_contract", base_addresses={"api": sandbox.url})
+
+
 # --- people ---------------------------------------------------------------------------------
 
 OWNER_EMAIL = "owner@example.com"

@@ -7,26 +7,10 @@ is then lying, and every other test that trusts it is suspect.
 
 from __future__ import annotations
 
-import os
 import secrets
-from collections.abc import Iterator
 
 import pytest
 import stripe
-
-REAL_KEY = os.environ.get("BILLY_STRIPE_TEST_KEY", "")
-
-
-@pytest.fixture(params=["sandbox", pytest.param("real", marks=pytest.mark.real_stripe)])
-def stripe_client(request: pytest.FixtureRequest) -> Iterator[stripe.StripeClient]:
-    if request.param == "real":
-        if not REAL_KEY.startswith("sk_test_"):
-            pytest.skip("set BILLY_STRIPE_TEST_KEY to a Stripe test-mode secret key to check real Stripe")
-        yield stripe.StripeClient(REAL_KEY)
-        return
-    sandbox = request.getfixturevalue("sandbox")
-    sandbox.reset()
-    yield stripe.StripeClient("sk_test_contract", base_addresses={"api": sandbox.url})
 
 
 def _charge(client: stripe.StripeClient, token: str, amount: int = 4599) -> stripe.Charge:

@@ -10,27 +10,12 @@ now and withdraws a pending cancellation with `cancel_at_period_end=false`.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import stripe
-
-REAL_KEY = os.environ.get("BILLY_STRIPE_TEST_KEY", "")
-
-
-@pytest.fixture(params=["sandbox", pytest.param("real", marks=pytest.mark.real_stripe)])
-def stripe_client(request: pytest.FixtureRequest) -> Iterator[stripe.StripeClient]:
-    if request.param == "real":
-        if not REAL_KEY.startswith("sk_test_"):
-            pytest.skip("set BILLY_STRIPE_TEST_KEY to a Stripe test-mode secret key to check real Stripe")
-        yield stripe.StripeClient(REAL_KEY)
-        return
-    sandbox = request.getfixturevalue("sandbox")
-    sandbox.reset()
-    yield stripe.StripeClient("sk_test_contract", base_addresses={"api": sandbox.url})
 
 
 @pytest.fixture
