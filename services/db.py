@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -131,3 +132,39 @@ def run_transaction(work: Callable[[Session], T], engine: sa.Engine | None = Non
         with attempt, session_scope(engine) as session:
             return work(session)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+class QueryOverBudget(Exception):
+    """A read given a time budget (`time_budget`) ran past it and was cancelled."""
+
+
+@contextmanager
+def time_budget(session: Session, milliseconds: int) -> Iterator[None]:
+    """Cancel the statements run inside if they take longer than `milliseconds` together, raising
+    `QueryOverBudget`; for reads whose answer is a nicety (a list's total), never for writes.
+    SQLite: a progress handler interrupts the statement. PostgreSQL: `statement_timeout` inside
+    a savepoint, so the cancelled statement leaves the rest of the transaction usable."""
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        raw = connection.connection.driver_connection
+        deadline = time.monotonic() + milliseconds / 1000
+        raw.set_progress_handler(lambda: int(time.monotonic() > deadline), 5_000)  # type: ignore[union-attr]
+        try:
+            yield
+        except sa.exc.OperationalError as exc:
+            if "interrupted" in str(exc):
+                raise QueryOverBudget from None
+            raise
+        finally:
+            raw.set_progress_handler(None, 0)  # type: ignore[union-attr]
+        return
+    before = session.execute(sa.text("SHOW statement_timeout")).scalar_one()
+    try:
+        with session.begin_nested():
+            session.execute(sa.text(f"SET LOCAL statement_timeout = {int(milliseconds)}"))
+            yield
+            session.execute(sa.text("SELECT set_config('statement_timeout', :before, true)"), {"before": before})
+    except sa.exc.OperationalError as exc:
+        if "statement timeout" in str(exc):
+            raise QueryOverBudget from None
+        raise

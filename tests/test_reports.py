@@ -683,3 +683,24 @@ def test_a_read_only_member_may_read_every_report_and_an_unknown_role_may_not(pe
     ):
         with pytest.raises(PermissionDenied, match="not known"):
             call()
+
+
+SLOW_COUNT = (
+    "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 200000000) SELECT count(*) FROM n"
+)
+
+
+def test_a_total_that_would_cost_too_much_is_given_up_and_the_page_still_reads(
+    some_charges: Actor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlalchemy as sa
+
+    from services.db import QueryOverBudget, time_budget
+
+    with session_scope() as session:
+        with pytest.raises(QueryOverBudget), time_budget(session, 50):
+            session.execute(sa.text(SLOW_COUNT)).scalar_one()
+        assert session.execute(sa.text("SELECT 1")).scalar_one() == 1  # the transaction is still usable
+    monkeypatch.setattr(reports, "count_matching", lambda session, stmt: None)
+    page = reports.search_charges(some_charges)
+    assert page.total is None and len(page.items) == 8  # the rows come without a total

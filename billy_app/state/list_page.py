@@ -264,11 +264,12 @@ class ListPage(rx.State, mixin=True):
 
 
 def range_label(page_number: int, shown: int, total: str, page_size: int = PAGE_SIZE) -> str:
-    """ "26–50 of 4,221" for page 2 of a list; "" when nothing is shown or nothing was counted."""
-    if not shown or not total:
+    """ "26–50 of 4,221" for page 2 of a list; "26–50" when counting was too dear; "" when empty."""
+    if not shown:
         return ""
     first = (page_number - 1) * page_size + 1
-    return f"{first:,}–{first + shown - 1:,} of {total}"
+    rows = f"{first:,}–{first + shown - 1:,}"
+    return f"{rows} of {total}" if total else rows
 
 
 async def export_download(state: Any, kind: str, filters: Callable[[], object], sort: str = "newest") -> EventSpec:
