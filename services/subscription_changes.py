@@ -260,6 +260,20 @@ def _reactivate_blocked(row: StripeSubscription) -> str:
     return ""
 
 
+def _claim(actor: Actor, key: str, action: str, subscription_id: str, draft: audit.AuditDraft, *, blocked: str) -> bool:
+    """What pause, resume, cancel and reactivate do before Stripe: refuse what the stored state
+    blocks (unless this is a retry of the same intent, which the store may already show done),
+    check the key, ask the key's permission, store the intent. True when it repeats a request."""
+    if not _retrying(actor, key, action, subscription_id):
+        _refuse(blocked)
+    stripe_writes.require_idempotency_key(key)
+    stripe_writes.require_key_permission(SUBSCRIPTION_WRITE)
+    replayed = stripe_writes.claim_intent(actor, key, action, subscription_id)
+    if replayed:
+        draft.details["replay"] = True
+    return replayed
+
+
 def _refuse(reason: str) -> None:
     if reason:
         raise ValidationFailed(reason)
@@ -601,13 +615,9 @@ def pause_collection(
                 raise ValidationFailed(f"Billy pauses collection for at most {MAX_PAUSE_DAYS // 365} years at a time.")
             draft.details["resumes_at"] = resumes_at
         row, _ = _status_of(subscription_id)
-        if not _retrying(actor, idempotency_key, "subscriptions.pause", subscription_id):
-            _refuse(_pause_blocked(row))
-        stripe_writes.require_idempotency_key(idempotency_key)
-        stripe_writes.require_key_permission(SUBSCRIPTION_WRITE)
-        replayed = stripe_writes.claim_intent(actor, idempotency_key, "subscriptions.pause", subscription_id)
-        if replayed:
-            draft.details["replay"] = True
+        replayed = _claim(
+            actor, idempotency_key, "subscriptions.pause", subscription_id, draft, blocked=_pause_blocked(row)
+        )
         pause: dict[str, Any] = {"behavior": behavior}
         if resumes_at is not None:
             pause["resumes_at"] = resumes_at
@@ -627,13 +637,9 @@ def resume_collection(
     with audit.audited(actor, "subscriptions.resume", str(subscription_id)[:255]) as draft:
         authorize(actor, "subscriptions.resume")
         row, _ = _status_of(subscription_id)
-        if not _retrying(actor, idempotency_key, "subscriptions.resume", subscription_id):
-            _refuse(_resume_blocked(row))
-        stripe_writes.require_idempotency_key(idempotency_key)
-        stripe_writes.require_key_permission(SUBSCRIPTION_WRITE)
-        replayed = stripe_writes.claim_intent(actor, idempotency_key, "subscriptions.resume", subscription_id)
-        if replayed:
-            draft.details["replay"] = True
+        replayed = _claim(
+            actor, idempotency_key, "subscriptions.resume", subscription_id, draft, blocked=_resume_blocked(row)
+        )
         answer, stored = _send(
             gateway, "update", subscription_id, {"pause_collection": ""}, idempotency_key, replayed, draft
         )
@@ -657,13 +663,14 @@ def cancel_subscription(
         if not isinstance(at_period_end, bool):
             raise ValidationFailed("Choose when it ends: at the end of the period, or now.")
         row, _ = _status_of(subscription_id)
-        if not _retrying(actor, idempotency_key, "subscriptions.cancel", subscription_id):
-            _refuse(_cancel_blocked(row, at_period_end))
-        stripe_writes.require_idempotency_key(idempotency_key)
-        stripe_writes.require_key_permission(SUBSCRIPTION_WRITE)
-        replayed = stripe_writes.claim_intent(actor, idempotency_key, "subscriptions.cancel", subscription_id)
-        if replayed:
-            draft.details["replay"] = True
+        replayed = _claim(
+            actor,
+            idempotency_key,
+            "subscriptions.cancel",
+            subscription_id,
+            draft,
+            blocked=_cancel_blocked(row, at_period_end),
+        )
         if at_period_end:
             params: dict[str, Any] = {"cancel_at_period_end": True}
             answer, stored = _send(gateway, "update", subscription_id, params, idempotency_key, replayed, draft)
@@ -705,13 +712,9 @@ def reactivate_subscription(
     with audit.audited(actor, "subscriptions.reactivate", str(subscription_id)[:255]) as draft:
         authorize(actor, "subscriptions.reactivate")
         row, _ = _status_of(subscription_id)
-        if not _retrying(actor, idempotency_key, "subscriptions.reactivate", subscription_id):
-            _refuse(_reactivate_blocked(row))
-        stripe_writes.require_idempotency_key(idempotency_key)
-        stripe_writes.require_key_permission(SUBSCRIPTION_WRITE)
-        replayed = stripe_writes.claim_intent(actor, idempotency_key, "subscriptions.reactivate", subscription_id)
-        if replayed:
-            draft.details["replay"] = True
+        replayed = _claim(
+            actor, idempotency_key, "subscriptions.reactivate", subscription_id, draft, blocked=_reactivate_blocked(row)
+        )
         params: dict[str, Any] = {"cancel_at_period_end": False} if row.cancel_at_period_end else {"cancel_at": ""}
         answer, stored = _send(gateway, "update", subscription_id, params, idempotency_key, replayed, draft)
     done = f"The cancellation is withdrawn: it renews as usual on {_day(row.current_period_end)}."

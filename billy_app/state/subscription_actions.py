@@ -13,6 +13,7 @@ refused there and audited).
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -195,87 +196,55 @@ class SubscriptionActionsState(SessionState):
         self._preview_price, self._preview_quantity = preview.price_id, preview.quantity
         self._proration_date, self.previewed = preview.proration_date, True
 
-    async def _done(self, result: changes.SubscriptionWrite):
-        """Close the dialog and say what happened; the row updates from the store's notice."""
+    async def _write(self, write: Callable[..., changes.SubscriptionWrite], *args: object):
+        """One write from the dialog: busy while it runs (shown at once), then the dialog closes and
+        says what happened; the row updates from the store's notice. A refusal stays in the dialog."""
+        if self.busy:
+            return
+        self.busy, self.problem = True, ""
+        yield
+        try:
+            result = await self._call(write, self.subscription_id, *args)
+        finally:
+            self.busy = False
         self._close()
         note = "" if result.stored else " Billy shows it after the next sync."
-        return rx.toast.success(result.done + note)
+        yield rx.toast.success(result.done + note)
 
     @rx.event
     @guarded
     async def confirm_change(self):
-        if self.busy:
-            return
-        self.busy, self.problem = True, ""
-        yield
-        try:
-            result = await self._call(
-                changes.change_subscription,
-                self.subscription_id,
-                self._preview_price,
-                self._preview_quantity,
-                self._proration_date,
-                self._key("change"),
-            )
-        finally:
-            self.busy = False
-        yield await self._done(result)
+        async for update in self._write(
+            changes.change_subscription,
+            self._preview_price,
+            self._preview_quantity,
+            self._proration_date,
+            self._key("change"),
+        ):
+            yield update
 
     @rx.event
     @guarded
     async def pause(self):
-        if self.busy:
-            return
-        self.busy, self.problem = True, ""
-        yield
-        try:
-            result = await self._call(
-                changes.pause_collection, self.subscription_id, self.pause_behavior, None, self._key("pause")
-            )
-        finally:
-            self.busy = False
-        yield await self._done(result)
+        async for update in self._write(changes.pause_collection, self.pause_behavior, None, self._key("pause")):
+            yield update
 
     @rx.event
     @guarded
     async def resume(self):
-        if self.busy:
-            return
-        self.busy, self.problem = True, ""
-        yield
-        try:
-            result = await self._call(changes.resume_collection, self.subscription_id, self._key("resume"))
-        finally:
-            self.busy = False
-        yield await self._done(result)
+        async for update in self._write(changes.resume_collection, self._key("resume")):
+            yield update
 
     @rx.event
     @guarded
     async def cancel(self):
-        if self.busy:
-            return
-        self.busy, self.problem = True, ""
-        yield
-        try:
-            result = await self._call(
-                changes.cancel_subscription,
-                self.subscription_id,
-                self.cancel_when == "period_end",
-                self._key("cancel"),
-            )
-        finally:
-            self.busy = False
-        yield await self._done(result)
+        async for update in self._write(
+            changes.cancel_subscription, self.cancel_when == "period_end", self._key("cancel")
+        ):
+            yield update
 
     @rx.event
     @guarded
     async def reactivate(self):
-        if self.busy:
-            return
-        self.busy, self.problem = True, ""
-        yield
-        try:
-            result = await self._call(changes.reactivate_subscription, self.subscription_id, self._key("reactivate"))
-        finally:
-            self.busy = False
-        yield await self._done(result)
+        async for update in self._write(changes.reactivate_subscription, self._key("reactivate")):
+            yield update
