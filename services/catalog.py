@@ -353,11 +353,9 @@ def create_product(
         if text:
             params["description"] = text
         draft.details["fields"] = sorted(params)
-        stripe_writes.require_idempotency_key(idempotency_key)
-        stripe_writes.require_key_permission(PRODUCT_WRITE)
-        replayed = stripe_writes.claim_intent(actor, idempotency_key, "products.create", "new product")
-        if replayed:
-            draft.details["replay"] = True
+        replayed = stripe_writes.claim_write(
+            actor, idempotency_key, "products.create", "new product", PRODUCT_WRITE, draft
+        )
         try:
             answer = gateway.write("products", "create", params, idempotency_key)
         except StripeRequestFailed as exc:
@@ -386,11 +384,9 @@ def update_product(
         draft.details["fields"] = sorted(
             f for f, now in (("name", current.name), ("description", current.description)) if params[f] != now
         )
-        stripe_writes.require_idempotency_key(idempotency_key)
-        stripe_writes.require_key_permission(PRODUCT_WRITE)
-        replayed = stripe_writes.claim_intent(actor, idempotency_key, "products.update", current.id)
-        if replayed:
-            draft.details["replay"] = True
+        replayed = stripe_writes.claim_write(
+            actor, idempotency_key, "products.update", current.id, PRODUCT_WRITE, draft
+        )
         try:
             answer = gateway.write("products", "update", params, idempotency_key, object_id=current.id)
         except StripeRequestFailed as exc:
@@ -416,11 +412,9 @@ def set_product_archived(
             raise ValidationFailed("Say whether to archive the product (true) or restore it (false).")
         current = _stored_product(_checked_id(product_id))
         draft.details.update(archived=archived, active_prices=current.active_prices)
-        stripe_writes.require_idempotency_key(idempotency_key)
-        stripe_writes.require_key_permission(PRODUCT_WRITE)
-        replayed = stripe_writes.claim_intent(actor, idempotency_key, "products.archive", current.id)
-        if replayed:
-            draft.details["replay"] = True
+        replayed = stripe_writes.claim_write(
+            actor, idempotency_key, "products.archive", current.id, PRODUCT_WRITE, draft
+        )
         try:
             answer = gateway.write(
                 "products", "update", {"active": not archived}, idempotency_key, object_id=current.id
@@ -492,11 +486,7 @@ def create_price(
             params["recurring"] = recurring
         if label:
             params["nickname"] = label
-        stripe_writes.require_idempotency_key(idempotency_key)
-        stripe_writes.require_key_permission(PRICE_WRITE)
-        replayed = stripe_writes.claim_intent(actor, idempotency_key, "prices.create", current.id)
-        if replayed:
-            draft.details["replay"] = True
+        replayed = stripe_writes.claim_write(actor, idempotency_key, "prices.create", current.id, PRICE_WRITE, draft)
         try:
             answer = gateway.write("prices", "create", params, idempotency_key)
         except StripeRequestFailed as exc:

@@ -448,11 +448,9 @@ def create_invoice(
         draft.details.update(
             {"lines": len(checked), "prices": [line.price_id for line in checked if line.price_id], "due_date": due}
         )
-        stripe_writes.require_idempotency_key(idempotency_key)
-        stripe_writes.require_key_permission(INVOICE_WRITE)
-        replayed = stripe_writes.claim_intent(actor, idempotency_key, "invoices.create", customer_id)
-        if replayed:
-            draft.details["replay"] = True
+        replayed = stripe_writes.claim_write(
+            actor, idempotency_key, "invoices.create", customer_id, INVOICE_WRITE, draft
+        )
         params: dict[str, Any] = {
             "customer": customer_id,
             "collection_method": "send_invoice",
@@ -545,11 +543,7 @@ def _change(
 ) -> InvoiceChange:
     """The write shape's tail for one invoice: key, permission, intent, the Stripe call(s), store.
     `calls` are (sdk method, key suffix); a suffix of "" uses the caller's own key."""
-    stripe_writes.require_idempotency_key(idempotency_key)
-    stripe_writes.require_key_permission(INVOICE_WRITE)
-    replayed = stripe_writes.claim_intent(actor, idempotency_key, action, invoice.id)
-    if replayed:
-        draft.details["replay"] = True
+    replayed = stripe_writes.claim_write(actor, idempotency_key, action, invoice.id, INVOICE_WRITE, draft)
     answer: dict[str, Any] = {}
     try:
         for method, suffix in calls:

@@ -114,6 +114,20 @@ def claim_intent(actor: Actor, key: str, action: str, target_id: str, *, family:
         return bool(run_transaction(claim))
 
 
+def claim_write(
+    actor: Actor, key: object, action: str, target_id: str, permission: KeyPermission, draft: audit.AuditDraft
+) -> bool:
+    """Steps 1–3 in order, as one: check the idempotency key, ask the key's permission, store the
+    intent (noted on the audit row when it repeats one). True when this request repeats an earlier
+    one, whose answer Stripe will replay."""
+    require_idempotency_key(key)
+    require_key_permission(permission)
+    replayed = claim_intent(actor, str(key), action, target_id)
+    if replayed:
+        draft.details["replay"] = True
+    return replayed
+
+
 def plain_refusal(exc: StripeRequestFailed, permission: KeyPermission, *, missing: str, replayed: bool) -> BillyError:
     """Stripe's refusal in words a billing person can act on; anything else passes through."""
     if exc.code == "permission_denied" or permission.code in exc.message:

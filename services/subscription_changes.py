@@ -266,12 +266,7 @@ def _claim(actor: Actor, key: str, action: str, subscription_id: str, draft: aud
     check the key, ask the key's permission, store the intent. True when it repeats a request."""
     if not _retrying(actor, key, action, subscription_id):
         _refuse(blocked)
-    stripe_writes.require_idempotency_key(key)
-    stripe_writes.require_key_permission(SUBSCRIPTION_WRITE)
-    replayed = stripe_writes.claim_intent(actor, key, action, subscription_id)
-    if replayed:
-        draft.details["replay"] = True
-    return replayed
+    return stripe_writes.claim_write(actor, key, action, subscription_id, SUBSCRIPTION_WRITE, draft)
 
 
 def _refuse(reason: str) -> None:
