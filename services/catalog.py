@@ -95,6 +95,7 @@ PROBES: dict[str, tuple[KeyPermission, str, str]] = {
     PRICE_WRITE.code: (PRICE_WRITE, "prices", "price_billyprobe"),
 }
 RECHECK_SECONDS = 60.0  # a key found lacking one is asked again after this long (it may be fixed)
+ASK_AGAIN_SECONDS = 5.0  # "Check again" after the Owner edited the key: sooner, but not on every click
 _probed_at: dict[tuple[str, str], float] = {}  # (key hint, permission code) → monotonic time
 _probe_lock = threading.Lock()
 
@@ -248,25 +249,30 @@ class CatalogControls:
     update: Control
     archive: Control
     add_price: Control
+    key_lacks_writes: bool = False  # Stripe said the key may not write products or prices
 
 
-def catalog_controls(actor: Actor, gateway: StripeGateway | None = None) -> CatalogControls:
+def catalog_controls(actor: Actor, gateway: StripeGateway | None = None, *, ask_again: bool = False) -> CatalogControls:
     """The controls for `actor`; first, for a role that may write, learn whether the connected key
-    may write products and prices if that is not known yet (asking Stripe is not logged)."""
+    may write products and prices if that is not known yet (asking Stripe is not logged).
+    `ask_again`: the member says the key was just edited in Stripe, so a "no" is asked afresh."""
     if control(actor, "products.create").shown or control(actor, "prices.create").shown:
-        check_key_permissions(gateway)
+        check_key_permissions(gateway, ask_again=ask_again)
     return CatalogControls(
         create=stripe_writes.write_control(actor, "products.create", PRODUCT_WRITE),
         update=stripe_writes.write_control(actor, "products.update", PRODUCT_WRITE),
         archive=stripe_writes.write_control(actor, "products.archive", PRODUCT_WRITE),
         add_price=stripe_writes.write_control(actor, "prices.create", PRICE_WRITE),
+        key_lacks_writes=any(stripe_writes.key_may(p) is False for p in (PRODUCT_WRITE, PRICE_WRITE)),
     )
 
 
-def check_key_permissions(gateway: StripeGateway | None = None) -> dict[str, bool]:
+def check_key_permissions(gateway: StripeGateway | None = None, *, ask_again: bool = False) -> dict[str, bool]:
     """Ask Stripe whether the connected key may write products and prices, unless already known
     (a "no" is asked again after `RECHECK_SECONDS` in this process, as the Owner may have fixed the
-    key). Returns what is known; a Stripe that does not answer leaves a permission unknown."""
+    key; after `ASK_AGAIN_SECONDS` when `ask_again`). Returns what is known; a Stripe that does not
+    answer leaves a permission unknown."""
+    window = ASK_AGAIN_SECONDS if ask_again else RECHECK_SECONDS
     connected = stripe_keys.connection()
     if connected is None:
         return {}
@@ -275,7 +281,7 @@ def check_key_permissions(gateway: StripeGateway | None = None) -> dict[str, boo
         said = connected.permissions.get(code)
         stamp = (connected.key_hint, code)
         with _probe_lock:
-            recent = time.monotonic() - _probed_at.get(stamp, float("-inf")) < RECHECK_SECONDS
+            recent = time.monotonic() - _probed_at.get(stamp, float("-inf")) < window
             if said is True or (said is False and recent):
                 known[code] = said
                 continue

@@ -310,6 +310,26 @@ def test_a_key_without_products_and_prices_write_gets_the_plain_message_and_noth
     assert granted["rak_product_write"] is True and granted["rak_plan_write"] is True
 
 
+def test_check_again_sees_a_key_the_owner_just_edited_in_stripe(
+    any_store, any_store_owner: Actor, stripe_peer: StripePeer, manager: Actor, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    limited = {**BILLY_PERMISSIONS}  # Products and Prices: Read
+    raw = stripe_peer.restricted_key(permissions=limited)
+    stripe_keys.connect_stripe_key(any_store_owner, raw)
+    first = catalog.catalog_controls(manager)
+    assert first.key_lacks_writes and "“Products” to “Write”" in first.create.blocked_by
+
+    # The Owner edits the same key in the Stripe Dashboard (Stripe keeps its token).
+    stripe_peer.restricted_key(key=raw, permissions=CATALOG_KEY)
+    # A plain page load trusts the "no" for a minute: no request to Stripe per page view.
+    assert catalog.catalog_controls(manager).create.blocked_by == first.create.blocked_by
+    # "Check again" asks Stripe afresh (its answers are at least ASK_AGAIN_SECONDS apart).
+    monkeypatch.setattr(catalog, "ASK_AGAIN_SECONDS", 0.0)  # as if those seconds had passed
+    again = catalog.catalog_controls(manager, ask_again=True)
+    assert again.create.usable and again.add_price.usable and not again.key_lacks_writes
+    assert catalog.create_product(manager, "Now possible", "", key()).product_id
+
+
 def test_a_key_edited_after_billy_learned_it_may_write_is_refused_in_words(
     team_id: str, manager: Actor, stripe_peer: StripePeer
 ) -> None:

@@ -39,9 +39,30 @@ def new_product_button() -> rx.Component:
                 "New product",
                 on_click=S.start_create,
                 disabled=S.create_blocked != "",
+                white_space="nowrap",
                 id="new-product",
             ),
-            rx.cond(S.create_blocked != "", small_gray(S.create_blocked, id="new-product-blocked", max_width="28em")),
+            rx.cond(
+                (S.create_blocked != "") | S.key_lacks_writes,
+                rx.hstack(
+                    rx.cond(
+                        S.create_blocked != "",
+                        small_gray(S.create_blocked, id="new-product-blocked", max_width="28em"),
+                    ),
+                    rx.cond(
+                        S.key_lacks_writes,  # the key blocks it (not the plan or the trial): it can be fixed
+                        rx.button(
+                            "Check again",
+                            size="1",
+                            variant="ghost",
+                            on_click=S.check_key_again,
+                            id="check-key-again",
+                            title="After editing the key in the Stripe Dashboard",
+                        ),
+                    ),
+                    align="center",
+                ),
+            ),
             align="end",
             spacing="1",
         ),

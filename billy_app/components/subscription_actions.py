@@ -67,7 +67,7 @@ def change_section() -> rx.Component:
                 rx.text("Quantity", size="2"),
                 rx.input(
                     value=State.quantity_text,
-                    on_change=State.set_quantity.debounce(250),
+                    on_change=State.set_quantity,  # not debounced: a quick "Preview" must see the last digit
                     input_mode="numeric",
                     width="6em",
                     id="sub-change-quantity",

@@ -97,6 +97,7 @@ class ProductsState(LiveState, SessionState):
     archive_blocked: str = ""
     price_shown: bool = False
     price_blocked: str = ""
+    key_lacks_writes: bool = False  # offer "Check again" once the Owner may have edited the key
 
     # The open dialog.
     dialog: str = Dialog.NONE
@@ -142,12 +143,13 @@ class ProductsState(LiveState, SessionState):
         await self._read("", 1)
         self._cursors, self.page_number = [""], 1
 
-    async def _controls(self) -> None:
-        controls = await self._call(catalog.catalog_controls)
+    async def _controls(self, *, ask_again: bool = False) -> None:
+        controls = await self._call(catalog.catalog_controls, ask_again=ask_again)
         self.create_shown, self.create_blocked = controls.create.shown, controls.create.blocked_by
         self.update_shown, self.update_blocked = controls.update.shown, controls.update.blocked_by
         self.archive_shown, self.archive_blocked = controls.archive.shown, controls.archive.blocked_by
         self.price_shown, self.price_blocked = controls.add_price.shown, controls.add_price.blocked_by
+        self.key_lacks_writes = controls.key_lacks_writes
 
     @rx.event
     @guarded
@@ -155,6 +157,15 @@ class ProductsState(LiveState, SessionState):
         self.query, self.dialog = "", Dialog.NONE
         await self._controls()
         await self._first_page()
+
+    @rx.event
+    @guarded
+    async def check_key_again(self):
+        """After the Owner edited the key in Stripe: ask Stripe now instead of within the minute."""
+        await self._controls(ask_again=True)
+        if self.key_lacks_writes:
+            return rx.toast.info("Stripe still says the key may not do this. Changes there can take a moment.")
+        return rx.toast.success("The key may now write products and prices.")
 
     @rx.event
     @guarded

@@ -114,10 +114,11 @@ def sign_in_as_owner(  # type: ignore[no-untyped-def]
     password: str,
     org_name: str = "Northwind Traders",
     plan: str = "business",
+    stripe_key: str | None = None,
 ) -> None:
     """Bring the Owner to the dashboard from whatever state the shared instance is in:
-    sign up while signup is open, else sign in; then finish the wizard (the sandbox's demo
-    key, invites left for later) if nobody has yet."""
+    sign up while signup is open, else sign in; then finish the wizard (`stripe_key` pasted, else
+    the sandbox's demo key; invites left for later) if nobody has yet."""
     page.goto(app_server.url + "/")
     page.wait_for_url(re.compile(r".*/(signup|login|onboarding|dashboard)/?(\?.*)?$"))
     if at("/signup").match(page.url):
@@ -135,7 +136,11 @@ def sign_in_as_owner(  # type: ignore[no-untyped-def]
     if at("/onboarding").match(page.url):
         page.wait_for_selector("#stripe-key, #finish-onboarding")
         if page.locator("#stripe-key").count():
-            page.click("#use-demo-key")  # a form post: the server connects its key, the page never has it
+            if stripe_key:
+                page.fill("#stripe-key", stripe_key)
+                page.click("#connect-key")
+            else:
+                page.click("#use-demo-key")  # a form post: the server connects its key, the page never has it
             page.wait_for_selector("#form-message:has-text('Stripe connected')")
         page.click("#finish-onboarding")
     page.wait_for_url(at("/dashboard"))
