@@ -162,9 +162,16 @@ def record(actor: Actor, action: str, outcome: str, draft: AuditDraft | None = N
         "currency": draft.currency,
         "outcome": outcome,
         "error": error[:1000] if error else None,
-        "details": _plain(draft.details),
+        "details": _plain(_with_token(actor, draft.details)),
     }
     _append(_storable(content), throttled=outcome == "denied" and actor.user_id is not None)
+
+
+def _with_token(actor: Actor, details: dict[str, Any]) -> dict[str, Any]:
+    """A programmatic door's row also names the agent token and its client (DESIGN, Audit log)."""
+    if not actor.token_id:
+        return details
+    return {**details, "agent_token": actor.token_id, "client": actor.token_client}
 
 
 def _storable(value: Any) -> Any:

@@ -582,3 +582,57 @@ class RollupOpenInvoices(SQLModel, table=True):
     due_day: int = Field(primary_key=True)
     invoices: int = Field(default=0, sa_type=sa.BigInteger)
     amount_remaining: int = Field(default=0, sa_type=sa.BigInteger)
+
+
+class AgentToken(SQLModel, table=True):
+    """A member's credential for the programmatic doors (REST API, MCP agent): it acts as that
+    member, never above their role, and may be scoped lower (read-only, a lower refund cap, a
+    subset of actions, an expiry). Only the SHA-256 of the secret is kept; the secret is shown
+    once (migration 0013)."""
+
+    __tablename__ = "agent_token"
+    id: str = Field(primary_key=True, max_length=40)  # "tok_…": public, shown in lists and the audit log
+    member_id: int = Field(foreign_key="member.id", index=True)
+    client_name: str = Field(max_length=80)
+    secret_hash: str = Field(max_length=64, unique=True)
+    read_only: bool = Field(default=False)
+    # Lower refund caps per currency in minor units; None: the role's own caps.
+    refund_caps: dict[str, int] | None = Field(default=None, sa_type=sa.JSON, nullable=True)
+    # The actions the token may call; None: every action of the member's role.
+    actions: list[str] | None = Field(default=None, sa_type=sa.JSON, nullable=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    last_used_from: str = Field(default="", max_length=120)  # "agent · 203.0.113.7"
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    revoked_by: int | None = Field(default=None)
+
+
+class AgentConfirmation(SQLModel, table=True):
+    """A preview's confirmation: bound to one member, one agent token, one action and the exact
+    parameters previewed (their digest); valid for minutes and spent by the first confirm.
+    Only the SHA-256 of the confirmation token is kept (migration 0013)."""
+
+    __tablename__ = "agent_confirmation"
+    token_hash: str = Field(primary_key=True, max_length=64)
+    member_id: int = Field(index=True)
+    agent_token_id: str = Field(default="", max_length=40)
+    action: str = Field(max_length=60)
+    params_digest: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False, index=True)
+    used_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+
+
+class ApiIdempotency(SQLModel, table=True):
+    """A REST write's answer under its `Idempotency-Key`, per caller: a repeat with the same body
+    gets this answer again (no second Stripe call); a repeat with another body is refused
+    (migration 0013)."""
+
+    __tablename__ = "api_idempotency"
+    caller: str = Field(primary_key=True, max_length=60)  # "m<member id>" or "m<id>/tok_…"
+    key: str = Field(primary_key=True, max_length=255)
+    request_digest: str = Field(max_length=64)  # method, path and body
+    status_code: int = Field(default=0)  # 0 while the first request is still running
+    response: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=True)

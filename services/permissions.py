@@ -59,6 +59,10 @@ PERMISSION_WORDS: dict[Permission, str] = {
 }
 
 
+# What a read-only agent token keeps: looking and exporting (the plan still gates exports).
+READ_PERMISSIONS = frozenset({Permission.VIEW, Permission.EXPORT})
+
+
 @dataclass(frozen=True)
 class Role:
     name: str
@@ -168,10 +172,33 @@ ACTIONS: dict[str, Permission] = {
     "billy.choose_plan": Permission.MANAGE_BILLY_PLAN,
     "roles.view": Permission.MANAGE_TEAM,  # Settings → Roles: every role and what it may do
     "roles.manage": Permission.MANAGE_TEAM,  # create, change or delete a custom role (Business)
+    "agents.view": Permission.VIEW,  # Settings → Agents: one's own tokens (the Owner: everyone's)
+    "agents.issue": Permission.VIEW,  # a token for the API or an agent, scoped at most to one's role
+    "agents.revoke": Permission.VIEW,  # one's own token (the Owner: anyone's)
 }
 
 # Actions that need a feature of Billy's plan, checked in the same step as the role.
 PLAN_FEATURE_ACTIONS: dict[str, str] = {"roles.manage": "custom_roles"}
+
+
+@dataclass(frozen=True)
+class TokenScope:
+    """How far an agent token reaches below its member's role (DESIGN, Programmatic doors).
+    Effective rights are the role's ∩ these, evaluated in `authorize` on every call."""
+
+    read_only: bool = False
+    # Lower refund caps per currency in minor units; None: the role's. A currency not named is
+    # refused, as a role without a cap in a currency is.
+    refund_caps: dict[str, int] | None = None
+    actions: frozenset[str] | None = None  # None: every action of the role
+
+    def refusal(self, action: str, needed: Permission) -> str:
+        """Why this scope refuses `action` ("" when it allows it)."""
+        if self.read_only and needed not in READ_PERMISSIONS:
+            return f"This agent token is read-only: it cannot {PERMISSION_WORDS[needed]}, whatever your role allows."
+        if self.actions is not None and action not in self.actions:
+            return f"This agent token is not allowed {action!r}; its member can issue one that is in Settings → Agents."
+        return ""
 
 
 @dataclass(frozen=True)
@@ -191,6 +218,10 @@ class Actor:
     custom_role: Role | None = None
     # The sign-in (refresh-token family) the credentials belong to; a tab's state is bound to it.
     session_family: str = ""
+    # The programmatic doors: the agent token acting (its id and client's name) and its scope.
+    token_id: str = ""
+    token_client: str = ""
+    scope: TokenScope | None = None
 
     @property
     def session_binding(self) -> str:
@@ -219,9 +250,22 @@ def role_label(actor: Actor) -> str:
 
 
 def can(actor: Actor, action: str) -> bool:
-    """Whether the role alone holds the action's permission, plan gates not considered: pages ask
-    `control` instead, which also says when the plan or an ended trial blocks it."""
-    return ACTIONS[action] in role_of(actor).permissions
+    """Whether the role (and an agent token's scope) holds the action's permission, plan gates not
+    considered: pages ask `control` instead, which also says when the plan or an ended trial blocks it."""
+    needed = ACTIONS[action]
+    return needed in role_of(actor).permissions and not (actor.scope and actor.scope.refusal(action, needed))
+
+
+def refund_caps(actor: Actor) -> dict[str, int] | None:
+    """The actor's refund caps per currency: the role's, lowered by an agent token's scope
+    (None: no cap at all, the Owner without a scoped token)."""
+    caps = role_of(actor).refund_caps
+    scoped = actor.scope.refund_caps if actor.scope else None
+    if scoped is None:
+        return caps
+    if caps is None:
+        return dict(scoped)
+    return {cur: min(amount, caps[cur]) for cur, amount in scoped.items() if cur in caps}
 
 
 # What stays possible once a trial has ended without a plan: reading (the audit log
@@ -272,7 +316,7 @@ def control(actor: Actor, action: str) -> Control:
     """The state of `action`'s control for `actor`: role first, then the plan gates."""
     needed = ACTIONS[action]
     try:
-        if needed not in role_of(actor).permissions:
+        if not can(actor, action):
             return Control(shown=False)
         _check_plan_gates(actor, action, needed)
     except PlanLimitReached as exc:
@@ -293,20 +337,25 @@ def authorize(actor: Actor, action: str, *, refund_total: int | None = None, cur
         holders = [r.label for r in ROLES.values() if needed in r.permissions]
         who = "only the Owner can" if holders == ["Owner"] else f"ask someone who can ({', '.join(holders)})"
         raise PermissionDenied(f"Your role ({role.label}) cannot {PERMISSION_WORDS[needed]}: {who}.")
+    if actor.scope is not None and (why := actor.scope.refusal(action, needed)):
+        raise PermissionDenied(why)
     _check_plan_gates(actor, action, needed)
-    if refund_total is None or role.refund_caps is None:
+    caps = refund_caps(actor)
+    if refund_total is None or caps is None:
         return
     cur = (currency or "").lower()
-    cap = role.refund_caps.get(cur)
+    cap = caps.get(cur)
+    scoped = actor.scope is not None and actor.scope.refund_caps is not None
+    whose = "this agent token's" if scoped and cap != (role.refund_caps or {}).get(cur) else f"your {role.label}"
     if cap is None:
         raise RefundCapExceeded(
-            f"Your role ({role.label}) has no refund limit set for {cur.upper() or 'this currency'}; "
-            "only the Owner can refund in it for now."
+            f"{'This agent token' if scoped else f'Your role ({role.label})'} has no refund limit set for "
+            f"{cur.upper() or 'this currency'}; only the Owner can refund in it for now."
         )
     if refund_total > cap:
         raise RefundCapExceeded(
             f"This would bring refunds on this charge to {format_money(refund_total, cur)}, "
-            f"over your {role.label} limit of {format_money(cap, cur)} per charge."
+            f"over {whose} limit of {format_money(cap, cur)} per charge."
         )
 
 

@@ -76,6 +76,9 @@ EXPECTED: dict[str, set[str]] = {
     "payments.update_email": {M, OWNER},
     "roles.view": OWNER_ONLY,
     "roles.manage": OWNER_ONLY,
+    "agents.view": EVERYONE,  # one's own tokens; the Owner everyone's (tests/test_agent_tokens.py)
+    "agents.issue": EVERYONE,  # never above one's role
+    "agents.revoke": EVERYONE,  # one's own; the Owner anyone's
 }
 
 SERVICES = PROJECT_ROOT / "services"
@@ -111,7 +114,7 @@ def test_readme_shows_the_generated_matrix() -> None:
 def _service_functions_taking_an_actor() -> list[tuple[Path, ast.FunctionDef]]:
     found = []
     # The engine, the log and the write plumbing (called inside actions that authorized first).
-    engine = {"permissions.py", "audit.py", "stripe_writes.py"}
+    engine = {"permissions.py", "audit.py", "stripe_writes.py", "confirmations.py"}
     for path in sorted(p for p in SERVICES.glob("*.py") if p.name not in engine):
         for node in ast.parse(path.read_text()).body:
             public = isinstance(node, ast.FunctionDef) and not node.name.startswith("_")
