@@ -234,6 +234,22 @@ def revoke_token(actor: Actor, token_id: str) -> None:
                 session.add(row)
 
 
+def revoke_own_token(actor: Actor) -> None:
+    """`agent-billy logout`: the calling token revokes itself (the one revocation a token may make)."""
+    with audit.audited(actor, "agents.revoke", actor.token_id) as draft:
+        authorize(actor, "agents.revoke")
+        if not actor.token_id:
+            raise PermissionDenied("Only an agent token can sign itself out; revoke tokens in Settings → Agents.")
+        with session_scope() as session:
+            row = session.get(AgentToken, actor.token_id)
+            if row is None:
+                raise NotFound("There is no such agent token.")
+            draft.details["client"] = row.client_name
+            if row.revoked_at is None:
+                row.revoked_at, row.revoked_by = utcnow(), actor.user_id
+                session.add(row)
+
+
 def revoke_member_tokens(session: Session, member_id: int) -> None:
     """Every token of a member (removal, ownership moves): in the caller's transaction."""
     now = utcnow()

@@ -216,3 +216,14 @@ def test_a_confirmation_is_bound_to_its_preview_member_and_token_and_spent_once(
     refused = _audit(confirmations.CONFIRM_ACTION)
     assert len(refused) == 7 and {r.outcome for r in refused} == {"denied"}
     assert all(r.details["for"] == "charges.refund" for r in refused)
+
+
+def test_logout_revokes_the_calling_token_only(any_store, any_store_owner: Actor) -> None:
+    first, agent = _issue(any_store_owner)
+    second, _ = _issue(any_store_owner)
+    agent_tokens.revoke_own_token(agent)
+    with pytest.raises(NotAuthenticated, match="revoked"):
+        actor_from_token(first, Source.AGENT)
+    assert actor_from_token(second, Source.AGENT).token_id  # the other token still works
+    with pytest.raises(PermissionDenied, match="Only an agent token"):
+        agent_tokens.revoke_own_token(any_store_owner)
