@@ -10,9 +10,11 @@ from billy_app.api.routes import build_api
 from billy_app.error_handlers import backend_exception_handler, frontend_exception_handler
 from billy_app.event_gate import EventGate
 from billy_app.pages import (  # noqa: F401 - registers the pages
+    agents,
     approvals,
     charge,
     charges,
+    connect_agent,
     customers,
     dashboard,
     entry,

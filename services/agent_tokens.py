@@ -98,7 +98,7 @@ def clean_client_name(name: object) -> str:
     return text
 
 
-def _check_scope(actor: Actor, scope: ScopeRequest) -> ScopeRequest:
+def check_scope(actor: Actor, scope: ScopeRequest) -> ScopeRequest:
     """A scope never reaches above the role: each named action must be one the role holds, each
     cap at most the role's. Refused in words, naming what is wrong."""
     role = role_of(actor)
@@ -147,7 +147,7 @@ def issue_token(actor: Actor, client_name: str, scope: ScopeRequest) -> IssuedTo
         _refuse_token_caller(actor)
         authorize(actor, "agents.issue")
         name = clean_client_name(client_name)
-        checked = _check_scope(actor, scope)
+        checked = check_scope(actor, scope)
         now = utcnow()
         token_id = "tok_" + secrets.token_hex(8)
         secret = SECRET_PREFIX + secrets.token_urlsafe(33)

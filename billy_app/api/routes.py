@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from billy_app.api import flash
+from billy_app.api import agent_login, flash
 from billy_app.api.http import (
     LINK_COOKIES,
     clear_auth_cookies,
@@ -403,6 +403,8 @@ def build_api() -> Starlette:
             Route("/api/settings/webhook-secret", save_webhook_secret, methods=["POST"]),
             Route("/api/stripe/webhook", stripe_webhook, methods=["POST"]),
             Route("/api/exports/{kind:str}.csv", export_csv, methods=["GET"]),
+            Route("/api/agent/connect", agent_login.connect_agent, methods=["POST"]),
+            Route("/api/agent/token", agent_login.exchange_code, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
         ]

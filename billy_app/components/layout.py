@@ -28,6 +28,7 @@ OWNER_NAV = [  # the `Audience.OWNER` pages: linked for the Owner only
 SETTINGS_NAV = [
     ("Settings · Stripe sync", "/settings/sync", "refresh-cw"),
     ("Settings · Plan", "/settings/plan", "credit-card"),
+    ("Settings · Agents", "/settings/agents", "bot"),
 ]
 
 

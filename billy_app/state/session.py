@@ -23,6 +23,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from http.cookies import CookieError, SimpleCookie
 from typing import Any, ClassVar, Concatenate, ParamSpec, TypeVar, overload
+from urllib.parse import urlencode
 
 import reflex as rx
 from reflex.istate.data import RouterData
@@ -208,6 +209,13 @@ class SessionState(rx.State):
         self.signed_in = True
         return None
 
+    def _sign_in_then_back(self) -> str:
+        """The sign-in page, then back here with the same query (an agent's connect link keeps its
+        state and challenge through a sign-in)."""
+        url = self.router.url
+        here = (url.path or "/") + (f"?{url.query}" if url.query else "")
+        return "/login?" + urlencode({"next": here})
+
     @rx.event
     def recover(self):
         """The access token is missing or stale: try the refresh cookie, else sign in."""
@@ -217,8 +225,7 @@ class SessionState(rx.State):
     def after_recovery(self, ok: bool):
         if ok is True:
             return rx.call_script("window.location.reload()")
-        path = self.router.url.path or "/"
-        return rx.redirect(f"/login?next={path}", replace=True)
+        return rx.redirect(self._sign_in_then_back(), replace=True)
 
     @rx.event
     def keep_alive(self, _tick: str = ""):
@@ -231,7 +238,7 @@ class SessionState(rx.State):
     @rx.event
     async def after_refresh(self, ok: bool):
         if ok is not True:
-            return rx.redirect(f"/login?next={self.router.url.path or '/'}", replace=True)
+            return rx.redirect(self._sign_in_then_back(), replace=True)
         # The new cookie reaches this server only with a new handshake: close this socket;
         # the client's next event (the next tick at the latest) opens a fresh one.
         from reflex.utils import prerequisites

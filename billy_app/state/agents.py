@@ -1,0 +1,74 @@
+"""Settings → Agents: every member's own agent tokens (the Owner: everyone's), and revoking them.
+
+Tokens are made by `agent-billy login` (approved on /connect-agent), so no secret ever passes
+through this state: the list shows ids, clients, scopes and use, never a token."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import reflex as rx
+
+from billy_app.state.session import SessionState, guarded
+from services import agent_tokens
+from services.permissions import Permission, role_of
+
+
+@dataclass
+class TokenRow:
+    id: str
+    member: str
+    client: str
+    scope: str
+    created: str
+    expires: str
+    last_used: str
+    last_used_from: str
+    status: str  # "Active" | "Revoked" | "Expired"
+
+
+def token_row(view: agent_tokens.TokenView) -> TokenRow:
+    status = "Revoked" if view.revoked_at else ("Active" if view.active else "Expired")
+    return TokenRow(
+        id=view.id,
+        member=view.member_email,
+        client=view.client_name,
+        scope=view.scope_words,
+        created=view.created_at.isoformat(),
+        expires=view.expires_at.isoformat() if view.expires_at else "",
+        last_used=view.last_used_at.isoformat() if view.last_used_at else "",
+        last_used_from=view.last_used_from,
+        status=status,
+    )
+
+
+class AgentsState(SessionState):
+    problem_var: ClassVar[str] = "message"
+
+    rows: list[TokenRow] = []
+    everyone: bool = False  # the Owner sees every member's tokens
+    instance_url: str = ""
+    message: str = ""
+    message_kind: str = "info"
+
+    async def _reload(self) -> None:
+        views = await self._call(agent_tokens.list_tokens)
+        self.rows = [token_row(v) for v in views]
+        actor = await self.actor()
+        self.everyone = Permission.MANAGE_TEAM in role_of(actor).permissions
+
+    @rx.event
+    @guarded
+    async def load(self):
+        self.message = ""
+        self.instance_url = self.router.url.origin
+        await self._reload()
+
+    @rx.event
+    @guarded
+    async def revoke(self, token_id: str):
+        await self._call(agent_tokens.revoke_token, str(token_id)[:40])
+        self.message, self.message_kind = "Revoked: its next call is refused.", "info"
+        await self._reload()
+
