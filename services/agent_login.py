@@ -21,9 +21,10 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from services import agent_tokens, identity, signing
+from services import agent_tokens, identity, oauth_clients, signing
 from services.agent_tokens import IssuedToken, ScopeRequest
 from services.db import insert_on_conflict, session_scope
 from services.errors import BillyError, NotAuthenticated, ValidationFailed
@@ -43,20 +44,31 @@ class LoginRefused(BillyError):
 
 @dataclass(frozen=True)
 class ConnectRequest:
-    """A checked request to connect an agent, as the approval page shows it."""
+    """A checked request to connect an agent, as the approval page shows it. `client_id`: an MCP
+    client registered by OAuth (its redirect must be one it registered); "": `agent-billy login`."""
 
     client_name: str
     redirect_uri: str
     state: str
     code_challenge: str
+    client_id: str = ""
+    resource: str = ""
 
 
 def check_request(
-    client_name: object, redirect_uri: object, state: object, code_challenge: object, method: object
+    client_name: object,
+    redirect_uri: object,
+    state: object,
+    code_challenge: object,
+    method: object,
+    client_id: object = "",
+    resource: object = "",
 ) -> ConnectRequest:
-    """Refuse, in words, any request the approval page must not act on: only a loopback redirect
-    (the CLI's own listener on this machine) can receive a code, so no site can collect one."""
+    """Refuse, in words, any request the approval page must not act on: a code goes only to the
+    CLI's own loopback listener, or to an address the registered OAuth client gave at registration."""
     uri = str(redirect_uri or "")
+    if client_id:
+        return _check_registered(str(client_id), uri, state, code_challenge, method, str(resource or ""))
     parts = urlsplit(uri)
     if parts.scheme != "http" or parts.hostname not in LOOPBACK_HOSTS or "@" in parts.netloc:
         raise ValidationFailed(
@@ -77,9 +89,26 @@ def check_request(
     return ConnectRequest(name, uri, str(state), str(code_challenge))
 
 
+def _check_registered(
+    client_id: str, uri: str, state: object, code_challenge: object, method: object, resource: str
+) -> ConnectRequest:
+    info = oauth_clients.get(client_id)
+    if info is None:
+        raise ValidationFailed("This agent is not registered with Billy. Connect it again from the agent.")
+    if uri not in [str(u) for u in info.get("redirect_uris") or []]:
+        raise ValidationFailed("This agent asked to be answered at an address it did not register. Connect it again.")
+    if str(method or "S256") != "S256" or not _CHALLENGE.match(str(code_challenge or "")):
+        raise ValidationFailed("This request lacks its proof key (PKCE, S256). Connect the agent again.")
+    if state and not _STATE.match(str(state)):
+        raise ValidationFailed("This request's state is not valid. Connect the agent again.")
+    name = agent_tokens.clean_client_name(info.get("client_name") or "MCP client")
+    return ConnectRequest(name, uri, str(state or ""), str(code_challenge), client_id, resource[:300])
+
+
 def _back(request: ConnectRequest, **params: str) -> str:
     joiner = "&" if "?" in request.redirect_uri else "?"
-    return request.redirect_uri + joiner + urlencode({**params, "state": request.state})
+    state = {"state": request.state} if request.state else {}
+    return request.redirect_uri + joiner + urlencode({**params, **state})
 
 
 def approve(actor: Actor, request: ConnectRequest, scope: ScopeRequest) -> str:
@@ -99,6 +128,8 @@ def approve(actor: Actor, request: ConnectRequest, scope: ScopeRequest) -> str:
             "cap": scope.refund_caps,
             "a": list(scope.actions) if scope.actions is not None else None,
             "d": scope.expires_in_days,
+            "cl": request.client_id,
+            "res": request.resource,
             "j": secrets.token_urlsafe(16),
         },
     )
@@ -115,19 +146,32 @@ def _verifier_matches(verifier: str, challenge: str) -> bool:
     return hmac.compare_digest(expected, challenge)
 
 
-def exchange(
-    code: object, verifier: object, redirect_uri: object, client_address: str = "", user_agent: str = ""
-) -> tuple[IssuedToken, Actor]:
-    """The CLI's code → the member's new token (and who they are), or `LoginRefused` in words."""
-    payload = signing.unsign(CODE_PURPOSE, str(code or ""), CODE_SECONDS) if isinstance(code, str) else None
+def read_code(code: object) -> dict[str, Any]:
+    """A code's payload, if it is Billy's, unaltered and under two minutes old."""
+    payload = signing.unsign(CODE_PURPOSE, code, CODE_SECONDS) if isinstance(code, str) else None
     if payload is None:
         raise LoginRefused(
             "This sign-in code is not valid or took too long (2 minutes). Run `agent-billy login` again."
         )
+    return payload
+
+
+def exchange(
+    code: object, verifier: object, redirect_uri: object, client_address: str = "", user_agent: str = ""
+) -> tuple[IssuedToken, Actor]:
+    """The CLI's code → the member's new token (and who they are), or `LoginRefused` in words."""
+    payload = read_code(code)
+    if payload.get("cl"):
+        raise LoginRefused("This code belongs to a registered agent: it exchanges it at /token.")
     if not isinstance(verifier, str) or not _verifier_matches(verifier, str(payload.get("c"))):
         raise LoginRefused("The proof key does not match this sign-in. Run `agent-billy login` again.")
     if redirect_uri != payload.get("r"):
         raise LoginRefused("This code was given to another listener. Run `agent-billy login` again.")
+    return redeem_code(payload, client_address, user_agent)
+
+
+def redeem_code(payload: dict[str, Any], client_address: str = "", user_agent: str = "") -> tuple[IssuedToken, Actor]:
+    """Spend a checked code (once) and issue its token as the approving member, read fresh."""
     now = utcnow()
     with session_scope() as session:
         member = session.get(Member, int(payload.get("m") or 0))

@@ -636,3 +636,15 @@ class ApiIdempotency(SQLModel, table=True):
     status_code: int = Field(default=0)  # 0 while the first request is still running
     response: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=True)
+
+
+class OAuthClient(SQLModel, table=True):
+    """An MCP client registered by OAuth 2.0 Dynamic Client Registration (RFC 7591), so it can
+    connect to `/mcp` by URL and have a member approve it on Billy's own page (migration 0014).
+    `info` is the registration as the MCP SDK models it (redirect URIs, name, auth method)."""
+
+    __tablename__ = "oauth_client"
+    client_id: str = Field(primary_key=True, max_length=64)
+    client_name: str = Field(default="", max_length=80)
+    info: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=True)

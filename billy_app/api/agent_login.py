@@ -23,12 +23,21 @@ from services.errors import BillyError, NotAuthenticated
 from services.permissions import Actor, role_label
 
 NO_STORE = {"Cache-Control": "no-store"}
-REQUEST_FIELDS = ("client_name", "redirect_uri", "state", "code_challenge", "code_challenge_method")
+# In `agent_login.check_request`'s order; `client_id` and `resource` for OAuth-registered clients.
+REQUEST_FIELDS = (
+    "client_name",
+    "redirect_uri",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+    "client_id",
+    "resource",
+)
 
 
 def _page(form: dict[str, str], message: str = "") -> RedirectResponse:
     """Back to the approval page with the same request (and a message, signed)."""
-    params = {k: form.get(k, "") for k in REQUEST_FIELDS}
+    params = {k: form.get(k, "") for k in REQUEST_FIELDS if form.get(k)}
     if message:
         params["flash"] = flash.pack(message)
     return RedirectResponse("/connect-agent?" + urlencode(params), status_code=303, headers=NO_STORE)

@@ -35,6 +35,8 @@ def approval_form() -> rx.Component:
                     ("state", S.request_state),
                     ("code_challenge", S.code_challenge),
                     ("code_challenge_method", S.code_challenge_method),
+                    ("client_id", S.client_id),
+                    ("resource", S.resource),
                 )
             ),
             rx.text("What may it do?", size="2", weight="bold"),
@@ -102,9 +104,9 @@ def connect_agent() -> rx.Component:
                     size="2",
                 ),
                 rx.text(
-                    "The sign-in goes back to ",
+                    "The approval goes back to ",
                     rx.code(S.listener),
-                    " on this computer.",
+                    rx.cond(S.client_id == "", " on this computer.", "."),
                     size="1",
                     color_scheme="gray",
                 ),

@@ -71,4 +71,3 @@ class AgentsState(SessionState):
         await self._call(agent_tokens.revoke_token, str(token_id)[:40])
         self.message, self.message_kind = "Revoked: its next call is refused.", "info"
         await self._reload()
-

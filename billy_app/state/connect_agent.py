@@ -15,7 +15,7 @@ from services.errors import ValidationFailed
 from services.money import format_money
 from services.permissions import refund_caps, role_label
 
-FIELDS = ("client_name", "redirect_uri", "state", "code_challenge", "code_challenge_method")
+FIELDS = ("client_name", "redirect_uri", "state", "code_challenge", "code_challenge_method", "client_id", "resource")
 
 
 class ConnectAgentState(SessionState):
@@ -24,6 +24,8 @@ class ConnectAgentState(SessionState):
     request_state: str = ""
     code_challenge: str = ""
     code_challenge_method: str = ""
+    client_id: str = ""  # an MCP client registered by OAuth ("" for `agent-billy login`)
+    resource: str = ""
     problem: str = ""  # the request cannot be approved at all (not from a local CLI)
     message: str = ""  # the last decision was refused (e.g. a cap above the role's)
     who: str = ""
@@ -51,9 +53,11 @@ class ConnectAgentState(SessionState):
         except ValidationFailed as exc:
             self.problem = exc.message
             self.client_name = self.redirect_uri = self.request_state = self.code_challenge = ""
+            self.client_id = self.resource = ""
             return
         self.problem = ""
         self.client_name, self.redirect_uri = request.client_name, request.redirect_uri
         self.request_state, self.code_challenge = request.state, request.code_challenge
         self.code_challenge_method = "S256"
+        self.client_id, self.resource = request.client_id, request.resource
         self.listener = request.redirect_uri.split("/")[2]
