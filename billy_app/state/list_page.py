@@ -32,6 +32,61 @@ ZONE_SCRIPT = "Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC'"
 ANY = "any"  # a select's "no filter" choice (Radix selects cannot offer an empty value)
 
 
+class SearchedPages(rx.State, mixin=True):
+    """A list searched by one box and read in keyset pages (customers, the catalogue): the search
+    box, "Next" and "Previous". The cursor of each page on the way here stays server-side."""
+
+    query_limit: ClassVar[int] = 200
+
+    query: str = ""
+    error: str = ""
+    page_number: int = 1
+    has_next: bool = False
+    range_label: str = ""  # "1–25 of 4,221"
+    _cursors: list[str] = [""]  # the cursor each page was read with ("": the first)
+    _next_cursor: str = ""
+
+    async def _read(self, cursor: str, page_number: int) -> None:
+        """Read the page at `cursor` into `rows`, `_next_cursor`, `has_next` and `range_label`."""
+        raise NotImplementedError
+
+    async def _first_page(self) -> None:
+        await self._read("", 1)
+        self._cursors, self.page_number = [""], 1
+
+    @rx.event
+    @guarded
+    async def search(self, form: dict):
+        query = form.get("q", "") if isinstance(form, dict) else ""
+        self.query = query[: self.query_limit] if isinstance(query, str) else ""
+        await self._first_page()
+
+    @rx.event
+    @guarded
+    async def clear_search(self):
+        self.query = ""
+        await self._first_page()
+
+    @rx.event
+    @guarded
+    async def next_page(self):
+        if not self._next_cursor:
+            return
+        cursor = self._next_cursor
+        await self._read(cursor, self.page_number + 1)
+        self._cursors = [*self._cursors, cursor]
+        self.page_number = len(self._cursors)
+
+    @rx.event
+    @guarded
+    async def previous_page(self):
+        if len(self._cursors) <= 1:
+            return
+        cursors = self._cursors[:-1]
+        await self._read(cursors[-1], len(cursors))
+        self._cursors, self.page_number = cursors, len(cursors)
+
+
 class ListPage(rx.State, mixin=True):
     problem_var: ClassVar[str] = "error"
 

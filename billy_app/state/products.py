@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import reflex as rx
 from reflex_base.event import EventSpec
 
-from billy_app.state.list_page import range_label
+from billy_app.state.list_page import SearchedPages, range_label
 from billy_app.state.live import LiveState
 from billy_app.state.session import SessionState, guarded
 from services import catalog
@@ -76,17 +76,11 @@ def _form_text(form: dict[str, Any], name: str) -> str:
     return value[:MAX_TEXT] if isinstance(value, str) else ""
 
 
-class ProductsState(LiveState, SessionState):
+class ProductsState(SearchedPages, LiveState, SessionState):
     problem_var: ClassVar[str] = "error"
+    query_limit: ClassVar[int] = catalog.MAX_QUERY
 
-    query: str = ""
     rows: list[ProductTableRow] = []
-    error: str = ""
-    page_number: int = 1
-    has_next: bool = False
-    range_label: str = ""
-    _cursors: list[str] = [""]
-    _next_cursor: str = ""
 
     # The write controls: shown when the role may ever use them; the reason when blocked now.
     create_shown: bool = False
@@ -139,10 +133,6 @@ class ProductsState(LiveState, SessionState):
         self.range_label = range_label(page_number, len(self.rows), page.total.label if page.total else "")
         self.error = ""
 
-    async def _first_page(self) -> None:
-        await self._read("", 1)
-        self._cursors, self.page_number = [""], 1
-
     async def _controls(self, *, ask_again: bool = False) -> None:
         controls = await self._call(catalog.catalog_controls, ask_again=ask_again)
         self.create_shown, self.create_blocked = controls.create.shown, controls.create.blocked_by
@@ -166,37 +156,6 @@ class ProductsState(LiveState, SessionState):
         if self.key_lacks_writes:
             return rx.toast.info("Stripe still says the key may not do this. Changes there can take a moment.")
         return rx.toast.success("The key may now write products and prices.")
-
-    @rx.event
-    @guarded
-    async def search(self, form: dict):
-        self.query = _form_text(form, "q")[: catalog.MAX_QUERY]
-        await self._first_page()
-
-    @rx.event
-    @guarded
-    async def clear_search(self):
-        self.query = ""
-        await self._first_page()
-
-    @rx.event
-    @guarded
-    async def next_page(self):
-        if not self._next_cursor:
-            return
-        cursor = self._next_cursor
-        await self._read(cursor, self.page_number + 1)
-        self._cursors = [*self._cursors, cursor]
-        self.page_number = len(self._cursors)
-
-    @rx.event
-    @guarded
-    async def previous_page(self):
-        if len(self._cursors) <= 1:
-            return
-        cursors = self._cursors[:-1]
-        await self._read(cursors[-1], len(cursors))
-        self._cursors, self.page_number = cursors, len(cursors)
 
     # --- dialogs --------------------------------------------------------------------------------
 
