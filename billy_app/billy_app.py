@@ -9,6 +9,7 @@ import reflex as rx
 from billy_app.api.routes import build_api
 from billy_app.error_handlers import backend_exception_handler, frontend_exception_handler
 from billy_app.event_gate import EventGate
+from billy_app.mcp.server import McpEndpoint
 from billy_app.pages import (  # noqa: F401 - registers the pages
     agents,
     approvals,
@@ -55,11 +56,13 @@ event_poller = stripe_events.EventPoller(get_settings().event_poll_seconds)
 audit_summaries = periodic.Every(60, audit.flush_denied_summaries, "audit-summaries")
 
 
+mcp_endpoint = McpEndpoint()  # the agent door at /mcp (issue 13)
 app = rx.App(
-    api_transformer=build_api(),
+    api_transformer=[build_api(), mcp_endpoint.transformer],
     frontend_exception_handler=frontend_exception_handler,
     backend_exception_handler=backend_exception_handler,
 )
 # Before Reflex's own hydrate middleware: the session binding must hold before any state is sent.
 app.add_middleware(EventGate(), index=0)
 app.register_lifespan_task(catch_up_on_start)
+app.register_lifespan_task(mcp_endpoint.lifespan)

@@ -33,6 +33,7 @@ from billy_app.api.http import (
     set_link_cookie,
     user_agent,
 )
+from billy_app.api.v1 import RestMount, build_rest_api
 from services import exports, health, identity, magic_links, organization, stripe_events, stripe_keys, sync, team
 from services.errors import BillyError, NotAuthenticated, PermissionDenied
 from services.permissions import Actor
@@ -389,6 +390,7 @@ async def readyz(request: Request) -> Response:
 def build_api() -> Starlette:
     return Starlette(
         routes=[
+            RestMount("/api/v1", app=build_rest_api()),
             Route("/api/auth/signup", signup, methods=["POST"]),
             Route("/api/auth/login", login, methods=["POST"]),
             Route("/api/auth/logout", logout, methods=["POST"]),

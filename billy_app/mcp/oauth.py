@@ -24,12 +24,12 @@ from mcp.server.auth.provider import (
     RefreshToken,
     RegistrationError,
     TokenError,
+    TokenVerifier,
 )
 from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 
 from billy_app.api.bearer import actor_from_token
 from services import agent_login, agent_tokens, oauth_clients
-from services.config import get_settings
 from services.errors import BillyError, NotAuthenticated
 from services.permissions import Source
 
@@ -37,7 +37,12 @@ CODE_LIFETIME = agent_login.CODE_SECONDS
 
 
 class BillyOAuthProvider:
-    """`OAuthAuthorizationServerProvider` over Billy's approval page and agent tokens."""
+    """`OAuthAuthorizationServerProvider` over Billy's approval page and agent tokens. Bearer
+    tokens are checked by `verifier` (the endpoint's own, which also notes why one was refused)."""
+
+    def __init__(self, verifier: TokenVerifier, public_url: str) -> None:
+        self.verifier = verifier
+        self.base = public_url.rstrip("/")  # where members open Billy (its approval page)
 
     async def get_client(self, client_id: str) -> OAuthClientInformationFull | None:
         info = await asyncio.to_thread(oauth_clients.get, client_id)
@@ -75,8 +80,7 @@ class BillyOAuthProvider:
             )
         except BillyError as exc:
             raise AuthorizeError("invalid_request", exc.message) from exc
-        base = get_settings().public_url.rstrip("/")
-        return f"{base}/connect-agent?" + urlencode({k: v for k, v in query.items() if v})
+        return f"{self.base}/connect-agent?" + urlencode({k: v for k, v in query.items() if v})
 
     async def load_authorization_code(
         self, client: OAuthClientInformationFull, authorization_code: str
@@ -120,11 +124,7 @@ class BillyOAuthProvider:
 
     async def load_access_token(self, token: str) -> AccessToken | None:
         """Any bearer Billy accepts (agent token or access JWT); the tool call re-reads the member."""
-        try:
-            actor = await asyncio.to_thread(actor_from_token, token, Source.AGENT)
-        except NotAuthenticated:
-            return None
-        return AccessToken(token=token, client_id=actor.token_client or "billy", scopes=[], subject=str(actor.user_id))
+        return await self.verifier.verify_token(token)
 
     async def revoke_token(self, token: AccessToken | RefreshToken) -> None:
         try:
