@@ -140,10 +140,10 @@ def _customers_matching(query: str) -> Any:
         .options(defer(orm_attribute(StripeCustomer.raw)))
         .where(col(StripeCustomer.deleted).is_(False))
     )
-    needle = " ".join(query.split()).lower()
-    if needle:
-        from services.search import customers_starting_with
+    from services.search import customers_starting_with, plain_words
 
+    needle = plain_words(query).lower()
+    if needle:
         stmt = stmt.where(customers_starting_with(col(StripeCustomer.id), needle))
     return stmt
 

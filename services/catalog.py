@@ -48,6 +48,7 @@ from services.models import StripeConnection, StripePrice, StripeProduct
 from services.money import SYMBOLS, format_money
 from services.permissions import Actor, Control, authorize, control
 from services.reports import PAGE_SIZE, Page, count_matching
+from services.search import plain_words
 from services.stripe_gateway import StripeGateway
 from services.stripe_writes import PRICE_WRITE, PRODUCT_WRITE, KeyPermission
 
@@ -152,7 +153,7 @@ def list_products(actor: Actor, query: str = "", cursor: str | None = None, limi
         raise ValidationFailed(f"A page holds 1 to {MAX_PAGE_SIZE} products.")
     if not isinstance(query, str):
         raise ValidationFailed("Search products by typing part of a name.")
-    text = " ".join(query.split())
+    text = plain_words(query)
     if len(text) > MAX_QUERY:
         raise ValidationFailed(f"Search with at most {MAX_QUERY} characters.")
     p = StripeProduct

@@ -27,7 +27,7 @@ import io
 import secrets
 import typing
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -455,7 +455,8 @@ def _spend(actor: Actor, kind: ExportKind, ticket: str) -> dict[str, Any]:
 
 def _as_stored(actor: Actor) -> Actor:
     """The member as the store has them at this moment (role, plan, trial), so a role or plan
-    changed since the Actor was built (a ticket issued a minute ago) is what is checked."""
+    changed since the Actor was built (a ticket issued a minute ago) is what is checked. An agent
+    token acting keeps its id and scope: the export is checked and audited as that token."""
     if actor.user_id is None:
         return actor
     now = utcnow()
@@ -463,7 +464,7 @@ def _as_stored(actor: Actor) -> Actor:
         member = session.get(Member, actor.user_id)
         if member is None or not member.active:
             raise NotAuthenticated("Your access has changed. Please sign in again.")
-        return identity.member_actor(
+        stored = identity.member_actor(
             session,
             member,
             actor.source,
@@ -472,6 +473,7 @@ def _as_stored(actor: Actor) -> Actor:
             session_family=actor.session_family,
             now=now,
         )
+    return replace(stored, token_id=actor.token_id, token_client=actor.token_client, scope=actor.scope)
 
 
 def stream(

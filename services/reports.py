@@ -682,15 +682,15 @@ def _customer_condition(
 ) -> sa.ColumnElement[bool] | None:
     """A customer by id (`cus_…`, exactly), or every customer whose email or name (any word)
     starts with the text (ix_stripe_customer_email_lower / name_lower)."""
-    text = " ".join(customer.split())
+    from services.search import WALK_FROM_CUSTOMERS, customers_starting_with, plain_words  # (search imports us)
+
+    text = plain_words(customer)
     if not text:
         return None
     if len(text) > MAX_TEXT:
         raise ValidationFailed(f"The customer filter is at most {MAX_TEXT} characters.")
     if text.startswith("cus_") and " " not in text:
         return customer_col == text
-    from services.search import WALK_FROM_CUSTOMERS, customers_starting_with  # (search imports our neighbours)
-
     return customers_starting_with(customer_col, text.lower(), walk_from or WALK_FROM_CUSTOMERS)
 
 

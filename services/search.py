@@ -152,8 +152,15 @@ class SearchResults:
 # --- query rules ------------------------------------------------------------------------------
 
 
+def plain_words(text: object) -> str:
+    """Typed search text as the stores can take it: control characters and lone surrogates
+    (a NUL breaks SQLite's full-text search and PostgreSQL refuses it) dropped, spaces collapsed."""
+    kept = "".join(ch for ch in str(text or "") if ch.isprintable() or ch.isspace())
+    return " ".join(kept.split())
+
+
 def normalize(query: str) -> str:
-    text = " ".join(str(query or "").split())
+    text = plain_words(query)
     if len(text) > MAX_QUERY:
         raise ValidationFailed(f"A search is at most {MAX_QUERY} characters.")
     return text

@@ -398,3 +398,15 @@ def test_read_only_may_search_and_an_unknown_role_may_not(data: Actor) -> None:
     stranger = Actor(reader.user_id, reader.email, "nonsense", Source.DASHBOARD)
     with pytest.raises(PermissionDenied):
         global_search(stranger, "cus_alice")
+
+
+def test_control_characters_in_search_text_are_dropped_not_a_crash(data: Actor) -> None:
+    """A NUL or another control character (a forged event, a pasted oddity, an API call) must not
+    reach the stores: SQLite's full-text search and PostgreSQL both fail on a NUL."""
+    from services import billing, reports
+
+    assert ids(global_search(data, "mar\x00tin").customers) == ["cus_alice"]
+    assert ids(global_search(data, "\x00\x1b\ud800ali").customers) == ["cus_alice"]
+    assert [c.id for c in billing.search_customers(data, "ali\x00").items] == ["cus_alice"]
+    found = reports.search_charges(data, reports.ChargeFilters(customer="ali\x07ce"))
+    assert {c.customer.id for c in found.items} == {"cus_alice"}

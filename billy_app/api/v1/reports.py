@@ -111,7 +111,7 @@ class CsvResponse(StreamingResponse):
 
 
 def _start(actor: Actor, kind: str, filters: object, sort: str) -> tuple[str, Generator[str, None, None]]:
-    chunks = agent_api.stream_export(actor, kind, filters, sort)
+    chunks = exports.stream(actor, kind, filters, sort)
     return next(chunks), chunks
 
 
