@@ -19,6 +19,7 @@ if [ ! -f "$stamp" ]; then
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
+[ -x .venv/bin/agent-billy ] || .venv/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e clients/agent_billy  # the CLI (clients/README.md)
 
 # Reflex needs bun and would otherwise download an installer from the web (not reachable
 # here); the npm package of the same name ships the real binary.
