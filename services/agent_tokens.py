@@ -42,6 +42,51 @@ EXPIRY_CHOICES = (1, 7, 30, 90, 365)  # days; None: until revoked
 LAST_USED_EVERY = timedelta(seconds=60)  # "last used" is written at most this often per token
 
 
+# What a member may tick when limiting a token to some kinds of change (reads always stay: an agent
+# that may refund must still find the charge). Each group is its actions.
+ACTION_GROUPS: dict[str, tuple[str, ...]] = {
+    "refunds": ("charges.refund", "refunds.confirmation_email"),
+    "refund_requests": ("refunds.request", "refunds.withdraw", "refunds.approve", "refunds.decline"),
+    "customers": ("customers.update", "customers.update_contact"),
+    "subscriptions": (
+        "subscriptions.preview_change",
+        "subscriptions.change",
+        "subscriptions.pause",
+        "subscriptions.resume",
+        "subscriptions.cancel",
+        "subscriptions.reactivate",
+    ),
+    "invoices": ("invoices.create", "invoices.send", "invoices.remind", "invoices.void", "invoices.mark_uncollectible"),
+    "emails": ("payments.update_email",),
+}
+GROUP_WORDS = {
+    "refunds": "Refunds",
+    "refund_requests": "Refund requests and approvals",
+    "customers": "Customer details",
+    "subscriptions": "Subscriptions",
+    "invoices": "Invoices and reminders",
+    "emails": "Payment-update emails",
+}
+
+
+def groups_for(actor: Actor) -> list[str]:
+    """The groups of changes the actor's role holds at least one action of (what the page offers)."""
+    held = role_of(actor).permissions
+    return [g for g, actions in ACTION_GROUPS.items() if any(ACTIONS[a] in held for a in actions)]
+
+
+def actions_for_groups(actor: Actor, groups: Iterable[str]) -> tuple[str, ...] | None:
+    """A token limited to `groups` (None: not limited): every read of the role, and the chosen
+    groups' actions the role holds."""
+    chosen = [g for g in groups if g in ACTION_GROUPS]
+    if not chosen:
+        return None
+    held = role_of(actor).permissions
+    reads = [a for a, needed in ACTIONS.items() if needed in READ_PERMISSIONS and not a.startswith("agents.")]
+    changes = [a for g in chosen for a in ACTION_GROUPS[g] if ACTIONS[a] in held]
+    return tuple(sorted({*reads, *changes}))
+
+
 @dataclass(frozen=True)
 class ScopeRequest:
     """What a member asks for when issuing a token (validated against their role)."""

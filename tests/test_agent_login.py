@@ -169,3 +169,33 @@ def test_signed_out_or_cross_site_approvals_get_nothing(client: TestClient, any_
         "/api/agent/connect", headers={"origin": "https://evil.example"}, data={**fields, "decision": "approve"}
     )
     assert cross.status_code == 403
+
+
+def test_a_token_limited_to_refunds_looks_things_up_and_refunds_but_nothing_else(  # type: ignore[no-untyped-def]
+    client: TestClient, any_store_owner
+) -> None:
+    manager = member_actor("billing_manager", "manager@example.com")
+    _signed_in(client, manager)
+    verifier, challenge = _pkce()
+    location = _approve(client, challenge, access="some")  # nothing ticked
+    assert location.startswith("/connect-agent?") and "Tick at least one" in _flash(location)
+
+    fields = {
+        "client_name": "Refund bot",
+        "redirect_uri": LISTENER,
+        "state": "state-1234567890",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        "decision": "approve",
+        "access": "some",
+        "group": ["refunds", "no-such-group"],
+        "expires_in_days": "7",
+    }
+    code = _code(client.post("/api/agent/connect", headers=ORIGIN, data=fields).headers["location"])
+    body = client.post(
+        "/api/agent/token", json={"code": code, "code_verifier": verifier, "redirect_uri": LISTENER}
+    ).json()
+    scope = actor_from_token(body["token"], Source.AGENT).scope
+    assert scope is not None and scope.actions is not None
+    assert {"charges.refund", "charges.view", "customers.search", "reports.failed_payments"} <= scope.actions
+    assert not scope.actions & {"invoices.remind", "customers.update", "subscriptions.cancel", "agents.issue"}

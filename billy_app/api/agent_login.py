@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from billy_app.api import flash
 from billy_app.api.http import client_address, request_actor, same_origin, user_agent
 from services import agent_login, agent_tokens
-from services.errors import BillyError, NotAuthenticated
+from services.errors import BillyError, NotAuthenticated, ValidationFailed
 from services.permissions import Actor, role_label
 
 NO_STORE = {"Cache-Control": "no-store"}
@@ -43,21 +43,23 @@ def _page(form: dict[str, str], message: str = "") -> RedirectResponse:
     return RedirectResponse("/connect-agent?" + urlencode(params), status_code=303, headers=NO_STORE)
 
 
-def _scope(form: dict[str, str]) -> agent_tokens.ScopeRequest:
+def _scope(actor: Actor, form: dict[str, str], groups: list[str]) -> agent_tokens.ScopeRequest:
     days = form.get("expires_in_days", "90")
     return agent_tokens.ScopeRequest(
         read_only=form.get("access") == "read_only",
         refund_caps=agent_tokens.parse_cap(form.get("refund_cap", "")),
-        actions=None,
+        actions=agent_tokens.actions_for_groups(actor, groups) if form.get("access") == "some" else None,
         expires_in_days=None if days == "never" else int(days) if days.isdigit() else -1,
     )
 
 
-def _approve(actor: Actor, form: dict[str, str]) -> str:
+def _approve(actor: Actor, form: dict[str, str], groups: list[str]) -> str:
     request = agent_login.check_request(*(form.get(k) for k in REQUEST_FIELDS))
     if form.get("decision") != "approve":
         return agent_login.deny(request)
-    return agent_login.approve(actor, request, _scope(form))
+    if form.get("access") == "some" and not groups:
+        raise ValidationFailed("Tick at least one kind of change, or choose “What my role allows”.")
+    return agent_login.approve(actor, request, _scope(actor, form, groups))
 
 
 async def connect_agent(request: Request) -> Response:
@@ -65,13 +67,14 @@ async def connect_agent(request: Request) -> Response:
         return JSONResponse({"error": {"code": "cross_site", "message": "Sent from another site."}}, status_code=403)
     data = await request.form()
     form = {k: v for k, v in data.items() if isinstance(v, str)}
+    groups = [g for g in data.getlist("group") if isinstance(g, str)][: len(agent_tokens.ACTION_GROUPS)]
     try:
         actor = await asyncio.to_thread(request_actor, request)
     except NotAuthenticated:
         here = "/connect-agent?" + urlencode({k: form.get(k, "") for k in REQUEST_FIELDS})
         return RedirectResponse("/login?" + urlencode({"next": here}), status_code=303)
     try:
-        target = await asyncio.to_thread(_approve, actor, form)
+        target = await asyncio.to_thread(_approve, actor, form, groups)
     except BillyError as exc:
         return _page(form, exc.message)
     return RedirectResponse(target, status_code=303, headers=NO_STORE)

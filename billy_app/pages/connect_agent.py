@@ -24,6 +24,16 @@ def _choice(name: str, value: str, label: str, note: str, *, checked: bool = Fal
     )
 
 
+def _group(group: rx.Var[list[str]]) -> rx.Component:
+    return rx.el.label(
+        rx.hstack(
+            rx.el.input(type="checkbox", name="group", value=group[0], id="group-" + group[0]),
+            rx.text(group[1], size="2"),
+            align="center",
+        )
+    )
+
+
 def approval_form() -> rx.Component:
     return native_form(
         rx.vstack(
@@ -45,6 +55,14 @@ def approval_form() -> rx.Component:
             ),
             _choice(
                 "access", "read_only", "Read only", "Look up customers, charges, invoices and reports; change nothing."
+            ),
+            rx.cond(
+                S.groups.length() > 0,
+                rx.vstack(
+                    _choice("access", "some", "Only some kinds of change", "Looking things up, and what you tick:"),
+                    rx.vstack(rx.foreach(S.groups, _group), spacing="1", padding_left="2em"),
+                    spacing="1",
+                ),
             ),
             rx.vstack(
                 rx.text("Refund cap per charge for this agent, in USD (optional)", size="2", weight="medium"),

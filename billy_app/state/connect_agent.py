@@ -10,7 +10,7 @@ import reflex as rx
 
 from billy_app.api import flash
 from billy_app.state.session import SessionState, guarded, off_loop
-from services import agent_login
+from services import agent_login, agent_tokens
 from services.errors import ValidationFailed
 from services.money import format_money
 from services.permissions import refund_caps, role_label
@@ -31,6 +31,7 @@ class ConnectAgentState(SessionState):
     who: str = ""
     cap_hint: str = ""
     listener: str = ""  # "127.0.0.1:53682": where the code will go
+    groups: list[list[str]] = []  # [value, words]: the kinds of change the role may make
 
     @rx.event
     @guarded
@@ -40,6 +41,7 @@ class ConnectAgentState(SessionState):
         self.message = str(flash.unpack(params.get("flash")).get("message", ""))
         actor = await self.actor()
         self.who = f"{actor.email} ({role_label(actor)})"
+        self.groups = [[g, agent_tokens.GROUP_WORDS[g]] for g in agent_tokens.groups_for(actor)]
         caps = refund_caps(actor)
         if caps is None:
             self.cap_hint = "Your role has no refund cap; leave empty for none, or set one for this agent."
