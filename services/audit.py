@@ -36,7 +36,7 @@ from services import clock
 from services.db import after_transaction, get_engine
 from services.errors import BillyError, PermissionDenied
 from services.models import AuditDeniedWindow, AuditEntry, AuditTarget, table_of, utcnow
-from services.permissions import Actor, authorize
+from services.permissions import Actor, Source, authorize
 from services.secrets import get_secret_store
 
 log = logging.getLogger(__name__)
@@ -598,6 +598,20 @@ def _judge_end(
             "or Billy stopped between writing it and recording the new head",
         )
     return VerifyResult(True, checked, None, "", f"It ends at row {head_id}, as {_HEAD} says.")
+
+
+READ_THROUGH_A_DOOR = "agents.read"
+_DOORS = frozenset({Source.API, Source.AGENT})
+
+
+def record_read(actor: Actor, call: str, *targets: str) -> None:
+    """A read through a programmatic door (an agent's tool call, an API GET): one `ok` row naming
+    the call and what it named, so what an agent or a script looked up is on record with its token.
+    The dashboard's own reads are not logged; a refused read is, at every door (`authorize_read`)."""
+    if actor.source not in _DOORS:
+        return
+    draft = AuditDraft(targets=[t[:255] for t in targets if t][:10], details={"call": call[:120]})
+    record(actor, READ_THROUGH_A_DOOR, "ok", draft)
 
 
 def authorize_read(actor: Actor, action: str, *targets: str) -> None:

@@ -212,6 +212,9 @@ def test_a_clerk_refunds_order_5678_in_two_steps_and_the_audit_row_says_agent(se
         "Claude Desktop",
         "pytest-mcp-client",
     )
+    # The reads before it are on record too, one row per tool call, with the token.
+    reads = [(r.source, r.details["call"], r.details["agent_token"]) for r in audit_rows("agents.read")]
+    assert reads == [("agent", "tool find_charges", token_id), ("agent", "tool preview_refund", token_id)]
 
 
 def test_a_clerk_is_refused_5000_with_the_cap_named_and_offered_the_approval_request(
@@ -300,7 +303,8 @@ def test_read_only_is_refused_every_write_tool(served: Served, demo: Demo) -> No
         assert message.startswith("Your role (Read Only) cannot "), (tool, message)
     assert demo.refunds_of(demo.jane_charge) == []
     with session_scope() as s:
-        assert not s.exec(select(AuditEntry).where(AuditEntry.outcome == "ok", AuditEntry.source == "agent")).all()
+        done = s.exec(select(AuditEntry).where(AuditEntry.outcome == "ok", AuditEntry.source == "agent")).all()
+        assert [r.action for r in done] == ["agents.read"]  # only the read; no write went through
 
 
 def test_a_read_only_scoped_manager_token_is_refused_a_10_dollar_refund(served: Served, demo: Demo) -> None:

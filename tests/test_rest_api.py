@@ -101,9 +101,16 @@ def test_a_clerk_refunds_within_the_cap_and_is_refused_over_it_with_the_cap_name
 
 def test_read_only_reads_and_is_refused_every_write(api, charges) -> None:  # type: ignore[no-untyped-def]
     viewer = member_actor("read_only", "viewer@example.com")
-    headers = bearer(token_for(viewer)[0])
+    secret, token_id = token_for(viewer)
+    headers = bearer(secret)
     assert api.get(f"{V1}/charges", headers=headers).status_code == 200
     assert api.get(f"{V1}/charges/{charges['small']}", headers=headers).json()["order_number"] == "5678"
+    # Each read through the API is on record, with the token and what it named.
+    reads = [(r.source, r.details["call"], r.target_ids, r.details["agent_token"]) for r in audit_rows("agents.read")]
+    assert reads == [
+        ("api", "GET /charges", [], token_id),
+        ("api", "GET /charges/{charge_id}", [charges["small"]], token_id),
+    ]
     writes = [
         ("post", f"{V1}/refunds", {"charge_id": charges["small"], "amount": 100}),
         ("post", f"{V1}/refund-requests", {"charge_id": charges["big"], "note": "please"}),

@@ -25,6 +25,7 @@ from starlette.requests import Request
 
 from billy_app.api.bearer import actor_from_token, bearer_token
 from billy_app.api.http import client_address, user_agent
+from services import audit
 from services.errors import BillyError, NotAuthenticated
 from services.logging_setup import client_text
 from services.permissions import Actor, Source
@@ -85,11 +86,14 @@ def refused(exc: BillyError) -> CallToolResult:
     )
 
 
-def answer(ctx: Context, work: Callable[[Actor], tuple[str, BaseModel]]) -> CallToolResult:
-    """Run one tool call as its caller: `work` gets the Actor and returns (text, structured result)."""
+def answer(ctx: Context, work: Callable[[Actor], tuple[str, BaseModel]], read: str = "") -> CallToolResult:
+    """Run one tool call as its caller: `work` gets the Actor and returns (text, structured result).
+    `read`: the tool's name when it only reads (its call gets an audit row; a write has its own)."""
     try:
         actor = actor_for_call(ctx)
         text, result = work(actor)
+        if read:
+            audit.record_read(actor, f"tool {read}")
     except BillyError as exc:
         return refused(exc)
     except Exception:  # the agent gets words; the operator gets the traceback in the log

@@ -70,7 +70,7 @@ def whoami(ctx: Context) -> Annotated[CallToolResult, WhoAmI]:
             token_scope=scope,
         )
 
-    return answer(ctx, work)
+    return answer(ctx, work, read="whoami")
 
 
 # --- customers -----------------------------------------------------------------------------------
@@ -108,7 +108,7 @@ def search_customers(
             customers=rows, total=total, has_more=page.next_cursor is not None, next_cursor=page.next_cursor
         )
 
-    return answer(ctx, work)
+    return answer(ctx, work, read="search_customers")
 
 
 class SubscriptionLineOut(BaseModel):
@@ -209,7 +209,7 @@ def customer_details(
             recent_charges=charges,
         )
 
-    return answer(ctx, work)
+    return answer(ctx, work, read="customer_details")
 
 
 # --- charges ---------------------------------------------------------------------------------------
@@ -312,7 +312,7 @@ def find_charges(
             next_cursor=found.next_cursor,
         )
 
-    return answer(ctx, work)
+    return answer(ctx, work, read="find_charges")
 
 
 # --- failed payments ------------------------------------------------------------------------------------
@@ -448,7 +448,7 @@ def failed_payments_report(
             groups=groups,
         )
 
-    return answer(ctx, work)
+    return answer(ctx, work, read="failed_payments")
 
 
 # --- overdue invoices -----------------------------------------------------------------------------------
@@ -523,7 +523,7 @@ def overdue_invoices(ctx: Context, cursor: Cursor = None, limit: Limit = 20) -> 
             next_cursor=report.next_cursor,
         )
 
-    return answer(ctx, work)
+    return answer(ctx, work, read="overdue_invoices")
 
 
 # --- subscriptions ----------------------------------------------------------------------------------------
@@ -590,7 +590,7 @@ def list_subscriptions(
             subscriptions=rows, total=total, has_more=page.next_cursor is not None, next_cursor=page.next_cursor
         )
 
-    return answer(ctx, work)
+    return answer(ctx, work, read="list_subscriptions")
 
 
 class SubscriptionItemOut(BaseModel):
@@ -668,7 +668,7 @@ def subscription_details(
             created=when(s.created),
         )
 
-    return answer(ctx, work)
+    return answer(ctx, work, read="subscription_details")
 
 
 # --- invoices ----------------------------------------------------------------------------------------------
@@ -734,7 +734,7 @@ def list_invoices(
             invoices=rows, total=total, has_more=page.next_cursor is not None, next_cursor=page.next_cursor
         )
 
-    return answer(ctx, work)
+    return answer(ctx, work, read="list_invoices")
 
 
 class InvoiceLineItemOut(BaseModel):
@@ -801,7 +801,7 @@ def invoice_details(
             created=when(i.created),
         )
 
-    return answer(ctx, work)
+    return answer(ctx, work, read="invoice_details")
 
 
 READ_TOOLS = (

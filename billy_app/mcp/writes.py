@@ -155,7 +155,7 @@ def _run_preview(write: Write, ctx: Context, arguments: dict[str, Any]) -> CallT
             instead=preview.instead,
         )
 
-    return answer(ctx, work)
+    return answer(ctx, work, read=f"preview_{write.name}")
 
 
 def _run_confirm(write: Write, ctx: Context, arguments: dict[str, Any]) -> CallToolResult:

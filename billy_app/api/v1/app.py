@@ -7,14 +7,17 @@ from the bearer credential and calls the one service function a page calls.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -22,6 +25,7 @@ from billy_app.api.v1 import charges, customers, invoices, me, owner, refund_req
 from billy_app.api.v1.calls import no_unknown_query
 from billy_app.api.v1.errors import FieldProblem, answer_for, body_of
 from billy_app.api.v1.rate import DEFAULT_LIMIT
+from services import audit
 from services.errors import BillyError
 
 log = logging.getLogger(__name__)
@@ -125,6 +129,20 @@ class _Contained:
                 log.exception("Internal error during the answer to %s", str(scope.get("path", ""))[:200])
 
 
+async def record_reads(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    """Every successful GET is one audit row (`agents.read`) naming the route and its ids, with the
+    token: what a script looked up is on record. Exports have their own row, writes theirs."""
+    response = await call_next(request)
+    actor = getattr(request.state, "actor", None)
+    route = request.scope.get("route")
+    if request.method == "GET" and response.status_code < 300 and actor is not None and route is not None:
+        path = getattr(route, "path", "")
+        if not path.startswith("/exports"):
+            ids = [str(v) for v in request.path_params.values()]
+            await asyncio.to_thread(audit.record_read, actor, f"GET {path}", *ids)
+    return response
+
+
 def build_rest_app() -> FastAPI:
     """The FastAPI app itself (tests drive it directly over ASGI)."""
     app = FastAPI(
@@ -140,6 +158,7 @@ def build_rest_app() -> FastAPI:
     app.add_exception_handler(BillyError, _billy_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _internal_error)
+    app.middleware("http")(record_reads)
     for module in (me, customers, charges, refund_requests, subscriptions, invoices, reports, owner):
         app.include_router(module.router)
     return app

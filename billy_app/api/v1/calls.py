@@ -80,6 +80,7 @@ def current_actor(
     """The verified caller (role, plan and token scope read from the store now), rate-limited."""
     actor = actor_from_token(bearer_token(request.headers), Source.API, client_address(request), user_agent(request))
     caller_limit().hit(actor)
+    request.state.actor = actor  # for the read's audit row (`app.record_reads`)
     return actor
 
 
