@@ -76,12 +76,14 @@ def charge_row(charge: rx.Var[CustomerChargeRow]) -> rx.Component:
         rx.table.cell(small_gray(charge.refunds)),
         rx.table.cell(
             rx.cond(
-                charge.refundable,
+                CustomerState.refund_shown & charge.refundable,
                 rx.button(
                     "Refund",
                     size="1",
                     variant="soft",
                     on_click=RefundState.start(charge.id),
+                    disabled=CustomerState.refund_blocked_by != "",
+                    title=CustomerState.refund_blocked_by,
                     class_name="refund-button",
                 ),
             ),

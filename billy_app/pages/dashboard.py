@@ -46,12 +46,17 @@ def sync_card() -> rx.Component:
                 rx.heading(rx.cond(DashboardState.running, "Syncing from Stripe…", "Stripe sync"), size="3"),
                 rx.spacer(),
                 rx.text(DashboardState.total_synced, " objects", size="2", color_scheme="gray"),
-                rx.button(
-                    "Sync now",
-                    size="1",
-                    variant="soft",
-                    on_click=DashboardState.sync_now,
-                    disabled=DashboardState.running,
+                rx.cond(
+                    DashboardState.sync_shown,
+                    rx.button(
+                        "Sync now",
+                        size="1",
+                        variant="soft",
+                        on_click=DashboardState.sync_now,
+                        disabled=DashboardState.running | (DashboardState.sync_blocked != ""),
+                        title=DashboardState.sync_blocked,
+                        id="dashboard-sync-now",
+                    ),
                 ),
                 align="center",
                 width="100%",

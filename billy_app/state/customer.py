@@ -30,6 +30,7 @@ from billy_app.state.view import CustomerChargeRow, charge_view, customer_view
 from services import billing, customers
 from services.customer_overview import customer_overview
 from services.errors import BillyError, ValidationFailed
+from services.permissions import control
 
 # The form's text inputs: service field, or address part under `address_<part>`.
 TEXT_INPUTS = ("name", "email", "phone", "description")
@@ -129,6 +130,9 @@ class CustomerState(LiveState, SessionState):
 
     # The edit dialog.
     can_edit: bool = False  # the role may change some field now: the page offers "Edit customer"
+    # Each charge's "Refund": hidden when the role can never refund, disabled with the reason when blocked.
+    refund_shown: bool = False
+    refund_blocked_by: str = ""
     edit_fields: list[str] = []  # exactly the fields the dialog offers
     edit_form: CustomerEditForm = CustomerEditForm()
     edit_open: bool = False
@@ -177,6 +181,8 @@ class CustomerState(LiveState, SessionState):
         path = self.router.url.path or ""
         self._customer_id = path.rstrip("/").rsplit("/", 1)[-1]
         self.can_edit = bool(await self._call(customers.editable_customer_fields))
+        refund = control(await self.actor(), "charges.refund")
+        self.refund_shown, self.refund_blocked_by = refund.shown, refund.blocked_by
         await self._reload()
 
     @rx.event

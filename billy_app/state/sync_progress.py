@@ -10,6 +10,7 @@ import reflex as rx
 from billy_app.state.session import SessionExpired, SessionState, guarded
 from services import sync
 from services.errors import BillyError
+from services.permissions import control
 
 POLL_SECONDS = 0.5
 
@@ -21,10 +22,15 @@ class SyncProgressState(SessionState):
     running: bool = False
     failed: bool = False
     error: str = ""
+    # "Sync now": hidden for a role that can never start a sync, disabled with the reason when blocked.
+    sync_shown: bool = False
+    sync_blocked: str = ""
     _watching: bool = False
 
     async def _refresh(self) -> None:
         rows = await self._call(sync.progress)
+        sync_control = control(await self.actor(), "sync.run")
+        self.sync_shown, self.sync_blocked = sync_control.shown, sync_control.blocked_by
         self.resources = [
             {
                 "resource": r.resource.title(),

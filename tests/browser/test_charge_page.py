@@ -82,4 +82,12 @@ def test_the_charge_page_shows_everything_and_refunds_from_it(app_server, browse
     viewer.wait_for_selector("#charge-amount:has-text('$45.99')")
     viewer.wait_for_selector(f"#charge-timeline:has-text('{OWNER} refunded $5.00')")
     assert viewer.locator("#charge-refund").count() == 0  # Read Only can never refund: no control
+    # Nor on the customer page, and no "Sync now" on the dashboard (only the Owner may start one).
+    viewer.click("#charge-customer")
+    viewer.wait_for_selector(".charge-row")
+    viewer.wait_for_timeout(500)  # the controls load with the page: give them time to (not) appear
+    assert viewer.locator(".refund-button").count() == 0
+    viewer.goto(app_server.url + "/dashboard")
+    viewer.wait_for_selector("text=Stripe sync")
+    assert viewer.locator("#dashboard-sync-now").count() == 0
     viewer.close()
