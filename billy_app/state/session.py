@@ -61,6 +61,11 @@ R = TypeVar("R")
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 
 
+# The entry pages: a recovery that finds the tab already on one of them does not redirect again
+# (several on_load handlers of one page can each recover; only the first keeps the deep link).
+PUBLIC_PATHS = frozenset({"/login", "/signup", "/invite", "/forgot", "/reset"})
+
+
 class SessionExpired(Exception):
     """The caller's session is gone or stale. Deliberately not a `BillyError`: a handler's own
     `except BillyError` (which shows a refusal) never swallows it, so it reaches `guarded`."""
@@ -225,6 +230,8 @@ class SessionState(rx.State):
     def after_recovery(self, ok: bool):
         if ok is True:
             return rx.call_script("window.location.reload()")
+        if (self.router.url.path or "/").rstrip("/") in PUBLIC_PATHS:
+            return None  # a second handler's recovery, after the first already went to sign-in
         return rx.redirect(self._sign_in_then_back(), replace=True)
 
     @rx.event

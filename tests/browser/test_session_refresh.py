@@ -7,7 +7,9 @@ token's life and then works, and a replayed refresh token ends the sign-in.
 
 from __future__ import annotations
 
+import re
 import time
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -55,3 +57,22 @@ def test_page_refreshes_its_token_and_keeps_working(app_server, browser) -> None
     page.wait_for_url(at("/login"), timeout=15_000)
     shot("signed-out-after-replay")
     context.close()
+
+
+def test_a_deep_link_survives_signing_in(app_server, browser) -> None:  # type: ignore[no-untyped-def]
+    """Signed out, a link to a filtered list goes to sign-in and, after it, to that very list
+    (several of the page's loaders notice the missing session; none may overwrite where to go back)."""
+    owner = browser.new_context().new_page()
+    sign_in_as_owner(owner, app_server, email=EMAIL, password=PASSWORD)  # the account exists (any order)
+    owner.close()
+    page = browser.new_context(viewport={"width": 1300, "height": 900}).new_page()
+    page.goto(app_server.url + "/charges?status=failed")
+    page.wait_for_url(re.compile(r".*/login/?\?next="))
+    page.wait_for_timeout(1000)  # any later recovery would have redirected again by now
+    (back,) = parse_qs(urlsplit(page.url).query)["next"]
+    assert re.fullmatch(r"/charges/?\?status=failed", back), back  # the page asked for, not /login
+    page.fill("#email", EMAIL)
+    page.fill("#password", PASSWORD)
+    page.click("#login-submit")
+    page.wait_for_url(re.compile(r".*/charges/?\?status=failed$"))
+    page.wait_for_selector("#who-am-i")
