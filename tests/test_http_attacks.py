@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
-from urllib.parse import parse_qs, urljoin, urlsplit
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import jwt
 import pytest
@@ -68,6 +68,12 @@ STRIPE_SIGNATURE = "Stripe signature"  # server to server: no cookies, so no CSR
 # A signed-in member's single-use export ticket (a GET: it changes nothing but spending the ticket).
 # Its own attacks (spent, tampered, expired, another member's, another kind's) are in test_exports.py.
 DOWNLOAD_TICKET = "download ticket"
+# Any signed-in member, whatever the role (approving `agent-billy login`; the service checks the rest:
+# tests/test_agent_login.py).
+MEMBER = "any member"
+# The CLI's code exchange: no cookies (so no CSRF either), a signed one-time code and its PKCE verifier.
+PKCE_CODE = "login code and PKCE verifier"
+CONNECT_REQUEST = {"redirect_uri": "http://127.0.0.1:53682/callback", "state": "state-12345678"}
 POST = frozenset({"POST"})
 GET = frozenset({"GET", "HEAD"})
 
@@ -158,12 +164,22 @@ ROUTES: dict[tuple[str, frozenset[str]], Policy] = {
     ("/api/exports/{kind:str}.csv", GET): Policy(
         DOWNLOAD_TICKET, "/api/exports/charges.csv?ticket=forged", {}, (401, "")
     ),
+    ("/api/agent/connect", POST): Policy(
+        MEMBER,
+        "/api/agent/connect",
+        {**CONNECT_REQUEST, "decision": "approve"},
+        # Back to the same approval after signing in (the fields it was given, not the decision).
+        (303, "/login?" + urlencode({"next": "/connect-agent?" + urlencode(CONNECT_REQUEST)})),
+    ),
+    ("/api/agent/token", POST): Policy(PKCE_CODE, "/api/agent/token", {"code": "forged"}, (400, "")),
     ("/healthz", GET): Policy(PUBLIC, "/healthz", {}, (200, "")),
     ("/readyz", GET): Policy(PUBLIC, "/readyz", {}, (200, "")),
 }
 
 # Cookie-authenticated form posts, which a page on another site could make a browser send.
-POST_ROUTES = [p for (_, methods), p in ROUTES.items() if methods == POST and p.needs != STRIPE_SIGNATURE]
+POST_ROUTES = [
+    p for (_, methods), p in ROUTES.items() if methods == POST and p.needs not in (STRIPE_SIGNATURE, PKCE_CODE)
+]
 ACTION_ROUTES = [p for p in ROUTES.values() if p.needs in ACTIONS]
 # Every built-in role whose permissions lack what a member route needs: derived from the role data.
 ROLE_ATTACKS = [
@@ -190,8 +206,10 @@ def _policy(call: str) -> Policy:
 
 
 def test_every_route_is_classified() -> None:
-    served = {(r.path, frozenset(r.methods or ())) for r in build_api().routes if isinstance(r, Route)}
-    assert len(served) == len(build_api().routes)  # nothing mounted that is not a plain route
+    routes = build_api().routes
+    served = {(r.path, frozenset(r.methods or ())) for r in routes if isinstance(r, Route)}
+    # One mount besides: the REST API, attacked in tests/test_rest_api.py and tests/test_rest_schemathesis.py.
+    assert [getattr(r, "path", "") for r in routes if not isinstance(r, Route)] == ["/api/v1"]
     assert served == set(ROUTES), "classify the new route in ROUTES (and give it an attack below)"
     for policy in ROUTES.values():
         assert policy.needs in {
@@ -202,6 +220,8 @@ def test_every_route_is_classified() -> None:
             RESET_LINK,
             STRIPE_SIGNATURE,
             DOWNLOAD_TICKET,
+            MEMBER,
+            PKCE_CODE,
         } | set(ACTIONS)
         assert (policy.needs in ACTIONS) == bool(policy.page)
     # Today every member route is Owner-only, so every other built-in role gets attacked.

@@ -71,7 +71,7 @@ async def connect_agent(request: Request) -> Response:
     try:
         actor = await asyncio.to_thread(request_actor, request)
     except NotAuthenticated:
-        here = "/connect-agent?" + urlencode({k: form.get(k, "") for k in REQUEST_FIELDS})
+        here = "/connect-agent?" + urlencode({k: form[k] for k in REQUEST_FIELDS if form.get(k)})
         return RedirectResponse("/login?" + urlencode({"next": here}), status_code=303)
     try:
         target = await asyncio.to_thread(_approve, actor, form, groups)

@@ -15,6 +15,7 @@ everything else on. Its session manager runs in the app's lifespan (`McpEndpoint
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
@@ -34,6 +35,10 @@ from billy_app.mcp.oauth import BillyOAuthProvider
 from services.config import get_settings
 from services.errors import NotAuthenticated
 from services.permissions import Source
+
+# The SDK announces its session manager starting and stopping at INFO: noise in Billy's start log
+# (one line per component). Its warnings and errors still show.
+logging.getLogger("mcp.server.streamable_http_manager").setLevel(logging.WARNING)
 
 PATH = "/mcp"
 AUTH_ERROR = -32001  # a JSON-RPC server error code: the request's credential was refused
@@ -107,6 +112,7 @@ def build_server(public_url: str) -> MCPServer:
             revocation_options=RevocationOptions(enabled=True),
         ),
         middleware=[calls.plain_tool_errors],
+        log_level="WARNING",  # Billy's logging is set up already; the SDK need not configure it
     )
     tools.register(server)
     writes.register(server)
