@@ -133,7 +133,7 @@ def test_owner_invites_a_billing_clerk_who_joins_by_the_link(app_server, browser
     assert not {"billy_access", "billy_refresh", "billy_invite_link"} & {c["name"] for c in clerk_context.cookies()}
     clerk_shot("link-already-used")
     clerk.goto(app_server.url + "/dashboard")
-    clerk.wait_for_url(re.compile(r".*/login/?\?next=/dashboard"))
+    clerk.wait_for_url(re.compile(r".*/login/?\?next=%2Fdashboard"))  # back there after signing in
 
     # No token where the invitee's scripts could read it, nor in anything the app pushed to the page.
     visible = clerk.evaluate("document.cookie")

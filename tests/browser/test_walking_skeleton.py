@@ -137,7 +137,7 @@ def test_new_user_from_signup_to_refund_and_back(app_server, browser, sandbox) -
     page.wait_for_selector("#form-message:has-text('signed out')")
     shot("signed-out")
     page.goto(app_server.url + "/customers")
-    page.wait_for_url(re.compile(r".*/login/?\?next=/customers"))
+    page.wait_for_url(re.compile(r".*/login/?\?next=%2Fcustomers"))  # back there after signing in
     page.fill("#email", EMAIL)
     page.fill("#password", "wrong-password-entirely")
     page.click("#login-submit")
