@@ -36,6 +36,7 @@ from tests.stripe_helpers import make_charge
 MEMBER_PASSWORD = "another-long-password"  # `member_actor`'s
 WRITES = (
     "refund",
+    "refund_confirmation_email",
     "refund_request",
     "invoice_reminders",
     "payment_update_emails",
@@ -260,6 +261,7 @@ def _write_samples(demo: Demo) -> dict[str, dict[str, Any]]:
     customer = invoice.customer.id
     return {
         "refund": {"charge_id": demo.jane_charge, "amount": 1000},
+        "refund_confirmation_email": {"refund_id": "re_madeearlier"},
         "refund_request": {"charge_id": demo.jane_charge, "note": "Please approve."},
         "invoice_reminders": {"invoice_ids": [invoice.id]},
         "payment_update_emails": {"customer_ids": [customer]},

@@ -17,7 +17,7 @@ from devtools.mailcatcher import CatcherHandle, CaughtMail
 from services import billing, mailer, refund_requests, stripe_keys, sync
 from services.config import get_settings
 from services.db import session_scope
-from services.errors import StripeRequestFailed, ValidationFailed
+from services.errors import NotFound, PermissionDenied, StripeRequestFailed, ValidationFailed
 from services.models import AuditEntry, Member
 from services.permissions import Actor
 from services.stripe_gateway import PLAIN_REFUSALS, StripeGateway, billy_error
@@ -127,6 +127,31 @@ def test_the_confirmation_email_reaches_the_customer_with_amount_order_and_wordi
     assert (mail_row.outcome, mail_row.amount, mail_row.currency) == ("ok", 1000, "usd")
     assert mail_row.target_ids == [charge_id, done.refund_id, customer_id]
     assert "jane" not in repr((mail_row.details, mail_row.error, mail_row.target_ids))  # customers by id only
+
+
+def test_a_confirmation_can_be_sent_after_the_refund_and_only_for_a_real_one(  # type: ignore[no-untyped-def]
+    connected, any_store_owner, smtp_catcher: CatcherHandle
+) -> None:
+    """ "Email her a confirmation", asked once the refund is done (an agent's second step)."""
+    charge_id = charge_of(connected, 4599, "Order #5678")
+    done = billing.issue_refund(any_store_owner, charge_id, 1000, None, key())
+    assert smtp_catcher.messages() == []
+    facts = billing.preview_refund_confirmation(any_store_owner, done.refund_id)
+    assert (facts.to, facts.amount_label, facts.problem) == ("jane.smith@example.com", "$10.00", "")
+
+    sent = billing.send_refund_confirmation(any_store_owner, done.refund_id)
+    assert sent.emailed_to == "jane.smith@example.com"
+    (mail,) = smtp_catcher.messages()
+    assert mail.to == "jane.smith@example.com" and "has refunded $10.00" in mail.text
+    (row,) = audit_rows("refunds.confirmation_email")
+    assert row.outcome == "ok" and row.target_ids[:2] == [charge_id, done.refund_id]
+
+    with pytest.raises(NotFound, match="No refund with that id"):
+        billing.send_refund_confirmation(any_store_owner, "re_doesnotexist")
+    viewer = member_actor("read_only", "viewer@example.com")
+    with pytest.raises(PermissionDenied, match="Read Only"):
+        billing.send_refund_confirmation(viewer, done.refund_id)
+    assert len(smtp_catcher.messages()) == 1
 
 
 def test_a_customer_without_an_email_gets_none_and_the_result_says_why(  # type: ignore[no-untyped-def]

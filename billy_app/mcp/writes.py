@@ -390,6 +390,30 @@ def submit_refund_request(actor: Actor, p: RefundRequestParams, _key: str) -> Do
 # --- reminders and payment-update emails --------------------------------------------------------------------
 
 
+class RefundEmailParams(Params):
+    refund_id: Annotated[
+        str,
+        Field(pattern=r"^(re|pyr)_[A-Za-z0-9_]{1,250}$", description="The refund (re_…), e.g. from confirm_refund."),
+    ]
+
+
+def preview_refund_email(actor: Actor, p: RefundEmailParams) -> Preview:
+    facts = billing.preview_refund_confirmation(actor, p.refund_id)
+    details = {"refund_id": facts.refund_id, "amount": facts.amount_label, "to": facts.to}
+    if facts.problem:
+        return Preview(f"The refund of {facts.amount_label}: {facts.problem}", False, facts.problem, details)
+    summary = (
+        f"Billy emails {facts.to} that the refund of {facts.amount_label} is on its way "
+        "(banks usually take 5–10 business days)."
+    )
+    return Preview(summary, True, details=details)
+
+
+def send_refund_email(actor: Actor, p: RefundEmailParams, _key: str) -> Done:
+    result = billing.send_refund_confirmation(actor, p.refund_id)
+    return Done(result.email_outcome, {"refund_id": result.refund_id, "emailed_to": result.emailed_to})
+
+
 class ReminderParams(Params):
     invoice_ids: list[Annotated[str, Field(pattern=r"^in_[A-Za-z0-9]{1,250}$")]] = Field(
         min_length=1,
@@ -767,6 +791,15 @@ WRITES: tuple[Write, ...] = (
         RefundParams,
         preview_refund,
         issue_refund,
+    ),
+    Write(
+        "refund_confirmation_email",
+        "refunds.confirmation_email",
+        "Email a refund confirmation",
+        "Email the customer that a refund already made is on its way (when it was not sent with the refund).",
+        RefundEmailParams,
+        preview_refund_email,
+        send_refund_email,
     ),
     Write(
         "refund_request",

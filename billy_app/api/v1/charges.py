@@ -102,3 +102,17 @@ def create_refund(write: WriteRequest, body: RefundCreate) -> JSONResponse:
         ),
         status_code=201,
     )
+
+
+RefundPath = Annotated[str, Path(pattern=r"^(re|pyr)_[A-Za-z0-9_]{1,250}$", description="The refund (re_…).")]
+
+
+@router.post(
+    "/refunds/{refund_id}/confirmation-email",
+    response_model=RefundResult,
+    responses=WRITE_ERRORS,
+    summary="Email the customer a refund confirmation",
+    description="For a refund already made (when the confirmation was not sent with it). One email per call.",
+)
+def email_refund_confirmation(write: WriteRequest, refund_id: RefundPath) -> JSONResponse:
+    return write.run(None, lambda _key: billing.send_refund_confirmation(write.actor, refund_id))
