@@ -10,6 +10,7 @@ from billy_app.components.layout import message_callout
 from billy_app.components.native_form import native_form, posted_form
 from billy_app.components.page_frame import Layout, billy_page
 from billy_app.state.onboarding import OnboardingState
+from billy_app.state.team import TeamState
 from services import sync
 from services.stripe_keys import HOW_TO_CREATE
 
@@ -143,13 +144,16 @@ def connect_step() -> rx.Component:
 def invite_step() -> rx.Component:
     return rx.vstack(
         rx.heading("Invite your team", size="5"),
-        rx.text(
-            "Stripe is connected (",
-            OnboardingState.connected_mode,
-            " mode, key ending ",
-            rx.code(OnboardingState.connected_hint),
-            ").",
-            size="2",
+        rx.cond(  # said once: the connection's own message above says it when it has just happened
+            OnboardingState.message == "",
+            rx.text(
+                "Stripe is connected (",
+                OnboardingState.connected_mode,
+                " mode, key ending ",
+                rx.code(OnboardingState.connected_hint),
+                ").",
+                size="2",
+            ),
         ),
         permissions_table(),
         rx.text(
@@ -161,7 +165,12 @@ def invite_step() -> rx.Component:
         rx.hstack(
             rx.button("Use another key", variant="soft", color_scheme="gray", on_click=OnboardingState.change_key),
             rx.spacer(),
-            rx.button("Skip for now, invite later", on_click=OnboardingState.finish, id="finish-onboarding", size="3"),
+            rx.button(
+                rx.cond(TeamState.invited_someone, "Finish", "Skip for now, invite later"),
+                on_click=OnboardingState.finish,
+                id="finish-onboarding",
+                size="3",
+            ),
             width="100%",
         ),
         spacing="3",

@@ -8,6 +8,7 @@ from typing import ClassVar
 import reflex as rx
 
 from billy_app.state.session import SessionExpired, SessionState, guarded
+from billy_app.state.view import resource_label
 from services import sync
 from services.errors import BillyError
 from services.permissions import control
@@ -33,7 +34,7 @@ class SyncProgressState(SessionState):
         self.sync_shown, self.sync_blocked = sync_control.shown, sync_control.blocked_by
         self.resources = [
             {
-                "resource": r.resource.title(),
+                "resource": resource_label(r.resource),
                 "status": r.status,
                 "count": str(r.synced_count),
                 "error": r.last_error or "",

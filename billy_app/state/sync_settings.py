@@ -12,15 +12,10 @@ import reflex as rx
 from billy_app.api import flash
 from billy_app.state.live import LiveState
 from billy_app.state.session import SessionState, guarded, off_loop
-from billy_app.state.view import iso
+from billy_app.state.view import iso, resource_label
 from services import mirror, stripe_events, sync
 from services.errors import PermissionDenied
 from services.permissions import control
-
-LABELS = {
-    "payment_methods": "Payment methods",
-    "payment_intents": "Payment intents",
-}
 
 
 def _ago(seconds: int | None) -> str:
@@ -60,7 +55,7 @@ class SyncSettingsState(LiveState, SessionState):
         view = await off_loop(stripe_events.overview, actor)
         self.rows = [
             {
-                "resource": LABELS.get(r.resource, r.resource.replace("_", " ").capitalize()),
+                "resource": resource_label(r.resource),
                 "status": r.status,
                 "count": f"{r.synced_count:,}",
                 "throttled": f"slowed {r.throttled_count}× by Stripe's rate limit" if r.throttled_count else "",

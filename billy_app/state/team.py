@@ -192,5 +192,10 @@ class TeamState(SessionState):
         await self._change(member_id, team.remove_member)
 
     @rx.var
+    def invited_someone(self) -> bool:
+        """An invite went out on this visit: the wizard's way on is "Finish", not "invite later"."""
+        return any(result.sent for result in self.invite_results)
+
+    @rx.var
     def transferable(self) -> list[MemberRow]:
         return [member for member in self.members if not member.is_owner]

@@ -11,6 +11,14 @@ from services.money import format_money
 STATUS_LABELS = {"succeeded": "Succeeded", "failed": "Failed", "pending": "Pending"}
 
 
+# Stripe's resource names as people read them ("Payment methods", not "Payment_Methods").
+RESOURCE_LABELS = {"payment_methods": "Payment methods", "payment_intents": "Payment intents"}
+
+
+def resource_label(name: str) -> str:
+    return RESOURCE_LABELS.get(name, name.replace("_", " ").capitalize())
+
+
 def iso(ts: int) -> str:
     """Unix time → ISO 8601 UTC; the page formats it in the viewer's own time zone."""
     return datetime.fromtimestamp(ts, UTC).isoformat()

@@ -50,6 +50,8 @@ def team(app_server, browser, mail_catcher, sandbox) -> Any:  # type: ignore[no-
         "'.sync-resource')].some(e => e.textContent.toLowerCase().startsWith(name) && e.textContent.includes('done')))",
         timeout=60_000,
     )
+    badges = owner.locator(".sync-resource").all_inner_texts()
+    assert any(b.startswith("Payment methods") for b in badges) and not [b for b in badges if "_" in b], badges
     manager = invite_and_join(owner, browser, mail_catcher, MANAGER, "Billing Manager")
     clerk = invite_and_join(owner, browser, mail_catcher, CLERK, "Billing Clerk")
     return {"owner": owner, "manager": manager, "clerk": clerk, "key": key}
