@@ -58,8 +58,10 @@ def signup(
     client_address: str = "",
     user_agent: str = "",
     allow_when_closed: bool = False,
+    owner_name: str | None = None,
 ) -> Member:
-    """Create the organisation, its Owner and a 14-day trial, in one transaction."""
+    """Create the organisation, its Owner and a 14-day trial, in one transaction. `owner_name`:
+    the Owner's own name as the signup form asks it (None: a caller that has none, e.g. a script)."""
     now = utcnow()
     if not allow_when_closed and not get_settings().first_run_signup:
         raise SignupClosed("Signup is not offered on this instance.")
@@ -70,8 +72,13 @@ def signup(
         raise ValidationFailed("Organisation names are limited to 120 characters.")
     if plan not in PLANS:
         raise ValidationFailed("Choose a plan: Starter, Pro or Business.")
+    person = " ".join((owner_name or "").split())
+    if owner_name is not None and not person:
+        raise ValidationFailed("Enter your name, as your team will see it.")
+    if len(person) > 120:
+        raise ValidationFailed("Names are limited to 120 characters.")
     address = normalize_email(email)
-    check_password_policy(password, related=[address, name])
+    check_password_policy(password, related=[address, name, *person.split()])
     try:
         with session_scope() as session:
             if session.get(Organization, 1) is not None:
@@ -81,7 +88,7 @@ def signup(
             )
             owner = Member(
                 email=address,
-                name="",
+                name=person,
                 password_hash=hash_password(password),
                 role=OWNER,
                 created_at=now,

@@ -33,7 +33,13 @@ def test_signup_sets_an_httponly_session_cookie_and_opens_the_wizard(client: Tes
     response = client.post(
         "/api/auth/signup",
         headers=ORIGIN,
-        data={"org_name": "Acme", "plan": "starter", "email": OWNER_EMAIL, "password": OWNER_PASSWORD},
+        data={
+            "org_name": "Acme",
+            "plan": "starter",
+            "name": "Ada Owner",
+            "email": OWNER_EMAIL,
+            "password": OWNER_PASSWORD,
+        },
     )
     assert response.status_code == 303 and response.headers["location"] == "/onboarding"
     cookies = {c.split("=", 1)[0]: c for c in response.headers.get_list("set-cookie")}
@@ -48,7 +54,7 @@ def test_signup_errors_come_back_signed_with_the_fields_kept(client: TestClient)
     response = client.post(
         "/api/auth/signup",
         headers=ORIGIN,
-        data={"org_name": "Acme", "plan": "pro", "email": OWNER_EMAIL, "password": "short"},
+        data={"org_name": "Acme", "plan": "pro", "name": "Ada Owner", "email": OWNER_EMAIL, "password": "short"},
     )
     assert response.status_code == 303 and response.headers["location"].startswith("/signup?flash=")
     token = response.headers["location"].split("flash=", 1)[1]

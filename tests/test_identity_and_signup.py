@@ -75,6 +75,8 @@ def test_database_itself_refuses_a_second_organisation(any_store) -> None:  # ty
         ({"password": "aaaaaaaaaaaa"}, "Repeats like"),
         ({"password": "password1234"}, "very common password"),
         ({"password": "acmeltd2026!", "org_name": "Acme Ltd"}, "."),
+        ({"owner_name": "   "}, "Enter your name"),
+        ({"owner_name": "x" * 121}, "120 characters"),
     ],
 )
 def test_signup_validation_says_what_to_do(instance, fields: dict[str, str], message: str) -> None:  # type: ignore[no-untyped-def]
@@ -82,6 +84,11 @@ def test_signup_validation_says_what_to_do(instance, fields: dict[str, str], mes
     with pytest.raises(ValidationFailed, match=message):
         organization.signup(**values)
     assert organization.get_organization() is None  # nothing half-written
+
+
+def test_the_owner_name_given_at_signup_is_the_owners_name(instance) -> None:  # type: ignore[no-untyped-def]
+    owner = organization.signup("Acme", "pro", OWNER_EMAIL, OWNER_PASSWORD, owner_name="  Ada   Lovelace ")
+    assert owner.name == "Ada Lovelace"
 
 
 def test_signup_closed_when_first_run_signup_is_off(instance, monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -99,9 +99,10 @@ async def signup(request: Request) -> Response:
             form.get("password", ""),
             client_address=client_address(request),
             user_agent=request.headers.get("user-agent", ""),
+            owner_name=form.get("name", ""),
         )
     except BillyError as exc:
-        kept = {k: form.get(k, "") for k in ("org_name", "plan", "email")}
+        kept = {k: form.get(k, "") for k in ("org_name", "plan", "email", "name")}
         return redirect("/signup", flash=flash.pack(exc.message, **kept))
     tokens = await asyncio.to_thread(identity.start_session, owner.id, client_address(request), user_agent(request))
     response = redirect("/onboarding")

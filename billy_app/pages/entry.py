@@ -63,6 +63,7 @@ def signup() -> rx.Component:
         posted_form(
             labelled_input("Organisation name", "org_name", value=EntryState.org_name, max_length=120),
             rx.vstack(rx.text("Plan", size="2", weight="medium"), plan_choice(), spacing="1"),
+            labelled_input("Your name", "name", value=EntryState.name, max_length=120, auto_complete="name"),
             labelled_input("Work email", "email", input_type="email", value=EntryState.email, auto_complete="email"),
             new_password_input("Password"),
             action="/api/auth/signup",

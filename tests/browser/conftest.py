@@ -124,6 +124,7 @@ def sign_in_as_owner(  # type: ignore[no-untyped-def]
     if at("/signup").match(page.url):
         page.fill("#org_name", org_name)
         page.click(f"#plan-{plan}")
+        page.fill("#name", "Olivia Owner")
         page.fill("#email", email)
         page.fill("#password", password)
         page.click("#signup-submit")

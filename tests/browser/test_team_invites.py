@@ -51,6 +51,7 @@ def test_owner_invites_a_billing_clerk_who_joins_by_the_link(app_server, browser
     me = owner.locator(f".member-row[data-email='{EMAIL}']")
     me.wait_for()
     assert me.locator(".rt-Badge").inner_text() == "Owner"
+    assert "Olivia Owner" in me.inner_text()  # the name asked at signup, not "—"
     assert owner.locator(f".member-row[data-email='{CLERK}']").count() == 0
     shot("team-page")
 

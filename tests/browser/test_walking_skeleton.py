@@ -42,6 +42,7 @@ def test_new_user_from_signup_to_refund_and_back(app_server, browser, sandbox) -
     page.wait_for_url(at("/signup"))
     page.fill("#org_name", "Northwind Traders")
     page.click("#plan-business")
+    page.fill("#name", "Nora Northwind")
     page.fill("#email", EMAIL)
     page.fill("#password", PASSWORD)
     shot("signup")
