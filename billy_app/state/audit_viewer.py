@@ -75,6 +75,23 @@ class AuditDetail(AuditTableRow):
     sealed: bool = False  # the row's hash matches its content
 
 
+def acted_on(record: AuditRecord) -> str:
+    """What a row acted on, as people read it: its targets, and what its details name when the
+    targets alone do not (an invite's address and role, an agent's client, an API call)."""
+    found = list(record.target_ids)
+    details = record.details or {}
+    if details.get("email"):
+        role = f" as {_role_label(str(details['role']))}" if details.get("role") else ""
+        found.append(f"{details['email']}{role}")
+    if details.get("client"):
+        found.append(f"agent “{details['client']}”")
+    if details.get("call"):
+        found.append(str(details["call"]))
+    if details.get("label") and record.action.startswith("roles."):
+        found.append(f"role “{details['label']}”")
+    return ", ".join(str(f) for f in found)
+
+
 def entry_row(record: AuditRecord) -> AuditTableRow:
     return AuditTableRow(
         id=str(record.id),
@@ -82,7 +99,7 @@ def entry_row(record: AuditRecord) -> AuditTableRow:
         who=record.actor_email or "—",
         role=record.actor_role_label or _role_label(record.actor_role),
         action=record.action,
-        targets=", ".join(record.target_ids),
+        targets=acted_on(record),
         amount=record.amount_label,
         source=SOURCE_LABELS.get(record.source, record.source),
         outcome=record.outcome,
@@ -96,7 +113,7 @@ def entry_detail(record: AuditRecord) -> AuditDetail:
     return AuditDetail(
         **{
             **dataclasses.asdict(entry_row(record)),
-            "targets": ", ".join(record.target_ids) or "—",
+            "targets": acted_on(record) or "—",
             "amount": record.amount_label or "—",
         },
         at_utc=record.at.strftime("%Y-%m-%d %H:%M:%S.%f UTC"),

@@ -113,6 +113,7 @@ def test_the_owner_filters_opens_exports_and_verifies_the_audit_log(app_server, 
     assert invite_row.get_attribute("data-action") == "team.invite"
     cells = invite_row.locator("td").all_inner_texts()
     assert EMAIL in cells[1] and "Owner" in cells[1] and cells[5] == "Dashboard" and cells[6] == "OK", cells
+    assert f"{CLERK} as Billing Clerk" in invite_row.locator(".audit-targets").inner_text()  # whom it invited
     shot("filtered-by-action")
 
     # 5. The row opens in full: who, from where, the details and the hashes.
