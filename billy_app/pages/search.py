@@ -1,4 +1,5 @@
-"""`/search?q=…`: the global search's results, one section per kind; every row opens its customer."""
+"""`/search?q=…`: the global search's results, one section per kind, with how many; a charge opens
+its own page, any other row its customer."""
 
 from __future__ import annotations
 
@@ -64,6 +65,7 @@ def search_page() -> rx.Component:
             SearchState.query != "",
             rx.hstack(
                 rx.text("Results for ", rx.code(SearchState.query), size="3"),
+                rx.cond(SearchState.searched, rx.badge(SearchState.count_words, variant="surface", id="search-count")),
                 rx.cond(SearchState.rule != "", rx.badge(SearchState.rule, variant="soft", color_scheme="gray")),
                 align="center",
                 spacing="2",

@@ -23,10 +23,17 @@ RULE_LABELS = {
 }
 
 
-def hit_view(hit: SearchHit) -> dict[str, str]:
+def hit_href(hit: SearchHit, kind: str) -> str:
+    """Where a hit opens: a charge its own page, anything else its customer."""
+    if kind == "charges":
+        return f"/charges/{hit.id}"
+    return f"/customers/{hit.customer_id}" if hit.customer_id else ""
+
+
+def hit_view(hit: SearchHit, kind: str = "customers") -> dict[str, str]:
     return {
         "id": hit.id,
-        "href": f"/customers/{hit.customer_id}" if hit.customer_id else "",
+        "href": hit_href(hit, kind),
         "title": hit.title,
         "detail": hit.detail,
         "matched": hit.matched,
@@ -51,6 +58,12 @@ class SearchState(SessionState):
     def total(self) -> int:
         return len(self.customers) + len(self.charges) + len(self.invoices) + len(self.subscriptions)
 
+    @rx.var
+    def count_words(self) -> str:
+        """ "3 results", "40+ results" (a group holds more than it shows)."""
+        plus = "+" if self.more else ""
+        return f"{self.total}{plus} result{'' if self.total == 1 and not plus else 's'}"
+
     def _clear(self) -> None:
         self.customers, self.charges, self.invoices, self.subscriptions, self.more = [], [], [], [], []
         self.rule, self.error, self.searched = "", "", False
@@ -65,10 +78,10 @@ class SearchState(SessionState):
             self.error, self.searched = exc.message, True
             return
         self.rule = RULE_LABELS.get(found.rule, found.rule)
-        self.customers = [hit_view(h) for h in found.customers]
-        self.charges = [hit_view(h) for h in found.charges]
-        self.invoices = [hit_view(h) for h in found.invoices]
-        self.subscriptions = [hit_view(h) for h in found.subscriptions]
+        self.customers = [hit_view(h, "customers") for h in found.customers]
+        self.charges = [hit_view(h, "charges") for h in found.charges]
+        self.invoices = [hit_view(h, "invoices") for h in found.invoices]
+        self.subscriptions = [hit_view(h, "subscriptions") for h in found.subscriptions]
         self.more = sorted(found.more)
         self.searched = True
 
@@ -87,8 +100,10 @@ class SearchState(SessionState):
         if not query:
             return None
         self.query = query
+        address = f"/search?q={quote(query, safe='')}"
         if (self.router.url.path or "").rstrip("/") == "/search":
-            # Already on the results page: show the new results now, whether or not the
-            # address change below runs on_load again.
+            # Already on the results page: search once here and only rewrite the address (a
+            # redirect would run on_load and search a second time).
             await self._run()
-        return rx.redirect(f"/search?q={quote(query, safe='')}")
+            return rx.call_script(f"window.history.replaceState(null, '', {address!r})")
+        return rx.redirect(address)

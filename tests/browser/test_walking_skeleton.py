@@ -139,6 +139,15 @@ def test_new_user_from_signup_to_refund_and_back(app_server, browser, sandbox) -
     assert cookies["billy_access"]["httpOnly"] and cookies["billy_refresh"]["httpOnly"]
     assert cookies["billy_refresh"]["path"] == "/api/auth" and cookies["billy_refresh"]["sameSite"] == "Strict"
 
+    # The header's search: how many it found, and a charge hit opens the charge itself.
+    page.fill("#global-search", "#5678")
+    page.press("#global-search", "Enter")
+    page.wait_for_selector("#search-count")
+    assert re.fullmatch(r"\d+\+? results?", page.inner_text("#search-count").strip())
+    page.locator("#search-charges .search-hit-link").first.click()
+    page.wait_for_url(re.compile(r".*/charges/ch_.*"))
+    page.wait_for_selector("#charge-amount:has-text('$45.99')")
+
     # Sign out, sign in again.
     page.click("#sign-out")
     page.wait_for_url(at("/login"))
