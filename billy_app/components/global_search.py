@@ -17,7 +17,7 @@ def global_search_box() -> rx.Component:
                 max_length=MAX_QUERY,
                 id="global-search",
                 aria_label="Search customers, charges, invoices and subscriptions",
-                width="22em",
+                width="100%",
                 size="2",
             ),
             spacing="2",
@@ -26,4 +26,7 @@ def global_search_box() -> rx.Component:
         on_submit=SearchState.go,
         reset_on_submit=False,
         role="search",
+        flex="1 1 22em",  # takes the room the title leaves, up to 22em, before anything wraps
+        min_width="8em",
+        max_width="22em",
     )

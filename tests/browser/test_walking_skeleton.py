@@ -148,6 +148,21 @@ def test_new_user_from_signup_to_refund_and_back(app_server, browser, sandbox) -
     page.wait_for_url(re.compile(r".*/charges/ch_.*"))
     page.wait_for_selector("#charge-amount:has-text('$45.99')")
 
+    # At 1366 × 850 the header keeps to one line (a long title, the search, who, the role,
+    # "Sign out"), and the sidebar stays in place while the page scrolls.
+    page.set_viewport_size({"width": 1366, "height": 850})
+    page.goto(app_server.url + "/settings/sync")
+    page.wait_for_selector("#page-title:has-text('Stripe sync')")
+    title, sign_out = page.locator("#page-title").bounding_box(), page.locator("#sign-out").bounding_box()
+    assert title and sign_out and title["height"] < 48 and sign_out["height"] < 40, (title, sign_out)
+    page.goto(app_server.url + "/charges")
+    page.wait_for_selector(".charge-list-row, .charges-row, table tbody tr")
+    page.mouse.wheel(0, 2000)
+    page.wait_for_function("() => window.scrollY > 0")  # the page did scroll
+    sidebar = page.locator("#sidebar").bounding_box()
+    assert sidebar is not None and abs(sidebar["y"]) < 1, sidebar
+    page.set_viewport_size({"width": 1400, "height": 1000})
+
     # Sign out, sign in again.
     page.click("#sign-out")
     page.wait_for_url(at("/login"))
