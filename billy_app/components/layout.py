@@ -88,6 +88,7 @@ def sign_out_button() -> rx.Component:
 def shell(*children: rx.Component, title: str) -> rx.Component:
     """The signed-in page: sidebar on the left, title and who-am-I on top."""
     return rx.hstack(
+        skip_link(),  # first in the page, so the first Tab reaches it (it shows only when focused)
         rx.vstack(
             rx.heading("Agent Billy", size="5"),
             rx.text(SessionState.org_name, size="2", color_scheme="gray"),
@@ -108,6 +109,7 @@ def shell(*children: rx.Component, title: str) -> rx.Component:
             border_right="1px solid var(--gray-a5)",
             background_color="var(--gray-a2)",
             id="sidebar",
+            custom_attrs={"role": "navigation", "aria-label": "Billy"},
         ),
         rx.vstack(
             rx.hstack(
@@ -139,10 +141,28 @@ def shell(*children: rx.Component, title: str) -> rx.Component:
             width="100%",
             spacing="4",
             align="stretch",
+            id="main",
+            custom_attrs={"role": "main", "tabindex": "-1"},
         ),
         spacing="0",
         align="start",
         width="100%",
+    )
+
+
+def skip_link() -> rx.Component:
+    """The first thing Tab reaches: straight to the page's content, past the navigation."""
+    return rx.link(
+        "Skip to content",
+        href="#main",
+        id="skip-link",
+        position="absolute",
+        left="-9999px",
+        top="0.5em",
+        z_index="1000",
+        padding="0.5em 1em",
+        background_color="var(--color-background)",
+        _focus={"left": "0.5em"},
     )
 
 

@@ -161,6 +161,14 @@ def test_new_user_from_signup_to_refund_and_back(app_server, browser, sandbox) -
     page.wait_for_function("() => window.scrollY > 0")  # the page did scroll
     sidebar = page.locator("#sidebar").bounding_box()
     assert sidebar is not None and abs(sidebar["y"]) < 1, sidebar
+    # Landmarks, and a skip link the first Tab reaches, which moves focus past the navigation.
+    assert page.locator("[role=navigation]").count() == 1 and page.locator("[role=main]").count() == 1
+    page.goto(app_server.url + "/charges")
+    page.wait_for_selector("#page-title:has-text('Charges')")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "skip-link"
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => document.activeElement.id === 'main' || location.hash === '#main'")
     page.set_viewport_size({"width": 1400, "height": 1000})
 
     # Sign out, sign in again.
