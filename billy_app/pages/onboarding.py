@@ -34,7 +34,22 @@ def stepper() -> rx.Component:
     return rx.hstack(*[step(index, label) for index, label in enumerate(STEPS)], spacing="4", wrap="wrap")
 
 
-STATE_ICON = {"ok": ("circle-check", "green"), "missing": ("circle-x", "red"), "unknown": ("circle", "gray")}
+# Each permission's state as an icon and a word (not an empty circle, which read as a radio button).
+STATE_ICON = {
+    "ok": ("circle-check", "green", "Granted"),
+    "missing": ("circle-x", "red", "Missing"),
+    "unknown": ("clock", "gray", "Checked on connect"),
+}
+
+
+def _state(icon: str, color: str, words: str) -> rx.Component:
+    return rx.hstack(
+        rx.icon(icon, color=f"var(--{color}-11)", size=16),
+        rx.text(words, size="1", color_scheme=color, white_space="nowrap"),  # type: ignore[arg-type]
+        spacing="1",
+        align="center",
+        class_name="permission-state",
+    )
 
 
 def permission_row(row: rx.Var[dict[str, str]]) -> rx.Component:
@@ -42,8 +57,8 @@ def permission_row(row: rx.Var[dict[str, str]]) -> rx.Component:
         rx.table.cell(
             rx.match(
                 row["state"],
-                *[(k, rx.icon(icon, color=f"var(--{color}-9)", size=16)) for k, (icon, color) in STATE_ICON.items()],
-                rx.icon("circle", size=16),
+                *[(k, _state(*parts)) for k, parts in STATE_ICON.items()],
+                _state(*STATE_ICON["unknown"]),
             )
         ),
         rx.table.cell(row["resource"]),
@@ -57,7 +72,7 @@ def permissions_table() -> rx.Component:
     return rx.table.root(
         rx.table.header(
             rx.table.row(
-                rx.table.column_header_cell(""),
+                rx.table.column_header_cell("Status"),
                 rx.table.column_header_cell("Resource"),
                 rx.table.column_header_cell("Permission"),
             )

@@ -64,6 +64,7 @@ def test_new_user_from_signup_to_refund_and_back(app_server, browser, sandbox) -
     page.click("#connect-key")
     page.wait_for_selector("#form-message:has-text('Stripe connected')")
     assert page.locator(".permission-row[data-state='ok']").count() == 6
+    assert page.locator(".permission-row .permission-state").all_inner_texts() == ["Granted"] * 6  # said in words
     shot("wizard-connected")
 
     # The connection is said once (the message), not again by step 3's own line.
