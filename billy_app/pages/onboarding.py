@@ -45,7 +45,7 @@ STATE_ICON = {
 def _state(icon: str, color: str, words: str) -> rx.Component:
     return rx.hstack(
         rx.icon(icon, color=f"var(--{color}-11)", size=16),
-        rx.text(words, size="1", color_scheme=color, white_space="nowrap"),  # type: ignore[arg-type]
+        rx.text(words, size="1", color_scheme=color, white_space="nowrap"),
         spacing="1",
         align="center",
         class_name="permission-state",

@@ -17,6 +17,8 @@ from services import mirror, stripe_events, sync
 from services.errors import PermissionDenied
 from services.permissions import control
 
+SYNC_NOTES = ("A full sync has started.", "A sync is already running.")
+
 
 def _ago(seconds: int | None) -> str:
     if seconds is None:
@@ -79,6 +81,9 @@ class SyncSettingsState(LiveState, SessionState):
             )
         )
         self.can_manage = control(actor, "stripe.connect").usable
+        running = sync.background_sync.running or any(r.status == "running" for r in view.resources)
+        if self.message in SYNC_NOTES and not running:
+            self.message = ""  # "A full sync has started." is news only while it runs
 
     @rx.event
     @guarded
@@ -96,6 +101,6 @@ class SyncSettingsState(LiveState, SessionState):
     @guarded
     async def sync_now(self):
         started = await self._call(sync.start_sync)
-        self.message = "A full sync has started." if started else "A sync is already running."
+        self.message = SYNC_NOTES[0] if started else SYNC_NOTES[1]
         self.message_kind = "info"
         await self._reload()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -32,10 +33,23 @@ def _add_read_only_member(app_server) -> None:  # type: ignore[no-untyped-def]
     engine.dispose()
 
 
-def test_the_charge_page_shows_everything_and_refunds_from_it(app_server, browser) -> None:  # type: ignore[no-untyped-def]
+def test_the_charge_page_shows_everything_and_refunds_from_it(app_server, browser, sandbox) -> None:  # type: ignore[no-untyped-def]
     page = browser.new_page(viewport={"width": 1366, "height": 900})
     shot = Shots(page, "charge-page")
     sign_in_as_owner(page, app_server, email=OWNER, password=OWNER_PASSWORD)
+    # Settings → Stripe sync: "Sync now" says a sync started (or that the first one still runs),
+    # and says no more once it has ended.
+    page.goto(app_server.url + "/settings/sync")
+    page.wait_for_selector("#sync-now")
+    httpx.post(f"{sandbox.url}/_config/latency", json={"seconds": 0.3}).raise_for_status()  # a sync long enough to see
+    try:
+        page.click("#sync-now")
+        said = page.locator("#form-message")
+        said.wait_for()
+        assert said.inner_text().strip() in ("A full sync has started.", "A sync is already running.")
+    finally:
+        httpx.post(f"{sandbox.url}/_config/latency", json={"seconds": 0}).raise_for_status()
+    page.wait_for_selector("#form-message", state="detached", timeout=60_000)
     page.get_by_role("link", name="Customers", exact=True).click()
     page.fill("#customer-search", "jane")
     page.click("#customer-search-submit")
