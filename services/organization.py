@@ -29,6 +29,7 @@ class OrgSummary:
     plan: str
     plan_label: str
     trial_ends_at: datetime
+    plan_chosen: bool = False  # chosen in Settings → Plan (else: still the trial's plan)
 
 
 def get_organization() -> OrgSummary | None:
@@ -36,7 +37,7 @@ def get_organization() -> OrgSummary | None:
         org = session.get(Organization, 1)
         if org is None:
             return None
-        return OrgSummary(org.name, org.plan, PLANS[org.plan].label, org.trial_ends_at)
+        return OrgSummary(org.name, org.plan, PLANS[org.plan].label, org.trial_ends_at, org.plan_chosen_at is not None)
 
 
 def signup_open() -> bool:
@@ -132,4 +133,4 @@ def choose_plan(actor: Actor, plan: str, *, session: Session | None = None) -> O
                 )
             draft.details.update(old_plan=org.plan, new_plan=plan)
             org.plan, org.plan_chosen_at = plan, now
-            return OrgSummary(org.name, org.plan, PLANS[org.plan].label, org.trial_ends_at)
+            return OrgSummary(org.name, org.plan, PLANS[org.plan].label, org.trial_ends_at, True)

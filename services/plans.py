@@ -15,6 +15,13 @@ class Plan:
     export: bool
     custom_roles: bool
 
+    @property
+    def limits(self) -> str:
+        """What the plan holds, as signup and Settings → Plan say it (one wording for both)."""
+        members = "Unlimited members" if self.member_limit is None else f"Up to {self.member_limit} members"
+        adds = [word for word, has in (("exports", self.export), ("custom roles", self.custom_roles)) if has]
+        return f"{members} · {' and '.join(adds)}" if adds else f"{members} · no exports"
+
 
 PLANS: dict[str, Plan] = {
     "starter": Plan("starter", "Starter", 3, export=False, custom_roles=False),

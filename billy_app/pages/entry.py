@@ -11,12 +11,6 @@ from billy_app.components.page_frame import Audience, Layout, billy_page
 from billy_app.state.entry import EntryState
 from services.plans import PLANS, TRIAL_DAYS
 
-PLAN_NOTES = {
-    "starter": "Up to 3 members",
-    "pro": "Up to 10 members · exports",
-    "business": "Unlimited members · custom roles",
-}
-
 
 def entry_message() -> rx.Component:
     return message_callout(EntryState.message, EntryState.message_kind)
@@ -32,9 +26,7 @@ def plan_choice() -> rx.Component:
         rx.vstack(
             *[
                 rx.radio_group.item(
-                    rx.hstack(
-                        rx.text(plan.label, weight="bold"), rx.text(PLAN_NOTES[key], size="2", color_scheme="gray")
-                    ),
+                    rx.hstack(rx.text(plan.label, weight="bold"), rx.text(plan.limits, size="2", color_scheme="gray")),
                     value=key,
                     id=f"plan-{key}",
                 )

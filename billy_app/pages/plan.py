@@ -9,26 +9,31 @@ from billy_app.components.page_frame import billy_page
 from billy_app.state.plan import PlanState
 from services.plans import PLANS
 
-NOTES = {
-    "starter": "Up to 3 members. No exports.",
-    "pro": "Up to 10 members. Export reports.",
-    "business": "Unlimited members. Exports and custom roles.",
-}
-
 
 def plan_card(key: str) -> rx.Component:
     plan = PLANS[key]
     return rx.card(
         rx.vstack(
-            rx.hstack(rx.heading(plan.label, size="4"), rx.cond(PlanState.plan == key, rx.badge("Current"))),
-            rx.text(NOTES[key], size="2"),
+            rx.hstack(
+                rx.heading(plan.label, size="4"),
+                rx.cond(PlanState.plan == key, rx.badge("Your plan", color_scheme="green", id="current-plan")),
+            ),
+            rx.text(plan.limits, size="2"),
             rx.cond(
                 PlanState.can_choose,
-                rx.button(
-                    f"Choose {plan.label}",
-                    on_click=PlanState.choose(key),
-                    id=f"choose-{key}",
-                    variant=rx.cond(PlanState.plan == key, "soft", "solid"),
+                rx.cond(
+                    PlanState.plan == key,
+                    # The current plan is chosen already, unless it is still the trial's: then keep it.
+                    rx.cond(
+                        PlanState.plan_chosen,
+                        rx.fragment(),
+                        rx.button(
+                            f"Keep {plan.label} after the trial", on_click=PlanState.choose(key), id=f"choose-{key}"
+                        ),
+                    ),
+                    rx.button(
+                        f"Switch to {plan.label}", on_click=PlanState.choose(key), id=f"choose-{key}", variant="soft"
+                    ),
                 ),
             ),
             spacing="2",

@@ -18,6 +18,7 @@ class PlanState(SessionState):
     plan_label: str = ""
     trial_ends: str = ""
     trial_over: bool = False
+    plan_chosen: bool = False  # else the organisation is still on its trial's plan
     can_choose: bool = False
     message: str = ""
     message_kind: str = "info"
@@ -30,6 +31,7 @@ class PlanState(SessionState):
         self.plan, self.plan_label = org.plan, org.plan_label
         self.trial_ends = org.trial_ends_at.strftime("%d %B %Y")
         self.trial_over = actor.trial_ended_on is not None
+        self.plan_chosen = org.plan_chosen
         self.can_choose = control(actor, "billy.choose_plan").usable
 
     @rx.event

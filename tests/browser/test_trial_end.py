@@ -27,8 +27,14 @@ def test_trial_end_makes_billy_read_only_until_a_plan_is_chosen(app_server, brow
     page.click("text=Settings · Plan")
     page.wait_for_url(at("/settings/plan"))
     page.wait_for_selector("#trial-over")
+    # The trial's plan is marked and can be kept; the others say what they hold and switch.
+    assert page.inner_text("#choose-business") == "Keep Business after the trial"
+    assert page.inner_text("#choose-pro") == "Switch to Pro"
+    assert page.get_by_text("Up to 10 members · exports").count() == 1
     page.click("#choose-pro")
     page.wait_for_selector("text=You are on the Pro plan.")
+    assert page.locator("#choose-pro").count() == 0  # chosen: nothing to choose on it any more
+    assert page.inner_text("#choose-business") == "Switch to Business"
     page.click("text=Dashboard")
     page.wait_for_url(at("/dashboard"))
     page.wait_for_selector("#who-am-i")
