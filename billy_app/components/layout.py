@@ -191,5 +191,6 @@ def message_callout(message: rx.Var[str], kind: rx.Var[str]) -> rx.Component:
 
 
 def local_time(iso_value: rx.Var[str]) -> rx.Component:
-    """A UTC timestamp shown in the viewer's own time zone."""
-    return rx.moment(iso_value, format="YYYY-MM-DD HH:mm", local=True)
+    """A UTC timestamp shown in the viewer's own time zone, which it names ("… UTC+02:00"): a team
+    across zones reads the same moment, and nobody takes a local time for the server's."""
+    return rx.moment(iso_value, format="YYYY-MM-DD HH:mm [UTC]Z", local=True, class_name="local-time")
