@@ -106,7 +106,13 @@ def arranged(app_server: RunningApp, sandbox) -> Iterator[dict[str, Any]]:  # ty
         client,
         app_server,
         "/api/auth/signup",
-        {"org_name": "Forgery Tests", "plan": "business", "email": OWNER[0], "password": OWNER[1]},
+        {
+            "org_name": "Forgery Tests",
+            "plan": "business",
+            "name": "Fiona Owner",
+            "email": OWNER[0],
+            "password": OWNER[1],
+        },
     )
     assert "billy_access" in client.cookies
     # Connecting Stripe starts the first sync, which brings the $6,000 charge into the store.
