@@ -53,6 +53,16 @@ def test_payments_appear_on_open_pages_without_a_reload(app_server, browser, san
         page.get_by_role("link", name="Dashboard", exact=True).click()
         page.wait_for_url(at("/dashboard"))
         page.wait_for_selector("#failed-count")
+        # The revenue chart: money on its axis, and a label a screen reader reads.
+        chart = page.locator("#revenue-chart")
+        chart.wait_for()
+        assert chart.get_attribute("role") == "img" and "Net revenue per day" in (
+            chart.get_attribute("aria-label") or ""
+        )
+        y_ticks = page.locator("#revenue-chart text.recharts-cartesian-axis-tick-value[orientation='left']")
+        y_ticks.first.wait_for()
+        ticks = y_ticks.all_text_contents()
+        assert ticks and all(t.startswith(("$", "-$")) for t in ticks), ticks
         before = _number(page, "#failed-count")
         page.evaluate("window.__stillThisPage = true")
         larry = client.v1.customers.create(params={"name": "Live Larry", "email": "larry@example.com"})
