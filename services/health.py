@@ -100,15 +100,16 @@ class AddressLimit:
     cheap for this worker (the Stripe check is per worker anyway), and a Redis outage must
     not make the readiness route itself fail."""
 
-    def __init__(self, limit: str = READYZ_LIMIT) -> None:
+    def __init__(self, limit: str = READYZ_LIMIT, namespace: str = "readyz") -> None:
         self._item: RateLimitItem = parse(limit)
+        self._namespace = namespace
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
 
     def retry_after(self, address: str) -> int | None:
         """Count one call from `address`: None when allowed, else whole seconds to wait."""
-        if self._limiter.hit(self._item, "readyz", address):
+        if self._limiter.hit(self._item, self._namespace, address):
             return None
-        reset_at = self._limiter.get_window_stats(self._item, "readyz", address).reset_time
+        reset_at = self._limiter.get_window_stats(self._item, self._namespace, address).reset_time
         return max(1, math.ceil(reset_at - time.time()))
 
 

@@ -17,10 +17,12 @@ from sqlmodel import col, func, select
 
 from services.db import session_scope
 from services.errors import ValidationFailed
+from services.health import AddressLimit
 from services.models import OAuthClient
 
 MAX_CLIENTS = 500
 MAX_INFO_BYTES = 8_000
+REGISTRATIONS_PER_ADDRESS = "20/hour"  # an MCP client registers once; a flood from one address stops here
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
@@ -32,7 +34,15 @@ def acceptable_redirect(uri: str) -> bool:
     return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK)
 
 
-def register(client_id: str, client_name: str, info: dict[str, Any]) -> None:
+# One per process (tests swap it for one with their own limit).
+registration_limit = AddressLimit(REGISTRATIONS_PER_ADDRESS, "oauth-register")
+
+
+def register(client_id: str, client_name: str, info: dict[str, Any], address: str = "") -> None:
+    """Keep a registration (open, as the MCP specification expects, so bounded: per address, in
+    size, in number, and to HTTPS or loopback redirects)."""
+    if address and (wait := registration_limit.retry_after(address)) is not None:
+        raise ValidationFailed(f"Too many agent registrations from this address; try again in {wait} seconds.")
     uris = [str(u) for u in info.get("redirect_uris") or []]
     if not uris or not all(acceptable_redirect(u) for u in uris):
         raise ValidationFailed("Redirect addresses must be HTTPS, or HTTP to 127.0.0.1 / localhost.")

@@ -19,13 +19,17 @@ from mcp.client.auth import OAuthClientProvider
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+from sqlmodel import select
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from billy_app.api.routes import build_api
 from billy_app.mcp.server import McpEndpoint
-from services import agent_tokens, identity
+from services import agent_tokens, identity, oauth_clients
 from services.config import get_settings
+from services.db import session_scope
+from services.health import AddressLimit
+from services.models import OAuthClient
 from services.permissions import Actor
 from tests.conftest import member_actor
 from tests.mcp_helpers import data, serve_app
@@ -169,3 +173,15 @@ def test_a_code_for_one_client_cannot_be_spent_by_another(billy: str, any_store_
         },
     )
     assert stolen.status_code == 400 and stolen.json()["error"] == "invalid_grant"
+
+
+def test_registrations_are_limited_per_address(billy: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Registration is open (the MCP specification expects it), so one address cannot fill the
+    instance's list of clients: past the limit it is refused, in words, and nothing is kept."""
+    monkeypatch.setattr(oauth_clients, "registration_limit", AddressLimit("3/hour", "oauth-register-test"))
+    body = {"redirect_uris": [CALLBACK], "token_endpoint_auth_method": "none", "client_name": "Flood"}
+    answers = [httpx.post(f"{billy}/register", json=body) for _ in range(4)]
+    assert [a.status_code for a in answers] == [201, 201, 201, 400]
+    assert "Too many agent registrations" in answers[-1].text
+    with session_scope() as s:
+        assert len(s.exec(select(OAuthClient)).all()) == 3

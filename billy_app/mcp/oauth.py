@@ -29,6 +29,7 @@ from mcp.server.auth.provider import (
 from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 
 from billy_app.api.bearer import actor_from_token
+from billy_app.mcp import calls
 from services import agent_login, agent_tokens, oauth_clients
 from services.errors import BillyError, NotAuthenticated
 from services.permissions import Source
@@ -51,8 +52,13 @@ class BillyOAuthProvider:
     async def register_client(self, client_info: OAuthClientInformationFull) -> None:
         info = client_info.model_dump(mode="json", exclude_none=True)
         try:
+            noted = calls.caller.get()  # the request's client address, noted by the endpoint
             await asyncio.to_thread(
-                oauth_clients.register, str(client_info.client_id), client_info.client_name or "", info
+                oauth_clients.register,
+                str(client_info.client_id),
+                client_info.client_name or "",
+                info,
+                noted.address if noted else "",
             )
         except BillyError as exc:
             raise RegistrationError("invalid_client_metadata", exc.message) from exc
