@@ -29,13 +29,23 @@ from services.agent_tokens import IssuedToken, ScopeRequest
 from services.db import insert_on_conflict, session_scope
 from services.errors import BillyError, NotAuthenticated, ValidationFailed
 from services.models import AgentConfirmation, Member, table_of, utcnow
-from services.permissions import Actor, Source, authorize, role_label
+from services.permissions import Actor, Source, authorize
 
 CODE_PURPOSE = "agent-login-code"
 CODE_SECONDS = 120
 _CHALLENGE = re.compile(r"^[A-Za-z0-9_\-]{43,128}$")
 _STATE = re.compile(r"^[A-Za-z0-9_\-.~]{8,200}$")
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+# What a connect request carries, in `check_request`'s order (the page, its form post and the
+# sign-in detour all pass these on); `client_id` and `resource` for OAuth-registered clients.
+REQUEST_FIELDS = (
+    "client_name",
+    "redirect_uri",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+    "client_id",
+    "resource",
+)
 
 
 class LoginRefused(BillyError):
@@ -70,7 +80,7 @@ def check_request(
     if client_id:
         return _check_registered(str(client_id), uri, state, code_challenge, method, str(resource or ""))
     parts = urlsplit(uri)
-    if parts.scheme != "http" or parts.hostname not in LOOPBACK_HOSTS or "@" in parts.netloc:
+    if parts.scheme != "http" or parts.hostname not in oauth_clients.LOOPBACK or "@" in parts.netloc:
         raise ValidationFailed(
             "This link does not come from `agent-billy login` on your computer (its return address is not "
             "local), so Billy will not connect it. Run `npx agent-billy login` again."
@@ -181,7 +191,7 @@ def redeem_code(payload: dict[str, Any], client_address: str = "", user_agent: s
         insert = insert_on_conflict(session.get_bind().dialect.name, ledger)
         spent = session.execute(
             insert.values(
-                token_hash=hashlib.sha256(f"login:{payload.get('j')}".encode()).hexdigest(),
+                token_hash=signing.digest(f"login:{payload.get('j')}"),
                 member_id=member.id,
                 agent_token_id="",
                 action="agents.login_code",
@@ -206,7 +216,3 @@ def redeem_code(payload: dict[str, Any], client_address: str = "", user_agent: s
     )
     issued = agent_tokens.issue_token(actor, str(payload.get("n")), scope)
     return issued, actor
-
-
-def describe(actor: Actor) -> str:
-    return f"{actor.email} ({role_label(actor)})"

@@ -10,14 +10,13 @@ revokes everyone's. A token cannot issue or revoke tokens: that needs the person
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
 from services import audit, identity
 from services.db import session_scope
@@ -34,6 +33,7 @@ from services.permissions import (
     authorize,
     role_of,
 )
+from services.signing import digest
 
 SECRET_PREFIX = "billy_at_"  # recognisable in a config file, and by secret scanners
 _SECRET = re.compile(r"^billy_at_[A-Za-z0-9_\-]{40,60}$")
@@ -127,10 +127,6 @@ class TokenView:
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > utcnow())
 
 
-def _hash(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
 def _refuse_token_caller(actor: Actor) -> None:
     if actor.token_id:
         raise PermissionDenied("An agent token cannot issue or revoke tokens: sign in to Billy to do that.")
@@ -201,7 +197,7 @@ def issue_token(actor: Actor, client_name: str, scope: ScopeRequest) -> IssuedTo
             id=token_id,
             member_id=actor.user_id or 0,
             client_name=name,
-            secret_hash=_hash(secret),
+            secret_hash=digest(secret),
             read_only=checked.read_only,
             refund_caps=checked.refund_caps,
             actions=list(checked.actions) if checked.actions is not None else None,
@@ -267,16 +263,7 @@ def revoke_token(actor: Actor, token_id: str) -> None:
     with audit.audited(actor, "agents.revoke", str(token_id)[:40]) as draft:
         _refuse_token_caller(actor)
         authorize(actor, "agents.revoke")
-        with session_scope() as session:
-            row = session.get(AgentToken, str(token_id)[:40])
-            if row is None:
-                raise NotFound("There is no such agent token.")
-            if row.member_id != actor.user_id and Permission.MANAGE_TEAM not in role_of(actor).permissions:
-                raise PermissionDenied("Only the Owner can revoke another member's agent token.")
-            draft.details["client"] = row.client_name
-            if row.revoked_at is None:
-                row.revoked_at, row.revoked_by = utcnow(), actor.user_id
-                session.add(row)
+        _revoke(actor, str(token_id)[:40], draft)
 
 
 def revoke_own_token(actor: Actor) -> None:
@@ -285,24 +272,21 @@ def revoke_own_token(actor: Actor) -> None:
         authorize(actor, "agents.revoke")
         if not actor.token_id:
             raise PermissionDenied("Only an agent token can sign itself out; revoke tokens in Settings → Agents.")
-        with session_scope() as session:
-            row = session.get(AgentToken, actor.token_id)
-            if row is None:
-                raise NotFound("There is no such agent token.")
-            draft.details["client"] = row.client_name
-            if row.revoked_at is None:
-                row.revoked_at, row.revoked_by = utcnow(), actor.user_id
-                session.add(row)
+        _revoke(actor, actor.token_id, draft)
 
 
-def revoke_member_tokens(session: Session, member_id: int) -> None:
-    """Every token of a member (removal, ownership moves): in the caller's transaction."""
-    now = utcnow()
-    for row in session.exec(
-        select(AgentToken).where(col(AgentToken.member_id) == member_id, col(AgentToken.revoked_at).is_(None))
-    ):
-        row.revoked_at = now
-        session.add(row)
+def _revoke(actor: Actor, token_id: str, draft: audit.AuditDraft) -> None:
+    """Mark the token revoked by `actor` (once), if `actor` may: its member, or the Owner."""
+    with session_scope() as session:
+        row = session.get(AgentToken, token_id)
+        if row is None:
+            raise NotFound("There is no such agent token.")
+        if row.member_id != actor.user_id and Permission.MANAGE_TEAM not in role_of(actor).permissions:
+            raise PermissionDenied("Only the Owner can revoke another member's agent token.")
+        draft.details["client"] = row.client_name
+        if row.revoked_at is None:
+            row.revoked_at, row.revoked_by = utcnow(), actor.user_id
+            session.add(row)
 
 
 def actor_for_token(secret: str | None, source: Source, client_address: str = "", user_agent: str = "") -> Actor:
@@ -313,7 +297,7 @@ def actor_for_token(secret: str | None, source: Source, client_address: str = ""
         raise NotAuthenticated("This agent token is not valid. Run `agent-billy login` to connect again.")
     now = utcnow()
     with session_scope() as session:
-        row = session.exec(select(AgentToken).where(col(AgentToken.secret_hash) == _hash(secret))).first()
+        row = session.exec(select(AgentToken).where(col(AgentToken.secret_hash) == digest(secret))).first()
         if row is None:
             raise NotAuthenticated("This agent token is not valid. Run `agent-billy login` to connect again.")
         if row.revoked_at is not None:
@@ -333,8 +317,3 @@ def actor_for_token(secret: str | None, source: Source, client_address: str = ""
 
 def _scoped(actor: Actor, row: AgentToken) -> Actor:
     return replace(actor, token_id=row.id, token_client=row.client_name, scope=_scope_of(row))
-
-
-def read_only_actions(actions: Iterable[str]) -> list[str]:
-    """The actions a read-only token keeps, of `actions`."""
-    return [a for a in actions if ACTIONS.get(a) in READ_PERMISSIONS]

@@ -24,6 +24,7 @@ from services.db import session_scope
 from services.errors import PermissionDenied
 from services.models import AgentConfirmation, table_of, utcnow
 from services.permissions import Actor
+from services.signing import digest
 
 TTL = timedelta(minutes=5)
 PREFIX = "billy_cf_"
@@ -42,10 +43,6 @@ def params_digest(action: str, params: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def issue(actor: Actor, action: str, params: Mapping[str, Any]) -> tuple[str, datetime]:
     """A confirmation token for this preview; returns it with its expiry."""
     if actor.user_id is None:
@@ -55,7 +52,7 @@ def issue(actor: Actor, action: str, params: Mapping[str, Any]) -> tuple[str, da
     with session_scope() as session:
         session.add(
             AgentConfirmation(
-                token_hash=_hash(token),
+                token_hash=digest(token),
                 member_id=actor.user_id,
                 agent_token_id=actor.token_id,
                 action=action,
@@ -70,7 +67,7 @@ def issue(actor: Actor, action: str, params: Mapping[str, Any]) -> tuple[str, da
 def redeem(actor: Actor, action: str, params: Mapping[str, Any], token: object) -> None:
     """Spend the confirmation for exactly this action and these parameters, or refuse (audited)."""
     text = token if isinstance(token, str) else ""
-    hashed = _hash(text) if text.startswith(PREFIX) and len(text) <= 80 else ""
+    hashed = digest(text) if text.startswith(PREFIX) and len(text) <= 80 else ""
     now = utcnow()
     with session_scope() as session:
         row = session.get(AgentConfirmation, hashed) if hashed else None

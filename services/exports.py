@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import hashlib
 import io
 import secrets
 import typing
@@ -52,7 +51,7 @@ from services.reports import (
     SubscriptionFilters,
     SubscriptionListRow,
 )
-from services.signing import instance_key
+from services.signing import digest, instance_key
 
 TICKET_PURPOSE = "export"  # magic_link.purpose of a download ticket
 TICKET_LIFETIME = timedelta(seconds=120)  # from the click to the browser's GET: seconds, not minutes
@@ -367,10 +366,6 @@ def _serializer() -> URLSafeSerializer:
     return URLSafeSerializer(instance_key(), salt="billy:export-ticket")
 
 
-def _sha256(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def issue_ticket(actor: Actor, kind_name: str, filters: object | None = None, sort: str = "newest") -> str:
     """A single-use download ticket for this member's sign-in, this kind and these filters, valid
     for TICKET_LIFETIME. Authorized now (so a refusal shows on the page, and is audited) and again
@@ -388,7 +383,7 @@ def issue_ticket(actor: Actor, kind_name: str, filters: object | None = None, so
         session.add(
             MagicLink(
                 purpose=TICKET_PURPOSE,
-                token_hash=_sha256(token),
+                token_hash=digest(token),
                 email=actor.email,
                 role=kind.name,
                 created_by=actor.user_id,
@@ -430,7 +425,7 @@ def _spend(actor: Actor, kind: ExportKind, ticket: str) -> dict[str, Any]:
     with session_scope() as session:
         row = session.exec(
             select(MagicLink).where(
-                col(MagicLink.token_hash) == _sha256(payload["t"]), col(MagicLink.purpose) == TICKET_PURPOSE
+                col(MagicLink.token_hash) == digest(payload["t"]), col(MagicLink.purpose) == TICKET_PURPOSE
             )
         ).first()
         if row is None or row.created_by != actor.user_id or row.role != kind.name:

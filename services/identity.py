@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 import uuid
@@ -33,7 +32,7 @@ from services.db import session_scope
 from services.errors import InvalidCredentials, NotAuthenticated, ValidationFailed
 from services.models import Member, Organization, RefreshToken, SessionFamily, stored_id, table_of, utcnow
 from services.permissions import Actor, Source
-from services.signing import instance_key
+from services.signing import digest, instance_key
 from services.throttle import get_login_throttle
 
 ACCESS_COOKIE = "billy_access"
@@ -102,10 +101,6 @@ def hash_password(password: str) -> str:
     return password_context.hash(password)
 
 
-def _sha256(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def _jwt_key() -> str:
     return instance_key(JWT_KEY_SECRET)
 
@@ -132,7 +127,7 @@ def _access_token(member: Member, family_id: str, now: datetime) -> tuple[str, d
 
 def _new_refresh(session: Session, family_id: str, now: datetime) -> str:
     token = secrets.token_urlsafe(32)
-    session.add(RefreshToken(family_id=family_id, token_hash=_sha256(token), created_at=now))
+    session.add(RefreshToken(family_id=family_id, token_hash=digest(token), created_at=now))
     return token
 
 
@@ -284,7 +279,7 @@ def refresh(refresh_token: str | None, client_address: str = "", user_agent: str
         raise NotAuthenticated()
     reused: tuple[Member, SessionFamily] | None = None
     with session_scope() as session:
-        row = session.exec(select(RefreshToken).where(RefreshToken.token_hash == _sha256(refresh_token))).first()
+        row = session.exec(select(RefreshToken).where(RefreshToken.token_hash == digest(refresh_token))).first()
         if row is None:
             raise NotAuthenticated()
         family = session.get(SessionFamily, row.family_id)
@@ -342,7 +337,7 @@ def logout(access_token: str | None, refresh_token: str | None) -> None:
     family_id = None
     if refresh_token:
         with session_scope() as session:
-            row = session.exec(select(RefreshToken).where(RefreshToken.token_hash == _sha256(refresh_token))).first()
+            row = session.exec(select(RefreshToken).where(RefreshToken.token_hash == digest(refresh_token))).first()
             family_id = row.family_id if row else None
     if family_id is None and access_token:
         try:

@@ -8,7 +8,6 @@ are the ones in the link: an edited role or a link re-used for another address f
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,7 +19,7 @@ from sqlmodel import Session, col, select
 from services.db import session_scope
 from services.errors import BillyError
 from services.models import MagicLink, stored_id, table_of, utcnow
-from services.signing import instance_key
+from services.signing import digest, instance_key
 
 
 class Purpose(StrEnum):
@@ -59,10 +58,6 @@ def _serializer(purpose: Purpose) -> URLSafeSerializer:
     return URLSafeSerializer(instance_key(), salt=f"billy:magic:{purpose}")
 
 
-def _sha256(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def create(
     session: Session,
     purpose: Purpose,
@@ -75,7 +70,7 @@ def create(
     token = secrets.token_urlsafe(32)
     row = MagicLink(
         purpose=str(purpose),
-        token_hash=_sha256(token),
+        token_hash=digest(token),
         email=email,
         role=role,
         created_by=created_by,
@@ -95,7 +90,7 @@ def _find(session: Session, purpose: Purpose, signed: str, now: datetime) -> Mag
     if not isinstance(payload, dict) or not isinstance(payload.get("t"), str):
         raise LinkInvalid(purpose, "This link is not valid.")
     row = session.exec(
-        select(MagicLink).where(MagicLink.token_hash == _sha256(payload["t"]), MagicLink.purpose == str(purpose))
+        select(MagicLink).where(MagicLink.token_hash == digest(payload["t"]), MagicLink.purpose == str(purpose))
     ).first()
     if row is None or row.email != payload.get("e") or row.role != payload.get("r"):
         raise LinkInvalid(purpose, "This link is not valid.")

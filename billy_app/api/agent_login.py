@@ -23,16 +23,7 @@ from services.errors import BillyError, NotAuthenticated, ValidationFailed
 from services.permissions import Actor, role_label
 
 NO_STORE = {"Cache-Control": "no-store"}
-# In `agent_login.check_request`'s order; `client_id` and `resource` for OAuth-registered clients.
-REQUEST_FIELDS = (
-    "client_name",
-    "redirect_uri",
-    "state",
-    "code_challenge",
-    "code_challenge_method",
-    "client_id",
-    "resource",
-)
+REQUEST_FIELDS = agent_login.REQUEST_FIELDS
 
 
 def _page(form: dict[str, str], message: str = "") -> RedirectResponse:

@@ -15,8 +15,6 @@ from services.errors import ValidationFailed
 from services.money import format_money
 from services.permissions import refund_caps, role_label
 
-FIELDS = ("client_name", "redirect_uri", "state", "code_challenge", "code_challenge_method", "client_id", "resource")
-
 
 class ConnectAgentState(SessionState):
     client_name: str = ""
@@ -37,7 +35,7 @@ class ConnectAgentState(SessionState):
     @guarded
     async def load(self):
         params = self.router.url.query_parameters
-        values = [str(params.get(k, ""))[:300] for k in FIELDS]
+        values = [str(params.get(k, ""))[:300] for k in agent_login.REQUEST_FIELDS]
         self.message = str(flash.unpack(params.get("flash")).get("message", ""))
         actor = await self.actor()
         self.who = f"{actor.email} ({role_label(actor)})"
