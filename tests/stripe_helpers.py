@@ -26,3 +26,32 @@ def make_charge(
         }
     )
     return charge.to_dict()
+
+
+def make_team_subscription_and_open_invoice(peer: StripePeer, customer: str, description: str = "Work") -> Any:
+    """A monthly $49 "Team" subscription and a finalized $120 invoice (by invoice, due in 10 days)
+    for `customer`; returns (price, subscription, invoice)."""
+    client = peer.secret_client()
+    price = client.v1.prices.create(
+        params={
+            "product_data": {"name": "Team"},
+            "unit_amount": 4900,
+            "currency": "usd",
+            "recurring": {"interval": "month"},
+        }
+    )
+    subscription = client.v1.subscriptions.create(params={"customer": customer, "items": [{"price": price.id}]})
+    invoice = client.v1.invoices.create(
+        params={"customer": customer, "collection_method": "send_invoice", "days_until_due": 10}
+    )
+    client.v1.invoice_items.create(
+        params={
+            "customer": customer,
+            "invoice": invoice.id,
+            "amount": 12_000,
+            "currency": "usd",
+            "description": description,
+        }
+    )
+    client.v1.invoices.finalize_invoice(invoice.id)
+    return price, subscription, invoice

@@ -24,7 +24,7 @@ from services.db import session_scope
 from services.models import AuditEntry
 from services.permissions import Actor, Source
 from tests.conftest import member_actor
-from tests.stripe_helpers import make_charge
+from tests.stripe_helpers import make_charge, make_team_subscription_and_open_invoice
 
 V1 = "/api/v1"
 
@@ -403,22 +403,7 @@ def test_subscriptions_invoices_and_the_overdue_report(api, any_store_owner, str
     stripe_keys.connect_stripe_key(any_store_owner, stripe_peer.demo_key)
     client = stripe_peer.secret_client()
     jane = client.v1.customers.create(params={"name": "Jane Smith", "email": "jane@example.com", "source": "tok_visa"})
-    price = client.v1.prices.create(
-        params={
-            "product_data": {"name": "Team"},
-            "unit_amount": 4900,
-            "currency": "usd",
-            "recurring": {"interval": "month"},
-        }
-    )
-    subscription = client.v1.subscriptions.create(params={"customer": jane.id, "items": [{"price": price.id}]})
-    invoice = client.v1.invoices.create(
-        params={"customer": jane.id, "collection_method": "send_invoice", "days_until_due": 10}
-    )
-    client.v1.invoice_items.create(
-        params={"customer": jane.id, "invoice": invoice.id, "amount": 12_000, "currency": "usd", "description": "Work"}
-    )
-    client.v1.invoices.finalize_invoice(invoice.id)
+    price, subscription, invoice = make_team_subscription_and_open_invoice(stripe_peer, jane.id)
     sandbox.backdate(invoice.id, int(time.time()) - 13 * DAY)  # due 10 days after: 3 days overdue
     sync.backfill()
 

@@ -26,7 +26,7 @@ from services import agent_tokens, stripe_keys, sync
 from services.agent_tokens import ScopeRequest
 from services.permissions import Actor
 from tests.conftest import member_actor
-from tests.stripe_helpers import make_charge
+from tests.stripe_helpers import make_charge, make_team_subscription_and_open_invoice
 
 EXAMPLES_PER_OPERATION = 3  # per role and generation mode (about 630 cases in all; the suite stays under 12 min)
 
@@ -58,22 +58,7 @@ def known_ids(instance, owner: Actor, stripe_peer) -> dict[str, str]:  # type: i
     )
     charge = make_charge(stripe_peer, 4599, customer=customer.id, description="Order #5678")
     make_charge(stripe_peer, 12_000, description="Order #5679")
-    price = client.v1.prices.create(
-        params={
-            "product_data": {"name": "Team"},
-            "unit_amount": 4900,
-            "currency": "usd",
-            "recurring": {"interval": "month"},
-        }
-    )
-    subscription = client.v1.subscriptions.create(params={"customer": customer.id, "items": [{"price": price.id}]})
-    invoice = client.v1.invoices.create(
-        params={"customer": customer.id, "collection_method": "send_invoice", "days_until_due": 10}
-    )
-    client.v1.invoice_items.create(
-        params={"customer": customer.id, "invoice": invoice.id, "amount": 12_000, "currency": "usd"}
-    )
-    client.v1.invoices.finalize_invoice(invoice.id)
+    _, subscription, invoice = make_team_subscription_and_open_invoice(stripe_peer, customer.id)
     sync.backfill()
     return {
         "customer_id": customer.id,
