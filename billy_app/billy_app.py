@@ -58,6 +58,8 @@ audit_summaries = periodic.Every(60, audit.flush_denied_summaries, "audit-summar
 
 mcp_endpoint = McpEndpoint()  # the agent door at /mcp (issue 13)
 app = rx.App(
+    stylesheets=["/billy.css"],  # assets/billy.css: contrast fixes, .sr-only
+    head_components=[rx.script(src="/billy.js")],  # assets/billy.js: scrolling tables reachable by keyboard
     api_transformer=[build_api(), mcp_endpoint.transformer],
     frontend_exception_handler=frontend_exception_handler,
     backend_exception_handler=backend_exception_handler,

@@ -7,6 +7,11 @@ import reflex as rx
 from services.identity import MIN_PASSWORD_LENGTH
 
 
+def field_label(label: str | rx.Var[str], field_id: str) -> rx.Component:
+    """A visible label tied to its field, so a click focuses the field and a screen reader names it."""
+    return rx.text(label, as_="label", size="2", weight="medium", custom_attrs={"htmlFor": field_id})
+
+
 def labelled_input(
     label: str, name: str, *, input_type: str = "text", value: rx.Var[str] | None = None, **props: object
 ) -> rx.Component:
@@ -16,7 +21,7 @@ def labelled_input(
         props.update(default_value=value, key=value)
     props.setdefault("id", name)
     return rx.vstack(
-        rx.text(label, size="2", weight="medium"),
+        field_label(label, str(props["id"])),
         rx.input(name=name, type=input_type, required=True, width="100%", **props),
         spacing="1",
         width="100%",

@@ -23,9 +23,10 @@ def _row(row: rx.Var[dict[str, str]], index: rx.Var[int]) -> rx.Component:
             on_change=lambda email: TeamState.set_row_email(index, email),
             width="100%",
             class_name="invite-email",
+            aria_label="Email address to invite",
         ),
         rx.select.root(
-            rx.select.trigger(class_name="invite-role"),
+            rx.select.trigger(class_name="invite-role", aria_label="Role for this invite"),
             role_options(),
             value=row["role"],
             on_change=lambda role: TeamState.set_row_role(index, role),

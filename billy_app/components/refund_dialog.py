@@ -131,7 +131,7 @@ def refund_dialog() -> rx.Component:
                     ),
                 ),
                 rx.select.root(
-                    rx.select.trigger(id="refund-reason"),
+                    rx.select.trigger(id="refund-reason", aria_label="Reason for the refund"),
                     rx.select.content(*[rx.select.item(label, value=key) for key, label in REFUND_REASONS.items()]),
                     value=RefundState.reason,
                     on_change=RefundState.set_reason,
@@ -145,7 +145,8 @@ def refund_dialog() -> rx.Component:
                 spacing="3",
                 margin_top="1em",
             ),
-            max_width="32em",
+            max_width="min(32em, calc(100vw - 2em))",  # whole on a phone too
+            overflow_wrap="anywhere",
         ),
         open=RefundState.open,
         on_open_change=RefundState.set_open,

@@ -18,8 +18,14 @@ Row = rx.Var[dict[str, str]]
 RowType = TypeVar("RowType")
 
 
+def column_header(label: str, unnamed: str = "Actions") -> rx.Component:
+    """A column's header; a column without a visible title (its buttons, say) is still named for
+    screen readers, so no header cell is empty."""
+    return rx.table.column_header_cell(label or rx.el.span(unnamed, class_name="sr-only"))
+
+
 def header(*labels: str) -> rx.Component:
-    return rx.table.header(rx.table.row(*[rx.table.column_header_cell(label) for label in labels]))
+    return rx.table.header(rx.table.row(*[column_header(label) for label in labels]))
 
 
 def colored_badge(

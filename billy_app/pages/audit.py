@@ -86,6 +86,7 @@ def audit_filters() -> rx.Component:
                 value=AuditViewerState.filter_from,
                 on_change=AuditViewerState.set_from,
             ),
+            field_id="audit-from",
         ),
         labelled(
             "To",
@@ -96,6 +97,7 @@ def audit_filters() -> rx.Component:
                 value=AuditViewerState.filter_to,
                 on_change=AuditViewerState.set_to,
             ),
+            field_id="audit-to",
         ),
         note=rx.text(
             "Dates are whole days in your time zone (",

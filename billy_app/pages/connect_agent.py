@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from billy_app.components.fields import field_label
 from billy_app.components.layout import message_callout
 from billy_app.components.native_form import hidden, native_form
 from billy_app.components.page_frame import billy_page
@@ -73,7 +74,7 @@ def approval_form() -> rx.Component:
                 spacing="1",
             ),
             rx.vstack(
-                rx.text("Expires after", size="2", weight="medium"),
+                field_label("Expires after", "expires-in"),
                 rx.el.select(
                     *(rx.el.option(label, value=value) for value, label in EXPIRY_CHOICES),
                     name="expires_in_days",

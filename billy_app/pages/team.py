@@ -21,7 +21,7 @@ def member_row(member: rx.Var[MemberRow]) -> rx.Component:
                 member.is_owner,
                 rx.badge("Owner"),
                 rx.select.root(
-                    rx.select.trigger(),
+                    rx.select.trigger(aria_label="Role of " + member.email, class_name="member-role"),
                     role_options(),
                     value=member.role,
                     on_change=lambda role: TeamState.change_role(member.id, role),
@@ -78,6 +78,7 @@ def transfer_card() -> rx.Component:
                         rx.foreach(TeamState.transferable, lambda member: rx.el.option(member.email, value=member.id)),
                         name="member_id",
                         required=True,
+                        aria_label="New Owner",
                     ),
                     labelled_input(
                         "Your password",
