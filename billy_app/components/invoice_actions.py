@@ -123,6 +123,11 @@ def bulk_reminder_button() -> rx.Component:
             on_click=S.ask_bulk,
             disabled=S.remind_blocked != "",
             id="remind-overdue",
+            # Its words wrap on a phone instead of widening the page.
+            max_width="100%",
+            white_space="normal",
+            height="auto",
+            min_height="var(--space-6)",
         ),
     )
 

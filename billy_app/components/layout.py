@@ -20,16 +20,18 @@ NAV = [
     ("Failed payments", "/failed-payments", "circle-alert"),
     ("Refund requests", "/approvals", "clipboard-check"),
 ]
-OWNER_NAV = [  # the `Audience.OWNER` pages: linked for the Owner only
-    ("Settings · Team", "/settings/team", "user-cog"),
-    ("Settings · Roles", "/settings/roles", "shield-check"),
-    ("Audit log", "/settings/audit", "scroll-text"),
+# Settings is one entry: its page shows the tabs the viewer's role may open (`settings_tabs`).
+# (key, label, address, Owner only)
+SETTINGS_TABS = [
+    ("team", "Team", "/settings/team", True),
+    ("roles", "Roles", "/settings/roles", True),
+    ("audit", "Audit log", "/settings/audit", True),
+    ("sync", "Stripe sync", "/settings/sync", False),
+    ("plan", "Plan", "/settings/plan", False),
+    ("agents", "Agents", "/settings/agents", False),
 ]
-SETTINGS_NAV = [
-    ("Settings · Stripe sync", "/settings/sync", "refresh-cw"),
-    ("Settings · Plan", "/settings/plan", "credit-card"),
-    ("Settings · Agents", "/settings/agents", "bot"),
-]
+OWNER_SETTINGS = ("Settings", "/settings/team", "settings")
+MEMBER_SETTINGS = ("Settings", "/settings/sync", "settings")
 
 
 # Live counts shown next to a nav entry, by its address.
@@ -52,7 +54,7 @@ def nav_badges_loader() -> rx.Component:
     """Once the member is known: read the counts and keep them live (on every signed-in page)."""
     return rx.cond(
         SessionState.signed_in,
-        rx.box(display="none", on_mount=[NavBadgesState.load, NavBadgesState.follow]),
+        rx.box(display="none", on_mount=NavBadgesState.load),
     )
 
 
@@ -60,6 +62,7 @@ def nav_link(label: str, href: str, icon: str) -> rx.Component:
     return rx.link(
         rx.hstack(rx.icon(icon, size=16), rx.text(label, size="3"), nav_badge(href), align="center", spacing="2"),
         href=href,
+        class_name="nav-" + label.lower().replace(" ", "-"),
         underline="none",
         color_scheme="gray",
         high_contrast=True,
@@ -85,34 +88,77 @@ def sign_out_button() -> rx.Component:
     )
 
 
+# Radix breakpoints: [phone, 520 px, 768 px and up]. Below 768 px the sidebar folds into a menu.
+PHONE_ONLY = ["flex", "flex", "none"]
+WIDE_ONLY = ["none", "none", "flex"]
+
+
+def nav_entries() -> list[rx.Component]:
+    """The navigation's links for the viewer's role: the sidebar's, and the phone menu's."""
+    return [
+        *[nav_link(*item) for item in NAV],
+        rx.cond(SessionState.is_owner, nav_link(*OWNER_SETTINGS), nav_link(*MEMBER_SETTINGS)),
+    ]
+
+
+def sidebar() -> rx.Component:
+    return rx.vstack(
+        rx.heading("Agent Billy", size="5", as_="p"),
+        rx.text(SessionState.org_name, size="2", color_scheme="gray"),
+        rx.divider(),
+        *nav_entries(),
+        padding="1.5em",
+        width="14em",
+        flex_shrink="0",
+        # Stays in place while a long page scrolls; scrolls on its own if it is the taller.
+        position="sticky",
+        top="0",
+        height="100vh",
+        overflow_y="auto",
+        spacing="2",
+        border_right="1px solid var(--gray-a5)",
+        background_color="var(--gray-a2)",
+        display=WIDE_ONLY,
+        id="sidebar",
+        custom_attrs={"role": "navigation", "aria-label": "Billy"},
+    )
+
+
+def phone_menu() -> rx.Component:
+    """The navigation on a phone: one button opening the same links, closing once one is chosen."""
+    return rx.box(
+        rx.popover.root(
+            rx.popover.trigger(
+                rx.icon_button(rx.icon("menu", size=18), variant="soft", aria_label="Menu", id="phone-menu-button")
+            ),
+            rx.popover.content(
+                rx.vstack(
+                    rx.text(SessionState.org_name, size="2", color_scheme="gray"),
+                    *[rx.popover.close(entry) for entry in nav_entries()],
+                    rx.divider(),
+                    rx.text(SessionState.user_email, size="2", id="phone-who-am-i"),
+                    spacing="1",
+                    width="100%",
+                    custom_attrs={"role": "navigation", "aria-label": "Billy (menu)"},
+                ),
+                width="16em",
+                id="phone-menu",
+                aria_label="Menu",
+            ),
+        ),
+        display=PHONE_ONLY,
+    )
+
+
 def shell(*children: rx.Component, title: str) -> rx.Component:
-    """The signed-in page: sidebar on the left, title and who-am-I on top."""
+    """The signed-in page: sidebar on the left (a menu button on a phone), title and who-am-I on top."""
     return rx.hstack(
         skip_link(),  # first in the page, so the first Tab reaches it (it shows only when focused)
-        rx.vstack(
-            rx.heading("Agent Billy", size="5"),
-            rx.text(SessionState.org_name, size="2", color_scheme="gray"),
-            rx.divider(),
-            *[nav_link(*item) for item in NAV],
-            *[rx.cond(SessionState.is_owner, nav_link(*item)) for item in OWNER_NAV],
-            *[nav_link(*item) for item in SETTINGS_NAV],
-            nav_badges_loader(),
-            padding="1.5em",
-            width="14em",
-            flex_shrink="0",
-            # Stays in place while a long page scrolls; scrolls on its own if it is the taller.
-            position="sticky",
-            top="0",
-            height="100vh",
-            overflow_y="auto",
-            spacing="2",
-            border_right="1px solid var(--gray-a5)",
-            background_color="var(--gray-a2)",
-            id="sidebar",
-            custom_attrs={"role": "navigation", "aria-label": "Billy"},
-        ),
+        sidebar(),
+        nav_badges_loader(),
         rx.vstack(
             rx.hstack(
+                phone_menu(),
                 rx.heading(title, size="6", white_space="nowrap", id="page-title"),
                 rx.spacer(),
                 global_search_box(),
@@ -123,6 +169,7 @@ def shell(*children: rx.Component, title: str) -> rx.Component:
                     overflow="hidden",
                     text_overflow="ellipsis",
                     max_width="16em",
+                    display=WIDE_ONLY,
                     id="who-am-i",
                 ),
                 rx.badge(SessionState.user_role_label, variant="soft", white_space="nowrap"),
@@ -130,6 +177,8 @@ def shell(*children: rx.Component, title: str) -> rx.Component:
                 width="100%",
                 align="center",
                 spacing="3",
+                # On a phone the search takes a line of its own instead of pushing the page wider.
+                flex_wrap=["wrap", "wrap", "nowrap"],
             ),
             rx.cond(
                 SessionState.read_only_notice != "",
@@ -137,8 +186,10 @@ def shell(*children: rx.Component, title: str) -> rx.Component:
             ),
             *children,
             keep_alive_timer(),
-            padding="2em",
+            padding=["1em", "1em", "2em"],
             width="100%",
+            # A flex child may otherwise grow to its widest table: tables scroll inside their own box.
+            min_width="0",
             spacing="4",
             align="stretch",
             id="main",
@@ -147,6 +198,41 @@ def shell(*children: rx.Component, title: str) -> rx.Component:
         spacing="0",
         align="start",
         width="100%",
+    )
+
+
+def settings_tabs(route: str) -> rx.Component:
+    """The settings' sub-navigation: one tab per settings page the viewer's role opens, the
+    current one marked for sight and for screen readers."""
+
+    def tab(key: str, label: str, href: str) -> rx.Component:
+        current = href == route.rstrip("/")
+        return rx.link(
+            label,
+            href=href,
+            id=f"settings-tab-{key}",
+            underline="none",
+            weight="bold" if current else "regular",
+            color_scheme="gray",
+            high_contrast=current,
+            padding="0.5em 0.75em",
+            border_bottom="2px solid " + ("var(--accent-9)" if current else "transparent"),
+            white_space="nowrap",
+            custom_attrs={"aria-current": "page"} if current else {},
+        )
+
+    tabs = [
+        rx.cond(SessionState.is_owner, tab(key, label, href)) if owner_only else tab(key, label, href)
+        for key, label, href, owner_only in SETTINGS_TABS
+    ]
+    return rx.hstack(
+        *tabs,
+        spacing="1",
+        width="100%",
+        overflow_x="auto",
+        border_bottom="1px solid var(--gray-a5)",
+        id="settings-tabs",
+        custom_attrs={"role": "navigation", "aria-label": "Settings"},
     )
 
 
@@ -169,7 +255,13 @@ def skip_link() -> rx.Component:
 def card_page(*children: rx.Component, width: str = "28em") -> rx.Component:
     """A centred card, for signup, sign-in and the wizard."""
     return rx.center(
-        rx.card(rx.vstack(*children, spacing="4", width="100%"), width=width, max_width="95vw", size="4"),
+        rx.card(
+            rx.vstack(*children, spacing="4", width="100%"),
+            width=width,
+            max_width="95vw",
+            size="4",
+            custom_attrs={"role": "main"},
+        ),
         min_height="100vh",
         background_color="var(--gray-a2)",
         padding="2em",

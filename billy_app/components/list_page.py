@@ -22,8 +22,10 @@ ListState = Any
 ListRow = rx.Var[Any]
 
 
-def labelled(label: str, control: rx.Component) -> rx.Component:
-    return rx.vstack(rx.text(label, size="1", color_scheme="gray"), control, spacing="1")
+def labelled(label: str, control: rx.Component, field_id: str | None = None) -> rx.Component:
+    """A filter's small grey label over its control, tied to the field when it has an id."""
+    props = {"as_": "label", "custom_attrs": {"htmlFor": field_id}} if field_id else {}
+    return rx.vstack(rx.text(label, size="1", color_scheme="gray", **props), control, spacing="1")
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ class TextFilter:
                 width=self.width,
                 **props,
             ),
+            field_id=f"filter-{self.name}",
         )
 
 
@@ -166,6 +169,7 @@ def pager(state: Any, suffix: str = "") -> rx.Component:
         rx.text(state.range_label, size="2", color_scheme="gray", id=f"list-range{suffix}"),
         align="center",
         spacing="3",
+        wrap="wrap",
     )
 
 
@@ -231,6 +235,7 @@ def list_page(description: ListDescription) -> rx.Component:
             pager(state),
             width="100%",
             align="center",
+            wrap="wrap",  # a phone puts the pager on a line of its own
         ),
         rx.cond(state.error != "", rx.callout(state.error, color_scheme="red", icon="triangle-alert")),
         rx.table.root(

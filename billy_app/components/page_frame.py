@@ -21,7 +21,7 @@ from typing import Any
 
 import reflex as rx
 
-from billy_app.components.layout import card_page, shell
+from billy_app.components.layout import card_page, settings_tabs, shell
 from billy_app.state.session import SessionState
 
 APP_NAME = "Agent Billy"
@@ -89,6 +89,8 @@ def framed(
     """The page's content, shown to its audience, in its layout."""
     if audience is Audience.OWNER:
         content = owner_only(content, refused_id(route))
+    if route.startswith("/settings/"):
+        content = rx.vstack(settings_tabs(route), content, spacing="4", width="100%", align="stretch")
     if layout is Layout.SHELL:
         return shell(content, title=title or APP_NAME)
     if layout is Layout.CARD:

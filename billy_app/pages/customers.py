@@ -26,7 +26,9 @@ def search_bar() -> rx.Component:
                 placeholder="Search by email or name",
                 default_value=CustomersState.query,
                 id="customer-search",
-                width="24em",
+                aria_label="Search customers by email or name",
+                width="100%",
+                max_width="24em",
             ),
             rx.button(rx.icon("search", size=14), "Search", type="submit", id="customer-search-submit"),
             rx.cond(
@@ -36,6 +38,7 @@ def search_bar() -> rx.Component:
                 ),
             ),
             spacing="2",
+            width="100%",
         ),
         on_submit=CustomersState.search,
     )
@@ -50,6 +53,35 @@ def customer_row(customer: Row) -> rx.Component:
     )
 
 
+def found_by_note() -> rx.Component:
+    """`/customers?q=…` (the global search's "See all"): whose words the list shows, and the way back."""
+    return rx.cond(
+        CustomersState.found_by != "",
+        rx.callout(
+            rx.hstack(
+                rx.text(
+                    "Every customer the search for ",
+                    rx.code(CustomersState.found_by),
+                    " finds (names and emails containing it, ids, saved cards).",
+                ),
+                rx.button(
+                    "Show all customers",
+                    size="1",
+                    variant="soft",
+                    type="button",
+                    on_click=CustomersState.clear_search,
+                    id="clear-found-by",
+                ),
+                align="center",
+                spacing="3",
+                wrap="wrap",
+            ),
+            icon="search",
+            id="found-by",
+        ),
+    )
+
+
 @billy_page("/customers", "Customers", on_load=[CustomersState.load])
 def customers() -> rx.Component:
     return rx.fragment(
@@ -59,7 +91,9 @@ def customers() -> rx.Component:
             export_button(CustomersState, CustomersState.export, "export-customers"),
             width="100%",
             align="center",
+            wrap="wrap",
         ),
+        found_by_note(),
         rx.cond(CustomersState.error != "", rx.callout(CustomersState.error, color_scheme="red")),
         rows_table(CustomersState.rows, customer_row, ("Name", "Email", "Customer since", "Id"), id="customers-table"),
         rx.cond(

@@ -146,3 +146,21 @@ def sign_in_as_owner(  # type: ignore[no-untyped-def]
         page.click("#finish-onboarding")
     page.wait_for_url(at("/dashboard"))
     page.wait_for_selector(f"#who-am-i:has-text('{email}')")
+
+
+SETTINGS_PAGES = {
+    "team": "/settings/team",
+    "roles": "/settings/roles",
+    "audit": "/settings/audit",
+    "sync": "/settings/sync",
+    "plan": "/settings/plan",
+    "agents": "/settings/agents",
+}
+
+
+def open_settings(page, tab: str) -> None:  # type: ignore[no-untyped-def]
+    """Settings from the sidebar's one entry, then the tab (`team`, `roles`, `audit`, `sync`, `plan`, `agents`)."""
+    page.click("#sidebar .nav-settings")
+    page.wait_for_url(re.compile(r".*/settings/"))
+    page.click(f"#settings-tab-{tab}")
+    page.wait_for_url(at(SETTINGS_PAGES[tab]))

@@ -23,7 +23,7 @@ from playwright.sync_api import expect
 from billy_app.state.audit_viewer import AuditViewerState
 from tests.browser import test_forged_events as forged
 from tests.browser import test_team_invites as invites
-from tests.browser.conftest import Shots, at, sign_in_as_owner
+from tests.browser.conftest import Shots, at, open_settings, sign_in_as_owner
 from tests.browser.test_walking_skeleton import EMAIL, PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -47,8 +47,7 @@ def test_the_owner_filters_opens_exports_and_verifies_the_audit_log(app_server, 
     sign_in_as_owner(page, app_server, email=EMAIL, password=PASSWORD)
 
     # 1. Something worth auditing: the Owner invites a Billing Clerk from Settings · Team.
-    page.get_by_role("link", name="Settings · Team").click()
-    page.wait_for_url(at("/settings/team"))
+    open_settings(page, "team")
     page.locator(".invite-email input").first.fill(CLERK)
     page.click("#send-invites")
     page.wait_for_selector(f".invite-result:has-text('Invite sent to {CLERK}')")
@@ -63,7 +62,9 @@ def test_the_owner_filters_opens_exports_and_verifies_the_audit_log(app_server, 
     clerk.fill("#password", CLERK_PASSWORD)
     clerk.click("#accept-invite")
     clerk.wait_for_url(at("/dashboard"))
-    assert clerk.get_by_role("link", name="Audit log").count() == 0
+    clerk.click("#sidebar .nav-settings")  # the Clerk's settings have no Audit log tab
+    clerk.wait_for_selector("#settings-tab-sync")
+    assert clerk.locator("#settings-tab-audit").count() == 0
     clerk.goto(app_server.url + "/settings/audit")
     refusal = clerk.locator("#audit-refused")
     refusal.wait_for()
@@ -90,9 +91,8 @@ def test_the_owner_filters_opens_exports_and_verifies_the_audit_log(app_server, 
     assert EMAIL not in sent and "organization.signup" not in sent and "_download" not in sent
     assert not re.search(r"[0-9a-f]{64}", sent)  # no row's hash, so no row
 
-    # 3. The Owner opens Audit log from the sidebar: newest first, in the Owner's time zone.
-    page.get_by_role("link", name="Audit log").click()
-    page.wait_for_url(at("/settings/audit"))
+    # 3. The Owner opens Settings → Audit log: newest first, in the Owner's time zone.
+    open_settings(page, "audit")
     rows = page.locator(".audit-row")
     rows.first.wait_for()
     expect(page.get_by_text(f"Dates are whole days in your time zone ({ZONE})")).to_be_visible()

@@ -15,7 +15,7 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from tests.browser.conftest import Shots, at, sign_in_as_owner
+from tests.browser.conftest import Shots, at, open_settings, sign_in_as_owner
 from tests.browser.test_team_invites import wait_for_mail
 from tests.browser.test_walking_skeleton import sandbox_client
 
@@ -76,8 +76,7 @@ def test_custom_role_refund_over_its_cap_is_approved_by_the_owner(app_server, br
     shot("dashboard-synced")
 
     # 2. Settings → Roles: the four built-in roles, and a New role button on Business.
-    owner.get_by_role("link", name="Settings · Roles").click()
-    owner.wait_for_url(at("/settings/roles"))
+    open_settings(owner, "roles")
     owner.locator(".role-row").first.wait_for()
     assert owner.locator(".role-row").evaluate_all("rows => rows.map(r => r.dataset.role)") == BUILT_IN
     assert "$5,000.00 per charge" in owner.locator(".role-row[data-role='Billing Manager']").inner_text()
@@ -117,8 +116,7 @@ def test_custom_role_refund_over_its_cap_is_approved_by_the_owner(app_server, br
     shot("support-lead-saved")
 
     # 3. Settings → Team: invite the lead as "Support lead"; the mail names the role.
-    owner.get_by_role("link", name="Settings · Team").click()
-    owner.wait_for_url(at("/settings/team"))
+    open_settings(owner, "team")
     owner.locator(f".member-row[data-email='{OWNER}']").wait_for()
     owner.locator(".invite-email input").first.fill(LEAD)
     owner.locator(".invite-role").first.click()
@@ -148,7 +146,11 @@ def test_custom_role_refund_over_its_cap_is_approved_by_the_owner(app_server, br
     lead.wait_for_url(at("/dashboard"))
     lead.wait_for_selector(f"#who-am-i:has-text('{LEAD}')")
     assert lead.locator("#who-am-i + .rt-Badge").inner_text() == ROLE
-    assert lead.get_by_role("link", name="Settings · Roles").count() == 0
+    lead.click("#sidebar .nav-settings")
+    lead.wait_for_selector("#settings-tab-sync")
+    assert lead.locator("#settings-tab-roles, #settings-tab-team, #settings-tab-audit").count() == 0
+    lead.go_back()
+    lead.wait_for_url(at("/dashboard"))
     assert query(app_server, "SELECT role FROM member WHERE email = :e", e=LEAD) == [(role_key,)]
     lead_shot("lead-dashboard")
 

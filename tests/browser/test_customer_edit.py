@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.conftest import Shots, at, sign_in_as_owner
+from tests.browser.conftest import Shots, at, open_settings, sign_in_as_owner
 from tests.browser.test_custom_roles_and_approvals import open_jane_smith, query
 from tests.browser.test_team_invites import wait_for_mail
 from tests.browser.test_walking_skeleton import sandbox_client
@@ -35,8 +35,7 @@ OTHER_INPUTS = ["edit-name", "edit-phone", "edit-description", "edit-metadata"]
 
 def invite_and_join(owner, browser, mail_catcher, email: str, role: str):  # type: ignore[no-untyped-def]
     """The Owner invites `email` as `role`; the invitee joins in a browser of their own."""
-    owner.get_by_role("link", name="Settings · Team").click()
-    owner.wait_for_url(at("/settings/team"))
+    open_settings(owner, "team")
     owner.locator(".member-row").first.wait_for()
     owner.locator(".invite-email input").first.fill(email)
     owner.locator(".invite-role").first.click()

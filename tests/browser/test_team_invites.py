@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.browser.conftest import Shots, at, sign_in_as_owner
+from tests.browser.conftest import Shots, at, open_settings, sign_in_as_owner
 from tests.browser.test_walking_skeleton import EMAIL, PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -46,8 +46,7 @@ def test_owner_invites_a_billing_clerk_who_joins_by_the_link(app_server, browser
     assert org_name.strip(), "the sidebar names no organisation"
 
     # 1. The Owner opens Settings → Team, sees themselves as Owner, and invites a Billing Clerk.
-    owner.get_by_role("link", name="Settings · Team").click()
-    owner.wait_for_url(at("/settings/team"))
+    open_settings(owner, "team")
     me = owner.locator(f".member-row[data-email='{EMAIL}']")
     me.wait_for()
     assert me.locator(".rt-Badge").inner_text() == "Owner"
@@ -110,13 +109,15 @@ def test_owner_invites_a_billing_clerk_who_joins_by_the_link(app_server, browser
     assert cookies["billy_access"]["httpOnly"] and cookies["billy_refresh"]["httpOnly"]
     clerk_shot("clerk-dashboard")
 
-    # 4. A Billing Clerk has no team page: no sidebar link, and the address itself refuses.
-    assert clerk.get_by_role("link", name="Settings · Team").count() == 0
+    # 4. A Billing Clerk has no team page: no Team tab in Settings, and the address itself refuses.
+    clerk.click("#sidebar .nav-settings")
+    clerk.wait_for_selector("#settings-tab-plan")
+    assert clerk.locator("#settings-tab-team").count() == 0
     clerk.goto(app_server.url + "/settings/team")
     clerk.wait_for_selector("#team-refused")
     assert "Billing Clerk" in clerk.inner_text("#team-refused")
     assert clerk.locator("#members-table, .member-row, .invite-row, #send-invites").count() == 0
-    assert clerk.get_by_role("link", name="Settings · Team").count() == 0
+    assert clerk.locator("#settings-tab-team").count() == 0
     clerk_shot("clerk-refused-team")
 
     # 5. The used link, opened again (after signing out), explains itself and signs nobody in.

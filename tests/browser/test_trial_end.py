@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from tests.browser.conftest import Shots, at, sign_in_as_owner
+from tests.browser.conftest import Shots, at, open_settings, sign_in_as_owner
 
 pytestmark = pytest.mark.browser
 
@@ -24,8 +24,7 @@ def test_trial_end_makes_billy_read_only_until_a_plan_is_chosen(app_server, brow
     page.reload()
     page.wait_for_selector("#read-only-notice:has-text('trial ended on 01 January 2026')")
     shot("read-only-notice")
-    page.click("text=Settings · Plan")
-    page.wait_for_url(at("/settings/plan"))
+    open_settings(page, "plan")
     page.wait_for_selector("#trial-over")
     # The trial's plan is marked and can be kept; the others say what they hold and switch.
     assert page.inner_text("#choose-business") == "Keep Business after the trial"
