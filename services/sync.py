@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import queue
 import threading
 import time
@@ -24,12 +25,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from services import audit, mirror, notices, resources, stripe_rows
 from services.db import run_transaction, session_scope
 from services.errors import BillyError, StripeRequestFailed
-from services.models import StripeCustomer, SyncState, utcnow
+from services.models import StripeCustomer, SyncState, table_of, utcnow
 from services.permissions import Actor, authorize
 from services.resources import StripeResource
 from services.stripe_gateway import StripeGateway
@@ -107,7 +109,9 @@ def _begin(resource: str) -> str | None:
         if not resuming:
             state.synced_count, state.cursor, state.throttled_count = 0, None, 0
             state.started_at = utcnow()
-        state.status, state.finished_at, state.last_error = "running", None, None
+        # `finished_at` stays: while running it says an earlier run ended, so the store holds its
+        # picture (`progress` reports no finish time for a running resource).
+        state.status, state.last_error = "running", None
         return state.cursor
 
 
@@ -254,32 +258,93 @@ def _mark_events_start(since: int) -> None:
             state.last_event_created = since
 
 
+# Below this much time into a run, a rate is noise: no time-left estimate yet.
+ETA_AFTER_SECONDS = 2.0
+
+
 @dataclass(frozen=True)
 class ResourceProgress:
+    """One resource's sync as a page shows it. While a re-sync runs, `synced_count` restarts
+    from 0 but `stored` keeps the store's rows (the last complete picture plus this run's
+    news), so a total read from `stored` never drops; `expected`, `percent` and `eta_seconds`
+    say how far the run is against that picture."""
+
     resource: str
     status: str
     synced_count: int
     last_error: str | None
-    finished_at: datetime | None
+    finished_at: datetime | None  # None while running
     throttled_count: int = 0
     required: bool = True
+    stored: int = 0  # rows of this resource in the store now, deleted ones left out
+    # About how many this run will list: the store's rows from an earlier run; None when no
+    # earlier run left a picture (a first sync) or this run has already re-read all of it.
+    expected: int | None = None
+    started_at: datetime | None = None
+    percent: int | None = None  # while running against a known `expected`: 0-99
+    eta_seconds: int | None = None  # while running: about how long is left, None when unknown
+
+
+def estimate(
+    synced: int, expected: int | None, started_at: datetime | None, now: datetime
+) -> tuple[int | None, int | None]:
+    """Percent done (capped at 99: a run is done when it says so, not when it reaches the old
+    count) and seconds left at the rate so far; None where there is nothing to go on."""
+    if not expected or expected <= 0:
+        return None, None
+    percent = min(99, synced * 100 // expected)
+    elapsed = (now - started_at).total_seconds() if started_at else 0.0
+    if synced <= 0 or elapsed < ETA_AFTER_SECONDS:
+        return percent, None
+    remaining = max(expected - synced, 0)
+    return percent, math.ceil(remaining * elapsed / synced)
+
+
+def _stored_counts(session: Session) -> dict[str, int]:
+    """Each listed resource's rows in the store (not deleted), in one statement: one COUNT each."""
+
+    def count(spec: StripeResource) -> sa.ScalarSelect[int]:
+        table = table_of(spec.model)
+        return sa.select(sa.func.count()).select_from(table).where(table.c.deleted.is_(False)).scalar_subquery()
+
+    row = session.execute(sa.select(*(count(spec).label(name) for name, spec in RESOURCES.items()))).one()
+    return {name: int(row._mapping[name] or 0) for name in RESOURCES}
+
+
+def _resource_progress(spec: StripeResource, state: SyncState | None, stored: int, now: datetime) -> ResourceProgress:
+    if state is None:
+        return ResourceProgress(spec.collection, "pending", 0, None, None, 0, spec.required, stored)
+    running = state.status == "running"
+    # An earlier run ended (its finish time survives a new start) and the store holds rows this run
+    # has not re-read: that picture is about what this run will list. A first sync has none, even
+    # when an event has stored a row or two before the backfill reached them.
+    had_picture = state.finished_at is not None and stored > state.synced_count
+    expected = stored if had_picture else None
+    percent, eta = estimate(state.synced_count, expected, state.started_at, now) if running else (None, None)
+    return ResourceProgress(
+        resource=spec.collection,
+        status=state.status,
+        synced_count=state.synced_count,
+        last_error=state.last_error,
+        finished_at=None if running else state.finished_at,
+        throttled_count=state.throttled_count,
+        required=spec.required,
+        stored=stored,
+        expected=expected,
+        started_at=state.started_at,
+        percent=percent,
+        eta_seconds=eta,
+    )
 
 
 def progress(actor: Actor) -> list[ResourceProgress]:
+    """Every listed resource's sync: state, counts, and while running how far it is."""
     audit.authorize_read(actor, "sync.view")
     with session_scope() as session:
         states = {s.resource: s for s in session.exec(select(SyncState))}
-    result = []
-    for name, spec in RESOURCES.items():
-        s = states.get(name)
-        result.append(
-            ResourceProgress(
-                name, s.status, s.synced_count, s.last_error, s.finished_at, s.throttled_count, spec.required
-            )
-            if s
-            else ResourceProgress(name, "pending", 0, None, None, 0, spec.required)
-        )
-    return result
+        stored = _stored_counts(session)
+    now = utcnow()
+    return [_resource_progress(spec, states.get(name), stored[name], now) for name, spec in RESOURCES.items()]
 
 
 class BackgroundSync:

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import random
 import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from sqlmodel import select
 
-from services import mirror, stripe_keys, sync
+from billy_app.state.sync_progress import progress_text
+from services import clock, mirror, stripe_keys, sync
 from services.db import session_scope
 from services.errors import StripeRequestFailed
 from services.models import StripeCharge, StripeCustomer, StripeEvent, SyncState
+from services.permissions import Actor
 from services.stripe_events import apply_event, poll_events
 from services.stripe_gateway import StripeGateway, as_dict
 from tests.conftest import StripePeer
@@ -151,6 +154,88 @@ def test_a_killed_backfill_resumes_after_its_last_stored_page(seeded) -> None:  
     assert calls[0] == ("customers", saved)
     assert_store_equals_sandbox(seeded, ["customers"])
     assert _states()["customers"].synced_count == 12
+
+
+def _customers_dying_after(pages: int) -> StripeGateway:
+    """A gateway that lists customers five at a time and, after `pages` pages, dies as a killed
+    process would: the run stays `running` with what it stored so far."""
+    gateway = StripeGateway()
+    original, served = gateway.list_page, []
+
+    def dying(resource, starting_after=None, limit=100, params=None, on_throttled=None):  # type: ignore[no-untyped-def]
+        if len(served) == pages:
+            raise KeyboardInterrupt
+        served.append(starting_after)
+        return original(resource, starting_after, 5, params, on_throttled)
+
+    gateway.list_page = dying  # type: ignore[method-assign]
+    return gateway
+
+
+def _progress_of(actor: Actor, resource: str) -> sync.ResourceProgress:
+    return {r.resource: r for r in sync.progress(actor)}[resource]
+
+
+def test_a_resync_counts_against_the_last_complete_picture_with_a_time_left(seeded, any_store_owner) -> None:  # type: ignore[no-untyped-def]
+    """Issue 14: during "Sync now" the counts restarted at 0 and the total fell. The store's
+    count stays, the run says how far it is against it, and the time left follows the clock."""
+    sync.backfill(resources=["customers"])
+    done = _progress_of(any_store_owner, "customers")
+    assert (done.status, done.synced_count, done.stored) == ("done", 12, 12)
+    assert (done.percent, done.eta_seconds) == (None, None) and done.finished_at is not None
+    with clock.freeze():
+        started = clock.now()
+        with pytest.raises(KeyboardInterrupt):
+            sync.backfill_resource(_customers_dying_after(1), "customers")  # five customers re-read, then stopped
+        early = _progress_of(any_store_owner, "customers")
+        assert (early.status, early.synced_count, early.stored, early.expected) == ("running", 5, 12, 12)
+        assert early.started_at == started and early.finished_at is None  # a running sync has not finished
+        assert (early.percent, early.eta_seconds) == (41, None)  # 5 of 12; too soon for a rate
+        clock.advance(timedelta(seconds=1))
+        assert _progress_of(any_store_owner, "customers").eta_seconds is None  # still under two seconds
+        clock.advance(timedelta(seconds=9))
+        later = _progress_of(any_store_owner, "customers")
+        assert (later.percent, later.eta_seconds) == (41, 14)  # 5 in 10 s: the other 7 take about 14 s
+        assert progress_text(later) == "5 of about 12 · 41% · about 14 s left"  # what the pages show
+        clock.advance(timedelta(seconds=20))
+        assert _progress_of(any_store_owner, "customers").eta_seconds == 42  # slower than it looked: 7 at 1 per 6 s
+    assert sync.backfill_resource(StripeGateway(), "customers") == "done"  # resumes and finishes
+    after = _progress_of(any_store_owner, "customers")
+    assert (after.status, after.synced_count, after.stored, after.percent, after.eta_seconds) == (
+        "done",
+        12,
+        12,
+        None,
+        None,
+    )
+
+
+def test_a_first_sync_has_no_total_to_count_against(seeded, any_store_owner) -> None:  # type: ignore[no-untyped-def]
+    """No earlier run, no picture: "n so far", even when an event stored a customer ahead of the backfill."""
+    with clock.freeze():
+        with pytest.raises(KeyboardInterrupt):
+            sync.backfill_resource(_customers_dying_after(1), "customers")
+        news = {**sandbox_objects(seeded, "customers")[-1], "id": "cus_from_an_event"}
+        with session_scope() as s:
+            mirror.write_objects(s, "customer", [news], int(time.time()))
+        clock.advance(timedelta(seconds=30))
+        first = _progress_of(any_store_owner, "customers")
+    assert (first.status, first.synced_count, first.stored) == ("running", 5, 6)
+    assert (first.expected, first.percent, first.eta_seconds) == (None, None, None)
+    assert progress_text(first) == "5 so far"
+    charges = _progress_of(any_store_owner, "charges")  # never synced: nothing stored, nothing expected
+    assert (charges.status, charges.stored, charges.expected, charges.percent) == ("pending", 0, None, None)
+
+
+def test_time_left_is_the_rest_at_the_rate_so_far() -> None:
+    start = clock.now()
+    assert sync.estimate(0, 100, start, start + timedelta(seconds=30)) == (0, None)  # nothing synced: no rate
+    assert sync.estimate(50, 100, start, start + timedelta(seconds=1)) == (50, None)  # too early
+    assert sync.estimate(50, 100, start, start + timedelta(seconds=10)) == (50, 10)
+    assert sync.estimate(1, 3, start, start + timedelta(seconds=10)) == (33, 20)
+    assert sync.estimate(150, 100, start, start + timedelta(seconds=10)) == (99, 0)  # past the old count: not done
+    assert sync.estimate(10, None, start, start + timedelta(seconds=10)) == (None, None)
+    assert sync.estimate(10, 0, start, start + timedelta(seconds=10)) == (None, None)
 
 
 def test_a_backfill_never_overwrites_a_fresher_row(seeded) -> None:  # type: ignore[no-untyped-def]

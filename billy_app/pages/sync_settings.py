@@ -20,7 +20,7 @@ def resource_row(resource: Row) -> rx.Component:
             rx.vstack(rx.text(resource["resource"], weight="medium"), small_gray(resource["kind"]), spacing="0")
         ),
         rx.table.cell(colored_badge(resource["status"], resource["status"], STATUS_COLORS, "gray")),
-        rx.table.cell(resource["count"], class_name="sync-count"),
+        rx.table.cell(resource["count"], class_name="sync-count", id=resource["dom_id"]),
         rx.table.cell(rx.cond(resource["finished"] != "", local_time(resource["finished"]), rx.text("—"))),
         rx.table.cell(rx.text(resource["note"], " ", resource["throttled"], size="2")),
         class_name="sync-row",

@@ -16,6 +16,30 @@ from services.permissions import control
 POLL_SECONDS = 0.5
 
 
+def time_left(seconds: int) -> str:
+    """A time-left estimate in words a person reads at a glance."""
+    if seconds < 90:
+        return f"about {seconds} s left"
+    if seconds < 5400:
+        return f"about {round(seconds / 60)} min left"
+    return f"about {round(seconds / 3600)} h left"
+
+
+def progress_text(r: sync.ResourceProgress) -> str:
+    """A resource's count: how far a running sync is ("40 of about 405 · 9% · about 12 s left",
+    or "40 so far" with nothing to compare with), else the objects it synced."""
+    if r.status != "running":
+        return f"{r.synced_count:,}"
+    if r.expected is None:
+        return f"{r.synced_count:,} so far"
+    parts = [f"{r.synced_count:,} of about {r.expected:,}"]
+    if r.percent is not None:
+        parts.append(f"{r.percent}%")
+    if r.eta_seconds is not None:
+        parts.append(time_left(r.eta_seconds))
+    return " · ".join(parts)
+
+
 class SyncProgressState(SessionState):
     problem_var: ClassVar[str] = "error"
 
@@ -35,8 +59,10 @@ class SyncProgressState(SessionState):
         self.resources = [
             {
                 "resource": resource_label(r.resource),
+                "dom_id": f"sync-progress-{r.resource}",
                 "status": r.status,
-                "count": str(r.synced_count),
+                "count": progress_text(r),
+                "stored": str(r.stored),
                 "error": r.last_error or "",
             }
             for r in rows
@@ -77,5 +103,6 @@ class SyncProgressState(SessionState):
         return SyncProgressState.watch
 
     @rx.var
-    def total_synced(self) -> int:
-        return sum(int(r["count"]) for r in self.resources)
+    def total_stored(self) -> int:
+        """Objects in the store: the last complete picture while a re-sync runs, never its partial count."""
+        return sum(int(r["stored"]) for r in self.resources)

@@ -12,6 +12,7 @@ import reflex as rx
 from billy_app.api import flash
 from billy_app.state.live import LiveState
 from billy_app.state.session import SessionState, guarded, off_loop
+from billy_app.state.sync_progress import progress_text
 from billy_app.state.view import iso, resource_label
 from services import mirror, stripe_events, sync
 from services.errors import PermissionDenied
@@ -59,7 +60,8 @@ class SyncSettingsState(LiveState, SessionState):
             {
                 "resource": resource_label(r.resource),
                 "status": r.status,
-                "count": f"{r.synced_count:,}",
+                "dom_id": f"sync-progress-{r.resource}",
+                "count": progress_text(r),
                 "throttled": f"slowed {r.throttled_count}× by Stripe's rate limit" if r.throttled_count else "",
                 "finished": r.finished_at.isoformat() if r.finished_at else "",
                 "note": r.last_error or "",

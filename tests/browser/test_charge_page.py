@@ -34,9 +34,16 @@ def _add_read_only_member(app_server) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_the_charge_page_shows_everything_and_refunds_from_it(app_server, browser, sandbox) -> None:  # type: ignore[no-untyped-def]
-    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    owner_context = browser.new_context(viewport={"width": 1366, "height": 900})  # two tabs: settings, dashboard
+    page = owner_context.new_page()
     shot = Shots(page, "charge-page")
     sign_in_as_owner(page, app_server, email=OWNER, password=OWNER_PASSWORD)
+    page.wait_for_function(
+        "() => { const r = [...document.querySelectorAll('.sync-resource')];"
+        " return r.length > 0 && r.every(e => /done|skipped/.test(e.textContent)); }",
+        timeout=60_000,
+    )
+    complete_total = int(page.inner_text("#sync-total").split()[0])
     # Settings → Stripe sync: "Sync now" says a sync started (or that the first one still runs),
     # and says no more once it has ended.
     page.goto(app_server.url + "/settings/sync")
@@ -47,6 +54,19 @@ def test_the_charge_page_shows_everything_and_refunds_from_it(app_server, browse
         said = page.locator("#form-message")
         said.wait_for()
         assert said.inner_text().strip() in ("A full sync has started.", "A sync is already running.")
+        # Issue 14: a re-sync counts against what the store already holds ("20 of about 96 · 20% · …"),
+        # and the dashboard's total keeps the last complete count meanwhile (it used to fall to the partial one).
+        page.wait_for_selector(".sync-count:has-text('of about')", timeout=30_000)
+        dashboard = owner_context.new_page()
+        dashboard.goto(app_server.url + "/dashboard")
+        badge, total = dashboard.wait_for_function(
+            "() => { const b = [...document.querySelectorAll('.sync-resource')].find(e => /of about/.test(e.textContent));"
+            " return b ? [b.textContent, document.querySelector('#sync-total').textContent] : null; }",
+            timeout=30_000,
+        ).json_value()
+        assert re.search(r"\d of about [\d,]+ · \d+%", badge), badge
+        assert int(total.split()[0]) >= complete_total, (total, complete_total)
+        dashboard.close()
     finally:
         httpx.post(f"{sandbox.url}/_config/latency", json={"seconds": 0}).raise_for_status()
     page.wait_for_selector("#form-message", state="detached", timeout=60_000)
@@ -83,7 +103,7 @@ def test_the_charge_page_shows_everything_and_refunds_from_it(app_server, browse
     for section in ("Payment methods", "Subscriptions", "Invoices", "Activity in Billy"):
         assert page.get_by_role("heading", name=section).count() == 1, section
     shot("customer-360")
-    page.close()
+    owner_context.close()
 
     _add_read_only_member(app_server)
     viewer = browser.new_context().new_page()
