@@ -9,7 +9,9 @@ Definitions a person reading the dashboard relies on:
   is already the monthly amount (yearly prices / 12, times quantity), normalised by the sync.
 - **Revenue** per UTC day over the last 30 days (today included): succeeded, paid charges by
   the day they were made, minus refunds by the day they were made (failed and canceled refunds
-  give nothing back). Net can be negative on a day with more refunds than sales.
+  give nothing back). Net can be negative on a day with more refunds than sales. The dashboard
+  may choose another period (`revenue_comparison`: last 7, 30 or 90 days, or month to date),
+  compared with the period before it (the same number of days, or the same days of last month).
 - **Failed payments this week** are the failed charges of the last 7 days (a rolling week, so a
   Monday morning still shows the weekend), grouped by reason; a customer with two or more of
   them in that week is a *repeat* customer.
@@ -358,33 +360,159 @@ def _mrr(session: Session) -> list[MrrTotal]:
     return sorted(out, key=lambda m: (-m.amount, m.currency))
 
 
+def _utc_day(day: date) -> int:
+    """`day` as the rollup's day number (`created // 86400`)."""
+    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()) // DAY
+
+
+def _revenue_rows(session: Session, first: date, days: int) -> dict[str, dict[int, tuple[int, int]]]:
+    """(gross, refunded) per currency and day offset from `first`, for `days` UTC days: one
+    range read of rollup_revenue_day (a row per currency and UTC day, migration 0010), so tens
+    of rows whatever the number of charges. Currencies with nothing in the window are left out."""
+    first_day = _utc_day(first)
+    r = RollupRevenueDay
+    rows: dict[str, dict[int, tuple[int, int]]] = defaultdict(dict)
+    for cur, day, g, rf in session.exec(
+        select(r.currency, r.day, r.gross, r.refunded).where(col(r.day) >= first_day, col(r.day) < first_day + days)
+    ):
+        if g or rf:
+            rows[cur][day - first_day] = (int(g), int(rf))
+    return rows
+
+
+def _series(currency: str, first: date, days: int, rows: Mapping[int, tuple[int, int]]) -> RevenueSeries:
+    """Every day of the window, oldest first, zero where nothing happened, with the totals."""
+    per_day = []
+    for i in range(days):
+        g, rf = rows.get(i, (0, 0))
+        per_day.append(RevenueDay(first + timedelta(days=i), g, rf, g - rf, format_money(g - rf, currency)))
+    g_total, r_total = sum(d.gross for d in per_day), sum(d.refunded for d in per_day)
+    net = Money.of(g_total - r_total, currency)
+    return RevenueSeries(currency, per_day, Money.of(g_total, currency), Money.of(r_total, currency), net)
+
+
 def _revenue(session: Session, at: datetime) -> list[RevenueSeries]:
     first = at.date() - timedelta(days=REVENUE_DAYS - 1)
-    first_day = int(datetime(first.year, first.month, first.day, tzinfo=UTC).timestamp()) // DAY
-    # rollup_revenue_day: a row per (currency, UTC day) of charges and refunds (migration 0010).
-    r = RollupRevenueDay
-    gross: dict[tuple[str, int], int] = {}
-    refunded: dict[tuple[str, int], int] = {}
-    currencies: set[str] = set()
-    for cur, day, g, rf in session.exec(
-        select(r.currency, r.day, r.gross, r.refunded).where(
-            col(r.day) >= first_day, col(r.day) < first_day + REVENUE_DAYS
-        )
-    ):
-        gross[(cur, day - first_day)], refunded[(cur, day - first_day)] = int(g), int(rf)
-        if g or rf:
-            currencies.add(cur)
-    series = []
-    for cur in currencies:
-        days = []
-        for i in range(REVENUE_DAYS):
-            g, rf = gross.get((cur, i), 0), refunded.get((cur, i), 0)
-            days.append(RevenueDay(first + timedelta(days=i), g, rf, g - rf, format_money(g - rf, cur)))
-        g_total, r_total = sum(d.gross for d in days), sum(d.refunded for d in days)
-        series.append(
-            RevenueSeries(cur, days, Money.of(g_total, cur), Money.of(r_total, cur), Money.of(g_total - r_total, cur))
-        )
+    rows = _revenue_rows(session, first, REVENUE_DAYS)
+    series = [_series(cur, first, REVENUE_DAYS, by_day) for cur, by_day in rows.items()]
     return sorted(series, key=lambda s: (-s.gross.amount, s.currency))
+
+
+# --- revenue over a chosen period, against the period before -----------------------------------
+
+MONTH_TO_DATE = "mtd"
+REVENUE_PERIODS: dict[str, str] = {
+    "7d": "Last 7 days",
+    "30d": "Last 30 days",
+    "90d": "Last 90 days",
+    MONTH_TO_DATE: "Month to date",
+}
+DEFAULT_REVENUE_PERIOD = "30d"  # what the dashboard always showed (REVENUE_DAYS)
+
+
+@dataclass(frozen=True)
+class RevenuePeriod:
+    """A revenue period in whole UTC days (the rollup's days), today included, and the period
+    it is compared with: the same number of days just before, or for month to date the same
+    days of the previous month (cut at that month's end, so 1-31 March compares with February)."""
+
+    key: str  # a REVENUE_PERIODS key
+    label: str  # "Last 7 days"
+    first: date
+    last: date  # included: today
+    previous_first: date
+    previous_last: date  # included
+    previous_label: str  # "previous 7 days", "same days last month (1–18 February)"
+
+    @property
+    def days(self) -> int:
+        return (self.last - self.first).days + 1
+
+    @property
+    def previous_days(self) -> int:
+        return (self.previous_last - self.previous_first).days + 1
+
+
+def revenue_period(key: str, at: datetime) -> RevenuePeriod:
+    """The period `key` as it stands at `at`; refused in plain words when it is not offered."""
+    if key not in REVENUE_PERIODS:
+        raise ValidationFailed(f"Choose a period from the list: {', '.join(REVENUE_PERIODS.values())}.")
+    today = at.astimezone(UTC).date()
+    if key == MONTH_TO_DATE:
+        first = today.replace(day=1)
+        previous_last_of_month = first - timedelta(days=1)
+        previous_first = previous_last_of_month.replace(day=1)
+        previous_last = min(previous_first + timedelta(days=today.day - 1), previous_last_of_month)
+        month = f"{previous_first:%B}"
+        span = f"1 {month}" if previous_last == previous_first else f"1–{previous_last.day} {month}"
+        label = f"same days last month ({span})"
+        return RevenuePeriod(key, REVENUE_PERIODS[key], first, today, previous_first, previous_last, label)
+    days = int(key.removesuffix("d"))
+    first = today - timedelta(days=days - 1)
+    previous_last = first - timedelta(days=1)
+    return RevenuePeriod(
+        key,
+        REVENUE_PERIODS[key],
+        first,
+        today,
+        previous_last - timedelta(days=days - 1),
+        previous_last,
+        f"previous {days} days",
+    )
+
+
+@dataclass(frozen=True)
+class RevenueComparisonSeries:
+    """One currency's net revenue over the period and over the period before."""
+
+    currency: str
+    current: RevenueSeries
+    previous: RevenueSeries
+    change: float | None  # net change in percent; None when the period before netted nothing
+    change_text: str  # "+12.4% vs previous 30 days", or "no previous data"
+
+
+@dataclass(frozen=True)
+class RevenueComparison:
+    period: RevenuePeriod
+    series: list[RevenueComparisonSeries]  # biggest gross first; a currency active in either period
+
+
+NO_PREVIOUS_DATA = "no previous data"
+
+
+def _change(current: int, previous: int) -> float | None:
+    """Percent change of net revenue; against a negative net (refunds outweighed sales) the
+    sign still says whether things got better."""
+    if previous == 0:
+        return None
+    return (current - previous) * 100 / abs(previous)
+
+
+def _change_text(change: float | None, period: RevenuePeriod) -> str:
+    if change is None:
+        return NO_PREVIOUS_DATA
+    rounded = round(change, 1) + 0.0  # no "-0.0%"
+    return f"{rounded:+,.1f}% vs {period.previous_label}"
+
+
+def revenue_comparison(actor: Actor, period: str = DEFAULT_REVENUE_PERIOD) -> RevenueComparison:
+    """Net revenue per UTC day over `period` (a REVENUE_PERIODS key) and over the period before,
+    per currency, with the change in percent: two range reads of the revenue rollup (tens of
+    rows each whatever the number of charges), so it is not kept like `dashboard`."""
+    audit.authorize_read(actor, "dashboard.view")
+    chosen = revenue_period(period, _now())
+    with session_scope() as session:
+        now_rows = _revenue_rows(session, chosen.first, chosen.days)
+        before_rows = _revenue_rows(session, chosen.previous_first, chosen.previous_days)
+    out = []
+    for cur in set(now_rows) | set(before_rows):
+        current = _series(cur, chosen.first, chosen.days, now_rows.get(cur, {}))
+        previous = _series(cur, chosen.previous_first, chosen.previous_days, before_rows.get(cur, {}))
+        change = _change(current.net.amount, previous.net.amount)
+        out.append(RevenueComparisonSeries(cur, current, previous, change, _change_text(change, chosen)))
+    out.sort(key=lambda s: (-s.current.gross.amount, -s.previous.gross.amount, s.currency))
+    return RevenueComparison(chosen, out)
 
 
 def _failed(session: Session, at: datetime) -> dict[str, Any]:

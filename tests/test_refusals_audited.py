@@ -25,6 +25,7 @@ READS: list[tuple[str, str, Callable[[Actor], Any]]] = [
     ("customer page", "customers.view", lambda a: billing.get_customer(a, "cus_x")),
     ("charge", "charges.view", lambda a: billing.get_charge(a, "ch_x")),
     ("dashboard", "dashboard.view", reports.dashboard),
+    ("revenue comparison", "dashboard.view", lambda a: reports.revenue_comparison(a, "7d")),
     ("charges list", "charges.search", lambda a: reports.search_charges(a)),
     ("subscriptions list", "subscriptions.search", lambda a: reports.search_subscriptions(a)),
     ("invoices list", "invoices.search", lambda a: reports.search_invoices(a)),

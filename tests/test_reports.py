@@ -273,6 +273,100 @@ def test_revenue_per_day_over_30_days_nets_refunds_and_keeps_currencies_apart(pe
     assert eur.net.text == "€40.00"
 
 
+@pytest.mark.parametrize("period, days", [("7d", 7), ("30d", 30), ("90d", 90)])
+def test_a_revenue_period_is_compared_with_the_same_number_of_days_before_it(
+    people: Actor, period: str, days: int
+) -> None:
+    first = MIDNIGHT - (days - 1) * DAY  # the period's first second: today is its last day
+    add(
+        charge("ch_first_second", 1000, first),
+        charge("ch_today", 200, T - 60),
+        charge("ch_last_before", 500, first - 1),  # the period before's last second
+        charge("ch_first_before", 300, first - days * DAY),  # and its first
+        charge("ch_too_old", 9999, first - days * DAY - 1),
+    )
+
+    with clock.freeze(NOW):
+        comparison = reports.revenue_comparison(people, period)
+
+    chosen = comparison.period
+    assert (chosen.first, chosen.last) == (NOW.date() - timedelta(days=days - 1), NOW.date())
+    assert (chosen.previous_first, chosen.previous_last) == (
+        NOW.date() - timedelta(days=2 * days - 1),
+        NOW.date() - timedelta(days=days),
+    )
+    (usd,) = comparison.series
+    assert len(usd.current.days) == len(usd.previous.days) == days
+    assert (usd.current.net.text, usd.previous.net.text) == ("$12.00", "$8.00")
+    assert usd.change == 50.0 and usd.change_text == f"+50.0% vs previous {days} days"
+
+
+def test_revenue_changes_per_currency_say_when_there_is_nothing_to_compare_with(people: Actor) -> None:
+    add(
+        charge("ch_usd_now", 10000, MIDNIGHT + 60),
+        charge("ch_usd_now_2", 2400, MIDNIGHT - 6 * DAY),
+        refund("re_usd_now", "ch_usd_now", 400, T - 30),
+        charge("ch_usd_before", 15000, MIDNIGHT - 10 * DAY),
+        charge("ch_gbp_now", 300, T - 60, currency="gbp"),  # nothing the week before
+        charge("ch_eur_before", 5000, MIDNIGHT - 10 * DAY, currency="eur"),  # nothing this week
+        charge("ch_jpy_now", 500, T - 60, currency="jpy"),
+        charge("ch_jpy_before", 400, MIDNIGHT - 8 * DAY, currency="jpy"),
+        refund("re_jpy_before", "ch_jpy_before", 400, MIDNIGHT - 8 * DAY, currency="jpy"),  # netted nothing
+    )
+
+    with clock.freeze(NOW):
+        comparison = reports.revenue_comparison(people, "7d")
+
+    assert [(s.currency, s.current.net.text, s.previous.net.text, s.change_text) for s in comparison.series] == [
+        ("usd", "$120.00", "$150.00", "-20.0% vs previous 7 days"),
+        ("jpy", "¥500", "¥0", reports.NO_PREVIOUS_DATA),
+        ("gbp", "£3.00", "£0.00", reports.NO_PREVIOUS_DATA),
+        ("eur", "€0.00", "€50.00", "-100.0% vs previous 7 days"),
+    ]
+    assert [s.change for s in comparison.series][1:3] == [None, None]
+
+
+def test_month_to_date_is_compared_with_the_same_days_of_last_month(people: Actor) -> None:
+    feb_1, mar_1 = datetime(2026, 2, 1, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC)
+    add(
+        charge("ch_mar_1", 1000, int(mar_1.timestamp())),
+        charge("ch_today", 500, T - 60),
+        charge("ch_feb_1", 100, int(feb_1.timestamp())),
+        charge("ch_feb_18", 400, int(datetime(2026, 2, 19, tzinfo=UTC).timestamp()) - 1),
+        charge("ch_feb_19", 9900, int(datetime(2026, 2, 19, tzinfo=UTC).timestamp())),  # past the 18th
+        charge("ch_jan_31", 7700, int(feb_1.timestamp()) - 1),
+    )
+
+    with clock.freeze(NOW):  # 18 March: 1-18 March against 1-18 February
+        comparison = reports.revenue_comparison(people, "mtd")
+    chosen, (usd,) = comparison.period, comparison.series
+    assert (chosen.label, chosen.first, chosen.previous_first, chosen.previous_last) == (
+        "Month to date",
+        date(2026, 3, 1),
+        date(2026, 2, 1),
+        date(2026, 2, 18),
+    )
+    assert (usd.current.net.text, usd.previous.net.text) == ("$15.00", "$5.00")
+    assert usd.change_text == "+200.0% vs same days last month (1–18 February)"
+
+    with clock.freeze(datetime(2026, 3, 31, 9, 0, tzinfo=UTC)):  # February has no 29th to 31st
+        (usd,) = reports.revenue_comparison(people, "mtd").series
+    assert (len(usd.current.days), len(usd.previous.days), usd.previous.days[-1].day) == (31, 28, date(2026, 2, 28))
+    assert usd.previous.net.text == "$104.00" and "(1–28 February)" in usd.change_text
+
+    assert reports.revenue_period("mtd", datetime(2026, 3, 1, tzinfo=UTC)).previous_label == (
+        "same days last month (1 February)"
+    )
+    january = reports.revenue_period("mtd", datetime(2026, 1, 10, 23, 59, tzinfo=UTC))
+    assert (january.previous_first, january.previous_last) == (date(2025, 12, 1), date(2025, 12, 10))
+
+
+def test_a_revenue_period_not_offered_is_refused(people: Actor) -> None:
+    for period in ("365d", "", "0d", "mtd "):
+        with pytest.raises(ValidationFailed, match="Choose a period"):
+            reports.revenue_comparison(people, period)
+
+
 def test_failed_payments_this_week_grouped_by_reason_with_repeat_customers(people: Actor) -> None:
     add(
         charge("ch_f1", 1000, T - 1 * DAY, customer_id="cus_alice", status="failed", reason="expired_card"),
@@ -675,8 +769,11 @@ def test_a_read_only_member_may_read_every_report_and_an_unknown_role_may_not(pe
         assert ids(reports.search_invoices(reader)) == ["in_1"]
 
     stranger = Actor(reader.user_id, reader.email, "intern", Source.DASHBOARD)
+    with clock.freeze(NOW):
+        assert [s.current.net.text for s in reports.revenue_comparison(reader, "7d").series] == ["$10.00"]
     for call in (
         lambda: reports.dashboard(stranger),
+        lambda: reports.revenue_comparison(stranger, "7d"),
         lambda: reports.search_charges(stranger),
         lambda: reports.search_subscriptions(stranger),
         lambda: reports.search_invoices(stranger),

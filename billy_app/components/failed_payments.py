@@ -1,5 +1,5 @@
-"""The failed-payments page's pieces: the period picker, the four reason groups with their
-customers (a checkbox each, a "Repeat" badge), and the payment-update email dialog."""
+"""The failed-payments page's pieces: the period picker, a bar chart of failures by reason, the
+four reason groups with their customers (a checkbox each, a "Repeat" badge), and the payment-update email dialog."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import reflex as rx
 
 from billy_app.components.layout import local_time
 from billy_app.components.list_page import export_button
-from billy_app.components.tables import rows_table, small_gray
+from billy_app.components.tables import column_header, rows_table, small_gray
 from billy_app.state.failed_payments import (
     PERIOD_CHOICES,
     PLACEHOLDER_HELP,
@@ -86,6 +86,31 @@ def summary() -> rx.Component:
     )
 
 
+def reason_chart() -> rx.Component:
+    """Failures per reason as bars, above the reasons' tables; a screen reader hears the counts."""
+    return rx.cond(
+        S.total_count != "0",
+        rx.card(
+            rx.box(
+                rx.recharts.bar_chart(
+                    rx.recharts.cartesian_grid(stroke_dasharray="3 3", vertical=False),
+                    rx.recharts.x_axis(data_key="reason"),
+                    rx.recharts.y_axis(allow_decimals=False, width=40),
+                    rx.recharts.graphing_tooltip(separator=": "),
+                    rx.recharts.bar(data_key="failures", name="Failed payments", fill="var(--red-9)"),
+                    data=S.reason_chart,
+                    width="100%",
+                    height=200,
+                ),
+                width="100%",
+                id="failed-by-reason-chart",
+                custom_attrs={"role": "img", "aria-label": S.reason_chart_label},
+            ),
+            width="100%",
+        ),
+    )
+
+
 def customer_row(customer: rx.Var[CustomerView]) -> rx.Component:
     return rx.table.row(
         rx.table.cell(
@@ -146,8 +171,11 @@ def reason_group(group: rx.Var[GroupView]) -> rx.Component:
                     rx.table.header(
                         rx.table.row(
                             *[
-                                rx.table.column_header_cell(label)
-                                for label in ("", "Customer", "Failures", "Amount", "Cards and amounts", "Latest", "")
+                                column_header("", "Chosen"),
+                                *[
+                                    column_header(label)
+                                    for label in ("Customer", "Failures", "Amount", "Cards and amounts", "Latest", "")
+                                ],
                             ]
                         )
                     ),

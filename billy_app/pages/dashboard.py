@@ -1,6 +1,7 @@
-"""`/dashboard`: the sync's progress, then MRR, 30 days of revenue, this week's failed payments,
-open and overdue invoices and the latest refunds. Key numbers carry stable ids for tests:
-`#mrr`, `#revenue-net`, `#failed-count`, `#repeat-count`, `#open-total`, `#overdue-total`."""
+"""`/dashboard`: the sync's progress, then MRR, revenue over a chosen period against the period
+before, this week's failed payments, open and overdue invoices and the latest refunds. Key numbers
+carry stable ids for tests: `#mrr`, `#revenue-net`, `#revenue-period`, `#revenue-change`,
+`#failed-count`, `#repeat-count`, `#open-total`, `#overdue-total`."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ from billy_app.components.layout import local_time
 from billy_app.components.list_page import export_button
 from billy_app.components.page_frame import billy_page
 from billy_app.components.tables import Row, rows_table, small_gray
-from billy_app.state.dashboard import DashboardState, FailedCustomerRow
+from billy_app.state.dashboard import REVENUE_PERIOD_CHOICES, DashboardState, FailedCustomerRow
 
 
-def stat(label: str, value: rx.Var, stat_id: str, note: rx.Component | str = "") -> rx.Component:
+def stat(label: str | rx.Var[str], value: rx.Var, stat_id: str, note: rx.Component | str = "") -> rx.Component:
     return rx.card(
         rx.vstack(
             rx.text(label, size="2", color_scheme="gray"),
@@ -35,6 +36,7 @@ def resource_badge(resource: Row) -> rx.Component:
         color_scheme=rx.match(resource["status"], ("done", "green"), ("failed", "red"), "blue"),
         variant="soft",
         class_name="sync-resource",
+        id=resource["dom_id"],
     )
 
 
@@ -45,7 +47,7 @@ def sync_card() -> rx.Component:
                 rx.cond(DashboardState.running, rx.spinner(size="2"), rx.icon("refresh-cw", size=16)),
                 rx.heading(rx.cond(DashboardState.running, "Syncing from Stripe…", "Stripe sync"), size="3"),
                 rx.spacer(),
-                rx.text(DashboardState.total_synced, " objects", size="2", color_scheme="gray"),
+                rx.text(DashboardState.total_stored, " objects", size="2", color_scheme="gray", id="sync-total"),
                 rx.cond(
                     DashboardState.sync_shown,
                     rx.button(
@@ -81,7 +83,7 @@ def headline() -> rx.Component:
     return rx.flex(
         stat("MRR", DashboardState.mrr_text, "mrr", small_gray("active and past-due subscriptions")),
         stat(
-            "Net revenue, 30 days",
+            "Net revenue, " + DashboardState.revenue_period_label.lower(),
             DashboardState.revenue_shown["net"],
             "revenue-net",
             small_gray(DashboardState.revenue_shown["code"]),
@@ -126,20 +128,63 @@ def mrr_cards() -> rx.Component:
     )
 
 
+def revenue_period_control() -> rx.Component:
+    """7, 30 or 90 days, or month to date; the choice stays for the tab's session."""
+    return rx.segmented_control.root(
+        *[rx.segmented_control.item(label, value=key) for key, label in REVENUE_PERIOD_CHOICES],
+        value=DashboardState.revenue_period,
+        # A lambda, as Reflex types this control's value `str | list[str]`: a single-choice control
+        # sends one item's value (the gate refuses anything but a string; the handler, any other).
+        on_change=lambda period: DashboardState.choose_revenue_period(period),
+        size="1",
+        id="revenue-period",
+        aria_label="Revenue period",
+        max_width="100%",  # on a phone the choices scroll sideways rather than leave the card
+        overflow_x="auto",
+    )
+
+
+def revenue_comparison() -> rx.Component:
+    """The period's net, the period before's, and the change between them, in words."""
+    shown = DashboardState.revenue_shown
+    return rx.hstack(
+        rx.text("Net ", shown["net"], size="2", weight="bold"),
+        rx.text(
+            "Previous: ",
+            shown["previous"],
+            " (",
+            DashboardState.revenue_previous_label,
+            ")",
+            size="2",
+            color_scheme="gray",
+            id="revenue-previous",
+        ),
+        rx.badge(
+            shown["change"],
+            color_scheme=rx.match(shown["trend"], ("up", "green"), ("down", "red"), "gray"),
+            variant="soft",
+            id="revenue-change",
+        ),
+        spacing="3",
+        align="center",
+        wrap="wrap",
+    )
+
+
 def revenue_card() -> rx.Component:
     shown = DashboardState.revenue_shown
     return rx.card(
         rx.vstack(
             rx.hstack(
-                rx.heading("Revenue, last 30 days", size="4"),
+                rx.heading("Revenue, ", DashboardState.revenue_period_label.lower(), size="4"),
                 rx.text(
-                    "since ",
                     DashboardState.revenue_since,
                     " (UTC days), refunds taken off",
                     size="1",
                     color_scheme="gray",
                 ),
                 rx.spacer(),
+                revenue_period_control(),
                 rx.cond(
                     DashboardState.revenue.length() > 1,
                     rx.select.root(
@@ -157,41 +202,68 @@ def revenue_card() -> rx.Component:
                 align="center",
                 width="100%",
                 spacing="3",
+                wrap="wrap",
             ),
             rx.cond(
                 DashboardState.chart.length() > 0,
                 rx.vstack(
-                    rx.recharts.bar_chart(
-                        rx.recharts.cartesian_grid(stroke_dasharray="3 3"),
-                        rx.recharts.x_axis(data_key="day"),
-                        rx.recharts.y_axis(tick_formatter=MONEY_TICK, width=80),
-                        rx.recharts.graphing_tooltip(separator=": "),
-                        rx.recharts.bar(data_key="net", name="Net revenue", fill="var(--accent-9)"),
-                        data=DashboardState.chart,
+                    # Outside the picture's box: a screen reader reads these words as they are.
+                    revenue_comparison(),
+                    rx.vstack(
+                        rx.recharts.composed_chart(
+                            rx.recharts.cartesian_grid(stroke_dasharray="3 3"),
+                            rx.recharts.x_axis(data_key="day"),
+                            rx.recharts.y_axis(tick_formatter=MONEY_TICK, width=80),
+                            rx.recharts.graphing_tooltip(separator=": ", custom_attrs={"formatter": MONEY_TOOLTIP}),
+                            rx.recharts.legend(),
+                            rx.recharts.bar(
+                                data_key="net",
+                                name="Net revenue, " + DashboardState.revenue_period_label.lower(),
+                                fill="var(--accent-9)",
+                            ),
+                            rx.recharts.line(
+                                data_key="previous",
+                                name="Net revenue, " + DashboardState.revenue_previous_label,
+                                stroke="var(--gray-11)",  # muted beside the bars, legend still legible
+                                stroke_dasharray="4 4",
+                                stroke_width=2,
+                                dot=False,
+                                type_="monotone",
+                            ),
+                            data=DashboardState.chart,
+                            width="100%",
+                            height=260,
+                        ),
+                        rx.hstack(
+                            rx.text("Charges ", shown["gross"], size="2"),
+                            rx.text("Refunds ", shown["refunded"], size="2"),
+                            spacing="4",
+                        ),
                         width="100%",
-                        height=260,
-                    ),
-                    rx.hstack(
-                        rx.text("Charges ", shown["gross"], size="2"),
-                        rx.text("Refunds ", shown["refunded"], size="2"),
-                        rx.text("Net ", shown["net"], size="2", weight="bold"),
-                        spacing="4",
+                        id="revenue-chart",
+                        # The axis formats money in the chart's currency (read from here), and a screen
+                        # reader hears what the picture shows.
+                        custom_attrs={
+                            "data-currency": DashboardState.chart_currency,
+                            "role": "img",
+                            "aria-label": "Net revenue per day, "
+                            + DashboardState.revenue_period_label.lower()
+                            + ", in "
+                            + DashboardState.chart_currency.upper()
+                            + ": "
+                            + shown["net"]
+                            + " in all, against "
+                            + shown["previous"]
+                            + " over the "
+                            + DashboardState.revenue_previous_label
+                            + " ("
+                            + shown["change"]
+                            + ").",
+                        },
                     ),
                     width="100%",
-                    id="revenue-chart",
-                    # The axis formats money in the chart's currency (read from here), and a screen
-                    # reader hears what the picture shows.
-                    custom_attrs={
-                        "data-currency": DashboardState.chart_currency,
-                        "role": "img",
-                        "aria-label": "Net revenue per day over the last 30 days, in "
-                        + DashboardState.chart_currency.upper()
-                        + ": "
-                        + shown["net"]
-                        + " in all.",
-                    },
                 ),
-                rx.text("No payments in the last 30 days.", color_scheme="gray"),
+                rx.text("No payments in this period or the one before.", color_scheme="gray", id="revenue-empty"),
             ),
             width="100%",
         ),
@@ -204,10 +276,20 @@ MONEY_TICK = (
     "const currency = ((box && box.dataset.currency) || 'usd').toUpperCase(); "
     "return new Intl.NumberFormat('en-US', {style: 'currency', currency, maximumFractionDigits: 0}).format(value); }"
 )
+# The tooltip shows each value as the service formatted it (`net_text`, `previous_text`), and
+# names the day of the period before that the line's point stands for.
+MONEY_TOOLTIP = rx.Var(
+    _js_expr="(value, name, item) => { const point = (item && item.payload) || {}; "
+    "if (item && item.dataKey === 'previous') "
+    "return [point.previous_text ?? value, name + ' (' + (point.previous_day ?? '') + ')']; "
+    "return [point.net_text ?? value, name]; }"
+)
 
 
 def heading_with_link(title: str, link: str, href: str) -> rx.Component:
-    return rx.hstack(rx.heading(title, size="4"), rx.link(link, href=href, size="2"), align="center", spacing="3")
+    return rx.hstack(
+        rx.heading(title, size="4"), rx.link(link, href=href, size="2"), align="center", spacing="3", wrap="wrap"
+    )
 
 
 def report_export(report: str) -> rx.Component:
@@ -263,6 +345,7 @@ def failed_card() -> rx.Component:
                 report_export("failed-payments"),
                 width="100%",
                 align="center",
+                wrap="wrap",
             ),
             rx.flex(rx.foreach(DashboardState.failed_groups, failed_reason), spacing="5", wrap="wrap"),
             rx.cond(
@@ -309,6 +392,7 @@ def invoices_card() -> rx.Component:
                 report_export("overdue-invoices"),
                 width="100%",
                 align="center",
+                wrap="wrap",
             ),
             rows_table(
                 DashboardState.invoices,

@@ -1,5 +1,6 @@
-"""Dashboard home: sync progress while a sync runs, then MRR, 30 days of revenue, this week's
-failed payments, open and overdue invoices and the latest refunds, all from the store.
+"""Dashboard home: sync progress while a sync runs, then MRR, revenue over a chosen period
+against the period before, this week's failed payments, open and overdue invoices and the latest
+refunds, all from the store.
 
 `refresh()` reloads just the report (not the sync progress); store-change notices call it.
 While a sync runs, the progress watcher also reloads the report every few seconds, and once
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -24,10 +25,12 @@ from billy_app.state.view import iso
 from services import exports, organization, reports
 from services.errors import BillyError, PermissionDenied
 from services.money import exponent
-from services.reports import Dashboard
+from services.reports import Dashboard, RevenueComparison
 
 RELOAD_WHILE_SYNCING = 3.0  # seconds between report reloads while a sync runs
 REPORTS = ("failed-payments", "overdue-invoices")  # the dashboard's sections that export as CSV
+# The revenue card's periods as its control names them: "7 days", …, "Month to date".
+REVENUE_PERIOD_CHOICES = [(key, label.removeprefix("Last ")) for key, label in reports.REVENUE_PERIODS.items()]
 REFUND_STATUS = {"succeeded": "Refunded", "pending": "Pending", "failed": "Failed", "canceled": "Canceled"}
 
 
@@ -77,14 +80,54 @@ def _failed_customers(board: Dashboard) -> list[FailedCustomerRow]:
     return sorted(rows, key=lambda row: (-int(row.failures), row.customer.lower()))
 
 
-def report_view(board: Dashboard) -> dict[str, Any]:
-    """The service's report → the plain values the page shows."""
-    charts = {
-        s.currency: [
-            {"day": d.day.strftime("%d %b"), "net": _major(d.net, s.currency), "label": d.net_text} for d in s.days
-        ]
-        for s in board.revenue
+def _chart_points(series: reports.RevenueComparisonSeries) -> list[dict[str, Any]]:
+    """A point per day of the period with the same day of the period before beside it (by
+    position: day 1 with day 1). The tooltip reads the `_text` values, formatted by the service."""
+    currency, before = series.currency, series.previous.days
+    points: list[dict[str, Any]] = []
+    for i, d in enumerate(series.current.days):
+        point = {"day": f"{d.day.day} {d.day:%b}", "net": _major(d.net, currency), "net_text": d.net_text}
+        if i < len(before):  # month to date: the month before may be shorter
+            p = before[i]
+            point |= {
+                "previous": _major(p.net, currency),
+                "previous_text": p.net_text,
+                "previous_day": f"{p.day.day} {p.day:%b}",
+            }
+        points.append(point)
+    return points
+
+
+def _day_text(day: date) -> str:
+    return f"{day.day} {day:%B %Y}"
+
+
+def revenue_view(comparison: RevenueComparison) -> dict[str, Any]:
+    """The service's revenue comparison → the plain values the revenue card shows."""
+    period = comparison.period
+    return {
+        "revenue": [
+            {
+                "currency": s.currency,
+                "code": s.currency.upper(),
+                "gross": s.current.gross.text,
+                "refunded": s.current.refunded.text,
+                "net": s.current.net.text,
+                "previous": s.previous.net.text,
+                "change": s.change_text,
+                "trend": "none" if s.change is None else ("up" if s.change >= 0 else "down"),
+            }
+            for s in comparison.series
+        ],
+        "charts": {s.currency: _chart_points(s) for s in comparison.series},
+        "period_label": period.label,
+        "previous_label": period.previous_label,
+        "since": f"{_day_text(period.first)} – {_day_text(period.last)}",
     }
+
+
+def report_view(board: Dashboard) -> dict[str, Any]:
+    """The service's report → the plain values the page shows (revenue: `revenue_view`)."""
     return {
         "mrr": [
             {
@@ -96,18 +139,6 @@ def report_view(board: Dashboard) -> dict[str, Any]:
             for m in board.mrr
         ],
         "mrr_text": _joined([m.text for m in board.mrr], "—"),
-        "revenue": [
-            {
-                "currency": s.currency,
-                "code": s.currency.upper(),
-                "gross": s.gross.text,
-                "refunded": s.refunded.text,
-                "net": s.net.text,
-            }
-            for s in board.revenue
-        ],
-        "charts": charts,
-        "revenue_since": board.revenue_since.strftime("%d %B %Y"),
         "failed_groups": [
             {
                 "reason": g.reason,
@@ -164,6 +195,10 @@ class DashboardState(LiveState, SyncProgressState):
     mrr_text: str = "—"
     revenue: list[dict[str, str]] = []
     revenue_since: str = ""
+    # The revenue card's period (a reports.REVENUE_PERIODS key), kept for this tab's session.
+    revenue_period: str = reports.DEFAULT_REVENUE_PERIOD
+    revenue_period_label: str = reports.REVENUE_PERIODS[reports.DEFAULT_REVENUE_PERIOD]
+    revenue_previous_label: str = ""
     chart_currency: str = ""
     chart: list[dict[str, Any]] = []
     failed_groups: list[dict[str, str]] = []
@@ -194,10 +229,7 @@ class DashboardState(LiveState, SyncProgressState):
         view = report_view(board)
         self.report_error = ""
         self.mrr, self.mrr_text = view["mrr"], view["mrr_text"]
-        self.revenue, self.revenue_since, self._charts = view["revenue"], view["revenue_since"], view["charts"]
-        if self.chart_currency not in self._charts:
-            self.chart_currency = board.revenue[0].currency if board.revenue else ""
-        self.chart = self._charts.get(self.chart_currency, [])
+        await self._load_revenue()
         self.failed_groups, self.failed_count = view["failed_groups"], view["failed_count"]
         self.failed_customers, self.repeat_count = view["failed_customers"], view["repeat_count"]
         self.invoices, self.open_text = view["invoices"], view["open_text"]
@@ -205,6 +237,16 @@ class DashboardState(LiveState, SyncProgressState):
         self.refunds = view["refunds"]
         self.updated_at = datetime.now(UTC).isoformat()
         self._report_loaded = time.monotonic()
+
+    async def _load_revenue(self) -> None:
+        """The revenue card for the chosen period, against the period before."""
+        view = revenue_view(await self._call(reports.revenue_comparison, self.revenue_period))
+        self.revenue, self._charts = view["revenue"], view["charts"]
+        self.revenue_period_label, self.revenue_previous_label = view["period_label"], view["previous_label"]
+        self.revenue_since = view["since"]
+        if self.chart_currency not in self._charts:
+            self.chart_currency = self.revenue[0]["currency"] if self.revenue else ""
+        self.chart = self._charts.get(self.chart_currency, [])
 
     async def _refresh(self) -> None:
         """The sync watcher's tick: progress always, the report every few seconds and at the end."""
@@ -222,6 +264,15 @@ class DashboardState(LiveState, SyncProgressState):
             self.report_error = exc.message
 
     @rx.event
+    @guarded
+    async def choose_revenue_period(self, period: str):
+        """Show revenue over another period (kept for this tab's session)."""
+        if period not in reports.REVENUE_PERIODS:
+            return
+        self.revenue_period = period
+        await self._load_revenue()
+
+    @rx.event
     def choose_chart_currency(self, currency: str):
         if isinstance(currency, str) and currency in self._charts:
             self.chart_currency = currency
@@ -233,7 +284,7 @@ class DashboardState(LiveState, SyncProgressState):
         for r in self.revenue:
             if r["currency"] == self.chart_currency:
                 return r
-        return {"gross": "—", "refunded": "—", "net": "—", "code": ""}
+        return {"gross": "—", "refunded": "—", "net": "—", "code": "", "previous": "—", "change": "", "trend": "none"}
 
     @rx.event
     @guarded

@@ -153,6 +153,17 @@ class FailedPaymentsState(LiveState, SessionState):
     def _live_kinds(self) -> frozenset[str]:
         return frozenset({"charge", "customer", "invoice"})
 
+    @rx.var
+    def reason_chart(self) -> list[dict[str, Any]]:
+        """The bar chart's data: failures per reason, in the report's order."""
+        return [{"reason": g.label, "failures": int(g.count)} for g in self.groups]
+
+    @rx.var
+    def reason_chart_label(self) -> str:
+        """What the bar chart shows, in words, for screen readers."""
+        counts = ", ".join(f"{g.label.lower()} {g.count}" for g in self.groups)
+        return f"Failed payments by reason, {self.period_label}: {counts}."
+
     async def _live_refresh(self) -> None:
         await self._read()
 

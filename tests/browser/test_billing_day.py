@@ -14,6 +14,7 @@ selected customers".
 
 from __future__ import annotations
 
+import re
 import secrets
 import string
 import time
@@ -147,6 +148,12 @@ def test_a_manager_pauses_a_subscription_invoices_and_reminds(team, app_server, 
     page.click("#failed-period")
     page.get_by_role("option", name="Last 30 days").click()
     page.wait_for_selector("#failed-period-label:has-text('30')")
+    # Above the tables, the failures by reason as bars, and in words for a screen reader.
+    by_reason = page.locator("#failed-by-reason-chart")
+    by_reason.locator(".recharts-bar-rectangle").first.wait_for()
+    said = by_reason.get_attribute("aria-label") or ""
+    assert by_reason.get_attribute("role") == "img" and said.startswith("Failed payments by reason"), said
+    assert re.search(r"expired card \d+, insufficient funds \d+, fraud block \d+, other \d+\.$", said), said
     with_email = page.locator(".failed-customer").filter(has_not=page.locator(".no-email-badge")).first
     with_email.wait_for()
     customer = with_email.get_attribute("data-customer") or ""

@@ -11,7 +11,7 @@ import re
 import pytest
 import stripe
 
-from tests.browser.conftest import Shots, at, sign_in_as_owner
+from tests.browser.conftest import Shots, at, open_settings, sign_in_as_owner
 
 pytestmark = pytest.mark.browser
 
@@ -36,8 +36,7 @@ def test_payments_appear_on_open_pages_without_a_reload(app_server, browser, san
     )
 
     # 1. The Owner sets up the webhook: the page shows the endpoint, the secret goes by form post.
-    page.get_by_role("link", name="Settings · Stripe sync", exact=True).click()
-    page.wait_for_url(at("/settings/sync"))
+    open_settings(page, "sync")
     assert page.inner_text("#webhook-url").endswith("/api/stripe/webhook")
     assert "every" not in page.inner_text("#how-current")  # polling is off here
     page.fill("#whsec", SECRET)
@@ -63,6 +62,22 @@ def test_payments_appear_on_open_pages_without_a_reload(app_server, browser, san
         y_ticks.first.wait_for()
         ticks = y_ticks.all_text_contents()
         assert ticks and all(t.startswith(("$", "-$")) for t in ticks), ticks
+        # Another period: the last 7 days against the 7 before, in words, as a muted second line,
+        # and money in the tooltip.
+        page.locator("#revenue-period button", has_text="7 days").click()
+        page.wait_for_function(
+            "() => /7 days|no previous data/.test(document.querySelector('#revenue-change')?.textContent || '')"
+        )
+        change = page.inner_text("#revenue-change").strip()
+        assert re.fullmatch(r"[+-][\d,]+\.\d% vs previous 7 days|no previous data", change), change
+        assert "last 7 days" in (chart.get_attribute("aria-label") or "")
+        assert "Net revenue, previous 7 days" in chart.locator(".recharts-legend-wrapper").inner_text()
+        chart.locator(".recharts-wrapper").hover()
+        tooltip = chart.locator(".recharts-tooltip-item-value")
+        tooltip.first.wait_for()
+        values = tooltip.all_text_contents()
+        assert values and all(re.fullmatch(r"-?\$[\d,]+\.\d\d", v) for v in values), values
+        shot("revenue-last-7-days")
         before = _number(page, "#failed-count")
         page.evaluate("window.__stillThisPage = true")
         larry = client.v1.customers.create(params={"name": "Live Larry", "email": "larry@example.com"})
@@ -95,8 +110,7 @@ def test_payments_appear_on_open_pages_without_a_reload(app_server, browser, san
         shot("payment-arrived")
 
         # 4. Settings → Stripe sync now names the newest event and a small lag.
-        page.get_by_role("link", name="Settings · Stripe sync", exact=True).click()
-        page.wait_for_url(at("/settings/sync"))
+        open_settings(page, "sync")
         page.wait_for_selector("#sync-lag")
         assert re.match(r"^\d+ s ago$", page.inner_text("#sync-lag").strip()), page.inner_text("#sync-lag")
         assert page.get_by_text("An error occurred").count() == 0  # no handler failed along the way
