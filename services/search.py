@@ -17,6 +17,11 @@ What a query is taken to mean, in this order (`classify`):
 Deleted mirror rows are never shown. Every result says what matched. Each group shows the
 newest matches first, up to `limit`, and says when there are more (refine the query then).
 Nothing here calls Stripe, and reading is not audited (like the lists).
+
+**See all.** A group with more than it shows links to its list narrowed to every match
+(`/customers?q=…`, `/charges?q=…`): `found_customers` and `found_charges` page through the
+same rules without a cap, and `found_totals` counts what those lists count, so the link's
+number and the list's are one count.
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ from __future__ import annotations
 import re
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -32,7 +38,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
-from services import audit
+from services import audit, billing, reports
+from services.billing import CustomerRow
 from services.db import get_engine, session_scope
 from services.errors import ValidationFailed
 from services.models import (
@@ -45,6 +52,7 @@ from services.models import (
 )
 from services.money import format_money
 from services.permissions import Actor
+from services.reports import ChargeFilters, ChargeListRow, ListQuery, ListTotal, Page
 
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 50
@@ -320,20 +328,29 @@ def customers_starting_with(
     )
 
 
-def global_search(actor: Actor, query: str, limit: int = DEFAULT_LIMIT) -> SearchResults:
-    """Search customers, charges, invoices and subscriptions at once (see the module's rules)."""
-    audit.authorize_read(actor, "search.global")
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
-        raise ValidationFailed(f"A search shows 1 to {MAX_LIMIT} results per group.")
+def read_query(query: str) -> tuple[str, MatchRule, str]:
+    """(text, rule, value): the query as searched, its rule and the value it looks up ("" text:
+    nothing typed). Text too short for the trigram index is refused, saying what to type."""
     text = normalize(query)
     if not text:
-        return SearchResults("", MatchRule.TEXT)
+        return "", MatchRule.TEXT, ""
     rule, value = classify(text)
     if rule is MatchRule.TEXT and len(text) < MIN_CONTAINS:
         raise ValidationFailed(
             f"Type at least {MIN_CONTAINS} characters to search names, emails and descriptions "
             "(or a whole id, the last 4 card digits, or #order number)."
         )
+    return text, rule, value
+
+
+def global_search(actor: Actor, query: str, limit: int = DEFAULT_LIMIT) -> SearchResults:
+    """Search customers, charges, invoices and subscriptions at once (see the module's rules)."""
+    audit.authorize_read(actor, "search.global")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise ValidationFailed(f"A search shows 1 to {MAX_LIMIT} results per group.")
+    text, rule, value = read_query(query)
+    if not text:
+        return SearchResults("", MatchRule.TEXT)
     with session_scope() as session:
         found = _Found(limit)
         if rule is MatchRule.ID:
@@ -436,14 +453,18 @@ def _by_last4(session: Session, value: str, found: _Found) -> None:
     n = found.limit
     charges = list(session.exec(_newest(StripeCharge, col(StripeCharge.card_last4) == value, limit=n)))
     found.add("charges", charges, f"Card ending {value}")
+    customers = list(session.exec(_newest(StripeCustomer, col(StripeCustomer.id).in_(_card_owners(value)), limit=n)))
+    found.add("customers", customers, f"Saved card ending {value}")
+
+
+def _card_owners(last4: str) -> Any:
+    """Ids of the customers with a saved payment method whose card ends in `last4`."""
     pm = StripePaymentMethod
-    owners = (
+    return (
         select(pm.customer_id)
-        .where(col(pm.card_last4) == value, col(pm.deleted).is_(False), col(pm.customer_id).is_not(None))
+        .where(col(pm.card_last4) == last4, col(pm.deleted).is_(False), col(pm.customer_id).is_not(None))
         .distinct()
     )
-    customers = list(session.exec(_newest(StripeCustomer, col(StripeCustomer.id).in_(owners), limit=n)))
-    found.add("customers", customers, f"Saved card ending {value}")
 
 
 def _by_order_number(session: Session, value: str, found: _Found) -> None:
@@ -463,15 +484,7 @@ def _by_text(session: Session, text: str, found: _Found) -> None:
         found.add("charges", orders, f"Order number {text}")
 
     # Customers: prefix first (B-tree ranges on the lower-cased columns), then contains (trigrams).
-    c = StripeCustomer
-    if dialect == "sqlite":
-        # GLOB is case-sensitive, so SQLite answers it from the BINARY index as a range (LIKE is not).
-        pattern = escape_glob(needle) + "*"
-        starts = sa.or_(col(c.email_lower).op("GLOB")(pattern), col(c.name_lower).op("GLOB")(pattern))
-    else:
-        pattern = escape_like(needle) + "%"
-        starts = sa.or_(col(c.email_lower).like(pattern, escape="\\"), col(c.name_lower).like(pattern, escape="\\"))
-    prefix_rows = list(session.exec(_newest(c, starts, limit=n)))
+    prefix_rows = list(session.exec(_newest(StripeCustomer, _email_or_name_starts(dialect, needle), limit=n)))
     found.add("customers", prefix_rows, lambda r: _customer_matched(r, needle, "starts with"))
     found.add(
         "customers",
@@ -479,6 +492,18 @@ def _by_text(session: Session, text: str, found: _Found) -> None:
         lambda r: _customer_matched(r, needle, "contains"),
     )
     found.add("charges", _charges_containing(session, dialect, text, n), f"Description contains “{text}”")
+
+
+def _email_or_name_starts(dialect: str, needle: str) -> sa.ColumnElement[bool]:
+    """Customers whose email or name starts with `needle` (lower case), from the B-tree ranges
+    on the lower-cased columns (SQLite: GLOB, which is case-sensitive and so uses the BINARY
+    index as a range, where its LIKE cannot)."""
+    c = StripeCustomer
+    if dialect == "sqlite":
+        pattern = escape_glob(needle) + "*"
+        return sa.or_(col(c.email_lower).op("GLOB")(pattern), col(c.name_lower).op("GLOB")(pattern))
+    pattern = escape_like(needle) + "%"
+    return sa.or_(col(c.email_lower).like(pattern, escape="\\"), col(c.name_lower).like(pattern, escape="\\"))
 
 
 def _customers_containing(session: Session, dialect: str, needle: str, limit: int) -> list[StripeCustomer]:
@@ -543,6 +568,137 @@ def charges_containing_stmt(dialect: str, text: str, limit: int) -> Any:
             .limit(limit + 1)
         )
     return _newest(ch, col(ch.description).ilike("%" + escape_like(text) + "%", escape="\\"), limit=limit)
+
+
+# --- see all: every match of a group, as its list pages through them ------------------------------
+#
+# The conditions are the union of what `_by_id`, `_by_last4`, `_by_order_number` and `_by_text`
+# gather from, without their caps (SQLite's contains-search above reads its first FTS_CANDIDATES
+# matches; these read them all). So every hit the search shows is a row of its list, and the
+# list's count (`reports.count_matching` of the same statement) is the number the link gives.
+
+SEE_ALL_KINDS = ("customers", "charges")
+
+
+def _matching_fts(table: str, text: str) -> sa.Select[Any]:
+    """The ids an FTS5 trigram table holds for rows containing `text` (any case), all of them."""
+    fts = sa.table(table, sa.column("id", sa.String))
+    return sa.select(fts.c.id).where(sa.text(f"{table} MATCH :phrase").bindparams(phrase=fts_phrase(text)))
+
+
+def found_customers_condition(dialect: str, rule: MatchRule, text: str, value: str) -> sa.ColumnElement[bool]:
+    """The customers `global_search` finds for a read query (`read_query`), every one of them."""
+    c = StripeCustomer
+    if rule is MatchRule.ID:
+        return col(c.id) == value if value.startswith("cus_") else sa.false()
+    if rule is MatchRule.CARD_LAST4:
+        return col(c.id).in_(_card_owners(value))
+    if rule is MatchRule.ORDER_NUMBER:
+        return sa.false()
+    needle = text.lower()
+    if dialect == "sqlite":
+        contains: sa.ColumnElement[bool] = col(c.id).in_(_matching_fts("stripe_customer_search", needle))
+    else:
+        pattern = "%" + escape_like(needle) + "%"
+        contains = sa.or_(col(c.email_lower).like(pattern, escape="\\"), col(c.name_lower).like(pattern, escape="\\"))
+    return sa.or_(_email_or_name_starts(dialect, needle), contains)
+
+
+def found_charges_condition(dialect: str, rule: MatchRule, text: str, value: str) -> sa.ColumnElement[bool]:
+    """The charges `global_search` finds for a read query (`read_query`), every one of them."""
+    ch = StripeCharge
+    if rule is MatchRule.ID:
+        prefix = value.split("_", 1)[0]
+        if prefix in ("ch", "py"):
+            return col(ch.id) == value
+        if prefix == "pi":
+            return col(ch.payment_intent_id) == value
+        if prefix == "re":
+            r = StripeRefund
+            refunded = select(r.charge_id).where(
+                col(r.id) == value, col(r.deleted).is_(False), col(r.charge_id).is_not(None)
+            )
+            return col(ch.id).in_(refunded)
+        return sa.false()
+    if rule is MatchRule.CARD_LAST4:
+        return col(ch.card_last4) == value
+    if rule is MatchRule.ORDER_NUMBER:
+        return col(ch.order_number) == value
+    if dialect == "sqlite":
+        contains: sa.ColumnElement[bool] = col(ch.id).in_(_matching_fts("stripe_charge_search", text))
+    else:
+        contains = col(ch.description).ilike("%" + escape_like(text) + "%", escape="\\")
+    return sa.or_(contains, col(ch.order_number) == text) if _WORD.match(text) else contains
+
+
+def _read_for_list(query: str) -> tuple[str, MatchRule, str]:
+    text, rule, value = read_query(query)
+    if not text:
+        raise ValidationFailed("Type what to search for: an id, the last 4 card digits, #order, or words.")
+    return text, rule, value
+
+
+def found_customers_query(query: str) -> ListQuery[CustomerRow]:
+    """The customers list (newest first) narrowed to every customer the search finds for `query`
+    (the caller authorizes)."""
+    base = billing.customers_query()
+    text, rule, value = _read_for_list(query)
+    condition = found_customers_condition(get_engine().dialect.name, rule, text, value)
+    return replace(base, stmt=base.stmt.where(condition))
+
+
+def found_charges_query(
+    query: str, filters: ChargeFilters | None = None, sort: str = "newest"
+) -> ListQuery[ChargeListRow]:
+    """The charges list, under its own filters and sort, narrowed to every charge the search
+    finds for `query` (the caller authorizes)."""
+    base = reports.charges_query(filters, sort)
+    text, rule, value = _read_for_list(query)
+    condition = found_charges_condition(get_engine().dialect.name, rule, text, value)
+    return replace(base, stmt=base.stmt.where(condition))
+
+
+def _check_page(limit: int, most: int) -> None:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= most:
+        raise ValidationFailed(f"A page holds 1 to {most} rows.")
+
+
+def found_customers(
+    actor: Actor, query: str, cursor: str | None = None, limit: int = billing.PAGE_SIZE
+) -> Page[CustomerRow]:
+    """One page of the customers list narrowed to what the search finds (`/customers?q=…`)."""
+    audit.authorize_read(actor, "customers.search")
+    _check_page(limit, billing.MAX_PAGE_SIZE)
+    return reports.read_page(found_customers_query(query), cursor, limit)
+
+
+def found_charges(
+    actor: Actor,
+    query: str,
+    filters: ChargeFilters | None = None,
+    sort: str = "newest",
+    cursor: str | None = None,
+    limit: int = reports.PAGE_SIZE,
+) -> Page[ChargeListRow]:
+    """One page of the charges list narrowed to what the search finds (`/charges?q=…`), under
+    the list's other filters and sort."""
+    audit.authorize_read(actor, "charges.search")
+    _check_page(limit, reports.MAX_PAGE_SIZE)
+    return reports.read_page(found_charges_query(query, filters, sort), cursor, limit)
+
+
+def found_totals(actor: Actor, query: str, kinds: tuple[str, ...] = SEE_ALL_KINDS) -> dict[str, ListTotal | None]:
+    """How many rows each list's "see all" holds for `query`: the very count the list itself
+    shows (None when counting was too dear; the list then shows no total either)."""
+    audit.authorize_read(actor, "search.global")
+    lists: dict[str, Callable[[str], ListQuery[Any]]] = {
+        "customers": found_customers_query,
+        "charges": found_charges_query,
+    }
+    if any(kind not in lists for kind in kinds):
+        raise ValidationFailed(f"See all works for {' and '.join(SEE_ALL_KINDS)}.")
+    with session_scope() as session:
+        return {kind: reports.count_matching(session, lists[kind](query).stmt) for kind in kinds}
 
 
 def rebuild_search_index(session: Session) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from services import db, mirror, search
+from services import db, mirror, reports, search
 from services.db import session_scope
 from services.errors import PermissionDenied, ValidationFailed
 from services.models import (
@@ -410,3 +410,73 @@ def test_control_characters_in_search_text_are_dropped_not_a_crash(data: Actor) 
     assert [c.id for c in billing.search_customers(data, "ali\x00").items] == ["cus_alice"]
     found = reports.search_charges(data, reports.ChargeFilters(customer="ali\x07ce"))
     assert {c.customer.id for c in found.items} == {"cus_alice"}
+
+
+# --- see all: the lists narrowed to every match -----------------------------------------------------
+
+
+def list_ids(page: Any) -> list[str]:
+    return [row.id for row in page.items]
+
+
+def test_see_all_lists_hold_exactly_what_each_rule_finds(data: Actor) -> None:
+    """For every rule, a group that is not cut short is its list, row for row, and the count the
+    "See all" link gives is the list's own count."""
+    add(charge("ch_web", "cus_carol", description="Online", order_number="WEB-77", created=T))
+    queries = (
+        *("cus_alice", "ch_alice1", "py_bob2", "pi_alice1", "re_bob1", "in_alice1", "sub_bob"),  # ids
+        *("4242", "0005", "#1234", "order 5678", "ABCD-0001", "WEB-77"),  # card, order and invoice numbers
+        *("ali", "martin", "STONE@ac", "widget", "red gadg", "100%", 'a"b', "x_y", "under_sc", "carol"),  # text
+    )
+    for q in queries:
+        shown = global_search(data, q, limit=20)
+        totals = search.found_totals(data, q)
+        customers, charges = search.found_customers(data, q), search.found_charges(data, q)
+        assert set(list_ids(customers)) == set(ids(shown.customers)), q
+        assert set(list_ids(charges)) == set(ids(shown.charges)), q
+        assert totals["customers"] == customers.total and customers.total is not None, q
+        assert totals["charges"] == charges.total and charges.total is not None, q
+        assert (customers.total.count, charges.total.count) == (len(shown.customers), len(shown.charges)), q
+    # Prefix and contains matches alike, and never a deleted row.
+    add(customer("cus_zed", "Zed", "zed@carolina.com", created=T))
+    assert list_ids(search.found_customers(data, "carol")) == ["cus_zed", "cus_carol"]  # the list's order: newest
+    assert "ch_gone" not in list_ids(search.found_charges(data, "widget"))
+    assert search.found_customers(data, "4242").items[0].id == "cus_carol"  # a saved card, as the search says
+
+
+def test_see_all_pages_through_every_match_beyond_the_groups_cap(data: Actor) -> None:
+    add(*[charge(f"ch_bulk{i:02d}", "cus_bob", description=f"Bulk widget {i}", created=T + i) for i in range(30)])
+    shown = global_search(data, "widget", limit=20)
+    assert "charges" in shown.more and len(shown.charges) == 20
+    assert search.found_totals(data, "widget") == {
+        "customers": reports.ListTotal(0),
+        "charges": reports.ListTotal(31),  # 30 bulk and Alice's blue widget
+    }
+    first = search.found_charges(data, "widget")
+    assert first.total == reports.ListTotal(31) and len(first.items) == reports.PAGE_SIZE
+    assert list_ids(first)[:3] == ["ch_bulk29", "ch_bulk28", "ch_bulk27"]  # newest first, like the list
+    second = search.found_charges(data, "widget", cursor=first.next_cursor)
+    every = list_ids(first) + list_ids(second)
+    assert second.next_cursor is None and len(every) == len(set(every)) == 31
+    assert set(ids(shown.charges)) <= set(every)
+    # The list's own filters and sorts still apply on top of the search.
+    bobs = search.found_charges(data, "widget", reports.ChargeFilters(customer="bob"), "oldest")
+    assert list_ids(bobs)[:2] == ["ch_bulk00", "ch_bulk01"] and bobs.total == reports.ListTotal(30)
+    assert search.found_totals(data, "widget", ("charges",)) == {"charges": reports.ListTotal(31)}
+
+
+def test_see_all_refuses_what_the_search_refuses(data: Actor) -> None:
+    for q in ("ab", "", "   ", "x" * 201):
+        for see_all in (search.found_customers, search.found_charges, search.found_totals):
+            with pytest.raises(ValidationFailed):
+                see_all(data, q)
+    with pytest.raises(ValidationFailed):
+        search.found_totals(data, "widget", ("invoices",))
+    with pytest.raises(ValidationFailed):
+        search.found_charges(data, "widget", limit=0)
+    reader = member_actor("read_only", "reader@example.com")
+    assert list_ids(search.found_customers(reader, "martin")) == ["cus_alice"]
+    stranger = Actor(reader.user_id, reader.email, "nonsense", Source.DASHBOARD)
+    for see_all in (search.found_customers, search.found_charges, search.found_totals):
+        with pytest.raises(PermissionDenied):
+            see_all(stranger, "martin")

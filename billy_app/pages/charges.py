@@ -52,6 +52,7 @@ CHARGES = ListDescription(
     item="charge",
     items="charges",
     filters=(
+        TextFilter("q", "Search", width="13em", placeholder="Words, id, last 4, #order"),
         ChoiceFilter("status", "Status", STATUS_CHOICES),
         ChoiceFilter("reason", "Failure reason", REASON_CHOICES),
         date_filter("from", "From"),

@@ -8,6 +8,7 @@ import reflex as rx
 from billy_app.components.layout import local_time
 from billy_app.components.page_frame import billy_page
 from billy_app.state.search import SearchState
+from services.search import SEE_ALL_KINDS
 
 SECTIONS = (
     ("customers", "Customers", SearchState.customers),
@@ -42,7 +43,12 @@ def section(kind: str, label: str, rows: rx.Var[list[dict[str, str]]]) -> rx.Com
                 rx.badge(rows.length(), variant="surface"),
                 rx.cond(
                     SearchState.more.contains(kind),
-                    rx.text("More match: add to the search to narrow it.", size="1", color_scheme="gray"),
+                    rx.text(
+                        "More match: add to the search to narrow it"
+                        + (", or see them all below." if kind in SEE_ALL_KINDS else "."),
+                        size="1",
+                        color_scheme="gray",
+                    ),
                 ),
                 align="center",
                 spacing="2",
@@ -82,4 +88,21 @@ def search_page() -> rx.Component:
             SearchState.searched & (SearchState.error == "") & (SearchState.total == 0),
             rx.text("Nothing matches.", color_scheme="gray", id="search-empty"),
         ),
+        see_all_links(),
+    )
+
+
+def see_all_links() -> rx.Component:
+    """The results end with "See all N in Customers / Charges" for a group with more than it
+    shows: the list narrowed to every match, which counts the same N."""
+    return rx.hstack(
+        rx.cond(
+            SearchState.see_all_customers != "",
+            rx.link(SearchState.see_all_customers, href=SearchState.see_all_customers_href, id="see-all-customers"),
+        ),
+        rx.cond(
+            SearchState.see_all_charges != "",
+            rx.link(SearchState.see_all_charges, href=SearchState.see_all_charges_href, id="see-all-charges"),
+        ),
+        spacing="4",
     )

@@ -1,4 +1,6 @@
-"""`/charges`: every charge, filtered by status, failure reason, dates, amount and customer."""
+"""`/charges`: every charge, filtered by status, failure reason, dates, amount and customer, and
+by the global search's words (`q`: "See all N in Charges" opens `/charges?q=…`), which the
+list reads through the search's own rules (services.search.found_charges)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from billy_app.state.list_page import ANY, ListPage
 from billy_app.state.live import LiveState
 from billy_app.state.session import SessionState
 from billy_app.state.view import iso
-from services import reports, timezones
+from services import reports, search, timezones
 from services.errors import ValidationFailed
 from services.money import parse_money
 from services.permissions import Actor, control
@@ -17,7 +19,15 @@ from services.reports import ChargeFilters, ChargeListRow, Page
 
 STATUS_CHOICES = [(ANY, "Any status"), *reports.CHARGE_STATUSES.items()]
 REASON_CHOICES = [(ANY, "Any failure reason"), *reports.FAILURE_REASONS.items()]
-TEXT_FIELDS = {"from": 10, "to": 10, "min": 20, "max": 20, "currency": 3, "customer": reports.MAX_TEXT}
+TEXT_FIELDS = {
+    "q": search.MAX_QUERY,  # the global search's words: ids, last 4, #order, description
+    "from": 10,
+    "to": 10,
+    "min": 20,
+    "max": 20,
+    "currency": 3,
+    "customer": reports.MAX_TEXT,
+}
 
 
 def _amount(text: str, currency: str, which: str) -> int | None:
@@ -106,9 +116,13 @@ class ChargesState(ListPage, LiveState, SessionState):
     export_kind: ClassVar[str] = "charges"
 
     def _filters(self, applied: dict[str, str], zone: str) -> ChargeFilters:
+        if applied.get("q"):  # an export walks the filters only: it would hold more than the list
+            raise ValidationFailed("Export does not take the search words yet: clear Search to export.")
         return charge_filters(applied, zone)
 
     def _page(self, actor: Actor, applied: dict[str, str], sort: str, cursor: str | None, zone: str) -> Page[Any]:
+        if applied.get("q"):
+            return search.found_charges(actor, applied["q"], charge_filters(applied, zone), sort, cursor)
         return reports.search_charges(actor, charge_filters(applied, zone), sort, cursor)
 
     def _view(self, row: Any) -> ChargeTableRow:

@@ -1,4 +1,5 @@
-"""`/search?q=…`: the header's global search, from the store (services.search)."""
+"""The header's global search, from the store (services.search): the box's suggestions as the
+member types (`SearchBoxState`) and the `/search?q=…` page (`SearchState`)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from billy_app.state.session import SessionState, guarded
 from billy_app.state.view import iso
 from services import search
 from services.errors import BillyError
+from services.reports import ListTotal
 from services.search import SearchHit
 
 MAX_QUERY = search.MAX_QUERY
 RESULTS_PER_GROUP = 20
+SUGGESTIONS_PER_GROUP = 5  # the box's panel: the top few of each group, the page has the rest
 RULE_LABELS = {
     "id": "Looked up by id",
     "card_last4": "Card last 4 digits",
@@ -41,6 +44,76 @@ def hit_view(hit: SearchHit, kind: str = "customers") -> dict[str, str]:
     }
 
 
+def results_href(query: str) -> str:
+    return f"/search?q={quote(query, safe='')}"
+
+
+def see_all_words(total: ListTotal | None, label: str) -> str:
+    """ "See all 143 in Charges"; without the number when counting was too dear (the list then
+    shows none either)."""
+    return f"See all {total.label} in {label}" if total else f"See all in {label}"
+
+
+class SearchBoxState(SessionState):
+    """The search box in every page's header: what is typed stays here while the member moves
+    between pages, and the top hits show under it as they type (one debounce: the controlled
+    input's own)."""
+
+    problem_var: ClassVar[str] = "hint"
+
+    text: str = ""  # what the box shows
+    panel_open: bool = False
+    hint: str = ""  # why nothing is shown yet (too short), or a refusal, in the service's words
+    searched: str = ""  # the words the hits below are for
+    customers: list[dict[str, str]] = []
+    charges: list[dict[str, str]] = []
+    invoices: list[dict[str, str]] = []
+    subscriptions: list[dict[str, str]] = []
+
+    @rx.var
+    def total(self) -> int:
+        return len(self.customers) + len(self.charges) + len(self.invoices) + len(self.subscriptions)
+
+    @rx.var
+    def results_href(self) -> str:
+        return results_href(self.searched)
+
+    def _clear(self) -> None:
+        self.customers, self.charges, self.invoices, self.subscriptions = [], [], [], []
+        self.hint, self.searched = "", ""
+
+    def _show(self, text: str) -> None:
+        """The box shows `text` with its panel closed (the results page, a hit chosen)."""
+        self.text, self.panel_open = text[:MAX_QUERY], False
+        self._clear()
+
+    @rx.event
+    @guarded
+    async def suggest(self, text: str):
+        """The box's text changed (after the input's debounce): the top hits of each group."""
+        self.text = text[:MAX_QUERY]
+        query = search.plain_words(self.text)
+        self._clear()
+        self.panel_open = query != ""
+        if not query:
+            return
+        try:
+            found = await self._call(search.global_search, query, SUGGESTIONS_PER_GROUP)
+        except BillyError as exc:
+            self.hint = exc.message
+            return
+        self.customers = [hit_view(h, "customers") for h in found.customers]
+        self.charges = [hit_view(h, "charges") for h in found.charges]
+        self.invoices = [hit_view(h, "invoices") for h in found.invoices]
+        self.subscriptions = [hit_view(h, "subscriptions") for h in found.subscriptions]
+        self.searched = found.query
+
+    @rx.event
+    def close(self):
+        """Escape, focus leaving the box, or a hit chosen: the panel closes, the text stays."""
+        self.panel_open = False
+
+
 class SearchState(SessionState):
     problem_var: ClassVar[str] = "error"
 
@@ -53,6 +126,17 @@ class SearchState(SessionState):
     invoices: list[dict[str, str]] = []
     subscriptions: list[dict[str, str]] = []
     more: list[str] = []  # groups with more matches than shown
+    # "See all N in Customers / Charges": for a group with more, the list narrowed to every match.
+    see_all_customers: str = ""
+    see_all_charges: str = ""
+
+    @rx.var
+    def see_all_customers_href(self) -> str:
+        return f"/customers?q={quote(self.query, safe='')}"
+
+    @rx.var
+    def see_all_charges_href(self) -> str:
+        return f"/charges?q={quote(self.query, safe='')}"
 
     @rx.var
     def total(self) -> int:
@@ -67,6 +151,7 @@ class SearchState(SessionState):
     def _clear(self) -> None:
         self.customers, self.charges, self.invoices, self.subscriptions, self.more = [], [], [], [], []
         self.rule, self.error, self.searched = "", "", False
+        self.see_all_customers, self.see_all_charges = "", ""
 
     async def _run(self) -> None:
         self._clear()
@@ -83,13 +168,25 @@ class SearchState(SessionState):
         self.invoices = [hit_view(h, "invoices") for h in found.invoices]
         self.subscriptions = [hit_view(h, "subscriptions") for h in found.subscriptions]
         self.more = sorted(found.more)
+        longer = tuple(kind for kind in search.SEE_ALL_KINDS if kind in found.more)
+        if longer:
+            totals = await self._call(search.found_totals, found.query, longer)
+            if "customers" in totals:
+                self.see_all_customers = see_all_words(totals["customers"], "Customers")
+            if "charges" in totals:
+                self.see_all_charges = see_all_words(totals["charges"], "Charges")
         self.searched = True
+
+    async def _box_shows(self, text: str) -> None:
+        box = await self.get_state(SearchBoxState)
+        box._show(text)
 
     @rx.event
     @guarded
     async def load(self):
         """on_load of /search: the query comes from the address (`?q=`), so a result page can be shared."""
         self.query = str(self.router.url.query_parameters.get("q", "") or "")[:MAX_QUERY]
+        await self._box_shows(self.query)
         await self._run()
 
     @rx.event
@@ -100,7 +197,8 @@ class SearchState(SessionState):
         if not query:
             return None
         self.query = query
-        address = f"/search?q={quote(query, safe='')}"
+        await self._box_shows(query)
+        address = results_href(query)
         if (self.router.url.path or "").rstrip("/") == "/search":
             # Already on the results page: search once here and only rewrite the address (a
             # redirect would run on_load and search a second time).

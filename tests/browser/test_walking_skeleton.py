@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from sandbox import DEMO_RESTRICTED_KEY
 from services import sync
+from tests.browser.axe import AXE_SCRIPT, RUN_OPTIONS, describe
 from tests.browser.conftest import Shots
 
 pytestmark = pytest.mark.browser
@@ -148,6 +149,43 @@ def test_new_user_from_signup_to_refund_and_back(app_server, browser, sandbox) -
     page.locator("#search-charges .search-hit-link").first.click()
     page.wait_for_url(re.compile(r".*/charges/ch_.*"))
     page.wait_for_selector("#charge-amount:has-text('$45.99')")
+    charge_page = page.url
+
+    # Typing shows the top hits under the box, without Enter; ↓ reaches them, Escape closes them.
+    page.fill("#global-search", "")
+    page.locator("#global-search").press_sequentially("exam", delay=40)
+    page.wait_for_selector("#global-search-customers .global-search-option")
+    assert page.url == charge_page  # nothing was submitted
+    shot("search-suggestions")
+    # axe on the box and its open panel (the page around it is checked by test_accessibility).
+    if not page.evaluate("() => typeof window.axe !== 'undefined'"):
+        page.add_script_tag(path=str(AXE_SCRIPT))
+    violations = page.evaluate("async (o) => (await axe.run('#global-search-area', o)).violations", RUN_OPTIONS)
+    assert not violations, describe(violations)
+    page.keyboard.press("ArrowDown")
+    assert page.evaluate("document.activeElement.classList.contains('global-search-option')")
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#global-search-panel", state="detached")
+    assert page.evaluate("document.activeElement.id") == "global-search"
+    # The text stays in the box on the next page.
+    page.locator("#sidebar .nav-customers").click()
+    page.wait_for_url(at("/customers"))
+    page.wait_for_selector("#customers-table")
+    assert page.input_value("#global-search") == "exam"
+
+    # The results end with "See all N in …" for a group with more than it shows; the list it
+    # opens holds every match and counts the same N.
+    for words, group, path in (("example", "Customers", "/customers"), ("order", "Charges", "/charges")):
+        page.fill("#global-search", words)
+        page.press("#global-search", "Enter")
+        page.wait_for_url(re.compile(rf".*/search/?\?q={words}$"))
+        see_all = page.locator(f"#see-all-{group.lower()}")
+        see_all.wait_for()
+        found = re.fullmatch(rf"See all ([\d,]+) in {group}", see_all.inner_text().strip())
+        assert found, see_all.inner_text()
+        see_all.click()
+        page.wait_for_url(re.compile(rf".*{path}/?\?q={words}$"))
+        page.wait_for_selector(f"#list-range:text-matches('of {found.group(1)}$')")
 
     # At 1366 × 850 the header keeps to one line (a long title, the search, who, the role,
     # "Sign out"), and the sidebar stays in place while the page scrolls.
