@@ -54,18 +54,27 @@ class SearchedPages(rx.State, mixin=True):
         await self._read("", 1)
         self._cursors, self.page_number = [""], 1
 
+    def _box_search_started(self) -> EventSpec | None:
+        """The box's own search (or its Clear) replaces whatever else narrowed the list; a page
+        that narrows it another way (the customers list's `?q=`) undoes that here."""
+        return None
+
     @rx.event
     @guarded
     async def search(self, form: dict):
         query = form.get("q", "") if isinstance(form, dict) else ""
         self.query = query[: self.query_limit] if isinstance(query, str) else ""
+        leaving = self._box_search_started()
         await self._first_page()
+        return leaving
 
     @rx.event
     @guarded
     async def clear_search(self):
         self.query = ""
+        leaving = self._box_search_started()
         await self._first_page()
+        return leaving
 
     @rx.event
     @guarded
@@ -99,6 +108,7 @@ class ListPage(rx.State, mixin=True):
     _total: str = ""
     sort: str = "newest"
     zone: str = "UTC"
+    _zone_read: bool = False  # the browser's zone is asked once per tab, not on every visit
     filters: dict[str, str] = {}  # the filter bar as typed and picked (not yet applied)
     # Server-side only: the filters in force and the cursor each page was read with ("": the first).
     _applied: dict[str, str] = {}
@@ -195,7 +205,7 @@ class ListPage(rx.State, mixin=True):
             await self._first_page()
             if self.error:  # refused either way: say it once
                 self.problem = ""
-        return rx.call_script(ZONE_SCRIPT, callback=type(self).set_zone)
+        return None if self._zone_read else rx.call_script(ZONE_SCRIPT, callback=type(self).set_zone)
 
     @rx.event
     @guarded
@@ -212,6 +222,7 @@ class ListPage(rx.State, mixin=True):
     @rx.event
     def set_zone(self, zone: str):
         self.zone = timezones.viewer_zone(zone)
+        self._zone_read = True
 
     # --- the filter bar ----------------------------------------------------------------------------
 

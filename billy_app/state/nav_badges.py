@@ -38,5 +38,7 @@ class NavBadgesState(LiveState, SessionState):
     @rx.event
     @guarded
     async def load(self):
-        """Read the count now; `follow` (started with it) keeps it current."""
+        """Read the count now, then keep it current: one event from the page, the follower chained
+        on the server (each navigation used to send both)."""
         await self._live_refresh()
+        return NavBadgesState.follow
