@@ -23,7 +23,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-WEB = ROOT / ".web"
+# Reflex's own setting for where the frontend is built; parallel browser-test workers each have
+# their own (tests/browser/conftest.py), since a build is made for one address.
+WEB = ROOT / os.environ.get("REFLEX_WEB_WORKDIR", ".web")
 BUILD = WEB / "build" / "client"
 KEY_FILE = WEB / "billy-build.key"
 # What the compiled pages depend on, besides the address they call back to.
@@ -34,8 +36,9 @@ def build_key(api_url: str) -> str:
     digest = hashlib.sha256(api_url.encode())
     for pattern in SOURCES:
         for path in sorted(ROOT.glob(pattern)):
-            if path.is_file() and ".web" not in path.parts and "__pycache__" not in path.parts:
-                digest.update(str(path.relative_to(ROOT)).encode())
+            rel = path.relative_to(ROOT)
+            if path.is_file() and not any(p.startswith(".web") or p == "__pycache__" for p in rel.parts):
+                digest.update(str(rel).encode())
                 digest.update(path.read_bytes())
     return digest.hexdigest()
 

@@ -85,6 +85,8 @@ def running_app(
         REFLEX_CHECK_LATEST_VERSION="false",
         NPM_CONFIG_REGISTRY=env.get("NPM_CONFIG_REGISTRY") or npm_registry(),
     )
+    if worker := os.environ.get("PYTEST_XDIST_WORKER"):  # parallel browser tests: a build per worker
+        env["REFLEX_WEB_WORKDIR"] = f".web-{worker}"
     env.update(extra_env or {})
     if store_template is not None:  # an SQLite store migrated once already: a copy is the same schema
         (data_dir / "db").mkdir(parents=True, exist_ok=True)
@@ -117,8 +119,16 @@ def running_app(
             time.sleep(0.1)
         yield RunningApp(url, data_dir, env, log)
     finally:
+        _stop(proc)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """The app's whole process group, politely then firmly; one that already exited is left be
+    (its start error, not a second one from here, is what the caller should see)."""
+    try:
         os.killpg(proc.pid, 15)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
+        proc.wait(timeout=20)
+    except ProcessLookupError:
+        return
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)

@@ -17,10 +17,12 @@ fi
 mkdir -p artifacts
 started=$(date +%s)
 # Everything but the browser tests on two workers (this machine has two cores); then the browser
-# tests alone, one app at a time: sharing the two cores with the rest made their timings flaky.
+# tests alone, on two workers too, each module on one worker (`--dist loadfile`) with its own app,
+# port and frontend build (REFLEX_WEB_WORKDIR=.web-gwN, devtools/app_runner.py). They are not run
+# beside the rest: sharing the two cores with the CPU-bound suite made their timings flaky.
 status=0
 python -m pytest -n "${BILLY_TEST_WORKERS:-2}" -m "not browser" --junitxml=artifacts/junit-main.xml "$@" || { rc=$?; [ "$rc" -eq 5 ] || status=$rc; }
-python -m pytest -m browser --junitxml=artifacts/junit-browser.xml "$@" || { rc=$?; [ "$rc" -eq 5 ] || status=$rc; }
+python -m pytest -n "${BILLY_BROWSER_WORKERS:-2}" --dist loadfile -m browser --junitxml=artifacts/junit-browser.xml "$@" || { rc=$?; [ "$rc" -eq 5 ] || status=$rc; }
 python scripts/slowest.py artifacts/junit-main.xml artifacts/junit-browser.xml
 echo "test suite took $(( $(date +%s) - started ))s"
 exit "$status"
