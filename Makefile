@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PORT ?= 3000
 SANDBOX_PORT ?= 8420
 
-.PHONY: run test setup setup-browser migrate seed sandbox reset lint bench clean
+.PHONY: run test setup setup-browser migrate seed sandbox reset lint bench bench-ui clean
 
 run: setup ## Set up and start Billy on its embedded defaults (SQLite, local secrets, Stripe sandbox)
 	@PORT=$(PORT) SANDBOX_PORT=$(SANDBOX_PORT) scripts/run.sh
@@ -28,6 +28,9 @@ reset: ## Wipe the local store, the sandbox's state and the secret store (keeps 
 
 bench: setup ## Page-query benchmark at scale (100k customers, 1M charges; SQLite and PostgreSQL). Not part of `make test`.
 	@source scripts/env.sh && python -m bench.pages $(BENCH_ARGS)
+
+bench-ui: setup setup-browser ## Speed in Chromium at scale: clicks, search, warm and cold loads, memory (bench/ui.py). Not part of `make test`.
+	@source scripts/env.sh && python -m bench.ui $(BENCH_ARGS)
 
 lint: setup ## Style, the import contracts (pyproject [tool.importlinter]) and the types of services/ (mypy)
 	.venv/bin/ruff check .

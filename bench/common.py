@@ -78,6 +78,15 @@ def postgres_version(host: str | None = None, user: str | None = None) -> str:
         return f"server not reachable ({type(exc).__name__}){'; client ' + client if client else ''}"
 
 
+def load_average() -> str:
+    """The machine's load average: other work running beside a benchmark shows in its numbers."""
+    try:
+        one, five, fifteen = os.getloadavg()
+    except OSError:
+        return "unknown"
+    return f"{one:.2f} (1 min), {five:.2f} (5 min), {fifteen:.2f} (15 min)"
+
+
 def machine_facts() -> dict[str, str]:
     """What a benchmark ran on: CPU, RAM, OS, Python, SQLite and PostgreSQL versions, when."""
     return {
@@ -88,6 +97,7 @@ def machine_facts() -> dict[str, str]:
         "python": f"{platform.python_implementation()} {sys.version.split()[0]}",
         "sqlite": sqlite3.sqlite_version,
         "postgresql": postgres_version(),
+        "load": load_average(),
         "timestamp": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
 
