@@ -193,7 +193,14 @@ def shell(*children: rx.Component, title: str) -> rx.Component:
             spacing="4",
             align="stretch",
             id="main",
-            custom_attrs={"role": "main", "tabindex": "-1"},
+            # From a click until the page's fresh data is in, what shows is the last visit's rows:
+            # dimmed and marked busy, so nobody takes them for current (assets/billy.css).
+            class_name=rx.cond(rx.State.is_hydrated, "", "refreshing"),
+            custom_attrs={
+                "role": "main",
+                "tabindex": "-1",
+                "aria-busy": rx.cond(rx.State.is_hydrated, "false", "true"),
+            },
         ),
         spacing="0",
         align="start",

@@ -51,6 +51,18 @@ OWNER_PAGES = [
 ]
 
 
+# Notes whether charge rows were ever on screen while the page said it was still refreshing.
+STALE_WATCH = """() => {
+  window.staleRowsSeen = false;
+  new MutationObserver(() => {
+    const main = document.getElementById('main');
+    if (main && main.getAttribute('aria-busy') === 'true' && document.querySelector('.charge-row')) {
+      window.staleRowsSeen = true;
+    }
+  }).observe(document.body, { subtree: true, childList: true, attributes: true });
+}"""
+
+
 def _store(app_server) -> sa.Engine:  # type: ignore[no-untyped-def]
     return sa.create_engine(f"sqlite:///{app_server.data_dir / 'db' / 'billy.db'}")
 
@@ -173,6 +185,20 @@ def test_every_main_page_has_no_violations(app_server, browser, members, role: s
         if path == "/dashboard":  # the first Tab reaches the skip link, past the navigation
             page.keyboard.press("Tab")
             assert page.evaluate("() => document.activeElement.id") == "skip-link"
+    if role == "owner":
+        # A revisit shows the last visit's rows dimmed and marked busy until the fresh ones are in.
+        page.click("#sidebar .nav-charges")
+        page.wait_for_selector(".charge-row")
+        page.click("#sidebar .nav-customers")
+        page.wait_for_selector(".customer-link")
+        page.evaluate(STALE_WATCH)
+        page.click("#sidebar .nav-charges")
+        page.wait_for_function(
+            "() => document.getElementById('main').getAttribute('aria-busy') === 'false' && "
+            "!!document.querySelector('.charge-row')"
+        )
+        assert page.evaluate("() => window.staleRowsSeen") is True
+        assert page.evaluate("() => getComputedStyle(document.querySelector('table')).opacity") == "1"
     if role != "read_only":  # the refund dialog, open (Read Only has no Refund)
         _visit(page, app_server.url, "/charges/{charge}", "#charge-refund", ids)
         page.click("#charge-refund")
