@@ -82,14 +82,35 @@ def ensure_built(port: int, env: dict[str, str] | None = None) -> bool:
 
 
 def serve(port: int, host: str = "0.0.0.0", loglevel: str = "warning") -> None:  # noqa: S104 - a container's port
-    """The backend, serving the kept build on the same port (as `reflex run --env prod` does)."""
+    """The backend, serving the kept build on the same port (as `reflex run --env prod` does).
+
+    With tab state in memory (no Redis) there is exactly one worker, so it runs in this process
+    under uvicorn: Reflex's own launcher would add Granian's supervisor, a second resident copy
+    of the app (about 170 MB). With Redis, Reflex's launcher and its workers."""
     from reflex.utils import exec as reflex_exec
     from reflex_base import constants
     from reflex_base.environment import environment
 
+    from services.config import get_settings
+
     environment.REFLEX_ENV_MODE.set(constants.Env.PROD)
     environment.REFLEX_SKIP_COMPILE.set(True)  # the build above is the compiled app
-    reflex_exec.run_backend_prod(host, port, constants.LogLevel(loglevel), mount_frontend_compiled_app=True)
+    if get_settings().redis_url:
+        reflex_exec.run_backend_prod(host, port, constants.LogLevel(loglevel), mount_frontend_compiled_app=True)
+        return
+    import uvicorn
+
+    environment.REFLEX_MOUNT_FRONTEND_COMPILED_APP.set(True)
+    uvicorn.run(
+        reflex_exec.get_app_instance(),
+        factory=True,
+        host=host,
+        port=port,
+        log_level=loglevel,
+        access_log=False,
+        ws="wsproto",
+        lifespan="on",
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
