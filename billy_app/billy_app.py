@@ -7,6 +7,7 @@ import logging
 import reflex as rx
 
 from billy_app.api.routes import build_api
+from billy_app.asset_cache import immutable_assets
 from billy_app.error_handlers import backend_exception_handler, frontend_exception_handler
 from billy_app.event_gate import EventGate
 from billy_app.mcp.server import McpEndpoint
@@ -60,7 +61,7 @@ mcp_endpoint = McpEndpoint()  # the agent door at /mcp (issue 13)
 app = rx.App(
     stylesheets=["/billy.css"],  # assets/billy.css: contrast fixes, .sr-only
     head_components=[rx.script(src="/billy.js")],  # assets/billy.js: scrolling tables reachable by keyboard
-    api_transformer=[build_api(), mcp_endpoint.transformer],
+    api_transformer=[build_api(), mcp_endpoint.transformer, immutable_assets],
     frontend_exception_handler=frontend_exception_handler,
     backend_exception_handler=backend_exception_handler,
 )

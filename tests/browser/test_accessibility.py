@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import time
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -146,6 +147,13 @@ def test_signup_and_the_wizard_have_no_violations(app_server, browser) -> None: 
     page.wait_for_url(at("/signup"))
     page.wait_for_selector("#signup-submit")
     axe.check(page, "sign-up")
+    # The build's fingerprinted scripts are kept by the browser, not revalidated on every load.
+    script = page.evaluate(
+        "() => [...document.querySelectorAll('script[src], link[href]')]"
+        ".map(e => e.src || e.href).find(u => u.includes('/assets/') && u.endsWith('.js'))"
+    )
+    assert script, "no build script found in the page"
+    assert httpx.get(script).headers.get("cache-control") == "public, max-age=31536000, immutable"
     page.fill("#org_name", "Accessible Traders")
     page.click("#plan-pro")
     page.fill("#name", "Olivia Owner")
