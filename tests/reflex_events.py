@@ -36,6 +36,13 @@ class Sent:
         """All of it as the JSON a browser would receive, for `in` checks."""
         return json.dumps([list(self.deltas), [(e.name, e.payload) for e in self.events]], default=str)
 
+    def last(self, state: type[BaseState], var: str) -> Any:
+        """The last value of `state.var` sent to the tab (fails if it was not sent)."""
+        name, key = state.get_full_name(), f"{var}_rx_state_"
+        found = [delta[name][key] for delta in self.deltas if key in delta.get(name, {})]
+        assert found, f"{state.__name__}.{var} was not sent"
+        return found[-1]
+
     def toasts(self) -> list[str]:
         sent = (json.dumps(e.payload, default=str) for e in self.events)
         return [text for text in sent if "toast" in text]

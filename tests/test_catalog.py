@@ -28,7 +28,7 @@ from services.models import AuditEntry, StripeConnection
 from services.permissions import Actor, Permission, Role
 from services.stripe_gateway import StripeGateway
 from tests.conftest import StripePeer, member_actor
-from tests.reflex_events import Sent, event_pipeline
+from tests.reflex_events import event_pipeline
 
 MEMBER_PASSWORD = "another-long-password"  # `member_actor`'s
 CATALOG_ACTIONS = ("products.create", "products.update", "products.archive", "prices.create")
@@ -432,13 +432,6 @@ def _tab_cookie(email: str) -> str:
     return f"{identity.ACCESS_COOKIE}={tokens.access}"
 
 
-def _last(sent: Sent, var: str) -> Any:
-    name, field = ProductsState.get_full_name(), f"{var}_rx_state_"
-    found = [delta[name][field] for delta in sent.deltas if field in delta.get(name, {})]
-    assert found, f"{var} was not sent"
-    return found[-1]
-
-
 @pytest.mark.parametrize("role", ["billing_clerk", "read_only"])
 def test_forged_catalogue_events_are_refused_by_the_service_and_audited(
     team_id: str, stripe_peer: StripePeer, role: str
@@ -450,7 +443,9 @@ def test_forged_catalogue_events_are_refused_by_the_service_and_audited(
     with event_pipeline() as pipeline:
         tab = pipeline.tab(_tab_cookie(email), path="/products")
         loaded = tab.send(ProductsState, "load")
-        assert _last(loaded, "create_shown") is False and _last(loaded, "price_shown") is False
+        assert (
+            loaded.last(ProductsState, "create_shown") is False and loaded.last(ProductsState, "price_shown") is False
+        )
         assert "$49.00 / month" in loaded.text  # the catalogue itself is for everyone
         tab.send(ProductsState, "start_create")
         sent = [tab.send(ProductsState, "save_new_product", {"form": {"name": "Forged"}})]
@@ -478,17 +473,19 @@ def test_a_manager_creates_and_prices_a_product_from_the_page(
     with event_pipeline() as pipeline:
         tab = pipeline.tab(_tab_cookie(manager.email), path="/products")
         loaded = tab.send(ProductsState, "load")
-        assert _last(loaded, "create_shown") is True and _last(loaded, "create_blocked") == ""
+        assert loaded.last(ProductsState, "create_shown") is True and loaded.last(ProductsState, "create_blocked") == ""
         tab.send(ProductsState, "start_create")
         created = tab.send(ProductsState, "save_new_product", {"form": {"name": "Agency", "description": "Per client"}})
         assert "in Stripe. Add a price to it" in created.text  # the toast
-        agency = next(r for r in _last(created, "rows") if r.name == "Agency")  # shown at once, from the store
+        agency = next(
+            r for r in created.last(ProductsState, "rows") if r.name == "Agency"
+        )  # shown at once, from the store
         tab.send(ProductsState, "start_price", {"product_id": agency.id})
         tab.send(ProductsState, "set_price_currency", {"currency": "jpy"})
         refused = tab.send(ProductsState, "save_price", {"form": {"amount": "12.50", "interval_count": "1"}})
         assert "JPY amounts have no decimals" in refused.text
         priced = tab.send(ProductsState, "save_price", {"form": {"amount": "12,000", "interval_count": "1"}})
         assert "12,000 / month to" in priced.text and "cannot be changed later" in priced.text
-        assert "¥12,000 / month" in str(_last(priced, "rows"))
+        assert "¥12,000 / month" in str(priced.last(ProductsState, "rows"))
     (price,) = [p for p in _stripe_prices(stripe_peer) if p.product == agency.id]
     assert (price.unit_amount, price.currency) == (12000, "jpy")

@@ -4,10 +4,8 @@ types, the text kept for the next page, and "See all N" opening a list that coun
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from reflex.state import BaseState
 
 from billy_app.state.charges import ChargesState
 from billy_app.state.customers import FOUND_EXPORT_NOTE, CustomersState
@@ -16,7 +14,7 @@ from services import identity, mirror
 from services.db import session_scope
 from services.permissions import Actor
 from tests.conftest import OWNER_EMAIL, OWNER_PASSWORD
-from tests.reflex_events import Pipeline, Sent, Tab, event_pipeline
+from tests.reflex_events import Pipeline, Tab, event_pipeline
 
 T = 1_770_000_000
 
@@ -53,68 +51,61 @@ def _owner_tab(pipeline: Pipeline, path: str) -> Tab:
     return pipeline.tab(f"{identity.ACCESS_COOKIE}={tokens.access}", path=path)
 
 
-def _last(sent: Sent, state: type[BaseState], var: str) -> Any:
-    name, key = state.get_full_name(), f"{var}_rx_state_"
-    found = [delta[name][key] for delta in sent.deltas if key in delta.get(name, {})]
-    assert found, f"{state.__name__}.{var} was not sent"
-    return found[-1]
-
-
 def test_typing_shows_the_top_hits_and_the_box_keeps_its_text(pipeline: Pipeline) -> None:
     tab = _owner_tab(pipeline, "/dashboard")
     sent = tab.send(SearchBoxState, "suggest", {"text": "marl"})
-    assert _last(sent, SearchBoxState, "panel_open") is True
-    assert [hit["title"] for hit in _last(sent, SearchBoxState, "customers")] == ["Ada Marlow"]
-    assert _last(sent, SearchBoxState, "results_href") == "/search?q=marl"
+    assert sent.last(SearchBoxState, "panel_open") is True
+    assert [hit["title"] for hit in sent.last(SearchBoxState, "customers")] == ["Ada Marlow"]
+    assert sent.last(SearchBoxState, "results_href") == "/search?q=marl"
     widgets = tab.send(SearchBoxState, "suggest", {"text": "widget"})
-    assert len(_last(widgets, SearchBoxState, "charges")) == SUGGESTIONS_PER_GROUP  # the top few; the page has more
-    assert _last(widgets, SearchBoxState, "charges")[0]["href"] == "/charges/ch_bulk30"
+    assert len(widgets.last(SearchBoxState, "charges")) == SUGGESTIONS_PER_GROUP  # the top few; the page has more
+    assert widgets.last(SearchBoxState, "charges")[0]["href"] == "/charges/ch_bulk30"
     # Too short for the contains-search: the panel says what to type instead of searching.
     short = tab.send(SearchBoxState, "suggest", {"text": "wi"})
-    assert "at least 3 characters" in _last(short, SearchBoxState, "hint")
-    assert _last(short, SearchBoxState, "charges") == []
-    assert _last(tab.send(SearchBoxState, "suggest", {"text": "  "}), SearchBoxState, "panel_open") is False
+    assert "at least 3 characters" in short.last(SearchBoxState, "hint")
+    assert short.last(SearchBoxState, "charges") == []
+    assert tab.send(SearchBoxState, "suggest", {"text": "  "}).last(SearchBoxState, "panel_open") is False
     # Escape / leaving closes the panel; the text stays (the next page's header reads it).
     tab.send(SearchBoxState, "suggest", {"text": "widget"})
     closed = tab.send(SearchBoxState, "close")
-    assert _last(closed, SearchBoxState, "panel_open") is False
-    assert _last(tab.hydrate(), SearchBoxState, "text") == "widget"
+    assert closed.last(SearchBoxState, "panel_open") is False
+    assert tab.hydrate().last(SearchBoxState, "text") == "widget"
     # Enter opens the results page; the box shows what was searched, its panel closed.
     tab.send(SearchBoxState, "suggest", {"text": "widg"})
     went = tab.send(SearchState, "go", {"form": {"q": "  widget  "}})
-    assert _last(went, SearchBoxState, "text") == "widget" and _last(went, SearchBoxState, "panel_open") is False
+    assert went.last(SearchBoxState, "text") == "widget" and went.last(SearchBoxState, "panel_open") is False
     assert any(e.name == "_redirect" and "/search?q=widget" in str(e.payload) for e in went.events)
 
 
 def test_see_all_opens_lists_that_count_what_the_link_says(pipeline: Pipeline) -> None:
     results = _owner_tab(pipeline, "/search?q=widget").send(SearchState, "load")
-    assert _last(results, SearchState, "see_all_charges") == "See all 31 in Charges"
-    assert _last(results, SearchState, "see_all_charges_href") == "/charges?q=widget"
-    assert _last(results, SearchBoxState, "text") == "widget"  # the box shows the page's query
+    assert results.last(SearchState, "see_all_charges") == "See all 31 in Charges"
+    assert results.last(SearchState, "see_all_charges_href") == "/charges?q=widget"
+    assert results.last(SearchBoxState, "text") == "widget"  # the box shows the page's query
     charges = _owner_tab(pipeline, "/charges?q=widget").send(ChargesState, "load")
-    assert _last(charges, ChargesState, "range_label") == "1–25 of 31"
-    assert _last(charges, ChargesState, "filters")["q"] == "widget"  # shown in the bar's Search field
+    assert charges.last(ChargesState, "range_label") == "1–25 of 31"
+    assert charges.last(ChargesState, "filters")["q"] == "widget"  # shown in the bar's Search field
 
     results = _owner_tab(pipeline, "/search?q=bulk.ex").send(SearchState, "load")
-    assert _last(results, SearchState, "see_all_customers") == "See all 27 in Customers"
+    assert results.last(SearchState, "see_all_customers") == "See all 27 in Customers"
     tab = _owner_tab(pipeline, "/customers?q=bulk.ex")
     customers = tab.send(CustomersState, "load")
-    assert _last(customers, CustomersState, "found_by") == "bulk.ex"
-    assert _last(customers, CustomersState, "range_label") == "1–25 of 27"
+    assert customers.last(CustomersState, "found_by") == "bulk.ex"
+    assert customers.last(CustomersState, "range_label") == "1–25 of 27"
     # Its export follows the box's search only, so it says so instead of exporting other rows.
-    assert _last(customers, CustomersState, "export_blocked") == FOUND_EXPORT_NOTE
+    assert customers.last(CustomersState, "export_blocked") == FOUND_EXPORT_NOTE
     # The box's own search (or "Show all customers") leaves the finds and rewrites the address.
     back = tab.send(CustomersState, "clear_search")
-    assert _last(back, CustomersState, "found_by") == ""
-    assert _last(back, CustomersState, "range_label") == "1–25 of 28"
+    assert back.last(CustomersState, "found_by") == ""
+    assert back.last(CustomersState, "range_label") == "1–25 of 28"
     assert any(e.name == "_call_script" and "replaceState" in str(e.payload) for e in back.events)
 
 
 def test_a_group_that_shows_everything_offers_no_see_all(pipeline: Pipeline) -> None:
     results = _owner_tab(pipeline, "/search?q=marlow").send(SearchState, "load")
-    assert len(_last(results, SearchState, "customers")) == 1
-    assert _last(results, SearchState, "see_all_customers") == ""
-    assert _last(results, SearchState, "see_all_charges") == ""
+    assert len(results.last(SearchState, "customers")) == 1
+    assert results.last(SearchState, "see_all_customers") == ""
+    assert results.last(SearchState, "see_all_charges") == ""
 
 
 def test_the_charges_list_refuses_to_export_search_words_it_cannot_carry(pipeline: Pipeline) -> None:

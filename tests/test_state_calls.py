@@ -99,14 +99,6 @@ def _tab(pipeline: Pipeline, who: str, path: str) -> Tab:
     return pipeline.tab("", path=path)
 
 
-def _last(sent: Sent, state: type[BaseState], var: str) -> Any:
-    """The last value of `state.var` the server sent to the tab."""
-    name, key = state.get_full_name(), f"{var}_rx_state_"
-    found = [delta[name][key] for delta in sent.deltas if key in delta.get(name, {})]
-    assert found, f"{state.__name__}.{var} was not sent"
-    return found[-1]
-
-
 def _recovered(sent: Sent) -> bool:
     """`SessionState.recover` ran: the page was told to try the refresh cookie."""
     return any(e.name == "_call_script" and "/api/auth/refresh" in json.dumps(e.payload) for e in sent.events)
@@ -164,7 +156,7 @@ def test_an_ended_session_recovers_on_every_kind_of_handler(
     assert "Please sign in again" not in sent.text
     assert not _errors(caplog), caplog.text[-2000:]
     if handler == "send_invites":
-        assert _last(sent, TeamState, "sending") is False  # the button works again after recovery
+        assert sent.last(TeamState, "sending") is False  # the button works again after recovery
 
 
 def test_the_sync_watcher_a_background_task_recovers_an_ended_session_too(pipeline: Pipeline) -> None:
@@ -180,8 +172,8 @@ def test_a_read_only_member_is_refused_the_team_page_in_the_services_words(pipel
     with pytest.raises(PermissionDenied) as refused:
         team.list_team(viewer)
     sent = _tab(pipeline, "viewer", "/settings/team").send(TeamState, "load")
-    assert _last(sent, TeamState, "refused") is True
-    assert _last(sent, TeamState, "error") == refused.value.message
+    assert sent.last(TeamState, "refused") is True
+    assert sent.last(TeamState, "error") == refused.value.message
     assert OWNER_EMAIL not in sent.text
 
 
@@ -212,9 +204,9 @@ def test_a_refused_action_shows_the_services_words_in_the_pages_message(
         service(viewer)
     caplog.set_level(logging.WARNING)
     sent = _tab(pipeline, "viewer", "/dashboard").send(state, handler, payload)
-    assert _last(sent, state, var) == refused.value.message
+    assert sent.last(state, var) == refused.value.message
     if var == "message":
-        assert _last(sent, state, "message_kind") == "error"
+        assert sent.last(state, "message_kind") == "error"
     assert not _recovered(sent)
     assert not _errors(caplog), caplog.text[-2000:]
 
@@ -254,10 +246,10 @@ def test_a_billy_error_no_handler_expects_is_shown_in_words_not_logged_as_a_cras
     monkeypatch.setattr(module, function, unreachable)
     caplog.set_level(logging.WARNING)
     sent = _tab(pipeline, "owner", "/dashboard").send(state, handler, payload)
-    assert _last(sent, state, var) == words
+    assert sent.last(state, var) == words
     assert not _errors(caplog), caplog.text[-2000:]
     if handler == "export":
-        assert _last(sent, AuditViewerState, "exporting") is False
+        assert sent.last(AuditViewerState, "exporting") is False
 
 
 # --- (c) anything else: an error id on the page, the traceback in the log under the same id -----
@@ -303,7 +295,7 @@ def test_an_unexpected_error_shows_an_error_id_and_logs_its_traceback_under_it(
     caplog.set_level(logging.WARNING)
     sent = tab.send(state, handler, payload)
 
-    shown = " ".join(sent.toasts()) if shown_in == "toast" else _last(sent, state, shown_in)
+    shown = " ".join(sent.toasts()) if shown_in == "toast" else sent.last(state, shown_in)
     found = re.search(r"error id ([0-9a-f]{8})\b", shown)
     assert found, shown
     assert "boom" not in sent.text and "RuntimeError" not in sent.text
@@ -313,9 +305,9 @@ def test_an_unexpected_error_shows_an_error_id_and_logs_its_traceback_under_it(
     assert f"{state.__name__}.{handler}" in logged[0].getMessage()  # where it happened
     assert "RuntimeError: boom" in (logged[0].exc_text or "")  # the traceback, for whoever quotes the id
     if handler == "send_invites":
-        assert _last(sent, TeamState, "sending") is False
+        assert sent.last(TeamState, "sending") is False
     if handler == "export":
-        assert _last(sent, AuditViewerState, "exporting") is False
+        assert sent.last(AuditViewerState, "exporting") is False
 
 
 # --- the helper itself ------------------------------------------------------------------------------

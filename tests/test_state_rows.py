@@ -8,10 +8,8 @@ These run through Reflex's real event pipeline (and the gate), as a browser tab 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from reflex.state import BaseState
 from reflex_base.utils.format import json_dumps
 
 from billy_app.billy_app import app  # noqa: F401 - every page and state registered
@@ -42,14 +40,6 @@ def _owner_tab(pipeline: Pipeline, path: str) -> Tab:
     return pipeline.tab(f"{identity.ACCESS_COOKIE}={tokens.access}", path=path)
 
 
-def _last(sent: Sent, state: type[BaseState], var: str) -> Any:
-    """The last value of `state.var` the server sent to the tab."""
-    name, key = state.get_full_name(), f"{var}_rx_state_"
-    found = [delta[name][key] for delta in sent.deltas if key in delta.get(name, {})]
-    assert found, f"{state.__name__}.{var} was not sent"
-    return found[-1]
-
-
 def _wire(sent: Sent) -> str:
     """The deltas as Reflex serializes them for the browser."""
     return json_dumps(list(sent.deltas))
@@ -57,31 +47,31 @@ def _wire(sent: Sent) -> str:
 
 def test_team_rows_say_who_is_owner_with_a_boolean(pipeline: Pipeline) -> None:
     sent = _owner_tab(pipeline, "/settings/team").send(TeamState, "load")
-    members = _last(sent, TeamState, "members")
+    members = sent.last(TeamState, "members")
     assert all(isinstance(member, MemberRow) for member in members)
     assert {member.email: member.is_owner for member in members} == {OWNER_EMAIL: True, VIEWER_EMAIL: False}
-    assert [member.email for member in _last(sent, TeamState, "transferable")] == [VIEWER_EMAIL]
+    assert [member.email for member in sent.last(TeamState, "transferable")] == [VIEWER_EMAIL]
     assert '"is_owner":true' in _wire(sent).replace(" ", "") and '"yes"' not in _wire(sent)
 
 
 def test_role_rows_mark_the_built_in_roles_with_a_boolean(pipeline: Pipeline) -> None:
-    rows = _last(_owner_tab(pipeline, "/settings/roles").send(RolesState, "load"), RolesState, "rows")
+    rows = _owner_tab(pipeline, "/settings/roles").send(RolesState, "load").last(RolesState, "rows")
     assert rows and all(isinstance(row, RoleRow) and row.built_in is True for row in rows)
 
 
 def test_an_invite_with_no_address_is_a_result_not_sent(pipeline: Pipeline) -> None:
     sent = _owner_tab(pipeline, "/settings/team").send(TeamState, "send_invites")
-    (result,) = _last(sent, TeamState, "invite_results")
+    (result,) = sent.last(TeamState, "invite_results")
     assert (result.sent, result.message) == (False, "Enter at least one email address.")
 
 
 def test_the_refund_mode_is_an_enum_and_the_gate_refuses_any_other_value(pipeline: Pipeline) -> None:
     tab = _owner_tab(pipeline, "/customers/cus_1")
-    assert _last(tab.send(RefundState, "set_mode", {"mode": "partial"}), RefundState, "mode") is RefundMode.PARTIAL
+    assert tab.send(RefundState, "set_mode", {"mode": "partial"}).last(RefundState, "mode") is RefundMode.PARTIAL
     refused = tab.send(RefundState, "set_mode", {"mode": "half"})
     assert MALFORMED_MESSAGE in " ".join(refused.toasts())
     assert not any("mode_rx_state_" in delta.get(RefundState.get_full_name(), {}) for delta in refused.deltas)
-    assert _last(tab.send(RefundState, "set_mode", {"mode": "full"}), RefundState, "mode") is RefundMode.FULL
+    assert tab.send(RefundState, "set_mode", {"mode": "full"}).last(RefundState, "mode") is RefundMode.FULL
 
 
 def test_a_decision_is_approve_or_decline_and_nothing_else(pipeline: Pipeline) -> None:
@@ -89,27 +79,27 @@ def test_a_decision_is_approve_or_decline_and_nothing_else(pipeline: Pipeline) -
     refused = tab.send(ApprovalsState, "open_decision", {"request_id": "1", "kind": "maybe"})
     assert MALFORMED_MESSAGE in " ".join(refused.toasts())
     sent = tab.send(ApprovalsState, "open_decision", {"request_id": "999", "kind": "decline"})
-    assert _last(sent, ApprovalsState, "decision_kind") is Decision.DECLINE
-    assert _last(sent, ApprovalsState, "message") == "That request is no longer waiting; the list is up to date."
+    assert sent.last(ApprovalsState, "decision_kind") is Decision.DECLINE
+    assert sent.last(ApprovalsState, "message") == "That request is no longer waiting; the list is up to date."
 
 
 def test_verify_reports_its_outcome_as_an_enum_sent_as_its_word(pipeline: Pipeline) -> None:
     sent = _owner_tab(pipeline, "/settings/audit").send(AuditViewerState, "verify")
-    assert _last(sent, AuditViewerState, "verify_kind") is VerifyOutcome.OK
+    assert sent.last(AuditViewerState, "verify_kind") is VerifyOutcome.OK
     assert '"ok"' in _wire(sent)
 
 
 def test_the_list_pages_filter_bar_is_named_filters(pipeline: Pipeline) -> None:
     sent = _owner_tab(pipeline, "/charges").send(ChargesState, "set_filter", {"name": "currency", "value": "usdx"})
-    assert _last(sent, ChargesState, "filters") == {"currency": "usd"}  # cut to the field's length
+    assert sent.last(ChargesState, "filters") == {"currency": "usd"}  # cut to the field's length
 
 
 def test_the_audit_filter_bar_keeps_what_was_typed_under_filter_names(pipeline: Pipeline) -> None:
     sent = _owner_tab(pipeline, "/settings/audit").send(
         AuditViewerState, "apply", {"form_data": {"person": "  nobody@example.com ", "action": "audit.verify"}}
     )
-    assert _last(sent, AuditViewerState, "filter_person") == "nobody@example.com"
-    assert _last(sent, AuditViewerState, "filter_action") == "audit.verify"
+    assert sent.last(AuditViewerState, "filter_person") == "nobody@example.com"
+    assert sent.last(AuditViewerState, "filter_action") == "audit.verify"
 
 
 def test_the_list_pager_says_which_rows_of_how_many(pipeline: Pipeline) -> None:
@@ -130,9 +120,9 @@ def test_the_list_pager_says_which_rows_of_how_many(pipeline: Pipeline) -> None:
         ]
         mirror.write_objects(session, "charge", charges, 1_800_000_000)
     tab = _owner_tab(pipeline, "/charges")
-    assert _last(tab.send(ChargesState, "load"), ChargesState, "range_label") == "1–25 of 30"
-    assert _last(tab.send(ChargesState, "next_page"), ChargesState, "range_label") == "26–30 of 30"
-    assert _last(tab.send(ChargesState, "previous_page"), ChargesState, "range_label") == "1–25 of 30"
+    assert tab.send(ChargesState, "load").last(ChargesState, "range_label") == "1–25 of 30"
+    assert tab.send(ChargesState, "next_page").last(ChargesState, "range_label") == "26–30 of 30"
+    assert tab.send(ChargesState, "previous_page").last(ChargesState, "range_label") == "1–25 of 30"
     assert range_label(3, 25, "10,000+") == "51–75 of 10,000+" and range_label(1, 0, "0") == ""
     assert range_label(2, 25, "") == "26–50"  # counting was given up: the rows without a total
 
@@ -146,12 +136,12 @@ def test_the_charges_list_offers_refund_only_to_roles_that_can_refund(pipeline: 
         failed = {**paid, "id": "ch_failed", "status": "failed", "created": 1_700_000_001}
         mirror.write_objects(session, "charge", [{**paid, "status": "succeeded"}, failed], 1_800_000_000)
     owner_sent = _owner_tab(pipeline, "/charges").send(ChargesState, "load")
-    assert _last(owner_sent, ChargesState, "refund_shown") is True
-    refundable = {row.id: row.refundable for row in _last(owner_sent, ChargesState, "rows")}
+    assert owner_sent.last(ChargesState, "refund_shown") is True
+    refundable = {row.id: row.refundable for row in owner_sent.last(ChargesState, "rows")}
     assert refundable == {"ch_paid": True, "ch_failed": False}
 
     tokens = identity.login(VIEWER_EMAIL, "another-long-password", "127.0.0.1", "pytest-tab")
     viewer = pipeline.tab(f"{identity.ACCESS_COOKIE}={tokens.access}", path="/charges")
     viewer_sent = viewer.send(ChargesState, "load")
-    assert len(_last(viewer_sent, ChargesState, "rows")) == 2  # Read Only sees the charges, without "Refund"
-    assert _last(viewer_sent, ChargesState, "refund_shown") is False
+    assert len(viewer_sent.last(ChargesState, "rows")) == 2  # Read Only sees the charges, without "Refund"
+    assert viewer_sent.last(ChargesState, "refund_shown") is False
