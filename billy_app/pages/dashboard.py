@@ -228,7 +228,7 @@ def revenue_card() -> rx.Component:
                                 stroke_dasharray="4 4",
                                 stroke_width=2,
                                 dot=False,
-                                type_="monotone",
+                                type_="linear",  # monotone curves overshoot below 0 between days
                             ),
                             data=DashboardState.chart,
                             width="100%",

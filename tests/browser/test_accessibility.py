@@ -91,6 +91,8 @@ def _first_ids(app_server) -> dict[str, str]:  # type: ignore[no-untyped-def]
     engine = _store(app_server)
     deadline = time.monotonic() + 90
     with engine.connect() as conn:
+        owner = conn.execute(sa.text("SELECT count(*) FROM member WHERE role = 'owner'")).scalar()
+        assert owner, "no Owner: the sign-up test, which runs first in this module, did not get through"
         while True:
             running = conn.execute(
                 sa.text("SELECT count(*) FROM sync_state WHERE status IN ('running', 'pending')")
@@ -149,8 +151,8 @@ def test_signup_and_the_wizard_have_no_violations(app_server, browser) -> None: 
     axe.check(page, "sign-up")
     # The build's fingerprinted scripts are kept by the browser, not revalidated on every load.
     script = page.evaluate(
-        "() => [...document.querySelectorAll('script[src], link[href]')]"
-        ".map(e => e.src || e.href).find(u => u.includes('/assets/') && u.endsWith('.js'))"
+        "() => performance.getEntriesByType('resource').map(e => e.name)"
+        ".find(u => u.includes('/assets/') && u.endsWith('.js'))"
     )
     assert script, "no build script found in the page"
     assert httpx.get(script).headers.get("cache-control") == "public, max-age=31536000, immutable"
