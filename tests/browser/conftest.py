@@ -1,13 +1,12 @@
-"""One real Billy (production build) and one Chromium for all browser tests.
+"""A real Billy (production build) per browser test module, and one Chromium per worker.
 
-The app runs as `make run` runs it — `reflex run --env prod` on a fresh data folder —
-against the session's Stripe sandbox, seeded with the demo data, sending its mail to a
-mail catcher in this process (`mail_catcher`).
+The app runs as `make run` runs it (the kept production build, `billy_app.serve`) on a fresh
+data folder, against the worker's Stripe sandbox, seeded with the demo data, sending its mail
+to a mail catcher in this process (`mail_catcher`).
 
-The modules share that one instance. The walking skeleton is the instance's first
-session (it signs up), so it runs first whatever order the modules are named in; the
-others reach the dashboard with `sign_in_as_owner`, which signs up, signs in or finishes
-the wizard as the instance's state asks."""
+Each module meets its own instance, first-run signup open: its first test signs up (or uses
+`sign_in_as_owner`, which signs up, signs in or finishes the wizard as the instance's state
+asks). `make test` runs two workers, each taking whole modules in file order."""
 
 from __future__ import annotations
 
@@ -33,8 +32,9 @@ def mail_catcher() -> Iterator[CatcherHandle]:
 
 @pytest.fixture(scope="session")
 def app_port() -> int:
-    """One port for every browser module's app (they run one after another), so the frontend,
-    which is built for the address it calls back to, is built once per run (`billy_app.serve`)."""
+    """One port for every browser module's app on this worker (its modules run one after another),
+    so the frontend, which is built for the address it calls back to, is built once per worker and
+    run (`billy_app.serve`, in the worker's own `.web-gwN`: devtools/app_runner.py)."""
     return free_port()
 
 
@@ -50,7 +50,8 @@ def browser_store_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 # Module scope: each browser test module meets a fresh instance (its own data folder, first-run
-# signup open), started with the module's `APP_ENV` overrides; modules run one app at a time.
+# signup open), started with the module's `APP_ENV` overrides; a worker runs one app at a time, and
+# `make test` runs two workers, each taking whole modules (`--dist loadfile`).
 @pytest.fixture(scope="module")
 def app_server(  # type: ignore[no-untyped-def]
     request: pytest.FixtureRequest,
