@@ -54,6 +54,15 @@ def see_all_words(total: ListTotal | None, label: str) -> str:
     return f"See all {total.label} in {label}" if total else f"See all in {label}"
 
 
+HIT_GROUPS = ("customers", "charges", "invoices", "subscriptions")
+
+
+def show_hits(state: rx.State, found: search.SearchResults) -> None:
+    """Each group's hits as rows, on a state with one list per group (the box's, the page's)."""
+    for kind in HIT_GROUPS:
+        setattr(state, kind, [hit_view(hit, kind) for hit in getattr(found, kind)])
+
+
 class SearchBoxState(SessionState):
     """The search box in every page's header: what is typed stays here while the member moves
     between pages, and the top hits show under it as they type (one debounce: the controlled
@@ -102,10 +111,7 @@ class SearchBoxState(SessionState):
         except BillyError as exc:
             self.hint = exc.message
             return
-        self.customers = [hit_view(h, "customers") for h in found.customers]
-        self.charges = [hit_view(h, "charges") for h in found.charges]
-        self.invoices = [hit_view(h, "invoices") for h in found.invoices]
-        self.subscriptions = [hit_view(h, "subscriptions") for h in found.subscriptions]
+        show_hits(self, found)
         self.searched = found.query
 
     @rx.event
@@ -163,10 +169,7 @@ class SearchState(SessionState):
             self.error, self.searched = exc.message, True
             return
         self.rule = RULE_LABELS.get(found.rule, found.rule)
-        self.customers = [hit_view(h, "customers") for h in found.customers]
-        self.charges = [hit_view(h, "charges") for h in found.charges]
-        self.invoices = [hit_view(h, "invoices") for h in found.invoices]
-        self.subscriptions = [hit_view(h, "subscriptions") for h in found.subscriptions]
+        show_hits(self, found)
         self.more = sorted(found.more)
         longer = tuple(kind for kind in search.SEE_ALL_KINDS if kind in found.more)
         if longer:
