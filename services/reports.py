@@ -718,9 +718,10 @@ def _check_sort(sort: str) -> tuple[str, bool]:
     return SORTS[sort]
 
 
-def _check_limit(limit: int) -> int:
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
-        raise ValidationFailed(f"A page holds 1 to {MAX_PAGE_SIZE} rows.")
+def check_page_limit(limit: int, most: int = MAX_PAGE_SIZE) -> int:
+    """A list page's size as asked: a whole number from 1 to `most` (the lists' own bound)."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= most:
+        raise ValidationFailed(f"A page holds 1 to {most} rows.")
     return limit
 
 
@@ -877,7 +878,7 @@ def search_charges(
     with a status, ix_stripe_charge_customer_created for one customer); amount sorts walk
     ix_stripe_charge_amount_id."""
     audit.authorize_read(actor, "charges.search")
-    limit = _check_limit(limit)
+    limit = check_page_limit(limit)
     return read_page(charges_query(filters, sort), cursor, limit)
 
 
@@ -1006,7 +1007,7 @@ def search_subscriptions(
     status, ix_stripe_subscription_customer_created for one customer, ix_stripe_subscription_mrr_id
     for the amount sorts."""
     audit.authorize_read(actor, "subscriptions.search")
-    limit = _check_limit(limit)
+    limit = check_page_limit(limit)
     return read_page(subscriptions_query(filters, sort), cursor, limit)
 
 
@@ -1088,7 +1089,7 @@ def search_invoices(
     (overdue too, then due_date is checked per row), ix_stripe_invoice_customer_created for one
     customer, ix_stripe_invoice_total_id for the amount sorts."""
     audit.authorize_read(actor, "invoices.search")
-    limit = _check_limit(limit)
+    limit = check_page_limit(limit)
     return read_page(invoices_query(filters, sort), cursor, limit)
 
 

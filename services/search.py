@@ -658,17 +658,12 @@ def found_charges_query(
     return replace(base, stmt=base.stmt.where(condition))
 
 
-def _check_page(limit: int, most: int) -> None:
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= most:
-        raise ValidationFailed(f"A page holds 1 to {most} rows.")
-
-
 def found_customers(
     actor: Actor, query: str, cursor: str | None = None, limit: int = billing.PAGE_SIZE
 ) -> Page[CustomerRow]:
     """One page of the customers list narrowed to what the search finds (`/customers?q=…`)."""
     audit.authorize_read(actor, "customers.search")
-    _check_page(limit, billing.MAX_PAGE_SIZE)
+    reports.check_page_limit(limit, billing.MAX_PAGE_SIZE)
     return reports.read_page(found_customers_query(query), cursor, limit)
 
 
@@ -683,7 +678,7 @@ def found_charges(
     """One page of the charges list narrowed to what the search finds (`/charges?q=…`), under
     the list's other filters and sort."""
     audit.authorize_read(actor, "charges.search")
-    _check_page(limit, reports.MAX_PAGE_SIZE)
+    reports.check_page_limit(limit, reports.MAX_PAGE_SIZE)
     return reports.read_page(found_charges_query(query, filters, sort), cursor, limit)
 
 
