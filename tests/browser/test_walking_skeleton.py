@@ -175,13 +175,19 @@ def test_new_user_from_signup_to_refund_and_back(app_server, browser, sandbox) -
 
     # The results end with "See all N in …" for a group with more than it shows; the list it
     # opens holds every match and counts the same N.
+    # A total that would take longer than its budget (15 ms) to count is left out ("See all in
+    # Charges"); on a busy test machine that can happen to these small lists, so search again.
     for words, group, path in (("example", "Customers", "/customers"), ("order", "Charges", "/charges")):
         page.fill("#global-search", words)
         page.press("#global-search", "Enter")
-        page.wait_for_url(re.compile(rf".*/search/?\?q={words}$"))
-        see_all = page.locator(f"#see-all-{group.lower()}")
-        see_all.wait_for()
-        found = re.fullmatch(rf"See all ([\d,]+) in {group}", see_all.inner_text().strip())
+        for _ in range(3):
+            page.wait_for_url(re.compile(rf".*/search/?\?q={words}$"))
+            see_all = page.locator(f"#see-all-{group.lower()}")
+            see_all.wait_for()
+            found = re.fullmatch(rf"See all ([\d,]+) in {group}", see_all.inner_text().strip())
+            if found:
+                break
+            page.goto(f"{app_server.url}/search?q={words}")
         assert found, see_all.inner_text()
         see_all.click()
         page.wait_for_url(re.compile(rf".*{path}/?\?q={words}$"))
