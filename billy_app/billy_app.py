@@ -32,6 +32,7 @@ from billy_app.pages import (  # noqa: F401 - registers the pages
     team,
 )
 from billy_app.pages import audit as audit_page  # noqa: F401 - registers /settings/audit
+from billy_app.state import list_warmup  # noqa: F401 - registers the state signed-in pages start
 from services import audit, periodic, stripe_events, stripe_keys, sync
 from services.config import get_settings
 from services.logging_setup import install_scrubber
@@ -60,7 +61,7 @@ audit_summaries = periodic.Every(60, audit.flush_denied_summaries, "audit-summar
 mcp_endpoint = McpEndpoint()  # the agent door at /mcp (issue 13)
 app = rx.App(
     stylesheets=["/billy.css"],  # assets/billy.css: contrast fixes, .sr-only
-    head_components=[rx.script(src="/billy.js")],  # assets/billy.js: scrolling tables reachable by keyboard
+    head_components=[rx.script(src="/billy.js")],  # assets/billy.js: tables reachable by keyboard; pages preloaded
     api_transformer=[build_api(), mcp_endpoint.transformer, immutable_assets],
     frontend_exception_handler=frontend_exception_handler,
     backend_exception_handler=backend_exception_handler,

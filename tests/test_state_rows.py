@@ -7,7 +7,9 @@ These run through Reflex's real event pipeline (and the gate), as a browser tab 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 
 import pytest
 from reflex_base.utils.format import json_dumps
@@ -19,6 +21,7 @@ from billy_app.state.audit_viewer import AuditViewerState, VerifyOutcome
 from billy_app.state.charges import ChargesState
 from billy_app.state.refund import RefundMode, RefundState
 from billy_app.state.roles import RoleRow, RolesState
+from billy_app.state.session import SessionState
 from billy_app.state.team import MemberRow, TeamState
 from services import identity
 from services.permissions import Actor
@@ -116,15 +119,16 @@ def test_the_list_pager_says_which_rows_of_how_many(pipeline: Pipeline) -> None:
                 "currency": "usd",
                 "created": 1_700_000_000 + n,
             }
-            for n in range(30)
+            for n in range(60)
         ]
         mirror.write_objects(session, "charge", charges, 1_800_000_000)
     tab = _owner_tab(pipeline, "/charges")
-    assert tab.send(ChargesState, "load").last(ChargesState, "range_label") == "1–25 of 30"
-    assert tab.send(ChargesState, "next_page").last(ChargesState, "range_label") == "26–30 of 30"
-    assert tab.send(ChargesState, "previous_page").last(ChargesState, "range_label") == "1–25 of 30"
-    assert range_label(3, 25, "10,000+") == "51–75 of 10,000+" and range_label(1, 0, "0") == ""
-    assert range_label(2, 25, "") == "26–50"  # counting was given up: the rows without a total
+    # A page of the dashboard's lists is 50 rows (the API's default page is its own).
+    assert tab.send(ChargesState, "load").last(ChargesState, "range_label") == "1–50 of 60"
+    assert tab.send(ChargesState, "next_page").last(ChargesState, "range_label") == "51–60 of 60"
+    assert tab.send(ChargesState, "previous_page").last(ChargesState, "range_label") == "1–50 of 60"
+    assert range_label(3, 50, "10,000+") == "101–150 of 10,000+" and range_label(1, 0, "0") == ""
+    assert range_label(2, 50, "") == "51–100"  # counting was given up: the rows without a total
 
 
 def test_the_charges_list_offers_refund_only_to_roles_that_can_refund(pipeline: Pipeline) -> None:
@@ -145,3 +149,75 @@ def test_the_charges_list_offers_refund_only_to_roles_that_can_refund(pipeline: 
     viewer_sent = viewer.send(ChargesState, "load")
     assert len(viewer_sent.last(ChargesState, "rows")) == 2  # Read Only sees the charges, without "Refund"
     assert viewer_sent.last(ChargesState, "refund_shown") is False
+
+
+# --- the main lists, read into a tab while its first page idles (issue 14, first-visit speed) -----
+
+
+def _sixty_charges() -> list[str]:
+    """Sixty charges in the store; their ids, newest first."""
+    from services import mirror
+    from services.db import session_scope
+
+    charges = [
+        {"id": f"ch_warm{n:02}", "object": "charge", "amount": 100 + n, "currency": "usd", "created": 1_700_000_000 + n}
+        for n in range(60)
+    ]
+    with session_scope() as session:
+        mirror.write_objects(session, "charge", charges, 1_800_000_000)
+    return [c["id"] for c in reversed(charges)]
+
+
+def _charge_ids(tab: Tab) -> list[str]:
+    return [row.id for row in tab.hydrate().last(ChargesState, "rows")]
+
+
+def _soon(check: Callable[[], bool], seconds: float = 5.0) -> bool:
+    """Whether `check` comes true within `seconds` (the warm-up is a background task)."""
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_a_signed_in_tab_holds_the_lists_first_pages_before_they_are_opened(pipeline: Pipeline) -> None:
+    newest = _sixty_charges()
+    tab = _owner_tab(pipeline, "/dashboard")
+    tab.send(SessionState, "require_member")
+    assert _soon(lambda: _charge_ids(tab) == newest[:50]), "the charges list was not read ahead"
+    assert tab.hydrate().last(ChargesState, "range_label") == "1–50 of 60"
+    # Opening the list reads it again, as its page always does: the same rows, nothing lost.
+    tab.path = "/charges"
+    assert [row.id for row in tab.send(ChargesState, "load").last(ChargesState, "rows")] == newest[:50]
+
+
+def test_the_warm_up_leaves_a_list_the_tab_already_read_as_it_was(pipeline: Pipeline) -> None:
+    newest = _sixty_charges()
+    tab = _owner_tab(pipeline, "/charges")
+    tab.send(ChargesState, "load")  # the landing page's own loads, before the warm-up wakes
+    assert tab.send(ChargesState, "next_page").last(ChargesState, "range_label") == "51–60 of 60"
+    tab.send(SessionState, "require_member")  # its warm-up runs before this returns
+    assert tab.hydrate().last(ChargesState, "range_label") == "51–60 of 60"
+    assert _charge_ids(tab) == newest[50:]
+
+
+def test_a_warm_up_started_for_one_member_writes_nothing_once_another_signs_in(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from billy_app.state import list_warmup
+
+    _sixty_charges()
+    monkeypatch.setattr(list_warmup, "AFTER_SECONDS", 1.0)
+    owner = _owner_tab(pipeline, "/dashboard")
+    viewer = identity.login(VIEWER_EMAIL, "another-long-password", "127.0.0.1", "pytest-tab")
+    same_tab = pipeline.tab(f"{identity.ACCESS_COOKIE}={viewer.access}", path="/dashboard", token=owner.token)
+    # The Owner's page starts the warm-up (this waits while it runs); meanwhile, before it wakes,
+    # the viewer signs in in the same tab and the gate resets the tab for the new session.
+    started = threading.Thread(target=owner.send, args=(SessionState, "require_member"))
+    started.start()
+    time.sleep(0.3)
+    same_tab.hydrate()
+    started.join(10)
+    assert _charge_ids(same_tab) == [], "the Owner's warm-up wrote into the next member's tab"

@@ -120,10 +120,12 @@ class ChargesState(ListPage, LiveState, SessionState):
             raise ValidationFailed("Export does not take the search words yet: clear Search to export.")
         return charge_filters(applied, zone)
 
-    def _page(self, actor: Actor, applied: dict[str, str], sort: str, cursor: str | None, zone: str) -> Page[Any]:
+    def _page(
+        self, actor: Actor, applied: dict[str, str], sort: str, cursor: str | None, zone: str, limit: int
+    ) -> Page[Any]:
         if applied.get("q"):
-            return search.found_charges(actor, applied["q"], charge_filters(applied, zone), sort, cursor)
-        return reports.search_charges(actor, charge_filters(applied, zone), sort, cursor)
+            return search.found_charges(actor, applied["q"], charge_filters(applied, zone), sort, cursor, limit)
+        return reports.search_charges(actor, charge_filters(applied, zone), sort, cursor, limit)
 
     def _view(self, row: Any) -> ChargeTableRow:
         return charge_row_view(row)

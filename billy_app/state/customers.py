@@ -10,7 +10,7 @@ from typing import ClassVar
 import reflex as rx
 from reflex_base.event import EventSpec
 
-from billy_app.state.list_page import SearchedPages, export_download, range_label
+from billy_app.state.list_page import ROWS_PER_PAGE, SearchedPages, export_download, range_label
 from billy_app.state.session import SessionState, guarded
 from billy_app.state.view import customer_view
 from services import billing, exports, search
@@ -38,16 +38,20 @@ class CustomersState(SearchedPages, SessionState):
         self.error = ""
         try:
             if self.found_by:
-                page = await self._call(search.found_customers, self.found_by, cursor or None)
+                page = await self._call(search.found_customers, self.found_by, cursor or None, ROWS_PER_PAGE)
             else:
-                page = await self._call(billing.search_customers, self.query, cursor or None)
+                page = await self._call(billing.search_customers, self.query, cursor or None, ROWS_PER_PAGE)
         except BillyError as exc:
             self.error, self.rows, self.has_next, self.range_label = exc.message, [], False, ""
             return
         self.rows = [customer_view(r) for r in page.items]
         self._next_cursor, self.has_next = page.next_cursor or "", page.next_cursor is not None
         total = page.total.label if page.total else ""
-        self.range_label = range_label(page_number, len(self.rows), total, billing.PAGE_SIZE)
+        self.range_label = range_label(page_number, len(self.rows), total)
+
+    async def _prefill(self) -> None:
+        self.found_by = ""
+        await super()._prefill()
 
     def _show_export(self) -> None:
         """Export follows the box's search only: while the list shows the header search's finds,

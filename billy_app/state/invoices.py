@@ -78,8 +78,10 @@ class InvoicesState(ListPage, LiveState, SessionState):
             status=applied.get("status", ""), date_from=date_from, date_to=date_to, customer=applied.get("customer", "")
         )
 
-    def _page(self, actor: Actor, applied: dict[str, str], sort: str, cursor: str | None, zone: str) -> Page[Any]:
-        return reports.search_invoices(actor, self._filters(applied, zone), sort, cursor)
+    def _page(
+        self, actor: Actor, applied: dict[str, str], sort: str, cursor: str | None, zone: str, limit: int
+    ) -> Page[Any]:
+        return reports.search_invoices(actor, self._filters(applied, zone), sort, cursor, limit)
 
     def _view(self, row: Any) -> InvoiceTableRow:
         return invoice_row_view(row)

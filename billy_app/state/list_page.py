@@ -19,7 +19,7 @@ from billy_app.state.session import guarded
 from services import exports, timezones
 from services.errors import BillyError, PermissionDenied
 from services.permissions import Actor
-from services.reports import PAGE_SIZE, Page
+from services.reports import Page
 
 SORT_CHOICES = [
     ("newest", "Newest first"),
@@ -30,6 +30,9 @@ SORT_CHOICES = [
 # The browser's IANA zone: picked dates are whole days in it.
 ZONE_SCRIPT = "Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC'"
 ANY = "any"  # a select's "no filter" choice (Radix selects cannot offer an empty value)
+# Rows on one page of every list in the dashboard (the API keeps its own default, `limit`): a
+# screenful on a laptop, and the most the list services serve at once (reports.MAX_PAGE_SIZE).
+ROWS_PER_PAGE = 50
 
 
 class SearchedPages(rx.State, mixin=True):
@@ -45,6 +48,7 @@ class SearchedPages(rx.State, mixin=True):
     range_label: str = ""  # "1–25 of 4,221"
     _cursors: list[str] = [""]  # the cursor each page was read with ("": the first)
     _next_cursor: str = ""
+    _filled: bool = False  # the tab has read a page of this list (its own visit, or the warm-up)
 
     async def _read(self, cursor: str, page_number: int) -> None:
         """Read the page at `cursor` into `rows`, `_next_cursor`, `has_next` and `range_label`."""
@@ -52,7 +56,12 @@ class SearchedPages(rx.State, mixin=True):
 
     async def _first_page(self) -> None:
         await self._read("", 1)
-        self._cursors, self.page_number = [""], 1
+        self._cursors, self.page_number, self._filled = [""], 1, True
+
+    async def _prefill(self) -> None:
+        """The first page, unsearched, before the list is opened (`list_warmup`)."""
+        self.query = ""
+        await self._first_page()
 
     def _box_search_started(self) -> EventSpec | None:
         """The box's own search (or its Clear) replaces whatever else narrowed the list; a page
@@ -114,6 +123,7 @@ class ListPage(rx.State, mixin=True):
     _applied: dict[str, str] = {}
     _cursors: list[str] = [""]
     _next_cursor: str = ""
+    _filled: bool = False  # the tab has read a page of this list (its own visit, or the warm-up)
     # The Export button: hidden when the role can never export, disabled with the reason when
     # the plan blocks it; `exporting` while the download ticket is being made.
     export_shown: bool = False
@@ -130,8 +140,11 @@ class ListPage(rx.State, mixin=True):
         """Picked filters and their choices (the first is ANY)."""
         raise NotImplementedError
 
-    def _page(self, actor: Actor, applied: dict[str, str], sort: str, cursor: str | None, zone: str) -> Page[Any]:
-        """Call the page's service function (in a worker thread: it must not touch the state)."""
+    def _page(
+        self, actor: Actor, applied: dict[str, str], sort: str, cursor: str | None, zone: str, limit: int
+    ) -> Page[Any]:
+        """Call the page's service function for `limit` rows (in a worker thread: it must not
+        touch the state)."""
         raise NotImplementedError
 
     def _view(self, row: Any) -> Any:
@@ -151,7 +164,7 @@ class ListPage(rx.State, mixin=True):
 
     async def _read(self, cursor: str, applied: dict[str, str] | None = None, sort: str | None = None) -> None:
         in_force = dict(self._applied if applied is None else applied)
-        page = await self._call(self._page, in_force, sort or self.sort, cursor or None, self.zone)  # type: ignore[attr-defined]
+        page = await self._call(self._page, in_force, sort or self.sort, cursor or None, self.zone, ROWS_PER_PAGE)  # type: ignore[attr-defined]
         self.rows = [self._view(item) for item in page.items]
         self._next_cursor = page.next_cursor or ""
         self.has_next = page.next_cursor is not None
@@ -177,6 +190,12 @@ class ListPage(rx.State, mixin=True):
             self._show_problem(exc)
             return
         self._show_page([""])
+        self._filled = True
+
+    async def _prefill(self) -> None:
+        """The newest rows, unfiltered, before the list is opened (`list_warmup`)."""
+        self.filters, self._applied, self.sort = self._blank(), {}, "newest"
+        await self._first_page()
 
     def _url_filters(self) -> dict[str, str]:
         """Filters named in the address (`/invoices?status=overdue`), as the bar would take them."""
@@ -329,7 +348,7 @@ class ListPage(rx.State, mixin=True):
         return self._filters(self._applied, self.zone)
 
 
-def range_label(page_number: int, shown: int, total: str, page_size: int = PAGE_SIZE) -> str:
+def range_label(page_number: int, shown: int, total: str, page_size: int = ROWS_PER_PAGE) -> str:
     """ "26–50 of 4,221" for page 2 of a list; "26–50" when counting was too dear; "" when empty."""
     if not shown:
         return ""

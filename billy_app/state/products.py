@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import reflex as rx
 from reflex_base.event import EventSpec
 
-from billy_app.state.list_page import SearchedPages, range_label
+from billy_app.state.list_page import ROWS_PER_PAGE, SearchedPages, range_label
 from billy_app.state.live import LiveState
 from billy_app.state.session import SessionState, guarded
 from services import catalog
@@ -126,7 +126,7 @@ class ProductsState(SearchedPages, LiveState, SessionState):
     # --- reading ------------------------------------------------------------------------------
 
     async def _read(self, cursor: str, page_number: int) -> None:
-        page = await self._call(catalog.list_products, self.query, cursor or None)
+        page = await self._call(catalog.list_products, self.query, cursor or None, ROWS_PER_PAGE)
         self.rows = [product_view(item) for item in page.items]
         self._next_cursor = page.next_cursor or ""
         self.has_next = page.next_cursor is not None

@@ -170,6 +170,7 @@ class SessionState(rx.State):
     read_only_notice: str = ""  # set while an ended trial keeps Billy read-only
     # Member, sign-in and role that filled this tab's state (`billy_app.event_gate` keeps it true).
     _bound_session: str = ""
+    _lists_warmed: bool = False  # `list_warmup` was started for this tab session
 
     def _cookie(self, name: str) -> str | None:
         return cookie_value(self.router.headers.cookie, name)
@@ -212,7 +213,12 @@ class SessionState(rx.State):
         self.org_name = org.name if org else ""
         self.keep_alive_ms = _tick_ms()
         self.signed_in = True
-        return None
+        if self._lists_warmed:
+            return None
+        self._lists_warmed = True  # once per tab session: the lists' first pages, while this one idles
+        from billy_app.state.list_warmup import ListWarmupState  # it imports the list states, which import this
+
+        return ListWarmupState.warm
 
     def _sign_in_then_back(self) -> str:
         """The sign-in page, then back here with the same query (an agent's connect link keeps its

@@ -72,8 +72,10 @@ class SubscriptionsState(ListPage, LiveState, SessionState):
     def _filters(self, applied: dict[str, str], zone: str) -> SubscriptionFilters:
         return SubscriptionFilters(status=applied.get("status", ""), customer=applied.get("customer", ""))
 
-    def _page(self, actor: Actor, applied: dict[str, str], sort: str, cursor: str | None, zone: str) -> Page[Any]:
-        return reports.search_subscriptions(actor, self._filters(applied, zone), sort, cursor)
+    def _page(
+        self, actor: Actor, applied: dict[str, str], sort: str, cursor: str | None, zone: str, limit: int
+    ) -> Page[Any]:
+        return reports.search_subscriptions(actor, self._filters(applied, zone), sort, cursor, limit)
 
     def _view(self, row: Any) -> SubscriptionTableRow:
         return subscription_row_view(row)
