@@ -1,0 +1,53 @@
+"""Named locks that hold within a process and, on PostgreSQL, across worker processes.
+
+A refund takes its charge's lock (so two refunds of one charge cannot race past a cap) and,
+briefly, its member's spend lock (so refunds of different charges cannot race past a daily
+budget). Within a process a `threading.Lock` per name; on PostgreSQL also a session advisory
+lock on the name, held for the whole block on a connection of its own, opened for it outside
+the store's pool: a lock held while its block reads and writes through the pool must not take
+one of the pool's connections, or twenty refunds at once hold every connection and each waits
+for one more. SQLite instances run a single worker, so the process lock is the whole story
+there. Always take a charge's lock before a member's, never the other way round.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+
+import sqlalchemy as sa
+from sqlalchemy.pool import NullPool
+
+from services.db import get_engine
+
+_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+_locks_guard = threading.Lock()
+
+
+@contextmanager
+def named_lock(name: str) -> Iterator[None]:
+    """Hold the lock called `name` for the block, in this process and across workers."""
+    with _locks_guard:
+        local = _locks[name]
+    with local:
+        engine = get_engine()
+        if engine.dialect.name != "postgresql":
+            yield
+            return
+        key = {"k": name}
+        with _lock_engine(engine.url.render_as_string(hide_password=False)).connect() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_lock(hashtextextended(:k, 0))"), key)
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(hashtextextended(:k, 0))"), key)
+                conn.commit()
+
+
+@lru_cache(maxsize=4)
+def _lock_engine(url: str) -> sa.Engine:
+    """Connections for advisory locks only: opened per lock, closed with it, never pooled."""
+    return sa.create_engine(url, poolclass=NullPool)
