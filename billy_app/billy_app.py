@@ -27,6 +27,7 @@ from billy_app.pages import (  # noqa: F401 - registers the pages
     products,
     roles,
     search,
+    spend_controls,
     subscriptions,
     sync_settings,
     team,

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import col, select
 
-from services import audit, identity
+from services import audit, identity, spend
 from services.db import session_scope
 from services.errors import NotAuthenticated, NotFound, PermissionDenied, ValidationFailed
 from services.models import AgentToken, Member, utcnow
@@ -95,6 +95,7 @@ class ScopeRequest:
     refund_caps: dict[str, int] | None = None  # minor units per currency; None: the role's
     actions: tuple[str, ...] | None = None  # None: every action of the role
     expires_in_days: int | None = 90
+    daily_budgets: dict[str, int] | None = None  # minor units per currency; None: the member's
 
 
 @dataclass(frozen=True)
@@ -172,7 +173,28 @@ def check_scope(actor: Actor, scope: ScopeRequest) -> ScopeRequest:
             caps[cur] = amount
     if scope.expires_in_days is not None and scope.expires_in_days not in EXPIRY_CHOICES:
         raise ValidationFailed("A token expires after 1, 7, 30, 90 or 365 days, or when revoked.")
-    return ScopeRequest(scope.read_only, caps, actions, scope.expires_in_days)
+    return ScopeRequest(scope.read_only, caps, actions, scope.expires_in_days, _check_budgets(actor, scope))
+
+
+def _check_budgets(actor: Actor, scope: ScopeRequest) -> dict[str, int] | None:
+    """A token's daily refund budget: per currency, at most the member's own budget there."""
+    if scope.daily_budgets is None:
+        return None
+    with session_scope() as session:
+        own = spend.budgets_of(session, actor)
+    budgets: dict[str, int] = {}
+    for currency, amount in scope.daily_budgets.items():
+        cur = str(currency).lower()
+        if not re.fullmatch(r"[a-z]{3}", cur) or not isinstance(amount, int) or amount < 0:
+            raise ValidationFailed("A daily refund budget is a currency code and an amount of zero or more.")
+        ceiling = None if own is None else own.get(cur)
+        if ceiling is not None and amount > ceiling:
+            raise ValidationFailed(
+                f"A token's daily refund budget cannot be above your own "
+                f"({format_money(ceiling, cur)} in {cur.upper()})."
+            )
+        budgets[cur] = amount
+    return budgets
 
 
 def parse_cap(text: str, currency: str = "usd") -> dict[str, int] | None:
@@ -201,6 +223,7 @@ def issue_token(actor: Actor, client_name: str, scope: ScopeRequest) -> IssuedTo
             read_only=checked.read_only,
             refund_caps=checked.refund_caps,
             actions=list(checked.actions) if checked.actions is not None else None,
+            daily_budgets=checked.daily_budgets,
             created_at=now,
             expires_at=expires,
         )
@@ -216,6 +239,8 @@ def _scope_of(row: AgentToken) -> TokenScope:
         read_only=row.read_only,
         refund_caps=dict(row.refund_caps) if row.refund_caps is not None else None,
         actions=frozenset(row.actions) if row.actions is not None else None,
+        daily_budgets=dict(row.daily_budgets) if row.daily_budgets is not None else None,
+        frozen=row.frozen_at is not None,
     )
 
 
@@ -226,6 +251,8 @@ def scope_words(scope: TokenScope) -> str:
         parts.append(
             ", ".join(f"refunds ≤ {format_money(v, c)}" for c, v in sorted(scope.refund_caps.items())) or "no refunds"
         )
+    if scope.daily_budgets is not None and not scope.read_only:
+        parts.append(", ".join(f"{format_money(v, c)} a day" for c, v in sorted(scope.daily_budgets.items())))
     if scope.actions is not None:
         parts.append(f"{len(scope.actions)} action{'s' if len(scope.actions) != 1 else ''} only")
     return "; ".join(parts)

@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -19,9 +17,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import defer
 from sqlmodel import col, select
 
-from services import audit, mirror, notices, stripe_writes
-from services.db import get_engine, run_transaction, session_scope
+from services import audit, mirror, notices, spend, stripe_writes
+from services.db import run_transaction, session_scope
 from services.errors import BillyError, NotFound, PermissionDenied, ValidationFailed
+from services.locks import named_lock
 from services.mail_templates import refund_confirmation_mail
 from services.mailer import MailDeliveryFailed, get_mailer
 from services.models import IdempotencyRecord, Organization, StripeCharge, StripeCustomer, StripeRefund, orm_attribute
@@ -234,6 +233,8 @@ class RefundPreview:
     refusal: str
     customer_email: str = ""  # where a confirmation email would go ("" when there is nowhere)
     no_email_reason: str = ""  # why no confirmation email can be sent, when customer_email is ""
+    # What is left of the daily refund budgets this refund counts against ("" when none applies).
+    budget_left: str = ""
 
 
 @dataclass(frozen=True)
@@ -320,45 +321,28 @@ def preview_refund(actor: Actor, charge_id: str, amount: int | None) -> RefundPr
         f"Refund {format_money(refund, charge.currency)} of {format_money(charge.amount, charge.currency)} "
         f"to the customer's {who or 'card '}— the charge will be {state}. Banks usually take 5–10 business days."
     )
+    budget_left = ""
     try:
         authorize(actor, "charges.refund", refund_total=charge.amount_refunded + refund, currency=charge.currency)
+        standings = spend.check_budget(actor, refund, charge.currency)
+        budget_left = "; ".join(s.words() for s in standings)
         allowed, refusal = True, ""
     except PermissionDenied as exc:
         allowed, refusal = False, exc.message
     email, no_email = _customer_email(charge.customer_id)
-    return RefundPreview(charge_id, refund, charge.currency, after, summary, allowed, refusal, email, no_email)
-
-
-_charge_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
-_charge_locks_guard = threading.Lock()
+    return RefundPreview(
+        charge_id, refund, charge.currency, after, summary, allowed, refusal, email, no_email, budget_left
+    )
 
 
 def charge_lock_key(charge_id: str) -> str:
     return f"billy:charge:{charge_id}"
 
 
-@contextmanager
-def charge_lock(charge_id: str) -> Iterator[None]:
-    """Refunds of one charge run one at a time, so two cannot race past a cap together.
-
-    Within a process a lock per charge; across workers on PostgreSQL an advisory lock on
-    the charge, held on its own connection for the whole check-refund-store sequence.
-    (SQLite instances run a single worker.)"""
-    with _charge_locks_guard:
-        local = _charge_locks[charge_id]
-    with local:
-        engine = get_engine()
-        if engine.dialect.name != "postgresql":
-            yield
-            return
-        key = {"k": charge_lock_key(charge_id)}
-        with engine.connect() as conn:
-            conn.execute(sa.text("SELECT pg_advisory_lock(hashtextextended(:k, 0))"), key)
-            try:
-                yield
-            finally:
-                conn.execute(sa.text("SELECT pg_advisory_unlock(hashtextextended(:k, 0))"), key)
-                conn.commit()
+def charge_lock(charge_id: str) -> AbstractContextManager[None]:
+    """Refunds of one charge run one at a time, so two cannot race past a cap together: in
+    this process and, on PostgreSQL, across workers (`services.locks`)."""
+    return named_lock(charge_lock_key(charge_id))
 
 
 def issue_refund(
@@ -415,11 +399,13 @@ def issue_refund(
             metadata = {"billy_member": str(actor.user_id or ""), "billy_source": str(actor.source)}
             if note:
                 metadata["billy_note"] = note[:STRIPE_METADATA_VALUE_MAX]
-            # The intent is stored before Stripe is called: an answer lost to a timeout is retried
-            # with the same key, and Stripe answers with the refund it made the first time.
-            if stripe_writes.claim_intent(actor, idempotency_key, "charges.refund", charge_id):
-                draft.details["retry"] = True
-            refund = gateway.create_refund(charge_id, refund_amount, reason, idempotency_key, metadata=metadata)
+            with spend.counted(actor, refund_amount, currency, idempotency_key, charge_id) as counted:
+                # The intent is stored before Stripe is called: an answer lost to a timeout is
+                # retried with the same key, and Stripe answers with the refund it made the first time.
+                if stripe_writes.claim_intent(actor, idempotency_key, "charges.refund", charge_id):
+                    draft.details["retry"] = True
+                refund = gateway.create_refund(charge_id, refund_amount, reason, idempotency_key, metadata=metadata)
+                counted.made_as(refund["id"])
             draft.targets.append(refund["id"])
             draft.details["reason"] = reason or ""
             with session_scope() as session:

@@ -44,6 +44,18 @@ class RefundCapExceeded(PermissionDenied):
     code = "refund_cap_exceeded"
 
 
+class RefundBudgetExceeded(RefundCapExceeded):
+    """Over a rolling 24-hour refund budget: like an over-cap refund, it may become a request."""
+
+    code = "refund_budget_exceeded"
+
+
+class WritesFrozen(PermissionDenied):
+    """The Owner froze this member, this agent token, or every billing change (issue 15)."""
+
+    code = "writes_frozen"
+
+
 class PlanLimitReached(PermissionDenied):
     code = "plan_limit_reached"
 

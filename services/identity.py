@@ -269,6 +269,8 @@ def member_actor(
         trial_ended_on=org.trial_ends_at.date() if trial_ended and org else None,
         custom_role=roles.load_custom_role(session, member.role),
         session_family=session_family,
+        frozen=member.frozen_at is not None,
+        writes_frozen=org is not None and org.writes_frozen_at is not None,
     )
 
 

@@ -88,6 +88,8 @@ class Organization(SQLModel, table=True):
     trial_ends_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     # Set when the Owner chooses a plan; until then the trial's end turns Billy read-only.
     plan_chosen_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    # Set while the Owner has frozen every billing change (an incident): issue 15, migration 0015.
+    writes_frozen_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 
 
@@ -101,6 +103,8 @@ class Member(SQLModel, table=True):
     active: bool = Field(default=True)
     # Bumped when every token minted before must die: removal, password reset, ownership moves.
     token_version: int = Field(default=0)
+    # Set while the Owner has frozen this member's changes (reads go on): issue 15, migration 0015.
+    frozen_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     last_active_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
 
@@ -600,12 +604,56 @@ class AgentToken(SQLModel, table=True):
     refund_caps: dict[str, int] | None = Field(default=None, sa_type=sa.JSON, nullable=True)
     # The actions the token may call; None: every action of the member's role.
     actions: list[str] | None = Field(default=None, sa_type=sa.JSON, nullable=True)
+    # A rolling 24-hour refund budget per currency, below the member's own; None: the member's.
+    daily_budgets: dict[str, int] | None = Field(default=None, sa_type=sa.JSON, nullable=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
     last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
     last_used_from: str = Field(default="", max_length=120)  # "agent · 203.0.113.7"
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
     revoked_by: int | None = Field(default=None)
+    frozen_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)  # reads only, until lifted
+
+
+class RefundBudget(SQLModel, table=True):
+    """A rolling 24-hour refund budget the Owner set, per currency in minor units (issue 15),
+    for a role (`scope` "role:billing_clerk", "role:custom:3") or one member ("member:12"),
+    whose own then replaces the role's. Built-in defaults live in `services.spend`; a row here
+    replaces the default for its currency. `amount` None: no budget at all (migration 0015)."""
+
+    __tablename__ = "refund_budget"
+    __table_args__ = (
+        sa.UniqueConstraint("scope", "currency", name="uq_refund_budget_scope_currency"),
+        sa.CheckConstraint("amount IS NULL OR amount >= 0", name="ck_refund_budget_amount"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    scope: str = Field(max_length=60)
+    currency: str = Field(max_length=3)
+    amount: int | None = Field(default=None, sa_type=sa.BigInteger, nullable=True)
+    set_by: int | None = Field(default=None)
+    set_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class RefundSpend(SQLModel, table=True):
+    """One refund counted against budgets: the member who made it (an approval: the approver)
+    and the agent token that carried it. Written before Stripe is called, under the member's
+    spend lock, so concurrent refunds see each other; removed if Stripe refuses, kept (and so
+    counted) if the answer is lost. One row per refund intent (`idempotency_key`)."""
+
+    __tablename__ = "refund_spend"
+    __table_args__ = (
+        sa.Index("ix_refund_spend_member_at", "member_id", "at"),
+        sa.Index("ix_refund_spend_token_at", "token_id", "at"),
+        sa.CheckConstraint("amount > 0", name="ck_refund_spend_amount"),
+    )
+    idempotency_key: str = Field(primary_key=True, max_length=255)
+    member_id: int = Field(foreign_key="member.id")
+    token_id: str | None = Field(default=None, max_length=40)
+    charge_id: str = Field(max_length=255)
+    refund_id: str | None = Field(default=None, max_length=255)  # set once Stripe confirms
+    amount: int = Field(sa_type=sa.BigInteger)
+    currency: str = Field(max_length=3)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 
 
 class AgentConfirmation(SQLModel, table=True):

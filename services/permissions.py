@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 
-from services.errors import PermissionDenied, PlanLimitReached, RefundCapExceeded
+from services.errors import PermissionDenied, PlanLimitReached, RefundCapExceeded, WritesFrozen
 from services.money import format_money
 from services.plans import PLANS
 
@@ -166,6 +166,10 @@ ACTIONS: dict[str, Permission] = {
     "team.invite": Permission.MANAGE_TEAM,
     "team.manage": Permission.MANAGE_TEAM,
     "team.transfer_ownership": Permission.MANAGE_TEAM,
+    "spend.view": Permission.MANAGE_SETTINGS,  # Settings → Spend controls: budgets and what is spent
+    "spend.manage": Permission.MANAGE_SETTINGS,  # set a role's or a member's daily refund budget
+    "spend.freeze": Permission.MANAGE_SETTINGS,  # freeze a member, an agent token, or all billing changes
+    "spend.unfreeze": Permission.MANAGE_SETTINGS,  # lift a freeze
     "audit.view": Permission.VIEW_AUDIT,  # search the log and open a row (reading is not itself logged)
     "audit.export": Permission.VIEW_AUDIT,  # the filtered rows as CSV (logged)
     "audit.verify": Permission.VIEW_AUDIT,  # walk the hash chain (logged)
@@ -191,6 +195,10 @@ class TokenScope:
     # refused, as a role without a cap in a currency is.
     refund_caps: dict[str, int] | None = None
     actions: frozenset[str] | None = None  # None: every action of the role
+    # A rolling 24-hour refund budget per currency, below the member's (`services.spend`); None:
+    # the member's alone. A currency not named is refused.
+    daily_budgets: dict[str, int] | None = None
+    frozen: bool = False  # the Owner froze this token: it reads, and every change is refused
 
     def refusal(self, action: str, needed: Permission) -> str:
         """Why this scope refuses `action` ("" when it allows it)."""
@@ -222,6 +230,9 @@ class Actor:
     token_id: str = ""
     token_client: str = ""
     scope: TokenScope | None = None
+    # The Owner's freezes, read fresh with the member: theirs, and the whole organisation's.
+    frozen: bool = False
+    writes_frozen: bool = False
 
     @property
     def session_binding(self) -> str:
@@ -275,6 +286,43 @@ READ_ONLY_PERMISSIONS = frozenset(
 )
 
 
+# The changes an organisation-wide freeze stops: everything that writes to Stripe. The Owner keeps
+# the team and the settings, to answer the incident and lift the freeze.
+STRIPE_WRITES = frozenset(
+    {
+        Permission.REFUND,
+        Permission.APPROVE_REFUNDS,
+        Permission.UPDATE_CUSTOMER_CONTACT,
+        Permission.UPDATE_CUSTOMER,
+        Permission.MANAGE_SUBSCRIPTIONS,
+        Permission.MANAGE_INVOICES,
+        Permission.MANAGE_PRODUCTS,
+    }
+)
+
+
+def _check_freezes(actor: Actor, needed: Permission) -> None:
+    """The Owner's freezes (issue 15): reading goes on; a frozen token or member changes nothing,
+    and while all writes are frozen nobody changes anything in Stripe."""
+    if needed in READ_PERMISSIONS:
+        return
+    if actor.scope is not None and actor.scope.frozen:
+        raise WritesFrozen(
+            "The Owner has frozen this agent token: it can still read, but every change is refused until "
+            "the Owner lifts the freeze."
+        )
+    if actor.frozen:
+        raise WritesFrozen(
+            "The Owner has frozen your changes: you can still look, but every change is refused until the "
+            "Owner lifts the freeze."
+        )
+    if actor.writes_frozen and needed in STRIPE_WRITES:
+        raise WritesFrozen(
+            "The Owner has frozen all billing changes for now: you can still look, and changes resume when "
+            "the Owner lifts the freeze."
+        )
+
+
 def _check_plan_gates(actor: Actor, action: str, needed: Permission) -> None:
     """Plan gates, in the same step as roles: an ended trial is read-only; exports need Pro+;
     custom roles (building them, and acting through one) need Business."""
@@ -318,8 +366,9 @@ def control(actor: Actor, action: str) -> Control:
     try:
         if not can(actor, action):
             return Control(shown=False)
+        _check_freezes(actor, needed)
         _check_plan_gates(actor, action, needed)
-    except PlanLimitReached as exc:
+    except (PlanLimitReached, WritesFrozen) as exc:
         return Control(shown=True, blocked_by=exc.message)
     except PermissionDenied:
         return Control(shown=False)
@@ -339,6 +388,7 @@ def authorize(actor: Actor, action: str, *, refund_total: int | None = None, cur
         raise PermissionDenied(f"Your role ({role.label}) cannot {PERMISSION_WORDS[needed]}: {who}.")
     if actor.scope is not None and (why := actor.scope.refusal(action, needed)):
         raise PermissionDenied(why)
+    _check_freezes(actor, needed)
     _check_plan_gates(actor, action, needed)
     caps = refund_caps(actor)
     if refund_total is None or caps is None:

@@ -29,13 +29,14 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from services import audit, billing, identity, notices
+from services import audit, billing, identity, notices, spend
 from services.config import get_settings
 from services.db import session_scope
 from services.errors import (
     BillyError,
     NotFound,
     PermissionDenied,
+    RefundBudgetExceeded,
     RefundCapExceeded,
     StripeRequestFailed,
     ValidationFailed,
@@ -419,12 +420,15 @@ def submit_request(
         draft.details["reason"] = reason or ""
         try:
             authorize(actor, "charges.refund", refund_total=already + refund_amount, currency=currency)
+            spend.check_budget(actor, refund_amount, currency)
+        except RefundBudgetExceeded as exc:  # a kind of over-cap: checked first
+            draft.details["over_budget"] = exc.message
         except RefundCapExceeded as exc:
             draft.details["over_cap"] = exc.message
         else:
             raise ValidationFailed(
-                f"{format_money(refund_amount, currency)} is within your refund limit: just refund it, "
-                "no approval is needed."
+                f"{format_money(refund_amount, currency)} is within your refund limit and daily budget: "
+                "just refund it, no approval is needed."
             )
         with session_scope() as session:
             waiting = session.exec(
@@ -525,6 +529,7 @@ def _check_and_claim(actor: Actor, row: RefundRequest, note: str, gateway: Strip
     already = int(charge.get("amount_refunded") or 0)
     try:
         authorize(actor, "refunds.approve", refund_total=already + row.amount, currency=row.currency)
+        spend.check_budget(actor, row.amount, row.currency)  # an approved refund counts against the approver
     except RefundCapExceeded as exc:
         raise _over_limit("Approving", exc) from None
     try:

@@ -24,7 +24,7 @@ from sqlmodel import select
 from billy_app.mcp.writes import idempotency_key_for
 from devtools.mailcatcher import CatcherHandle
 from sandbox.seed import FAILURE_SOURCES, plan, reset_to_demo
-from services import agent_tokens, billing, clock, customers, identity, reports, stripe_keys, sync
+from services import agent_tokens, billing, clock, customers, identity, reports, spend, stripe_keys, sync
 from services.agent_tokens import ScopeRequest
 from services.db import session_scope
 from services.models import AuditEntry, IdempotencyRecord
@@ -248,6 +248,29 @@ def test_a_clerk_is_refused_5000_with_the_cap_named_and_offered_the_approval_req
     assert request["details"]["status"] == "pending" and "waiting for an approver" in request["summary"]
     assert demo.refunds_of(big) == []
     assert [r.outcome for r in audit_rows("refunds.request")] == ["ok"]
+
+
+def test_a_freeze_stops_an_agent_mid_conversation_and_lifting_it_lets_it_go_on(served: Served, demo: Demo) -> None:
+    """Issue 15: previewed before the freeze, confirmed after it: refused; reads go on."""
+    secret, clerk, _ = agent("billing_clerk", "clerk@example.com")
+
+    async def scenario() -> tuple[str, dict[str, Any], dict[str, Any]]:
+        async with connect(served.url, secret) as session:
+            tool, arguments = confirm_of(
+                data(await session.call_tool("preview_refund", {"charge_id": demo.jane_charge}))
+            )
+            spend.set_freeze(demo.owner, f"member:{clerk.user_id or 0}")
+            refused = error(await session.call_tool(tool, arguments))
+            still_reads = data(await session.call_tool("whoami", {}))
+            spend.set_freeze(demo.owner, f"member:{clerk.user_id or 0}", frozen=False)
+            again = data(await session.call_tool("preview_refund", {"charge_id": demo.jane_charge}))
+            done = data(await session.call_tool(*confirm_of(again)))
+        return refused, still_reads, done
+
+    refused, still_reads, done = anyio.run(scenario)
+    assert "The Owner has frozen your changes" in refused
+    assert still_reads["email"] == "clerk@example.com"
+    assert [r.id for r in demo.refunds_of(demo.jane_charge)] == [done["details"]["refund_id"]]
 
 
 # --- who may write -----------------------------------------------------------------------------------

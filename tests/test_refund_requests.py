@@ -307,7 +307,7 @@ def test_a_request_that_can_no_longer_be_made_fails_at_approval(connected, team)
 def test_a_refund_within_the_cap_is_refused_as_a_request(connected, team) -> None:  # type: ignore[no-untyped-def]
     clerk = team["clerk"]
     charge_id = charge_of(connected, 50_000)
-    with pytest.raises(ValidationFailed, match=r"\$50.00 is within your refund limit: just refund it"):
+    with pytest.raises(ValidationFailed, match=r"\$50.00 is within your refund limit and daily budget: just refund it"):
         refund_requests.submit_request(clerk, charge_id, 5_000, None, NOTE)
     with pytest.raises(ValidationFailed, match="just refund it"):
         refund_requests.submit_request(team["owner"], charge_id, None, None, NOTE)  # no cap at all

@@ -25,6 +25,7 @@ NAV = [
 SETTINGS_TABS = [
     ("team", "Team", "/settings/team", True),
     ("roles", "Roles", "/settings/roles", True),
+    ("spend", "Spend controls", "/settings/spend", True),
     ("audit", "Audit log", "/settings/audit", True),
     ("sync", "Stripe sync", "/settings/sync", False),
     ("plan", "Plan", "/settings/plan", False),

@@ -87,6 +87,10 @@ def direct_refund_form() -> rx.Component:
             RefundState.no_email_reason != "",
             rx.text(RefundState.no_email_reason, size="1", color_scheme="gray", id="refund-no-email-reason"),
         ),
+        rx.cond(
+            RefundState.budget_left != "",
+            rx.text("Today: " + RefundState.budget_left + ".", size="1", color_scheme="gray", id="refund-budget-left"),
+        ),
         rx.hstack(
             cancel_button(),
             rx.button(

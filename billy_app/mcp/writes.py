@@ -292,6 +292,7 @@ def _refund_facts(charge: agent_reads.AgentCharge, preview: billing.RefundPrevie
         "order_number": charge.order_number,
         "remaining_after": MoneyOut.of(Money.of(preview.remaining_after, preview.currency)).model_dump(),
         "within_limits": preview.allowed,
+        "budget_left": preview.budget_left,
         "customer_email": preview.customer_email,
     }
 
@@ -304,6 +305,8 @@ def preview_refund(actor: Actor, p: RefundParams) -> Preview:
     summary = f"That's a {charge.amount.text} charge{order} to {who(charge.customer)}. {preview.summary}"
     if preview.allowed:
         summary += f" {amount} is within what you may refund ({_cap_words(actor, preview.currency)})."
+        if preview.budget_left:
+            summary += f" Daily budget: {preview.budget_left} before this refund."
     if p.email_customer:
         summary += (
             f" A confirmation email will go to {preview.customer_email}."

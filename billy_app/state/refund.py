@@ -55,6 +55,7 @@ class RefundState(SessionState):
     email_customer: bool = False  # send the customer a confirmation once refunded
     customer_email: str = ""  # where it would go ("" when nowhere)
     no_email_reason: str = ""  # why the checkbox is disabled
+    budget_left: str = ""  # what is left of the daily refund budget(s) before this refund
     _idempotency_key: str = ""
     _remaining: int = 0
 
@@ -76,11 +77,13 @@ class RefundState(SessionState):
     async def _preview(self) -> None:
         """What the refund would do; a problem shows in the dialog (`guarded`)."""
         self.summary, self.problem, self.allowed, self.over_cap = "", "", False, False
+        self.budget_left = ""
         amount = self._amount()
         actor = await self.actor()
         preview = await off_loop(billing.preview_refund, actor, self.charge_id, amount)
         self.summary, self.allowed, self.problem = preview.summary, preview.allowed, preview.refusal
         self.customer_email, self.no_email_reason = preview.customer_email, preview.no_email_reason
+        self.budget_left = preview.budget_left
         self.email_customer = self.email_customer and bool(preview.customer_email)
         # A caller who may ask for approval is refused a valid amount only by their cap.
         self.over_cap = not preview.allowed and control(actor, "refunds.request").usable

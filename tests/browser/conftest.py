@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from billy_app.components.layout import SETTINGS_TABS
 from devtools.app_runner import CHROMIUM, CHROMIUM_FLAGS, RunningApp, free_port, running_app
 from devtools.mailcatcher import CatcherHandle, run_in_thread
 from services.config import PROJECT_ROOT
@@ -149,18 +150,12 @@ def sign_in_as_owner(  # type: ignore[no-untyped-def]
     page.wait_for_selector(f"#who-am-i:has-text('{email}')")
 
 
-SETTINGS_PAGES = {
-    "team": "/settings/team",
-    "roles": "/settings/roles",
-    "audit": "/settings/audit",
-    "sync": "/settings/sync",
-    "plan": "/settings/plan",
-    "agents": "/settings/agents",
-}
+# Each settings tab's address, as the layout declares them.
+SETTINGS_PAGES = {key: href for key, _label, href, _owner_only in SETTINGS_TABS}
 
 
 def open_settings(page, tab: str) -> None:  # type: ignore[no-untyped-def]
-    """Settings from the sidebar's one entry, then the tab (`team`, `roles`, `audit`, `sync`, `plan`, `agents`)."""
+    """Settings from the sidebar's one entry, then the tab (`team`, `roles`, `spend`, `audit`, `sync`, ...)."""
     page.click("#sidebar .nav-settings")
     page.wait_for_url(re.compile(r".*/settings/"))
     page.click(f"#settings-tab-{tab}")

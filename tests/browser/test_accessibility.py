@@ -48,6 +48,7 @@ MEMBER_PAGES = [
 OWNER_PAGES = [
     ("/settings/team", ".member-row"),
     ("/settings/roles", ".role-row"),
+    ("/settings/spend", ".budget-row"),
     ("/settings/audit", ".audit-row"),
 ]
 

@@ -282,6 +282,9 @@ def test_custom_role_refund_over_its_cap_is_approved_by_the_owner(app_server, br
     lead.fill("#refund-amount", "10.00")
     lead.wait_for_selector("#refund-summary:has-text('Refund $10.00 of')")
     assert lead.locator("#refund-problem, #request-approval").count() == 0
+    # Custom roles take the Billing Clerk's daily budget (issue 15), shown before confirming.
+    budget_left = "Today: $500.00 of your Support lead daily refund budget of $500.00 left."
+    lead.wait_for_selector(f"#refund-budget-left:has-text('{budget_left}')")
     lead_shot("within-the-limit")
     lead.click("#confirm-refund")
     lead.wait_for_selector("text=Refunded $10.00")
@@ -296,6 +299,59 @@ def test_custom_role_refund_over_its_cap_is_approved_by_the_owner(app_server, br
     )
     assert lead_refunds == [(LEAD, role_key, "ok", 1000)]
     assert len(query(app_server, "SELECT id FROM refund_request")) == 1  # no request for this one
+
+    # 7. Spend controls (issue 15): the Owner lowers the Support lead's daily budget to $15.00;
+    #    the lead, $10.00 into it, is refused another $10.00 and offered a request instead.
+    open_settings(owner, "spend")
+    lead_budget = owner.locator(f".budget-row[data-scope='role:{role_key}']")
+    lead_budget.wait_for()
+    assert lead_budget.locator("td").all_inner_texts()[:3] == [ROLE, "USD", "$500.00"]
+    assert "$25,000.00" in owner.locator(".budget-row[data-scope='role:billing_manager']").inner_text()
+    assert "$10.00" in owner.locator(f".spend-member-row[data-email='{LEAD}']").inner_text()  # refunded today
+    owner.locator("#budget-scope").click()
+    owner.get_by_role("option", name=ROLE).click()
+    owner.fill("#budget-amount", "15.00")
+    owner.click("#save-budget")
+    owner.wait_for_selector("#form-message:has-text('Saved: $15.00 a day.')")
+    owner.wait_for_selector(f".budget-row[data-scope='role:{role_key}']:has-text('$15.00')")
+    shot("spend-controls")
+
+    def lead_tries_ten_dollars() -> str:
+        lead.goto(f"{app_server.url}/customers/{other_customer}")
+        lead.locator(f".charge-row[data-charge='{other_charge}'] .refund-button").click()
+        lead.get_by_role("radio", name="Partial").click()
+        lead.fill("#refund-amount", "10.00")
+        lead.wait_for_selector("#refund-summary:has-text('Refund $10.00 of')")
+        problem = lead.locator("#refund-problem")
+        problem.wait_for()
+        return problem.inner_text()
+
+    refused = lead_tries_ten_dollars()
+    assert "over your Support lead daily refund budget of $15.00. $5.00 is left." in refused, refused
+    lead.wait_for_selector("#request-approval")  # over budget, as over the cap, becomes a request
+    lead_shot("over-the-daily-budget")
+
+    # The Owner freezes the lead: the lead still reads, and is refused any change.
+    owner.locator(f".spend-member-row[data-email='{LEAD}'] .freeze-member").click()
+    owner.wait_for_selector(f".spend-member-row[data-email='{LEAD}']:has-text('frozen')")
+    lead.goto(f"{app_server.url}/customers/{other_customer}")
+    frozen_button = lead.locator(f".charge-row[data-charge='{other_charge}'] .refund-button")
+    frozen_button.wait_for()
+    assert frozen_button.is_disabled()  # shown, disabled, saying why
+    assert (frozen_button.get_attribute("title") or "").startswith("The Owner has frozen your changes")
+    lead_shot("frozen")
+    owner.locator(f".spend-member-row[data-email='{LEAD}'] .unfreeze-member").click()
+    owner.wait_for_selector(f".spend-member-row[data-email='{LEAD}'] .freeze-member")
+    # Freeze all billing changes, for an incident, then lift it.
+    owner.get_by_role("button", name="Freeze all billing changes").click()
+    owner.get_by_role("alertdialog").get_by_role("button", name="Freeze").click()
+    owner.wait_for_selector("#writes-frozen")
+    assert query(app_server, "SELECT writes_frozen_at IS NOT NULL FROM organization") == [(1,)]
+    shot("all-writes-frozen")
+    owner.click("#unfreeze-all")
+    owner.wait_for_selector("#writes-frozen", state="detached")
+    freezes = query(app_server, "SELECT action, outcome FROM audit_log WHERE action LIKE 'spend.%' ORDER BY id")
+    assert freezes == [("spend.manage", "ok")] + [("spend.freeze", "ok"), ("spend.unfreeze", "ok")] * 2
 
     lead_context.close()
     owner_context.close()

@@ -20,6 +20,7 @@ from services.errors import (
     NotFound,
     PermissionDenied,
     PlanLimitReached,
+    RefundBudgetExceeded,
     RefundCapExceeded,
     SettingsInvalid,
     StripeKeyMissingPermission,
@@ -29,6 +30,7 @@ from services.errors import (
     StripeRequestFailed,
     StripeUnreachable,
     ValidationFailed,
+    WritesFrozen,
 )
 
 STRIPE_RETRY_SECONDS = 2  # Retry-After when Stripe (or Billy's budget of Stripe requests) is busy
@@ -85,10 +87,14 @@ def _status_and_code(exc: BillyError) -> tuple[int, str]:
         return 429, "rate_limited"
     if isinstance(exc, NotFound):  # before PermissionDenied: an unknown refund request is both
         return 404, "not_found"
+    if isinstance(exc, RefundBudgetExceeded):  # before its parent kind, RefundCapExceeded
+        return 403, "refund_budget_exceeded"
     if isinstance(exc, RefundCapExceeded):
         return 403, "refund_cap_exceeded"
     if isinstance(exc, PlanLimitReached):
         return 403, "plan_limit_reached"
+    if isinstance(exc, WritesFrozen):
+        return 403, "writes_frozen"
     if isinstance(exc, PermissionDenied):
         return 403, "permission_denied"
     if isinstance(exc, IdempotencyConflict):

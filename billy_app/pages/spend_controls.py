@@ -1,0 +1,182 @@
+"""`/settings/spend`: daily refund budgets and the freezes (Owner; issue 15)."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from billy_app.components.layout import message_callout
+from billy_app.components.list_page import labelled
+from billy_app.components.page_frame import Audience, billy_page
+from billy_app.components.tables import confirm_dialog, rows_table
+from billy_app.state.spend_controls import BudgetLine, MemberLine, SpendControlsState
+
+
+def freeze_all_panel() -> rx.Component:
+    return rx.cond(
+        SpendControlsState.writes_frozen,
+        rx.callout(
+            rx.hstack(
+                rx.text("All billing changes are frozen. Everyone can still look; nothing changes in Stripe."),
+                rx.button(
+                    "Lift the freeze", size="1", on_click=SpendControlsState.freeze_all(False), id="unfreeze-all"
+                ),
+                align="center",
+                spacing="3",
+                wrap="wrap",
+            ),
+            icon="snowflake",
+            color_scheme="blue",
+            id="writes-frozen",
+        ),
+        rx.hstack(
+            confirm_dialog(
+                "Freeze all billing changes",
+                ("Freeze all billing changes?",),
+                "For an incident: refunds, customer, subscription, invoice and product changes are refused for "
+                "everyone, you included, through the dashboard, the API and agents, until you lift it.",
+                "Freeze",
+                SpendControlsState.freeze_all(True),
+            ),
+            rx.text("Stops every change to Stripe at once; reading goes on.", size="2", color_scheme="gray"),
+            align="center",
+            spacing="3",
+        ),
+    )
+
+
+def budget_row(line: rx.Var[BudgetLine]) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(rx.text(line.label, weight="medium")),
+        rx.table.cell(line.currency.upper()),
+        rx.table.cell(line.amount),
+        rx.table.cell(
+            rx.cond(
+                line.is_default,
+                rx.badge("default", variant="soft", color_scheme="gray"),
+                rx.button(
+                    "Use the default",
+                    size="1",
+                    variant="soft",
+                    color_scheme="gray",
+                    on_click=SpendControlsState.reset_budget(line.scope, line.currency),
+                ),
+            )
+        ),
+        class_name="budget-row",
+        custom_attrs={"data-scope": line.scope, "data-currency": line.currency},
+    )
+
+
+def budget_form() -> rx.Component:
+    return rx.hstack(
+        labelled(
+            "For",
+            rx.select.root(
+                rx.select.trigger(id="budget-scope", aria_label="Role or member", min_width="14em"),
+                rx.select.content(
+                    rx.foreach(
+                        SpendControlsState.scope_choices,
+                        lambda choice: rx.select.item(choice[1], value=choice[0]),
+                    )
+                ),
+                value=SpendControlsState.form_scope,
+                on_change=SpendControlsState.set_form_scope,
+            ),
+        ),
+        labelled(
+            "Currency",
+            rx.input(
+                value=SpendControlsState.form_currency,
+                on_change=SpendControlsState.set_form_currency,
+                width="5em",
+                id="budget-currency",
+            ),
+            "budget-currency",
+        ),
+        labelled(
+            "Per 24 hours",
+            rx.input(
+                value=SpendControlsState.form_amount,
+                on_change=SpendControlsState.set_form_amount,
+                placeholder="500.00 (empty: no budget)",
+                width="13em",
+                input_mode="decimal",
+                id="budget-amount",
+            ),
+            "budget-amount",
+        ),
+        rx.button("Save budget", on_click=SpendControlsState.save_budget, id="save-budget"),
+        align="end",
+        spacing="3",
+        wrap="wrap",
+    )
+
+
+def member_row(member: rx.Var[MemberLine]) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(rx.text(member.email, weight="medium")),
+        rx.table.cell(member.role),
+        rx.table.cell(member.spent),
+        rx.table.cell(
+            rx.cond(
+                member.is_owner,
+                rx.fragment(),
+                rx.cond(
+                    member.frozen,
+                    rx.hstack(
+                        rx.badge("frozen", color_scheme="blue", variant="soft"),
+                        rx.button(
+                            "Lift",
+                            size="1",
+                            variant="soft",
+                            on_click=SpendControlsState.freeze_member(member.id, False),
+                            class_name="unfreeze-member",
+                        ),
+                        spacing="2",
+                        align="center",
+                    ),
+                    rx.button(
+                        "Freeze",
+                        size="1",
+                        variant="soft",
+                        color_scheme="red",
+                        on_click=SpendControlsState.freeze_member(member.id, True),
+                        class_name="freeze-member",
+                    ),
+                ),
+            )
+        ),
+        class_name="spend-member-row",
+        custom_attrs={"data-email": member.email},
+    )
+
+
+@billy_page("/settings/spend", "Settings · Spend controls", on_load=[SpendControlsState.load], audience=Audience.OWNER)
+def spend_controls_page() -> rx.Component:
+    return rx.cond(
+        SpendControlsState.refused,
+        rx.callout(SpendControlsState.error, icon="lock", color_scheme="amber", id="spend-refused"),
+        rx.vstack(
+            message_callout(SpendControlsState.message, SpendControlsState.message_kind),
+            freeze_all_panel(),
+            rx.heading("Daily refund budgets", size="4", as_="h2"),
+            rx.text(
+                "What each person may refund in any 24 hours, on top of the per-charge limit. Over it, a refund "
+                "becomes a request for approval. Agents count against their member's budget.",
+                size="2",
+                color_scheme="gray",
+            ),
+            rows_table(SpendControlsState.budgets, budget_row, ("Who", "Currency", "Budget", ""), id="budgets-table"),
+            budget_form(),
+            rx.heading("Members", size="4", as_="h2"),
+            rows_table(
+                SpendControlsState.members,
+                member_row,
+                ("Member", "Role", "Refunded, last 24 hours", ""),
+                id="spend-members-table",
+            ),
+            spacing="4",
+            width="100%",
+            align="stretch",
+        ),
+    )
