@@ -122,6 +122,7 @@ class TokenView:
     last_used_at: datetime | None
     last_used_from: str
     revoked_at: datetime | None
+    frozen: bool = False  # the Owner froze it: it reads, and every change is refused
 
     @property
     def active(self) -> bool:
@@ -282,6 +283,7 @@ def _view(row: AgentToken, member: Member) -> TokenView:
         row.last_used_at,
         row.last_used_from,
         row.revoked_at,
+        frozen=row.frozen_at is not None,
     )
 
 

@@ -42,6 +42,7 @@ class MemberView:
     role_label: str
     last_active_at: datetime | None
     is_owner: bool
+    frozen: bool = False  # the Owner froze their changes (services.spend)
 
 
 @dataclass(frozen=True)
@@ -201,6 +202,7 @@ def list_team(actor: Actor) -> TeamView:
                 label_of.get(m.role, m.role),
                 m.last_active_at,
                 m.role == OWNER,
+                m.frozen_at is not None,
             )
             for m in members
         ],

@@ -11,7 +11,7 @@ from billy_app.state.agents import AgentsState as S
 from billy_app.state.agents import TokenRow
 
 CLAUDE_CONFIG = '{ "mcpServers": { "agent-billy": { "command": "npx", "args": ["agent-billy", "--mcp"] } } }'
-STATUS_COLORS = {"Active": "green", "Revoked": "gray", "Expired": "amber"}
+STATUS_COLORS = {"Active": "green", "Frozen": "blue", "Revoked": "gray", "Expired": "amber"}
 
 
 def how_to_connect() -> rx.Component:
@@ -48,15 +48,26 @@ def token_row(row: rx.Var[TokenRow]) -> rx.Component:
         ),
         rx.table.cell(rx.badge(row.status, color_scheme=rx.match(row.status, *STATUS_COLORS.items(), "gray"))),
         rx.table.cell(
-            rx.cond(
-                row.status == "Active",
-                confirm_dialog(
-                    "Revoke",
-                    ("Revoke ", row.client, "?"),
-                    "Its next call is refused; the agent has to be connected again.",
-                    "Revoke",
-                    S.revoke(row.id),
+            rx.hstack(
+                rx.cond(
+                    S.everyone & (row.status == "Active"),
+                    rx.button("Freeze", size="1", variant="soft", color_scheme="red", on_click=S.freeze(row.id, True)),
                 ),
+                rx.cond(
+                    S.everyone & (row.status == "Frozen"),
+                    rx.button("Lift the freeze", size="1", variant="soft", on_click=S.freeze(row.id, False)),
+                ),
+                rx.cond(
+                    (row.status == "Active") | (row.status == "Frozen"),
+                    confirm_dialog(
+                        "Revoke",
+                        ("Revoke ", row.client, "?"),
+                        "Its next call is refused; the agent has to be connected again.",
+                        "Revoke",
+                        S.revoke(row.id),
+                    ),
+                ),
+                spacing="2",
             )
         ),
         class_name="token-row",

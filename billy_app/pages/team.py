@@ -33,12 +33,34 @@ def member_row(member: rx.Var[MemberRow]) -> rx.Component:
             rx.cond(
                 member.is_owner,
                 rx.fragment(),
-                confirm_dialog(
-                    "Remove",
-                    ("Remove ", member.email, "?"),
-                    "They are signed out at once and can no longer open Billy.",
-                    "Remove",
-                    TeamState.remove(member.id),
+                rx.hstack(
+                    rx.cond(
+                        member.frozen,
+                        rx.button(
+                            "Lift the freeze",
+                            size="1",
+                            variant="soft",
+                            on_click=TeamState.freeze(member.id, False),
+                            class_name="unfreeze-member",
+                        ),
+                        rx.button(
+                            "Freeze",
+                            size="1",
+                            variant="soft",
+                            color_scheme="red",
+                            title="They keep reading; every change they or their agents ask for is refused",
+                            on_click=TeamState.freeze(member.id, True),
+                            class_name="freeze-member",
+                        ),
+                    ),
+                    confirm_dialog(
+                        "Remove",
+                        ("Remove ", member.email, "?"),
+                        "They are signed out at once and can no longer open Billy.",
+                        "Remove",
+                        TeamState.remove(member.id),
+                    ),
+                    spacing="2",
                 ),
             )
         ),

@@ -11,7 +11,7 @@ from typing import ClassVar
 import reflex as rx
 
 from billy_app.state.session import SessionState, guarded
-from services import agent_tokens
+from services import agent_tokens, spend
 from services.permissions import Permission, role_of
 
 
@@ -25,11 +25,11 @@ class TokenRow:
     expires: str
     last_used: str
     last_used_from: str
-    status: str  # "Active" | "Revoked" | "Expired"
+    status: str  # "Active" | "Frozen" | "Revoked" | "Expired"
 
 
 def token_row(view: agent_tokens.TokenView) -> TokenRow:
-    status = "Revoked" if view.revoked_at else ("Active" if view.active else "Expired")
+    status = "Revoked" if view.revoked_at else ("Expired" if not view.active else "Frozen" if view.frozen else "Active")
     return TokenRow(
         id=view.id,
         member=view.member_email,
@@ -63,6 +63,19 @@ class AgentsState(SessionState):
     async def load(self):
         self.message = ""
         self.instance_url = self.router.url.origin
+        await self._reload()
+
+    @rx.event
+    @guarded
+    async def freeze(self, token_id: str, frozen: bool):
+        """The Owner's freeze of one token (issue 15): it reads on, and every change is refused."""
+        await self._call(spend.set_freeze, f"token:{str(token_id)[:40]}", bool(frozen))
+        self.message = (
+            "Frozen: the agent can still read; every change it asks for is refused until you lift it."
+            if frozen
+            else "The freeze is lifted: the agent can make changes again."
+        )
+        self.message_kind = "info"
         await self._reload()
 
     @rx.event

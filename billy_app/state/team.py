@@ -16,7 +16,7 @@ import reflex as rx
 
 from billy_app.api import flash
 from billy_app.state.session import SessionState, guarded
-from services import team
+from services import spend, team
 from services.errors import BillyError, PermissionDenied
 from services.permissions import BUILT_IN_ORDER, ROLES
 
@@ -40,6 +40,7 @@ class MemberRow:
     role_label: str
     last_active: str  # ISO 8601, or "" for never
     is_owner: bool  # the Owner's row: no role select, no Remove
+    frozen: bool = False  # the Owner froze their changes: "Lift the freeze" instead of "Freeze"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,6 +79,7 @@ class TeamState(SessionState):
                 role_label=member.role_label,
                 last_active=member.last_active_at.isoformat() if member.last_active_at else "",
                 is_owner=member.is_owner,
+                frozen=member.frozen,
             )
             for member in view.members
         ]
@@ -190,6 +192,12 @@ class TeamState(SessionState):
     @guarded
     async def remove(self, member_id: str):
         await self._change(member_id, team.remove_member)
+
+    @rx.event
+    @guarded
+    async def freeze(self, member_id: str, frozen: bool):
+        """Freeze a member's changes (they read on), or lift it: `services.spend.set_freeze`."""
+        await self._change(member_id, lambda actor, target: spend.set_freeze(actor, f"member:{target}", bool(frozen)))
 
     @rx.var
     def invited_someone(self) -> bool:

@@ -161,6 +161,7 @@ def test_a_clerk_and_the_owner_connect_claude_and_run_the_docs_conversations(  #
     assert week["period"] and week["count"] == sum(group["count"] for group in week["groups"])
     assert (got["charge"]["amount"]["text"], got["charge"]["customer"]["name"]) == ("$45.99", "Jane Smith")
     assert "within what you may refund" in got["said"]
+    assert "Daily budget: $500.00 of your Billing Clerk daily refund budget of $500.00 left" in got["said"]
     refunds = stripe_api.v1.refunds.list(params={"charge": got["charge"]["id"]}).data
     assert [(r.id, r.amount) for r in refunds] == [(got["refunded"]["details"]["refund_id"], 4599)]
     assert got["over"]["allowed"] is False and "limit of $100.00 per charge" in got["over"]["refusal"]
@@ -193,6 +194,26 @@ def test_a_clerk_and_the_owner_connect_claude_and_run_the_docs_conversations(  #
     mail = wait_for_mail(mail_catcher, first["customer"]["email"])
     assert "overdue" in (mail.subject + mail.text).lower()
     assert sent["summary"]
+
+    # The Owner freezes the Clerk's token in Settings → Agents (issue 15): the agent still reads,
+    # and is refused any change, in Billy's words, until the Owner lifts the freeze.
+    owner_page.goto(app_server.url + "/settings/agents")
+    clerk_token = owner_page.locator(".token-row").filter(has_text=CLERK)
+    clerk_token.get_by_role("button", name="Freeze").click()
+    owner_page.wait_for_selector("text=Frozen: the agent can still read")
+    assert "Frozen" in clerk_token.inner_text()
+
+    async def while_frozen() -> tuple[dict[str, Any], str]:
+        async with stdio_client(agent(folders["clerk"])) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            who = data(await session.call_tool("whoami", {}))
+            return who, error(await session.call_tool("preview_refund", {"charge_id": big}))
+
+    who, frozen = off_thread(while_frozen)
+    assert who["email"] == CLERK
+    assert frozen.startswith("The Owner has frozen this agent token")
+    clerk_token.get_by_role("button", name="Lift the freeze").click()
+    owner_page.wait_for_selector("text=The freeze is lifted")
 
     # Revoked in Settings → Agents: the Clerk's agent is refused at its next call, in Billy's words.
     clerk_page.reload()

@@ -342,6 +342,16 @@ def test_custom_role_refund_over_its_cap_is_approved_by_the_owner(app_server, br
     lead_shot("frozen")
     owner.locator(f".spend-member-row[data-email='{LEAD}'] .unfreeze-member").click()
     owner.wait_for_selector(f".spend-member-row[data-email='{LEAD}'] .freeze-member")
+    # The same from Settings → Team.
+    frozen_at = "SELECT frozen_at IS NOT NULL FROM member WHERE email = :e"
+    open_settings(owner, "team")
+    owner.locator(f".member-row[data-email='{LEAD}'] .freeze-member").click()
+    owner.wait_for_selector(f".member-row[data-email='{LEAD}'] .unfreeze-member")
+    assert query(app_server, frozen_at, e=LEAD) == [(1,)]
+    owner.locator(f".member-row[data-email='{LEAD}'] .unfreeze-member").click()
+    owner.wait_for_selector(f".member-row[data-email='{LEAD}'] .freeze-member")
+    assert query(app_server, frozen_at, e=LEAD) == [(0,)]
+    open_settings(owner, "spend")
     # Freeze all billing changes, for an incident, then lift it.
     owner.get_by_role("button", name="Freeze all billing changes").click()
     owner.get_by_role("alertdialog").get_by_role("button", name="Freeze").click()
@@ -351,7 +361,7 @@ def test_custom_role_refund_over_its_cap_is_approved_by_the_owner(app_server, br
     owner.click("#unfreeze-all")
     owner.wait_for_selector("#writes-frozen", state="detached")
     freezes = query(app_server, "SELECT action, outcome FROM audit_log WHERE action LIKE 'spend.%' ORDER BY id")
-    assert freezes == [("spend.manage", "ok")] + [("spend.freeze", "ok"), ("spend.unfreeze", "ok")] * 2
+    assert freezes == [("spend.manage", "ok")] + [("spend.freeze", "ok"), ("spend.unfreeze", "ok")] * 3
 
     lead_context.close()
     owner_context.close()
