@@ -34,7 +34,7 @@ from billy_app.pages import (  # noqa: F401 - registers the pages
 )
 from billy_app.pages import audit as audit_page  # noqa: F401 - registers /settings/audit
 from billy_app.state import list_warmup  # noqa: F401 - registers the state signed-in pages start
-from services import audit, periodic, stripe_events, stripe_keys, sync
+from services import audit, periodic, spend_alerts, stripe_events, stripe_keys, sync
 from services.config import get_settings
 from services.logging_setup import install_scrubber
 
@@ -51,12 +51,17 @@ def catch_up_on_start() -> None:
     if settings.event_poll_seconds > 0:
         event_poller.start()
     audit_summaries.start()
+    spend_alerts.start_watching()
+    alert_catch_up.start()
 
 
 event_poller = stripe_events.EventPoller(get_settings().event_poll_seconds)
 # Past 20 denied attempts a minute, a member's refusals are counted, not written one by one; the
 # minute's summary row is appended by the next audit write, or by this at the latest.
 audit_summaries = periodic.Every(60, audit.flush_denied_summaries, "audit-summaries")
+# Spend alerts look at each refund and refusal as it is recorded (hooked in when the app starts,
+# not when this module is imported); this catches up on anything a crash or a mail outage left.
+alert_catch_up = periodic.Every(spend_alerts.CATCH_UP_SECONDS, spend_alerts.catch_up, "spend-alerts")
 
 
 mcp_endpoint = McpEndpoint()  # the agent door at /mcp (issue 13)

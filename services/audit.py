@@ -145,6 +145,17 @@ class AuditDraft:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+# Called with (action, outcome) after each row is recorded: the spend alerts (registered by the
+# app at start, `services.spend_alerts.after_record`) look at refunds and refusals at once.
+_after_record: list[Callable[[str, str], None]] = []
+
+
+def on_record(hook: Callable[[str, str], None]) -> Callable[[], None]:
+    """Call `hook(action, outcome)` after every recorded row; returns the way to stop."""
+    _after_record.append(hook)
+    return lambda: _after_record.remove(hook) if hook in _after_record else None
+
+
 def record(actor: Actor, action: str, outcome: str, draft: AuditDraft | None = None, error: str | None = None) -> None:
     """Record one action attempt: the one way a row about a person's attempt gets into the log.
     A member's denied attempts past DENIED_LIMIT in a minute are counted instead (see `_append`)."""
@@ -165,6 +176,8 @@ def record(actor: Actor, action: str, outcome: str, draft: AuditDraft | None = N
         "details": _plain(_with_token(actor, draft.details)),
     }
     _append(_storable(content), throttled=outcome == "denied" and actor.user_id is not None)
+    for hook in list(_after_record):
+        hook(action, outcome)
 
 
 def _with_token(actor: Actor, details: dict[str, Any]) -> dict[str, Any]:

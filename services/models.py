@@ -90,6 +90,8 @@ class Organization(SQLModel, table=True):
     plan_chosen_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
     # Set while the Owner has frozen every billing change (an incident): issue 15, migration 0015.
     writes_frozen_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    # The organisation's IANA time zone: working hours for the spend alerts (migration 0016).
+    time_zone: str = Field(default="UTC", max_length=64, sa_column_kwargs={"server_default": "UTC"})
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 
 
@@ -654,6 +656,45 @@ class RefundSpend(SQLModel, table=True):
     amount: int = Field(sa_type=sa.BigInteger)
     currency: str = Field(max_length=3)
     at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class VelocityRule(SQLModel, table=True):
+    """One spend-alert rule as the Owner tuned it (issue 15): its kind, its threshold, on or off.
+    A kind without a row runs at its default (`services.spend_alerts.DEFAULT_RULES`)."""
+
+    __tablename__ = "velocity_rule"
+    kind: str = Field(primary_key=True, max_length=30)
+    threshold: int = Field(sa_type=sa.BigInteger)
+    enabled: bool = Field(default=True)
+    updated_by: int | None = Field(default=None)
+    updated_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+
+
+class SpendAlert(SQLModel, table=True):
+    """An alert a velocity rule raised, for the Owner: who, what, and the audit rows behind it.
+    `dedupe_key` makes evaluating the same rows again (after a restart) raise it once."""
+
+    __tablename__ = "spend_alert"
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=30)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=True)
+    member_id: int | None = Field(default=None)
+    member_email: str = Field(default="", max_length=254)
+    token_id: str | None = Field(default=None, max_length=40)
+    customer_id: str | None = Field(default=None, max_length=255)
+    summary: str = Field(max_length=500)
+    audit_ids: list[int] = Field(default_factory=list, sa_type=sa.JSON, nullable=False)
+    dedupe_key: str = Field(max_length=160, unique=True)
+    emailed_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+
+
+class AlertCursor(SQLModel, table=True):
+    """How far the spend alerts have read the audit log (one row): rows after it are evaluated
+    at the next write, or by the periodic catch-up after a crash."""
+
+    __tablename__ = "alert_cursor"
+    id: int = Field(default=1, primary_key=True)
+    last_audit_id: int = Field(default=0, sa_type=sa.BigInteger)
 
 
 class AgentConfirmation(SQLModel, table=True):

@@ -36,7 +36,10 @@ MEMBER_SETTINGS = ("Settings", "/settings/sync", "settings")
 
 
 # Live counts shown next to a nav entry, by its address.
-NAV_BADGES: dict[str, rx.Var[int]] = {"/approvals": NavBadgesState.pending_approvals}
+NAV_BADGES: dict[str, rx.Var[int]] = {
+    "/approvals": NavBadgesState.pending_approvals,
+    OWNER_SETTINGS[1]: NavBadgesState.spend_alerts,  # spend alerts of the last 24 hours (issue 15)
+}
 
 
 def nav_badge(href: str) -> rx.Component:

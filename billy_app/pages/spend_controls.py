@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import reflex as rx
 
-from billy_app.components.layout import message_callout
+from billy_app.components.layout import local_time, message_callout
 from billy_app.components.list_page import labelled
 from billy_app.components.page_frame import Audience, billy_page
-from billy_app.components.tables import confirm_dialog, rows_table
-from billy_app.state.spend_controls import BudgetLine, MemberLine, SpendControlsState
+from billy_app.components.tables import confirm_dialog, rows_table, small_gray
+from billy_app.state.spend_controls import AlertLine, BudgetLine, MemberLine, RuleLine, SpendControlsState
 
 
 def freeze_all_panel() -> rx.Component:
@@ -41,6 +41,57 @@ def freeze_all_panel() -> rx.Component:
             align="center",
             spacing="3",
         ),
+    )
+
+
+def alert_row(alert: rx.Var[AlertLine]) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(local_time(alert.at)),
+        rx.table.cell(rx.vstack(rx.text(alert.summary, size="2"), small_gray("Audit rows " + alert.audit_ids))),
+        rx.table.cell(
+            rx.cond(
+                (alert.member_id > 0) & ~alert.member_frozen,
+                rx.button(
+                    "Freeze",
+                    size="1",
+                    variant="soft",
+                    color_scheme="red",
+                    on_click=SpendControlsState.freeze_member(alert.member_id, True),
+                    class_name="alert-freeze",
+                ),
+                rx.cond(alert.member_frozen, rx.badge("frozen", color_scheme="blue", variant="soft")),
+            )
+        ),
+        class_name="alert-row",
+        custom_attrs={"data-alert": alert.id},
+    )
+
+
+def rule_row(rule: rx.Var[RuleLine]) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(rx.text(rule.words, size="2")),
+        rx.table.cell(
+            rx.form(
+                rx.hstack(
+                    rx.el.input(type="hidden", name="kind", value=rule.kind),
+                    rx.input(
+                        name="threshold",
+                        default_value=rule.threshold,
+                        width="8em",
+                        aria_label="Threshold",
+                        key=rule.kind + rule.threshold,
+                    ),
+                    rx.checkbox("On", name="enabled", default_checked=rule.enabled, key=rule.kind + "-on"),
+                    rx.button("Save", size="1", variant="soft", type="submit"),
+                    rx.cond(rule.is_default, rx.badge("default", variant="soft", color_scheme="gray")),
+                    align="center",
+                    spacing="2",
+                ),
+                on_submit=SpendControlsState.save_rule,
+            )
+        ),
+        class_name="rule-row",
+        custom_attrs={"data-rule": rule.kind},
     )
 
 
@@ -151,7 +202,12 @@ def member_row(member: rx.Var[MemberLine]) -> rx.Component:
     )
 
 
-@billy_page("/settings/spend", "Settings · Spend controls", on_load=[SpendControlsState.load], audience=Audience.OWNER)
+@billy_page(
+    "/settings/spend",
+    "Settings · Spend controls",
+    on_load=[SpendControlsState.load, SpendControlsState.follow],
+    audience=Audience.OWNER,
+)
 def spend_controls_page() -> rx.Component:
     return rx.cond(
         SpendControlsState.refused,
@@ -159,6 +215,14 @@ def spend_controls_page() -> rx.Component:
         rx.vstack(
             message_callout(SpendControlsState.message, SpendControlsState.message_kind),
             freeze_all_panel(),
+            rx.heading("Alerts", size="4", as_="h2"),
+            rows_table(
+                SpendControlsState.alerts,
+                alert_row,
+                ("When", "What happened", ""),
+                empty=rx.text("No alerts yet.", size="2", color_scheme="gray", id="no-alerts"),
+                id="alerts-table",
+            ),
             rx.heading("Daily refund budgets", size="4", as_="h2"),
             rx.text(
                 "What each person may refund in any 24 hours, on top of the per-charge limit. Over it, a refund "
@@ -168,6 +232,8 @@ def spend_controls_page() -> rx.Component:
             ),
             rows_table(SpendControlsState.budgets, budget_row, ("Who", "Currency", "Budget", ""), id="budgets-table"),
             budget_form(),
+            rx.heading("Alert rules", size="4", as_="h2"),
+            rows_table(SpendControlsState.rules, rule_row, ("Rule", "Threshold"), id="rules-table"),
             rx.heading("Members", size="4", as_="h2"),
             rows_table(
                 SpendControlsState.members,

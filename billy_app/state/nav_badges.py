@@ -1,4 +1,5 @@
-"""Counts the navigation shows next to its entries: for now, refund requests waiting on the viewer.
+"""Counts the navigation shows next to its entries: refund requests waiting on the viewer, and
+(the Owner's Settings entry) spend alerts raised in the last 24 hours.
 
 Loaded when the signed-in shell mounts (so on every page, once the header knows the member) and
 kept live like a page: a follower re-reads the count when a refund request changes (submitted,
@@ -15,14 +16,15 @@ from reflex_base.event import EventSpec
 
 from billy_app.state.live import LiveState
 from billy_app.state.session import SessionState, guarded
-from services import refund_requests
+from services import refund_requests, spend_alerts
 from services.errors import BillyError
 
-LIVE_KINDS = frozenset({refund_requests.NOTICE_KIND, "charge"})
+LIVE_KINDS = frozenset({refund_requests.NOTICE_KIND, "charge", spend_alerts.NOTICE_KIND})
 
 
 class NavBadgesState(LiveState, SessionState):
     pending_approvals: int = 0
+    spend_alerts: int = 0  # the Owner's: spend alerts raised in the last 24 hours
     follows_one_page: ClassVar[bool] = False  # the shell's badges stay live on every page
 
     def _live_kinds(self) -> frozenset[str]:
@@ -30,6 +32,7 @@ class NavBadgesState(LiveState, SessionState):
 
     async def _live_refresh(self) -> None:
         self.pending_approvals = await self._call(refund_requests.pending_count_for)
+        self.spend_alerts = await self._call(spend_alerts.alerts_today)
 
     def _show_problem(self, problem: BillyError) -> EventSpec | None:
         """A badge that cannot be read keeps its last count: the page itself says what went wrong."""

@@ -12,10 +12,11 @@ from typing import ClassVar
 
 import reflex as rx
 
+from billy_app.state.live import LiveState
 from billy_app.state.session import SessionState, guarded, off_loop
-from services import spend
+from services import spend, spend_alerts
 from services.errors import PermissionDenied, ValidationFailed
-from services.money import format_money, parse_money
+from services.money import format_amount, format_money, parse_money
 from services.permissions import Actor
 
 MAX_TEXT = 20
@@ -44,6 +45,48 @@ class MemberLine:
     is_owner: bool
 
 
+@dataclass(frozen=True, kw_only=True)
+class AlertLine:
+    """One alert a velocity rule raised."""
+
+    id: int
+    at: str  # ISO 8601 UTC, shown in the viewer's zone
+    summary: str
+    member_id: int  # 0 when no member (then no Freeze)
+    member_frozen: bool
+    audit_ids: str  # "#12, #13": the audit rows behind it
+
+
+@dataclass(frozen=True, kw_only=True)
+class RuleLine:
+    """One velocity rule, as the Owner tunes it."""
+
+    kind: str
+    words: str
+    threshold: str  # as typed: a count, or dollars for the amount rule
+    enabled: bool
+    is_default: bool
+
+
+AMOUNT_RULES = frozenset({"amount_per_hour"})  # thresholds in USD minor units, typed in dollars
+
+
+def _rule_line(rule: spend_alerts.RuleView) -> RuleLine:
+    shown = format_amount(rule.threshold, "usd") if rule.kind in AMOUNT_RULES else str(rule.threshold)
+    return RuleLine(kind=rule.kind, words=rule.words, threshold=shown, enabled=rule.enabled, is_default=rule.is_default)
+
+
+def _alert_line(alert: spend_alerts.AlertView) -> AlertLine:
+    return AlertLine(
+        id=alert.id,
+        at=alert.at.isoformat(),
+        summary=alert.summary,
+        member_id=alert.member_id or 0,
+        member_frozen=alert.member_frozen,
+        audit_ids=", ".join(f"#{i}" for i in alert.audit_ids[:10]),
+    )
+
+
 def _budget_line(row: spend.BudgetRow) -> BudgetLine:
     amount = "no budget" if row.amount is None else format_money(row.amount, row.currency)
     return BudgetLine(scope=row.scope, label=row.label, currency=row.currency, amount=amount, is_default=row.is_default)
@@ -55,9 +98,11 @@ def _member_line(m: spend.MemberStanding) -> MemberLine:
     )
 
 
-class SpendControlsState(SessionState):
+class SpendControlsState(LiveState, SessionState):
     problem_var: ClassVar[str] = "message"
 
+    alerts: list[AlertLine] = []
+    rules: list[RuleLine] = []
     budgets: list[BudgetLine] = []
     members: list[MemberLine] = []
     writes_frozen: bool = False
@@ -83,10 +128,19 @@ class SpendControlsState(SessionState):
         return [[scope, label] for scope, label in seen.items()]
 
     async def _reload(self) -> None:
-        view = await off_loop(spend.overview, await self.actor())
+        actor = await self.actor()
+        view = await off_loop(spend.overview, actor)
         self.budgets = [_budget_line(row) for row in view.budgets]
         self.members = [_member_line(m) for m in view.members]
         self.writes_frozen = view.writes_frozen
+        self.alerts = [_alert_line(a) for a in await off_loop(spend_alerts.recent_alerts, actor)]
+        self.rules = [_rule_line(r) for r in await off_loop(spend_alerts.list_rules, actor)]
+
+    def _live_kinds(self) -> frozenset[str]:
+        return frozenset({spend_alerts.NOTICE_KIND})
+
+    async def _live_refresh(self) -> None:
+        await self._reload()
 
     async def _run(self, change: Callable[[Actor], object], done: str) -> None:
         self.message = ""
@@ -102,6 +156,19 @@ class SpendControlsState(SessionState):
             await self._reload()
         except PermissionDenied as exc:
             self.refused, self.error, self.budgets, self.members = True, exc.message, [], []
+
+    @rx.event
+    @guarded
+    async def save_rule(self, form: dict):
+        """One rule's row: its threshold (a count; dollars for the amount rule) and on/off."""
+        kind = str(form.get("kind", ""))[:30]
+        text = str(form.get("threshold", "")).strip()[:MAX_TEXT]
+        enabled = form.get("enabled") in (True, "on", "true")
+        try:
+            threshold = parse_money(text, "usd") if kind in AMOUNT_RULES else int(text)
+        except ValueError:
+            raise ValidationFailed("A rule's threshold is a whole number (dollars for the amount rule).") from None
+        await self._run(lambda actor: spend_alerts.set_rule(actor, kind, threshold, enabled), "Rule saved.")
 
     @rx.event
     def set_form_scope(self, value: str):

@@ -360,8 +360,31 @@ def test_custom_role_refund_over_its_cap_is_approved_by_the_owner(app_server, br
     shot("all-writes-frozen")
     owner.click("#unfreeze-all")
     owner.wait_for_selector("#writes-frozen", state="detached")
-    freezes = query(app_server, "SELECT action, outcome FROM audit_log WHERE action LIKE 'spend.%' ORDER BY id")
+    freezes = query(
+        app_server,
+        "SELECT action, outcome FROM audit_log WHERE action IN ('spend.manage', 'spend.freeze', 'spend.unfreeze') "
+        "ORDER BY id",
+    )
     assert freezes == [("spend.manage", "ok")] + [("spend.freeze", "ok"), ("spend.unfreeze", "ok")] * 3
+
+    # 8. Alerts (issue 15): the Owner tunes "refused attempts" down to one; the lead opens the
+    #    Owner's Team page and is refused; the Owner's open page shows the alert live, the mail
+    #    comes, and the lead is frozen from the alert itself.
+    rule = owner.locator(".rule-row[data-rule='failed_attempts']")
+    rule.locator("input[name='threshold']").fill("1")
+    rule.get_by_role("button", name="Save").click()
+    owner.wait_for_selector("#form-message:has-text('Rule saved.')")
+    lead.goto(f"{app_server.url}/settings/team")
+    lead.wait_for_selector("#team-refused")
+    alert = owner.locator(".alert-row", has_text=f"{LEAD} was refused 1 time within an hour")
+    alert.wait_for(timeout=15_000)
+    owner.wait_for_selector("#nav-badge-settings-team")
+    mail = wait_for_mail(mail_catcher, OWNER)
+    assert "spend alert" in mail.subject and f"{LEAD} was refused" in mail.text and "/settings/spend" in mail.text
+    shot("spend-alert")
+    alert.locator(".alert-freeze").click()
+    owner.wait_for_selector(f".spend-member-row[data-email='{LEAD}'] .unfreeze-member")
+    assert query(app_server, "SELECT frozen_at IS NOT NULL FROM member WHERE email = :e", e=LEAD) == [(1,)]
 
     lead_context.close()
     owner_context.close()
