@@ -22,7 +22,7 @@ from services import audit, identity, spend
 from services.db import session_scope
 from services.errors import NotAuthenticated, NotFound, PermissionDenied, ValidationFailed
 from services.models import AgentToken, Member, utcnow
-from services.money import format_money, parse_money
+from services.money import format_money, is_currency_code, parse_money
 from services.permissions import (
     ACTIONS,
     READ_PERMISSIONS,
@@ -159,11 +159,8 @@ def check_scope(actor: Actor, scope: ScopeRequest) -> ScopeRequest:
         actions = tuple(names)
     caps = None
     if scope.refund_caps is not None:
-        caps = {}
-        for currency, amount in scope.refund_caps.items():
-            cur = str(currency).lower()
-            if not re.fullmatch(r"[a-z]{3}", cur) or not isinstance(amount, int) or amount < 0:
-                raise ValidationFailed("A refund cap is a currency code and an amount of zero or more.")
+        caps = _amounts_by_currency(scope.refund_caps, "A refund cap")
+        for cur, amount in caps.items():
             ceiling = None if role.refund_caps is None else role.refund_caps.get(cur)
             if role.refund_caps is not None and (ceiling is None or amount > ceiling):
                 limit = "no refunds" if ceiling is None else format_money(ceiling, cur)
@@ -171,30 +168,36 @@ def check_scope(actor: Actor, scope: ScopeRequest) -> ScopeRequest:
                     f"A token's refund cap cannot be above your role's ({role.label}: {limit} per charge "
                     f"in {cur.upper()})."
                 )
-            caps[cur] = amount
     if scope.expires_in_days is not None and scope.expires_in_days not in EXPIRY_CHOICES:
         raise ValidationFailed("A token expires after 1, 7, 30, 90 or 365 days, or when revoked.")
     return ScopeRequest(scope.read_only, caps, actions, scope.expires_in_days, _check_budgets(actor, scope))
+
+
+def _amounts_by_currency(given: dict[str, int], what: str) -> dict[str, int]:
+    """Minor-unit amounts per currency as asked, checked in shape: codes lowercased."""
+    amounts: dict[str, int] = {}
+    for currency, amount in given.items():
+        cur = str(currency).lower()
+        if not is_currency_code(cur) or not isinstance(amount, int) or amount < 0:
+            raise ValidationFailed(f"{what} is a currency code and an amount of zero or more.")
+        amounts[cur] = amount
+    return amounts
 
 
 def _check_budgets(actor: Actor, scope: ScopeRequest) -> dict[str, int] | None:
     """A token's daily refund budget: per currency, at most the member's own budget there."""
     if scope.daily_budgets is None:
         return None
+    budgets = _amounts_by_currency(scope.daily_budgets, "A daily refund budget")
     with session_scope() as session:
         own = spend.budgets_of(session, actor)
-    budgets: dict[str, int] = {}
-    for currency, amount in scope.daily_budgets.items():
-        cur = str(currency).lower()
-        if not re.fullmatch(r"[a-z]{3}", cur) or not isinstance(amount, int) or amount < 0:
-            raise ValidationFailed("A daily refund budget is a currency code and an amount of zero or more.")
+    for cur, amount in budgets.items():
         ceiling = None if own is None else own.get(cur)
         if ceiling is not None and amount > ceiling:
             raise ValidationFailed(
                 f"A token's daily refund budget cannot be above your own "
                 f"({format_money(ceiling, cur)} in {cur.upper()})."
             )
-        budgets[cur] = amount
     return budgets
 
 

@@ -21,6 +21,11 @@ MAX_TEXT = 40  # characters: longer is not an amount anyone types
 MAX_MINOR = 10**14  # minor units: a trillion dollars is no refund, cap or filter; keeps SQL integers safe
 
 
+def is_currency_code(text: str) -> bool:
+    """Three lowercase letters, as Stripe names a currency ("usd")."""
+    return re.fullmatch(r"[a-z]{3}", text) is not None
+
+
 def exponent(currency: str) -> int:
     return 0 if currency.lower() in ZERO_DECIMAL else 2
 

@@ -23,7 +23,6 @@ refuses is uncounted; one whose answer was lost stays counted (it may have been 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,7 +36,7 @@ from services.db import session_scope
 from services.errors import RefundBudgetExceeded, StripeRequestFailed, ValidationFailed
 from services.locks import named_lock
 from services.models import AgentToken, Member, Organization, RefundBudget, RefundSpend
-from services.money import format_money
+from services.money import format_money, is_currency_code
 from services.permissions import OWNER, Actor, authorize, is_custom_role, role_of
 
 WINDOW = timedelta(hours=24)
@@ -75,15 +74,21 @@ def _rows(session: Session, scope: str) -> dict[str, int | None]:
     return {row.currency: row.amount for row in rows}
 
 
-def budgets_of(session: Session, actor: Actor) -> Budgets | None:
-    """The member's budgets per currency (None: no budget in any currency)."""
+def _budgets_and_own(session: Session, actor: Actor) -> tuple[Budgets | None, frozenset[str]]:
+    """The member's budgets per currency (None: none in any), and the currencies in which the
+    budget is the member's own rather than their role's."""
     defaults = _default_budgets(actor.role)
     found: Budgets | None = None if defaults is None else dict(defaults)
-    for scope in (role_scope(actor.role), member_scope(actor.user_id or 0)):
-        rows = _rows(session, scope)
-        if rows:
-            found = {**(found or {}), **rows}
-    return found
+    role_set = _rows(session, role_scope(actor.role))
+    own = _rows(session, member_scope(actor.user_id or 0))
+    if role_set or own:
+        found = {**(found or {}), **role_set, **own}
+    return found, frozenset(own)
+
+
+def budgets_of(session: Session, actor: Actor) -> Budgets | None:
+    """The member's budgets per currency (None: no budget in any currency)."""
+    return _budgets_and_own(session, actor)[0]
 
 
 def _capped(actor: Actor) -> bool:
@@ -145,7 +150,7 @@ def standings(session: Session, actor: Actor, currency: str) -> list[Standing]:
     cur = currency.lower()
     found: list[Standing] = []
     if actor.user_id is not None:
-        budgets = budgets_of(session, actor)
+        budgets, own_currencies = _budgets_and_own(session, actor)
         if budgets is not None:
             if cur not in budgets and _capped(actor):
                 raise RefundBudgetExceeded(
@@ -154,8 +159,7 @@ def standings(session: Session, actor: Actor, currency: str) -> list[Standing]:
                 )
             limit = budgets.get(cur)
             if limit is not None:
-                own = cur in _rows(session, member_scope(actor.user_id))
-                whose = "your own" if own else f"your {role_of(actor).label}"
+                whose = "your own" if cur in own_currencies else f"your {role_of(actor).label}"
                 spends = _spends(session, col(RefundSpend.member_id) == actor.user_id, cur)
                 found.append(Standing(whose, limit, cur, spends))
     token_budgets = actor.scope.daily_budgets if actor.scope is not None else None
@@ -265,7 +269,7 @@ class BudgetRow:
 
 def _check_currency(currency: object) -> str:
     cur = str(currency or "").strip().lower()
-    if not re.fullmatch(r"[a-z]{3}", cur):
+    if not is_currency_code(cur):
         raise ValidationFailed("Name the currency by its three-letter code, e.g. USD.")
     return cur
 
