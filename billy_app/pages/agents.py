@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from billy_app.components.freeze import freeze_button, lift_button
 from billy_app.components.layout import local_time, message_callout
 from billy_app.components.page_frame import billy_page
 from billy_app.components.tables import confirm_dialog, rows_table, small_gray
@@ -49,14 +50,8 @@ def token_row(row: rx.Var[TokenRow]) -> rx.Component:
         rx.table.cell(rx.badge(row.status, color_scheme=rx.match(row.status, *STATUS_COLORS.items(), "gray"))),
         rx.table.cell(
             rx.hstack(
-                rx.cond(
-                    S.everyone & (row.status == "Active"),
-                    rx.button("Freeze", size="1", variant="soft", color_scheme="red", on_click=S.freeze(row.id, True)),
-                ),
-                rx.cond(
-                    S.everyone & (row.status == "Frozen"),
-                    rx.button("Lift the freeze", size="1", variant="soft", on_click=S.freeze(row.id, False)),
-                ),
+                rx.cond(S.everyone & (row.status == "Active"), freeze_button(S.freeze(row.id, True))),
+                rx.cond(S.everyone & (row.status == "Frozen"), lift_button(S.freeze(row.id, False))),
                 rx.cond(
                     (row.status == "Active") | (row.status == "Frozen"),
                     confirm_dialog(

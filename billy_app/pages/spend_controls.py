@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from billy_app.components.freeze import freeze_button, frozen_badge, lift_button
 from billy_app.components.layout import local_time, message_callout
 from billy_app.components.list_page import labelled
 from billy_app.components.page_frame import Audience, billy_page
@@ -51,15 +52,8 @@ def alert_row(alert: rx.Var[AlertLine]) -> rx.Component:
         rx.table.cell(
             rx.cond(
                 (alert.member_id > 0) & ~alert.member_frozen,
-                rx.button(
-                    "Freeze",
-                    size="1",
-                    variant="soft",
-                    color_scheme="red",
-                    on_click=SpendControlsState.freeze_member(alert.member_id, True),
-                    class_name="alert-freeze",
-                ),
-                rx.cond(alert.member_frozen, rx.badge("frozen", color_scheme="blue", variant="soft")),
+                freeze_button(SpendControlsState.freeze_member(alert.member_id, True), class_name="alert-freeze"),
+                rx.cond(alert.member_frozen, frozen_badge()),
             )
         ),
         class_name="alert-row",
@@ -175,25 +169,12 @@ def member_row(member: rx.Var[MemberLine]) -> rx.Component:
                 rx.cond(
                     member.frozen,
                     rx.hstack(
-                        rx.badge("frozen", color_scheme="blue", variant="soft"),
-                        rx.button(
-                            "Lift",
-                            size="1",
-                            variant="soft",
-                            on_click=SpendControlsState.freeze_member(member.id, False),
-                            class_name="unfreeze-member",
-                        ),
+                        frozen_badge(),
+                        lift_button(SpendControlsState.freeze_member(member.id, False), class_name="unfreeze-member"),
                         spacing="2",
                         align="center",
                     ),
-                    rx.button(
-                        "Freeze",
-                        size="1",
-                        variant="soft",
-                        color_scheme="red",
-                        on_click=SpendControlsState.freeze_member(member.id, True),
-                        class_name="freeze-member",
-                    ),
+                    freeze_button(SpendControlsState.freeze_member(member.id, True), class_name="freeze-member"),
                 ),
             )
         ),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from billy_app.components.fields import labelled_input
+from billy_app.components.freeze import freeze_button, lift_button
 from billy_app.components.invite_rows import invite_rows, role_options
 from billy_app.components.layout import local_time, message_callout
 from billy_app.components.native_form import native_form
@@ -36,22 +37,8 @@ def member_row(member: rx.Var[MemberRow]) -> rx.Component:
                 rx.hstack(
                     rx.cond(
                         member.frozen,
-                        rx.button(
-                            "Lift the freeze",
-                            size="1",
-                            variant="soft",
-                            on_click=TeamState.freeze(member.id, False),
-                            class_name="unfreeze-member",
-                        ),
-                        rx.button(
-                            "Freeze",
-                            size="1",
-                            variant="soft",
-                            color_scheme="red",
-                            title="They keep reading; every change they or their agents ask for is refused",
-                            on_click=TeamState.freeze(member.id, True),
-                            class_name="freeze-member",
-                        ),
+                        lift_button(TeamState.freeze(member.id, False), class_name="unfreeze-member"),
+                        freeze_button(TeamState.freeze(member.id, True), class_name="freeze-member"),
                     ),
                     confirm_dialog(
                         "Remove",
