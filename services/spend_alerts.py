@@ -299,6 +299,8 @@ def deliver() -> int:
     """Mail every alert not yet mailed to the Owner, record it, and tell open pages; how many."""
     with session_scope() as session:
         waiting = list(session.exec(select(SpendAlert).where(col(SpendAlert.emailed_at).is_(None))))
+        if not waiting:
+            return 0
         owners = [m.email for m in session.exec(select(Member).where(Member.role == OWNER, col(Member.active)))]
     sent = 0
     for alert in waiting:
@@ -345,17 +347,12 @@ def check_now() -> None:
         return
     _evaluating.active = True
     try:
-        if evaluate_new() or _undelivered():
-            deliver()
+        evaluate_new()
+        deliver()  # the new alerts, and any an earlier mail outage left
     except Exception:
         log.exception("Spend alerts could not be evaluated now; the periodic catch-up will.")
     finally:
         _evaluating.active = False
-
-
-def _undelivered() -> bool:
-    with session_scope() as session:
-        return session.exec(select(SpendAlert.id).where(col(SpendAlert.emailed_at).is_(None))).first() is not None
 
 
 def catch_up() -> None:
