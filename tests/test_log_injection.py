@@ -16,12 +16,21 @@ import pytest
 
 from billy_app import error_handlers
 from billy_app.error_handlers import LogBudget, backend_exception_handler, frontend_exception_handler
+from services import guard
 from services.config import PROJECT_ROOT
 from services.logging_setup import LOG_FORMAT, TRACEBACK_MARKER, client_text, install_scrubber
 
 FORGED = "bad input\n2026-01-01 00:00:00 INFO billy: forged\x1b[31m red\r\u2028\x85\x00 end"
 # How a record starts in the real format; a forged line would start like this too.
 RECORD_START = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
+
+
+@pytest.fixture(autouse=True)
+def no_pending_summaries() -> None:
+    """A summary timer armed by an earlier test in this worker must not fire into this test's capture:
+    settle every process-wide budget before capturing (autouse runs before `log_lines`)."""
+    for budget in (guard.malformed_budget, error_handlers.frontend_budget, error_handlers.backend_budget):
+        budget.flush()
 
 
 @pytest.fixture
