@@ -136,6 +136,7 @@ def approve(actor: Actor, request: ConnectRequest, scope: ScopeRequest) -> str:
             "c": request.code_challenge,
             "ro": scope.read_only,
             "cap": scope.refund_caps,
+            "db": scope.daily_budgets,
             "a": list(scope.actions) if scope.actions is not None else None,
             "d": scope.expires_in_days,
             "cl": request.client_id,
@@ -206,13 +207,14 @@ def redeem_code(payload: dict[str, Any], client_address: str = "", user_agent: s
         actor = identity.member_actor(session, member, Source.API, client_address, user_agent, now=now)
     if spent is None:
         raise LoginRefused("This sign-in code was already used. Run `agent-billy login` again.")
-    caps = payload.get("cap")
+    caps, budgets = payload.get("cap"), payload.get("db")
     actions = payload.get("a")
     scope = ScopeRequest(
         read_only=bool(payload.get("ro")),
         refund_caps={str(k): int(v) for k, v in caps.items()} if isinstance(caps, dict) else None,
         actions=tuple(str(a) for a in actions) if isinstance(actions, list) else None,
         expires_in_days=payload.get("d") if isinstance(payload.get("d"), int) else None,
+        daily_budgets={str(k): int(v) for k, v in budgets.items()} if isinstance(budgets, dict) else None,
     )
     issued = agent_tokens.issue_token(actor, str(payload.get("n")), scope)
     return issued, actor

@@ -201,11 +201,23 @@ def _check_budgets(actor: Actor, scope: ScopeRequest) -> dict[str, int] | None:
     return budgets
 
 
-def parse_cap(text: str, currency: str = "usd") -> dict[str, int] | None:
-    """A cap typed in a form ("50" or "50.00"; empty: the role's) as minor units per currency."""
+def parse_form_amount(text: str, currency: str = "usd") -> dict[str, int] | None:
+    """A cap or daily budget typed in a form ("50" or "50.00"; empty: the role's or the member's)
+    as minor units per currency."""
     if not text.strip():
         return None
-    return {currency: parse_money(text.strip(), currency)}
+    try:
+        return {currency: parse_money(text.strip(), currency)}
+    except ValueError as exc:  # money's own words: how to type the amount
+        raise ValidationFailed(str(exc)) from None
+
+
+def budget_ceiling(actor: Actor) -> spend.Budgets | None:
+    """The highest daily refund budget a new token of the member's may carry, per currency (their
+    own; None: they have none, so a token's is optional and unbounded)."""
+    authorize(actor, "agents.issue")
+    with session_scope() as session:
+        return spend.budgets_of(session, actor)
 
 
 def issue_token(actor: Actor, client_name: str, scope: ScopeRequest) -> IssuedToken:

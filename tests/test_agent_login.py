@@ -157,6 +157,29 @@ def test_a_cap_above_the_role_is_refused_on_the_page(client: TestClient, any_sto
     assert location.startswith("/connect-agent?") and "above your role" in _flash(location)
 
 
+def test_a_daily_budget_chosen_on_the_page_is_the_tokens_own(client: TestClient, any_store_owner) -> None:  # type: ignore[no-untyped-def]
+    clerk = member_actor("billing_clerk", "clerk@example.com")
+    _signed_in(client, clerk)
+    verifier, challenge = _pkce()
+    code = _code(_approve(client, challenge, daily_budget="150.00"))
+    client.cookies.clear()
+    body = client.post(
+        "/api/agent/token", json={"code": code, "code_verifier": verifier, "redirect_uri": LISTENER}
+    ).json()
+    agent = actor_from_token(body["token"], Source.AGENT)
+    assert agent.scope is not None and agent.scope.daily_budgets == {"usd": 150_00}
+    (view,) = agent_tokens.list_tokens(clerk)
+    assert "$150.00 a day" in view.scope_words  # what Settings → Agents shows
+
+
+def test_a_daily_budget_above_the_members_own_is_refused_on_the_page(client: TestClient, any_store_owner) -> None:  # type: ignore[no-untyped-def]
+    _signed_in(client, member_actor("billing_clerk", "clerk@example.com"))
+    location = _approve(client, _pkce()[1], daily_budget="600")  # the Clerk's own budget is $500
+    assert location.startswith("/connect-agent?") and "above your own ($500.00 in USD)" in _flash(location)
+    bad = _approve(client, _pkce()[1], daily_budget="lots")
+    assert bad.startswith("/connect-agent?") and "Type the amount in digits" in _flash(bad)  # not a 500
+
+
 def test_signed_out_or_cross_site_approvals_get_nothing(client: TestClient, any_store_owner) -> None:  # type: ignore[no-untyped-def]
     _, challenge = _pkce()
     fields = {"redirect_uri": LISTENER, "state": "state-1234567890", "code_challenge": challenge}

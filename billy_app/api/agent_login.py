@@ -38,7 +38,8 @@ def _scope(actor: Actor, form: dict[str, str], groups: list[str]) -> agent_token
     days = form.get("expires_in_days", "90")
     return agent_tokens.ScopeRequest(
         read_only=form.get("access") == "read_only",
-        refund_caps=agent_tokens.parse_cap(form.get("refund_cap", "")),
+        refund_caps=agent_tokens.parse_form_amount(form.get("refund_cap", "")),
+        daily_budgets=agent_tokens.parse_form_amount(form.get("daily_budget", "")),
         actions=agent_tokens.actions_for_groups(actor, groups) if form.get("access") == "some" else None,
         expires_in_days=None if days == "never" else int(days) if days.isdigit() else -1,
     )

@@ -66,11 +66,23 @@ def approval_form() -> rx.Component:
                 ),
             ),
             rx.vstack(
-                rx.text("Refund cap per charge for this agent, in USD (optional)", size="2", weight="medium"),
+                field_label("Refund cap per charge for this agent, in USD (optional)", "refund-cap"),
                 rx.input(
                     name="refund_cap", placeholder="e.g. 50.00", input_mode="decimal", width="12em", id="refund-cap"
                 ),
                 rx.text(S.cap_hint, size="1", color_scheme="gray"),
+                spacing="1",
+            ),
+            rx.vstack(
+                field_label("Daily refund budget for this agent, in USD (optional)", "daily-budget"),
+                rx.input(
+                    name="daily_budget",
+                    placeholder="e.g. 200.00",
+                    input_mode="decimal",
+                    width="12em",
+                    id="daily-budget",
+                ),
+                rx.text(S.budget_hint, size="1", color_scheme="gray"),
                 spacing="1",
             ),
             rx.vstack(

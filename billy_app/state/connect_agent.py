@@ -28,6 +28,7 @@ class ConnectAgentState(SessionState):
     message: str = ""  # the last decision was refused (e.g. a cap above the role's)
     who: str = ""
     cap_hint: str = ""
+    budget_hint: str = ""
     listener: str = ""  # "127.0.0.1:53682": where the code will go
     groups: list[list[str]] = []  # [value, words]: the kinds of change the role may make
 
@@ -48,6 +49,9 @@ class ConnectAgentState(SessionState):
             self.cap_hint = f"At most your role's cap ({limits} per charge). Leave empty to use it."
         else:
             self.cap_hint = "Your role cannot refund, so neither can this agent."
+        self.budget_hint = _budget_hint(
+            await off_loop(agent_tokens.budget_ceiling, actor), can_refund=bool(caps) or caps is None
+        )
         try:
             request = await off_loop(agent_login.check_request, *values)
         except ValidationFailed as exc:
@@ -61,3 +65,16 @@ class ConnectAgentState(SessionState):
         self.code_challenge_method = "S256"
         self.client_id, self.resource = request.client_id, request.resource
         self.listener = request.redirect_uri.split("/")[2]
+
+
+def _budget_hint(ceiling: dict[str, int | None] | None, can_refund: bool) -> str:
+    if not can_refund:
+        return "Your role cannot refund, so neither can this agent."
+    bounded = {c: v for c, v in (ceiling or {}).items() if v is not None}
+    if not bounded:
+        return "You have no daily refund budget; leave empty for none, or set one for this agent."
+    limits = ", ".join(format_money(v, c) for c, v in sorted(bounded.items()))
+    return (
+        f"At most your own ({limits} in any 24 hours). Leave empty to share yours; "
+        "either way its refunds count against yours too."
+    )

@@ -86,6 +86,8 @@ def login(page, app_url: str, folder: Path, shot: Shots | None = None, **approve
     page.wait_for_selector("#connect-heading:has-text('Claude Desktop')")  # the request, as the page read it
     if approve.get("refund_cap"):
         page.fill("#refund-cap", approve["refund_cap"])
+    if approve.get("daily_budget"):
+        page.fill("#daily-budget", approve["daily_budget"])
     if shot:
         shot("approve")
     page.click("#approve-agent")
@@ -125,7 +127,7 @@ def test_a_clerk_and_the_owner_connect_claude_and_run_the_docs_conversations(  #
     stripe_api = sandbox_client(sandbox)
     clerk_page = team["clerk"]
     shot = Shots(clerk_page, "agent-connect")
-    login(clerk_page, app_server.url, folders["clerk"], shot)
+    login(clerk_page, app_server.url, folders["clerk"], shot, daily_budget="300")
     assert CLERK in status(folders["clerk"]) and "Billing Clerk" in status(folders["clerk"])
     config = folders["clerk"] / "config.json"
     assert config.stat().st_mode & 0o777 == 0o600
@@ -161,7 +163,10 @@ def test_a_clerk_and_the_owner_connect_claude_and_run_the_docs_conversations(  #
     assert week["period"] and week["count"] == sum(group["count"] for group in week["groups"])
     assert (got["charge"]["amount"]["text"], got["charge"]["customer"]["name"]) == ("$45.99", "Jane Smith")
     assert "within what you may refund" in got["said"]
-    assert "Daily budget: $500.00 of your Billing Clerk daily refund budget of $500.00 left" in got["said"]
+    assert (
+        "Daily budget: $500.00 of your Billing Clerk daily refund budget of $500.00 left; "
+        "$300.00 of this agent token's daily refund budget of $300.00 left" in got["said"]
+    )  # the $300 chosen on the approval page, beside her own
     refunds = stripe_api.v1.refunds.list(params={"charge": got["charge"]["id"]}).data
     assert [(r.id, r.amount) for r in refunds] == [(got["refunded"]["details"]["refund_id"], 4599)]
     assert got["over"]["allowed"] is False and "limit of $100.00 per charge" in got["over"]["refusal"]
