@@ -28,7 +28,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -36,8 +35,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from services import audit, clock, notices
+from services import audit, clock, notices, timezones
 from services.audit import AuditDraft
+from services.audit_viewer import IDS_MAX
 from services.config import get_settings
 from services.db import session_scope
 from services.errors import ValidationFailed
@@ -124,6 +124,30 @@ def set_rule(actor: Actor, kind: str, threshold: int, enabled: bool = True) -> V
         return row
 
 
+def time_zone(actor: Actor) -> str:
+    """The organisation's zone: working hours (the `outside_hours` rule) are read in it."""
+    authorize(actor, "spend.view")
+    with session_scope() as session:
+        return _zone(session).key
+
+
+def set_time_zone(actor: Actor, zone: str) -> str:
+    """The Owner sets the organisation's zone, so 09:00–18:00 means the team's own working day."""
+    with audit.audited(actor, "spend.manage", "time_zone") as draft:
+        authorize(actor, "spend.manage")
+        chosen = timezones.known_zone(zone)
+        if chosen is None:
+            raise ValidationFailed("Choose a time zone from the list, such as Europe/London or America/New_York.")
+        with session_scope() as session:
+            org = session.get(Organization, 1)
+            if org is None:
+                raise ValidationFailed("Create the organisation first.")
+            draft.details.update(setting="time_zone", before=org.time_zone, after=chosen)
+            org.time_zone = chosen
+            session.add(org)
+        return chosen
+
+
 def _zone(session: Session) -> ZoneInfo:
     org = session.get(Organization, 1)
     try:
@@ -146,20 +170,30 @@ def _actor_key(row: AuditEntry) -> str:
     return f"token:{token}" if token else f"member:{row.actor_id}"
 
 
-def _refunds_before(session: Session, row: AuditEntry, since: datetime) -> list[AuditEntry]:
-    """The same person's refunds (through the same agent token, when the row came through one)
-    from `since` up to and including `row`."""
-    found = session.exec(
-        select(AuditEntry).where(
-            AuditEntry.action == REFUND,
-            AuditEntry.outcome == "ok",
-            AuditEntry.actor_id == row.actor_id,
-            col(AuditEntry.at) > since,
-            col(AuditEntry.id) <= (row.id or 0),
-        )
-    )
+def _same_refunder(row: AuditEntry, since: datetime) -> list[sa.ColumnElement[bool]]:
+    """The same person's successful refunds (through the same agent token, when the row came
+    through one) from `since` up to and including `row`."""
+    where = [
+        col(AuditEntry.action) == REFUND,
+        col(AuditEntry.outcome) == "ok",
+        col(AuditEntry.actor_id) == row.actor_id,
+        col(AuditEntry.at) > since,
+        col(AuditEntry.id) <= (row.id or 0),
+    ]
     token = _token(row)
-    return [r for r in found if token is None or _token(r) == token]
+    if token is not None:
+        where.append(col(AuditEntry.details)["agent_token"].as_string() == token)
+    return where
+
+
+def _refunds_before(session: Session, row: AuditEntry, since: datetime) -> list[AuditEntry]:
+    return list(session.exec(select(AuditEntry).where(*_same_refunder(row, since))))
+
+
+def _count_refunds_before(session: Session, row: AuditEntry, since: datetime) -> int:
+    """As `_refunds_before`, counted by the database: 14 days of rows are never loaded."""
+    counted = select(sa.func.count()).select_from(AuditEntry).where(*_same_refunder(row, since))
+    return int(session.exec(counted).one())
 
 
 def _on_refund(session: Session, row: AuditEntry, active: dict[str, VelocityRule]) -> Iterator[Raised]:
@@ -186,7 +220,7 @@ def _on_refund(session: Session, row: AuditEntry, active: dict[str, VelocityRule
                 ids,
             )
     if rule := active.get("unusual_rate"):
-        usual = len(_refunds_before(session, row, row.at - USUAL_OVER)) / (USUAL_OVER / HOUR)
+        usual = _count_refunds_before(session, row, row.at - USUAL_OVER) / (USUAL_OVER / HOUR)
         bar = max(UNUSUAL_FLOOR, rule.threshold * usual)
         if len(hour_rows) > bar:
             yield Raised(
@@ -327,15 +361,24 @@ def deliver() -> int:
     return sent
 
 
+def alert_path(alert_id: int) -> str:
+    """Settings → Spend controls with this alert picked out, its Freeze beside it."""
+    return f"/settings/spend?alert={int(alert_id)}"
+
+
+def audit_rows_path(audit_ids: list[int]) -> str:
+    """The audit viewer showing only these rows."""
+    return "/settings/audit?ids=" + ",".join(str(int(i)) for i in audit_ids[:IDS_MAX])
+
+
 def _mail(alert: SpendAlert, owner: str) -> OutgoingMail:
     base = get_settings().public_url.rstrip("/")
-    link = f"{base}/settings/spend"
     text = (
         f"{alert.summary}\n\n"
         f"Rule: {RULE_WORDS.get(alert.kind, alert.kind)}.\n"
-        f"The audit rows behind it: {', '.join(str(i) for i in alert.audit_ids)} (Settings → Audit log).\n\n"
-        f"To freeze {alert.member_email or 'them'} (they keep reading; every change is refused), sign in and "
-        f"open {link}\n"
+        f"The audit rows behind it: {base}{audit_rows_path(alert.audit_ids)}\n\n"
+        f"To freeze {alert.member_email or 'them'} (they keep reading; every change is refused), open "
+        f"{base}{alert_path(alert.id or 0)} and sign in if asked.\n"
     )
     return OutgoingMail(to=owner, subject=f"Billy spend alert: {alert.summary[:80]}", text=text)
 
@@ -358,16 +401,6 @@ def check_now() -> None:
 def catch_up() -> None:
     """The periodic job (and the first run after a start): every row not yet evaluated."""
     check_now()
-
-
-@contextmanager
-def paused() -> Iterator[None]:
-    """Tests: record rows as if the instance crashed before evaluating them."""
-    _evaluating.active = True
-    try:
-        yield
-    finally:
-        _evaluating.active = False
 
 
 _watching: list[Callable[[], None]] = []

@@ -4,22 +4,36 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from functools import cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from services.errors import ValidationFailed
 
 EARLIEST_DAY, LATEST_DAY = date(1970, 1, 1), date(9998, 12, 31)
 
 
-def viewer_zone(name: object) -> str:
-    """The viewer's IANA time zone as the browser names it, if this machine knows it; else UTC."""
+def known_zone(name: object) -> str | None:
+    """An IANA time zone this machine knows ("Europe/Paris"), or None."""
     if isinstance(name, str) and 0 < len(name) <= 64 and re.fullmatch(r"[A-Za-z0-9_+\-/]+", name):
         try:
             ZoneInfo(name)
         except (ZoneInfoNotFoundError, ValueError, OSError):
-            return "UTC"
+            return None
         return name
-    return "UTC"
+    return None
+
+
+def viewer_zone(name: object) -> str:
+    """The viewer's IANA time zone as the browser names it, if this machine knows it; else UTC."""
+    return known_zone(name) or "UTC"
+
+
+@cache
+def zone_choices() -> tuple[str, ...]:
+    """The zones a person picks from: UTC, then every "Region/City" zone, sorted (no legacy aliases
+    such as "US/Eastern" or "Etc/GMT+5")."""
+    regions = {"Africa", "America", "Antarctica", "Asia", "Atlantic", "Australia", "Europe", "Indian", "Pacific"}
+    return ("UTC", *sorted(z for z in available_timezones() if z.split("/")[0] in regions))
 
 
 def _day(text: object, name: str) -> date | None:

@@ -148,6 +148,8 @@ def test_filters_combine(seeded: dict[str, Actor]) -> None:
     assert _ids(_everything(owner, person="owner@", source="agent", outcome="denied")) == []
     since, before = DAY1 - timedelta(hours=1), DAY3 - timedelta(hours=1)
     assert _ids(_everything(owner, outcome="ok", date_from=since, date_to=before)) == [7, 6, 4, 2]
+    assert _ids(_everything(owner, ids=(3, 5, 7, 999))) == [7, 5, 3]  # an alert's rows, by number
+    assert _ids(_everything(owner, ids=(3, 5, 7), outcome="ok")) == [7]
 
 
 @pytest.mark.parametrize(
@@ -161,6 +163,9 @@ def test_filters_combine(seeded: dict[str, Actor]) -> None:
         ({"person": 7}, "The person filter must be text."),
         ({"date_from": "2025-03-01"}, "The 'from' date must be a date and time."),
         ({"date_to": datetime(2025, 3, 1)}, "The 'to' date must say its time zone"),
+        ({"ids": tuple(range(1, 102))}, "Ask for at most 100 audit rows by their numbers."),
+        ({"ids": ("1 OR 1=1",)}, "Ask for at most 100 audit rows by their numbers."),
+        ({"ids": (0,)}, "Ask for at most 100 audit rows by their numbers."),
     ],
 )
 def test_filters_that_make_no_sense_are_refused_clearly(

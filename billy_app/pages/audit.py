@@ -302,6 +302,20 @@ def audit_page() -> rx.Component:
             toolbar(),
             verify_result(),
             message_callout(AuditViewerState.message, AuditViewerState.message_kind),
+            rx.cond(
+                AuditViewerState.showing_ids != "",
+                rx.callout(
+                    rx.hstack(
+                        rx.text("Showing only the rows a link named: ", AuditViewerState.showing_ids, "."),
+                        rx.button("Show every row", size="1", variant="soft", on_click=AuditViewerState.clear),
+                        align="center",
+                        spacing="3",
+                        wrap="wrap",
+                    ),
+                    icon="filter",
+                    id="audit-showing-ids",
+                ),
+            ),
             audit_filters(),
             rows_table(
                 AuditViewerState.rows,

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import reflex as rx
 
+from billy_app.components.fields import field_label
 from billy_app.components.freeze import freeze_button, frozen_badge, lift_button
 from billy_app.components.layout import local_time, message_callout
 from billy_app.components.list_page import labelled
 from billy_app.components.page_frame import Audience, billy_page
-from billy_app.components.tables import confirm_dialog, rows_table, small_gray
+from billy_app.components.tables import confirm_dialog, rows_table
 from billy_app.state.spend_controls import AlertLine, BudgetLine, MemberLine, RuleLine, SpendControlsState
+from services import timezones
 
 
 def freeze_all_panel() -> rx.Component:
@@ -48,7 +50,13 @@ def freeze_all_panel() -> rx.Component:
 def alert_row(alert: rx.Var[AlertLine]) -> rx.Component:
     return rx.table.row(
         rx.table.cell(local_time(alert.at)),
-        rx.table.cell(rx.vstack(rx.text(alert.summary, size="2"), small_gray("Audit rows " + alert.audit_ids))),
+        rx.table.cell(
+            rx.vstack(
+                rx.text(alert.summary, size="2"),
+                rx.link("Audit rows " + alert.audit_ids, href=alert.audit_link, size="1", class_name="alert-audit"),
+                spacing="1",
+            )
+        ),
         rx.table.cell(
             rx.cond(
                 (alert.member_id > 0) & ~alert.member_frozen,
@@ -56,7 +64,8 @@ def alert_row(alert: rx.Var[AlertLine]) -> rx.Component:
                 rx.cond(alert.member_frozen, frozen_badge()),
             )
         ),
-        class_name="alert-row",
+        class_name=rx.cond(alert.id == SpendControlsState.focus_alert, "alert-row alert-focus", "alert-row"),
+        background=rx.cond(alert.id == SpendControlsState.focus_alert, "var(--amber-a3)", "transparent"),
         custom_attrs={"data-alert": alert.id},
     )
 
@@ -86,6 +95,27 @@ def rule_row(rule: rx.Var[RuleLine]) -> rx.Component:
         ),
         class_name="rule-row",
         custom_attrs={"data-rule": rule.kind},
+    )
+
+
+def working_hours_form() -> rx.Component:
+    """The organisation's zone: "outside working hours" means outside 09:00–18:00 on weekdays there."""
+    return rx.form(
+        rx.hstack(
+            field_label("Working hours are 09:00–18:00 on weekdays in", "org-zone"),
+            rx.el.select(
+                *(rx.el.option(zone, value=zone) for zone in timezones.zone_choices()),
+                name="zone",
+                id="org-zone",
+                default_value=SpendControlsState.org_zone,
+                key=SpendControlsState.org_zone,
+            ),
+            rx.button("Save", size="1", variant="soft", type="submit", id="save-zone"),
+            align="center",
+            spacing="2",
+            wrap="wrap",
+        ),
+        on_submit=SpendControlsState.save_zone,
     )
 
 
@@ -215,6 +245,7 @@ def spend_controls_page() -> rx.Component:
             budget_form(),
             rx.heading("Alert rules", size="4", as_="h2"),
             rows_table(SpendControlsState.rules, rule_row, ("Rule", "Threshold"), id="rules-table"),
+            working_hours_form(),
             rx.heading("Members", size="4", as_="h2"),
             rows_table(
                 SpendControlsState.members,

@@ -40,6 +40,14 @@ ZONE_SCRIPT = "Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC'"
 TEXT_FIELDS = {"person": 254, "action": 60, "from": 10, "to": 10}
 
 
+def ids_from_query(text: object) -> tuple[int, ...]:
+    """`?ids=12,13`: the rows a spend alert links to. Anything that is not a row number is left out."""
+    if not isinstance(text, str):
+        return ()
+    found = [int(part) for part in text.split(",")[: audit_viewer.IDS_MAX] if part.strip().isdigit()]
+    return tuple(dict.fromkeys(i for i in found if 0 < i < 2**62))
+
+
 def _role_label(role: str) -> str:
     return ROLES[role].label if role in ROLES else role
 
@@ -165,6 +173,7 @@ class AuditViewerState(SessionState):
     verify_message: str = ""
     verifying: bool = False
     exporting: bool = False
+    showing_ids: str = ""  # "#12, #13" when the page shows only the rows a link named
     # Server-side only: the filters in force and the cursor each page was read with (0: the first).
     _applied: dict[str, str] = {}
     _cursors: list[int] = [0]
@@ -182,6 +191,7 @@ class AuditViewerState(SessionState):
             outcome=chosen.get("outcome", ""),
             date_from=date_from,
             date_to=date_to,
+            ids=ids_from_query(chosen.get("ids", "")),
         )
 
     async def _read(self, cursor: int, filters: AuditFilters | None = None) -> None:
@@ -229,7 +239,9 @@ class AuditViewerState(SessionState):
             "",
         )
         self.verifying = self.exporting = False
-        self._applied, self._cursors, self.page_number = {}, [0], 1
+        ids = ids_from_query(self.router.url.query_parameters.get("ids"))
+        self.showing_ids = ", ".join(f"#{i}" for i in ids)
+        self._applied, self._cursors, self.page_number = {"ids": ",".join(map(str, ids))} if ids else {}, [0], 1
         try:
             await self._read(0)
             self.actions = await self._call(audit_viewer.known_actions)
@@ -300,6 +312,7 @@ class AuditViewerState(SessionState):
             self.problem = exc.message  # the table keeps showing the filters in force
             return None
         self._applied, self._cursors, self.page_number = applied, [0], 1
+        self.showing_ids = ""
         return None
 
     @rx.event
@@ -307,7 +320,7 @@ class AuditViewerState(SessionState):
     async def clear(self):
         self.filter_person, self.filter_action, self.filter_from, self.filter_to = "", "", "", ""
         self.filter_source, self.filter_outcome = "any", "any"
-        self.problem, self.message = "", ""
+        self.problem, self.message, self.showing_ids = "", "", ""
         self._applied, self._cursors, self.page_number = {}, [0], 1
         await self._read(0)
 

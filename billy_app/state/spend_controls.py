@@ -55,6 +55,7 @@ class AlertLine:
     member_id: int  # 0 when no member (then no Freeze)
     member_frozen: bool
     audit_ids: str  # "#12, #13": the audit rows behind it
+    audit_link: str  # the audit viewer showing just those rows
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,7 +84,8 @@ def _alert_line(alert: spend_alerts.AlertView) -> AlertLine:
         summary=alert.summary,
         member_id=alert.member_id or 0,
         member_frozen=alert.member_frozen,
-        audit_ids=", ".join(f"#{i}" for i in alert.audit_ids[:10]),
+        audit_ids=", ".join(f"#{i}" for i in alert.audit_ids[:10]) + (" …" if len(alert.audit_ids) > 10 else ""),
+        audit_link=spend_alerts.audit_rows_path(alert.audit_ids),
     )
 
 
@@ -106,6 +108,8 @@ class SpendControlsState(LiveState, SessionState):
     budgets: list[BudgetLine] = []
     members: list[MemberLine] = []
     writes_frozen: bool = False
+    org_zone: str = "UTC"  # working hours (09:00–18:00 on weekdays) are read in this zone
+    focus_alert: int = 0  # the alert an email's link named (`?alert=12`): picked out in the table
     refused: bool = False
     error: str = ""
     message: str = ""
@@ -135,6 +139,7 @@ class SpendControlsState(LiveState, SessionState):
         self.writes_frozen = view.writes_frozen
         self.alerts = [_alert_line(a) for a in await off_loop(spend_alerts.recent_alerts, actor)]
         self.rules = [_rule_line(r) for r in await off_loop(spend_alerts.list_rules, actor)]
+        self.org_zone = await off_loop(spend_alerts.time_zone, actor)
 
     def _live_kinds(self) -> frozenset[str]:
         return frozenset({spend_alerts.NOTICE_KIND})
@@ -152,6 +157,8 @@ class SpendControlsState(LiveState, SessionState):
     @guarded
     async def load(self):
         self.refused, self.error, self.message = False, "", ""
+        asked = str(self.router.url.query_parameters.get("alert", ""))[:12]
+        self.focus_alert = int(asked) if asked.isdigit() else 0
         try:
             await self._reload()
         except PermissionDenied as exc:
@@ -169,6 +176,15 @@ class SpendControlsState(LiveState, SessionState):
         except ValueError:
             raise ValidationFailed("A rule's threshold is a whole number (dollars for the amount rule).") from None
         await self._run(lambda actor: spend_alerts.set_rule(actor, kind, threshold, enabled), "Rule saved.")
+
+    @rx.event
+    @guarded
+    async def save_zone(self, form: dict):
+        zone = str(form.get("zone", ""))[:64]
+        await self._run(
+            lambda actor: spend_alerts.set_time_zone(actor, zone),
+            f"Working hours are now 09:00–18:00 on weekdays in {zone}.",
+        )
 
     @rx.event
     def set_form_scope(self, value: str):

@@ -380,11 +380,26 @@ def test_custom_role_refund_over_its_cap_is_approved_by_the_owner(app_server, br
     alert.wait_for(timeout=15_000)
     owner.wait_for_selector("#nav-badge-settings-team")
     mail = wait_for_mail(mail_catcher, OWNER)
-    assert "spend alert" in mail.subject and f"{LEAD} was refused" in mail.text and "/settings/spend" in mail.text
+    assert "spend alert" in mail.subject and f"{LEAD} was refused" in mail.text
+    # The mail's link opens this alert, picked out, with its Freeze beside it.
+    freeze_link = re.search(r"http\S+/settings/spend\?alert=\d+", mail.text)
+    assert freeze_link, mail.text
+    owner.goto(freeze_link.group(0))
+    focused = owner.locator(".alert-focus", has_text=f"{LEAD} was refused")
+    focused.wait_for()
     shot("spend-alert")
-    alert.locator(".alert-freeze").click()
+    focused.locator(".alert-freeze").click()
     owner.wait_for_selector(f".spend-member-row[data-email='{LEAD}'] .unfreeze-member")
     assert query(app_server, "SELECT frozen_at IS NOT NULL FROM member WHERE email = :e", e=LEAD) == [(1,)]
+    # Its audit rows: the viewer shows just those, and can show every row again.
+    owner.locator(".alert-focus .alert-audit").click()
+    owner.wait_for_selector("#audit-showing-ids")
+    owner.wait_for_selector("#audit-table tbody tr")
+    shown = owner.locator("#audit-table tbody tr").all_inner_texts()
+    assert shown and all(LEAD in row for row in shown), shown
+    owner.get_by_role("button", name="Show every row").click()
+    owner.wait_for_selector("#audit-showing-ids", state="detached")
+    owner.wait_for_selector(f"#audit-table tbody tr:has-text('{OWNER}')")
 
     lead_context.close()
     owner_context.close()
