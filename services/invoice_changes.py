@@ -34,7 +34,7 @@ from services.errors import BillyError, NotFound, PermissionDenied, StripeReques
 from services.invoice_mail import invoice_reminder_mail, lateness
 from services.mailer import MailDeliveryFailed, get_mailer
 from services.models import IdempotencyRecord, Organization, StripeCustomer, StripeInvoice, StripePrice, StripeProduct
-from services.money import format_money
+from services.money import format_money, is_currency_code
 from services.permissions import Actor, authorize
 from services.stripe_gateway import StripeGateway
 from services.stripe_writes import INVOICE_WRITE
@@ -56,7 +56,6 @@ MAX_REMINDERS = 200  # invoices one bulk reminder may cover
 _CUSTOMER_ID = re.compile(r"^cus_[A-Za-z0-9]{1,251}$")
 _INVOICE_ID = re.compile(r"^in_[A-Za-z0-9]{1,251}$")
 _PRICE_ID = re.compile(r"^(price|plan)_[A-Za-z0-9]{1,249}$")
-_CURRENCY = re.compile(r"^[a-z]{3}$")
 
 CUSTOMER_GONE = (
     "This customer no longer exists in Stripe (it was deleted there), so no invoice was made. "
@@ -353,7 +352,7 @@ def _custom_line(number: int, line: Mapping[str, Any]) -> _Line:
     if not description:
         raise ValidationFailed(f"Line {number} needs a description: say what the customer pays for.")
     currency = line.get("currency")
-    if not isinstance(currency, str) or not _CURRENCY.match(currency.strip().lower()):
+    if not isinstance(currency, str) or not is_currency_code(currency.strip().lower()):
         raise ValidationFailed(f"Line {number} needs a currency as its three-letter code, e.g. usd or eur.")
     currency = currency.strip().lower()
     amount = line.get("amount")

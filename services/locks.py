@@ -13,7 +13,6 @@ there. Always take a charge's lock before a member's, never the other way round.
 from __future__ import annotations
 
 import threading
-from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -23,16 +22,47 @@ from sqlalchemy.pool import NullPool
 
 from services.db import get_engine
 
-_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+
+class _Entry:
+    """A name's process lock and how many threads hold or wait for it: the entry goes when the
+    last one leaves, so a name per charge does not grow the table for ever."""
+
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.users = 0
+
+
+_locks: dict[str, _Entry] = {}
 _locks_guard = threading.Lock()
+
+
+@contextmanager
+def _process_lock(name: str) -> Iterator[None]:
+    with _locks_guard:
+        entry = _locks.get(name) or _locks.setdefault(name, _Entry())
+        entry.users += 1
+    try:
+        with entry.lock:
+            yield
+    finally:
+        with _locks_guard:
+            entry.users -= 1
+            if entry.users == 0:
+                del _locks[name]
+
+
+def held_names() -> int:
+    """How many names have a holder or a waiter in this process (the table's size)."""
+    with _locks_guard:
+        return len(_locks)
 
 
 @contextmanager
 def named_lock(name: str) -> Iterator[None]:
     """Hold the lock called `name` for the block, in this process and across workers."""
-    with _locks_guard:
-        local = _locks[name]
-    with local:
+    with _process_lock(name):
         engine = get_engine()
         if engine.dialect.name != "postgresql":
             yield

@@ -59,7 +59,7 @@ from services.models import (
     StripeSubscriptionItem,
     orm_attribute,
 )
-from services.money import format_money
+from services.money import format_money, is_currency_code
 from services.permissions import Actor
 
 DAY = 86_400
@@ -127,7 +127,6 @@ SORTS: dict[str, tuple[str, bool]] = {
     "amount_desc": ("amount", True),
     "amount_asc": ("amount", False),
 }
-_CURRENCY = re.compile(r"^[a-z]{3}$")
 
 
 # --- small helpers ---------------------------------------------------------------------------
@@ -895,7 +894,7 @@ def charges_query(filters: ChargeFilters | None = None, sort: str = "newest") ->
     if f.amount_min is not None and f.amount_max is not None and f.amount_min > f.amount_max:
         raise ValidationFailed("The lowest amount is above the highest: swap them or clear one.")
     currency = f.currency.lower()
-    if currency and not _CURRENCY.match(currency):
+    if currency and not is_currency_code(currency):
         raise ValidationFailed("A currency is a three-letter code like USD or EUR.")
 
     c = StripeCharge

@@ -15,7 +15,7 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
-from services import agent_tokens, billing, clock, refund_requests, spend, stripe_keys, sync
+from services import agent_tokens, billing, clock, locks, refund_requests, spend, stripe_keys, sync
 from services.db import session_scope
 from services.errors import RefundBudgetExceeded, RefundCapExceeded, ValidationFailed
 from services.models import RefundBudget, RefundSpend
@@ -111,6 +111,7 @@ def test_twenty_concurrent_refunds_cannot_overshoot_the_budget(connected) -> Non
         t.join(120)
     assert sorted(outcomes) == ["made"] * 5 + ["over budget"] * 15
     assert _refunds_in_stripe(connected, charges) == 5
+    assert locks.held_names() == 0  # twenty charges' and one member's locks, all gone with their holders
 
 
 def _refund_from_another_worker(member_id: int, charge_id: str, start, outcomes) -> None:  # type: ignore[no-untyped-def]
