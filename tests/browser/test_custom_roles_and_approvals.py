@@ -314,6 +314,11 @@ def test_custom_role_refund_over_its_cap_is_approved_by_the_owner(app_server, br
     owner.click("#save-budget")
     owner.wait_for_selector("#form-message:has-text('Saved: $15.00 a day.')")
     owner.wait_for_selector(f".budget-row[data-scope='role:{role_key}']:has-text('$15.00')")
+    # Working hours are the team's own: the Owner picks the organisation's zone.
+    owner.get_by_label("Working hours are 09:00–18:00 on weekdays in").select_option("Europe/Berlin")
+    owner.click("#save-zone")
+    owner.wait_for_selector("#form-message:has-text('09:00–18:00 on weekdays in Europe/Berlin')")
+    assert query(app_server, "SELECT time_zone FROM organization") == [("Europe/Berlin",)]
     shot("spend-controls")
 
     def lead_tries_ten_dollars() -> str:
@@ -365,7 +370,8 @@ def test_custom_role_refund_over_its_cap_is_approved_by_the_owner(app_server, br
         "SELECT action, outcome FROM audit_log WHERE action IN ('spend.manage', 'spend.freeze', 'spend.unfreeze') "
         "ORDER BY id",
     )
-    assert freezes == [("spend.manage", "ok")] + [("spend.freeze", "ok"), ("spend.unfreeze", "ok")] * 3
+    # The budget and the zone, then three freezes lifted.
+    assert freezes == [("spend.manage", "ok")] * 2 + [("spend.freeze", "ok"), ("spend.unfreeze", "ok")] * 3
 
     # 8. Alerts (issue 15): the Owner tunes "refused attempts" down to one; the lead opens the
     #    Owner's Team page and is refused; the Owner's open page shows the alert live, the mail
