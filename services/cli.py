@@ -98,6 +98,21 @@ def _rebuild_derived() -> int:
     return 0
 
 
+def _rotate_master_key() -> int:
+    """Re-encrypt the local secret store under a new master key (see LocalEncryptedSecretStore).
+    Stop the app first or not: a running instance reloads the key when it next reads a secret."""
+    from services.secrets import LocalEncryptedSecretStore, get_secret_store
+
+    store = get_secret_store()
+    if not isinstance(store, LocalEncryptedSecretStore):
+        print("billy: this instance keeps its secrets in Azure Key Vault, which manages its own keys.", file=sys.stderr)
+        return 2
+    count = store.rotate_master_key()
+    print(f"master key rotated: {count} secrets re-encrypted; the old key opens none of them.")
+    print(f"back up the new key: {store.master_key_file}")
+    return 0
+
+
 def _shown_url(url: str) -> str:
     """The store's address as a start log may show it: any password masked."""
     from sqlalchemy.engine import make_url
@@ -114,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
         "rebuild-derived",
         help="re-sum the dashboard's rollups and re-fill SQLite's search index from the mirror "
         "(after a TRUNCATE, a VACUUM or a restore)",
+    )
+    sub.add_parser(
+        "rotate-master-key",
+        help="re-encrypt the local secret store under a new master key (safe to run again after a crash)",
     )
     audit_parser = sub.add_parser("audit", help="the audit log")
     audit_sub = audit_parser.add_subparsers(dest="audit_command", required=True)
@@ -133,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         return _sync()
     if args.command == "rebuild-derived":
         return _rebuild_derived()
+    if args.command == "rotate-master-key":
+        return _rotate_master_key()
     if args.command == "audit" and args.audit_command == "verify":
         return _audit_verify()
     return 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import secrets as _random
+import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
@@ -57,22 +58,57 @@ class LocalEncryptedSecretStore:
 
     The secret's name is the GCM associated data, so a ciphertext copied onto another
     name fails to decrypt instead of silently answering with the wrong secret.
+
+    The master key can be rotated (`rotate_master_key`, `billy rotate-master-key`). While a
+    rotation runs, the new key waits in `<master>.next`: the store then reads with either key and
+    writes with the new one, so a crash at any point leaves every secret readable, and running the
+    rotation again finishes it. A store that meets a secret its key cannot open reloads the keys
+    from disk once (another process rotated them) before calling the file damaged.
     """
 
     def __init__(self, folder: Path, master_key_file: Path) -> None:
         self.folder = folder
         self.master_key_file = master_key_file
-        self._aead = AESGCM(self._load_or_create_master_key())
+        self._keys_lock = threading.Lock()
+        self._keys: list[AESGCM] = []  # newest first: the one `set` writes with
+        self._stamp: tuple[int, int, bool] = (0, 0, False)
+        self._load_keys()
 
-    def _load_or_create_master_key(self) -> bytes:
-        if self.master_key_file.exists():
-            key = self.master_key_file.read_bytes()
-            if len(key) != 32:
-                raise SecretStoreError(f"The master key file {self.master_key_file} is damaged (wrong length).")
-            return key
-        key = AESGCM.generate_key(bit_length=256)
-        _write_private(self.master_key_file, key)
+    @property
+    def next_key_file(self) -> Path:
+        return self.master_key_file.with_name(self.master_key_file.name + ".next")
+
+    @staticmethod
+    def _read_key(path: Path) -> bytes:
+        key = path.read_bytes()
+        if len(key) != 32:
+            raise SecretStoreError(f"The master key file {path} is damaged (wrong length).")
         return key
+
+    def _load_keys(self) -> None:
+        if not self.master_key_file.exists():
+            _write_private(self.master_key_file, AESGCM.generate_key(bit_length=256))
+        keys = [self._read_key(self.master_key_file)]
+        if self.next_key_file.exists():  # a rotation is under way (or crashed): its key is the newest
+            keys.insert(0, self._read_key(self.next_key_file))
+        with self._keys_lock:
+            self._keys = [AESGCM(k) for k in keys]
+            self._stamp = self._key_files_stamp()
+
+    def _key_files_stamp(self) -> tuple[int, int, bool]:
+        """Changes when the master key file is replaced or a rotation's next key appears."""
+        stat = self.master_key_file.stat()
+        return stat.st_ino, stat.st_mtime_ns, self.next_key_file.exists()
+
+    def _open(self, name: str, blob: bytes) -> str | None:
+        with self._keys_lock:
+            keys = list(self._keys)
+        for aead in keys:
+            try:
+                return aead.decrypt(blob[:12], blob[12:], name.encode()).decode()
+            except InvalidTag:
+                continue
+        return None
 
     def _path(self, name: str) -> Path:
         _check_name(name)
@@ -83,16 +119,60 @@ class LocalEncryptedSecretStore:
         if not path.exists():
             return None
         blob = path.read_bytes()
-        try:
-            return self._aead.decrypt(blob[:12], blob[12:], name.encode()).decode()
-        except InvalidTag as exc:
+        value = self._open(name, blob)
+        if value is None:
+            self._load_keys()  # another process may have rotated the master key since we read it
+            value = self._open(name, blob)
+        if value is None:
             raise SecretStoreError(
                 f"Secret {name!r} cannot be decrypted: the master key file does not match this store."
-            ) from exc
+            )
+        return value
 
     def set(self, name: str, value: str) -> None:
+        if self._key_files_stamp() != self._stamp:
+            self._load_keys()  # another process began or finished a rotation: write with its newest key
+        with self._keys_lock:
+            newest = self._keys[0]
         nonce = _random.token_bytes(12)
-        _write_private(self._path(name), nonce + self._aead.encrypt(nonce, value.encode(), name.encode()))
+        _write_private(self._path(name), nonce + newest.encrypt(nonce, value.encode(), name.encode()))
+
+    def names(self) -> list[str]:
+        """Every secret's name (the files in the folder)."""
+        if not self.folder.exists():
+            return []
+        return sorted(p.name.removesuffix(".secret") for p in self.folder.glob("*.secret"))
+
+    def rotate_master_key(self) -> int:
+        """Re-encrypt every secret under a new master key; the old key opens nothing afterwards.
+        Returns how many secrets were re-encrypted. Safe to run again after a crash."""
+        if not self.next_key_file.exists():
+            _write_private(self.next_key_file, AESGCM.generate_key(bit_length=256))
+        self._load_keys()  # [new, old]
+        with self._keys_lock:
+            new_key = self._keys[0]
+        for name in self.names():
+            self._rewrite(name, new_key)
+        os.replace(self.next_key_file, self.master_key_file)  # the old key's only copy goes here
+        # A write that began under the old key just before the rotation may have landed after
+        # its file was visited: a last pass, still holding the old key in memory, catches it.
+        for name in self.names():
+            self._rewrite(name, new_key)
+        self._load_keys()
+        return len(self.names())
+
+    def _rewrite(self, name: str, new_key: AESGCM) -> None:
+        blob = self._path(name).read_bytes()
+        try:
+            new_key.decrypt(blob[:12], blob[12:], name.encode())
+            return  # already under the new key
+        except InvalidTag:
+            pass
+        value = self._open(name, blob)
+        if value is None:
+            raise SecretStoreError(f"Secret {name!r} cannot be decrypted with either master key; nothing was changed.")
+        nonce = _random.token_bytes(12)
+        _write_private(self._path(name), nonce + new_key.encrypt(nonce, value.encode(), name.encode()))
 
     def delete(self, name: str) -> None:
         self._path(name).unlink(missing_ok=True)
