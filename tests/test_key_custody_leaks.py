@@ -1,0 +1,120 @@
+"""Proof of "never" at the server (issue 17): a recognisable restricted key goes through onboarding
+and a day's work (sync, refunds, the REST API, health checks, key rotation) on SQLite and on
+PostgreSQL, and afterwards appears in no HTTP response (body or header), no log record at any
+level, no database file or dump, and nowhere in the instance's folder outside the secret store's
+ciphertext. The browser's side (websocket frames, the built frontend, Reflex's state) is in
+tests/browser/test_key_never_leaks.py; both use tests/leak_scan.py.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy.engine import make_url
+from starlette.testclient import TestClient
+
+from billy_app.api.routes import build_api
+from billy_app.api.v1 import rate
+from services import agent_tokens, billing, identity, sync
+from services.agent_tokens import ScopeRequest
+from services.logging_setup import LOG_FORMAT, install_scrubber
+from services.secrets import get_secret_store
+from services.stripe_gateway import STRIPE_KEY_SECRET
+from tests.conftest import member_actor
+from tests.leak_scan import LeakScan
+from tests.stripe_helpers import make_charge
+
+ORIGIN = {"origin": "http://localhost:3000"}
+
+
+@pytest.fixture
+def every_log_record() -> Iterator[io.StringIO]:
+    """Every record of every logger at every level, formatted as the app writes them."""
+    install_scrubber()
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.setLevel(logging.DEBUG)
+    root = logging.getLogger()
+    old = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield stream
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old)
+
+
+class Responses:
+    """A test client that keeps every response's status line, headers and body for the scan."""
+
+    def __init__(self, client: TestClient) -> None:
+        self.client = client
+        self.seen: list[tuple[str, bytes]] = []
+
+    def __call__(self, method: str, url: str, **kwargs: object):  # type: ignore[no-untyped-def]
+        response = self.client.request(method, url, **kwargs)  # type: ignore[arg-type]
+        head = "\n".join(f"{k}: {v}" for k, v in response.headers.multi_items())
+        self.seen.append((f"{method} {url} → {response.status_code}", head.encode() + b"\n\n" + response.content))
+        return response
+
+
+def test_the_key_appears_nowhere_but_in_the_secret_store(  # type: ignore[no-untyped-def]
+    any_store, any_store_owner, stripe_peer, every_log_record: io.StringIO
+) -> None:
+    key = stripe_peer.restricted_key(profile="billy")
+    rate.use_limit(rate.CallerLimit())
+    with TestClient(build_api(), base_url="http://localhost:3000", follow_redirects=False) as client:
+        http = Responses(client)
+        client.cookies.set(
+            identity.ACCESS_COOKIE, identity.start_session(any_store_owner.user_id or 0, "127.0.0.1", "pytest").access
+        )
+        # Onboarding step 2: the key pasted into the form, as the browser posts it.
+        connected = http("POST", "/api/onboarding/stripe-key", data={"key": key}, headers=ORIGIN)
+        assert connected.status_code == 303, connected.text
+        assert get_secret_store().get(STRIPE_KEY_SECRET) == key  # it is in the store, and used
+        # A day's work: sync, refunds from the dashboard's service and through the REST API.
+        charges = [make_charge(stripe_peer, 20_00, description=f"Order #{n}")["id"] for n in range(3)]
+        sync.backfill()
+        billing.issue_refund(any_store_owner, charges[0], None, None, "leak-test-refund-0001")
+        clerk = member_actor("billing_clerk", "clerk@example.com")
+        secret = agent_tokens.issue_token(clerk, "Test script", ScopeRequest()).secret
+        bearer = {"Authorization": f"Bearer {secret}"}
+        assert http("POST", "/api/v1/refunds", headers=bearer, json={"charge_id": charges[1]}).status_code == 201
+        for path in ("/api/v1/charges", f"/api/v1/charges/{charges[1]}", "/api/v1/customers", "/api/v1/openapi.json"):
+            assert http("GET", path, headers=bearer).status_code == 200, path
+        for path in ("/healthz", "/readyz"):
+            http("GET", path)
+        # A key Stripe refuses, pasted by mistake, must not echo either.
+        refused = http("POST", "/api/onboarding/stripe-key", data={"key": "rk_test_" + "Z" * 30}, headers=ORIGIN)
+        assert refused.status_code in (303, 400)
+    rate.use_limit(None)
+
+    scan = LeakScan({"the connected key": key})
+    for where, blob in http.seen:
+        scan.scan(f"HTTP response {where}", blob)
+    logged = every_log_record.getvalue()
+    assert "stripe" in logged.lower() or "sync" in logged.lower()  # the capture did see the day's work
+    scan.scan("log records (all levels)", logged)
+    data_dir = any_store.data_dir
+    secret_files = (data_dir / "secrets", data_dir / "keys")
+    if any_store.kind == "postgresql":
+        url = make_url(any_store.database_url)
+        dump = subprocess.run(
+            ["pg_dump", "--no-owner", "-h", url.host or "127.0.0.1", "-U", url.username or "postgres", url.database],
+            capture_output=True,
+            check=True,
+            timeout=120,
+        ).stdout
+        assert b"audit_log" in dump and b"stripe_charge" in dump  # a real dump of this instance's store
+        scan.scan(f"pg_dump of {url.database}", dump)
+    files = scan.scan_tree(data_dir, skip=secret_files)  # the SQLite store and its WAL, and all else
+    assert files >= (1 if any_store.kind == "sqlite" else 0)
+    # The secret store itself keeps only ciphertext: not even there in the clear.
+    scan.scan_tree(data_dir / "secrets")
+    assert scan.found == [], scan.found
