@@ -7,6 +7,7 @@ cannot disagree: `settings_table()` is rendered into the README by a test.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from enum import StrEnum
 from functools import lru_cache
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
@@ -38,6 +39,28 @@ class SmtpTls(StrEnum):
     NONE = "none"
     STARTTLS = "starttls"
     SSL = "ssl"
+
+
+# Key Vault secret names are `^[0-9a-zA-Z-]{1,127}$`; the prefix leaves room for Billy's own names.
+VAULT_PREFIX_MAX = 64
+VAULT_PREFIX = re.compile(rf"^[0-9A-Za-z-]{{0,{VAULT_PREFIX_MAX}}}$")
+
+
+def vault_url_problem(url: str) -> str:
+    """What is wrong with `url` as a Key Vault address (empty: nothing), in words for `BILLY_KEY_VAULT_URL`."""
+    example = "e.g. https://billy-acme.vault.azure.net"
+    if not url:
+        return f"BILLY_SECRET_STORE is azure, so give the vault's https address ({example})"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        return f"use the vault's https address ({example})"
+    if parts.scheme != "https" or not parts.hostname:
+        return f"use the vault's https address ({example}): Key Vault answers over https only"
+    if parts.username or parts.password or parts.query or parts.fragment or parts.path.strip("/"):
+        return f"use the vault's address alone, with no path, query or user ({example})"
+    return ""
 
 
 def choices(values: type[StrEnum]) -> str:
@@ -69,7 +92,24 @@ class Settings(BaseSettings):
     )
     secret_store: SecretStoreKind = Field(
         default=SecretStoreKind.LOCAL,
-        description="`local` (encrypted files) or `azure` (Key Vault, later issue).",
+        description="`local` (encrypted files under the data folder) or `azure` (Azure Key Vault at "
+        "`BILLY_KEY_VAULT_URL`).",
+    )
+    key_vault_url: str = Field(
+        default="",
+        description="Azure Key Vault address for `BILLY_SECRET_STORE=azure`, e.g. "
+        "`https://billy-acme.vault.azure.net`. Billy signs in with its managed identity (Azure Container Apps), "
+        "or a service principal or `az login` elsewhere; it needs the Key Vault Secrets Officer role on the vault.",
+    )
+    key_vault_secret_prefix: str = Field(
+        default="",
+        description="Prefix of every secret name Billy keeps in the vault (letters, digits and dashes), e.g. `acme-`: "
+        "one namespace per organisation instance sharing a vault.",
+    )
+    key_vault_ca_file: str = Field(
+        default="",
+        description="PEM file of the CA the vault's TLS certificate must chain to, for tests and private endpoints "
+        "with a private CA. Empty in production: the system's trusted CAs.",
     )
     secrets_dir: str = Field(
         default="",
@@ -136,7 +176,12 @@ class Settings(BaseSettings):
         description="SMTP port (1025: the local mail catcher `make run` starts).",
     )
     smtp_user: str = Field(default="", description="SMTP user name, if the server needs one.")
-    smtp_password: str = Field(default="", repr=False, description="SMTP password, if the server needs one.")
+    smtp_password: str = Field(
+        default="",
+        repr=False,
+        description="One-time seed of the SMTP password: when the secret store holds none yet, Billy copies this "
+        "into it (secret `smtp-password`) and reads it from there. Remove the variable afterwards.",
+    )
     smtp_tls: SmtpTls = Field(
         default=SmtpTls.NONE,
         description="`none`, `starttls` or `ssl` (implicit TLS, usually port 465).",
@@ -150,6 +195,24 @@ class Settings(BaseSettings):
         description="Redis for Reflex's per-tab state and live-update notices when several workers run.",
     )
     log_level: str = Field(default="INFO", description="Python log level.")
+
+    @field_validator("key_vault_url")
+    @classmethod
+    def _vault_url_when_azure(cls, value: str, info: ValidationInfo) -> str:
+        """`azure` without a usable vault address would only fail at the first secret read: say so at start."""
+        if info.data.get("secret_store") != SecretStoreKind.AZURE:
+            return value
+        problem = vault_url_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value.rstrip("/")
+
+    @field_validator("key_vault_secret_prefix")
+    @classmethod
+    def _prefix_is_a_name_part(cls, value: str) -> str:
+        if not VAULT_PREFIX.fullmatch(value):
+            raise ValueError(f"use at most {VAULT_PREFIX_MAX} letters, digits and dashes (Key Vault's secret names)")
+        return value
 
     @classmethod
     def settings_customise_sources(
@@ -230,9 +293,12 @@ def _problem(error: ErrorDetails) -> str:
     annotation = field.annotation if field else None
     if isinstance(annotation, type) and issubclass(annotation, StrEnum):
         expected = f"use {choices(annotation)}"
+    elif error["type"] == "value_error" and "ctx" in error:
+        expected = str(error["ctx"]["error"])  # a validator's own words, without pydantic's "Value error, "
     else:
         expected = _EXPECTED.get(error["type"], error["msg"])
-    return f"{name} is {error['input']!r}: {expected}"
+    shown = "not set" if error["input"] == "" else repr(error["input"])  # "" only reaches here as a default
+    return f"{name} is {shown}: {expected}"
 
 
 def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:

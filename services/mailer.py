@@ -3,6 +3,10 @@
 Sending is blocking (`smtplib`); call `send` from a worker thread in async code
 (`await asyncio.to_thread(get_mailer().send, mail)`). Bodies are never logged:
 they carry single-use links.
+
+The SMTP password lives in the secret store (`smtp-password`), read at each login so a changed
+password needs no restart. `BILLY_SMTP_PASSWORD` only seeds it: `seed_smtp_password` copies it into
+an empty store (at app start, or at the first login) and says the variable can go.
 """
 
 from __future__ import annotations
@@ -21,10 +25,48 @@ from tenacity import Retrying, before_sleep_log, retry_if_exception, stop_after_
 
 from services.config import Settings, SmtpTls, choices, get_settings
 from services.errors import BillyError
+from services.secrets import SecretStore, SecretStoreError, SecretStoreUnavailable, get_secret_store
 
 log = logging.getLogger("billy.mail")
 
 TLS_MODES = tuple(mode.value for mode in SmtpTls)
+SMTP_PASSWORD_SECRET = "smtp-password"
+
+
+def seed_smtp_password(settings: Settings, store: SecretStore) -> str:
+    """The SMTP password from the store, after copying `BILLY_SMTP_PASSWORD` into it if it had none.
+
+    The variable is a one-time seed: once the store holds a password, the store wins and the
+    variable is ignored (a warning says so when they differ). Values are never logged."""
+    stored = store.get(SMTP_PASSWORD_SECRET)
+    if stored is None and settings.smtp_password:
+        store.set(SMTP_PASSWORD_SECRET, settings.smtp_password)
+        log.warning(
+            "BILLY_SMTP_PASSWORD was copied into the secret store (secret %r): Billy reads the SMTP password "
+            "from there now, so the environment variable can be removed.",
+            SMTP_PASSWORD_SECRET,
+        )
+        return settings.smtp_password
+    if stored is not None and settings.smtp_password and stored != settings.smtp_password:
+        log.warning(
+            "BILLY_SMTP_PASSWORD is set but ignored: the secret store's %r is the SMTP password. Change it "
+            "there, and remove the environment variable.",
+            SMTP_PASSWORD_SECRET,
+        )
+    return stored or ""
+
+
+def seed_smtp_password_on_start() -> None:
+    """At app start: move `BILLY_SMTP_PASSWORD` into the secret store now rather than at the first
+    email, so the log says early that the variable can go. A store that does not answer yet is
+    not fatal to the start: the first login seeds it instead."""
+    settings = get_settings()
+    if not settings.smtp_password:
+        return
+    try:
+        seed_smtp_password(settings, get_secret_store())
+    except SecretStoreError as exc:
+        log.warning("the SMTP password was not copied into the secret store yet (%s)", type(exc).__name__)
 
 
 @dataclass(frozen=True)
@@ -83,8 +125,15 @@ class SmtpMailer:
     """Sends `OutgoingMail` through the SMTP server in the settings, retrying transient failures."""
 
     def __init__(
-        self, settings: Settings, *, attempts: int = 3, retry_wait: float = 1.0, timeout: float = 10.0
+        self,
+        settings: Settings,
+        *,
+        secrets: SecretStore | None = None,
+        attempts: int = 3,
+        retry_wait: float = 1.0,
+        timeout: float = 10.0,
     ) -> None:
+        """`secrets`: where the SMTP password is (default: the instance's secret store)."""
         # Settings from the environment are checked on reading; this catches ones made in code.
         if settings.smtp_tls not in TLS_MODES:
             raise BillyError(
@@ -92,6 +141,7 @@ class SmtpMailer:
             )
         self.settings = settings
         self.timeout = timeout
+        self._secrets = secrets
         self._retrying = Retrying(
             stop=stop_after_attempt(attempts),
             wait=wait_exponential(multiplier=retry_wait, max=retry_wait * 4),
@@ -118,13 +168,27 @@ class SmtpMailer:
     def send(self, mail: OutgoingMail) -> None:
         """Deliver `mail` or raise `MailDeliveryFailed` (after a few tries when the failure is transient)."""
         message = self.build_message(mail)
+        password = self._password(mail.to) if self.settings.smtp_user else ""
         try:
-            self._retrying(self._deliver, message)
+            self._retrying(self._deliver, message, password)
         except (OSError, _NotOffered) as exc:  # smtplib's and ssl's errors are OSErrors
-            raise self._failure(mail.to, exc) from None  # the chain could carry server chatter; the log has it
+            raise self._failure(mail.to, exc, password) from None  # the chain could carry server chatter
         log.info("sent email to %s: %s", mail.to, mail.subject)
 
-    def _deliver(self, message: EmailMessage) -> None:
+    def _password(self, to: str) -> str:
+        """The SMTP password from the secret store (seeded from the settings once); a store that
+        cannot answer is a delivery failure the caller already knows how to report."""
+        try:
+            return seed_smtp_password(self.settings, self._secrets or get_secret_store())
+        except SecretStoreError as exc:
+            log.warning("email to %s not sent: the SMTP password could not be read (%s)", to, type(exc).__name__)
+            raise MailDeliveryFailed(
+                to,
+                "its SMTP password could not be read from its secret store",
+                retryable=isinstance(exc, SecretStoreUnavailable),
+            ) from None
+
+    def _deliver(self, message: EmailMessage, password: str) -> None:
         s = self.settings
         smtp: smtplib.SMTP
         if s.smtp_tls == SmtpTls.SSL:
@@ -141,7 +205,7 @@ class SmtpMailer:
                     raise _NotOffered("the mail server does not offer STARTTLS (is BILLY_SMTP_TLS right?)") from None
             if s.smtp_user:
                 try:
-                    smtp.login(s.smtp_user, s.smtp_password)
+                    smtp.login(s.smtp_user, password)
                 except smtplib.SMTPNotSupportedError:
                     raise _NotOffered(
                         "the mail server does not offer login on this connection (is BILLY_SMTP_TLS right?)"
@@ -152,7 +216,7 @@ class SmtpMailer:
         finally:
             smtp.close()
 
-    def _failure(self, to: str, exc: OSError | _NotOffered) -> MailDeliveryFailed:
+    def _failure(self, to: str, exc: OSError | _NotOffered, password: str = "") -> MailDeliveryFailed:
         """Turn what smtplib raised into words a person can act on, with no secret in them."""
         where = f"{self.settings.smtp_host}:{self.settings.smtp_port}"
         if isinstance(exc, _NotOffered):
@@ -177,8 +241,9 @@ class SmtpMailer:
             reason = f"the mail server at {where} closed the connection"
         else:
             reason = f"sending through the mail server at {where} failed ({exc.strerror or exc or type(exc).__name__})"
-        if self.settings.smtp_password:
-            reason = reason.replace(self.settings.smtp_password, "[hidden]")
+        for secret in (password, self.settings.smtp_password):
+            if secret:
+                reason = reason.replace(secret, "[hidden]")
         log.warning("email to %s not sent: %s (%s)", to, reason, type(exc).__name__)
         return MailDeliveryFailed(to, reason, retryable=_is_transient(exc))
 

@@ -1,7 +1,7 @@
 """Where the Stripe key and other instance secrets live: never the database (DESIGN, key custody).
 
-`SecretStore` is the interface; `LocalEncryptedSecretStore` is the embedded default
-and `AzureKeyVaultSecretStore` arrives with its own issue.
+`SecretStore` is the interface; `LocalEncryptedSecretStore` is the embedded default and
+`AzureKeyVaultSecretStore` (services/keyvault.py, `BILLY_SECRET_STORE=azure`) the hosted one.
 """
 
 from __future__ import annotations
@@ -27,6 +27,21 @@ class SecretStoreError(BillyError):
     code = "secret_store"
 
 
+class SecretStoreUnavailable(SecretStoreError):
+    """The store did not answer (network, throttling, the vault's own outage) even after a few tries.
+
+    The wording is for the member who was connecting or using Stripe, whose key lives there."""
+
+    code = "secret_store_unavailable"
+    MESSAGE = (
+        "Stripe connection temporarily unavailable: Billy could not reach its key vault. "
+        "Nothing was changed; try again in a minute."
+    )
+
+    def __init__(self) -> None:
+        super().__init__(self.MESSAGE)
+
+
 class SecretStore(Protocol):
     def get(self, name: str) -> str | None: ...
 
@@ -34,9 +49,13 @@ class SecretStore(Protocol):
 
     def delete(self, name: str) -> None: ...
 
+    def disable_versions_except_latest(self, name: str) -> int:
+        """After a key rotation: make older versions unusable; returns how many were disabled."""
+        ...
+
 
 def _check_name(name: str) -> None:
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):  # not `match`: its `$` also matches before a final newline
         raise SecretStoreError(f"Invalid secret name {name!r}: use letters, digits and dashes.")
 
 
@@ -177,10 +196,20 @@ class LocalEncryptedSecretStore:
     def delete(self, name: str) -> None:
         self._path(name).unlink(missing_ok=True)
 
+    def disable_versions_except_latest(self, name: str) -> int:
+        """A no-op here: a local secret has one version only (`set` overwrites the file), so after a
+        rotation nothing older remains to disable. It exists so rotation code runs on either store."""
+        self._path(name)  # the same refusal of a bad name as every other method
+        return 0
+
 
 def make_secret_store(settings: Settings) -> SecretStore:
     if settings.secret_store == SecretStoreKind.LOCAL:
         return LocalEncryptedSecretStore(settings.resolved_secrets_dir, settings.resolved_master_key_file)
+    if settings.secret_store == SecretStoreKind.AZURE:
+        from services.keyvault import AzureKeyVaultSecretStore  # the Azure SDK loads only where it is used
+
+        return AzureKeyVaultSecretStore.from_settings(settings)
     raise SecretStoreError(f"Secret store {str(settings.secret_store)!r} is not available in this version.")
 
 

@@ -24,6 +24,7 @@ from services.cli import migrate
 from services.config import get_settings
 from services.permissions import Actor
 from services.throttle import get_login_throttle
+from tests.keyvault_fixtures import fake_vault, vault_store  # noqa: F401 - fixtures for every test module
 from tests.mail_fixtures import smtp_catcher  # noqa: F401 - a fixture for every test module
 
 PG_HOST = os.environ.get("BILLY_TEST_PG_HOST", "127.0.0.1")

@@ -54,7 +54,8 @@ def test_settings_enums_empty_values_and_unrelated_variables() -> None:
         {"BILLY_SMTP_TLS": "starttls", "BILLY_SMTP_PORT": "", "BILLY_TEST_PG_HOST": "db", "PATH": "/bin"}
     )
     assert s.smtp_tls is SmtpTls.STARTTLS and s.smtp_port == 1025  # empty counts as unset
-    assert settings_from_env({"BILLY_SECRET_STORE": "azure"}).secret_store is SecretStoreKind.AZURE
+    azure = {"BILLY_SECRET_STORE": "azure", "BILLY_KEY_VAULT_URL": "https://billy-acme.vault.azure.net"}
+    assert settings_from_env(azure).secret_store is SecretStoreKind.AZURE
     with pytest.raises(ValidationError):  # one settings object for the whole instance: no edits
         s.smtp_port = 25  # type: ignore[misc]
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,10 +16,21 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
 from devtools.mailcatcher import CatcherHandle
-from services.config import Settings, settings_from_env
+from services import mailer as mailer_module
+from services import secrets
+from services.config import Settings, get_settings, settings_from_env
 from services.errors import BillyError, SettingsInvalid
 from services.mail_templates import format_expiry, invite_mail, password_reset_mail
-from services.mailer import MailDeliveryFailed, OutgoingMail, SmtpMailer, get_mailer
+from services.mailer import (
+    SMTP_PASSWORD_SECRET,
+    MailDeliveryFailed,
+    OutgoingMail,
+    SmtpMailer,
+    get_mailer,
+    seed_smtp_password,
+    seed_smtp_password_on_start,
+)
+from services.secrets import LocalEncryptedSecretStore, SecretStore
 
 PASSWORD = "hunter2-smtp-secret"
 LINK = "http://localhost:3000/invite/tok3n?next=/team&x=1"
@@ -35,6 +47,17 @@ def _invite(**overrides: Any) -> OutgoingMail:
         "expires_at": EXPIRES,
     }
     return invite_mail(**(facts | overrides))
+
+
+@pytest.fixture(autouse=True)
+def _own_secret_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The SMTP password is read from the instance's secret store: each test gets its own, in tmp_path."""
+    monkeypatch.setenv("BILLY_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    secrets.get_secret_store.cache_clear()
+    yield
+    get_settings.cache_clear()
+    secrets.get_secret_store.cache_clear()
 
 
 def _settings(**values: Any) -> Settings:
@@ -307,3 +330,119 @@ def test_password_reset_mail_reassures_whoever_did_not_ask() -> None:
     assert "expires on 28 November 2026, 15:05 UTC" in mail.text
     assert "If you did not ask, ignore this email: your password stays the same." in mail.text
     assert mail.html is not None and f'href="{link}"' in mail.html
+
+
+# --- the SMTP password lives in the secret store ------------------------------------------------
+
+
+class _Logins:
+    """An aiosmtpd authenticator that accepts any login and remembers the passwords it was given."""
+
+    def __init__(self) -> None:
+        self.passwords: list[str] = []
+
+    def __call__(self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
+        self.passwords.append(auth_data.password.decode())
+        return AuthResult(success=True)
+
+
+@pytest.fixture(params=["local", "azure"])
+def password_store(request: pytest.FixtureRequest, tmp_path: Path) -> SecretStore:
+    if request.param == "local":
+        return LocalEncryptedSecretStore(tmp_path / "store", tmp_path / "store-key" / "master.key")
+    make: Callable[..., SecretStore] = request.getfixturevalue("vault_store")
+    return make(prefix="acme-")
+
+
+def test_the_login_password_is_read_from_the_secret_store(password_store: SecretStore) -> None:
+    password_store.set(SMTP_PASSWORD_SECRET, "from-the-store-pw")
+    logins, server = _Logins(), _ScriptedServer()
+    settings = _settings(smtp_host="127.0.0.1", smtp_user="billy", smtp_password="")
+
+    with _smtp_server(server, authenticator=logins, auth_require_tls=False) as port:
+        SmtpMailer(settings.model_copy(update={"smtp_port": port}), secrets=password_store).send(_invite())
+
+    assert logins.passwords == ["from-the-store-pw"]
+    assert len(server.delivered) == 1
+
+
+def test_the_environment_password_seeds_an_empty_store_once_and_says_the_variable_can_go(
+    password_store: SecretStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = _settings(smtp_password=PASSWORD)
+
+    with caplog.at_level(logging.INFO):
+        assert seed_smtp_password(settings, password_store) == PASSWORD
+        assert seed_smtp_password(settings, password_store) == PASSWORD  # already there: no second copy
+
+    assert password_store.get(SMTP_PASSWORD_SECRET) == PASSWORD
+    copied = [r.getMessage() for r in caplog.records if "copied into the secret store" in r.getMessage()]
+    assert len(copied) == 1 and "can be removed" in copied[0]
+    assert PASSWORD not in caplog.text
+
+
+def test_the_store_wins_over_a_changed_environment_variable(caplog: pytest.LogCaptureFixture) -> None:
+    secrets.get_secret_store().set(SMTP_PASSWORD_SECRET, "rotated-in-the-store")
+    logins = _Logins()
+    with (
+        caplog.at_level(logging.INFO),
+        _smtp_server(_ScriptedServer(), authenticator=logins, auth_require_tls=False) as port,
+    ):
+        _mailer(port, smtp_user="billy", smtp_password="stale-in-the-environment").send(_invite())
+
+    assert logins.passwords == ["rotated-in-the-store"]
+    assert "BILLY_SMTP_PASSWORD is set but ignored" in caplog.text
+    assert "rotated-in-the-store" not in caplog.text and "stale-in-the-environment" not in caplog.text
+
+
+def test_without_a_seeded_store_the_first_login_seeds_it() -> None:
+    logins = _Logins()
+    with _smtp_server(_ScriptedServer(), authenticator=logins, auth_require_tls=False) as port:
+        _mailer(port, smtp_user="billy", smtp_password=PASSWORD).send(_invite())
+
+    assert logins.passwords == [PASSWORD]
+    assert secrets.get_secret_store().get(SMTP_PASSWORD_SECRET) == PASSWORD
+
+
+def test_the_app_start_seeds_the_store_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    seed_smtp_password_on_start()  # no variable: nothing to seed
+    assert secrets.get_secret_store().get(SMTP_PASSWORD_SECRET) is None
+
+    monkeypatch.setenv("BILLY_SMTP_PASSWORD", PASSWORD)
+    get_settings.cache_clear()
+    seed_smtp_password_on_start()
+
+    assert secrets.get_secret_store().get(SMTP_PASSWORD_SECRET) == PASSWORD
+
+
+def test_a_vault_outage_at_start_does_not_stop_the_app(
+    fake_vault: Any, vault_store: Callable[..., SecretStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = vault_store()
+    monkeypatch.setattr(mailer_module, "get_secret_store", lambda: store)
+    monkeypatch.setenv("BILLY_SMTP_PASSWORD", PASSWORD)
+    get_settings.cache_clear()
+    fake_vault.outage = True
+
+    seed_smtp_password_on_start()  # logs, does not raise
+
+    fake_vault.outage = False
+    assert store.get(SMTP_PASSWORD_SECRET) is None  # the first login will seed it
+
+
+def test_a_secret_store_outage_is_a_retryable_delivery_failure(
+    fake_vault: Any, vault_store: Callable[..., SecretStore]
+) -> None:
+    store = vault_store()
+    store.set(SMTP_PASSWORD_SECRET, PASSWORD)
+    fake_vault.outage = True
+    server = _ScriptedServer()
+
+    with _smtp_server(server) as port, pytest.raises(MailDeliveryFailed) as failure:
+        SmtpMailer(_settings(smtp_host="127.0.0.1", smtp_port=port, smtp_user="billy"), secrets=store).send(_invite())
+
+    assert str(failure.value) == (
+        "Billy could not send the email to bob@example.com right now: its SMTP password could not be read from "
+        "its secret store. Nothing was lost: try again in a minute."
+    )
+    assert failure.value.retryable and server.connections == 0
