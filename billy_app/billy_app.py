@@ -28,13 +28,14 @@ from billy_app.pages import (  # noqa: F401 - registers the pages
     roles,
     search,
     spend_controls,
+    stripe_connection,
     subscriptions,
     sync_settings,
     team,
 )
 from billy_app.pages import audit as audit_page  # noqa: F401 - registers /settings/audit
 from billy_app.state import list_warmup  # noqa: F401 - registers the state signed-in pages start
-from services import audit, periodic, spend_alerts, stripe_events, stripe_keys, sync
+from services import audit, mailer, periodic, spend_alerts, stripe_events, stripe_keys, sync
 from services.config import get_settings
 from services.logging_setup import install_scrubber
 
@@ -44,7 +45,9 @@ log = logging.getLogger("billy")
 
 def catch_up_on_start() -> None:
     """Bring the store up to date with Stripe when the app starts (a restart may have missed
-    changes), then keep it current by reading Stripe's events (webhooks, once set up, are faster)."""
+    changes), then keep it current by reading Stripe's events (webhooks, once set up, are faster).
+    First, a `BILLY_SMTP_PASSWORD` still in the environment moves into the secret store."""
+    mailer.seed_smtp_password_on_start()
     settings = get_settings()
     if settings.sync_on_start and stripe_keys.connection() is not None:
         sync.background_sync.start()

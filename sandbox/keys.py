@@ -11,6 +11,12 @@ localstripe accepts any `sk_` key and answers 401 to every `rk_` key. Stripe
   Having the 'rak_charge_read' permission would allow this request to
   continue." Permissions are `rak_<resource>_<read|write>`; write includes read;
   Prices keep their historical name `rak_plan_*`.
+
+The sandbox is one Stripe account (`ACCOUNT_ID`). A restricted key can be made for
+another account (`"account": "acct_…"`) to test that Billy never mixes two accounts:
+such a key sees an empty account, as a key of a fresh Stripe account would (lists are
+empty, every id answers 404 `resource_missing`), and Stripe's 403 messages and
+`GET /v1/account` name its own account.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from typing import Any
 
 from aiohttp import web
 
-from sandbox.errors import invalid_request, mask_key
+from sandbox.errors import invalid_request, mask_key, resource_missing
 from sandbox.params import read_json_or_form
 from sandbox.state import ACCOUNT_ID, mark_dirty, random_token
 
@@ -115,11 +121,13 @@ PUBLISHABLE_ROUTES = (
 
 @dataclass
 class RestrictedKey:
-    """A restricted key: the permission names it holds, or every permission (`full`)."""
+    """A restricted key: the permission names it holds, or every permission (`full`), and the
+    account it belongs to (another one sees none of the sandbox's objects)."""
 
     key: str
     permissions: frozenset[str] = frozenset()
     full: bool = False
+    account: str = ACCOUNT_ID
 
     def allows(self, resource: str, level: str) -> bool:
         return self.full or f"rak_{resource}_{level}" in self.permissions
@@ -196,21 +204,25 @@ def _permission_name(name: Any) -> str:
 
 
 def key_from_request(body: dict[str, Any]) -> RestrictedKey:
-    """Build a key from `{"permissions": {...}}` or `{"profile": "full"|"billy", "without": [...]}`."""
+    """Build a key from `{"permissions": {...}}` or `{"profile": "full"|"billy", "without": [...]}`,
+    optionally `"account": "acct_…"` for a key of another (empty) account."""
     key = body.get("key") or f"rk_test_{random_token(24)}"
     if not re.fullmatch(r"rk_(test|live)_[A-Za-z0-9]{10,200}", str(key)):
         raise invalid_request("`key` must look like rk_test_<letters and digits>.", param="key")
     if key == DEMO_RESTRICTED_KEY:
         raise invalid_request("The demo key cannot be redefined.", param="key")
+    account = str(body.get("account") or ACCOUNT_ID)
+    if not re.fullmatch(r"acct_[A-Za-z0-9]{1,64}", account):
+        raise invalid_request("`account` must look like acct_<letters and digits>.", param="account")
     profile = body.get("profile")
     if profile == "full":
-        return RestrictedKey(key, full=True)
+        return RestrictedKey(key, full=True, account=account)
     if profile == "billy":
         # Exactly the named permissions go, so one probe can fail alone (a
         # dashboard-made key cannot hold write without read; this test key can).
         without = body.get("without") or []
         removed = {_permission_name(name) for name in (without if isinstance(without, list) else [without])}
-        return RestrictedKey(key, names_for(BILLY_PERMISSIONS) - removed)
+        return RestrictedKey(key, names_for(BILLY_PERMISSIONS) - removed, account=account)
     if profile is not None:
         raise invalid_request("`profile` must be full or billy.", param="profile")
     permissions = body.get("permissions")
@@ -224,13 +236,13 @@ def key_from_request(body: dict[str, Any]) -> RestrictedKey:
             raise invalid_request(f"Unknown resource: {resource}", param="permissions")
         if level not in LEVELS:
             raise invalid_request(f"Permission level for {resource} must be none, read or write.", param="permissions")
-    return RestrictedKey(key, names_for(permissions))
+    return RestrictedKey(key, names_for(permissions), account=account)
 
 
 async def create_key(request: web.Request) -> web.Response:
     """POST /_config/restricted_keys (sandbox only): make a restricted key."""
     key = KEYS.add(key_from_request(await read_json_or_form(request)))
-    return web.json_response({"key": key.key, "permissions": key.permission_names()})
+    return web.json_response({"key": key.key, "permissions": key.permission_names(), "account": key.account})
 
 
 async def delete_key(request: web.Request) -> web.Response:
@@ -274,10 +286,10 @@ def _no_key() -> web.Response:
     )
 
 
-def forbidden(key: str, permission: str) -> web.Response:
+def forbidden(key: str, permission: str, account: str = ACCOUNT_ID) -> web.Response:
     message = (
         f"The provided key '{mask_key(key, 6)}' does not have the required "
-        f"permissions for this endpoint on account '{ACCOUNT_ID}'. Having the "
+        f"permissions for this endpoint on account '{account}'. Having the "
         f"'{permission}' permission would allow this request to continue."
     )
     return web.json_response({"error": {"message": message, "type": "invalid_request_error"}}, status=403)
@@ -315,9 +327,10 @@ async def auth_middleware(request: web.Request, handler: Any) -> web.StreamRespo
     if restricted is None:
         return _unauthorized(f"Invalid API Key provided: {mask_key(key, 4)}")
     needed = required_permission(request.method, path)
+    account = getattr(restricted, "account", ACCOUNT_ID)  # keys saved before accounts existed
     if needed is None:
         if restricted.full:
-            return await handler(request)
+            return await handler(request) if account == ACCOUNT_ID else _another_account(request, account)
         return web.json_response(
             {
                 "error": {
@@ -330,5 +343,21 @@ async def auth_middleware(request: web.Request, handler: Any) -> web.StreamRespo
         )
     resource, level = needed
     if not restricted.allows(resource, level):
-        return forbidden(key, f"rak_{resource}_{level}")
+        return forbidden(key, f"rak_{resource}_{level}", account)
+    if account != ACCOUNT_ID:
+        return _another_account(request, account)
     return await handler(request)
+
+
+def _another_account(request: web.Request, account: str) -> web.Response:
+    """A key of another account, which holds nothing: its account, empty lists, and 404
+    `resource_missing` for any id (retrieve, update, delete), as a fresh Stripe account
+    answers. Creating objects there is not modelled."""
+    parts = request.path.strip("/").split("/")
+    if parts[1:] == ["account"]:
+        return web.json_response({"id": account, "object": "account", "type": "standard"})
+    if len(parts) == 2 and request.method == "GET":
+        return web.json_response({"object": "list", "data": [], "has_more": False, "url": request.path})
+    if len(parts) >= 3:
+        raise resource_missing(PATH_RESOURCES.get(parts[1], parts[1]), parts[2])
+    raise invalid_request(f"The sandbox does not create objects in another account ({account}).")

@@ -76,7 +76,10 @@ class StripeNotConnected(BillyError):
     code = "stripe_not_connected"
 
     def __init__(self) -> None:
-        super().__init__("Stripe is not connected yet: the Owner connects it in the onboarding wizard.")
+        super().__init__(
+            "Stripe is not connected: the Owner connects a restricted key in Settings → Stripe connection "
+            "(or in the set-up wizard)."
+        )
 
 
 class StripeRequestFailed(BillyError):

@@ -22,7 +22,7 @@ from limits.strategies import MovingWindowRateLimiter
 
 from services import stripe_keys
 from services.config import get_settings
-from services.errors import BillyError, StripeRateLimited
+from services.errors import BillyError, StripeKeyUnknown, StripeRateLimited
 from services.secrets import get_secret_store
 from services.stripe_gateway import StripeGateway
 
@@ -31,6 +31,18 @@ STRIPE_CHECK_SECONDS = 30.0
 CHECK_WAIT_SECONDS = 5.0
 READYZ_LIMIT = "10/second"
 OK = "ok"
+# Stripe answered, and refused the key (revoked in its dashboard). The instance stays in service:
+# taking its only replica out would hide the banner and the settings page the Owner needs to rotate
+# the key, and no other replica would do better with the same key.
+KEY_REJECTED = "key rejected: the Owner rotates it in Settings → Stripe connection"
+READY_ANSWERS = frozenset({OK, KEY_REJECTED})
+
+
+def is_ready(checks: dict[str, str]) -> bool:
+    """Whether the platform should route requests here: every check answered acceptably."""
+    return all(answer in READY_ANSWERS for answer in checks.values())
+
+
 PROBE_SECRET = "readiness-probe"
 
 Clock = Callable[[], float]
@@ -149,6 +161,8 @@ def _reach_stripe() -> str:
         StripeGateway().check_reachable()
     except StripeRateLimited:
         return OK
+    except StripeKeyUnknown:
+        return KEY_REJECTED
     except BillyError as exc:
         return f"failed: {exc.code}"
     except Exception as exc:  # noqa: BLE001 - reported, not raised

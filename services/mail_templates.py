@@ -187,3 +187,25 @@ def refund_decision_mail(
     if note:
         before.append(f"Their note: {note}")
     return _compose(to=to, subject=subject, before=before, action="See your refund requests", link=link, after=[])
+
+
+def stripe_key_rejected_mail(*, to: str, org_name: str, key_hint: str, link: str) -> OutgoingMail:
+    """To the Owner, once, when Stripe stops accepting Billy's key (revoked, rolled or expired)."""
+    org = _one_line(org_name)
+    return _compose(
+        to=to,
+        subject=f"Stripe rejected Billy's key for {org}",
+        before=[
+            f"Stripe no longer accepts the restricted key ending {key_hint} that Billy uses for {org}: "
+            "it was revoked, rolled or has expired in the Stripe Dashboard.",
+            "Until you replace it, Billy shows the data it already synced but cannot refund, change anything "
+            "in Stripe or pick up new payments.",
+        ],
+        action="Rotate the key in Settings → Stripe connection",
+        link=link,
+        after=[
+            "Create a new restricted key in the Stripe Dashboard (Developers → API keys) with the same six "
+            "permissions, then paste it on that page. This email is sent once; the banner in Billy stays until "
+            "the key is replaced.",
+        ],
+    )

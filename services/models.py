@@ -221,6 +221,16 @@ class StripeConnection(SQLModel, table=True):
     connected_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     connected_by: int | None = Field(default=None, foreign_key="member.id")
     onboarding_done: bool = Field(default=False)
+    # Settings → Stripe connection (issue 17). Member ids without a foreign key, as in
+    # `velocity_rule.updated_by`: members are deactivated, never deleted.
+    account_id: str | None = Field(default=None, max_length=64)  # when Stripe said which account
+    permissions_checked_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    rotated_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    rotated_by: int | None = Field(default=None)
+    # Stripe answered 401 to the connected key (revoked, rolled, expired): the banner's one flag.
+    rejected_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    disconnected_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    disconnected_by: int | None = Field(default=None)
 
 
 class SyncState(SQLModel, table=True):

@@ -30,6 +30,9 @@ class OrgSummary:
     plan_label: str
     trial_ends_at: datetime
     plan_chosen: bool = False  # chosen in Settings → Plan (else: still the trial's plan)
+    # Stripe rejected the connected key (`services.key_watch`): every page's banner, read here with the
+    # organisation when a page loads rather than by a query of its own.
+    stripe_key_rejected: bool = False
 
 
 def get_organization() -> OrgSummary | None:
@@ -37,7 +40,11 @@ def get_organization() -> OrgSummary | None:
         org = session.get(Organization, 1)
         if org is None:
             return None
-        return OrgSummary(org.name, org.plan, PLANS[org.plan].label, org.trial_ends_at, org.plan_chosen_at is not None)
+        stripe = session.exec(select(StripeConnection)).first()
+        rejected = stripe is not None and bool(stripe.secret_name) and stripe.rejected_at is not None
+        return OrgSummary(
+            org.name, org.plan, PLANS[org.plan].label, org.trial_ends_at, org.plan_chosen_at is not None, rejected
+        )
 
 
 def signup_open() -> bool:

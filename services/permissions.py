@@ -159,6 +159,10 @@ ACTIONS: dict[str, Permission] = {
     "refunds.confirmation_email": Permission.REFUND,  # email the customer that their refund is on its way
     "payments.update_email": Permission.MANAGE_INVOICES,  # ask customers whose payment failed to update their card
     "stripe.connect": Permission.MANAGE_SETTINGS,
+    "stripe.view": Permission.MANAGE_SETTINGS,  # Settings → Stripe connection: which key, its permissions
+    "stripe.recheck": Permission.MANAGE_SETTINGS,  # probe the connected key's permissions again
+    "stripe.rotate": Permission.MANAGE_SETTINGS,  # replace the key with another of the same account and mode
+    "stripe.disconnect": Permission.MANAGE_SETTINGS,  # delete the key and stop syncing (synced data stays)
     "sync.run": Permission.MANAGE_SETTINGS,
     "sync.view": Permission.VIEW,
     "onboarding.finish": Permission.MANAGE_SETTINGS,

@@ -146,6 +146,10 @@ def receive_webhook(payload: bytes, signature: str | None) -> Applied:
     secret = get_secret_store().get(WEBHOOK_SECRET)
     if not secret:
         raise WebhookRejected("Webhooks are not set up on this instance yet.")
+    if sync.stripe_disconnected():
+        # Disconnected: nothing is synced. Refused, not dropped, so Stripe keeps retrying (for three
+        # days) and a reconnection within them still receives the changes.
+        raise WebhookRejected("Stripe is disconnected on this instance; the delivery was not applied.")
     try:
         event = verify_webhook(payload, signature, secret, SIGNATURE_TOLERANCE_SECONDS)
     except WebhookSignatureInvalid as exc:
@@ -234,7 +238,10 @@ class EventPoller:
         from services.stripe_keys import connection
 
         while not self._stop.wait(self.interval):
-            if sync.background_sync.running or connection() is None:
+            connected = connection()
+            # No key (never connected, or disconnected) or a key Stripe rejects: nothing to do until
+            # the Owner connects or rotates one, rather than an error every minute.
+            if sync.background_sync.running or connected is None or connected.rejected:
                 continue
             try:
                 interval_factor = 12 if webhook_configured() else 1

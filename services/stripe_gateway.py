@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote
 
 import stripe
 from stripe.params import RefundCreateParams
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from services import resources
+from services import key_watch, resources
 from services.config import get_settings
 from services.errors import (
     StripeKeyUnknown,
@@ -302,11 +304,56 @@ def probe_permissions(key: str) -> dict[str, bool]:
     return result
 
 
+# Stripe's 403 to a restricted key names the key's account: "... for this endpoint on account
+# 'acct_1Abc'. Having the 'rak_…' permission would allow this request to continue."
+_ACCOUNT_IN_REFUSAL = re.compile(r"\bon account '(acct_[A-Za-z0-9]{1,64})'")
+
+
+def account_of(key: str) -> str | None:
+    """The Stripe account `key` belongs to, when Stripe says: `GET /v1/account` answers it to a
+    key that may read the account, and Stripe's 403 names it to a restricted key that may not
+    (Billy's six permissions do not include it). None when neither says; callers must then rest
+    on objects the key can or cannot find (`key_finds_any`)."""
+    try:
+        body = make_client(key).raw_request("get", "/v1/account", max_network_retries=0).data
+    except stripe.PermissionError as exc:
+        found = _ACCOUNT_IN_REFUSAL.search(readable_error(exc))
+        return found.group(1) if found else None
+    except stripe.StripeError as exc:
+        raise billy_error(exc) from exc
+    account = body.get("id") if isinstance(body, dict) else None
+    return str(account) if isinstance(account, str) and account.startswith("acct_") else None
+
+
+def key_finds_any(key: str, objects: Sequence[tuple[str, str]]) -> bool:
+    """Whether `key` can retrieve at least one of `objects` ((collection, id), e.g. ("charges",
+    "ch_1")). A Stripe id lives in exactly one account: another account's key (or the other mode's)
+    gets 404 `resource_missing` for it, so one found object proves the key reaches the account that
+    holds it. Asked one at a time, stopping at the first found."""
+    client = make_client(key)
+    for collection, object_id in objects:
+        try:
+            client.raw_request("get", f"/v1/{collection}/{quote(object_id, safe='')}", max_network_retries=0)
+            return True
+        except stripe.InvalidRequestError as exc:
+            if exc.http_status == 404:
+                continue
+            raise billy_error(exc) from exc
+        except stripe.StripeError as exc:
+            raise billy_error(exc) from exc
+    return False
+
+
 class StripeGateway:
     """Stripe calls made with the connected key. `key_provider` exists so tests and the
-    control plane can supply the key differently; by default it is the secret store."""
+    control plane can supply the key differently; by default it is the secret store.
+
+    With the connected key, a 401 (Stripe no longer knows the key: revoked, rolled or expired)
+    is reported to `key_watch` on the way out, so the Owner hears of it once, whichever call
+    met it first."""
 
     def __init__(self, key_provider: Callable[[], str | None] | None = None) -> None:
+        self._watched = key_provider is None  # the connected key, from the secret store
         self._key_provider = key_provider or (lambda: get_secret_store().get(STRIPE_KEY_SECRET))
 
     def _key(self) -> str:
@@ -315,19 +362,28 @@ class StripeGateway:
             raise StripeNotConnected()
         return key
 
-    def _client(self) -> stripe.StripeClient:
-        return make_client(self._key())
-
     @staticmethod
     def _mode_of(key: str) -> str:
         return "live" if "_live_" in key else "test"
 
+    def _refused(self, key: str, exc: stripe.StripeError) -> StripeRequestFailed:
+        """The Billy error for `exc`; a 401 to the key still connected is noted for the Owner
+        (a key swapped meanwhile by a rotation is not the connected key any more)."""
+        if (
+            isinstance(exc, stripe.AuthenticationError)
+            and self._watched
+            and get_secret_store().get(STRIPE_KEY_SECRET) == key
+        ):
+            key_watch.key_rejected(key[-4:])
+        return billy_error(exc)
+
     def _call(self, fn: Callable[[stripe.StripeClient], Any]) -> Any:
+        key = self._key()
         try:
-            return fn(self._client())
+            return fn(make_client(key))
         except stripe.StripeError as exc:
             log.warning("Stripe refused a request: %s", readable_error(exc))
-            raise billy_error(exc) from exc
+            raise self._refused(key, exc) from exc
 
     def read(self, fn: Callable[[stripe.StripeClient], Any], on_throttled: Callable[[], None] | None = None) -> Any:
         """A read under the rate gate, retried with jittered back-off on 429, 5xx and network
@@ -355,7 +411,7 @@ class StripeGateway:
                     return attempt()
         except stripe.StripeError as exc:
             log.warning("Stripe refused a read: %s", readable_error(exc))
-            raise billy_error(exc) from exc
+            raise self._refused(key, exc) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     def list_page(
@@ -402,7 +458,7 @@ class StripeGateway:
         try:
             make_client(key).raw_request("get", "/v1/customers", limit=1, max_network_retries=0)
         except stripe.StripeError as exc:
-            raise billy_error(exc) from exc
+            raise self._refused(key, exc) from exc
 
     def retrieve(self, kind: str, object_id: str) -> dict[str, Any]:
         """The current copy of one object, for an event that cannot be ordered by time alone."""

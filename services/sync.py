@@ -30,8 +30,8 @@ from sqlmodel import Session, col, select
 
 from services import audit, mirror, notices, resources, stripe_rows
 from services.db import run_transaction, session_scope
-from services.errors import BillyError, StripeRequestFailed
-from services.models import StripeCustomer, SyncState, table_of, utcnow
+from services.errors import BillyError, StripeNotConnected, StripeRequestFailed
+from services.models import StripeConnection, StripeCustomer, SyncState, table_of, utcnow
 from services.permissions import Actor, authorize
 from services.resources import StripeResource
 from services.stripe_gateway import StripeGateway
@@ -390,10 +390,20 @@ class BackgroundSync:
 background_sync = BackgroundSync()
 
 
+def stripe_disconnected() -> bool:
+    """Whether the Owner disconnected Stripe (Settings → Stripe connection): then syncing has
+    nothing to do until a key is connected again."""
+    with session_scope() as session:
+        row = session.exec(select(StripeConnection)).first()
+        return row is not None and not row.secret_name and row.disconnected_at is not None
+
+
 def start_sync(actor: Actor) -> bool:
     """Start a backfill in the background (Owner action: it spends the Stripe rate limit)."""
     with audit.audited(actor, "sync.run") as draft:
         authorize(actor, "sync.run")
+        if stripe_disconnected():
+            raise StripeNotConnected()  # a run would only fail every resource: say why instead
         started = background_sync.start()
         draft.details["started"] = started
     return started

@@ -33,6 +33,7 @@ def test_the_app_and_every_page_compile() -> None:
         "settings/roles",
         "settings/sync",
         "settings/audit",
+        "settings/stripe",
         "approvals",
         "charges",
         "charges/[charge_id]",

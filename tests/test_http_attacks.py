@@ -159,6 +159,15 @@ ROUTES: dict[tuple[str, frozenset[str]], Policy] = {
         page="/settings/sync",
         audited_as="stripe.webhook_secret",
     ),
+    # Settings → Stripe connection: rotates the connected key, or connects one when none is (as in
+    # these attacks: a refused rotation is tests/test_stripe_connection.py's).
+    ("/api/settings/stripe-key", POST): Policy(
+        "stripe.connect",
+        "/api/settings/stripe-key",
+        {"key": "{stripe_key}"},
+        (303, "/login?next=%2Fsettings%2Fstripe"),
+        page="/settings/stripe",
+    ),
     # Forged deliveries are attacked in tests/test_webhooks.py; here: no signature, no entry.
     ("/api/stripe/webhook", POST): Policy(STRIPE_SIGNATURE, "/api/stripe/webhook", {}, (400, "")),
     ("/api/exports/{kind:str}.csv", GET): Policy(

@@ -162,8 +162,15 @@ def test_readiness_includes_stripe_once_connected(
     httpx.delete(f"{stripe_peer.url}/_config/restricted_keys/{key}")  # the key is revoked in Stripe
     assert client.get("/readyz").status_code == 200  # the answer is kept for 30 s ...
     now[0] += health.STRIPE_CHECK_SECONDS
-    ready = client.get("/readyz")  # ... then Stripe is asked again
-    assert ready.status_code == 503 and ready.json()["checks"]["stripe"].startswith("failed")
+    ready = client.get("/readyz")  # ... then Stripe is asked again: it answers, and refuses the key
+    assert ready.status_code == 200 and ready.json()["checks"]["stripe"] == health.KEY_REJECTED
+    # The instance stays in service, so the Owner can reach Settings → Stripe connection to rotate it.
+    stripe_peer_down = "http://127.0.0.1:9"  # Stripe itself unreachable: that is not ready
+    monkeypatch.setenv("BILLY_STRIPE_API_BASE", stripe_peer_down)
+    get_settings.cache_clear()
+    now[0] += health.STRIPE_CHECK_SECONDS
+    down = client.get("/readyz")
+    assert down.status_code == 503 and down.json()["checks"]["stripe"].startswith("failed")
 
 
 def _cookies(response) -> dict[str, str]:  # type: ignore[no-untyped-def]

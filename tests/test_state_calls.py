@@ -41,6 +41,7 @@ from billy_app.state.refund import RefundState
 from billy_app.state.roles import RolesState
 from billy_app.state.search import SearchState
 from billy_app.state.session import SessionState
+from billy_app.state.stripe_connection import StripeConnectionState
 from billy_app.state.sync_progress import SyncProgressState
 from billy_app.state.sync_settings import SyncSettingsState
 from billy_app.state.team import TeamState
@@ -53,6 +54,7 @@ from services import (
     reports,
     roles,
     stripe_events,
+    stripe_keys,
     sync,
     team,
 )
@@ -129,6 +131,8 @@ NEEDS_A_SESSION = [
     (SearchState, "go", {"form": {"q": "ada"}}, "/search"),
     (SyncSettingsState, "sync_now", {}, "/settings/sync"),
     (OnboardingState, "finish", {}, "/onboarding"),
+    (StripeConnectionState, "load", {}, "/settings/stripe"),
+    (StripeConnectionState, "recheck", {}, "/settings/stripe"),  # a generator
 ]
 
 
@@ -184,6 +188,8 @@ REFUSED: list[tuple[type[BaseState], str, dict[str, Any], str, Callable[[Actor],
     (SyncProgressState, "sync_now", {}, "error", sync.start_sync),
     (SyncSettingsState, "sync_now", {}, "message", sync.start_sync),
     (RolesState, "delete", {"key": "custom-1"}, "message", lambda who: roles.delete_custom_role(who, "custom-1")),
+    (StripeConnectionState, "recheck", {}, "message", stripe_keys.recheck_permissions),
+    (StripeConnectionState, "disconnect", {}, "message", stripe_keys.disconnect_stripe),
 ]
 
 

@@ -186,6 +186,35 @@ async def _connect_stripe(connect: Callable[[], stripe_keys.ConnectedKey]) -> Re
     return redirect("/onboarding", flash=flash.pack(message, code="connected", kind="info"))
 
 
+STRIPE_SETTINGS = "/settings/stripe"
+
+
+@member_form_post(STRIPE_SETTINGS)
+async def save_stripe_key(request: Request, actor: Actor) -> Response:
+    """Settings → Stripe connection: rotate the connected key, or connect one again after a
+    disconnection. As in the wizard, the key exists here as a local variable and in the secret
+    store only; the page learns the outcome from the signed flash (never the key)."""
+    form = await _form(request)
+    key = form.get("key", "")
+    connected = await asyncio.to_thread(stripe_keys.connection)
+    change = stripe_keys.rotate_stripe_key if connected is not None else stripe_keys.connect_stripe_key
+    try:
+        done = await asyncio.to_thread(change, actor, key)
+    except stripe_keys.KeyMissingPermissions as exc:
+        return redirect(STRIPE_SETTINGS, flash=flash.pack(exc.message, code=exc.code, granted=exc.granted))
+    except BillyError as exc:
+        return redirect(STRIPE_SETTINGS, flash=flash.pack(exc.message, code=exc.code))
+    if connected is None:
+        sync.background_sync.start()  # connected again: catch up on what changed meanwhile
+        message = f"Stripe connected again ({done.mode} mode, key ending {done.key_hint}). Syncing has restarted."
+        return redirect(STRIPE_SETTINGS, flash=flash.pack(message, code="connected", kind="info"))
+    message = (
+        f"Key rotated: Billy now uses the {done.mode} mode key ending {done.key_hint}. "
+        "You can delete the old key in the Stripe Dashboard."
+    )
+    return redirect(STRIPE_SETTINGS, flash=flash.pack(message, code="rotated", kind="info"))
+
+
 @member_form_post("/settings/sync")
 async def save_webhook_secret(request: Request, actor: Actor) -> Response:
     """Settings → Stripe sync: the endpoint's signing secret goes to the secret store only."""
@@ -384,7 +413,7 @@ async def readyz(request: Request) -> Response:
             headers={"Retry-After": str(retry_after)},
         )
     checks = await asyncio.to_thread(health.readiness)
-    ok = all(v == "ok" for v in checks.values())
+    ok = health.is_ready(checks)
     return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
 
 
@@ -404,6 +433,7 @@ def build_api() -> Starlette:
             Route("/api/onboarding/stripe-key", connect_stripe_key, methods=["POST"]),
             Route("/api/onboarding/demo-key", connect_demo_key, methods=["POST"]),
             Route("/api/settings/webhook-secret", save_webhook_secret, methods=["POST"]),
+            Route("/api/settings/stripe-key", save_stripe_key, methods=["POST"]),
             Route("/api/stripe/webhook", stripe_webhook, methods=["POST"]),
             Route("/api/exports/{kind:str}.csv", export_csv, methods=["GET"]),
             Route("/api/agent/connect", agent_login.connect_agent, methods=["POST"]),

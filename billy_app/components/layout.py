@@ -27,6 +27,7 @@ SETTINGS_TABS = [
     ("roles", "Roles", "/settings/roles", True),
     ("spend", "Spend controls", "/settings/spend", True),
     ("audit", "Audit log", "/settings/audit", True),
+    ("stripe", "Stripe connection", "/settings/stripe", True),
     ("sync", "Stripe sync", "/settings/sync", False),
     ("plan", "Plan", "/settings/plan", False),
     ("agents", "Agents", "/settings/agents", False),
@@ -188,6 +189,7 @@ def shell(*children: rx.Component, title: str) -> rx.Component:
                 SessionState.read_only_notice != "",
                 rx.callout(SessionState.read_only_notice, icon="clock", color_scheme="amber", id="read-only-notice"),
             ),
+            stripe_key_banner(),
             *children,
             keep_alive_timer(),
             padding=["1em", "1em", "2em"],
@@ -209,6 +211,38 @@ def shell(*children: rx.Component, title: str) -> rx.Component:
         spacing="0",
         align="start",
         width="100%",
+    )
+
+
+def stripe_key_banner() -> rx.Component:
+    """While Stripe rejects Billy's key (`services.key_watch`): the Owner is told what to do and where;
+    everyone else that the Owner has something to fix. One flag, loaded with the member."""
+    return rx.cond(
+        SessionState.stripe_key_rejected,
+        rx.callout(
+            rx.cond(
+                SessionState.is_owner,
+                rx.text(
+                    "Stripe rejected Billy's key (it was revoked, rolled or has expired), so nothing reaches Stripe "
+                    "until you rotate it in ",
+                    rx.link(
+                        "Settings → Stripe connection",
+                        href="/settings/stripe",
+                        underline="always",
+                        id="stripe-key-banner-link",
+                    ),
+                    ".",
+                ),
+                rx.text(
+                    "Stripe connection needs the Owner's attention: what you see is the data synced so far, and "
+                    "changes cannot reach Stripe for now."
+                ),
+            ),
+            icon="triangle-alert",
+            color_scheme="red",
+            role="alert",
+            id="stripe-key-banner",
+        ),
     )
 
 

@@ -86,17 +86,25 @@ def rows_table(
 
 
 def confirm_dialog(
-    trigger: str, question: Sequence[rx.Var[str] | str], description: str, confirm: str, on_confirm: object
+    trigger: str,
+    question: Sequence[rx.Var[str] | str],
+    description: str,
+    confirm: str,
+    on_confirm: object,
+    *,
+    ids: tuple[str, str] | None = None,
 ) -> rx.Component:
-    """A small red button that asks `question` first: Keep, or `confirm`, which runs `on_confirm`."""
+    """A small red button that asks `question` first: Keep, or `confirm`, which runs `on_confirm`.
+    `ids`: the trigger's and the confirm button's element ids, where a test needs to find them."""
+    trigger_id, confirm_id = ids or (None, None)
     return rx.alert_dialog.root(
-        rx.alert_dialog.trigger(rx.button(trigger, size="1", variant="soft", color_scheme="red")),
+        rx.alert_dialog.trigger(rx.button(trigger, size="1", variant="soft", color_scheme="red", id=trigger_id)),
         rx.alert_dialog.content(
             rx.alert_dialog.title(*question),
             rx.alert_dialog.description(description),
             rx.hstack(
                 rx.alert_dialog.cancel(rx.button("Keep", variant="soft", color_scheme="gray")),
-                rx.alert_dialog.action(rx.button(confirm, color_scheme="red", on_click=on_confirm)),
+                rx.alert_dialog.action(rx.button(confirm, color_scheme="red", on_click=on_confirm, id=confirm_id)),
                 justify="end",
                 spacing="2",
             ),

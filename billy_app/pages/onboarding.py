@@ -9,6 +9,7 @@ from billy_app.components.invite_rows import invite_rows
 from billy_app.components.layout import message_callout
 from billy_app.components.native_form import native_form, posted_form
 from billy_app.components.page_frame import Layout, billy_page
+from billy_app.components.permission_checklist import permissions_table
 from billy_app.state.onboarding import OnboardingState
 from billy_app.state.team import TeamState
 from services import sync
@@ -32,56 +33,6 @@ def stepper() -> rx.Component:
         )
 
     return rx.hstack(*[step(index, label) for index, label in enumerate(STEPS)], spacing="4", wrap="wrap")
-
-
-# Each permission's state as an icon and a word (not an empty circle, which read as a radio button).
-STATE_ICON = {
-    "ok": ("circle-check", "green", "Granted"),
-    "missing": ("circle-x", "red", "Missing"),
-    "unknown": ("clock", "gray", "Checked on connect"),
-}
-
-
-def _state(icon: str, color: str, words: str) -> rx.Component:
-    return rx.hstack(
-        rx.icon(icon, color=f"var(--{color}-11)", size=16),
-        rx.text(words, size="1", color_scheme=color, white_space="nowrap"),
-        spacing="1",
-        align="center",
-        class_name="permission-state",
-    )
-
-
-def permission_row(row: rx.Var[dict[str, str]]) -> rx.Component:
-    return rx.table.row(
-        rx.table.cell(
-            rx.match(
-                row["state"],
-                *[(k, _state(*parts)) for k, parts in STATE_ICON.items()],
-                _state(*STATE_ICON["unknown"]),
-            )
-        ),
-        rx.table.cell(row["resource"]),
-        rx.table.cell(row["access"]),
-        custom_attrs={"data-state": row["state"]},
-        class_name="permission-row",
-    )
-
-
-def permissions_table() -> rx.Component:
-    return rx.table.root(
-        rx.table.header(
-            rx.table.row(
-                rx.table.column_header_cell("Status"),
-                rx.table.column_header_cell("Resource"),
-                rx.table.column_header_cell("Permission"),
-            )
-        ),
-        rx.table.body(rx.foreach(OnboardingState.checklist, permission_row)),
-        size="1",
-        width="100%",
-        id="permission-checklist",
-    )
 
 
 def recommended_permissions() -> rx.Component:
@@ -134,7 +85,7 @@ def connect_step() -> rx.Component:
             size="2",
         ),
         rx.text(HOW_TO_CREATE, size="2", color_scheme="gray"),
-        permissions_table(),
+        permissions_table(OnboardingState.checklist),
         recommended_permissions(),
         sandbox_offer(),
         posted_form(
@@ -170,7 +121,7 @@ def invite_step() -> rx.Component:
                 size="2",
             ),
         ),
-        permissions_table(),
+        permissions_table(OnboardingState.checklist),
         rx.text(
             "Add your team: each person gets a magic-link email and is ready to work once they accept. "
             "You can also do this later from Settings → Team.",

@@ -168,6 +168,7 @@ class SessionState(rx.State):
     keep_alive_ms: int = 60_000
     is_owner: bool = False
     read_only_notice: str = ""  # set while an ended trial keeps Billy read-only
+    stripe_key_rejected: bool = False  # Stripe rejects the connected key: the shell's banner
     # Member, sign-in and role that filled this tab's state (`billy_app.event_gate` keeps it true).
     _bound_session: str = ""
     _lists_warmed: bool = False  # `list_warmup` was started for this tab session
@@ -211,6 +212,7 @@ class SessionState(rx.State):
             else ""
         )
         self.org_name = org.name if org else ""
+        self.stripe_key_rejected = bool(org and org.stripe_key_rejected)
         self.keep_alive_ms = _tick_ms()
         self.signed_in = True
         if self._lists_warmed:

@@ -159,3 +159,23 @@ def test_account_is_readable_with_a_secret_key_only(
         demo_client.v1.accounts.retrieve_current()
     match = PERMISSION_MESSAGE.match(caught.value.json_body["error"]["message"])
     assert match and match.group(2) == ACCOUNT_ID  # a restricted key learns its account here
+
+
+def test_a_key_of_another_account_sees_an_empty_account_of_its_own(
+    sandbox: SandboxHandle, client: stripe.StripeClient
+) -> None:
+    customer = client.v1.customers.create(params={"email": "here@example.com"})
+    elsewhere = make_client(sandbox, sandbox.create_restricted_key(profile="billy", account="acct_elsewhere"))
+    assert elsewhere.v1.customers.list().data == []  # none of this account's objects
+    with pytest.raises(stripe.InvalidRequestError) as missing:
+        elsewhere.v1.customers.retrieve(customer.id)
+    assert missing.value.http_status == 404 and missing.value.code == "resource_missing"
+    for permission, method, path in PROBES:  # the app's probes pass, as for a fresh account's key
+        assert probe(elsewhere, method, path) in (200, 404), permission
+    with pytest.raises(stripe.PermissionError) as refused:
+        elsewhere.v1.accounts.retrieve_current()
+    match = PERMISSION_MESSAGE.match(refused.value.json_body["error"]["message"])
+    assert match and match.group(2) == "acct_elsewhere"
+    full = make_client(sandbox, sandbox.create_restricted_key(profile="full", account="acct_elsewhere"))
+    assert full.v1.accounts.retrieve_current().id == "acct_elsewhere"
+    assert make_client(sandbox, DEMO_RESTRICTED_KEY).v1.customers.retrieve(customer.id).id == customer.id
