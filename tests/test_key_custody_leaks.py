@@ -1,6 +1,6 @@
 """Proof of "never" at the server (issue 17): a recognisable restricted key goes through onboarding
 and a day's work (sync, refunds, the REST API, health checks, key rotation) on SQLite and on
-PostgreSQL, and afterwards appears in no HTTP response (body or header), no log record at any
+PostgreSQL, with the local secret store and with Key Vault, and afterwards appears in no HTTP response (body or header), no log record at any
 level, no database file or dump, and nowhere in the instance's folder outside the secret store's
 ciphertext. The browser's side (websocket frames, the built frontend, Reflex's state) is in
 tests/browser/test_key_never_leaks.py; both use tests/leak_scan.py.
@@ -19,16 +19,40 @@ from starlette.testclient import TestClient
 
 from billy_app.api.routes import build_api
 from billy_app.api.v1 import rate
+from devtools.fake_keyvault import FakeKeyVault
 from services import agent_tokens, billing, identity, sync
 from services.agent_tokens import ScopeRequest
+from services.config import get_settings
 from services.logging_setup import LOG_FORMAT, install_scrubber
 from services.secrets import get_secret_store
 from services.stripe_gateway import STRIPE_KEY_SECRET
 from tests.conftest import member_actor
+from tests.keyvault_fixtures import running_vault
 from tests.leak_scan import LeakScan
 from tests.stripe_helpers import make_charge
 
 ORIGIN = {"origin": "http://localhost:3000"}
+
+
+@pytest.fixture(params=["local", "azure"])
+def custody(
+    request: pytest.FixtureRequest, any_store, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[FakeKeyVault | None]:  # type: ignore[no-untyped-def]
+    """The instance's secret store: the local encrypted files, or Key Vault (the fake, through the
+    real SDK) before anything is stored, so the signing key and the audit head live there too."""
+    if request.param == "local":
+        yield None
+        return
+    with running_vault(monkeypatch) as vault:
+        monkeypatch.setenv("BILLY_SECRET_STORE", "azure")
+        monkeypatch.setenv("BILLY_KEY_VAULT_URL", vault.url)
+        monkeypatch.setenv("BILLY_KEY_VAULT_CA_FILE", vault.ca_file)
+        monkeypatch.setenv("BILLY_KEY_VAULT_SECRET_PREFIX", "acme-")
+        get_settings.cache_clear()
+        get_secret_store.cache_clear()
+        yield vault
+        get_secret_store.cache_clear()
+        get_settings.cache_clear()
 
 
 @pytest.fixture
@@ -65,7 +89,7 @@ class Responses:
 
 
 def test_the_key_appears_nowhere_but_in_the_secret_store(  # type: ignore[no-untyped-def]
-    any_store, any_store_owner, stripe_peer, every_log_record: io.StringIO
+    any_store, custody, any_store_owner, stripe_peer, every_log_record: io.StringIO
 ) -> None:
     key = stripe_peer.restricted_key(profile="billy")
     rate.use_limit(rate.CallerLimit())
@@ -78,6 +102,8 @@ def test_the_key_appears_nowhere_but_in_the_secret_store(  # type: ignore[no-unt
         connected = http("POST", "/api/onboarding/stripe-key", data={"key": key}, headers=ORIGIN)
         assert connected.status_code == 303, connected.text
         assert get_secret_store().get(STRIPE_KEY_SECRET) == key  # it is in the store, and used
+        if custody is not None:
+            assert "acme-" + STRIPE_KEY_SECRET in custody.names()  # in the vault, under this instance's prefix
         # A day's work: sync, refunds from the dashboard's service and through the REST API.
         charges = [make_charge(stripe_peer, 20_00, description=f"Order #{n}")["id"] for n in range(3)]
         sync.backfill()
@@ -90,12 +116,17 @@ def test_the_key_appears_nowhere_but_in_the_secret_store(  # type: ignore[no-unt
             assert http("GET", path, headers=bearer).status_code == 200, path
         for path in ("/healthz", "/readyz"):
             http("GET", path)
+        # Rotation in Settings → Stripe connection, to a second key of the same account.
+        rotated = stripe_peer.restricted_key(profile="billy")
+        swapped = http("POST", "/api/settings/stripe-key", data={"key": rotated}, headers=ORIGIN)
+        assert swapped.status_code == 303 and get_secret_store().get(STRIPE_KEY_SECRET) == rotated
+        billing.issue_refund(any_store_owner, charges[2], None, None, "leak-test-refund-0002")  # on the new key
         # A key Stripe refuses, pasted by mistake, must not echo either.
         refused = http("POST", "/api/onboarding/stripe-key", data={"key": "rk_test_" + "Z" * 30}, headers=ORIGIN)
         assert refused.status_code in (303, 400)
     rate.use_limit(None)
 
-    scan = LeakScan({"the connected key": key})
+    scan = LeakScan({"the connected key": key, "the key it was rotated to": rotated})
     for where, blob in http.seen:
         scan.scan(f"HTTP response {where}", blob)
     logged = every_log_record.getvalue()
@@ -115,6 +146,9 @@ def test_the_key_appears_nowhere_but_in_the_secret_store(  # type: ignore[no-unt
         scan.scan(f"pg_dump of {url.database}", dump)
     files = scan.scan_tree(data_dir, skip=secret_files)  # the SQLite store and its WAL, and all else
     assert files >= (1 if any_store.kind == "sqlite" else 0)
-    # The secret store itself keeps only ciphertext: not even there in the clear.
-    scan.scan_tree(data_dir / "secrets")
+    # The local secret store keeps only ciphertext: not even there in the clear (with Key Vault,
+    # nothing of the store is on this machine at all).
+    assert (data_dir / "secrets").exists() == (custody is None)
+    if custody is None:
+        scan.scan_tree(data_dir / "secrets")
     assert scan.found == [], scan.found

@@ -1,5 +1,5 @@
 """Proof of "never" in the browser (issue 17): a recognisable restricted key is pasted in the
-onboarding wizard, then a day's work runs in Chromium (sync, a refund, search, Sync now) with
+onboarding wizard, then a day's work runs in Chromium (sync, a refund, search, Sync now, a key rotation) with
 Reflex keeping every tab's state in Redis. Afterwards the key, in plain, base64, URL-encoded and
 hex forms, appears in no HTTP response body or header, no websocket frame sent to the browser,
 no line of the app's log (at DEBUG), no file of the instance's folder (the SQLite store and its
@@ -62,7 +62,9 @@ class Recorder:
             body = response.body()
         except Exception:  # a redirect has no body to read, and that is all it is
             body = b""
-            if not 300 <= response.status < 400:
+            # Chromium keeps no body for a module it only preloaded: those are build files, and the
+            # build is scanned on disk below. Anything else unread would be a hole in the proof.
+            if not 300 <= response.status < 400 and "/assets/" not in response.url:
                 self.unread.append(response.url)
         where = f"{response.request.method} {response.url} → {response.status}"
         self.responses.append((where, head.encode() + b"\n\n" + body))
@@ -73,7 +75,10 @@ def test_the_pasted_key_never_reaches_a_browser_a_log_or_a_state_store(  # type:
 ) -> None:
     import httpx
 
-    key = httpx.post(f"{sandbox.url}/_config/restricted_keys", json={"profile": "billy"}, timeout=10).json()["key"]
+    key, rotated = (
+        httpx.post(f"{sandbox.url}/_config/restricted_keys", json={"profile": "billy"}, timeout=10).json()["key"]
+        for _ in range(2)
+    )
     recorder = Recorder()
     context = browser.new_context(viewport={"width": 1366, "height": 850})
     recorder.attach(context)
@@ -106,11 +111,18 @@ def test_the_pasted_key_never_reaches_a_browser_a_log_or_a_state_store(  # type:
     page.goto(app_server.url + "/settings/sync")
     page.click("#sync-now")
     page.wait_for_selector("#form-message")
+    # Key rotation: a second key of the same account pasted in Settings → Stripe connection.
+    page.goto(app_server.url + "/settings/stripe")
+    page.fill("#new-stripe-key", rotated)
+    page.click("#save-stripe-key")
+    page.wait_for_selector(f"#form-message:has-text('Key rotated'):has-text('ending {rotated[-4:]}')")
+    page.goto(app_server.url + "/dashboard")
+    page.wait_for_selector(".sync-resource")
     shot("after-the-day")
 
     assert len(recorder.responses) > 20 and len(recorder.frames) > 20  # the capture saw the session
     assert recorder.unread == []
-    scan = LeakScan({"the pasted key": key})
+    scan = LeakScan({"the pasted key": key, "the key it was rotated to": rotated})
     for where, blob in recorder.responses:
         scan.scan(f"HTTP response {where}", blob)
     for n, frame in enumerate(recorder.frames):
