@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import re
 
-# Stripe secret/restricted keys and webhook signing secrets.
-SECRET_PATTERN = re.compile(r"\b(?:rk|sk)_(?:live|test)_[A-Za-z0-9]+|\bwhsec_[A-Za-z0-9]+")
+# Stripe secret/restricted keys and webhook signing secrets, and Billy's own agent tokens.
+SECRET_PATTERN = re.compile(r"\b(?:rk|sk)_(?:live|test)_[A-Za-z0-9]+|\bwhsec_[A-Za-z0-9]+|\bbilly_at_[A-Za-z0-9_-]+")
 
 # C0 and C1 controls (with DEL; U+0085 NEL is in C1), Unicode line/paragraph separators, and the
 # bidirectional overrides/isolates that can make a line display differently from what it contains.

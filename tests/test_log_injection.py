@@ -68,6 +68,37 @@ def fresh_budgets(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[LogBudget, 
     back.flush()
 
 
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "rk_live_51AbCdEfGhIjKlMnOpQrStUv",
+        "sk_test_51AbCdEfGhIjKlMnOpQrStUv",
+        "whsec_AbCdEfGhIjKlMnOpQrStUv",
+        "billy_at_AbCdEf-GhIj_KlMnOpQrStUv",
+    ],
+)
+@pytest.mark.parametrize(
+    "library", ["stripe", "urllib3.connectionpool", "azure.core.pipeline", "httpx", "uvicorn.error"]
+)
+def test_a_secret_a_library_logs_on_purpose_is_scrubbed_everywhere_in_the_record(
+    log_lines: Callable[[], list[str]], library: str, secret: str
+) -> None:
+    """Whatever the logger, level, or place in the record (message, arguments, exception, stack)."""
+    logger = logging.getLogger(library)
+    old_level = logger.level
+    logger.setLevel(logging.DEBUG)
+    logger.debug("Authorization: Bearer %s", secret)
+    logger.warning(f"key={secret}&x=1")  # formatted before logging, as some libraries do
+    try:
+        raise RuntimeError(f"request with {secret} failed")
+    except RuntimeError:
+        logger.exception("call failed", stack_info=True)
+    logger.setLevel(old_level)
+    text = "\n".join(log_lines())
+    assert text.count("…[redacted]") == 3, text  # the header, the query string and the exception, each redacted
+    assert secret not in text and secret[8:] not in text
+
+
 def test_a_message_is_one_line_with_its_control_characters_visible(log_lines: Callable[[], list[str]]) -> None:
     key = "rk_test_51AbCdEfGhIjKlMnOpQrStUv"
     logging.getLogger("anything").warning("client said %s with key %s", FORGED, key)
