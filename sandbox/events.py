@@ -4,7 +4,8 @@ localstripe's events lack `request`, `pending_webhooks` and
 `data.previous_attributes`, carry an old `api_version`, and sign webhooks with
 the event's creation time. Stripe signs with the time of delivery
 (`Stripe-Signature: t=<now>,v1=HMAC-SHA256(secret, "t.payload")`, docs:
-webhooks#verify-manually), which matters once events are backdated.
+webhooks#verify-manually), which matters once events are backdated; by its own clock,
+which may run off the machine's (`timeline.OFFSET`).
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ import hashlib
 import hmac
 import json
 import logging
-import time
 from typing import Any
 
 import aiohttp
 from localstripe import webhooks
 from localstripe.resources import Event
 
+from sandbox import timeline
 from sandbox.state import API_VERSION, current_request
 
 log = logging.getLogger("sandbox.webhooks")
@@ -88,7 +89,7 @@ async def _deliver(event: Event) -> None:
                 continue
             headers = {
                 "Content-Type": "application/json; charset=utf-8",
-                "Stripe-Signature": signature_header(hook.secret, payload, int(time.time())),
+                "Stripe-Signature": signature_header(hook.secret, payload, int(timeline.wall_now())),
             }
             try:
                 async with session.post(hook.url, data=payload, headers=headers) as resp:

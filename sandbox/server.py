@@ -167,6 +167,22 @@ class SandboxHandle:
         """GET /_config/rate_limit: `requests_per_second`, `default` and `refused` (429s so far)."""
         return _http(f"{self.url}/_config/rate_limit")
 
+    def set_faults(self, faults: list[dict[str, Any]]) -> dict[str, Any]:
+        """POST /_config/faults: the next matching requests meet these faults (see sandbox/faults.py),
+        e.g. `[{"path": "/v1/refunds", "kind": "after_write_reset", "count": 1}]`. Replaces earlier ones."""
+        return _http(f"{self.url}/_config/faults", "POST", {"faults": faults})
+
+    def faults(self) -> dict[str, Any]:
+        """GET /_config/faults: `faults` still to fire, and `fired` (kind, method, path, idempotency_key)."""
+        return _http(f"{self.url}/_config/faults")
+
+    def clear_faults(self) -> None:
+        _http(f"{self.url}/_config/faults", "DELETE")
+
+    def set_clock_offset(self, seconds: int) -> int:
+        """Run the sandbox's clock `seconds` from the machine's (negative: behind); answers its time now."""
+        return int(_http(f"{self.url}/_config/clock", "POST", {"offset_seconds": seconds})["now"])
+
     def backdate(self, object_id: str, created: int) -> dict[str, Any]:
         return _http(f"{self.url}/_config/backdate", "POST", {"id": object_id, "created": created})
 

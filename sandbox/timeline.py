@@ -1,5 +1,9 @@
 """Sandbox time: a clock that can be set back, billing periods, and moving history.
 
+The sandbox's clock can also run ahead of or behind the machine's (`POST /_config/clock
+{"offset_seconds": -120}`), as Stripe's clock and a client's disagree by seconds or minutes:
+`created` of new objects and events, webhook signature times and the `Date` header all follow it.
+
 Stripe's test clocks let an integration watch subscriptions renew without
 waiting a month (docs: billing/testing/test-clocks). The sandbox has no test
 clocks; instead, backdating a subscription replays the renewals that fall
@@ -21,20 +25,48 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
+from aiohttp import web
 from dateutil.relativedelta import relativedelta
 from localstripe import resources
 
+from sandbox.errors import invalid_request
+from sandbox.params import read_json_or_form
 from sandbox.state import INDEX
 
 DAY = 86_400
 
 _moment: ContextVar[int | None] = ContextVar("sandbox_moment", default=None)
+MAX_OFFSET_SECONDS = 7 * DAY
+
+
+class ClockOffset:
+    """How far the sandbox's clock runs from the machine's (state: a reset sets it back to 0)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0
+
+    def snapshot(self) -> int:
+        return 0  # never carried over a restart
+
+    def restore(self, data: int) -> None:
+        self.seconds = 0
+
+    def reset(self) -> None:
+        self.seconds = 0
+
+
+OFFSET = ClockOffset()
+
+
+def wall_now() -> float:
+    """The sandbox's own clock: the machine's, moved by the configured offset."""
+    return _time.time() + OFFSET.seconds
 
 
 def now() -> int:
-    """The current sandbox time: a replayed moment, or the wall clock."""
+    """The current sandbox time: a replayed moment, or the sandbox's clock."""
     moment = _moment.get()
-    return int(_time.time()) if moment is None else moment
+    return int(wall_now()) if moment is None else moment
 
 
 @contextmanager
@@ -52,7 +84,7 @@ class _ClockModule:
 
     def time(self) -> float:
         moment = _moment.get()
-        return _time.time() if moment is None else float(moment)
+        return wall_now() if moment is None else float(moment)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(_time, name)
@@ -143,6 +175,24 @@ def shift_charge(charge_id: str, delta: int) -> None:
         return
     move_created("charge", charge, delta)
     shift_events(charge_id, delta)
+
+
+async def set_clock(request: web.Request) -> web.Response:
+    """POST /_config/clock {"offset_seconds": -120}: run the sandbox's clock that far from the machine's."""
+    value = (await read_json_or_form(request)).get("offset_seconds", 0)
+    try:
+        offset = int(value)
+    except (TypeError, ValueError):
+        raise invalid_request("`offset_seconds` must be a whole number.", param="offset_seconds") from None
+    if isinstance(value, bool) or abs(offset) > MAX_OFFSET_SECONDS:
+        raise invalid_request("`offset_seconds` is at most a week either way.", param="offset_seconds")
+    OFFSET.seconds = offset
+    return await get_clock(request)
+
+
+async def get_clock(request: web.Request) -> web.Response:
+    """GET /_config/clock: the offset and the sandbox's time now."""
+    return web.json_response({"offset_seconds": OFFSET.seconds, "now": int(wall_now())})
 
 
 def install() -> None:

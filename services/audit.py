@@ -137,12 +137,28 @@ def _db_key(engine: sa.Engine) -> str:
 
 @dataclass
 class AuditDraft:
-    """What the action fills in as it learns it (the amount of a full refund, the new id)."""
+    """What the action fills in as it learns it (the amount of a full refund, the new id).
+
+    `before_record` hooks see the outcome (and the exception, if any) just before the row is
+    written, to add what only the end knows; `after_record` hooks run once it is written (or its
+    writing failed): a Stripe write's intent lock is held until then, so a restart's reconciliation
+    never takes an intent whose row is still coming (`services.stripe_writes`)."""
 
     targets: list[str] = field(default_factory=list)
     amount: int | None = None
     currency: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    before_record: list[Callable[[str, BaseException | None], None]] = field(default_factory=list, repr=False)
+    after_record: list[Callable[[], None]] = field(default_factory=list, repr=False)
+
+    def settled(self) -> None:
+        """Run the `after_record` hooks once, newest first; one failing does not stop the rest."""
+        hooks, self.after_record = self.after_record, []
+        for hook in reversed(hooks):
+            try:
+                hook()
+            except Exception:
+                log.exception("An audit hook failed after the row was recorded")
 
 
 # Called with (action, outcome) after each row is recorded: the spend alerts (registered by the
@@ -424,16 +440,24 @@ def audited(actor: Actor, action: str, *targets: str, session: Session | None = 
     transaction ends, so it tells what really happened: an action that went through but was
     rolled back with the rest is recorded as failed, with the reason."""
 
-    def settle(outcome: str, error: str | None = None) -> None:
+    def settle(outcome: str, error: str | None = None, exc: BaseException | None = None) -> None:
+        for hook in draft.before_record:
+            hook(outcome, exc)
         if session is None:
-            record(actor, action, outcome, draft, error)
+            try:
+                record(actor, action, outcome, draft, error)
+            finally:
+                draft.settled()
             return
 
         def when_ended(committed: bool) -> None:
-            if committed or outcome != "ok":
-                record(actor, action, outcome, draft, error)
-            else:
-                record(actor, action, "failed", draft, ROLLED_BACK)
+            try:
+                if committed or outcome != "ok":
+                    record(actor, action, outcome, draft, error)
+                else:
+                    record(actor, action, "failed", draft, ROLLED_BACK)
+            finally:
+                draft.settled()
 
         after_transaction(session, when_ended)
 
@@ -441,13 +465,16 @@ def audited(actor: Actor, action: str, *targets: str, session: Session | None = 
     try:
         yield draft
     except PermissionDenied as exc:
-        settle("denied", exc.message)
+        settle("denied", exc.message, exc)
         raise
     except BillyError as exc:
-        settle("failed", exc.message)
+        settle("failed", exc.message, exc)
         raise
-    except Exception as exc:
-        settle("failed", f"internal error ({type(exc).__name__})")
+    except BaseException as exc:
+        if not isinstance(exc, Exception):  # interrupted (KeyboardInterrupt, SystemExit): no row, locks let go
+            draft.settled()
+            raise
+        settle("failed", f"internal error ({type(exc).__name__})", exc)
         raise
     else:
         settle("ok")

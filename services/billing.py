@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from collections import defaultdict
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
@@ -19,7 +18,7 @@ from sqlmodel import col, select
 
 from services import audit, mirror, notices, spend, stripe_writes
 from services.db import run_transaction, session_scope
-from services.errors import BillyError, NotFound, PermissionDenied, ValidationFailed
+from services.errors import BillyError, NotFound, PermissionDenied, StripeRequestFailed, ValidationFailed
 from services.locks import named_lock
 from services.mail_templates import refund_confirmation_mail
 from services.mailer import MailDeliveryFailed, get_mailer
@@ -402,9 +401,12 @@ def issue_refund(
             with spend.counted(actor, refund_amount, currency, idempotency_key, charge_id) as counted:
                 # The intent is stored before Stripe is called: an answer lost to a timeout is
                 # retried with the same key, and Stripe answers with the refund it made the first time.
-                if stripe_writes.claim_intent(actor, idempotency_key, "charges.refund", charge_id):
+                if stripe_writes.claim_intent(actor, idempotency_key, "charges.refund", charge_id, draft=draft):
                     draft.details["retry"] = True
-                refund = gateway.create_refund(charge_id, refund_amount, reason, idempotency_key, metadata=metadata)
+                try:
+                    refund = gateway.create_refund(charge_id, refund_amount, reason, idempotency_key, metadata=metadata)
+                except StripeRequestFailed as exc:
+                    raise stripe_writes.plain_failure(exc) from exc
                 counted.made_as(refund["id"])
             draft.targets.append(refund["id"])
             draft.details["reason"] = reason or ""
@@ -525,9 +527,13 @@ def _store_refund_result(
     gateway: StripeGateway, refund: dict[str, Any], charge_id: str, draft: audit.AuditDraft
 ) -> None:
     """Upsert the refund and the charge as Stripe now has them. Stripe already succeeded,
-    so a failure here is logged and left for sync to repair, not raised."""
+    so a failure here is logged and left for sync to repair, not raised. Both are stamped with
+    Stripe's clock at its answer (never Billy's, which may run ahead of it); a refund Stripe
+    replayed from an earlier attempt is read again first, as it may have changed since."""
     try:
-        read_at = int(time.time())  # a version stamp in Stripe's time (vs its events): the wall clock, not `clock`
+        read_at = gateway.stripe_time()  # no later than the state stored, in Stripe's time
+        if stripe_writes.answer_replayed():
+            refund = gateway.retrieve("refund", refund["id"])
         fresh = gateway.retrieve_charge(charge_id)
         # Versioned at the re-read: the webhook for this refund is not newer, so it changes nothing.
         refunds, charges = run_transaction(

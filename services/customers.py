@@ -168,7 +168,9 @@ def update_customer(
         params = _stripe_params(changes, current)
         draft.details.update(_changed_parts(params, current))
         stripe_writes.require_key_permission(CUSTOMER_WRITE)
-        replayed = stripe_writes.claim_intent(actor, idempotency_key, action, customer_id, family="customers.update")
+        replayed = stripe_writes.claim_intent(
+            actor, idempotency_key, action, customer_id, family="customers.update", draft=draft
+        )
         if replayed:
             draft.details["replay"] = True
         try:

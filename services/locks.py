@@ -77,6 +77,41 @@ def named_lock(name: str) -> Iterator[None]:
                 conn.commit()
 
 
+@contextmanager
+def try_named_lock(name: str) -> Iterator[bool]:
+    """Hold the lock called `name` for the block if nobody holds it now: yields True when taken,
+    False (at once, without waiting) when a thread or, on PostgreSQL, another worker holds it. A
+    worker that died lets its PostgreSQL locks go with its connection."""
+    with _locks_guard:
+        entry = _locks.get(name) or _locks.setdefault(name, _Entry())
+        entry.users += 1
+    try:
+        if not entry.lock.acquire(blocking=False):
+            yield False
+            return
+        try:
+            engine = get_engine()
+            if engine.dialect.name != "postgresql":
+                yield True
+                return
+            key = {"k": name}
+            with _lock_engine(engine.url.render_as_string(hide_password=False)).connect() as conn:
+                taken = conn.execute(sa.text("SELECT pg_try_advisory_lock(hashtextextended(:k, 0))"), key).scalar()
+                try:
+                    yield bool(taken)
+                finally:
+                    if taken:
+                        conn.execute(sa.text("SELECT pg_advisory_unlock(hashtextextended(:k, 0))"), key)
+                    conn.commit()
+        finally:
+            entry.lock.release()
+    finally:
+        with _locks_guard:
+            entry.users -= 1
+            if entry.users == 0:
+                del _locks[name]
+
+
 @lru_cache(maxsize=4)
 def _lock_engine(url: str) -> sa.Engine:
     """Connections for advisory locks only: opened per lock, closed with it, never pooled."""

@@ -10,10 +10,11 @@ log = logging.getLogger(__name__)
 
 
 class Every:
-    """Run `job` every `seconds` on a daemon thread; a failure is logged and the next run still comes."""
+    """Run `job` every `seconds` on a daemon thread; a failure is logged and the next run still comes.
+    `immediately` also runs it as soon as it starts (a job that catches up after a restart)."""
 
-    def __init__(self, seconds: float, job: Callable[[], object], name: str) -> None:
-        self.seconds, self.job, self.name = seconds, job, name
+    def __init__(self, seconds: float, job: Callable[[], object], name: str, *, immediately: bool = False) -> None:
+        self.seconds, self.job, self.name, self.immediately = seconds, job, name, immediately
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -27,8 +28,13 @@ class Every:
         self._stop.set()
 
     def _loop(self) -> None:
+        if self.immediately:
+            self._run()
         while not self._stop.wait(self.seconds):
-            try:
-                self.job()
-            except Exception:
-                log.exception("The periodic %s failed; it runs again in %.0f s.", self.name, self.seconds)
+            self._run()
+
+    def _run(self) -> None:
+        try:
+            self.job()
+        except Exception:
+            log.exception("The periodic %s failed; it runs again in %.0f s.", self.name, self.seconds)

@@ -11,7 +11,21 @@ Three rules make any delivery order safe (DESIGN, Sync):
 
 Polling (`/v1/events`) is how an instance Stripe's webhooks cannot reach stays current;
 a gap longer than Stripe's 30-day event retention cannot be replayed, so it triggers a
-full re-backfill instead.
+full re-backfill instead. Polled events are applied in Stripe's own order: by `created`, and
+within one second in the order Stripe lists them (never by id, which is random).
+
+Clock skew. Every comparison with an event is in Stripe's time: event `created` against the
+stored copy's version, which Billy's own writes stamp with Stripe's `Date` header, not Billy's
+clock. Billy's clock (`services.clock`) only judges a delivery's signature age (Stripe's
+tolerance, 300 s) and the age of the event log. So a skew of minutes loses and reorders nothing;
+one past 300 s makes deliveries look replayed (refused, and Stripe retries them; polling still
+brings their events).
+
+The event log (`stripe_event`) is pruned after `BILLY_EVENT_LOG_RETENTION_DAYS` (30 by default)
+in batches of `PRUNE_BATCH` rows, each its own short transaction (`prune_event_log`, hourly). A
+pruned id no longer de-duplicates, which is safe: Stripe retries a delivery for 3 days, a replay
+of an old delivery fails its signature age, and an event resent fresh from Stripe's Dashboard is
+older than the stored copy, so it is recorded as `older` and changes nothing.
 """
 
 from __future__ import annotations
@@ -20,12 +34,15 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session
 
-from services import audit, mirror, notices, sync
-from services.db import insert_on_conflict, run_transaction, session_scope
+from services import audit, clock, mirror, notices, sync
+from services.config import get_settings
+from services.db import get_engine, insert_on_conflict, run_transaction, session_scope
 from services.errors import BillyError, StripeRequestFailed, ValidationFailed, WebhookSignatureInvalid
 from services.models import StripeEvent, SyncState, table_of, utcnow
 from services.permissions import Actor, authorize
@@ -37,6 +54,8 @@ log = logging.getLogger(__name__)
 WEBHOOK_SECRET = "stripe-webhook-secret"
 SIGNATURE_TOLERANCE_SECONDS = 300  # Stripe's own default: a replayed old delivery is refused
 EVENT_RETENTION_SECONDS = 30 * 24 * 3600
+POLL_OVERLAP = 5  # seconds a poll looks back before the newest event seen
+SKEW_OVERLAP = 15 * 60  # ... and before a position set by Billy's clock, which may run minutes ahead of Stripe's
 # Object types whose `*.deleted` event means the object is gone (a cancelled subscription
 # stays, with status `canceled`).
 DELETABLE = frozenset({"customer", "product", "price", "plan", "invoice", "payment_method"})
@@ -105,6 +124,8 @@ def apply_event(event: dict[str, Any], via: str, gateway: StripeGateway | None =
     if written is None:
         return Applied(event["id"], "duplicate")
     notices.publish(kind, written)
+    if written:  # a customer's new default card the store lacks is fetched (issue 16)
+        sync.fetch_named_cards(gateway or StripeGateway(), kind, copy)
     return Applied(event["id"], outcome)
 
 
@@ -182,21 +203,25 @@ def poll_events(gateway: StripeGateway | None = None) -> dict[str, int]:
     now = time.time()  # Stripe's time (its events' `created`, its retention), so the wall clock, not `clock`
     with session_scope() as session:
         state = sync.sync_state(session, sync.EVENTS)
-        since = state.last_event_created
+        since, cursor = state.last_event_created, state.cursor
         state.status, state.started_at = "running", utcnow()
     if since is None or since < now - EVENT_RETENTION_SECONDS + 3600:
         # Nothing to continue from, or older than Stripe keeps: only a full copy is sure.
         log.info("No replayable event history; starting a full backfill")
         with session_scope() as session:
             state = sync.sync_state(session, sync.EVENTS)
-            state.last_event_created, state.status = int(now) - 60, "done"
+            # Billy's clock, not an event's time: the first poll from it looks back further (SKEW_OVERLAP).
+            state.last_event_created, state.cursor, state.status = int(now) - 60, None, "done"
         sync.background_sync.start(gateway)
         return {"backfill": 1}
     counts: dict[str, int] = {}
     events: list[dict[str, Any]] = []
     try:
-        # A few seconds of overlap: events of the same second may have arrived after the last poll.
-        for page in gateway.iterate("events", params={"created": {"gte": since - 5}}):
+        # A few seconds of overlap: events of the same second may have arrived after the last poll. A
+        # position not taken from an event (no event id: a backfill's start, by Billy's clock) may be
+        # minutes ahead of Stripe's clock, so the first poll from it looks back SKEW_OVERLAP.
+        overlap = POLL_OVERLAP if cursor else SKEW_OVERLAP
+        for page in gateway.iterate("events", params={"created": {"gte": since - overlap}}):
             events.extend(page)
     except StripeRequestFailed as exc:
         with session_scope() as session:
@@ -205,7 +230,7 @@ def poll_events(gateway: StripeGateway | None = None) -> dict[str, int]:
             state.status, state.finished_at = ("skipped" if denied else "failed"), utcnow()
             state.last_error = sync.EVENTS_PERMISSION_NOTE if denied else str(exc)
         raise
-    for event in sorted(events, key=lambda e: (int(e.get("created") or 0), e["id"])):
+    for event in in_stripe_order(events):
         outcome = apply_event(event, "poll", gateway).outcome
         counts[outcome] = counts.get(outcome, 0) + 1
     with session_scope() as session:
@@ -215,6 +240,48 @@ def poll_events(gateway: StripeGateway | None = None) -> dict[str, int]:
         state.status, state.finished_at, state.last_error = "done", utcnow(), None
         state.synced_count += sum(v for k, v in counts.items() if k != "duplicate")
     return counts
+
+
+def in_stripe_order(newest_first: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Events as Stripe lists them (newest first), oldest first: by `created`, and within one
+    second in Stripe's listed order reversed (the sort is stable), so two changes of the same
+    second are applied in the order they were made."""
+    return sorted(reversed(newest_first), key=lambda e: int(e.get("created") or 0))
+
+
+# --- the event log's retention --------------------------------------------------------------
+
+PRUNE_BATCH = 1_000
+PRUNE_MAX_BATCHES = 500  # per run: at most half a million rows an hour, and the next run goes on
+
+
+def prune_event_log(batch: int = PRUNE_BATCH, max_batches: int = PRUNE_MAX_BATCHES) -> int:
+    """Delete `stripe_event` rows whose Stripe `created` is older than the retention, `batch`
+    rows per statement, each in its own short transaction, oldest first along the
+    (`created`, `id`) index. On PostgreSQL rows another transaction holds are skipped (`SKIP
+    LOCKED`), so a delivery being recorded never waits for the pruning; on SQLite each batch
+    holds the write lock only for its own statement. Returns how many rows went."""
+    cutoff = int((clock.now() - timedelta(days=get_settings().event_log_retention_days)).timestamp())
+    table = table_of(StripeEvent)
+    engine = get_engine()
+    oldest = sa.select(table.c.id).where(table.c.created < cutoff).order_by(table.c.created, table.c.id).limit(batch)
+    if engine.dialect.name == "postgresql":
+        oldest = oldest.with_for_update(skip_locked=True)
+    statement = sa.delete(table).where(table.c.id.in_(oldest.scalar_subquery()))
+    pruned = 0
+    for _ in range(max_batches):
+        with engine.begin() as conn:
+            gone = conn.execute(statement).rowcount or 0
+        pruned += gone
+        if gone < batch:
+            break
+    if pruned:
+        log.info(
+            "Pruned %d Stripe events older than %s days from the event log",
+            pruned,
+            get_settings().event_log_retention_days,
+        )
+    return pruned
 
 
 class EventPoller:

@@ -13,25 +13,45 @@ the same steps, and they live here once:
 5. what Stripe answers is written into the store at once and announced to open pages
    (`mirror_answers`). A replayed answer may be older than the object, so it is re-read first.
    The change is already made by then, so a store failure is logged and left for sync to repair.
+
+Faults on the way (issue 16). The gateway asks again after a 429, a 5xx, a timeout or a cut
+connection, always with the same key, so Stripe makes the change once; when the change was made
+but its answer lost, the retry gets Stripe's saved answer (`Idempotent-Replayed`) and the person
+is told it was done. The audit row names each failed attempt (`stripe_retries`) and a recovered
+answer (`recovered`). When every attempt fails without an answer, the person is told Billy cannot
+tell yet whether the change was made (`stripe_outcome: unknown` on the row), and the
+reconciliation (`services.write_recovery`) finds out from Stripe's events.
+
+While a write runs, its intent's lock (`intent_lock_name`) is held from the claim until its
+audit row is written: an intent whose lock is free and that has no audit row with its key
+(`details.intent`) belongs to a process that died between Stripe's answer and the row, and the
+reconciliation settles it (once, from the key and Stripe's events).
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import time
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
-from services import audit, mirror, notices, stripe_keys
+from services import audit, mirror, notices, stripe_gateway, stripe_keys
 from services.db import run_transaction
-from services.errors import BillyError, StripeKeyMissingPermission, StripeRequestFailed, ValidationFailed
+from services.errors import (
+    BillyError,
+    StripeKeyMissingPermission,
+    StripeRateLimited,
+    StripeRequestFailed,
+    ValidationFailed,
+)
+from services.locks import named_lock
 from services.models import IdempotencyRecord
 from services.permissions import Actor, Control, control
-from services.stripe_gateway import StripeGateway
+from services.stripe_gateway import StripeGateway, WriteTrail
 
 log = logging.getLogger(__name__)
 
@@ -90,11 +110,53 @@ def write_control(actor: Actor, action: str, permission: KeyPermission) -> Contr
     return state
 
 
-def claim_intent(actor: Actor, key: str, action: str, target_id: str, *, family: str | None = None) -> bool:
+def intent_lock_name(key: str) -> str:
+    return f"billy:intent:{key}"
+
+
+def _hold_intent(key: str, draft: audit.AuditDraft) -> None:
+    """Until `draft`'s audit row is written: hold the intent's lock, collect the trail of every
+    Stripe write, and name the key on the row (how the reconciliation knows the intent ended)."""
+    held = ExitStack()
+    held.enter_context(named_lock(intent_lock_name(key)))
+    trails = held.enter_context(stripe_gateway.collecting_trails())
+    draft.details["intent"] = key
+    draft.before_record.append(lambda outcome, exc: _note_trails(draft, trails, exc))
+    draft.after_record.append(held.close)
+
+
+def _note_trails(draft: audit.AuditDraft, trails: list[WriteTrail], exc: BaseException | None) -> None:
+    """What the attempts met, on the audit row: each failure, a lost answer Stripe replayed, and an
+    outcome Billy could not learn."""
+    failures = [f"{trail.call}: {failure}" for trail in trails for failure in trail.failures]
+    if failures:
+        draft.details["stripe_retries"] = failures
+    if any(trail.replayed and trail.failures for trail in trails):
+        draft.details["recovered"] = (
+            "Stripe made the change on an earlier attempt; its answer was lost, and the retry with the same key got "
+            "Stripe's saved answer."
+        )
+    if isinstance(exc, StripeRequestFailed) and exc.outcome_unknown:
+        draft.details["stripe_outcome"] = "unknown"
+
+
+def claim_intent(
+    actor: Actor,
+    key: str,
+    action: str,
+    target_id: str,
+    *,
+    family: str | None = None,
+    draft: audit.AuditDraft | None = None,
+) -> bool:
     """Store the intent before Stripe is called; True when this key was already claimed for the
     same intent (a retry or a double submit). `family` lets related actions share keys (a
-    Clerk's contact edit and a Manager's full edit are one form)."""
+    Clerk's contact edit and a Manager's full edit are one form). With the action's audit
+    `draft` (every Stripe write passes it), the intent is held until its row is written
+    (`_hold_intent`): a double submit waits for the first, then repeats it."""
     family = family or action
+    if draft is not None:
+        _hold_intent(key, draft)
 
     def claim(session: Any) -> bool:
         seen = session.get(IdempotencyRecord, key)
@@ -122,14 +184,36 @@ def claim_write(
     one, whose answer Stripe will replay."""
     require_idempotency_key(key)
     require_key_permission(permission)
-    replayed = claim_intent(actor, str(key), action, target_id)
+    replayed = claim_intent(actor, str(key), action, target_id, draft=draft)
     if replayed:
         draft.details["replay"] = True
     return replayed
 
 
+def plain_failure(exc: StripeRequestFailed) -> StripeRequestFailed:
+    """A write that got no answer, or only "too many requests", in words a person can act on."""
+    if exc.outcome_unknown:
+        return type(exc)(
+            f"Stripe did not confirm this change: {exc.message.rstrip('.')}. Billy cannot tell yet whether it was "
+            "made, but it cannot be made twice: every attempt carried the same request key. Billy checks with Stripe "
+            "within a few minutes and the audit log records what it finds; sending this same request again is safe and "
+            "shows the outcome.",
+            code=exc.code,
+            outcome_unknown=True,
+        )
+    if isinstance(exc, StripeRateLimited):
+        return StripeRateLimited(
+            "Stripe kept answering “too many requests” for this account, so nothing was changed. Wait a minute and "
+            "try again.",
+            code=exc.code,
+        )
+    return exc
+
+
 def plain_refusal(exc: StripeRequestFailed, permission: KeyPermission, *, missing: str, replayed: bool) -> BillyError:
     """Stripe's refusal in words a billing person can act on; anything else passes through."""
+    if exc.outcome_unknown or isinstance(exc, StripeRateLimited):
+        return plain_failure(exc)
     if exc.code == "permission_denied" or permission.code in exc.message:
         return StripeKeyMissingPermission(permission.missing, code="stripe_permission_missing")
     if exc.code == "resource_missing":
@@ -141,6 +225,11 @@ def plain_refusal(exc: StripeRequestFailed, permission: KeyPermission, *, missin
     return exc
 
 
+def answer_replayed() -> bool:
+    """Whether a write of the current intent got Stripe's saved answer (`Idempotent-Replayed`)."""
+    return any(trail.replayed for trail in stripe_gateway.current_trails())
+
+
 def mirror_answers(
     gateway: StripeGateway,
     answers: Sequence[tuple[str, dict[str, Any]]],
@@ -149,10 +238,16 @@ def mirror_answers(
     refetch: bool = False,
 ) -> bool:
     """Write each (kind, object) Stripe answered into the store and tell open pages. `refetch`
-    re-reads every object first (a replayed answer can be older than the object). False, with a
-    note on the audit row, when the store write failed: Stripe has the change, sync repairs it."""
+    re-reads every object first (a replayed answer can be older than the object; so is one the
+    gateway got replayed after a lost answer). False, with a note on the audit row, when the store
+    write failed: Stripe has the change, sync repairs it.
+
+    The version stamp is Stripe's clock at its answer (`stripe_time`), never Billy's: with Billy's
+    clock minutes ahead, a stamp from it would make Stripe's next events look older than the
+    stored copy, and they would be dropped."""
     try:
-        read_at = int(time.time())  # a version stamp in Stripe's time (vs its events): the wall clock
+        refetch = refetch or answer_replayed()
+        read_at = gateway.stripe_time()  # before any re-read: a stamp no later than the state stored
         fresh = [(kind, gateway.retrieve(kind, obj["id"]) if refetch else obj) for kind, obj in answers]
 
         def write(session: Any) -> list[tuple[str, list[str]]]:

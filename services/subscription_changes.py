@@ -574,7 +574,9 @@ def change_subscription(
         stripe_writes.require_idempotency_key(idempotency_key)
         draft.details.update({"previous_price": change.item.price_id, "previous_quantity": change.item.quantity})
         stripe_writes.require_key_permission(SUBSCRIPTION_WRITE)
-        replayed = stripe_writes.claim_intent(actor, idempotency_key, "subscriptions.change", subscription_id)
+        replayed = stripe_writes.claim_intent(
+            actor, idempotency_key, "subscriptions.change", subscription_id, draft=draft
+        )
         if replayed:
             draft.details["replay"] = True
         params = {"items": _item_params(change), "proration_behavior": "create_prorations", "proration_date": moment}

@@ -35,6 +35,7 @@ from billy_app.api.http import (
 )
 from billy_app.api.v1 import RestMount, build_rest_api
 from services import exports, health, identity, magic_links, organization, stripe_events, stripe_keys, sync, team
+from services.config import get_settings
 from services.errors import BillyError, NotAuthenticated, PermissionDenied
 from services.permissions import Actor
 
@@ -227,10 +228,33 @@ async def save_webhook_secret(request: Request, actor: Actor) -> Response:
     return redirect("/settings/sync", flash=flash.pack(message, code="saved", kind="info"))
 
 
+async def _body_within(request: Request, limit: int) -> bytes | None:
+    """The body, read chunk by chunk, or None as soon as it passes `limit` bytes (the rest is
+    never read). A `Content-Length` over the limit is refused before reading; a smaller one is
+    not believed: the bytes that actually arrive are what is counted."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
+
 async def stripe_webhook(request: Request) -> Response:
     """Stripe's deliveries: no cookies, no CSRF check; the signature is the credential.
-    A refused delivery gets 400 and writes nothing (Stripe retries it for three days)."""
-    payload = await request.body()
+    A refused delivery gets 400 and writes nothing (Stripe retries it for three days). One
+    larger than `BILLY_WEBHOOK_MAX_BYTES` gets 413 before it is parsed or its signature checked."""
+    limit = get_settings().webhook_max_bytes
+    payload = await _body_within(request, limit)
+    if payload is None:
+        log.warning("Refused a webhook delivery over %d bytes, unread", limit)
+        return PlainTextResponse(
+            f"A Stripe delivery is at most {limit} bytes here and this one is larger, so it was refused unread.",
+            status_code=413,
+        )
     try:
         result = await asyncio.to_thread(
             stripe_events.receive_webhook, payload, request.headers.get("stripe-signature")
