@@ -5,10 +5,14 @@ SHELL := /bin/bash
 PORT ?= 3000
 SANDBOX_PORT ?= 8420
 
-.PHONY: run test setup setup-browser migrate seed sandbox reset lint bench bench-ui clean
+.PHONY: run run-scaled test setup setup-browser migrate seed sandbox reset lint bench bench-ui clean
 
 run: setup ## Set up and start Billy on its embedded defaults (SQLite, local secrets, Stripe sandbox)
 	@PORT=$(PORT) SANDBOX_PORT=$(SANDBOX_PORT) scripts/run.sh
+
+WORKERS ?= 4
+run-scaled: setup ## Start Billy scaled out: WORKERS processes behind one port on PostgreSQL (billy_scaled) and Redis
+	@PORT=$(PORT) SANDBOX_PORT=$(SANDBOX_PORT) WORKERS=$(WORKERS) scripts/run_scaled.sh
 
 test: setup setup-browser ## Set up and run the whole test suite (SQLite and PostgreSQL)
 	@scripts/test.sh
@@ -22,8 +26,9 @@ setup-browser: ## Debian's Chromium for the browser tests
 migrate: setup
 	@.venv/bin/alembic upgrade head
 
-reset: ## Wipe the local store, the sandbox's state and the secret store (keeps the venv)
-	rm -rf data
+reset: ## Wipe the local store, the sandbox's state and the secret store (keeps the venv); `run-scaled`'s too
+	rm -rf data data-scaled
+	@dropdb --if-exists -h 127.0.0.1 -U postgres billy_scaled 2>/dev/null || true
 	@echo "Local data wiped: the next 'make run' starts from first-run signup."
 
 bench: setup ## Page-query benchmark at scale (100k customers, 1M charges; SQLite and PostgreSQL). Not part of `make test`.
@@ -32,7 +37,7 @@ bench: setup ## Page-query benchmark at scale (100k customers, 1M charges; SQLit
 bench-ui: setup setup-browser ## Speed in Chromium at scale: clicks, search, warm and cold loads, memory (bench/ui.py). Not part of `make test`.
 	@source scripts/env.sh && python -m bench.ui $(BENCH_ARGS)
 
-lint: setup ## Style, the import contracts (pyproject [tool.importlinter]) and the types of services/ (mypy)
+lint: setup ## Style, the import contracts (pyproject [tool.importlinter]) and the types of services/ and controlplane/ (mypy)
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/lint-imports

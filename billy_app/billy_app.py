@@ -35,7 +35,8 @@ from billy_app.pages import (  # noqa: F401 - registers the pages
 )
 from billy_app.pages import audit as audit_page  # noqa: F401 - registers /settings/audit
 from billy_app.state import list_warmup  # noqa: F401 - registers the state signed-in pages start
-from services import audit, mailer, periodic, spend_alerts, stripe_events, stripe_keys, sync
+from billy_app.workers import survive_dead_workers
+from services import audit, mailer, periodic, spend_alerts, stripe_events, stripe_keys, sync, write_recovery
 from services.config import get_settings
 from services.logging_setup import install_scrubber
 
@@ -56,6 +57,8 @@ def catch_up_on_start() -> None:
     audit_summaries.start()
     spend_alerts.start_watching()
     alert_catch_up.start()
+    write_reconciliation.start()
+    event_log_pruning.start()
 
 
 event_poller = stripe_events.EventPoller(get_settings().event_poll_seconds)
@@ -65,6 +68,13 @@ audit_summaries = periodic.Every(60, audit.flush_denied_summaries, "audit-summar
 # Spend alerts look at each refund and refusal as it is recorded (hooked in when the app starts,
 # not when this module is imported); this catches up on anything a crash or a mail outage left.
 alert_catch_up = periodic.Every(spend_alerts.CATCH_UP_SECONDS, spend_alerts.catch_up, "spend-alerts")
+# Stripe writes a stopped process never recorded (killed between Stripe's answer and the store):
+# settled from their idempotency keys and Stripe's events, first at start, then every two minutes.
+write_reconciliation = periodic.Every(
+    write_recovery.RECONCILE_SECONDS, write_recovery.reconcile_writes, "write-reconciliation", immediately=True
+)
+# The Stripe event log keeps BILLY_EVENT_LOG_RETENTION_DAYS; older rows go hourly, in small batches.
+event_log_pruning = periodic.Every(3600, stripe_events.prune_event_log, "event-log-pruning", immediately=True)
 
 
 mcp_endpoint = McpEndpoint()  # the agent door at /mcp (issue 13)
@@ -79,3 +89,5 @@ app = rx.App(
 app.add_middleware(EventGate(), index=0)
 app.register_lifespan_task(catch_up_on_start)
 app.register_lifespan_task(mcp_endpoint.lifespan)
+# Several workers on Redis: a tab whose worker died keeps its state on the next (issue 16).
+app.register_lifespan_task(survive_dead_workers)

@@ -14,8 +14,10 @@ import secrets
 import reflex as rx
 from reflex_base.event import EventSpec
 
+from services.errors import BillyError
 from services.log_budget import LogBudget
 from services.logging_setup import client_text
+from services.outages import store_outage
 
 log = logging.getLogger("billy.errors")
 
@@ -58,11 +60,20 @@ def log_unexpected(exception: BaseException, where: str = "an event handler") ->
     return error_id
 
 
+def explained(exception: BaseException, where: str = "an event handler") -> BillyError:
+    """What to tell the person about an error that is not a Billy error: the store's outage in plain
+    words (one log line, no traceback: it is not a bug), else the error id of the logged traceback."""
+    outage = store_outage(exception)
+    if outage is not None:
+        log.warning("The store did not answer in %s (%s)", where, type(exception).__name__)
+        return outage
+    return BillyError(USER_MESSAGE.format(error_id=log_unexpected(exception, where)), code="unexpected")
+
+
 def backend_exception_handler(exception: Exception) -> EventSpec:
     """An event handler raised: log the traceback under an id the user can quote, never show the exception."""
-    error_id = log_unexpected(exception)
     return rx.toast(
-        USER_MESSAGE.format(error_id=error_id),
+        explained(exception).message,
         level="error",
         fallback_to_alert=True,
         position="top-center",

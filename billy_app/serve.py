@@ -5,8 +5,9 @@ two cores). Here the build is keyed by everything that shapes it (the app's Pyth
 `rxconfig.py`, the pinned packages, the address the pages talk to) and kept in `.web/`; a
 restart with nothing changed only starts the backend, which serves the kept build itself.
 
-    python -m billy_app.serve --port 3000      # build if needed, then serve
-    python -m billy_app.serve --build-only     # just make sure the build is current
+    python -m billy_app.serve --port 3000              # build if needed, then serve
+    python -m billy_app.serve --port 3000 --workers 4  # four workers on one port (PostgreSQL + Redis)
+    python -m billy_app.serve --build-only             # just make sure the build is current
 """
 
 from __future__ import annotations
@@ -81,26 +82,63 @@ def ensure_built(port: int, env: dict[str, str] | None = None) -> bool:
         return True
 
 
-def serve(port: int, host: str = "0.0.0.0", loglevel: str = "warning") -> None:  # noqa: S104 - a container's port
+def worker_count(requested: int | None = None) -> int:
+    """How many worker processes to run: `--workers`, else `GRANIAN_WORKERS` (Reflex's own name for
+    it), else one. Never a guess from the CPU count: in a container that is the host's, and each
+    worker is a resident copy of the app (about 170 MB)."""
+    if requested is not None:
+        return requested
+    raw = os.environ.get("GRANIAN_WORKERS", "").strip()
+    if not raw:
+        return 1
+    try:
+        return int(raw)
+    except ValueError:
+        raise SystemExit(f"GRANIAN_WORKERS is {raw!r}: use a whole number of worker processes.") from None
+
+
+def scaling_problem(workers: int, database_url: str, redis_url: str) -> str:
+    """Why `workers` processes cannot serve this instance, in words for the operator ("" when they can).
+
+    Several workers share one store, and each tab's state and the live updates through Redis; SQLite
+    is one process's store (one writer, a file on one disk), so SQLite means one worker."""
+    if workers < 1:
+        return f"{workers} workers asked: run at least one."
+    if workers == 1:
+        return ""
+    if database_url.startswith("sqlite"):
+        return (
+            f"{workers} workers asked, but the store is SQLite, and SQLite means one worker. "
+            "Run one worker (GRANIAN_WORKERS=1), or set BILLY_DATABASE_URL to PostgreSQL and BILLY_REDIS_URL "
+            "to Redis (`make run-scaled` does both)."
+        )
+    if not redis_url:
+        return (
+            f"{workers} workers asked, but BILLY_REDIS_URL is not set: workers share each tab's state, the live "
+            "updates and the Stripe request gate through Redis. Set it, or run one worker."
+        )
+    return ""
+
+
+def serve(port: int, host: str = "0.0.0.0", loglevel: str = "warning", workers: int = 1) -> None:  # noqa: S104 - a container's port
     """The backend, serving the kept build on the same port (as `reflex run --env prod` does).
 
-    With tab state in memory (no Redis) there is exactly one worker, so it runs in this process
-    under uvicorn: Reflex's own launcher would add Granian's supervisor, a second resident copy
-    of the app (about 170 MB). With Redis, Reflex's launcher and its workers."""
+    One worker runs in this process under uvicorn: Granian's supervisor would add a second resident
+    copy of the app (about 170 MB) for nothing. Several run under Granian, which spreads connections
+    over them on one port and starts a new worker in place of one that dies (a tab on it reconnects
+    to another and keeps its state: `billy_app.workers`)."""
     from reflex.utils import exec as reflex_exec
     from reflex_base import constants
     from reflex_base.environment import environment
 
-    from services.config import get_settings
-
     environment.REFLEX_ENV_MODE.set(constants.Env.PROD)
     environment.REFLEX_SKIP_COMPILE.set(True)  # the build above is the compiled app
-    if get_settings().redis_url:
-        reflex_exec.run_backend_prod(host, port, constants.LogLevel(loglevel), mount_frontend_compiled_app=True)
+    environment.REFLEX_MOUNT_FRONTEND_COMPILED_APP.set(True)
+    if workers > 1:
+        _serve_workers(host, port, loglevel, workers)
         return
     import uvicorn
 
-    environment.REFLEX_MOUNT_FRONTEND_COMPILED_APP.set(True)
     uvicorn.run(
         reflex_exec.get_app_instance(),
         factory=True,
@@ -113,16 +151,52 @@ def serve(port: int, host: str = "0.0.0.0", loglevel: str = "warning") -> None: 
     )
 
 
+def _serve_workers(host: str, port: int, loglevel: str, workers: int) -> None:
+    """Granian as Reflex's production launcher runs it (the app imported once and forked into each
+    worker, Reflex's log set-up), plus what Reflex leaves off: a worker that exits unexpectedly
+    is replaced, where Granian would otherwise stop every worker with it."""
+    import multiprocessing
+
+    from granian.constants import Interfaces
+    from granian.log import LogLevels
+    from granian.server import Server
+    from reflex.utils import exec as reflex_exec
+
+    if (start_method := reflex_exec._backend_start_method()) is not None:
+        multiprocessing.set_start_method(start_method, force=True)
+        if start_method == "fork" and not reflex_exec._preload_for_fork(None):
+            multiprocessing.set_start_method("spawn", force=True)
+    Server(
+        target=reflex_exec.get_app_instance_from_file(),
+        factory=True,
+        address=host,
+        port=port,
+        interface=Interfaces.ASGI,
+        log_level=LogLevels(os.getenv("GRANIAN_LOG_LEVEL", loglevel)),
+        log_dictconfig=reflex_exec._granian_log_dictconfig(),
+        workers=workers,
+        respawn_failed_workers=True,
+    ).serve()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m billy_app.serve", description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
     parser.add_argument("--host", default="0.0.0.0")  # noqa: S104
     parser.add_argument("--loglevel", default="warning")
+    parser.add_argument("--workers", type=int, default=None, help="worker processes (default: GRANIAN_WORKERS, else 1)")
     parser.add_argument("--build-only", action="store_true")
     args = parser.parse_args(argv)
+    workers = worker_count(args.workers)
+    if not args.build_only:
+        from services.config import get_settings
+
+        settings = get_settings()
+        if problem := scaling_problem(workers, settings.resolved_database_url, settings.redis_url):
+            raise SystemExit(f"Billy cannot start: {problem}")
     ensure_built(args.port)
     if not args.build_only:
-        serve(args.port, args.host, args.loglevel)
+        serve(args.port, args.host, args.loglevel, workers)
 
 
 if __name__ == "__main__":

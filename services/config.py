@@ -163,9 +163,40 @@ class Settings(BaseSettings):
         default=0,
         description="Ceiling on Billy's Stripe requests per second. 0: under Stripe's limits (90 live, 20 test mode).",
     )
+    sync_walkers: int = Field(
+        default=0,
+        ge=0,
+        le=256,
+        description="How many list walks a backfill runs at once, across resources and the `created` ranges it "
+        "splits them into. 0: enough to keep the request ceiling busy at about 0.5 s per Stripe page (4 to 48).",
+    )
     event_poll_seconds: float = Field(
         default=5,
         description="How often to read new Stripe events when no webhook secret is set (0: never).",
+    )
+    event_log_retention_days: int = Field(
+        default=30,
+        ge=4,
+        le=3650,
+        description="How many days Billy keeps each Stripe event it received (the `stripe_event` log that makes a "
+        "repeated delivery a no-op); older rows are pruned every hour, 1,000 rows per short transaction. At least 4: "
+        "Stripe retries a delivery for up to 3 days, and a replay older than 5 minutes fails its signature check "
+        "anyway.",
+    )
+    webhook_max_bytes: int = Field(
+        default=1_048_576,
+        ge=65_536,
+        le=67_108_864,
+        description="Largest Stripe webhook delivery Billy reads, in bytes (1 MiB by default). A bigger one is refused "
+        "with 413 as soon as it passes this size, before it is parsed or its signature checked, whatever its "
+        "`Content-Length` claims; Stripe's events are far smaller.",
+    )
+    stripe_timeout_seconds: float = Field(
+        default=30,
+        gt=0,
+        le=120,
+        description="How long Billy waits for one answer from Stripe before counting it as lost. A change whose answer "
+        "was lost is asked for again with the same idempotency key, so Stripe makes it at most once.",
     )
     smtp_host: str = Field(
         default="127.0.0.1",
@@ -192,7 +223,8 @@ class Settings(BaseSettings):
     )
     redis_url: str = Field(
         default="",
-        description="Redis for Reflex's per-tab state and live-update notices when several workers run.",
+        description="Redis for Reflex's per-tab state, live-update notices and the shared Stripe request gate: "
+        "needed to run several workers (`make run-scaled`).",
     )
     log_level: str = Field(default="INFO", description="Python log level.")
 

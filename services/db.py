@@ -19,6 +19,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_rand
 from services.config import get_settings
 
 T = TypeVar("T")
+CONNECT_TIMEOUT_SECONDS = 10
 
 
 def make_engine(url: str) -> sa.Engine:
@@ -38,7 +39,15 @@ def make_engine(url: str) -> sa.Engine:
             cur.close()
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    # A database that stops answering (a failover, the network) must not hold a request for the
+    # operating system's two-minute connect timeout: fail in seconds and say so (`services.outages`).
+    return sa.create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=10,
+        connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
+    )
 
 
 def insert_on_conflict(dialect: str, table: sa.Table) -> postgresql.Insert | sqlite.Insert:

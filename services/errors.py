@@ -131,3 +131,16 @@ class StripeKeyMissingPermission(StripeRequestFailed):
     permission to add to the key in the Stripe Dashboard, as the member cannot fix it in Billy."""
 
     code = "stripe_permission_missing"
+
+
+class StoreUnavailable(BillyError):
+    """Billy's database did not answer (it went away, restarts, or fails over): an outage, not a
+    refusal and not a bug. What the action had written in its transaction was rolled back; a
+    change already made in Stripe is found again by the next try (the same request key) or by sync."""
+
+    code = "store_unavailable"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Billy's database is not answering right now, so this was not finished. Try again in a moment."
+        )

@@ -103,13 +103,26 @@ def _offer(queue: asyncio.Queue[Notice], notice: Notice) -> None:
         queue.put_nowait(EVERYTHING)
 
 
+PUBLISH_TIMEOUT_SECONDS = 2.0  # a write never waits longer than this on Redis to announce itself
+RECONNECT_SECONDS = 1.0
+
+
 class RedisRelay:
-    """Publishes to Redis; one listener thread per process delivers what arrives to the local bus."""
+    """Publishes to Redis; one listener thread per process delivers what arrives to the local bus.
+
+    When Redis goes away, notices stop (a write still succeeds: its notice is logged as lost) and
+    the listener tries again every `RECONNECT_SECONDS`. Once it hears Redis again it delivers one
+    "reload everything" notice, so open pages re-read what changed meanwhile: live updates pause
+    and resume, and nothing stays stale. Pages are not woken while Redis is away (their state
+    lives there too: a refresh then would only fail)."""
 
     def __init__(self, url: str, bus: NoticeBus) -> None:
         import redis
 
-        self._redis = redis.Redis.from_url(url)
+        self._redis = redis.Redis.from_url(url)  # the listener's: it waits on the channel without a timeout
+        self._publisher = redis.Redis.from_url(
+            url, socket_timeout=PUBLISH_TIMEOUT_SECONDS, socket_connect_timeout=PUBLISH_TIMEOUT_SECONDS
+        )
         self._bus = bus
         self._started = threading.Event()
         self._thread = threading.Thread(target=self._listen, name="billy-notices", daemon=True)
@@ -117,21 +130,29 @@ class RedisRelay:
         self._started.wait(5)
 
     def publish(self, notice: Notice) -> None:
-        self._redis.publish(CHANNEL, json.dumps({"kind": notice.kind, "ids": list(notice.ids)}))
+        self._publisher.publish(CHANNEL, json.dumps({"kind": notice.kind, "ids": list(notice.ids)}))
 
     def _listen(self) -> None:
+        interrupted = False
         while True:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
-                pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(CHANNEL)
                 self._started.set()
+                if interrupted:
+                    log.warning("Store-change notices from Redis resumed")
+                    self._bus.deliver(EVERYTHING)  # something may have been missed meanwhile
+                    interrupted = False
                 for message in pubsub.listen():
                     data: dict[str, Any] = json.loads(message["data"])
                     self._bus.deliver(Notice(str(data["kind"]), tuple(map(str, data["ids"]))))
-            except Exception as exc:  # noqa: BLE001 - reconnect; pages fall back to their own refresh
-                log.warning("Store-change notices from Redis interrupted (%s); reconnecting", type(exc).__name__)
-                self._bus.deliver(EVERYTHING)  # something may have been missed meanwhile
-                threading.Event().wait(1)
+            except Exception as exc:  # noqa: BLE001 - reconnect; pages catch up once it is back
+                if not interrupted:
+                    log.warning("Store-change notices from Redis interrupted (%s); reconnecting", type(exc).__name__)
+                interrupted = True
+                with contextlib.suppress(Exception):
+                    pubsub.close()
+                threading.Event().wait(RECONNECT_SECONDS)
 
 
 @lru_cache(maxsize=1)

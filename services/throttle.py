@@ -2,7 +2,7 @@
 
 Only failures count, so a member who types their password right is never slowed down;
 a success clears that account's count. Counts live in memory, or in Redis when
-BILLY_REDIS_URL is set so that several workers share them."""
+BILLY_REDIS_URL is set so that several workers share them (each worker's own while Redis is away)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import time
 from functools import lru_cache
 
 from limits import RateLimitItem, parse
-from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from services.config import get_settings
 from services.errors import BillyError
+from services.shared_limits import SharedLimiter
 
 
 class TooManyAttempts(BillyError):
@@ -32,7 +32,8 @@ class TooManyAttempts(BillyError):
 
 class LoginThrottle:
     def __init__(self, per_account: str, per_address: str, storage_uri: str = "memory://") -> None:
-        self._limiter = MovingWindowRateLimiter(storage_from_string(storage_uri))
+        # In Redis, counted per worker while Redis is away: sign-in keeps working (services.shared_limits).
+        self._counts = SharedLimiter(storage_uri, "the sign-in throttle")
         self._account: RateLimitItem = parse(per_account)
         self._address: RateLimitItem = parse(per_address)
 
@@ -45,16 +46,23 @@ class LoginThrottle:
     def check(self, email: str, address: str) -> None:
         """Refuse before any password work once either count is used up."""
         for item, kind, key in self._checks(email, address):
-            if not self._limiter.test(item, kind, key):
-                reset_at = self._limiter.get_window_stats(item, kind, key).reset_time
+            reset_at = self._counts.call(lambda limiter: _used_up_until(limiter, item, kind, key))  # noqa: B023 - called at once
+            if reset_at is not None:
                 raise TooManyAttempts(max(1, int(reset_at - time.time())))
 
     def failed(self, email: str, address: str) -> None:
         for item, kind, key in self._checks(email, address):
-            self._limiter.hit(item, kind, key)
+            self._counts.call(lambda limiter: limiter.hit(item, kind, key))  # noqa: B023 - called at once
 
     def succeeded(self, email: str) -> None:
-        self._limiter.clear(self._account, "account", email.strip().lower())
+        self._counts.call(lambda limiter: limiter.clear(self._account, "account", email.strip().lower()))
+
+
+def _used_up_until(limiter: MovingWindowRateLimiter, item: RateLimitItem, kind: str, key: str) -> float | None:
+    """None while attempts are left; else when the window frees one up."""
+    if limiter.test(item, kind, key):
+        return None
+    return limiter.get_window_stats(item, kind, key).reset_time
 
 
 @lru_cache(maxsize=1)

@@ -28,6 +28,7 @@ from billy_app.api.http import client_address, user_agent
 from services import audit
 from services.errors import BillyError, NotAuthenticated
 from services.logging_setup import client_text
+from services.outages import store_outage
 from services.permissions import Actor, Source
 from services.reports import CustomerRef, Money
 
@@ -96,7 +97,10 @@ def answer(ctx: Context, work: Callable[[Actor], tuple[str, BaseModel]], read: s
             audit.record_read(actor, f"tool {read}")
     except BillyError as exc:
         return refused(exc)
-    except Exception:  # the agent gets words; the operator gets the traceback in the log
+    except Exception as exc:  # the agent gets words; the operator gets the traceback in the log
+        if (outage := store_outage(exc)) is not None:  # not a bug: the store is away
+            log.warning("The store did not answer an MCP tool call (%s)", type(exc).__name__)
+            return refused(outage)
         log.exception("MCP tool call failed")
         return CallToolResult(
             content=[TextContent(type="text", text=INTERNAL)],

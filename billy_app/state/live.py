@@ -9,17 +9,22 @@ ends when its tab disconnects or navigates to another page.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import ClassVar
 
 import reflex as rx
+from redis.exceptions import RedisError
 
-from billy_app.error_handlers import log_unexpected
+from billy_app.error_handlers import explained
 from billy_app.state.session import SessionExpired
 from services import notices
 from services.errors import BillyError, NotAuthenticated
 
 BATCH_SECONDS = 0.05  # notices within this window make one refresh
 IDLE_CHECK_SECONDS = 20.0  # how often an idle task checks that its tab is still there
+REDIS_RETRY_SECONDS = 1.0  # how long a task waits before looking for its state again while Redis is away
+
+log = logging.getLogger(__name__)
 
 
 def _tab_connected(token: str) -> bool:
@@ -74,8 +79,8 @@ class LiveState(rx.State, mixin=True):
             return False
         except BillyError:
             return True
-        except Exception as exc:  # noqa: BLE001 - logged with an id; the page keeps what it shows
-            log_unexpected(exc, f"a live refresh of {type(self).__name__}")
+        except Exception as exc:  # noqa: BLE001 - logged (with an id, unless the store is away); the page keeps what it shows
+            explained(exc, f"a live refresh of {type(self).__name__}")
         return True
 
     def _live_kinds(self) -> frozenset[str]:
@@ -100,10 +105,16 @@ class LiveState(rx.State, mixin=True):
                 if not _tab_connected(token):
                     return
                 relevant = batch is not None and any(n.kind in kinds or n.kind == "*" for n in batch)
-                async with self:
-                    if self._follow_generation != mine or (self.follows_one_page and self.router.url.path != path):
-                        return  # a newer follower, or the tab has moved to another page
-                    if await self._bound_session_now() != bound_to:
-                        return  # the tab's state now belongs to another session (or none)
-                    if relevant and not await self._refreshed():
-                        return
+                try:
+                    async with self:
+                        if self._follow_generation != mine or (self.follows_one_page and self.router.url.path != path):
+                            return  # a newer follower, or the tab has moved to another page
+                        if await self._bound_session_now() != bound_to:
+                            return  # the tab's state now belongs to another session (or none)
+                        if relevant and not await self._refreshed():
+                            return
+                except RedisError as exc:
+                    # The tab's state lives in Redis, which is away: keep following. Once Redis is
+                    # back, the notice relay's "reload everything" refreshes the page (services.notices).
+                    log.warning("A live page could not reach its state in Redis (%s); waiting", type(exc).__name__)
+                    await asyncio.sleep(REDIS_RETRY_SECONDS)

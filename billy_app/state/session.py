@@ -29,7 +29,7 @@ import reflex as rx
 from reflex.istate.data import RouterData
 from reflex_base.event import EventSpec
 
-from billy_app.error_handlers import USER_MESSAGE, log_unexpected
+from billy_app.error_handlers import explained
 from services import identity, organization
 from services.errors import BillyError, NotAuthenticated
 from services.models import utcnow
@@ -94,9 +94,8 @@ def _answer(state: SessionState, exc: Exception, handler: str, toast: bool) -> A
     """What a guarded handler sends when it failed with `exc` (see `guarded`)."""
     if isinstance(exc, (SessionExpired, NotAuthenticated)):
         return SessionState.recover
-    if not isinstance(exc, BillyError):  # a bug or an outage: the person gets an id, never the error
-        error_id = log_unexpected(exc, f"{type(state).__name__}.{handler}")
-        exc = BillyError(USER_MESSAGE.format(error_id=error_id), code="unexpected")
+    if not isinstance(exc, BillyError):  # a bug (the person gets an id, never the error) or the store away
+        exc = explained(exc, f"{type(state).__name__}.{handler}")
     return rx.toast.error(exc.message, id="billy-problem") if toast else state._show_problem(exc)
 
 

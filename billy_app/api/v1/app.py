@@ -27,6 +27,7 @@ from billy_app.api.v1.errors import FieldProblem, answer_for, body_of
 from billy_app.api.v1.rate import DEFAULT_LIMIT
 from services import audit
 from services.errors import BillyError
+from services.outages import store_outage
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,12 @@ _LOGGED = "billy.error_logged"
 
 
 async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+    if (outage := store_outage(exc)) is not None:  # not a bug: the store is away (one line, no traceback)
+        log.warning(
+            "The store did not answer on %s %s (%s)", request.method, request.url.path[:200], type(exc).__name__
+        )
+        request.scope[_LOGGED] = True
+        return await _billy_error(request, outage)
     log.error("Internal error on %s %s", request.method, request.url.path[:200], exc_info=exc)
     request.scope[_LOGGED] = True
     return JSONResponse(body_of("internal_error", "Billy hit an internal error; it is logged."), status_code=500)

@@ -3,7 +3,8 @@
 `code` is stable (scripts branch on it); `message` is the sentence the dashboard would show,
 written for a person. The HTTP status follows the error's kind: 401 not signed in, 403 refused
 (role, token scope, refund cap, plan), 404 unknown, 409 idempotency conflicts, 422 input Billy
-cannot use, 429 too many requests, 502 and 503 when Stripe (or Billy's link to it) is the trouble.
+cannot use, 429 too many requests, 502 and 503 when Stripe (or Billy's link to it) is the trouble,
+503 too when Billy's own database is not answering.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from services.errors import (
     RefundBudgetExceeded,
     RefundCapExceeded,
     SettingsInvalid,
+    StoreUnavailable,
     StripeKeyMissingPermission,
     StripeKeyUnknown,
     StripeNotConnected,
@@ -101,7 +103,7 @@ def _status_and_code(exc: BillyError) -> tuple[int, str]:
         return 409, exc.code
     if isinstance(exc, ValidationFailed):
         return 422, exc.code
-    if isinstance(exc, StripeNotConnected | SettingsInvalid):
+    if isinstance(exc, StripeNotConnected | SettingsInvalid | StoreUnavailable):
         return 503, exc.code
     if isinstance(exc, StripeUnreachable):
         return 503, "stripe_unreachable"

@@ -11,12 +11,12 @@ import math
 import time
 
 from limits import RateLimitItem, parse
-from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from billy_app.api.v1.errors import ApiRateLimited
 from services.config import get_settings
 from services.permissions import Actor
+from services.shared_limits import SharedLimiter
 
 DEFAULT_LIMIT = "120/minute"
 
@@ -27,15 +27,21 @@ class CallerLimit:
     def __init__(self, limit: str = DEFAULT_LIMIT, storage_uri: str = "memory://") -> None:
         self.limit = limit
         self._item: RateLimitItem = parse(limit)
-        self._limiter = MovingWindowRateLimiter(storage_from_string(storage_uri))
+        # In Redis, counted per worker while Redis is away: the API keeps answering (services.shared_limits).
+        self._counts = SharedLimiter(storage_uri, "the REST API's request limit")
 
     def hit(self, actor: Actor) -> None:
         """Count one request, or refuse it with how long to wait."""
         who = f"tok:{actor.token_id}" if actor.token_id else f"member:{actor.user_id}"
-        if self._limiter.hit(self._item, "api-v1", who):
-            return
-        reset_at = self._limiter.get_window_stats(self._item, "api-v1", who).reset_time
-        raise ApiRateLimited(max(1, math.ceil(reset_at - time.time())), self.limit)
+        reset_at = self._counts.call(lambda limiter: self._hit(limiter, who))
+        if reset_at is not None:
+            raise ApiRateLimited(max(1, math.ceil(reset_at - time.time())), self.limit)
+
+    def _hit(self, limiter: MovingWindowRateLimiter, who: str) -> float | None:
+        """None when counted; else when the window frees up."""
+        if limiter.hit(self._item, "api-v1", who):
+            return None
+        return limiter.get_window_stats(self._item, "api-v1", who).reset_time
 
 
 _limit: CallerLimit | None = None
