@@ -1,39 +1,48 @@
-"""Backfill throughput against the local sandbox, with and without a Stripe-style rate limit.
+"""The first complete sync of a large Stripe account, against the local sandbox.
 
-    python -m bench.backfill [--customers 2000] [--limit 10] [--seed 42] [--api URL]
+    python -m bench.backfill [--customers 2000[,20000…]] [--rate 25] [--latency 0.3]
+                             [--seed 42] [--days 365] [--api URL] [--sweep] [--skip-unthrottled]
 
-The question: how many objects per second does `services.sync.backfill()` copy from a
-Stripe that allows `--limit` requests per second, as a fraction of the bound
-`limit × 100` objects/s (a list page holds at most 100 objects)? Target ≥ 90 %.
+The questions (issue 16):
 
-What it does:
+* With Stripe answering each request in `--latency` seconds and allowing `--rate` requests per
+  second, how close does `services.sync.backfill()` come to the bound `rate × 100` objects/s (a
+  list page holds at most 100 objects)? Targets: all resources ≥ 85 %, list resources ≥ 90 %.
+* Without latency or limit, how close does it come to the **raw read floor**: the same lists
+  read one page after another over one keep-alive connection with `json.loads`, the pages
+  thrown away (no store)? Target ≥ 75 %.
+* Does Billy's memory stay flat as the account grows (peak RSS during each run, at each size)?
 
-1. starts a sandbox in a child process (`sandbox.run_in_process`) and seeds it with
-   `sandbox.seed` (`--customers` customers, 2–6 charges each, refunds, the billing demo);
-2. for each run, makes a fresh Billy instance (SQLite in a temporary folder, migrated
-   like `tests/conftest.py`), signs up an Owner and connects the sandbox's demo
-   restricted key (`services.stripe_keys.connect_stripe_key`);
-3. sets the sandbox's limit (`POST /_config/rate_limit`) AND Billy's own ceiling
-   (`BILLY_STRIPE_REQUESTS_PER_SECOND`), runs `services.sync.backfill()` and reports
-   objects stored, HTTP requests made, wall time, objects/s, the fraction of the bound,
-   429s (Billy's `sync_state.throttled_count` and the sandbox's own count) and each
-   resource's numbers.
+What it does, for each size in `--customers` (the same account grown step by step):
 
-Runs: throttled (sandbox and Billy at `--limit`) over all ten resources; throttled over
-the list resources only (without `payment_methods`, which Stripe lists per customer:
-one request per customer for about one card each); and the same two unthrottled (no
-sandbox limit, Billy's ceiling out of the way), which is what the sandbox and the store
-can do at all on this machine. Requests are counted per HTTP attempt (a refused one
-too) by wrapping the gateway's `read`, so nothing in `services` changes for the bench.
+1. makes the account inside the sandbox (`POST /_config/generate`, sandbox/bulk.py: customers
+   with a saved card, 2-6 charges each, some declined, about 10 % refunded), 1,000 customers per
+   call, and the demo billing (products, prices, subscriptions, invoices) once; prints how long
+   generation takes per 10,000 customers;
+2. for each run, a fresh Billy instance (SQLite in a temporary folder, migrated as
+   tests/conftest.py does), an Owner, the sandbox's demo restricted key;
+3. **throttled**: the sandbox's latency (`POST /_config/latency`) and rate limit
+   (`POST /_config/rate_limit`) and Billy's ceiling (`BILLY_STRIPE_REQUESTS_PER_SECOND`) set,
+   then `sync.backfill(sweep=False)`: the first complete sync (every resource done; payment
+   methods come with the customers, expanded). Then the list resources alone (no payment
+   methods). With `--sweep`, the background per-customer payment-method sweep is timed apart;
+4. **unthrottled**: no latency, no limit, all resources; and the raw read floor under the same
+   conditions.
 
-Not part of `make test`; takes a few minutes (seeding about 30 ms per customer, then
-the throttled run is mostly `payment_methods` at `limit` customers per second).
+Requests are counted per HTTP attempt (429s included) by wrapping the gateway's `read`.
+Peak RSS is this process's (Billy's; the sandbox runs in its own process), sampled every
+50 ms during the run, next to the RSS just before it.
+
+Not part of `make test`. Full size (about 100,000 customers) is in the report of issue 16:
+`python -m bench.backfill --customers 100000 --rate 25 --latency 0.3`.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import http.client
+import json
 import logging
 import os
 import sys
@@ -45,15 +54,19 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
+import httpx
 import stripe
 
-from bench.common import print_facts
+from bench.common import human_bytes, print_facts
 
 PAGE = 100  # Stripe's largest list page
 UNLIMITED = 1_000_000  # Billy's ceiling when the run is meant to be unthrottled
+GENERATE_CHUNK = 1000
 OWNER_EMAIL = "bench.owner@example.com"
 OWNER_PASSWORD = "bench-Owner-password-2024!"
+CARRIED = "payment_methods"  # listed inside the customers' pages, no requests of its own
 
 
 @dataclass
@@ -64,39 +77,58 @@ class ResourceResult:
     requests: int
     refused: int  # 429 answers seen by the gateway
     throttled: int  # sync_state.throttled_count
-    seconds: float | None
     error: str | None
 
 
 @dataclass
 class RunResult:
     label: str
-    sandbox_limit: int
-    billy_limit: float
+    rate: float  # the limit in force (0: none)
+    latency: float
     wall: float
     resources: list[ResourceResult]
     sandbox_refused: int
+    rss_before: int
+    rss_peak: int
     outcome: dict[str, str] = field(default_factory=dict)
 
     @property
     def objects(self) -> int:
-        return sum(r.objects for r in self.resources)
+        """Objects read from lists: the cards the customers' pages carry are counted apart, so
+        objects per request stay comparable with the page bound and the floor."""
+        return sum(r.objects for r in self.resources if r.name != CARRIED)
+
+    @property
+    def carried(self) -> int:
+        return sum(r.objects for r in self.resources if r.name == CARRIED)
 
     @property
     def requests(self) -> int:
         return sum(r.requests for r in self.resources)
 
     @property
-    def throttled(self) -> int:
-        return sum(r.throttled for r in self.resources)
+    def per_second(self) -> float:
+        return self.objects / self.wall if self.wall else 0.0
+
+    @property
+    def requests_per_second(self) -> float:
+        return self.requests / self.wall if self.wall else 0.0
+
+
+@dataclass
+class Floor:
+    objects: int
+    requests: int
+    wall: float
+
+    @property
+    def per_second(self) -> float:
+        return self.objects / self.wall if self.wall else 0.0
 
 
 class CountingGateway:
-    """A `StripeGateway` that counts each HTTP attempt (and each 429) per resource.
-
-    `list_page` names the resource; a `read` outside it is the per-customer payment
-    methods walk (`sync._per_customer`), the only other read a backfill makes.
-    """
+    """A `StripeGateway` that counts each HTTP attempt (and each 429) per resource: `list_page`
+    names the resource (a per-customer list counts as `payment_methods`)."""
 
     def __new__(cls) -> Any:  # built lazily: services must be imported after the settings are set
         from services.stripe_gateway import StripeGateway
@@ -117,7 +149,7 @@ class CountingGateway:
                     self._local.resource = None
 
             def read(self, fn: Callable[[Any], Any], on_throttled: Callable[[], None] | None = None) -> Any:
-                resource = getattr(self._local, "resource", None) or "payment_methods"
+                resource = getattr(self._local, "resource", None) or "other"
 
                 def counted(client: Any) -> Any:
                     with self._lock:
@@ -132,6 +164,37 @@ class CountingGateway:
                 return super().read(counted, on_throttled)
 
         return _Counting()
+
+
+def rss_bytes() -> int:
+    """This process's resident set size now (Linux /proc)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+@contextlib.contextmanager
+def peak_rss() -> Iterator[list[int]]:
+    """Samples RSS every 50 ms while the block runs; yields [before, peak] (peak filled at the end)."""
+    found = [rss_bytes(), rss_bytes()]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.05):
+            found[1] = max(found[1], rss_bytes())
+
+    sampler = threading.Thread(target=sample, name="rss-sampler", daemon=True)
+    sampler.start()
+    try:
+        yield found
+    finally:
+        stop.set()
+        sampler.join()
+        found[1] = max(found[1], rss_bytes())
 
 
 @contextlib.contextmanager
@@ -175,25 +238,6 @@ def billy_instance(api_url: str, requests_per_second: float) -> Iterator[Path]:
             clear()
 
 
-def add_charges(api_url: str, count: int, seed: int) -> None:
-    """`count` more card charges without a customer, through the API like the demo's, four at a time."""
-    import random
-    from concurrent.futures import ThreadPoolExecutor
-
-    from sandbox.seed import SEED_KEY
-
-    client = stripe.StripeClient(SEED_KEY, base_addresses={"api": api_url}, max_network_retries=2)
-    amounts = random.Random(seed).choices(range(500, 50_000, 100), k=count)
-
-    def create(amount: int) -> None:
-        client.v1.charges.create(
-            params={"amount": amount, "currency": "usd", "source": "tok_visa", "description": "Bench charge"}
-        )
-
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        list(pool.map(create, amounts))
-
-
 def connect_owner() -> None:
     from sandbox import DEMO_RESTRICTED_KEY
     from services.organization import signup
@@ -205,192 +249,254 @@ def connect_owner() -> None:
     connect_stripe_key(owner, DEMO_RESTRICTED_KEY)
 
 
-def run_backfill(handle: Any, label: str, sandbox_limit: int, billy_limit: float, resources: list[str]) -> RunResult:
+def grow_account(url: str, have: int, want: int, seed: int, days: int) -> float:
+    """Make customers `have` … `want - 1` in the sandbox; returns the seconds it took."""
+    started = time.monotonic()
+    with httpx.Client(base_url=url, timeout=600) as client:
+        for offset in range(have, want, GENERATE_CHUNK):
+            count = min(GENERATE_CHUNK, want - offset)
+            made = client.post(
+                "/_config/generate", json={"customers": count, "seed": seed, "days": days, "offset": offset}
+            )
+            made.raise_for_status()
+            done = offset + count
+            if done % 10_000 == 0 or done == want:
+                print(f"   generated {done:,} customers ({time.monotonic() - started:.0f} s)")
+    return time.monotonic() - started
+
+
+def add_billing(url: str, seed: int) -> None:
+    """The demo catalog, subscriptions and invoices, on a few of the generated customers."""
+    from sandbox.seed import SEED_KEY
+    from sandbox.seed_billing import seed_billing
+
+    client = stripe.StripeClient(SEED_KEY, base_addresses={"api": url}, max_network_retries=2)
+    customers = [c["id"] for c in client.raw_request("get", "/v1/customers", limit=40).data["data"]]
+    seed_billing(client, seed, customers, int(time.time()), Counter())
+
+
+def set_conditions(url: str, latency: float, rate: int) -> None:
+    with httpx.Client(base_url=url, timeout=30) as client:
+        client.post("/_config/latency", json={"seconds": latency}).raise_for_status()
+        client.post("/_config/rate_limit", json={"requests_per_second": rate}).raise_for_status()
+
+
+def sandbox_refused(url: str) -> int:
+    return int(httpx.get(f"{url}/_config/rate_limit", timeout=30).json()["refused"])
+
+
+def run_backfill(url: str, label: str, rate: int, latency: float, names: list[str]) -> RunResult:
     from sqlmodel import select
 
     from services import sync
     from services.db import session_scope
     from services.models import SyncState
 
-    with billy_instance(handle.url, billy_limit):
+    with billy_instance(url, rate or UNLIMITED):
         connect_owner()  # its permission probes happen before the limit is set
-        handle.set_rate_limit(sandbox_limit)  # also empties the sandbox's window
+        set_conditions(url, latency, rate)  # also empties the sandbox's window
         gateway = CountingGateway()
         time.sleep(1.1)  # Billy's own gate starts with an empty window too
-        started = time.monotonic()
-        outcome = sync.backfill(gateway, resources)
-        wall = time.monotonic() - started
-        sandbox_refused = handle.rate_limit()["refused"]
-        handle.set_rate_limit(0)
+        with peak_rss() as rss:
+            started = time.monotonic()
+            outcome = sync.backfill(gateway, names, sweep=False)
+            wall = time.monotonic() - started
+        refused = sandbox_refused(url)
+        set_conditions(url, 0, 0)
         with session_scope() as session:
             states = {s.resource: s for s in session.exec(select(SyncState))}
-            rows = []
-            for name in resources:
-                s = states[name]
-                took = (s.finished_at - s.started_at).total_seconds() if s.finished_at and s.started_at else None
-                rows.append(
-                    ResourceResult(
-                        name,
-                        s.status,
-                        s.synced_count,
-                        gateway.requests[name],
-                        gateway.refused[name],
-                        s.throttled_count,
-                        took,
-                        s.last_error,
-                    )
+            rows = [
+                ResourceResult(
+                    name,
+                    states[name].status,
+                    states[name].synced_count,
+                    gateway.requests[name],
+                    gateway.refused[name],
+                    states[name].throttled_count,
+                    states[name].last_error,
                 )
-    return RunResult(label, sandbox_limit, billy_limit, wall, rows, sandbox_refused, outcome)
+                for name in names
+            ]
+    return RunResult(label, rate, latency, wall, rows, refused, rss[0], rss[1], outcome)
 
 
-def _per_second(run: RunResult) -> float:
-    return run.objects / run.wall if run.wall else 0.0
+def run_sweep(url: str, rate: int, latency: float) -> tuple[float, int, int]:
+    """The per-customer payment-method sweep after a first sync: seconds, requests, cards."""
+    from services import sync
+    from services.db import session_scope
+    from services.models import SyncState
+
+    with billy_instance(url, rate or UNLIMITED):
+        connect_owner()
+        sync.backfill(resources=["customers", CARRIED], sweep=False)
+        set_conditions(url, latency, rate)
+        gateway = CountingGateway()
+        time.sleep(1.1)
+        started = time.monotonic()
+        sync.sweep_cards(gateway)
+        wall = time.monotonic() - started
+        set_conditions(url, 0, 0)
+        with session_scope() as session:
+            state = session.get(SyncState, sync.CARD_SWEEP)
+            cards = state.synced_count if state else 0
+    return wall, sum(gateway.requests.values()), cards
 
 
-def report(run: RunResult, limit: int) -> None:
-    bound = limit * PAGE
-    per_second = _per_second(run)
-    requests_per_second = run.requests / run.wall if run.wall else 0.0
-    per_request = run.objects / run.requests if run.requests else 0.0
+def raw_floor(url: str, names: list[str]) -> Floor:
+    """The same lists (same parameters, expansions included), one page after another over one
+    keep-alive connection, parsed with `json.loads` and thrown away."""
+    from sandbox import DEMO_RESTRICTED_KEY
+    from services.stripe_gateway import PAGE_SIZE, STRIPE_API_VERSION
+    from services.sync import RESOURCES
+
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=60)
+    headers = {"Authorization": f"Bearer {DEMO_RESTRICTED_KEY}", "Stripe-Version": STRIPE_API_VERSION}
+    objects = requests = 0
+    started = time.monotonic()
+    try:
+        for name in names:
+            spec = RESOURCES[name]
+            after: str | None = None
+            while True:
+                query: list[tuple[str, Any]] = [("limit", PAGE_SIZE)]
+                for key, value in spec.list_params.items():
+                    if isinstance(value, list):
+                        query += [(f"{key}[{i}]", item) for i, item in enumerate(value)]
+                    else:
+                        query.append((key, value))
+                if after:
+                    query.append(("starting_after", after))
+                connection.request("GET", f"/v1/{name}?{urlencode(query)}", headers=headers)
+                response = connection.getresponse()
+                body = json.loads(response.read())
+                requests += 1
+                if response.status != 200:
+                    raise RuntimeError(f"the floor read of {name} got {response.status}: {body}")
+                data = body.get("data") or []
+                objects += len(data)
+                if not body.get("has_more") or not data:
+                    break
+                after = data[-1]["id"]
+    finally:
+        connection.close()
+    return Floor(objects, requests, time.monotonic() - started)
+
+
+def report(run: RunResult) -> None:
     print(f"\n== {run.label}")
-    billy = "off" if run.billy_limit >= UNLIMITED else f"{run.billy_limit:g} r/s"
-    sandbox = f"{run.sandbox_limit} r/s" if run.sandbox_limit else "off"
-    print(f"   limits: sandbox {sandbox}, Billy's gate {billy}")
-    print(f"   objects stored   {run.objects:>10,}")
+    limit = f"{run.rate:g} r/s" if run.rate else "none"
+    print(f"   sandbox latency {run.latency:g} s, rate limit {limit} (Billy's ceiling the same)")
+    print(f"   objects listed   {run.objects:>10,}   (and {run.carried:,} saved cards carried in the customers' pages)")
     print(f"   requests made    {run.requests:>10,}   (HTTP attempts, 429s included)")
-    print(f"   wall time        {run.wall:>10.1f} s")
-    print(f"   objects/s        {per_second:>10,.0f}")
-    print(f"   requests/s       {requests_per_second:>10.1f}")
-    print(f"   objects/request  {per_request:>10.1f}   (page fill {per_request / PAGE:.0%})")
-    if run.sandbox_limit:
-        print(f"   fraction of bound {per_second / bound:>9.1%}   (bound {limit} r/s × {PAGE} = {bound:,} objects/s)")
-        print(f"   budget used      {requests_per_second / limit:>10.1%}   (requests/s ÷ {limit})")
-        print(
-            f"   best at this mix {per_request * limit:>10,.0f}   objects/s with every request of the budget used "
-            f"({per_request / PAGE:.1%} of the bound)"
-        )
-    else:
-        print(f"   vs {bound:,} objects/s {per_second / bound:>8.1%}   (no limit in force: for comparison)")
-    print(f"   429s             {run.throttled:>10,}   (sync_state.throttled_count)")
-    print(f"   429s answered    {run.sandbox_refused:>10,}   (the sandbox's own count)")
-    print(f"   {'resource':<16} {'status':<8} {'objects':>8} {'requests':>8} {'obj/req':>7} {'429s':>5} {'seconds':>7}")
+    print(f"   first full sync  {run.wall:>10.1f} s")
+    print(f"   objects/s        {run.per_second:>10,.0f}")
+    print(f"   requests/s       {run.requests_per_second:>10.1f}")
+    if run.rate:
+        bound = run.rate * PAGE
+        shown = f"({run.rate:g} r/s × {PAGE} = {bound:,.0f} objects/s)"
+        print(f"   of the bound     {run.per_second / bound:>10.1%}   {shown}")
+        print(f"   requests/s used  {run.requests_per_second / run.rate:>10.1%}   of {run.rate:g} r/s")
+    throttled = sum(r.throttled for r in run.resources)
+    print(f"   429s             {throttled:>10,}   (the sandbox answered {run.sandbox_refused})")
+    print(f"   RSS              {human_bytes(run.rss_before):>10} before, peak {human_bytes(run.rss_peak)}")
+    print(f"   {'resource':<16} {'status':<8} {'objects':>8} {'requests':>8} {'obj/req':>7} {'429s':>5}")
     for r in run.resources:
-        took = f"{r.seconds:7.1f}" if r.seconds is not None else "      –"
         ratio = f"{r.objects / r.requests:7.1f}" if r.requests else "      –"
         print(
-            f"   {r.name:<16} {r.status:<8} {r.objects:>8,} {r.requests:>8,} {ratio} {r.throttled:>5} {took}"
+            f"   {r.name:<16} {r.status:<8} {r.objects:>8,} {r.requests:>8,} {ratio} {r.throttled:>5}"
             + (f"  {r.error}" if r.error else "")
-        )
-    lists = [r for r in run.resources if r.name != "payment_methods"]
-    list_objects, list_requests = sum(r.objects for r in lists), sum(r.requests for r in lists)
-    if list_requests and len(lists) != len(run.resources):
-        fill = list_objects / list_requests
-        print(
-            f"   list requests only: {list_objects:,} objects in {list_requests:,} requests "
-            f"= {fill:.1f} objects/request ({fill / PAGE:.0%} page fill)"
-        )
-
-
-def conclude(runs: list[RunResult], limit: int) -> None:
-    """The closing lines: the headline fraction (each throttled list run, and their median when
-    repeated), and what bounds it."""
-    bound = limit * PAGE
-    print("\n== summary")
-    for kind, label in (("throttled", "all resources"), ("throttled", "list resources"),
-                        ("unthrottled", "all resources"), ("unthrottled", "list resources")):  # fmt: skip
-        picked = [r for r in runs if r.label.startswith(kind) and label.split()[0] in r.label]
-        for run in picked:
-            line = f"   {kind + ', ' + label + ':':<30} {_per_second(run):>6,.0f} objects/s"
-            if kind == "throttled":
-                line += (
-                    f" = {_per_second(run) / bound:.1%} of {bound:,} (budget used "
-                    f"{run.requests / run.wall / limit:.0%}, {run.throttled} × 429)"
-                )
-            print(line)
-        if len(picked) > 1:
-            fractions = sorted(_per_second(r) / bound for r in picked)
-            print(f"   median of {len(picked)}: {fractions[len(fractions) // 2]:.1%} (lowest {fractions[0]:.1%})")
-    free_lists = [r for r in runs if r.label.startswith("unthrottled") and "list" in r.label]
-    if free_lists and _per_second(free_lists[0]) < bound:
-        print(
-            f"   Without any limit the list resources came at {_per_second(free_lists[0]):,.0f} objects/s, under the "
-            f"{bound:,} objects/s bound: on this machine the sandbox and the store, not the limit, set the pace."
         )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.backfill", description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--customers", type=int, default=2000, help="customers to seed (default 2000, the demo seeder's most)"
+        "--customers",
+        default="2000",
+        help="account size(s): customers, each with 2-6 charges; a comma list grows one account step by step "
+        "(default 2000; full size 100000)",
     )
-    parser.add_argument("--limit", type=int, default=10, help="requests per second, sandbox and Billy (default 10)")
+    parser.add_argument("--rate", type=int, default=25, help="requests per second, sandbox and Billy (default 25)")
+    parser.add_argument("--latency", type=float, default=0.3, help="seconds the sandbox takes per request (0.3)")
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument(
-        "--api",
-        help="use this running sandbox instead of starting one (seeded if it is empty; its limit is set, then 0)",
-    )
-    parser.add_argument(
-        "--extra-charges",
-        type=int,
-        default=0,
-        help="after the demo, this many more charges (the demo seeder stops at 2,000 customers; "
-        "a longer run shows the steady state, past the start and the last partial pages)",
-    )
-    parser.add_argument(
-        "--lists-only",
-        action="store_true",
-        help="skip the runs with payment_methods (one request per customer: most of the time)",
-    )
-    parser.add_argument(
-        "--repeat", type=int, default=1, help="run the throttled list-resources run this many times (default 1)"
-    )
+    parser.add_argument("--days", type=int, default=365, help="the account's age in days (default 365)")
+    parser.add_argument("--api", help="use this running sandbox (empty, or grown by an earlier run with the same seed)")
+    parser.add_argument("--sweep", action="store_true", help="also time the per-customer payment-method sweep")
+    parser.add_argument("--skip-unthrottled", action="store_true", help="leave out the unthrottled run and the floor")
     args = parser.parse_args(argv)
+    sizes = sorted({int(size) for size in args.customers.split(",")})
     logging.basicConfig(level=logging.ERROR)
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # progress shows in a log file too
 
     import sandbox
-    from sandbox.seed import seed
     from services.sync import RESOURCES
 
     facts = print_facts()
-    print(f"\nbench.backfill: {args.customers} customers, limit {args.limit} r/s, seed {args.seed}")
+    print(f"\nbench.backfill: sizes {sizes}, rate {args.rate} r/s, latency {args.latency} s, seed {args.seed}")
     handle = sandbox.SandboxHandle(args.api.rstrip("/"), lambda: None) if args.api else sandbox.run_in_process(port=0)
+    everything = list(RESOURCES)
+    lists_only = [n for n in everything if n != CARRIED]
+    summary: list[tuple[int, list[RunResult], Floor | None, float]] = []
     try:
-        started = time.monotonic()
-        summary = seed(handle.url, seed=args.seed, customers=args.customers)
-        if summary["already_seeded"]:
-            print(f"using the sandbox at {handle.url} as it is (already seeded)")
-        else:
-            counts = {k: summary[k] for k in ("customers", "charges", "subscriptions", "one_off_invoices")}
-            print(f"seeded in {time.monotonic() - started:.1f}s through the API: {counts}")
-            if args.extra_charges:
-                started = time.monotonic()
-                add_charges(handle.url, args.extra_charges, args.seed)
-                print(f"added {args.extra_charges:,} charges in {time.monotonic() - started:.1f}s")
-        everything = list(RESOURCES)
-        lists_only = [n for n in everything if n != "payment_methods"]
-        throttled_lists = (
-            f"throttled: {args.limit} r/s, list resources only (no payment_methods)",
-            args.limit,
-            args.limit,
-            lists_only,
-        )
-        plan = [
-            (f"throttled: sandbox and Billy at {args.limit} r/s, all resources", args.limit, args.limit, everything),
-            *[throttled_lists] * max(1, args.repeat),
-            ("unthrottled: no limits, all resources", 0, UNLIMITED, everything),
-            ("unthrottled: no limits, list resources only", 0, UNLIMITED, lists_only),
-        ]
-        if args.lists_only:
-            plan = [p for p in plan if p[3] is lists_only]
-        runs = []
-        for label, sandbox_limit, billy_limit, resources in plan:
-            runs.append(run_backfill(handle, label, sandbox_limit, billy_limit, resources))
-            report(runs[-1], args.limit)
-        conclude(runs, args.limit)
+        have = int(httpx.get(f"{handle.url}/v1/customers", params={"limit": 1}, timeout=30,
+                             headers={"Authorization": "Bearer sk_test_bench"}).json()["data"] != [])  # fmt: skip
+        have = 0 if not have else sizes[0]  # a sandbox given with --api is taken as grown to the first size
+        billed = bool(have)
+        for size in sizes:
+            if size > have:
+                took = grow_account(handle.url, have, size, args.seed, args.days)
+                per = took / (size - have) * 10_000
+                print(f"made customers {have:,} … {size - 1:,} in {took:.0f} s: {per:.0f} s per 10,000 customers")
+                have = size
+            if not billed:
+                add_billing(handle.url, args.seed)
+                billed = True
+            label = f"{size:,} customers · throttled"
+            runs = [
+                run_backfill(handle.url, f"{label} · all resources", args.rate, args.latency, everything),
+                run_backfill(handle.url, f"{label} · list resources", args.rate, args.latency, lists_only),
+            ]
+            for run in runs:
+                report(run)
+            floor = None
+            if not args.skip_unthrottled:
+                runs.append(
+                    run_backfill(handle.url, f"{size:,} customers · unthrottled · all resources", 0, 0, everything)
+                )
+                report(runs[-1])
+                floor = raw_floor(handle.url, lists_only)
+                print(
+                    f"\n== raw read floor: {floor.objects:,} objects in {floor.requests:,} requests, "
+                    f"{floor.wall:.1f} s = {floor.per_second:,.0f} objects/s "
+                    "(one keep-alive connection, json.loads, nothing stored)"
+                )
+            sweep_seconds = 0.0
+            if args.sweep:
+                sweep_seconds, requests, cards = run_sweep(handle.url, args.rate, args.latency)
+                print(f"\n== per-customer sweep: {cards:,} cards, {requests:,} requests in {sweep_seconds:.1f} s")
+            summary.append((size, runs, floor, sweep_seconds))
     finally:
         handle.stop()
-    print(f"\n(measured on {facts['cpu_count']} × {facts['cpu']}, {facts['timestamp']})")
+    bound = args.rate * PAGE
+    print(f"\n== summary (rate {args.rate} r/s, latency {args.latency} s; bound {bound:,} objects/s)")
+    header = f"   {'customers':>9} {'run':<28} {'objects':>8} {'time s':>7} {'obj/s':>7} {'% bound':>7} {'req/s %':>7} {'% floor':>7} {'peak RSS':>9}"  # noqa: E501
+    print(header)
+    for size, runs, floor, _sweep in summary:
+        for run in runs:
+            kind = run.label.split(" · ", 1)[1]
+            of_bound = f"{run.per_second / bound:7.1%}" if run.rate else "      –"
+            used = f"{run.requests_per_second / run.rate:7.1%}" if run.rate else "      –"
+            of_floor = f"{run.per_second / floor.per_second:7.1%}" if floor and not run.rate else "      –"
+            print(
+                f"   {size:>9,} {kind:<28} {run.objects:>8,} {run.wall:>7.1f} {run.per_second:>7,.0f} "
+                f"{of_bound} {used} {of_floor} {human_bytes(run.rss_peak):>9}"
+            )
+        if floor:
+            print(
+                f"   {size:>9,} {'raw read floor':<28} {floor.objects:>8,} {floor.wall:>7.1f} {floor.per_second:>7,.0f}"
+            )
+    print(f"\n(measured on {facts['cpu_count']} × {facts['cpu']}, load {facts['load']}, {facts['timestamp']})")
     return 0
 
 

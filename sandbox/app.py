@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from email.utils import formatdate
 from typing import Any
 
 from aiohttp import web
@@ -21,14 +22,17 @@ from localstripe.errors import UserError
 
 from sandbox import (
     backdate,
+    bulk,
     charges,
     crud,
     customers,
     events,
+    faults,
     idempotency,
     invoices,
     keys,
     lists,
+    payment_methods,
     previews,
     prices,
     products,
@@ -105,6 +109,7 @@ def install() -> None:
     lists.install()
     events.install()
     charges.install()
+    payment_methods.install()  # after charges: wraps its attach
     refunds.install()
     timeline.install()
     invoices.install()
@@ -117,6 +122,8 @@ def install() -> None:
     state.register("webhooks", events.WebhookRegistry())
     state.register("latency", LATENCY)
     state.register("rate_limit", ratelimit.LIMIT)
+    state.register("faults", faults.FAULTS)
+    state.register("clock", timeline.OFFSET)
     _installed = True
 
 
@@ -170,6 +177,8 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
 
 
 async def _add_headers(request: web.Request, response: web.StreamResponse) -> None:
+    # Stripe's `Date` is Stripe's clock; the sandbox's may be offset from the machine's.
+    response.headers["Date"] = formatdate(timeline.wall_now(), usegmt=True)
     request_id = request.get(REQUEST_ID)
     if request_id and "Request-Id" not in response.headers:
         response.headers["Request-Id"] = request_id
@@ -219,6 +228,7 @@ def sandbox_routes() -> list[Route]:
     return [
         *crud.routes(),
         *charges.routes(),
+        *payment_methods.routes(),  # after charges: its attach route wins
         *refunds.routes(),
         *lists.routes(),
         *prices.routes(),
@@ -234,9 +244,15 @@ def sandbox_routes() -> list[Route]:
         ("POST", "/_config/restricted_keys", keys.create_key),
         ("DELETE", "/_config/restricted_keys/{key}", keys.delete_key),
         ("POST", "/_config/backdate", backdate.backdate_route),
+        *bulk.routes(),
         ("POST", "/_config/latency", set_latency),
         ("POST", "/_config/rate_limit", ratelimit.set_rate_limit),
         ("GET", "/_config/rate_limit", ratelimit.get_rate_limit),
+        ("POST", "/_config/faults", faults.set_faults),
+        ("GET", "/_config/faults", faults.get_faults),
+        ("DELETE", "/_config/faults", faults.clear_faults),
+        ("POST", "/_config/clock", timeline.set_clock),
+        ("GET", "/_config/clock", timeline.get_clock),
     ]
 
 
@@ -248,6 +264,7 @@ def build_app() -> web.Application:
             context_middleware,
             keys.auth_middleware,
             ratelimit.rate_limit_middleware,  # before idempotency: a 429 is never replayed
+            faults.fault_middleware,  # before idempotency too: a fault before the write is never saved
             idempotency.idempotency_middleware,
             latency_middleware,
         ],

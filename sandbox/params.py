@@ -117,6 +117,27 @@ def created_filter(value: Any, name: str = "created") -> Predicate:
     return lambda obj: obj.created == exact
 
 
+def created_bounds(value: Any, name: str = "created") -> tuple[int | None, int | None]:
+    """The `created` filter as a half-open span [lowest, below): the oldest `created` it admits
+    and the first one past the newest, None where open. Lists use it to seek into the sorted
+    index instead of scanning every newer object (a range walk deep in the past would otherwise
+    cost a scan of the whole account per page)."""
+    if not isinstance(value, dict):
+        exact = to_int(name, value)
+        return exact, exact + 1
+    lowest: int | None = None
+    below: int | None = None
+    for op, bound in value.items():
+        number = to_int(f"{name}[{op}]", bound)
+        if op in ("gt", "gte"):
+            start = number + 1 if op == "gt" else number
+            lowest = start if lowest is None else max(lowest, start)
+        elif op in ("lt", "lte"):
+            end = number + 1 if op == "lte" else number
+            below = end if below is None else min(below, end)
+    return lowest, below
+
+
 def merged_metadata(current: dict[str, str] | None, value: Any) -> dict[str, str]:
     """Stripe metadata updates merge keys; "" unsets one key, metadata="" clears all."""
     if value == "":

@@ -250,6 +250,24 @@ class SyncState(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=1000)
 
 
+class SyncRange(SQLModel, table=True):
+    """One `created` range of a resource's backfill, walked on its own with its own cursor, so a
+    killed run resumes each range where it stopped and never re-reads a finished one. A walk
+    still under way may hand the older half of what it has left to an idle walker: its
+    `created_from` then moves up and a new range takes the rest (services/sync.py)."""
+
+    __tablename__ = "sync_range"
+    resource: str = Field(primary_key=True, max_length=40)
+    position: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    # The range is `created_from <= created < created_before`; None: open on that side.
+    created_from: int | None = Field(default=None, sa_type=sa.BigInteger)
+    created_before: int | None = Field(default=None, sa_type=sa.BigInteger)
+    status: str = Field(default="pending", max_length=20)  # pending | running | done
+    cursor: str | None = Field(default=None, max_length=255)  # the last object stored
+    cursor_created: int | None = Field(default=None, sa_type=sa.BigInteger)  # and its `created`
+    synced_count: int = Field(default=0)
+
+
 class MirrorBase(SQLModel):
     """Columns every mirrored Stripe object keeps besides its own typed ones: when Stripe made
     it, whether it was deleted there, the Stripe time the copy reflects (`version_at`, which

@@ -42,19 +42,39 @@ class StripeResource:
     unlocks: str = ""  # what a person sees once the key may read it
     required: bool = True  # one of the docs' six permissions, or a recommended extra
     list_params: dict[str, Any] = field(default_factory=dict)
-    after: str | None = None  # a collection that must finish first (payment methods go per customer)
+    # Listed inside another collection's pages rather than on its own: Stripe lists payment methods
+    # only per customer (one request each), but a customer page can carry its saved cards expanded.
+    embedded_in: str | None = None
     child_model: type[SQLModel] | None = None
     child_rows: Callable[[dict[str, Any]], list[dict[str, Any]]] | None = None
     child_parent_column: str = ""
+    # Objects of other kinds an object carries in full (expanded), written with it in one go.
+    embedded: Callable[[dict[str, Any]], list[dict[str, Any]]] | None = None
+    # Ids of payment methods an object names that the store should hold: an event naming one the
+    # store lacks makes Billy fetch it (services/sync.py `fetch_named_cards`).
+    names_cards: Callable[[dict[str, Any]], list[str]] | None = None
 
     @property
     def listed(self) -> bool:
         return self.permission is not None
 
 
+# The customer list carries each customer's saved cards, so card numbers' last four digits are
+# searchable from the first sync without a request per customer (Stripe's expansions, docs:
+# api/expanding_objects; at most four levels deep).
+CUSTOMER_CARD_EXPANSIONS = ("data.invoice_settings.default_payment_method", "data.default_source", "data.sources")
+
 ALL: tuple[StripeResource, ...] = (
     StripeResource(
-        "customer", "customers", StripeCustomer, rows.customer_row, "rak_customer_read", "customers and their details"
+        "customer",
+        "customers",
+        StripeCustomer,
+        rows.customer_row,
+        "rak_customer_read",
+        "customers and their details",
+        list_params={"expand": list(CUSTOMER_CARD_EXPANSIONS)},
+        embedded=rows.customer_cards,
+        names_cards=rows.customer_card_ids,
     ),
     StripeResource(
         "charge", "charges", StripeCharge, rows.charge_row, "rak_charge_read", "payments and failed payments"
@@ -90,7 +110,7 @@ ALL: tuple[StripeResource, ...] = (
         rows.payment_method_row,
         "rak_payment_method_read",
         "saved cards",
-        after="customers",
+        embedded_in="customers",
     ),
     StripeResource(
         "payment_intent",
@@ -114,6 +134,9 @@ ALL: tuple[StripeResource, ...] = (
         required=False,
     ),
     StripeResource("plan", "plans", StripePrice, rows.price_row),  # legacy Plans are prices to Billy
+    # A card saved as a source (customer.source.* events, a customer's `sources`): a payment method to
+    # Billy, retrieved through /v1/payment_methods/card_… as Stripe allows.
+    StripeResource("card", "payment_methods", StripePaymentMethod, rows.payment_method_row),
     StripeResource(
         "dispute",
         "disputes",

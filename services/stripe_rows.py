@@ -125,17 +125,56 @@ def payment_intent_row(obj: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# A card saved as a source (the older Sources API) spells its brand for display ("MasterCard",
+# "American Express"); PaymentMethods use Stripe's codes ("mastercard", "amex").
+_SOURCE_BRANDS = {"american express": "amex", "diners club": "diners", "eftpos australia": "eftpos_au"}
+
+
+def _brand_code(brand: str | None) -> str | None:
+    if not brand:
+        return None
+    spelled = brand.strip().lower()
+    return _SOURCE_BRANDS.get(spelled, spelled.replace(" ", ""))
+
+
 def payment_method_row(obj: dict[str, Any]) -> dict[str, Any]:
-    card = obj.get("card") or {}
+    """A PaymentMethod, or a card saved as a source (`object: card`, its fields at the top), which
+    Stripe lists among a customer's payment methods too."""
+    card = obj if obj.get("object") == "card" else obj.get("card") or {}
     return {
         **_base(obj),
         "customer_id": _id(obj.get("customer")),
-        "type": obj.get("type") or "card",
-        "card_brand": card.get("brand"),
+        "type": "card" if obj.get("object") == "card" else obj.get("type") or "card",
+        "card_brand": _brand_code(card.get("brand")),
         "card_last4": card.get("last4"),
         "exp_month": _int(card.get("exp_month")),
         "exp_year": _int(card.get("exp_year")),
     }
+
+
+SAVED_CARD_OBJECTS = frozenset({"payment_method", "card"})
+
+
+def customer_cards(customer: dict[str, Any]) -> list[dict[str, Any]]:
+    """The saved cards a customer object carries in full: its default payment method and default
+    source when expanded, and its sources when included (`expand[]=data.…` on the customer list:
+    services/resources.py). Ids alone are left out: they say nothing searchable."""
+    if customer.get("deleted"):
+        return []
+    settings = customer.get("invoice_settings") or {}
+    sources = (customer.get("sources") or {}).get("data") or []
+    found: dict[str, dict[str, Any]] = {}
+    for candidate in (settings.get("default_payment_method"), customer.get("default_source"), *sources):
+        if isinstance(candidate, dict) and candidate.get("id") and candidate.get("object") in SAVED_CARD_OBJECTS:
+            found[candidate["id"]] = candidate
+    return list(found.values())
+
+
+def customer_card_ids(customer: dict[str, Any]) -> list[str]:
+    """The ids of the payment method and source a customer names as its defaults."""
+    settings = customer.get("invoice_settings") or {}
+    named = (_id(settings.get("default_payment_method")), _id(customer.get("default_source")))
+    return [card_id for card_id in named if isinstance(card_id, str) and card_id.startswith(("pm_", "card_"))]
 
 
 def product_row(obj: dict[str, Any]) -> dict[str, Any]:

@@ -125,9 +125,11 @@ def test_a_resource_the_key_cannot_read_is_skipped_with_a_note_and_the_rest_sync
     assert_store_equals_sandbox(seeded, ["customers", "refunds", "subscriptions", "invoices"])
 
 
-def test_a_killed_backfill_resumes_after_its_last_stored_page(seeded) -> None:  # type: ignore[no-untyped-def]
+def test_a_killed_backfill_resumes_after_its_last_stored_page(seeded, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """The first run dies after two pages of customers (as a killed process would, leaving
-    the state `running`); the next run starts after the saved cursor and ends identical."""
+    the state `running`); the next run starts after the saved cursor and ends identical.
+    One walker: one walk, one cursor (ranges in parallel: tests/test_sync_ranges.py)."""
+    _one_walker(monkeypatch)
     gateway = StripeGateway()
     calls: list[tuple[str, str | None]] = []
     original = gateway.list_page
@@ -154,6 +156,14 @@ def test_a_killed_backfill_resumes_after_its_last_stored_page(seeded) -> None:  
     assert calls[0] == ("customers", saved)
     assert_store_equals_sandbox(seeded, ["customers"])
     assert _states()["customers"].synced_count == 12
+
+
+def _one_walker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A backfill walks each resource as one range (no idle walker splits it)."""
+    from services.config import get_settings
+
+    monkeypatch.setenv("BILLY_SYNC_WALKERS", "1")
+    get_settings.cache_clear()
 
 
 def _customers_dying_after(pages: int) -> StripeGateway:
@@ -415,7 +425,9 @@ def test_a_backfill_killed_with_sigkill_resumes_and_ends_identical(seeded, sandb
 
     sandbox.set_latency(0.15)  # slow enough to catch it midway
     try:
-        proc = subprocess.Popen([sys.executable, "-c", KILLABLE_SYNC], cwd=PROJECT_ROOT, env=dict(os.environ))
+        # One walker: one range, one cursor (a kill -9 amid parallel ranges: tests/test_sync_ranges.py).
+        env = dict(os.environ, BILLY_SYNC_WALKERS="1")
+        proc = subprocess.Popen([sys.executable, "-c", KILLABLE_SYNC], cwd=PROJECT_ROOT, env=env)
         deadline = time.monotonic() + 60
         while True:
             state = _states().get("customers")

@@ -127,7 +127,11 @@ def charge_row(charge: rx.Var[CustomerChargeRow]) -> rx.Component:
     )
 
 
-@billy_page("/customers/[customer_id]", "Customer", on_load=[CustomerState.load, CustomerState.follow])
+@billy_page(
+    "/customers/[customer_id]",
+    "Customer",
+    on_load=[CustomerState.load, CustomerState.follow, CustomerState.refresh_cards],
+)
 def customer_detail() -> rx.Component:
     return rx.fragment(
         rx.link("← All customers", href="/customers"),

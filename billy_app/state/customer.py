@@ -27,7 +27,7 @@ from billy_app.state.customer_overview import (
 from billy_app.state.live import LiveState
 from billy_app.state.session import SessionState, guarded
 from billy_app.state.view import CustomerChargeRow, charge_view, customer_view
-from services import billing, customers
+from services import billing, customers, sync
 from services.customer_overview import customer_overview
 from services.errors import BillyError, ValidationFailed
 from services.permissions import control
@@ -109,7 +109,8 @@ class CustomerState(LiveState, SessionState):
     problem_var: ClassVar[str] = "error"
 
     def _live_kinds(self) -> frozenset[str]:
-        return frozenset({"customer", "charge", "refund", "subscription", "invoice", "payment_method"})
+        # `card`: a card saved as a source (customer.source.* events) is a payment method to Billy.
+        return frozenset({"customer", "charge", "refund", "subscription", "invoice", "payment_method", "card"})
 
     async def _live_refresh(self) -> None:
         await self._reload()
@@ -184,6 +185,15 @@ class CustomerState(LiveState, SessionState):
         refund = control(await self.actor(), "charges.refund")
         self.refund_shown, self.refund_blocked_by = refund.shown, refund.blocked_by
         await self._reload()
+
+    @rx.event
+    @guarded
+    async def refresh_cards(self):
+        """After the page shows what the store holds: cards this customer saved that no list
+        carries (not their default), read from Stripe when the background sweep has not reached
+        them yet, then shown (issue 16)."""
+        if self._customer_id and await self._call(sync.refresh_customer_cards, self._customer_id):
+            await self._reload()
 
     @rx.event
     @guarded
