@@ -72,6 +72,27 @@ def _write_private(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def _create_once(path: Path, data: bytes) -> None:
+    """Create `path` holding `data` unless it exists. Several processes of one instance (the web
+    server and its workers) may start at once and each find no master key: a hard link of a
+    finished private file onto the name succeeds for exactly one of them, and the others read
+    that one's key, so no secret is ever written under a key the file does not hold."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{_random.token_hex(4)}.new")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass  # another process created it first: theirs is the key
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 class LocalEncryptedSecretStore:
     """One AES-256-GCM encrypted file per secret; the master key sits in its own 0600 file.
 
@@ -106,7 +127,7 @@ class LocalEncryptedSecretStore:
 
     def _load_keys(self) -> None:
         if not self.master_key_file.exists():
-            _write_private(self.master_key_file, AESGCM.generate_key(bit_length=256))
+            _create_once(self.master_key_file, AESGCM.generate_key(bit_length=256))
         keys = [self._read_key(self.master_key_file)]
         if self.next_key_file.exists():  # a rotation is under way (or crashed): its key is the newest
             keys.insert(0, self._read_key(self.next_key_file))

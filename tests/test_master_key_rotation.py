@@ -123,3 +123,23 @@ def test_billy_rotate_master_key_from_the_command_line(tmp_path: Path) -> None:
     assert (tmp_path / "keys" / "master.key").read_bytes() != before
     assert _readable(tmp_path) == SECRETS
     assert SECRETS["stripe-restricted-key"] not in done.stdout + done.stderr
+
+
+def test_processes_starting_together_agree_on_one_master_key(tmp_path: Path) -> None:
+    """The web server and its workers may each find no master key at the same moment: one key wins
+    and every process uses it, so a secret one of them writes opens in all of them."""
+    script = (
+        "import sys; from pathlib import Path; from services.secrets import LocalEncryptedSecretStore as S; "
+        "r = Path(sys.argv[1]); s = S(r / 'secrets', r / 'keys' / 'master.key'); "
+        "s.set('from-' + sys.argv[2], sys.argv[2]); print(s.get('from-' + sys.argv[2]))"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(tmp_path), str(n)], cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True
+        )
+        for n in range(8)
+    ]
+    assert [p.communicate(timeout=60)[0].strip() for p in procs] == [str(n) for n in range(8)]
+    fresh = _store(tmp_path)
+    assert [fresh.get(f"from-{n}") for n in range(8)] == [str(n) for n in range(8)]
+    assert sorted(p.name for p in (tmp_path / "keys").iterdir()) == ["master.key"]  # no leftovers
