@@ -35,7 +35,6 @@ from localstripe.resources import Charge, Customer
 from sandbox import refunds, timeline
 from sandbox.errors import invalid_request
 from sandbox.params import bounded_int, read_json_or_form
-from sandbox.seed import CARD_TOKENS, EMAIL_DOMAINS, FIRST_NAMES, LAST_NAMES, PRICE_POINTS, REFUND_REASONS
 
 DAY = 86_400
 MAX_PER_CALL = 20_000
@@ -63,6 +62,10 @@ def _no_idle_deliveries() -> Iterator[None]:
 
 
 def _customer(number: int, seed: int, start: int, now: int, summary: Counter[str]) -> None:
+    # Imported here, not at the top: the sandbox package loads this module, and `python -m
+    # sandbox.seed` must find sandbox.seed not yet imported (runpy warns otherwise).
+    from sandbox.seed import CARD_TOKENS, EMAIL_DOMAINS, FIRST_NAMES, LAST_NAMES, PRICE_POINTS, REFUND_REASONS
+
     rng = random.Random(seed * 1_000_003 + number)
     joined = start + int((now - start) * rng.random() ** 0.5)
     first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
