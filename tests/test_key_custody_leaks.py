@@ -106,6 +106,7 @@ def test_the_key_appears_nowhere_but_in_the_secret_store(  # type: ignore[no-unt
             assert "acme-" + STRIPE_KEY_SECRET in custody.names()  # in the vault, under this instance's prefix
         # A day's work: sync, refunds from the dashboard's service and through the REST API.
         charges = [make_charge(stripe_peer, 20_00, description=f"Order #{n}")["id"] for n in range(3)]
+        sync.background_sync.join(120)  # connecting started the first sync; one backfill at a time
         sync.backfill()
         billing.issue_refund(any_store_owner, charges[0], None, None, "leak-test-refund-0001")
         clerk = member_actor("billing_clerk", "clerk@example.com")
