@@ -29,12 +29,20 @@ What it does, for each size in `--customers` (the same account grown step by ste
 4. **unthrottled**: no latency, no limit, all resources; and the raw read floor under the same
    conditions.
 
-Requests are counted per HTTP attempt (429s included) by wrapping the gateway's `read`.
-Peak RSS is this process's (Billy's; the sandbox runs in its own process), sampled every
-50 ms during the run, next to the RSS just before it.
+Requests are counted per HTTP attempt (429s included) by wrapping the gateway's `read`. Each
+run is a fresh Billy process (spawned), so its peak RSS (sampled every 50 ms during the sync,
+next to the RSS just before it) is Billy's alone at that account size; the sandbox runs in its
+own process.
 
-Not part of `make test`. Full size (about 100,000 customers) is in the report of issue 16:
-`python -m bench.backfill --customers 100000 --rate 25 --latency 0.3`.
+Not part of `make test`. Validated here at 2,000 and 20,000 customers. The full size of issue 16
+(100,000 customers and about 400,000 charges):
+
+    python -m bench.backfill --customers 100000 --rate 25 --latency 0.3
+
+Generation took 10-18 s per 10,000 customers on this machine (2 cores), slowing a little as the
+sandbox grows; the sandbox holds about 1.1 GB at 20,000 customers, so count on 5-6 GB at full size.
+`--sweep` times the background per-customer sweep too: one request per customer at about half the
+rate (2,000 customers: 160 s at 25 r/s), so leave it out at full size.
 """
 
 from __future__ import annotations
@@ -44,6 +52,7 @@ import contextlib
 import http.client
 import json
 import logging
+import multiprocessing
 import os
 import sys
 import tempfile
@@ -90,6 +99,7 @@ class RunResult:
     sandbox_refused: int
     rss_before: int
     rss_peak: int
+    cpu: float = 0.0  # Billy's process CPU seconds during the sync (all threads)
     outcome: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -120,6 +130,7 @@ class Floor:
     objects: int
     requests: int
     wall: float
+    cpu: float  # the reading client's CPU seconds
 
     @property
     def per_second(self) -> float:
@@ -285,7 +296,14 @@ def sandbox_refused(url: str) -> int:
     return int(httpx.get(f"{url}/_config/rate_limit", timeout=30).json()["refused"])
 
 
+def in_fresh_process(fn: Callable[..., Any], *args: Any) -> Any:
+    """`fn(*args)` in a new interpreter, so its memory is its own (and the next run's is too)."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(fn, args)
+
+
 def run_backfill(url: str, label: str, rate: int, latency: float, names: list[str]) -> RunResult:
+    logging.basicConfig(level=logging.ERROR)
     from sqlmodel import select
 
     from services import sync
@@ -298,9 +316,9 @@ def run_backfill(url: str, label: str, rate: int, latency: float, names: list[st
         gateway = CountingGateway()
         time.sleep(1.1)  # Billy's own gate starts with an empty window too
         with peak_rss() as rss:
-            started = time.monotonic()
+            started, cpu = time.monotonic(), time.process_time()
             outcome = sync.backfill(gateway, names, sweep=False)
-            wall = time.monotonic() - started
+            wall, cpu = time.monotonic() - started, time.process_time() - cpu
         refused = sandbox_refused(url)
         set_conditions(url, 0, 0)
         with session_scope() as session:
@@ -317,11 +335,12 @@ def run_backfill(url: str, label: str, rate: int, latency: float, names: list[st
                 )
                 for name in names
             ]
-    return RunResult(label, rate, latency, wall, rows, refused, rss[0], rss[1], outcome)
+    return RunResult(label, rate, latency, wall, rows, refused, rss[0], rss[1], cpu, outcome)
 
 
 def run_sweep(url: str, rate: int, latency: float) -> tuple[float, int, int]:
     """The per-customer payment-method sweep after a first sync: seconds, requests, cards."""
+    logging.basicConfig(level=logging.ERROR)
     from services import sync
     from services.db import session_scope
     from services.models import SyncState
@@ -353,7 +372,7 @@ def raw_floor(url: str, names: list[str]) -> Floor:
     connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=60)
     headers = {"Authorization": f"Bearer {DEMO_RESTRICTED_KEY}", "Stripe-Version": STRIPE_API_VERSION}
     objects = requests = 0
-    started = time.monotonic()
+    started, cpu = time.monotonic(), time.process_time()
     try:
         for name in names:
             spec = RESOURCES[name]
@@ -380,7 +399,7 @@ def raw_floor(url: str, names: list[str]) -> Floor:
                 after = data[-1]["id"]
     finally:
         connection.close()
-    return Floor(objects, requests, time.monotonic() - started)
+    return Floor(objects, requests, time.monotonic() - started, time.process_time() - cpu)
 
 
 def report(run: RunResult) -> None:
@@ -400,6 +419,8 @@ def report(run: RunResult) -> None:
     throttled = sum(r.throttled for r in run.resources)
     print(f"   429s             {throttled:>10,}   (the sandbox answered {run.sandbox_refused})")
     print(f"   RSS              {human_bytes(run.rss_before):>10} before, peak {human_bytes(run.rss_peak)}")
+    per_page = run.cpu / run.requests * 1000 if run.requests else 0.0
+    print(f"   Billy's CPU      {run.cpu:>10.1f} s   ({per_page:.1f} ms a request: reading, parsing, storing)")
     print(f"   {'resource':<16} {'status':<8} {'objects':>8} {'requests':>8} {'obj/req':>7} {'429s':>5}")
     for r in run.resources:
         ratio = f"{r.objects / r.requests:7.1f}" if r.requests else "      –"
@@ -454,33 +475,35 @@ def main(argv: list[str] | None = None) -> int:
                 billed = True
             label = f"{size:,} customers · throttled"
             runs = [
-                run_backfill(handle.url, f"{label} · all resources", args.rate, args.latency, everything),
-                run_backfill(handle.url, f"{label} · list resources", args.rate, args.latency, lists_only),
+                in_fresh_process(run_backfill, handle.url, f"{label} · {kind}", args.rate, args.latency, names)
+                for kind, names in (("all resources", everything), ("list resources", lists_only))
             ]
             for run in runs:
                 report(run)
             floor = None
             if not args.skip_unthrottled:
-                runs.append(
-                    run_backfill(handle.url, f"{size:,} customers · unthrottled · all resources", 0, 0, everything)
-                )
+                unthrottled = f"{size:,} customers · unthrottled · all resources"
+                runs.append(in_fresh_process(run_backfill, handle.url, unthrottled, 0, 0, everything))
                 report(runs[-1])
                 floor = raw_floor(handle.url, lists_only)
                 print(
                     f"\n== raw read floor: {floor.objects:,} objects in {floor.requests:,} requests, "
                     f"{floor.wall:.1f} s = {floor.per_second:,.0f} objects/s "
-                    "(one keep-alive connection, json.loads, nothing stored)"
+                    f"(one keep-alive connection, json.loads, nothing stored; client CPU {floor.cpu:.1f} s)"
                 )
             sweep_seconds = 0.0
             if args.sweep:
-                sweep_seconds, requests, cards = run_sweep(handle.url, args.rate, args.latency)
-                print(f"\n== per-customer sweep: {cards:,} cards, {requests:,} requests in {sweep_seconds:.1f} s")
+                sweep_seconds, requests, cards = in_fresh_process(run_sweep, handle.url, args.rate, args.latency)
+                print(
+                    f"\n== per-customer sweep (background, after the first sync): {cards:,} cards, {requests:,} "
+                    f"requests in {sweep_seconds:.1f} s = {requests / sweep_seconds:.1f} requests/s"
+                )
             summary.append((size, runs, floor, sweep_seconds))
     finally:
         handle.stop()
     bound = args.rate * PAGE
     print(f"\n== summary (rate {args.rate} r/s, latency {args.latency} s; bound {bound:,} objects/s)")
-    header = f"   {'customers':>9} {'run':<28} {'objects':>8} {'time s':>7} {'obj/s':>7} {'% bound':>7} {'req/s %':>7} {'% floor':>7} {'peak RSS':>9}"  # noqa: E501
+    header = f"   {'customers':>9} {'run':<28} {'objects':>8} {'time s':>7} {'obj/s':>7} {'% bound':>7} {'req/s %':>7} {'% floor':>7} {'peak RSS':>9} {'CPU s':>6}"  # noqa: E501
     print(header)
     for size, runs, floor, _sweep in summary:
         for run in runs:
@@ -490,11 +513,12 @@ def main(argv: list[str] | None = None) -> int:
             of_floor = f"{run.per_second / floor.per_second:7.1%}" if floor and not run.rate else "      –"
             print(
                 f"   {size:>9,} {kind:<28} {run.objects:>8,} {run.wall:>7.1f} {run.per_second:>7,.0f} "
-                f"{of_bound} {used} {of_floor} {human_bytes(run.rss_peak):>9}"
+                f"{of_bound} {used} {of_floor} {human_bytes(run.rss_peak):>9} {run.cpu:>6.1f}"
             )
         if floor:
             print(
-                f"   {size:>9,} {'raw read floor':<28} {floor.objects:>8,} {floor.wall:>7.1f} {floor.per_second:>7,.0f}"
+                f"   {size:>9,} {'raw read floor':<28} {floor.objects:>8,} {floor.wall:>7.1f} "
+                f"{floor.per_second:>7,.0f} {'':>7} {'':>7} {'':>7} {'':>9} {floor.cpu:>6.1f}"
             )
     print(f"\n(measured on {facts['cpu_count']} × {facts['cpu']}, load {facts['load']}, {facts['timestamp']})")
     return 0

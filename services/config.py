@@ -168,7 +168,7 @@ class Settings(BaseSettings):
         ge=0,
         le=256,
         description="How many list walks a backfill runs at once, across resources and the `created` ranges it "
-        "splits them into. 0: enough to keep the request ceiling busy at about 0.5 s per Stripe page (4 to 48).",
+        "splits them into. 0: enough to keep the request ceiling busy at about 0.5 s per Stripe page (4 to 32).",
     )
     event_poll_seconds: float = Field(
         default=5,

@@ -39,7 +39,7 @@ class Prepared:
 
     spec: StripeResource
     rows: list[dict[str, Any]]  # one per id; `raw` already JSON text
-    parents: dict[str, dict[str, Any]]  # id → the object, for child rows
+    parents: dict[str, dict[str, Any]]  # id → the object, for child rows and carried objects
     deleted: bool
     carried: list[Prepared] = field(default_factory=list)  # objects the rows carry in full
 
@@ -62,7 +62,8 @@ def prepare(
             row["deleted"] = True
         row["raw"] = json.dumps(row["raw"])
         rows[row["id"]] = row
-        parents[row["id"]] = obj
+        if spec.child_rows is not None or spec.embedded is not None:
+            parents[row["id"]] = obj  # kept only where child rows or carried objects come from it
     carried: list[Prepared] = []
     if spec.embedded is not None and not deleted:
         by_kind: dict[str, list[dict[str, Any]]] = {}

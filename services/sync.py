@@ -30,7 +30,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from services import audit, mirror, notices, resources, stripe_rows
+from services import audit, locks, mirror, notices, resources, stripe_rows
 from services.config import get_settings
 from services.db import run_transaction, session_scope
 from services.errors import BillyError, StripeNotConnected, StripeRequestFailed
@@ -101,8 +101,10 @@ def sync_state(session: Session, resource: str) -> SyncState:
 
 # Stripe answers a list page in about this long; with the request ceiling it sizes how many walks
 # keep the ceiling busy (ceiling × seconds per page requests in flight), when the setting is 0.
+# Each walker holds at most the page it is reading, so the walkers (and `WRITER_QUEUE_PAGES`), not
+# the account's size, bound a backfill's memory: about 3-4 MB a walker measured (bench/backfill).
 SECONDS_PER_PAGE = 0.5
-MIN_WALKERS, MAX_WALKERS = 4, 48
+MIN_WALKERS, MAX_WALKERS = 4, 32
 # A range is halved only while it has about this many pages left (each range ends in a partial
 # page, so halving a short one costs more requests than the time it saves) ...
 MIN_SPLIT_PAGES = 8.0
@@ -169,6 +171,7 @@ class _ResourceRun:
         self.failure: BaseException | None = None  # what stopped it (an Exception)
         self.concluded = False
         self.without_expansions = False  # the key may not expand what the list carries in full
+        self.carrying: list[str] = []  # resources of this run listed inside this one's pages
         self.throttled = 0
         self._lock = threading.Lock()
 
@@ -265,8 +268,8 @@ class _Page:
         )
         # Counts are added in SQL, never read and written back: that would lose a concurrent page's.
         _add_counts(session, run.name, self.read, self.throttled, self.cursor[0] if self.cursor else None)
-        for carried in _carried_by(run.name):
-            _add_counts(session, carried.collection, self.cards, 0, None)
+        for carried in run.carrying:
+            _add_counts(session, carried, self.cards, 0, None)
         return written
 
 
@@ -386,11 +389,6 @@ def _add_counts(session: Session, resource: str, synced: int, throttled: int, cu
     if cursor is not None:
         values["cursor"] = cursor
     session.execute(sa.update(states).where(states.c.resource == resource).values(**values))
-
-
-def _carried_by(collection: str) -> list[StripeResource]:
-    """The resources listed inside `collection`'s pages (payment methods inside customers)."""
-    return [r for r in RESOURCES.values() if r.embedded_in == collection]
 
 
 def _begin(resource: str) -> tuple[list[_Range], bool]:
@@ -554,6 +552,8 @@ class _Walks:
                 if done:
                     walk.state = "closing"  # read to the end; done once its last page is stored
             page = run.page(walk, kept, requested_at, cursor, done)
+            after = items[-1]["id"] if items else after
+            del items, kept  # only the page's rows wait for the writer: memory stays a page a walker
             self.writer.put(page)
             if done:  # the resource may be concluded once this range's pages are all stored
                 page.stored.wait()
@@ -565,7 +565,6 @@ class _Walks:
                 self._cond.notify_all()
             if done:
                 return
-            after = items[-1]["id"]
 
     def _list(self, run: _ResourceRun, after: str | None, params: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
         spec = run.spec
@@ -609,8 +608,19 @@ class _Walks:
         return {run.name: run.failure for run in self.runs if run.failure is not None}
 
 
+# One backfill at a time per store, in this process and across workers: two at once would walk
+# the same ranges and move the same cursors (the second waits, then syncs again).
+BACKFILL_LOCK = "stripe-backfill"
+SWEEP_LOCK = "stripe-card-sweep"
+
+
 def _walk_resources(gateway: StripeGateway, names: list[str]) -> tuple[dict[str, str], dict[str, BaseException]]:
     """Walk `names` (and the resources that carry any of them) to the end; outcome and failures."""
+    with locks.named_lock(BACKFILL_LOCK):
+        return _walk_resources_alone(gateway, names)
+
+
+def _walk_resources_alone(gateway: StripeGateway, names: list[str]) -> tuple[dict[str, str], dict[str, BaseException]]:
     walked = [n for n in RESOURCES if n in names or any(RESOURCES[m].embedded_in == n for m in names)]
     walked = [n for n in walked if RESOURCES[n].embedded_in is None]
     carried = {n: [m for m in names if RESOURCES[m].embedded_in == n] for n in walked}
@@ -618,6 +628,7 @@ def _walk_resources(gateway: StripeGateway, names: list[str]) -> tuple[dict[str,
     for name in walked:
         ranges, resume = _begin(name)
         runs.append(_ResourceRun(RESOURCES[name], ranges))
+        runs[-1].carrying = carried[name]
         for carried_name in carried[name]:
             _begin_carried(carried_name, resume)
     walks = _Walks(gateway, runs, carried)
@@ -654,8 +665,9 @@ def backfill(
     their default are in no other list."""
     gateway = gateway or StripeGateway()
     names = list(resources)
-    _mark_events_start(int(time.time()) - 60)  # an event cursor in Stripe's time: the wall clock, not `clock`
-    outcome, _errors = _walk_resources(gateway, names)
+    with locks.named_lock(BACKFILL_LOCK):
+        _mark_events_start(int(time.time()) - 60)  # an event cursor in Stripe's time: the wall clock, not `clock`
+        outcome, _errors = _walk_resources_alone(gateway, names)
     if sweep and outcome.get("payment_methods") == "done" and sweep_due():
         try:
             sweep_cards(gateway)
@@ -670,16 +682,17 @@ def backfill(
 # charge carries its card's brand and last four digits, so cards are searchable from the first
 # sync without a request per customer. A PaymentMethod a customer saved but never made their
 # default is in no list but the customer's own (`/v1/customers/{id}/payment_methods`): those are
-# read in the background after everything else (`sweep_cards`, a few requests at a time, once,
+# read in the background after everything else (`sweep_cards`, about half the rate, once,
 # resumable by customer id), and at once for a customer whose page is opened before the sweep
 # reached them (`refresh_customer_cards`). From then on events keep cards current:
 # payment_method.attached / .detached / .updated carry the card itself, and a customer.updated
 # naming a default the store does not hold makes Billy fetch it (`fetch_named_cards`).
 
 CARD_SWEEP = "payment_methods:per_customer"  # its sync_state row (cursor: the last customer done)
-SWEEP_BATCH = 20  # customers per stored batch: a killed sweep reads at most this many again
-# Requests in flight at once: a background job, so it leaves most of the rate to pages and events.
-SWEEP_PARALLEL = 2
+SWEEP_BATCH = 40  # customers per stored batch: a killed sweep reads at most this many again
+# Requests in flight at once: a quarter of the backfill's walkers (at least 2), about half the
+# request ceiling, so pages, refunds and events still find room under the gate meanwhile.
+MIN_SWEEP_PARALLEL = 2
 # Events cover every change after a sweep for as long as Stripe keeps them; past that only a new
 # sweep is sure (stripe_events' full re-backfill after a longer gap comes here too).
 SWEEP_VALID_SECONDS = 30 * 24 * 3600
@@ -714,7 +727,13 @@ def sweep_due() -> bool:
 
 def sweep_cards(gateway: StripeGateway) -> str:
     """Read every stored customer's own payment methods, a batch at a time in customer id order
-    (the cursor: the last customer done), so a killed sweep continues where it stopped."""
+    (the cursor: the last customer done), so a killed sweep continues where it stopped. Returns
+    "busy" at once when another sweep is under way (in this process or another worker)."""
+    with locks.try_named_lock(SWEEP_LOCK) as mine:
+        return _sweep_cards(gateway) if mine else "busy"
+
+
+def _sweep_cards(gateway: StripeGateway) -> str:
     with session_scope() as session:
         state = sync_state(session, CARD_SWEEP)
         if not (state.status in ("running", "failed") and state.cursor):
@@ -724,7 +743,8 @@ def sweep_cards(gateway: StripeGateway) -> str:
         cursor = state.cursor
     spec = RESOURCES["payment_methods"]
     try:
-        with ThreadPoolExecutor(max_workers=SWEEP_PARALLEL, thread_name_prefix="card-sweep") as pool:
+        parallel = max(MIN_SWEEP_PARALLEL, walker_count() // 4)
+        with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="card-sweep") as pool:
             while True:
                 with session_scope() as session:
                     query = select(StripeCustomer.id).where(col(StripeCustomer.deleted).is_(False))
@@ -774,11 +794,14 @@ def _swept(customer_id: str) -> bool:
     """Whether a sweep within the event retention has read this customer's own list already."""
     with session_scope() as session:
         state = session.get(SyncState, CARD_SWEEP)
-    if state is None:
-        return False
-    if state.status == "done":
-        return not sweep_due()
-    return bool(state.cursor) and customer_id <= str(state.cursor)
+        if state is None:
+            return False
+        if state.status == "done":
+            return not sweep_due()
+        if not state.cursor:
+            return False
+        # Compared by the store, in the order the sweep walks (a PostgreSQL collation is not Python's).
+        return bool(session.execute(sa.select(sa.literal(customer_id) <= sa.literal(state.cursor))).scalar())
 
 
 def refresh_customer_cards(actor: Actor, customer_id: str, gateway: StripeGateway | None = None) -> bool:

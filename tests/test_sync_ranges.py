@@ -376,3 +376,22 @@ def test_cards_outside_every_list_come_from_the_background_sweep_or_when_the_cus
     later = len(gateway.calls)
     assert set(sync.backfill(gateway).values()) == {"done"}  # a later backfill does not sweep again
     assert not [c for c in gateway.calls[later:] if c.path]
+
+
+def test_two_backfills_at_once_take_turns_and_leave_the_store_equal_to_stripe(seeded, sandbox, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Connecting a key starts a sync, and "Sync now" may start another meanwhile: they must not
+    walk the same ranges side by side (their cursors would collide); the second waits its turn."""
+    _walkers(monkeypatch, 4)
+    sandbox.set_latency(0.01)
+    outcomes: list[dict[str, str]] = []
+    try:
+        runs = [threading.Thread(target=lambda: outcomes.append(sync.backfill(sweep=False))) for _ in range(2)]
+        for run in runs:
+            run.start()
+        for run in runs:
+            run.join(120)
+    finally:
+        sandbox.set_latency(0)
+    assert len(outcomes) == 2 and all(set(o.values()) == {"done"} for o in outcomes)
+    counts = assert_store_equals_sandbox(seeded, ["customers", "charges", "refunds", "subscriptions", "invoices"])
+    assert _state("charges").synced_count == counts["charges"]  # the last run read each charge once
