@@ -59,8 +59,8 @@ def _check_name(name: str) -> None:
         raise SecretStoreError(f"Invalid secret name {name!r}: use letters, digits and dashes.")
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    """Write a file readable by its owner only, atomically (no torn secret on a crash)."""
+def _private_temp(path: Path, data: bytes) -> Path:
+    """`data` written and flushed to a new owner-only file beside `path`, ready to be put in place."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_name(f".{path.name}.{_random.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -69,7 +69,12 @@ def _write_private(path: Path, data: bytes) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-    os.replace(tmp, path)
+    return tmp
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write a file readable by its owner only, atomically (no torn secret on a crash)."""
+    os.replace(_private_temp(path, data), path)
 
 
 def _create_once(path: Path, data: bytes) -> None:
@@ -77,14 +82,7 @@ def _create_once(path: Path, data: bytes) -> None:
     server and its workers) may start at once and each find no master key: a hard link of a
     finished private file onto the name succeeds for exactly one of them, and the others read
     that one's key, so no secret is ever written under a key the file does not hold."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{_random.token_hex(4)}.new")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    tmp = _private_temp(path, data)
     try:
         os.link(tmp, path)
     except FileExistsError:
