@@ -27,6 +27,7 @@ from localstripe.resources import (
     Card,
     Charge,
     Customer,
+    DeletedObject,
     List,
     PaymentIntent,
     PaymentMethod,
@@ -84,6 +85,7 @@ _orig = {
     "token_retrieve": Token._api_retrieve.__func__,
     "customer_create": Customer._api_create.__func__,
     "add_source": Customer._api_add_source.__func__,
+    "remove_source": Customer._api_remove_source.__func__,
     "charge_init": Charge.__init__,
     "charge_initialize": Charge._initialize_charge,
     "pi_init": PaymentIntent.__init__,
@@ -205,6 +207,20 @@ def _customer_create(cls: Any, source: Any = None, **data: Any) -> Any:
 
 def _add_source(cls: Any, id: str, source: Any = None, **kwargs: Any) -> Any:
     return _orig["add_source"](cls, id, source=_attachable_source(source), **kwargs)
+
+
+def _remove_source(cls: Any, id: str, source_id: str, **kwargs: Any) -> Any:
+    """Stripe's DELETE /v1/customers/{id}/sources/{card}: the card goes, `customer.source.deleted`
+    announces it, and `customer.updated` follows when it was the default (docs: api/cards/delete).
+    localstripe removes the card silently and answers with the customer; Stripe answers with the
+    deleted card."""
+    source = cls._api_retrieve_source(id, source_id)
+    previous_default = cls._api_retrieve(id).default_source
+    customer = _orig["remove_source"](cls, id, source_id, **kwargs)
+    emit("customer.source.deleted", source)
+    if customer.default_source != previous_default:
+        emit("customer.updated", customer, previous_attributes={"default_source": previous_default})
+    return DeletedObject(source_id, getattr(source, "object", "card"))
 
 
 # -- charge creation -----------------------------------------------------------
@@ -471,6 +487,7 @@ def install() -> None:
     Token._api_retrieve = classmethod(_token_retrieve)
     Customer._api_create = classmethod(_customer_create)
     Customer._api_add_source = classmethod(_add_source)
+    Customer._api_remove_source = classmethod(_remove_source)
     Charge.__init__ = _charge_init
     Charge._initialize_charge = _initialize_charge
     Charge._set_auth_failure = _set_auth_failure
@@ -483,10 +500,11 @@ def install() -> None:
 
 
 def routes() -> list[tuple[str, str, Any]]:
-    """Charge routes, plus the attach routes localstripe bound to its unpatched methods."""
+    """Charge routes, plus the attach and detach routes localstripe bound to its unpatched methods."""
     attach_routes = [
         ("POST", "/v1/customers/{id}/sources", Customer._api_add_source),
         ("POST", "/v1/customers/{id}/cards", Customer._api_add_source),
+        ("DELETE", "/v1/customers/{id}/sources/{source_id}", Customer._api_remove_source),
         ("POST", "/v1/payment_methods/{id}/attach", PaymentMethod._api_attach),
     ]
     return [

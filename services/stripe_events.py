@@ -57,8 +57,8 @@ EVENT_RETENTION_SECONDS = 30 * 24 * 3600
 POLL_OVERLAP = 5  # seconds a poll looks back before the newest event seen
 SKEW_OVERLAP = 15 * 60  # ... and before a position set by Billy's clock, which may run minutes ahead of Stripe's
 # Object types whose `*.deleted` event means the object is gone (a cancelled subscription
-# stays, with status `canceled`).
-DELETABLE = frozenset({"customer", "product", "price", "plan", "invoice", "payment_method"})
+# stays, with status `canceled`); `card` is a saved source's `customer.source.deleted`.
+DELETABLE = frozenset({"customer", "product", "price", "plan", "invoice", "payment_method", "card"})
 
 
 class WebhookRejected(BillyError):

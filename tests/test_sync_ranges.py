@@ -330,6 +330,26 @@ def test_a_card_attached_after_the_first_sync_is_searchable_once_its_event_arriv
         assert stored is not None and stored.customer_id is None and stored.exp_month == 9
 
 
+def test_a_saved_card_deleted_in_stripe_leaves_the_search(seeded, any_store_owner) -> None:  # type: ignore[no-untyped-def]
+    """A card saved as a source and then deleted (`customer.source.deleted`) no longer finds its
+    customer; the customer's next card becomes their default."""
+    client = seeded.secret_client()
+    customer = client.v1.customers.create(params={"name": "Twocards", "source": "tok_riskLevelElevated"})
+    first = customer.default_source
+    second = client.v1.customers.payment_sources.create(customer.id, params={"source": "tok_mastercard"}).id
+    sync.backfill(sweep=False)
+    assert _found_by_card(any_store_owner, SOURCE_ONLY_LAST4) == {customer.id: f"Saved card ending {SOURCE_ONLY_LAST4}"}
+    deleted = client.v1.customers.payment_sources.delete(customer.id, first)
+    assert (deleted.id, deleted.to_dict().get("deleted")) == (first, True)
+    assert poll_events().get("applied", 0) >= 1
+    assert _found_by_card(any_store_owner, SOURCE_ONLY_LAST4) == {}
+    with session_scope() as session:
+        gone = session.get(StripePaymentMethod, first)
+        assert gone is not None and gone.deleted
+        stored = session.get(StripeCustomer, customer.id)
+        assert stored is not None and stored.raw.get("default_source") == second
+
+
 def test_a_new_default_the_store_never_saw_is_fetched_when_the_customer_changes(seeded, any_store_owner) -> None:  # type: ignore[no-untyped-def]
     """A card saved before the first sync but never the default is in no list the first sync
     reads. When the customer makes it their default, `customer.updated` names it: Billy fetches it."""
