@@ -36,7 +36,7 @@ from billy_app.pages import (  # noqa: F401 - registers the pages
 from billy_app.pages import audit as audit_page  # noqa: F401 - registers /settings/audit
 from billy_app.state import list_warmup  # noqa: F401 - registers the state signed-in pages start
 from billy_app.workers import survive_dead_workers
-from services import audit, mailer, periodic, spend_alerts, stripe_events, stripe_keys, sync, write_recovery
+from services import audit, leader, mailer, periodic, spend_alerts, stripe_events, stripe_keys, sync, write_recovery
 from services.config import get_settings
 from services.logging_setup import install_scrubber
 
@@ -45,20 +45,32 @@ log = logging.getLogger("billy")
 
 
 def catch_up_on_start() -> None:
-    """Bring the store up to date with Stripe when the app starts (a restart may have missed
-    changes), then keep it current by reading Stripe's events (webhooks, once set up, are faster).
-    First, a `BILLY_SMTP_PASSWORD` still in the environment moves into the secret store."""
+    """When a worker starts: a `BILLY_SMTP_PASSWORD` still in the environment moves into the secret
+    store, this worker's refunds and refusals are watched for spend alerts, and the worker joins
+    the election for the store's chores (one worker of several runs them)."""
     mailer.seed_smtp_password_on_start()
+    spend_alerts.start_watching()
+    chores_leadership.start()
+
+
+def start_store_chores() -> None:
+    """The elected worker brings the store up to date with Stripe (a restart may have missed
+    changes), then keeps it current by reading Stripe's events (webhooks, once set up, are
+    faster), and runs the periodic chores below."""
     settings = get_settings()
     if settings.sync_on_start and stripe_keys.connection() is not None:
         sync.background_sync.start()
     if settings.event_poll_seconds > 0:
         event_poller.start()
-    audit_summaries.start()
-    spend_alerts.start_watching()
-    alert_catch_up.start()
-    write_reconciliation.start()
-    event_log_pruning.start()
+    for chore in periodic_chores:
+        chore.start()
+
+
+def stop_store_chores() -> None:
+    """This worker no longer leads (its lock connection failed): another takes the chores over."""
+    event_poller.stop()
+    for chore in periodic_chores:
+        chore.stop()
 
 
 event_poller = stripe_events.EventPoller(get_settings().event_poll_seconds)
@@ -75,6 +87,8 @@ write_reconciliation = periodic.Every(
 )
 # The Stripe event log keeps BILLY_EVENT_LOG_RETENTION_DAYS; older rows go hourly, in small batches.
 event_log_pruning = periodic.Every(3600, stripe_events.prune_event_log, "event-log-pruning", immediately=True)
+periodic_chores = (audit_summaries, alert_catch_up, write_reconciliation, event_log_pruning)
+chores_leadership = leader.Leadership(start_store_chores, stop_store_chores)
 
 
 mcp_endpoint = McpEndpoint()  # the agent door at /mcp (issue 13)

@@ -68,7 +68,7 @@ def named_lock(name: str) -> Iterator[None]:
             yield
             return
         key = {"k": name}
-        with _lock_engine(engine.url.render_as_string(hide_password=False)).connect() as conn:
+        with lock_engine(engine.url.render_as_string(hide_password=False)).connect() as conn:
             conn.execute(sa.text("SELECT pg_advisory_lock(hashtextextended(:k, 0))"), key)
             try:
                 yield
@@ -95,7 +95,7 @@ def try_named_lock(name: str) -> Iterator[bool]:
                 yield True
                 return
             key = {"k": name}
-            with _lock_engine(engine.url.render_as_string(hide_password=False)).connect() as conn:
+            with lock_engine(engine.url.render_as_string(hide_password=False)).connect() as conn:
                 taken = conn.execute(sa.text("SELECT pg_try_advisory_lock(hashtextextended(:k, 0))"), key).scalar()
                 try:
                     yield bool(taken)
@@ -113,6 +113,6 @@ def try_named_lock(name: str) -> Iterator[bool]:
 
 
 @lru_cache(maxsize=4)
-def _lock_engine(url: str) -> sa.Engine:
+def lock_engine(url: str) -> sa.Engine:
     """Connections for advisory locks only: opened per lock, closed with it, never pooled."""
     return sa.create_engine(url, poolclass=NullPool)

@@ -27,6 +27,11 @@ class Every:
     def stop(self) -> None:
         self._stop.set()
 
+    @property
+    def running(self) -> bool:
+        """Started and not stopped since."""
+        return self._thread is not None and self._thread.is_alive() and not self._stop.is_set()
+
     def _loop(self) -> None:
         if self.immediately:
             self._run()
