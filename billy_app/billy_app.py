@@ -36,7 +36,18 @@ from billy_app.pages import (  # noqa: F401 - registers the pages
 from billy_app.pages import audit as audit_page  # noqa: F401 - registers /settings/audit
 from billy_app.state import list_warmup  # noqa: F401 - registers the state signed-in pages start
 from billy_app.workers import survive_dead_workers
-from services import audit, leader, mailer, periodic, spend_alerts, stripe_events, stripe_keys, sync, write_recovery
+from services import (
+    audit,
+    leader,
+    mailer,
+    periodic,
+    retention,
+    spend_alerts,
+    stripe_events,
+    stripe_keys,
+    sync,
+    write_recovery,
+)
 from services.config import get_settings
 from services.logging_setup import install_scrubber
 
@@ -85,9 +96,10 @@ alert_catch_up = periodic.Every(spend_alerts.CATCH_UP_SECONDS, spend_alerts.catc
 write_reconciliation = periodic.Every(
     write_recovery.RECONCILE_SECONDS, write_recovery.reconcile_writes, "write-reconciliation", immediately=True
 )
-# The Stripe event log keeps BILLY_EVENT_LOG_RETENTION_DAYS; older rows go hourly, in small batches.
-event_log_pruning = periodic.Every(3600, stripe_events.prune_event_log, "event-log-pruning", immediately=True)
-periodic_chores = (audit_summaries, alert_catch_up, write_reconciliation, event_log_pruning)
+# The Stripe event log keeps BILLY_EVENT_LOG_RETENTION_DAYS, write keys a month; older rows go
+# hourly, in small batches.
+store_pruning = periodic.Every(3600, retention.prune_expired, "store-pruning", immediately=True)
+periodic_chores = (audit_summaries, alert_catch_up, write_reconciliation, store_pruning)
 chores_leadership = leader.Leadership(start_store_chores, stop_store_chores)
 
 

@@ -177,3 +177,32 @@ def time_budget(session: Session, milliseconds: int) -> Iterator[None]:
         if "statement timeout" in str(exc):
             raise QueryOverBudget from None
         raise
+
+
+def delete_in_batches(
+    table: sa.Table,
+    expired: sa.ColumnElement[bool],
+    oldest_first: list[sa.ColumnElement[object]],
+    *,
+    batch: int,
+    max_batches: int,
+) -> int:
+    """Delete the rows `expired` selects, `batch` rows per statement, each in its own short
+    transaction, oldest first along an index (`oldest_first` names its columns). On PostgreSQL
+    rows another transaction holds are skipped (`SKIP LOCKED`), so a write in progress never
+    waits for a pruning; on SQLite each batch holds the write lock only for its own statement.
+    Stops after `max_batches` (the next run goes on). Returns how many rows went."""
+    engine = get_engine()
+    key = list(table.primary_key.columns)
+    oldest = sa.select(*key).where(expired).order_by(*oldest_first).limit(batch)
+    if engine.dialect.name == "postgresql":
+        oldest = oldest.with_for_update(skip_locked=True)
+    statement = sa.delete(table).where(key[0].in_(oldest.scalar_subquery()))
+    removed = 0
+    for _ in range(max_batches):
+        with engine.begin() as conn:
+            gone = conn.execute(statement).rowcount or 0
+        removed += gone
+        if gone < batch:
+            break
+    return removed

@@ -365,6 +365,8 @@ class IdempotencyRecord(SQLModel, table=True):
     instead of acting twice (the same key is sent to Stripe as its Idempotency-Key)."""
 
     __tablename__ = "idempotency_record"
+    # By age (0019): the reconciliation reads the last day's, the hourly pruning the expired.
+    __table_args__ = (sa.Index("ix_idempotency_record_created_at", "created_at"),)
     key: str = Field(primary_key=True, max_length=255)
     action: str = Field(max_length=60)
     actor_id: int | None = Field(default=None)

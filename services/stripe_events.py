@@ -37,12 +37,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import sqlalchemy as sa
 from sqlmodel import Session
 
 from services import audit, clock, mirror, notices, sync
 from services.config import get_settings
-from services.db import get_engine, insert_on_conflict, run_transaction, session_scope
+from services.db import delete_in_batches, insert_on_conflict, run_transaction, session_scope
 from services.errors import BillyError, StripeRequestFailed, ValidationFailed, WebhookSignatureInvalid
 from services.models import StripeEvent, SyncState, table_of, utcnow
 from services.permissions import Actor, authorize
@@ -256,31 +255,16 @@ PRUNE_MAX_BATCHES = 500  # per run: at most half a million rows an hour, and the
 
 
 def prune_event_log(batch: int = PRUNE_BATCH, max_batches: int = PRUNE_MAX_BATCHES) -> int:
-    """Delete `stripe_event` rows whose Stripe `created` is older than the retention, `batch`
-    rows per statement, each in its own short transaction, oldest first along the
-    (`created`, `id`) index. On PostgreSQL rows another transaction holds are skipped (`SKIP
-    LOCKED`), so a delivery being recorded never waits for the pruning; on SQLite each batch
-    holds the write lock only for its own statement. Returns how many rows went."""
-    cutoff = int((clock.now() - timedelta(days=get_settings().event_log_retention_days)).timestamp())
+    """Delete `stripe_event` rows whose Stripe `created` is older than the retention, in short
+    batches along the (`created`, `id`) index (`db.delete_in_batches`). Returns how many went."""
+    days = get_settings().event_log_retention_days
+    cutoff = int((clock.now() - timedelta(days=days)).timestamp())
     table = table_of(StripeEvent)
-    engine = get_engine()
-    oldest = sa.select(table.c.id).where(table.c.created < cutoff).order_by(table.c.created, table.c.id).limit(batch)
-    if engine.dialect.name == "postgresql":
-        oldest = oldest.with_for_update(skip_locked=True)
-    statement = sa.delete(table).where(table.c.id.in_(oldest.scalar_subquery()))
-    pruned = 0
-    for _ in range(max_batches):
-        with engine.begin() as conn:
-            gone = conn.execute(statement).rowcount or 0
-        pruned += gone
-        if gone < batch:
-            break
+    pruned = delete_in_batches(
+        table, table.c.created < cutoff, [table.c.created, table.c.id], batch=batch, max_batches=max_batches
+    )
     if pruned:
-        log.info(
-            "Pruned %d Stripe events older than %s days from the event log",
-            pruned,
-            get_settings().event_log_retention_days,
-        )
+        log.info("Pruned %d Stripe events older than %s days from the event log", pruned, days)
     return pruned
 
 

@@ -35,12 +35,13 @@ import re
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
-from services import audit, mirror, notices, stripe_gateway, stripe_keys
-from services.db import run_transaction
+from services import audit, clock, mirror, notices, stripe_gateway, stripe_keys
+from services.db import delete_in_batches, run_transaction
 from services.errors import (
     BillyError,
     StripeKeyMissingPermission,
@@ -49,7 +50,7 @@ from services.errors import (
     ValidationFailed,
 )
 from services.locks import named_lock
-from services.models import IdempotencyRecord
+from services.models import IdempotencyRecord, table_of
 from services.permissions import Actor, Control, control
 from services.stripe_gateway import StripeGateway, WriteTrail
 
@@ -262,3 +263,20 @@ def mirror_answers(
         log.warning("%s changed in Stripe but not stored yet: %s", ", ".join(o.get("id", "?") for _, o in answers), exc)
         draft.details["store_write"] = "failed; the next sync repairs it"
         return False
+
+
+# A write's key is kept a month: a repeat within it (a double submit, an agent's retry the next
+# day) returns the first result. Stripe keeps its own keys 24 hours, and the write reconciliation
+# reads only the last day's (`write_recovery.WINDOW`), so nothing still needs an older one.
+IDEMPOTENCY_RETENTION = timedelta(days=30)
+
+
+def prune_idempotency_records(batch: int = 1_000, max_batches: int = 500) -> int:
+    """Delete the write keys older than `IDEMPOTENCY_RETENTION`, in short batches along their
+    `created_at` index (`db.delete_in_batches`). Returns how many went."""
+    table = table_of(IdempotencyRecord)
+    expired = table.c.created_at < clock.now() - IDEMPOTENCY_RETENTION
+    pruned = delete_in_batches(table, expired, [table.c.created_at], batch=batch, max_batches=max_batches)
+    if pruned:
+        log.info("Pruned %d write keys older than %d days", pruned, IDEMPOTENCY_RETENTION.days)
+    return pruned

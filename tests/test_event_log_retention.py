@@ -127,9 +127,40 @@ def test_a_pruned_event_replayed_or_resent_changes_nothing(any_store: Any, any_s
 
 def test_the_app_prunes_and_reconciles_from_its_periodic_jobs() -> None:
     from billy_app import billy_app
-    from services import write_recovery
+    from services import retention, write_recovery
 
-    jobs = {job.name: job for job in (billy_app.event_log_pruning, billy_app.write_reconciliation)}
-    assert jobs["event-log-pruning"].job is stripe_events.prune_event_log and jobs["event-log-pruning"].seconds == 3600
+    jobs = {job.name: job for job in (billy_app.store_pruning, billy_app.write_reconciliation)}
+    assert jobs["store-pruning"].job is retention.prune_expired and jobs["store-pruning"].seconds == 3600
     assert jobs["write-reconciliation"].job is write_recovery.reconcile_writes
     assert jobs["write-reconciliation"].immediately  # at start: the restart's reconciliation
+
+
+def test_write_keys_older_than_a_month_go_and_a_repeat_within_it_still_returns_the_first_result(
+    any_store: Any,
+) -> None:  # type: ignore[no-untyped-def]
+    """A write key is kept 30 days: within them a repeat of the same key is still recognised as
+    a repeat (nothing done twice); past them the key goes with the hourly pruning."""
+    from services import retention, stripe_writes
+    from services.models import IdempotencyRecord
+    from tests.conftest import member_actor
+
+    actor = member_actor("billing_manager", "keys@example.com")
+    now = clock.now()
+    with session_scope() as session:
+        for n, age in enumerate([timedelta(days=45), timedelta(days=31), timedelta(days=29), timedelta(minutes=5)]):
+            session.add(
+                IdempotencyRecord(
+                    key=f"key-{n}-" + "k" * 20,
+                    action="customer.update",
+                    actor_id=actor.user_id,
+                    result_id="cus_kept",
+                    created_at=now - age,
+                )
+            )
+    assert retention.prune_expired() == {"stripe_event": 0, "idempotency_record": 2}
+    with session_scope() as session:
+        left = sorted(session.exec(select(IdempotencyRecord.key)))
+    assert [k.split("-")[1] for k in left] == ["2", "3"]
+    # The 29-day-old key is still a repeat of its first use: the claim says so, so nothing is done twice.
+    assert stripe_writes.claim_intent(actor, "key-2-" + "k" * 20, "customer.update", "cus_kept") is True
+    assert stripe_writes.prune_idempotency_records() == 0

@@ -109,7 +109,7 @@ def test_the_app_runs_its_store_chores_only_while_it_leads(any_store) -> None:  
         "audit-summaries",
         "spend-alerts",
         "write-reconciliation",
-        "event-log-pruning",
+        "store-pruning",
     }
     leadership.start()  # what each worker's start does, beside its own per-process hooks
     try:
