@@ -519,12 +519,23 @@ class StripeGateway:
         self._key_provider = key_provider or (lambda: get_secret_store().get(STRIPE_KEY_SECRET))
         self._local = threading.local()  # per thread: Stripe's clock at its latest answer
 
-    def _noted(self, answer: Any) -> Any:
-        """Keep Stripe's clock at this answer (`stripe_time`); hand the answer on."""
+    def _noted(self, answer: Any, took: float = 0.0) -> Any:
+        """Keep Stripe's clock at this answer (`stripe_time`) and, for a read that took `took`
+        seconds, when it reached Stripe at the latest (`read_stamp`); hand the answer on."""
         at = _answer_time(answer)
         if at is not None:
             self._local.answered_at = at
+        self._local.asked_at = at - math.ceil(took) if at is not None else None
         return answer
+
+    def read_stamp(self) -> int:
+        """Stripe's clock, to the second, no later than when this thread's latest read reached
+        Stripe: the answer's `Date` (truncated) less the whole seconds the read took. Stamp what
+        that read returned with it. Never the machine's clock, which may run minutes off
+        Stripe's: a stamp ahead of Stripe's clock would make the next change's event look older
+        than the stored copy, and drop it. The machine's clock only for an answer without `Date`."""
+        at = getattr(self._local, "asked_at", None)
+        return int(at) if at is not None else int(time.time()) - 1
 
     def stripe_time(self) -> int:
         """Stripe's clock at its latest answer to this thread: the version stamp of what that
@@ -585,7 +596,9 @@ class StripeGateway:
                 reraise=True,
             ):
                 with tried:
-                    return self._noted(attempt())
+                    started = time.monotonic()
+                    answer = attempt()
+                    return self._noted(answer, time.monotonic() - started)
         except stripe.StripeError as exc:
             log.warning("Stripe refused a read: %s", readable_error(exc))
             raise self._refused(key, exc) from exc

@@ -10,8 +10,9 @@ reported honestly per resource: `done`, `done` with the number of times Stripe s
 down, `skipped` (the key may not read it: a note says which permission would unlock what) or
 `failed` with Stripe's reason. Never "done" for a run that did not finish.
 
-Rows are written through `mirror.write_objects` with the page's request time as their
-version, so a backfill never overwrites a fresher copy written by an event or a refund.
+Rows are written through `mirror.write_objects` with Stripe's clock when the page was asked
+for as their version (`StripeGateway.read_stamp`, never the machine's clock, which may run
+minutes off Stripe's), so a backfill never overwrites a fresher copy written by an event or a refund.
 """
 
 from __future__ import annotations
@@ -537,8 +538,8 @@ class _Walks:
                     walk.state = "pending"
                     return
                 params = run.params(walk)
-            requested_at = time.time()  # versions rows against Stripe's event times: the wall clock
             items, has_more = self._list(run, after, params)
+            requested_at = self.gateway.read_stamp()  # Stripe's clock when asked: against its event times
             with self._cond:
                 low = walk.created_from  # moved up if an idle walker took the older part meanwhile
                 kept = items if low is None else [o for o in items if _created(o) >= low]
@@ -666,7 +667,9 @@ def backfill(
     gateway = gateway or StripeGateway()
     names = list(resources)
     with locks.named_lock(BACKFILL_LOCK):
-        _mark_events_start(int(time.time()) - 60)  # an event cursor in Stripe's time: the wall clock, not `clock`
+        # An event cursor in Stripe's time; the machine's clock may be minutes off, and the first
+        # poll from a position no event gave looks back SKEW_OVERLAP, so that is enough here.
+        _mark_events_start(int(time.time()) - 60)
         outcome, _errors = _walk_resources_alone(gateway, names)
     if sweep and outcome.get("payment_methods") == "done" and sweep_due():
         try:
@@ -702,17 +705,20 @@ _listed_on_demand: dict[tuple[str, str], datetime] = {}  # (store, customer) →
 _listed_lock = threading.Lock()
 
 
-def list_customer_cards(gateway: StripeGateway, customer_id: str) -> list[dict[str, Any]]:
-    """Every payment method one customer has saved (cards saved as sources included)."""
+def list_customer_cards(gateway: StripeGateway, customer_id: str) -> tuple[list[dict[str, Any]], int]:
+    """Every payment method one customer has saved (cards saved as sources included), and the
+    version to store them with: Stripe's clock when the first page was asked for."""
     found: list[dict[str, Any]] = []
     after: str | None = None
+    stamp: int | None = None
     while True:
         items, has_more = gateway.list_page(
             "payment_methods", after, path=f"/v1/customers/{customer_id}/payment_methods"
         )
+        stamp = gateway.read_stamp() if stamp is None else stamp
         found += items
         if not has_more or not items:
-            return found
+            return found, stamp
         after = items[-1]["id"]
 
 
@@ -753,9 +759,9 @@ def _sweep_cards(gateway: StripeGateway) -> str:
                     batch = list(session.exec(query.order_by(col(StripeCustomer.id)).limit(SWEEP_BATCH)))
                 if not batch:
                     break
-                requested_at = time.time()  # a version stamp in Stripe's time: the wall clock, not `clock`
-                cards = [card for found in pool.map(lambda c: list_customer_cards(gateway, c), batch) for card in found]
-                _store_cards(cards, requested_at, CARD_SWEEP, batch[-1])
+                listed = list(pool.map(lambda c: list_customer_cards(gateway, c), batch))
+                cards = [card for found, _ in listed for card in found]
+                _store_cards(cards, min(stamp for _, stamp in listed), CARD_SWEEP, batch[-1])
                 cursor = batch[-1]
     except StripeRequestFailed as exc:
         denied = exc.code == "permission_denied"
@@ -820,9 +826,9 @@ def refresh_customer_cards(actor: Actor, customer_id: str, gateway: StripeGatewa
         customer = session.get(StripeCustomer, customer_id)
         if customer is None or customer.deleted:
             return False
-    requested_at = time.time()  # a version stamp in Stripe's time: the wall clock, not `clock`
+    gateway = gateway or StripeGateway()
     try:
-        found = list_customer_cards(gateway or StripeGateway(), customer_id)
+        found, requested_at = list_customer_cards(gateway, customer_id)
     except BillyError as exc:  # the page shows what the store holds; the sweep tries again later
         log.info("Could not read a customer's payment methods on demand: %s", exc)
         return False
@@ -847,13 +853,14 @@ def fetch_named_cards(gateway: StripeGateway, kind: str, obj: dict[str, Any]) ->
     with session_scope() as session:
         missing = [card_id for card_id in named if mirror.stored_version(session, "payment_method", card_id) is None]
     found = []
-    requested_at = time.time()  # a version stamp in Stripe's time: the wall clock, not `clock`
+    stamps: list[int] = []
     for card_id in missing:
         try:
             found.append(gateway.retrieve("payment_method", card_id))
+            stamps.append(gateway.read_stamp())
         except BillyError as exc:
             log.info("A payment method a customer names could not be read: %s", exc)
-    return _store_cards(found, requested_at, None, None) if found else []
+    return _store_cards(found, min(stamps), None, None) if found else []
 
 
 def _mark_events_start(since: int) -> None:

@@ -103,3 +103,21 @@ def test_events_made_during_a_skew_are_all_applied_once_in_stripes_order(  # typ
     assert (stored.name, stored.email) == ("Fifth", "billy@example.com")
     every = [e["id"] for e in newest]
     assert sorted(set(every) & set(_recorded())) == sorted(every)  # each of them, once (ids are unique)
+
+
+def test_a_change_made_in_stripe_just_after_the_backfill_read_it_is_applied(  # type: ignore[no-untyped-def]
+    any_store, any_store_owner, stripe_peer: StripePeer, skewed: int
+) -> None:
+    """What the backfill stores is stamped with Stripe's clock, not the machine's: with Stripe's
+    clock two minutes behind, a stamp from the machine would be two minutes ahead of the next
+    change's event, which would then look older than the stored copy and be dropped."""
+    client = stripe_peer.secret_client()
+    customer = client.v1.customers.create(params={"name": "Synced", "email": "synced@example.com"}).id
+    stripe_keys.connect_stripe_key(any_store_owner, stripe_peer.demo_key)
+    sync.backfill()
+    client.v1.customers.update(customer, params={"name": "Renamed after the sync"})
+    assert stripe_events.poll_events().get("applied", 0) >= 1
+    with session_scope() as s:
+        stored = s.get(StripeCustomer, customer)
+        assert stored is not None and stored.name == "Renamed after the sync"
+        assert stored.version_at <= _stripe_now(stripe_peer)  # never ahead of Stripe's clock
