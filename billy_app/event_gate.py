@@ -18,7 +18,6 @@ including handlers added later:
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import logging
@@ -34,6 +33,7 @@ from reflex.state import BaseState, State, StateUpdate
 from reflex_base.event import Event, EventHandler
 from reflex_base.registry import RegistrationContext
 
+from billy_app.blocking import in_thread
 from billy_app.state.session import SessionState, actor_of_connection
 from services import guard
 from services.errors import NotAuthenticated
@@ -174,7 +174,7 @@ class EventGate(Middleware):
 
     async def preprocess(self, app: App, state: BaseState, event: Event) -> StateUpdate | None:
         root = state._get_root_state()
-        actor = await asyncio.to_thread(_verified_actor, root)
+        actor = await in_thread(_verified_actor, root)
         was_reset = await bind_to_session(root, actor)
         registered = RegistrationContext.get().event_handlers.get(event.name)
         if registered is None:
@@ -182,7 +182,7 @@ class EventGate(Middleware):
         handler_name = event.name.rsplit(".", 1)[-1]
         if _is_forbidden(handler_name, event.payload):
             if actor is not None:
-                await asyncio.to_thread(guard.refuse_event, actor, handler_name)
+                await in_thread(guard.refuse_event, actor, handler_name)
             log.warning("Refused a %s event (%s)", handler_name, "signed in" if actor else "no session")
             return await self._refuse(root, was_reset, FORBIDDEN_MESSAGE)
         try:

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from urllib.parse import urlencode
 
@@ -18,6 +17,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from billy_app.api import flash
 from billy_app.api.http import client_address, request_actor, same_origin, user_agent
+from billy_app.blocking import in_thread
 from services import agent_login, agent_tokens
 from services.errors import BillyError, NotAuthenticated, ValidationFailed
 from services.permissions import Actor, role_label
@@ -61,12 +61,12 @@ async def connect_agent(request: Request) -> Response:
     form = {k: v for k, v in data.items() if isinstance(v, str)}
     groups = [g for g in data.getlist("group") if isinstance(g, str)][: len(agent_tokens.ACTION_GROUPS)]
     try:
-        actor = await asyncio.to_thread(request_actor, request)
+        actor = await in_thread(request_actor, request)
     except NotAuthenticated:
         here = "/connect-agent?" + urlencode({k: form[k] for k in REQUEST_FIELDS if form.get(k)})
         return RedirectResponse("/login?" + urlencode({"next": here}), status_code=303)
     try:
-        target = await asyncio.to_thread(_approve, actor, form, groups)
+        target = await in_thread(_approve, actor, form, groups)
     except BillyError as exc:
         return _page(form, exc.message)
     return RedirectResponse(target, status_code=303, headers=NO_STORE)
@@ -84,7 +84,7 @@ async def exchange_code(request: Request) -> Response:
     if not isinstance(body, dict):
         return _error("invalid_request", "Send JSON: code, code_verifier and redirect_uri.", 400)
     try:
-        issued, actor = await asyncio.to_thread(
+        issued, actor = await in_thread(
             agent_login.exchange,
             body.get("code"),
             body.get("code_verifier"),

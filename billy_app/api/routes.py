@@ -8,7 +8,6 @@ next page and, where there is something to say, a signed one-shot message (flash
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
@@ -34,6 +33,7 @@ from billy_app.api.http import (
     user_agent,
 )
 from billy_app.api.v1 import RestMount, build_rest_api
+from billy_app.blocking import in_thread
 from services import exports, health, identity, magic_links, organization, stripe_events, stripe_keys, sync, team
 from services.config import get_settings
 from services.errors import BillyError, NotAuthenticated, PermissionDenied
@@ -66,7 +66,7 @@ def member_form_post(sign_in_then: str) -> Callable[[Callable[[Request, Actor], 
         @form_post
         async def with_member(request: Request) -> Response:
             try:
-                actor = await asyncio.to_thread(request_actor, request)
+                actor = await in_thread(request_actor, request)
             except NotAuthenticated:
                 return redirect("/login", next=sign_in_then)
             return await handler(request, actor)
@@ -92,7 +92,7 @@ async def _form(request: Request) -> dict[str, str]:
 async def signup(request: Request) -> Response:
     form = await _form(request)
     try:
-        owner = await asyncio.to_thread(
+        owner = await in_thread(
             organization.signup,
             form.get("org_name", ""),
             form.get("plan", ""),
@@ -105,7 +105,7 @@ async def signup(request: Request) -> Response:
     except BillyError as exc:
         kept = {k: form.get(k, "") for k in ("org_name", "plan", "email", "name")}
         return redirect("/signup", flash=flash.pack(exc.message, **kept))
-    tokens = await asyncio.to_thread(identity.start_session, owner.id, client_address(request), user_agent(request))
+    tokens = await in_thread(identity.start_session, owner.id, client_address(request), user_agent(request))
     response = redirect("/onboarding")
     set_auth_cookies(response, tokens)
     return response
@@ -116,7 +116,7 @@ async def login(request: Request) -> Response:
     form = await _form(request)
     next_path = _local_path(form.get("next"))
     try:
-        tokens = await asyncio.to_thread(
+        tokens = await in_thread(
             identity.login,
             form.get("email", ""),
             form.get("password", ""),
@@ -134,7 +134,7 @@ async def login(request: Request) -> Response:
 
 @form_post
 async def logout(request: Request) -> Response:
-    await asyncio.to_thread(
+    await in_thread(
         identity.logout, request.cookies.get(identity.ACCESS_COOKIE), request.cookies.get(identity.REFRESH_COOKIE)
     )
     response = redirect("/login", flash=flash.pack("You are signed out.", kind="info"))
@@ -148,7 +148,7 @@ async def refresh(request: Request) -> Response:
     if not same_origin(request):
         return JSONResponse({"ok": False, "error": "cross-site request refused"}, status_code=403)
     try:
-        tokens = await asyncio.to_thread(
+        tokens = await in_thread(
             identity.refresh, request.cookies.get(identity.REFRESH_COOKIE), client_address(request), user_agent(request)
         )
     except BillyError as exc:
@@ -177,7 +177,7 @@ async def connect_demo_key(request: Request, actor: Actor) -> Response:
 async def _connect_stripe(connect: Callable[[], stripe_keys.ConnectedKey]) -> Response:
     """Both ways to connect end alike: the refusal explained on the wizard, or the first sync."""
     try:
-        connected = await asyncio.to_thread(connect)
+        connected = await in_thread(connect)
     except stripe_keys.KeyMissingPermissions as exc:
         return redirect("/onboarding", flash=flash.pack(exc.message, code=exc.code, granted=exc.granted))
     except BillyError as exc:
@@ -197,10 +197,10 @@ async def save_stripe_key(request: Request, actor: Actor) -> Response:
     store only; the page learns the outcome from the signed flash (never the key)."""
     form = await _form(request)
     key = form.get("key", "")
-    connected = await asyncio.to_thread(stripe_keys.connection)
+    connected = await in_thread(stripe_keys.connection)
     change = stripe_keys.rotate_stripe_key if connected is not None else stripe_keys.connect_stripe_key
     try:
-        done = await asyncio.to_thread(change, actor, key)
+        done = await in_thread(change, actor, key)
     except stripe_keys.KeyMissingPermissions as exc:
         return redirect(STRIPE_SETTINGS, flash=flash.pack(exc.message, code=exc.code, granted=exc.granted))
     except BillyError as exc:
@@ -221,7 +221,7 @@ async def save_webhook_secret(request: Request, actor: Actor) -> Response:
     """Settings → Stripe sync: the endpoint's signing secret goes to the secret store only."""
     form = await _form(request)
     try:
-        await asyncio.to_thread(stripe_events.set_webhook_secret, actor, form.get("secret", ""))
+        await in_thread(stripe_events.set_webhook_secret, actor, form.get("secret", ""))
     except BillyError as exc:
         return redirect("/settings/sync", flash=flash.pack(exc.message, code=exc.code))
     message = "Webhook signing secret saved. Stripe's events now reach Billy as they happen."
@@ -256,9 +256,7 @@ async def stripe_webhook(request: Request) -> Response:
             status_code=413,
         )
     try:
-        result = await asyncio.to_thread(
-            stripe_events.receive_webhook, payload, request.headers.get("stripe-signature")
-        )
+        result = await in_thread(stripe_events.receive_webhook, payload, request.headers.get("stripe-signature"))
     except stripe_events.WebhookRejected as exc:
         log.warning("Refused a webhook delivery: %s", exc.message)
         return PlainTextResponse(exc.message, status_code=400)
@@ -277,7 +275,7 @@ async def open_link(request: Request) -> Response:
     signed = request.query_params.get("token", "")
     page = "/invite" if purpose is magic_links.Purpose.INVITE else "/reset"
     try:
-        seconds_left = await asyncio.to_thread(magic_links.seconds_left, purpose, signed)
+        seconds_left = await in_thread(magic_links.seconds_left, purpose, signed)
     except BillyError as exc:
         response = redirect(page, flash=flash.pack(exc.message))
         clear_link_cookie(response, purpose)
@@ -292,7 +290,7 @@ async def accept_invite(request: Request) -> Response:
     form = await _form(request)
     signed = request.cookies.get(LINK_COOKIES["invite"], "")
     try:
-        member_id = await asyncio.to_thread(
+        member_id = await in_thread(
             team.accept_invite,
             signed,
             form.get("name", ""),
@@ -306,7 +304,7 @@ async def accept_invite(request: Request) -> Response:
         return response
     except BillyError as exc:
         return redirect("/invite", flash=flash.pack(exc.message, name=form.get("name", "")))
-    tokens = await asyncio.to_thread(identity.start_session, member_id, client_address(request), user_agent(request))
+    tokens = await in_thread(identity.start_session, member_id, client_address(request), user_agent(request))
     response = redirect("/dashboard")
     clear_link_cookie(response, "invite")
     set_auth_cookies(response, tokens)
@@ -323,7 +321,7 @@ FORGOT_ANSWER = (
 async def forgot_password(request: Request) -> Response:
     form = await _form(request)
     try:
-        await asyncio.to_thread(team.request_password_reset, form.get("email", ""), client_address(request))
+        await in_thread(team.request_password_reset, form.get("email", ""), client_address(request))
     except BillyError as exc:  # mail trouble: say so, but never whether the account exists
         log.warning("Password reset mail not sent: %s", exc)
     return redirect("/forgot", flash=flash.pack(FORGOT_ANSWER, kind="info"))
@@ -336,7 +334,7 @@ async def reset_password(request: Request) -> Response:
     if form.get("password", "") != form.get("password_again", ""):
         return redirect("/reset", flash=flash.pack("The two passwords are not the same."))
     try:
-        await asyncio.to_thread(
+        await in_thread(
             team.reset_password,
             signed,
             form.get("password", ""),
@@ -361,7 +359,7 @@ async def transfer_ownership(request: Request, actor: Actor) -> Response:
     form = await _form(request)
     try:
         member_id = int(form.get("member_id", ""))
-        await asyncio.to_thread(team.transfer_ownership, actor, member_id, form.get("password", ""))
+        await in_thread(team.transfer_ownership, actor, member_id, form.get("password", ""))
     except ValueError:
         return redirect("/settings/team", flash=flash.pack("Choose the member who becomes Owner."))
     except BillyError as exc:
@@ -405,11 +403,11 @@ async def export_csv(request: Request) -> Response:
     if kind not in exports.KINDS:
         return PlainTextResponse("There is no such export.", status_code=404, headers=NO_STORE)
     try:
-        actor = await asyncio.to_thread(request_actor, request)
+        actor = await in_thread(request_actor, request)
     except NotAuthenticated as exc:
         return PlainTextResponse(exc.message, status_code=401, headers=NO_STORE)
     try:
-        first, chunks = await asyncio.to_thread(_start_export, actor, kind, request.query_params.get("ticket", ""))
+        first, chunks = await in_thread(_start_export, actor, kind, request.query_params.get("ticket", ""))
     except NotAuthenticated as exc:
         return PlainTextResponse(exc.message, status_code=401, headers=NO_STORE)
     except PermissionDenied as exc:
@@ -436,7 +434,7 @@ async def readyz(request: Request) -> Response:
             status_code=429,
             headers={"Retry-After": str(retry_after)},
         )
-    checks = await asyncio.to_thread(health.readiness)
+    checks = await in_thread(health.readiness)
     ok = health.is_ready(checks)
     return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
 

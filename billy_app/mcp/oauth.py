@@ -11,7 +11,6 @@ redirect; `services.agent_login` checks the code and spends it once.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 from urllib.parse import urlencode
@@ -29,6 +28,7 @@ from mcp.server.auth.provider import (
 from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 
 from billy_app.api.bearer import actor_from_token
+from billy_app.blocking import in_thread
 from billy_app.mcp import calls
 from services import agent_login, agent_tokens, oauth_clients
 from services.errors import BillyError, NotAuthenticated
@@ -46,14 +46,14 @@ class BillyOAuthProvider:
         self.base = public_url.rstrip("/")  # where members open Billy (its approval page)
 
     async def get_client(self, client_id: str) -> OAuthClientInformationFull | None:
-        info = await asyncio.to_thread(oauth_clients.get, client_id)
+        info = await in_thread(oauth_clients.get, client_id)
         return OAuthClientInformationFull.model_validate(info) if info else None
 
     async def register_client(self, client_info: OAuthClientInformationFull) -> None:
         info = client_info.model_dump(mode="json", exclude_none=True)
         try:
             noted = calls.caller.get()  # the request's client address, noted by the endpoint
-            await asyncio.to_thread(
+            await in_thread(
                 oauth_clients.register,
                 str(client_info.client_id),
                 client_info.client_name or "",
@@ -74,7 +74,7 @@ class BillyOAuthProvider:
             "resource": params.resource or "",
         }
         try:
-            await asyncio.to_thread(
+            await in_thread(
                 agent_login.check_request,
                 "",
                 query["redirect_uri"],
@@ -92,7 +92,7 @@ class BillyOAuthProvider:
         self, client: OAuthClientInformationFull, authorization_code: str
     ) -> AuthorizationCode | None:
         try:
-            payload = await asyncio.to_thread(agent_login.read_code, authorization_code)
+            payload = await in_thread(agent_login.read_code, authorization_code)
         except BillyError:
             return None
         if payload.get("cl") != client.client_id:
@@ -113,8 +113,8 @@ class BillyOAuthProvider:
         self, client: OAuthClientInformationFull, authorization_code: AuthorizationCode
     ) -> OAuthToken:
         try:
-            payload = await asyncio.to_thread(agent_login.read_code, authorization_code.code)
-            issued, _ = await asyncio.to_thread(agent_login.redeem_code, payload)
+            payload = await in_thread(agent_login.read_code, authorization_code.code)
+            issued, _ = await in_thread(agent_login.redeem_code, payload)
         except BillyError as exc:
             raise TokenError("invalid_grant", exc.message) from exc
         expires_in = int(issued.expires_at.timestamp() - time.time()) if issued.expires_at else None
@@ -134,11 +134,11 @@ class BillyOAuthProvider:
 
     async def revoke_token(self, token: AccessToken | RefreshToken) -> None:
         try:
-            actor = await asyncio.to_thread(actor_from_token, token.token, Source.AGENT)
+            actor = await in_thread(actor_from_token, token.token, Source.AGENT)
         except NotAuthenticated:
             return  # already unusable: revocation succeeds (RFC 7009)
         if actor.token_id:
-            await asyncio.to_thread(agent_tokens.revoke_own_token, actor)
+            await in_thread(agent_tokens.revoke_own_token, actor)
 
     async def exchange_identity_assertion(self, client: OAuthClientInformationFull, params: Any) -> OAuthToken:
         raise TokenError("unsupported_grant_type", "Billy does not accept identity assertions.")

@@ -29,6 +29,7 @@ import reflex as rx
 from reflex.istate.data import RouterData
 from reflex_base.event import EventSpec
 
+from billy_app.blocking import in_thread
 from billy_app.error_handlers import explained
 from services import identity, organization
 from services.errors import BillyError, NotAuthenticated
@@ -72,10 +73,10 @@ class SessionExpired(Exception):
 
 
 async def off_loop(fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
-    """Run a blocking service call in a worker thread, so the event loop keeps serving other
-    tabs; a `NotAuthenticated` from it becomes `SessionExpired`."""
+    """Run a blocking service call in the app's thread pool (`blocking`), so the event loop
+    keeps serving other tabs; a `NotAuthenticated` from it becomes `SessionExpired`."""
     try:
-        return await asyncio.to_thread(fn, *args, **kwargs)
+        return await in_thread(fn, *args, **kwargs)
     except NotAuthenticated as exc:
         raise SessionExpired from exc
 

@@ -7,7 +7,6 @@ from the bearer credential and calls the one service function a page calls.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -25,6 +24,7 @@ from billy_app.api.v1 import charges, customers, invoices, me, owner, refund_req
 from billy_app.api.v1.calls import no_unknown_query
 from billy_app.api.v1.errors import FieldProblem, answer_for, body_of
 from billy_app.api.v1.rate import DEFAULT_LIMIT
+from billy_app.blocking import in_thread
 from services import audit
 from services.errors import BillyError
 from services.outages import store_outage
@@ -146,7 +146,7 @@ async def record_reads(request: Request, call_next: Callable[[Request], Awaitabl
         path = getattr(route, "path", "")
         if not path.startswith("/exports"):
             ids = [str(v) for v in request.path_params.values()]
-            await asyncio.to_thread(audit.record_read, actor, f"GET {path}", *ids)
+            await in_thread(audit.record_read, actor, f"GET {path}", *ids)
     return response
 
 

@@ -7,7 +7,6 @@ before the first byte, since the stream's first chunk is read before the answer 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Generator
 from dataclasses import dataclass
 from datetime import date
@@ -23,6 +22,7 @@ from billy_app.api.v1.errors import DOWNLOAD_ERRORS, READ_ERRORS
 from billy_app.api.v1.invoices import InvoiceQuery
 from billy_app.api.v1.models import CURSOR_MAX, PLAIN_TEXT, Page, page
 from billy_app.api.v1.subscriptions import Status as SubscriptionStatus
+from billy_app.blocking import in_thread
 from services import agent_api, exports, failed_payments, reports
 from services.errors import ValidationFailed
 from services.exports import CustomerFilters, NoFilters, PeriodFilters
@@ -128,7 +128,7 @@ async def _rest(first: str, chunks: Generator[str, None, None]) -> AsyncIterator
 
 
 async def _csv(actor: Actor, kind: str, filters: object, sort: str = "newest") -> CsvResponse:
-    first, chunks = await asyncio.to_thread(_start, actor, kind, filters, sort)
+    first, chunks = await in_thread(_start, actor, kind, filters, sort)
     headers = {
         "Content-Disposition": f'attachment; filename="{exports.filename(kind)}"',
         "Cache-Control": "no-store",
