@@ -350,13 +350,16 @@ def test_every_async_handler_of_a_signed_in_page_is_guarded() -> None:
 
 
 def test_no_state_module_runs_threads_or_catches_an_ended_session_itself() -> None:
-    """The copies stay gone: `asyncio.to_thread` and `except NotAuthenticated` live in `off_loop`."""
+    """The copies stay gone: the thread hop (`blocking.in_thread`, never `asyncio.to_thread`) and
+    `except NotAuthenticated` live in `off_loop`."""
     found = []
     for path in sorted(STATE_DIR.glob("*.py")):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.Attribute) and node.attr == "to_thread":
                 found.append(f"{path.name}:{node.lineno} to_thread")
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "in_thread":
+                found.append(f"{path.name}:{node.lineno} in_thread")
             if isinstance(node, ast.ExceptHandler) and node.type is not None:
                 names = {n.id for n in ast.walk(node.type) if isinstance(n, ast.Name)}
                 if "NotAuthenticated" in names:

@@ -4,13 +4,17 @@ A state mixin, so each page keeps its own copy of these vars. Every handler argu
 untrusted: a filter value is cut to its field's length and a choice must be one offered;
 the service checks the rest (and says what is wrong). The filters and cursors in force are
 kept server-side: a page, a sort or a `refresh` works on those, not on whatever is typed in
-the bar. Cursors never leave the server.
+the bar. Cursors never leave the server. The filters and sort in force are also written into
+the address (`?status=failed&sort=oldest`): a reload, a tab reconnecting to another worker, or
+a link someone shares opens the list as it was.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any, ClassVar
+from urllib.parse import urlencode
 
 import reflex as rx
 from reflex_base.event import EventSpec
@@ -208,11 +212,24 @@ class ListPage(rx.State, mixin=True):
                 out[name] = value
         return out
 
+    def _url_sort(self) -> str:
+        sort = self.router.url.query_parameters.get("sort")
+        return sort if isinstance(sort, str) and sort in dict(SORT_CHOICES) else "newest"
+
+    def _kept_in_address(self) -> EventSpec:
+        """Rewrite the address (without a navigation) to the filters and sort in force."""
+        query = {name: value for name, value in self._applied.items() if value}
+        if self.sort != "newest":
+            query["sort"] = self.sort
+        address = (self.router.url.path or "/") + ("?" + urlencode(query) if query else "")
+        return rx.call_script(f"window.history.replaceState(null, '', {json.dumps(address)})")
+
     @rx.event
     @guarded
     async def load(self):
-        """on_load: the newest rows, filtered as the address says (links from the dashboard)."""
-        self.filters, self._applied, self.sort, self.problem = self._blank(), {}, "newest", ""
+        """on_load: the rows filtered and sorted as the address says (links from the dashboard,
+        a reload, a reconnection)."""
+        self.filters, self._applied, self.sort, self.problem = self._blank(), {}, self._url_sort(), ""
         self.filters = {**self.filters, **self._url_filters()}
         self._applied = self._typed({}) or {}
         await self._first_page()
@@ -292,21 +309,23 @@ class ListPage(rx.State, mixin=True):
             return None
         self._applied = applied
         self._show_page([""])
-        return None
+        return self._kept_in_address()
 
     @rx.event
     @guarded
     async def clear(self):
         self.filters, self._applied, self.problem = self._blank(), {}, ""
         await self._first_page()
+        return self._kept_in_address()
 
     @rx.event
     @guarded
     async def set_sort(self, value: str):
         if value not in dict(SORT_CHOICES) or value == self.sort:
-            return
+            return None
         self.sort = value
         await self._first_page()
+        return self._kept_in_address()
 
     # --- pages ---------------------------------------------------------------------------------------
 
