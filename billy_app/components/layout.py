@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from billy_app.components import light
 from billy_app.components.global_search import global_search_box
 from billy_app.components.native_form import native_form
 from billy_app.state.nav_badges import NavBadgesState
@@ -330,4 +331,4 @@ def message_callout(message: rx.Var[str], kind: rx.Var[str]) -> rx.Component:
 def local_time(iso_value: rx.Var[str]) -> rx.Component:
     """A UTC timestamp shown in the viewer's own time zone, which it names ("… UTC+02:00"): a team
     across zones reads the same moment, and nobody takes a local time for the server's."""
-    return rx.moment(iso_value, format="YYYY-MM-DD HH:mm [UTC]Z", local=True, class_name="local-time")
+    return light.local_time(iso_value)

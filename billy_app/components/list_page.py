@@ -13,6 +13,7 @@ from typing import Any
 
 import reflex as rx
 
+from billy_app.components import light
 from billy_app.components.tables import header
 from billy_app.state.list_page import SORT_CHOICES
 
@@ -203,21 +204,20 @@ def export_button(state: Any, on_click: Any, element_id: str, busy: Any = None) 
 
 def customer_cell(row: ListRow) -> rx.Component:
     """The customer's name (or email), linking to their page when the row has one."""
-    return rx.vstack(
+    return light.stack(
         rx.cond(
             row.customer_id != "",
             rx.link(row.customer, href="/customers/" + row.customer_id, class_name="customer-link"),
-            rx.text(row.customer, size="2"),
+            light.text(row.customer, size="2"),
         ),
-        rx.cond(row.email != "", rx.text(row.email, size="1", color_scheme="gray")),
-        spacing="0",
+        rx.cond(row.email != "", light.note(row.email)),
     )
 
 
 def list_row(description: ListDescription, row: ListRow) -> rx.Component:
     attributes = {f"data-{description.item}": row.id, **{f"data-{key}": row[key] for key in description.row_data}}
-    return rx.table.row(
-        *[rx.table.cell(column.cell(row)) for column in description.columns],
+    return light.row(
+        *[light.cell(column.cell(row)) for column in description.columns],
         custom_attrs=attributes,
         class_name=f"{description.item}-row",
     )

@@ -7,6 +7,7 @@ from typing import TypeVar
 
 import reflex as rx
 
+from billy_app.components import light
 from billy_app.components.layout import local_time
 from billy_app.state.view import CustomerChargeRow
 
@@ -29,10 +30,11 @@ def header(*labels: str) -> rx.Component:
 
 
 def colored_badge(
-    label: rx.Var[str], key: rx.Var[str], colors: Mapping[str, str], default: str, **props: object
+    label: rx.Var[str], key: rx.Var[str], colors: Mapping[str, str], default: str, *, class_name: str = ""
 ) -> rx.Component:
-    """A soft badge coloured by `key` (a status), e.g. green for "paid"; `default` for any other."""
-    return rx.badge(label, color_scheme=rx.match(key, *colors.items(), default), variant="soft", **props)
+    """A soft badge coloured by `key` (a status), e.g. green for "paid"; `default` for any other.
+    Light (`light.badge`): tables show one a row."""
+    return light.badge(label, rx.match(key, *colors.items(), default), class_name=class_name)
 
 
 def state_badge(state: rx.Var[str]) -> rx.Component:
@@ -45,10 +47,9 @@ def small_gray(text: rx.Var[str] | rx.Component | str, **props: object) -> rx.Co
 
 
 def name_and_id(name: rx.Var[str] | rx.Component, row_id: rx.Var[str], *more: rx.Component) -> rx.Component:
-    """A row's name (a description, a plan, a number) over its id in small grey, then any notes."""
-    return rx.vstack(
-        rx.text(name, size="2") if isinstance(name, rx.Var) else name, small_gray(row_id), *more, spacing="0"
-    )
+    """A row's name (a description, a plan, a number) over its id in small grey, then any notes
+    (light pieces: one a row)."""
+    return light.stack(light.text(name, size="2") if isinstance(name, rx.Var) else name, light.note(row_id), *more)
 
 
 def charge_cells(charge: rx.Var[CustomerChargeRow]) -> list[rx.Component]:

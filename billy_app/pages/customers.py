@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from billy_app.components import light
 from billy_app.components.customer_form import customer_edit_dialog, edit_customer_button
 from billy_app.components.customer_sections import customer_sections, customer_trail
 from billy_app.components.layout import local_time
@@ -45,11 +46,11 @@ def search_bar() -> rx.Component:
 
 
 def customer_row(customer: Row) -> rx.Component:
-    return rx.table.row(
-        rx.table.cell(rx.link(customer["name"], href="/customers/" + customer["id"], class_name="customer-link")),
-        rx.table.cell(customer["email"]),
-        rx.table.cell(local_time(customer["created"])),
-        rx.table.cell(small_gray(customer["id"])),
+    return light.row(
+        light.cell(rx.link(customer["name"], href="/customers/" + customer["id"], class_name="customer-link")),
+        light.cell(customer["email"]),
+        light.cell(local_time(customer["created"])),
+        light.cell(light.note(customer["id"])),
     )
 
 

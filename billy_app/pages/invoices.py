@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from billy_app.components import light
 from billy_app.components.invoice_actions import (
     bulk_reminder_button,
     bulk_reminder_dialog,
@@ -28,12 +29,9 @@ from billy_app.state.invoices import STATUS_CHOICES, InvoicesState, InvoiceTable
 
 def due_cell(invoice: rx.Var[InvoiceTableRow]) -> rx.Component:
     """The due date, and how late an overdue invoice is."""
-    return rx.vstack(
-        rx.cond(invoice.due != "", local_time(invoice.due), rx.text("—")),
-        rx.cond(
-            invoice.overdue != "", rx.text(invoice.overdue, color_scheme="red", size="1", class_name="days-overdue")
-        ),
-        spacing="0",
+    return light.stack(
+        rx.cond(invoice.due != "", local_time(invoice.due), light.text("—")),
+        rx.cond(invoice.overdue != "", light.text(invoice.overdue, size="1", color="red", class_name="days-overdue")),
     )
 
 
@@ -54,7 +52,7 @@ INVOICES = ListDescription(
         Column("Created", lambda invoice: local_time(invoice.created)),
         Column("Number", lambda invoice: name_and_id(invoice.number, invoice.id)),
         Column("Customer", customer_cell),
-        Column("Total", lambda invoice: rx.text(invoice.total, weight="medium")),
+        Column("Total", lambda invoice: light.text(invoice.total, weight="medium")),
         Column("Still due", lambda invoice: invoice.remaining),
         Column("Due", due_cell),
         Column("Status", lambda invoice: colored_badge(invoice.state, invoice.status, STATUS_COLORS, "amber")),

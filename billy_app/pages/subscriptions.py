@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from billy_app.components import light
 from billy_app.components.layout import local_time
 from billy_app.components.list_page import (
     CUSTOMER_FILTER,
@@ -22,18 +23,17 @@ STATUS_COLORS = {"active": "green", "past_due": "amber", "trialing": "blue", "ca
 
 
 def monthly_cell(subscription: rx.Var[SubscriptionTableRow]) -> rx.Component:
-    return rx.vstack(
-        rx.text(subscription.mrr, weight="medium"),
-        rx.cond(~subscription.counts_in_mrr, rx.text("not in MRR", size="1", color_scheme="gray")),
-        spacing="0",
+    return light.stack(
+        light.text(subscription.mrr, weight="medium"),
+        rx.cond(~subscription.counts_in_mrr, light.note("not in MRR")),
     )
 
 
 def status_cell(subscription: rx.Var[SubscriptionTableRow]) -> rx.Component:
-    return rx.vstack(
+    return light.stack(
         colored_badge(subscription.state, subscription.status, STATUS_COLORS, "gray"),
-        rx.cond(subscription.ends_at_period_end, rx.text("ends at period end", size="1", color_scheme="amber")),
-        spacing="1",
+        rx.cond(subscription.ends_at_period_end, light.text("ends at period end", size="1", color="amber")),
+        gap="1",
     )
 
 
