@@ -231,3 +231,38 @@ def test_a_live_refresh_handles_each_kind_of_failure(
     if logged:
         assert re.search(r"error id [0-9a-f]{8}", errors[0].getMessage())
         assert "RuntimeError: a bug" in (errors[0].exc_text or "")
+
+
+def test_a_burst_of_notices_makes_a_few_refreshes_a_second_and_none_is_missed() -> None:
+    """100 notices over a second (a burst of Stripe events): a page re-reads at most every
+    MIN_REFRESH_GAP, so about four times, and every notice is in one of its groups; a lone notice
+    after a quiet spell is handled within the batch window, not the gap."""
+    from billy_app.state.live import BATCH_SECONDS, MIN_REFRESH_GAP, paced_batches
+
+    bus = NoticeBus()
+
+    async def scenario() -> tuple[list[int], float]:
+        async with bus.subscription() as sub:
+            batches = paced_batches(sub)
+
+            def burst() -> None:
+                for i in range(100):
+                    bus.deliver(Notice("charge", (f"ch_{i}",)))
+                    time.sleep(0.01)
+
+            threading.Thread(target=burst, daemon=True).start()
+            sizes: list[int] = []
+            while sum(sizes) < 100:
+                batch = await asyncio.wait_for(anext(batches), 5)
+                assert batch is not None
+                sizes.append(len(batch))
+            await asyncio.sleep(MIN_REFRESH_GAP)  # quiet: the next notice is not held back
+            sent = time.monotonic()
+            bus.deliver(Notice("charge", ("ch_late",)))
+            assert await asyncio.wait_for(anext(batches), 5) == [Notice("charge", ("ch_late",))]
+            return sizes, time.monotonic() - sent
+
+    sizes, late_after = asyncio.run(scenario())
+    assert sum(sizes) == 100
+    assert len(sizes) <= 1.0 / MIN_REFRESH_GAP + 2, sizes  # about 1 s of burst: four or five groups, not 100
+    assert late_after < BATCH_SECONDS + 0.15

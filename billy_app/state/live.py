@@ -2,14 +2,18 @@
 
 Notices (`services.notices`) say only which kind of rows changed; the page re-reads what it
 shows through the service layer, as its viewer, so a notice can never leak a row the
-viewer may not see. Notices arriving close together are handled as one refresh. The task
-ends when its tab disconnects or navigates to another page.
+viewer may not see. Notices arriving close together are handled as one refresh, and a page
+refreshes at most every `MIN_REFRESH_GAP` seconds: under a burst of Stripe events (hundreds a
+second) each open page re-reads a few times a second, not once per event, which kept the server
+and every browser rendering the same rows over and over (bench/burst). The task ends when its
+tab disconnects or navigates to another page.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from typing import ClassVar
 
 import reflex as rx
@@ -21,6 +25,7 @@ from services import notices
 from services.errors import BillyError, NotAuthenticated
 
 BATCH_SECONDS = 0.05  # notices within this window make one refresh
+MIN_REFRESH_GAP = 0.3  # seconds from one refresh of a page to its next, whatever arrives meanwhile
 IDLE_CHECK_SECONDS = 20.0  # how often an idle task checks that its tab is still there
 REDIS_RETRY_SECONDS = 1.0  # how long a task waits before looking for its state again while Redis is away
 
@@ -38,19 +43,31 @@ def _tab_connected(token: str) -> bool:
     return namespace is None or token in namespace.token_to_sid
 
 
-async def _next_batch(sub: notices.Subscription) -> list[notices.Notice] | None:
-    """The next group of notices; None after an idle spell, so the caller can check on its tab."""
+async def _next_batch(sub: notices.Subscription, not_before: float = 0.0) -> list[notices.Notice] | None:
+    """The next group of notices, gathered for `BATCH_SECONDS` after the first and at least until
+    the loop's clock reads `not_before`; None after an idle spell, so the caller can check on its tab."""
     first = await sub.next(IDLE_CHECK_SECONDS)
     if first is None:
         return None
     batch = [first]
-    deadline = asyncio.get_running_loop().time() + BATCH_SECONDS
+    deadline = max(asyncio.get_running_loop().time() + BATCH_SECONDS, not_before)
     while (left := deadline - asyncio.get_running_loop().time()) > 0:
         more = await sub.next(left)
         if more is None:
             break
         batch.append(more)
     return batch
+
+
+async def paced_batches(sub: notices.Subscription) -> AsyncIterator[list[notices.Notice] | None]:
+    """The subscription's notices in groups, one group per refresh: at least `MIN_REFRESH_GAP`
+    apart, so a burst makes a few refreshes a second; None after each idle spell."""
+    not_before = 0.0
+    while True:
+        batch = await _next_batch(sub, not_before)
+        if batch is not None:
+            not_before = asyncio.get_running_loop().time() + MIN_REFRESH_GAP
+        yield batch
 
 
 class LiveState(rx.State, mixin=True):
@@ -100,8 +117,7 @@ class LiveState(rx.State, mixin=True):
             kinds = self._live_kinds()
             bound_to = await self._bound_session_now()
         async with notices.subscription() as sub:
-            while True:
-                batch = await _next_batch(sub)
+            async for batch in paced_batches(sub):
                 if not _tab_connected(token):
                     return
                 relevant = batch is not None and any(n.kind in kinds or n.kind == "*" for n in batch)
