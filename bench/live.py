@@ -16,37 +16,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 import time
-from pathlib import Path
 
 import httpx
 
 from bench.common import percentile, print_facts
+from bench.harness import ROW_OBSERVER, WEBHOOK_SECRET, billy_and_sandbox, chromium, save_webhook_secret, sign_in
 from sandbox.events import signature_header
 
 TARGET_MS = 250.0
-SECRET = "whsec_" + "bench" * 7
-# React reuses row elements, so a new charge can arrive as changed attributes of an existing
-# row: every DOM change rescans the rows and stamps ids not seen before.
-OBSERVER = """
-() => {
-  window.__seen = {};
-  const scan = () => {
-    const now = Date.now();
-    document.querySelectorAll('.charge-row').forEach((el) => {
-      const id = el.getAttribute('data-charge');
-      if (id && !(id in window.__seen)) window.__seen[id] = now;
-    });
-  };
-  scan();
-  new MutationObserver(scan).observe(document.body, {childList: true, subtree: true, attributes: true});
-}
-"""
 
 
 def _signature(payload: bytes) -> str:
-    return signature_header(SECRET, payload, int(time.time()))
+    return signature_header(WEBHOOK_SECRET, payload, int(time.time()))
 
 
 def _summary(name: str, samples: list[float]) -> str:
@@ -57,44 +39,19 @@ def _summary(name: str, samples: list[float]) -> str:
 
 
 def run(samples: int, gap: float) -> dict[str, list[float]]:
-    from playwright.sync_api import sync_playwright
+    from tests.browser.conftest import at
 
-    import sandbox as sandbox_pkg
-    from devtools.app_runner import CHROMIUM, CHROMIUM_FLAGS, running_app
-    from devtools.mailcatcher import run_in_thread as mail_catcher
-    from sandbox.seed import seed
-    from tests.browser.conftest import at, sign_in_as_owner
-
-    handle = sandbox_pkg.run_in_thread(port=0)
-    seed(handle.url, customers=20)
-    client = handle.client()
-    customer = client.v1.customers.create(params={"name": "Bench Buyer", "email": "bench@example.com"})
     results: dict[str, list[float]] = {"visible": [], "endpoint": []}
-    with (
-        mail_catcher() as catcher,
-        tempfile.TemporaryDirectory(prefix="billy-bench-live-") as tmp,
-        running_app(
-            Path(tmp),
-            sandbox_url=handle.url,
-            demo_key=sandbox_pkg.DEMO_RESTRICTED_KEY,
-            smtp_host=catcher.host,
-            smtp_port=catcher.smtp_port,
-            extra_env={"BILLY_EVENT_POLL_SECONDS": "0"},
-        ) as app,
-        sync_playwright() as pw,
-    ):
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+    with billy_and_sandbox("billy-bench-live-", customers=20) as (handle, app), chromium() as browser:
+        client = handle.client()
+        customer = client.v1.customers.create(params={"name": "Bench Buyer", "email": "bench@example.com"})
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        sign_in_as_owner(page, app, email="bench-owner@example.com", password="a-bench-owner-password")  # noqa: S106 - a throwaway instance
-        page.goto(app.url + "/settings/sync")
-        page.wait_for_selector("#whsec")
-        page.fill("#whsec", SECRET)
-        page.click("#save-webhook-secret")
-        page.wait_for_selector("text=Webhook signing secret saved")
+        sign_in(page, app)
+        save_webhook_secret(page, app)
         page.goto(app.url + "/charges")
         page.wait_for_url(at("/charges"))
         page.wait_for_selector(".charge-row")
-        page.evaluate(OBSERVER)
+        page.evaluate(ROW_OBSERVER, ".charge-row")
         with httpx.Client(base_url=app.url, timeout=10) as http:
             for _ in range(samples + 3):  # the first three warm the path up and are not counted
                 charge = client.v1.charges.create(
@@ -117,8 +74,6 @@ def run(samples: int, gap: float) -> dict[str, list[float]]:
                 results["visible"].append(seen - t0)
                 results["endpoint"].append(endpoint_ms)
                 time.sleep(gap)
-        browser.close()
-    handle.stop()
     return {k: v[3:] for k, v in results.items()}
 
 

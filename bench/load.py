@@ -21,22 +21,16 @@ import argparse
 import asyncio
 import itertools
 import random
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from bench.common import load_average, percentile, print_facts
+from bench.harness import OWNER_EMAIL, OWNER_PASSWORD, billy_and_sandbox, chromium, sign_in
 
-OWNER_EMAIL, OWNER_PASSWORD = "load-owner@example.com", "a-load-test-owner-password"
-FIRST_SYNC_DONE = (
-    "() => { const r = [...document.querySelectorAll('.sync-resource')];"
-    " return r.length > 0 && r.every(e => /done|skipped/.test(e.textContent)); }"
-)
 SEARCH_TERMS = ("jane", "smith", "acme", "order", "4242", "lee", "ann", "co")
 
 
@@ -175,43 +169,16 @@ def _table(alone: Timings, loaded: Timings, sessions: int) -> list[str]:
 
 
 def run(sessions: int, seconds: float, period: float, customers: int) -> list[str]:
-    from playwright.sync_api import sync_playwright
-
-    import sandbox as sandbox_pkg
-    from devtools.app_runner import CHROMIUM, CHROMIUM_FLAGS, running_app
-    from devtools.mailcatcher import run_in_thread as mail_catcher
-    from sandbox.seed import seed
-    from tests.browser.conftest import sign_in_as_owner
-
-    handle = sandbox_pkg.run_in_thread(port=0)
-    seed(handle.url, customers=customers)
-    customer_ids = [c.id for c in handle.client().v1.customers.list(params={"limit": 100}).data]
-    try:
-        with (
-            mail_catcher() as catcher,
-            tempfile.TemporaryDirectory(prefix="billy-bench-load-") as tmp,
-            running_app(
-                Path(tmp),
-                sandbox_url=handle.url,
-                demo_key=sandbox_pkg.DEMO_RESTRICTED_KEY,
-                smtp_host=catcher.host,
-                smtp_port=catcher.smtp_port,
-                extra_env={"BILLY_EVENT_POLL_SECONDS": "0", "BILLY_LOGIN_LIMIT_PER_ADDRESS": "1000/minute"},
-            ) as app,
-        ):
-            with sync_playwright() as pw:
-                browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-                page = browser.new_page()
-                sign_in_as_owner(page, app, email=OWNER_EMAIL, password=OWNER_PASSWORD)
-                page.wait_for_function(FIRST_SYNC_DONE, timeout=180_000)
-                browser.close()
-            print(f"warming up; then 1 session for {seconds:.0f} s, then {sessions} for {seconds:.0f} s", flush=True)
-            asyncio.run(_measure(app.url, 2, min(seconds, 10), period, customer_ids))
-            alone = asyncio.run(_measure(app.url, 1, seconds, period, customer_ids))
-            loaded = asyncio.run(_measure(app.url, sessions, seconds, period, customer_ids))
-            print(f"load average after: {load_average()}")
-    finally:
-        handle.stop()
+    extra = {"BILLY_LOGIN_LIMIT_PER_ADDRESS": "1000/minute"}  # every session signs in from here
+    with billy_and_sandbox("billy-bench-load-", customers=customers, extra_env=extra) as (handle, app):
+        customer_ids = [c.id for c in handle.client().v1.customers.list(params={"limit": 100}).data]
+        with chromium() as browser:
+            sign_in(browser.new_page(), app, wait_for_first_sync=True)
+        print(f"warming up; then 1 session for {seconds:.0f} s, then {sessions} for {seconds:.0f} s", flush=True)
+        asyncio.run(_measure(app.url, 2, min(seconds, 10), period, customer_ids))
+        alone = asyncio.run(_measure(app.url, 1, seconds, period, customer_ids))
+        loaded = asyncio.run(_measure(app.url, sessions, seconds, period, customer_ids))
+        print(f"load average after: {load_average()}")
     return _table(alone, loaded, sessions)
 
 

@@ -856,7 +856,8 @@ class ChargeListRow:
     created: int
 
 
-def _charge_state(row: StripeCharge) -> str:
+def charge_state_label(row: StripeCharge) -> str:
+    """The words a charge's state badge shows (the charges list, and bench.burst comparing pages with Stripe)."""
     if row.status == "succeeded" and row.amount_refunded >= row.amount > 0:
         return "Refunded"
     if row.status == "succeeded" and row.amount_refunded:
@@ -938,7 +939,7 @@ def _charge_items(session: Session, rows: list[StripeCharge]) -> list[ChargeList
                 amount=Money.of(r.amount, r.currency),
                 refunded=Money.of(r.amount_refunded, r.currency),
                 status=r.status,
-                status_label=_charge_state(r),
+                status_label=charge_state_label(r),
                 reason=reason or "",
                 reason_label=FAILURE_REASONS[reason] if reason else "",
                 failure_message=r.failure_message or "",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from billy_app.components import light
 from billy_app.components.layout import local_time
 from billy_app.components.list_page import (
     CUSTOMER_FILTER,
@@ -23,11 +24,11 @@ from billy_app.state.refund import RefundState
 
 
 def status_cell(charge: rx.Var[ChargeTableRow]) -> rx.Component:
-    return rx.vstack(
+    return light.stack(
         state_badge(charge.state),
-        rx.cond(charge.reason != "", rx.text(charge.reason, size="1", color_scheme="red")),
-        rx.cond(charge.failure != "", rx.text(charge.failure, size="1", color_scheme="gray")),
-        spacing="1",
+        rx.cond(charge.reason != "", light.text(charge.reason, size="1", color="red")),
+        rx.cond(charge.failure != "", light.note(charge.failure)),
+        gap="1",
     )
 
 
@@ -77,10 +78,11 @@ CHARGES = ListDescription(
             ),
         ),
         Column("Card", lambda charge: charge.card),
-        Column("Amount", lambda charge: rx.text(charge.amount, weight="medium")),
+        Column("Amount", lambda charge: light.text(charge.amount, weight="medium")),
         Column("Status", status_cell),
         Column("", lambda charge: refund_cell(charge)),
     ),
+    row_data=("state",),  # data-state: the badge's words, for scripts and benches reading the table
 )
 
 
