@@ -102,7 +102,7 @@ class Leadership:
         """Run the chores while `still_leading` (which blocks a while each call) says so; a raise
         from it means the lock was lost."""
         self._leading.set()
-        log.info("This worker runs the store's chores (event polling, reconciliation, pruning).")
+        log.debug("This worker runs the store's chores (event polling, reconciliation, pruning).")
         try:
             self._on_elected()
             while still_leading():
