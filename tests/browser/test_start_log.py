@@ -30,6 +30,10 @@ def test_a_healthy_start_prints_one_line_per_component_and_no_warnings(tmp_path:
         MAIL_PORT=str(free_port()),
         MAIL_WEB_PORT=str(free_port()),
     )
+    if worker := os.environ.get("PYTEST_XDIST_WORKER"):
+        # The build the other browser modules on this worker use (devtools/app_runner.py): made
+        # for the same port, it serves as it is, rather than a third build of the same pages.
+        env["REFLEX_WEB_WORKDIR"] = f".web-{worker}"
     log = tmp_path / "start.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
