@@ -63,12 +63,12 @@ class Leadership:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            engine = get_engine()
-            if engine.dialect.name != "postgresql":
-                self._lead_while(lambda: not self._stop.wait())
-                return
             try:
-                self._lead_on_postgresql(engine)
+                engine = get_engine()
+                if engine.dialect.name == "postgresql":
+                    self._lead_on_postgresql(engine)
+                else:  # one worker: it leads until stopped
+                    self._lead_while(lambda: not self._stop.wait())
             except Exception:
                 log.warning("This worker's hold on the store's chores failed; it tries again shortly.", exc_info=True)
             self._stop.wait(self.retry_seconds)
