@@ -476,6 +476,9 @@ class Loader:
             # Write the generated gigabyte out now, as SQLite's wal_checkpoint does below: left to
             # the background checkpointer, it lands in the middle of the timed queries.
             cur.execute("CHECKPOINT")
+            # The connection goes back to the store's pool: as it came, or every later session
+            # on it runs without a transaction (and a time budget's SAVEPOINT fails).
+            self.raw.set_session(autocommit=False)  # type: ignore[attr-defined]
         else:
             cur.execute("ANALYZE")
             self.raw.commit()
