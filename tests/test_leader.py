@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from services.db import get_engine
 from services.leader import CHORES_LOCK, Leadership
 from tests.conftest import _make_instance
+from tests.waiting import eventually
 
 
 class Worker:
@@ -25,15 +26,6 @@ class Worker:
     def _elected(self) -> None:
         self.started += 1
         self.running.set()
-
-
-def _wait_for(condition, seconds: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 @pytest.fixture
@@ -93,9 +85,9 @@ def test_a_leader_whose_lock_connection_dies_stops_its_chores_and_another_takes_
         )
         assert len(holders) == 1
         admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": holders[0]})
-    assert _wait_for(lambda: not first.running.is_set())
+    assert eventually(lambda: not first.running.is_set())
     assert second.running.wait(5)
-    assert _wait_for(lambda: first.leadership.leading is False)
+    assert eventually(lambda: first.leadership.leading is False)
     time.sleep(0.6)  # the old leader keeps trying, and fails while the new one holds the lock
     assert not first.running.is_set() and first.started == 1 and second.started == 1
 
@@ -114,7 +106,7 @@ def test_the_app_runs_its_store_chores_only_while_it_leads(any_store) -> None:  
     leadership.start()  # what each worker's start does, beside its own per-process hooks
     try:
         assert leadership.wait_until_leading(10)
-        assert _wait_for(lambda: all(chore.running for chore in billy_app.periodic_chores))
+        assert eventually(lambda: all(chore.running for chore in billy_app.periodic_chores))
     finally:
         leadership.stop()
-    assert _wait_for(lambda: not any(chore.running for chore in billy_app.periodic_chores))
+    assert eventually(lambda: not any(chore.running for chore in billy_app.periodic_chores))

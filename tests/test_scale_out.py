@@ -28,6 +28,7 @@ from services import notices, shared_limits
 from services.config import PROJECT_ROOT
 from services.notices import EVERYTHING, Notice, NoticeBus, RedisRelay
 from services.stripe_gateway import RateGate
+from tests.waiting import eventually
 
 RATE = 10  # requests a second the gate allows, in both processes together
 PER_PROCESS = 15
@@ -129,15 +130,6 @@ def _listen(bus: NoticeBus, got: list[Notice], ready: threading.Event, stop: thr
     asyncio.run(follow())
 
 
-def _wait_for(condition, seconds: float = 10) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_live_updates_pause_while_redis_is_away_and_resume_with_a_catch_up_when_it_is_back(
     up_redis: RedisServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -152,7 +144,7 @@ def test_live_updates_pause_while_redis_is_away_and_resume_with_a_catch_up_when_
     assert ready.wait(5)
     try:
         writer.publish(Notice("refund", ("re_before",)))
-        assert _wait_for(lambda: Notice("refund", ("re_before",)) in got)
+        assert eventually(lambda: Notice("refund", ("re_before",)) in got)
 
         up_redis.kill()
         time.sleep(0.5)
@@ -166,9 +158,9 @@ def test_live_updates_pause_while_redis_is_away_and_resume_with_a_catch_up_when_
         up_redis.start()
         # Back: the reading worker hears Redis again and tells its pages to re-read everything (what
         # changed meanwhile never reached them), and notices flow again.
-        assert _wait_for(lambda: EVERYTHING in got), got
+        assert eventually(lambda: EVERYTHING in got), got
         writer.publish(Notice("refund", ("re_after",)))
-        assert _wait_for(lambda: Notice("refund", ("re_after",)) in got), got
+        assert eventually(lambda: Notice("refund", ("re_after",)) in got), got
         assert Notice("refund", ("re_during",)) not in got
     finally:
         stop.set()

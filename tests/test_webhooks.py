@@ -10,7 +10,6 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 from sqlmodel import select
@@ -25,6 +24,7 @@ from services.models import AuditEntry, StripeCharge, StripeCustomer, StripeEven
 from services.secrets import get_secret_store
 from tests.conftest import member_actor
 from tests.stripe_helpers import make_charge
+from tests.waiting import eventually
 
 SECRET = "whsec_" + "k" * 32
 
@@ -141,16 +141,6 @@ def running_api(any_store) -> Iterator[str]:  # type: ignore[no-untyped-def]
     thread.join(10)
 
 
-def _wait_for(predicate: Any, timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("timed out")
-
-
 def test_the_sandbox_delivers_charges_and_refunds_to_the_endpoint(  # type: ignore[no-untyped-def]
     running_api, any_store_owner, stripe_peer, sandbox
 ) -> None:
@@ -160,10 +150,12 @@ def test_the_sandbox_delivers_charges_and_refunds_to_the_endpoint(  # type: igno
     sandbox.register_webhook("billy", f"{running_api}/api/stripe/webhook", SECRET)
     try:
         charge = make_charge(stripe_peer, 4321, description="Order #9001")
-        stored = _wait_for(lambda: _charge(charge["id"]))
+        stored = eventually(lambda: _charge(charge["id"]), 15.0)
+        assert stored, "timed out"
         assert (stored.amount, stored.status, stored.order_number) == (4321, "succeeded", "9001")
         stripe_peer.secret_client().v1.refunds.create(params={"charge": charge["id"], "amount": 321})
-        refunded = _wait_for(lambda: (c := _charge(charge["id"])) and c.amount_refunded == 321 and c)
+        refunded = eventually(lambda: (c := _charge(charge["id"])) and c.amount_refunded == 321 and c, 15.0)
+        assert refunded, "timed out"
         assert refunded.amount_refunded == 321
     finally:
         sandbox.delete_webhook("billy")
