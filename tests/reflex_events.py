@@ -104,6 +104,24 @@ class Pipeline:
     def tab(self, cookie: str = "", path: str = "/dashboard", token: str | None = None) -> Tab:
         return Tab(self, token or str(uuid.uuid4()), cookie, path)
 
+    def signed_in_tab(self, email: str, password: str, path: str = "/dashboard") -> Tab:
+        """A new tab whose connection carries a fresh sign-in of `email`."""
+        return self.tab(signed_in_cookie(email, password), path=path)
+
+    def owner_tab(self, path: str = "/dashboard") -> Tab:
+        """A new tab signed in as the test instance's Owner (`tests.conftest`)."""
+        from tests.conftest import OWNER_EMAIL, OWNER_PASSWORD
+
+        return self.signed_in_tab(OWNER_EMAIL, OWNER_PASSWORD, path)
+
+
+def signed_in_cookie(email: str, password: str) -> str:
+    """The cookie a browser holds after signing in as `email` (a fresh sign-in each time)."""
+    from services import identity
+
+    tokens = identity.login(email, password, "127.0.0.1", "pytest-tab")
+    return f"{identity.ACCESS_COOKIE}={tokens.access}"
+
 
 @dataclass
 class Tab:

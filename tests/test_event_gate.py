@@ -26,7 +26,7 @@ from services import identity, team
 from services.db import session_scope
 from services.models import AuditEntry
 from tests.conftest import OWNER_EMAIL, OWNER_PASSWORD, member_actor
-from tests.reflex_events import Pipeline, Tab, event_pipeline
+from tests.reflex_events import Pipeline, Tab, event_pipeline, signed_in_cookie
 
 VIEWER_EMAIL = "viewer@example.com"
 SECRET_MEMBER = "secret-colleague@example.com"  # only the Owner's team page shows this address
@@ -40,14 +40,9 @@ def pipeline(owner) -> Iterator[Pipeline]:  # type: ignore[no-untyped-def]
         yield running
 
 
-def _cookie(email: str, password: str) -> str:
-    tokens = identity.login(email, password, "127.0.0.1", "pytest-tab")
-    return f"{identity.ACCESS_COOKIE}={tokens.access}"
-
-
 def _owner_tab_with_private_data(pipeline: Pipeline) -> Tab:
     """The Owner opens Settings → Team and the audit log: member list and audit rows in state."""
-    tab = pipeline.tab(_cookie(OWNER_EMAIL, OWNER_PASSWORD), path="/settings/team")
+    tab = pipeline.signed_in_tab(OWNER_EMAIL, OWNER_PASSWORD, "/settings/team")
     assert SECRET_MEMBER in tab.send(TeamState, "load").text
     tab.path = "/settings/audit"
     tab.send(AuditViewerState, "load")
@@ -68,7 +63,7 @@ def test_a_closed_tabs_token_replayed_without_a_cookie_gets_only_public_state(pi
 
 def test_another_member_signing_in_in_the_same_tab_never_receives_the_owners_data(pipeline: Pipeline) -> None:
     tab = _owner_tab_with_private_data(pipeline)
-    viewer_cookie = _cookie(VIEWER_EMAIL, "another-long-password")
+    viewer_cookie = signed_in_cookie(VIEWER_EMAIL, "another-long-password")
     same_tab = pipeline.tab(viewer_cookie, path="/dashboard", token=tab.token)
     sent = same_tab.hydrate()
     assert SECRET_MEMBER not in sent.text and "team.view" not in sent.text
@@ -91,10 +86,10 @@ def test_a_signed_out_session_replaying_its_old_cookie_gets_nothing(pipeline: Pi
 
 def test_a_role_change_empties_the_tab(pipeline: Pipeline) -> None:
     manager = member_actor("billing_manager", "manager@example.com")
-    cookie = _cookie("manager@example.com", "another-long-password")
+    cookie = signed_in_cookie("manager@example.com", "another-long-password")
     tab = pipeline.tab(cookie, path="/dashboard")
     assert "manager@example.com" in tab.send(SessionState, "require_member").text
-    owner = identity.verify_access(_cookie(OWNER_EMAIL, OWNER_PASSWORD).split("=", 1)[1])
+    owner = identity.verify_access(signed_in_cookie(OWNER_EMAIL, OWNER_PASSWORD).split("=", 1)[1])
     team.change_role(owner, manager.user_id, "read_only")
     # The old cookie's token version no longer matches: the tab is treated as signed out.
     sent = tab.hydrate()
@@ -173,7 +168,7 @@ def test_wrong_argument_types_get_a_plain_message_and_no_traceback(
             except (TypeError, ValueError):
                 pass
             attempts.append({**valid, param: wrong})
-    tab = pipeline.tab(_cookie(OWNER_EMAIL, OWNER_PASSWORD), path="/dashboard")
+    tab = pipeline.signed_in_tab(OWNER_EMAIL, OWNER_PASSWORD, "/dashboard")
     caplog.set_level(logging.WARNING)
     for payload in attempts:
         caplog.clear()
@@ -187,8 +182,8 @@ def test_wrong_argument_types_get_a_plain_message_and_no_traceback(
 
 
 def test_setvar_and_client_storage_writes_are_refused_and_audited(pipeline: Pipeline) -> None:
-    tab = pipeline.tab(_cookie(OWNER_EMAIL, OWNER_PASSWORD), path="/settings/team")
-    viewer = pipeline.tab(_cookie(VIEWER_EMAIL, "another-long-password"), path="/settings/team")
+    tab = pipeline.signed_in_tab(OWNER_EMAIL, OWNER_PASSWORD, "/settings/team")
+    viewer = pipeline.signed_in_tab(VIEWER_EMAIL, "another-long-password", "/settings/team")
     sent = viewer.send(TeamState, "setvar", {"var_name": "members", "value": [{"id": "1"}]})
     assert any("not available" in t for t in sent.toasts())
     internal = "reflex___state____state.reflex___state____update_vars_internal_state.update_vars_internal"

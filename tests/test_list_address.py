@@ -11,21 +11,14 @@ import pytest
 
 from billy_app.billy_app import app  # noqa: F401 - every page and state registered
 from billy_app.state.charges import ChargesState
-from services import identity
 from services.permissions import Actor
-from tests.conftest import OWNER_EMAIL, OWNER_PASSWORD
-from tests.reflex_events import Pipeline, Sent, Tab, event_pipeline
+from tests.reflex_events import Pipeline, Sent, event_pipeline
 
 
 @pytest.fixture
 def pipeline(owner: Actor) -> Iterator[Pipeline]:
     with event_pipeline() as running:
         yield running
-
-
-def _owner_tab(pipeline: Pipeline, path: str) -> Tab:
-    tokens = identity.login(OWNER_EMAIL, OWNER_PASSWORD, "127.0.0.1", "pytest-tab")
-    return pipeline.tab(f"{identity.ACCESS_COOKIE}={tokens.access}", path=path)
 
 
 def _address_written(sent: Sent) -> str:
@@ -36,7 +29,7 @@ def _address_written(sent: Sent) -> str:
 
 
 def test_applied_filters_and_the_sort_are_written_into_the_address_and_cleared_from_it(pipeline: Pipeline) -> None:
-    tab = _owner_tab(pipeline, "/charges")
+    tab = pipeline.owner_tab("/charges")
     tab.send(ChargesState, "load")
     tab.send(ChargesState, "set_filter", {"name": "status", "value": "failed"})
     applied = tab.send(ChargesState, "apply", {"form": {"q": "Acme & Co", "from": "", "to": ""}})
@@ -50,12 +43,12 @@ def test_applied_filters_and_the_sort_are_written_into_the_address_and_cleared_f
 
 def test_opening_that_address_again_shows_the_list_filtered_and_sorted_as_it_was(pipeline: Pipeline) -> None:
     """As after a reload, or when the tab's worker died and another runs its on_load again."""
-    tab = _owner_tab(pipeline, "/charges?status=failed&q=Acme&sort=oldest")
+    tab = pipeline.owner_tab("/charges?status=failed&q=Acme&sort=oldest")
     sent = tab.send(ChargesState, "load")
     assert sent.last(ChargesState, "sort") == "oldest"
     assert {k: v for k, v in sent.last(ChargesState, "filters").items() if k in {"status", "q"}} == {
         "status": "failed",
         "q": "Acme",
     }
-    odd = _owner_tab(pipeline, "/charges?sort=drop%20table")
+    odd = pipeline.owner_tab("/charges?sort=drop%20table")
     assert odd.send(ChargesState, "load").last(ChargesState, "sort") == "newest"  # only a sort offered

@@ -10,11 +10,10 @@ import pytest
 from billy_app.state.charges import ChargesState
 from billy_app.state.customers import FOUND_EXPORT_NOTE, CustomersState
 from billy_app.state.search import SUGGESTIONS_PER_GROUP, SearchBoxState, SearchState
-from services import identity, mirror
+from services import mirror
 from services.db import session_scope
 from services.permissions import Actor
-from tests.conftest import OWNER_EMAIL, OWNER_PASSWORD
-from tests.reflex_events import Pipeline, Tab, event_pipeline
+from tests.reflex_events import Pipeline, event_pipeline
 
 T = 1_770_000_000
 
@@ -46,13 +45,8 @@ def pipeline(owner: Actor) -> Iterator[Pipeline]:
         yield running
 
 
-def _owner_tab(pipeline: Pipeline, path: str) -> Tab:
-    tokens = identity.login(OWNER_EMAIL, OWNER_PASSWORD, "127.0.0.1", "pytest-tab")
-    return pipeline.tab(f"{identity.ACCESS_COOKIE}={tokens.access}", path=path)
-
-
 def test_typing_shows_the_top_hits_and_the_box_keeps_its_text(pipeline: Pipeline) -> None:
-    tab = _owner_tab(pipeline, "/dashboard")
+    tab = pipeline.owner_tab("/dashboard")
     sent = tab.send(SearchBoxState, "suggest", {"text": "marl"})
     assert sent.last(SearchBoxState, "panel_open") is True
     assert [hit["title"] for hit in sent.last(SearchBoxState, "customers")] == ["Ada Marlow"]
@@ -78,17 +72,17 @@ def test_typing_shows_the_top_hits_and_the_box_keeps_its_text(pipeline: Pipeline
 
 
 def test_see_all_opens_lists_that_count_what_the_link_says(pipeline: Pipeline) -> None:
-    results = _owner_tab(pipeline, "/search?q=widget").send(SearchState, "load")
+    results = pipeline.owner_tab("/search?q=widget").send(SearchState, "load")
     assert results.last(SearchState, "see_all_charges") == "See all 31 in Charges"
     assert results.last(SearchState, "see_all_charges_href") == "/charges?q=widget"
     assert results.last(SearchBoxState, "text") == "widget"  # the box shows the page's query
-    charges = _owner_tab(pipeline, "/charges?q=widget").send(ChargesState, "load")
+    charges = pipeline.owner_tab("/charges?q=widget").send(ChargesState, "load")
     assert charges.last(ChargesState, "range_label") == "1–31 of 31"
     assert charges.last(ChargesState, "filters")["q"] == "widget"  # shown in the bar's Search field
 
-    results = _owner_tab(pipeline, "/search?q=bulk.ex").send(SearchState, "load")
+    results = pipeline.owner_tab("/search?q=bulk.ex").send(SearchState, "load")
     assert results.last(SearchState, "see_all_customers") == "See all 27 in Customers"
-    tab = _owner_tab(pipeline, "/customers?q=bulk.ex")
+    tab = pipeline.owner_tab("/customers?q=bulk.ex")
     customers = tab.send(CustomersState, "load")
     assert customers.last(CustomersState, "found_by") == "bulk.ex"
     assert customers.last(CustomersState, "range_label") == "1–27 of 27"
@@ -102,14 +96,14 @@ def test_see_all_opens_lists_that_count_what_the_link_says(pipeline: Pipeline) -
 
 
 def test_a_group_that_shows_everything_offers_no_see_all(pipeline: Pipeline) -> None:
-    results = _owner_tab(pipeline, "/search?q=marlow").send(SearchState, "load")
+    results = pipeline.owner_tab("/search?q=marlow").send(SearchState, "load")
     assert len(results.last(SearchState, "customers")) == 1
     assert results.last(SearchState, "see_all_customers") == ""
     assert results.last(SearchState, "see_all_charges") == ""
 
 
 def test_the_charges_list_refuses_to_export_search_words_it_cannot_carry(pipeline: Pipeline) -> None:
-    tab = _owner_tab(pipeline, "/charges?q=widget")
+    tab = pipeline.owner_tab("/charges?q=widget")
     tab.send(ChargesState, "load")
     sent = tab.send(ChargesState, "export")
     assert any("clear Search to export" in toast for toast in sent.toasts())

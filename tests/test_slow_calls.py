@@ -16,10 +16,9 @@ import sqlalchemy as sa
 from billy_app.billy_app import app  # noqa: F401 - every page and state registered
 from billy_app.state.customers import CustomersState
 from billy_app.state.team import TeamState
-from services import identity
 from services.db import get_engine
-from tests.conftest import OWNER_EMAIL, OWNER_PASSWORD, _make_instance, _signup_owner
-from tests.reflex_events import Pipeline, Sent, Tab, event_pipeline
+from tests.conftest import OWNER_EMAIL, _make_instance, _signup_owner
+from tests.reflex_events import Pipeline, Sent, event_pipeline
 
 SLOW_TABS = 8  # more than asyncio's default pool has threads on a 2-core machine (cpu + 4)
 LOCK_SECONDS = 4.0
@@ -34,14 +33,9 @@ def pipeline(tmp_path, monkeypatch, templates) -> Iterator[Pipeline]:  # type: i
             yield running
 
 
-def _owner_tab(pipeline: Pipeline, path: str) -> Tab:
-    tokens = identity.login(OWNER_EMAIL, OWNER_PASSWORD, "127.0.0.1", "pytest-tab")
-    return pipeline.tab(f"{identity.ACCESS_COOKIE}={tokens.access}", path=path)
-
-
 def test_tabs_waiting_on_a_slow_query_do_not_hold_up_another_tab(pipeline: Pipeline) -> None:
-    slow_tabs = [_owner_tab(pipeline, "/customers") for _ in range(SLOW_TABS)]
-    team_tab = _owner_tab(pipeline, "/settings/team")
+    slow_tabs = [pipeline.owner_tab("/customers") for _ in range(SLOW_TABS)]
+    team_tab = pipeline.owner_tab("/settings/team")
     answers: list[Sent] = []
     with get_engine().connect() as holder:
         holder.execute(sa.text("LOCK TABLE stripe_customer IN ACCESS EXCLUSIVE MODE"))

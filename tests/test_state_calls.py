@@ -82,17 +82,12 @@ def pipeline(viewer: Actor, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pipelin
         yield running
 
 
-def _cookie(email: str, password: str) -> str:
-    tokens = identity.login(email, password, "127.0.0.1", "pytest-tab")
-    return f"{identity.ACCESS_COOKIE}={tokens.access}"
-
-
 def _tab(pipeline: Pipeline, who: str, path: str) -> Tab:
     """A tab signed in as the Owner or the Read Only member, signed out, or with no cookie at all."""
     if who == "owner":
-        return pipeline.tab(_cookie(OWNER_EMAIL, OWNER_PASSWORD), path=path)
+        return pipeline.signed_in_tab(OWNER_EMAIL, OWNER_PASSWORD, path)
     if who == "viewer":
-        return pipeline.tab(_cookie(VIEWER_EMAIL, MEMBER_PASSWORD), path=path)
+        return pipeline.signed_in_tab(VIEWER_EMAIL, MEMBER_PASSWORD, path)
     if who == "signed out":  # the sign-in is revoked; its JWT itself has not expired
         tokens = identity.login(OWNER_EMAIL, OWNER_PASSWORD, "127.0.0.1", "pytest-tab")
         identity.logout(tokens.access, tokens.refresh)

@@ -25,7 +25,7 @@ from billy_app.state.session import SessionState
 from billy_app.state.team import MemberRow, TeamState
 from services import identity
 from services.permissions import Actor
-from tests.conftest import OWNER_EMAIL, OWNER_PASSWORD, member_actor
+from tests.conftest import OWNER_EMAIL, member_actor
 from tests.reflex_events import Pipeline, Sent, Tab, event_pipeline
 
 VIEWER_EMAIL = "viewer@example.com"
@@ -38,18 +38,13 @@ def pipeline(owner: Actor) -> Iterator[Pipeline]:
         yield running
 
 
-def _owner_tab(pipeline: Pipeline, path: str) -> Tab:
-    tokens = identity.login(OWNER_EMAIL, OWNER_PASSWORD, "127.0.0.1", "pytest-tab")
-    return pipeline.tab(f"{identity.ACCESS_COOKIE}={tokens.access}", path=path)
-
-
 def _wire(sent: Sent) -> str:
     """The deltas as Reflex serializes them for the browser."""
     return json_dumps(list(sent.deltas))
 
 
 def test_team_rows_say_who_is_owner_with_a_boolean(pipeline: Pipeline) -> None:
-    sent = _owner_tab(pipeline, "/settings/team").send(TeamState, "load")
+    sent = pipeline.owner_tab("/settings/team").send(TeamState, "load")
     members = sent.last(TeamState, "members")
     assert all(isinstance(member, MemberRow) for member in members)
     assert {member.email: member.is_owner for member in members} == {OWNER_EMAIL: True, VIEWER_EMAIL: False}
@@ -58,18 +53,18 @@ def test_team_rows_say_who_is_owner_with_a_boolean(pipeline: Pipeline) -> None:
 
 
 def test_role_rows_mark_the_built_in_roles_with_a_boolean(pipeline: Pipeline) -> None:
-    rows = _owner_tab(pipeline, "/settings/roles").send(RolesState, "load").last(RolesState, "rows")
+    rows = pipeline.owner_tab("/settings/roles").send(RolesState, "load").last(RolesState, "rows")
     assert rows and all(isinstance(row, RoleRow) and row.built_in is True for row in rows)
 
 
 def test_an_invite_with_no_address_is_a_result_not_sent(pipeline: Pipeline) -> None:
-    sent = _owner_tab(pipeline, "/settings/team").send(TeamState, "send_invites")
+    sent = pipeline.owner_tab("/settings/team").send(TeamState, "send_invites")
     (result,) = sent.last(TeamState, "invite_results")
     assert (result.sent, result.message) == (False, "Enter at least one email address.")
 
 
 def test_the_refund_mode_is_an_enum_and_the_gate_refuses_any_other_value(pipeline: Pipeline) -> None:
-    tab = _owner_tab(pipeline, "/customers/cus_1")
+    tab = pipeline.owner_tab("/customers/cus_1")
     assert tab.send(RefundState, "set_mode", {"mode": "partial"}).last(RefundState, "mode") is RefundMode.PARTIAL
     refused = tab.send(RefundState, "set_mode", {"mode": "half"})
     assert MALFORMED_MESSAGE in " ".join(refused.toasts())
@@ -78,7 +73,7 @@ def test_the_refund_mode_is_an_enum_and_the_gate_refuses_any_other_value(pipelin
 
 
 def test_a_decision_is_approve_or_decline_and_nothing_else(pipeline: Pipeline) -> None:
-    tab = _owner_tab(pipeline, "/approvals")
+    tab = pipeline.owner_tab("/approvals")
     refused = tab.send(ApprovalsState, "open_decision", {"request_id": "1", "kind": "maybe"})
     assert MALFORMED_MESSAGE in " ".join(refused.toasts())
     sent = tab.send(ApprovalsState, "open_decision", {"request_id": "999", "kind": "decline"})
@@ -87,18 +82,18 @@ def test_a_decision_is_approve_or_decline_and_nothing_else(pipeline: Pipeline) -
 
 
 def test_verify_reports_its_outcome_as_an_enum_sent_as_its_word(pipeline: Pipeline) -> None:
-    sent = _owner_tab(pipeline, "/settings/audit").send(AuditViewerState, "verify")
+    sent = pipeline.owner_tab("/settings/audit").send(AuditViewerState, "verify")
     assert sent.last(AuditViewerState, "verify_kind") is VerifyOutcome.OK
     assert '"ok"' in _wire(sent)
 
 
 def test_the_list_pages_filter_bar_is_named_filters(pipeline: Pipeline) -> None:
-    sent = _owner_tab(pipeline, "/charges").send(ChargesState, "set_filter", {"name": "currency", "value": "usdx"})
+    sent = pipeline.owner_tab("/charges").send(ChargesState, "set_filter", {"name": "currency", "value": "usdx"})
     assert sent.last(ChargesState, "filters") == {"currency": "usd"}  # cut to the field's length
 
 
 def test_the_audit_filter_bar_keeps_what_was_typed_under_filter_names(pipeline: Pipeline) -> None:
-    sent = _owner_tab(pipeline, "/settings/audit").send(
+    sent = pipeline.owner_tab("/settings/audit").send(
         AuditViewerState, "apply", {"form_data": {"person": "  nobody@example.com ", "action": "audit.verify"}}
     )
     assert sent.last(AuditViewerState, "filter_person") == "nobody@example.com"
@@ -122,7 +117,7 @@ def test_the_list_pager_says_which_rows_of_how_many(pipeline: Pipeline) -> None:
             for n in range(60)
         ]
         mirror.write_objects(session, "charge", charges, 1_800_000_000)
-    tab = _owner_tab(pipeline, "/charges")
+    tab = pipeline.owner_tab("/charges")
     # A page of the dashboard's lists is 50 rows (the API's default page is its own).
     assert tab.send(ChargesState, "load").last(ChargesState, "range_label") == "1–50 of 60"
     assert tab.send(ChargesState, "next_page").last(ChargesState, "range_label") == "51–60 of 60"
@@ -139,7 +134,7 @@ def test_the_charges_list_offers_refund_only_to_roles_that_can_refund(pipeline: 
         paid = {"id": "ch_paid", "object": "charge", "amount": 900, "currency": "usd", "created": 1_700_000_000}
         failed = {**paid, "id": "ch_failed", "status": "failed", "created": 1_700_000_001}
         mirror.write_objects(session, "charge", [{**paid, "status": "succeeded"}, failed], 1_800_000_000)
-    owner_sent = _owner_tab(pipeline, "/charges").send(ChargesState, "load")
+    owner_sent = pipeline.owner_tab("/charges").send(ChargesState, "load")
     assert owner_sent.last(ChargesState, "refund_shown") is True
     refundable = {row.id: row.refundable for row in owner_sent.last(ChargesState, "rows")}
     assert refundable == {"ch_paid": True, "ch_failed": False}
@@ -184,7 +179,7 @@ def _soon(check: Callable[[], bool], seconds: float = 5.0) -> bool:
 
 def test_a_signed_in_tab_holds_the_lists_first_pages_before_they_are_opened(pipeline: Pipeline) -> None:
     newest = _sixty_charges()
-    tab = _owner_tab(pipeline, "/dashboard")
+    tab = pipeline.owner_tab("/dashboard")
     tab.send(SessionState, "require_member")
     assert _soon(lambda: _charge_ids(tab) == newest[:50]), "the charges list was not read ahead"
     assert tab.hydrate().last(ChargesState, "range_label") == "1–50 of 60"
@@ -195,7 +190,7 @@ def test_a_signed_in_tab_holds_the_lists_first_pages_before_they_are_opened(pipe
 
 def test_the_warm_up_leaves_a_list_the_tab_already_read_as_it_was(pipeline: Pipeline) -> None:
     newest = _sixty_charges()
-    tab = _owner_tab(pipeline, "/charges")
+    tab = pipeline.owner_tab("/charges")
     tab.send(ChargesState, "load")  # the landing page's own loads, before the warm-up wakes
     assert tab.send(ChargesState, "next_page").last(ChargesState, "range_label") == "51–60 of 60"
     tab.send(SessionState, "require_member")  # its warm-up runs before this returns
@@ -210,7 +205,7 @@ def test_a_warm_up_started_for_one_member_writes_nothing_once_another_signs_in(
 
     _sixty_charges()
     monkeypatch.setattr(list_warmup, "AFTER_SECONDS", 1.0)
-    owner = _owner_tab(pipeline, "/dashboard")
+    owner = pipeline.owner_tab("/dashboard")
     viewer = identity.login(VIEWER_EMAIL, "another-long-password", "127.0.0.1", "pytest-tab")
     same_tab = pipeline.tab(f"{identity.ACCESS_COOKIE}={viewer.access}", path="/dashboard", token=owner.token)
     # The Owner's page starts the warm-up (this waits while it runs); meanwhile, before it wakes,
