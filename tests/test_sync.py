@@ -3,8 +3,13 @@ and events (deduplicated, order-safe), on SQLite and PostgreSQL, against the san
 
 from __future__ import annotations
 
+import os
 import random
+import signal
+import subprocess
+import sys
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -13,6 +18,7 @@ from sqlmodel import select
 
 from billy_app.state.sync_progress import progress_text
 from services import clock, mirror, stripe_keys, sync
+from services.config import PROJECT_ROOT
 from services.db import session_scope
 from services.errors import StripeRequestFailed
 from services.models import StripeCharge, StripeCustomer, StripeEvent, SyncState
@@ -413,31 +419,32 @@ sync.backfill(resources=["customers"])
 """
 
 
+def kill_sync_midway(code: str, walkers: int, midway: Callable[[], bool]) -> None:
+    """Run `code` (a backfill) in a process of its own with `walkers` walkers, and `kill -9` it
+    as soon as `midway()` says the store shows it part done."""
+    env = dict(os.environ, BILLY_SYNC_WALKERS=str(walkers))
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=PROJECT_ROOT, env=env)
+    deadline = time.monotonic() + 60
+    while not midway():
+        assert proc.poll() is None, "the sync ended before it could be killed"
+        assert time.monotonic() < deadline, "the sync never got going"
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+
+
 def test_a_backfill_killed_with_sigkill_resumes_and_ends_identical(seeded, sandbox) -> None:  # type: ignore[no-untyped-def]
     """A real `kill -9` of a process in the middle of a backfill: nothing runs after it, the
     store keeps the pages it committed, and the next run continues after the saved cursor."""
-    import os
-    import signal
-    import subprocess
-    import sys
 
-    from services.config import PROJECT_ROOT
+    def midway() -> bool:
+        state = _states().get("customers")
+        return state is not None and bool(state.cursor) and 4 <= state.synced_count < 12
 
     sandbox.set_latency(0.15)  # slow enough to catch it midway
     try:
         # One walker: one range, one cursor (a kill -9 amid parallel ranges: tests/test_sync_ranges.py).
-        env = dict(os.environ, BILLY_SYNC_WALKERS="1")
-        proc = subprocess.Popen([sys.executable, "-c", KILLABLE_SYNC], cwd=PROJECT_ROOT, env=env)
-        deadline = time.monotonic() + 60
-        while True:
-            state = _states().get("customers")
-            if state is not None and state.cursor and 4 <= state.synced_count < 12:
-                break
-            assert proc.poll() is None, "the sync ended before it could be killed"
-            assert time.monotonic() < deadline, "the sync never got going"
-            time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(10)
+        kill_sync_midway(KILLABLE_SYNC, 1, midway)
     finally:
         sandbox.set_latency(0)
     killed = _states()["customers"]

@@ -4,10 +4,6 @@ customer, kept current by events. Real components: the sandbox, SQLite and Postg
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -18,14 +14,14 @@ import sqlalchemy as sa
 from sqlmodel import select
 
 from services import resources, stripe_keys, sync
-from services.config import PROJECT_ROOT, get_settings
+from services.config import get_settings
 from services.db import session_scope
 from services.models import StripeCharge, StripeCustomer, StripePaymentMethod, SyncRange, SyncState, table_of
 from services.search import global_search
 from services.stripe_events import apply_event, poll_events
 from services.stripe_gateway import StripeGateway
 from tests.conftest import StripePeer
-from tests.test_sync import assert_store_equals_sandbox
+from tests.test_sync import assert_store_equals_sandbox, kill_sync_midway
 
 BOOKKEEPING = {"raw", "synced_at", "version_at"}
 
@@ -230,20 +226,14 @@ sync.backfill(resources=["charges"], sweep=False)
 def test_a_ranged_backfill_killed_with_sigkill_resumes_every_range(seeded, sandbox) -> None:  # type: ignore[no-untyped-def]
     """A real `kill -9` while several ranges are being walked: nothing runs after it, every
     range keeps its committed cursor, and the next run continues each one from there."""
+
+    def midway() -> bool:
+        ranges = [r for r in _ranges("charges") if r.cursor]
+        return len(ranges) >= 3 and sum(r.synced_count for r in ranges) >= 30
+
     sandbox.set_latency(0.05)
     try:
-        env = dict(os.environ, BILLY_SYNC_WALKERS="4")
-        proc = subprocess.Popen([sys.executable, "-c", KILLABLE_RANGED_SYNC], cwd=PROJECT_ROOT, env=env)
-        deadline = time.monotonic() + 60
-        while True:
-            ranges = [r for r in _ranges("charges") if r.cursor]
-            if len(ranges) >= 3 and sum(r.synced_count for r in ranges) >= 30:
-                break
-            assert proc.poll() is None, "the sync ended before it could be killed"
-            assert time.monotonic() < deadline, "the sync never got going"
-            time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(10)
+        kill_sync_midway(KILLABLE_RANGED_SYNC, 4, midway)
     finally:
         sandbox.set_latency(0)
     killed = _ranges("charges")
