@@ -50,7 +50,16 @@ from typing import Any
 import httpx
 
 from bench.common import load_average, percentile, print_facts
-from bench.harness import ROW_OBSERVER, WEBHOOK_SECRET, billy_and_sandbox, chromium, save_webhook_secret, sign_in
+from bench.harness import (
+    ROW_OBSERVER,
+    WEBHOOK_SECRET,
+    billy_and_sandbox,
+    chromium,
+    open_tab_socket,
+    save_webhook_secret,
+    send_tab_event,
+    sign_in,
+)
 from sandbox.events import signature_header
 
 TARGET_P95_MS = 1000.0
@@ -221,24 +230,13 @@ class SocketPage:
             self.first_seen.setdefault(charge_id, now)
 
     async def open(self) -> None:
-        import socketio
-
         from billy_app.state.charges import ChargesState
         from billy_app.state.session import SessionState
 
-        self._sio = socketio.AsyncClient(reconnection=False)
-        self._sio.on("event", self._on_update, namespace="/_event")
-        await self._sio.connect(
-            f"{self.url}?token={self.token}",
-            headers={"Origin": self.url, "Cookie": self.cookie},
-            transports=["websocket"],
-            socketio_path="/_event",
-            namespaces=["/_event"],
-        )
+        self._sio = await open_tab_socket(self.url, self.cookie, self.token, self._on_update)
         router_data = {"pathname": "/charges", "query": {}, "asPath": "/charges"}
         for state, handler in ((SessionState, "require_member"), (ChargesState, "load"), (ChargesState, "follow")):
-            name = f"{state.get_full_name()}.{handler}"
-            await self._sio.emit("event", {"name": name, "payload": {}, "router_data": router_data}, "/_event")
+            await send_tab_event(self._sio, f"{state.get_full_name()}.{handler}", router_data)
             await asyncio.sleep(0.05)
 
     async def close(self) -> None:

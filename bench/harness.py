@@ -110,3 +110,25 @@ def save_webhook_secret(page: Any, app: Any, secret: str = WEBHOOK_SECRET) -> No
     page.fill("#whsec", secret)
     page.click("#save-webhook-secret")
     page.wait_for_selector("text=Webhook signing secret saved")
+
+
+async def open_tab_socket(url: str, cookie: str, token: str, on_update: Any) -> Any:
+    """A tab's websocket to Reflex, as the browser opens it: its token, its cookie, its origin.
+    `on_update(data)` hears every state update the server pushes."""
+    import socketio
+
+    sio = socketio.AsyncClient(reconnection=False)
+    sio.on("event", on_update, namespace="/_event")
+    await sio.connect(
+        f"{url}?token={token}",
+        headers={"Origin": url, "Cookie": cookie},
+        transports=["websocket"],
+        socketio_path="/_event",
+        namespaces=["/_event"],
+    )
+    return sio
+
+
+async def send_tab_event(sio: Any, name: str, router_data: dict[str, Any]) -> None:
+    """One event from the tab, as the page sends it (no arguments)."""
+    await sio.emit("event", {"name": name, "payload": {}, "router_data": router_data}, namespace="/_event")

@@ -29,7 +29,15 @@ from typing import Any
 import httpx
 
 from bench.common import load_average, percentile, print_facts
-from bench.harness import OWNER_EMAIL, OWNER_PASSWORD, billy_and_sandbox, chromium, sign_in
+from bench.harness import (
+    OWNER_EMAIL,
+    OWNER_PASSWORD,
+    billy_and_sandbox,
+    chromium,
+    open_tab_socket,
+    send_tab_event,
+    sign_in,
+)
 
 SEARCH_TERMS = ("jane", "smith", "acme", "order", "4242", "lee", "ann", "co")
 
@@ -91,17 +99,7 @@ class Session:
             self._final.set()
 
     async def run(self, until: float, period: float, start_after: float, timings: Timings) -> None:
-        import socketio
-
-        sio = socketio.AsyncClient(reconnection=False)
-        sio.on("event", self._on_update, namespace="/_event")
-        await sio.connect(
-            f"{self.url}?token={self.token}",
-            headers={"Origin": self.url, "Cookie": self.cookie},
-            transports=["websocket"],
-            socketio_path="/_event",
-            namespaces=["/_event"],
-        )
+        sio = await open_tab_socket(self.url, self.cookie, self.token, self._on_update)
         try:
             await asyncio.sleep(start_after)
             for step in itertools.count():
@@ -123,7 +121,7 @@ class Session:
         router_data = {"pathname": action.path, "query": action.query, "asPath": as_path}
         for handler in action.events:
             self._final.clear()
-            await sio.emit("event", {"name": handler, "payload": {}, "router_data": router_data}, namespace="/_event")
+            await send_tab_event(sio, handler, router_data)
             await asyncio.wait_for(self._final.wait(), timeout=30)
 
 
