@@ -525,7 +525,9 @@ class StripeGateway:
         at = _answer_time(answer)
         if at is not None:
             self._local.answered_at = at
-        self._local.asked_at = at - math.ceil(took) if at is not None else None
+            self._local.asked_at = at - math.ceil(took)
+        else:
+            self._local.asked_at = None
         return answer
 
     def read_stamp(self) -> int:

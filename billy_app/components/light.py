@@ -79,5 +79,6 @@ def local_time_text(iso_value: rx.Var[str]) -> rx.Var[str]:
 
 
 def local_time(iso_value: rx.Var[str]) -> rx.Component:
-    """`<time class="local-time" datetime=…>` in the viewer's own zone."""
+    """`<time class="local-time" datetime=…>` in the viewer's own zone, which it names: a team
+    across zones reads the same moment, and nobody takes a local time for the server's."""
     return rx.el.time(local_time_text(iso_value), date_time=iso_value, class_name="local-time")
