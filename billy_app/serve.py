@@ -8,6 +8,13 @@ restart with nothing changed only starts the backend, which serves the kept buil
     python -m billy_app.serve --port 3000              # build if needed, then serve
     python -m billy_app.serve --port 3000 --workers 4  # four workers on one port (PostgreSQL + Redis)
     python -m billy_app.serve --build-only             # just make sure the build is current
+    python -m billy_app.serve --port 4101 --build-port 8080  # behind a proxy the browser reaches on :8080
+    python -m billy_app.serve --port 4101 --no-build   # the backend alone (API-only instances in tests)
+
+Behind a proxy the pages must call back to the proxy's address, not the backend's own port, so
+`--build-port` names the port the browser uses. Reflex's client swaps a `localhost` host in that
+address for the page's own host, so one build for `localhost:8080` serves every
+`{org}.localhost:8080` (the local provisioner's instances share it).
 """
 
 from __future__ import annotations
@@ -120,8 +127,16 @@ def scaling_problem(workers: int, database_url: str, redis_url: str) -> str:
     return ""
 
 
-def serve(port: int, host: str = "0.0.0.0", loglevel: str = "warning", workers: int = 1) -> None:  # noqa: S104 - a container's port
-    """The backend, serving the kept build on the same port (as `reflex run --env prod` does).
+def serve(
+    port: int,
+    host: str = "0.0.0.0",  # noqa: S104 - a container's port
+    loglevel: str = "warning",
+    workers: int = 1,
+    *,
+    frontend: bool = True,
+) -> None:
+    """The backend, serving the kept build on the same port (as `reflex run --env prod` does);
+    `frontend=False` serves the backend's routes only (no build needed).
 
     One worker runs in this process under uvicorn: Granian's supervisor would add a second resident
     copy of the app (about 170 MB) for nothing. Several run under Granian, which spreads connections
@@ -133,7 +148,7 @@ def serve(port: int, host: str = "0.0.0.0", loglevel: str = "warning", workers: 
 
     environment.REFLEX_ENV_MODE.set(constants.Env.PROD)
     environment.REFLEX_SKIP_COMPILE.set(True)  # the build above is the compiled app
-    environment.REFLEX_MOUNT_FRONTEND_COMPILED_APP.set(True)
+    environment.REFLEX_MOUNT_FRONTEND_COMPILED_APP.set(frontend)
     if workers > 1:
         _serve_workers(host, port, loglevel, workers)
         return
@@ -186,7 +201,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--loglevel", default="warning")
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: GRANIAN_WORKERS, else 1)")
     parser.add_argument("--build-only", action="store_true")
+    parser.add_argument(
+        "--build-port", type=int, default=None, help="port the browser reaches the pages on (default: --port)"
+    )
+    parser.add_argument("--no-build", action="store_true", help="serve the backend only, without a frontend build")
     args = parser.parse_args(argv)
+    if args.no_build and args.build_only:
+        parser.error("--no-build and --build-only contradict each other")
     workers = worker_count(args.workers)
     if not args.build_only:
         from services.config import get_settings
@@ -194,9 +215,10 @@ def main(argv: list[str] | None = None) -> None:
         settings = get_settings()
         if problem := scaling_problem(workers, settings.resolved_database_url, settings.redis_url):
             raise SystemExit(f"Billy cannot start: {problem}")
-    ensure_built(args.port)
+    if not args.no_build:
+        ensure_built(args.build_port or args.port)
     if not args.build_only:
-        serve(args.port, args.host, args.loglevel, workers)
+        serve(args.port, args.host, args.loglevel, workers, frontend=not args.no_build)
 
 
 if __name__ == "__main__":

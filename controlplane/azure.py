@@ -4,8 +4,10 @@
 organisation gets, as the `azure-mgmt-*` models that `apply` sends to Azure Resource Manager:
 
     user-assigned identity ─┬─ Key Vault (its own) ── role: Key Vault Secrets Officer, scoped to that vault
-                            └─ Container App ── image, ingress {slug}.{base domain} + managed certificate,
-                                                 secrets = Key Vault references, probes, scale
+                            ├─ Container App ── image, ingress {slug}.{base domain} + managed certificate,
+                            │                    secrets = Key Vault references, probes, scale
+                            └─ Container Apps job ── the same image, settings and references, manual
+                                                 trigger: the instance's own commands for the control plane
     PostgreSQL database (its own, on the region's shared Flexible Server) + login role SQL
     DNS: CNAME {slug} → the app, TXT asuid.{slug} (domain ownership)
 
@@ -35,6 +37,10 @@ Isolation, decided here and asserted by tests/test_azure_plan.py:
 - **No password in the plan**: the Container App's only secrets are Key Vault references (URL +
   the organisation's identity). `apply` generates the role's password, binds it into the SQL
   script by parameter, and writes the database URL straight into the organisation's vault.
+- **Writing into the instance** (`InstanceWriter`: organisation, Owner, plan, trial, hand-over):
+  the control plane never reaches into the instance's database. It runs the instance's own command
+  as the organisation's job, which holds exactly the app's identity and references, and the request
+  and answer pass through the organisation's vault (`controlplane.azure_seeding` says why that way).
 - **Suspend**: Container Apps refuses `maxReplicas: 0`, so a suspended plan has min 0 / max 1
   replicas and `apply` stops the app (a stopped app starts no replica, whatever requests arrive).
 """
@@ -47,6 +53,7 @@ import secrets
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
@@ -62,7 +69,15 @@ from azure.mgmt.postgresqlflexibleservers import models as pg
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
 from controlplane.postgres import drop_role_sql, role_sql
-from controlplane.provisioning import InstanceInfo, InstanceState, InvalidOrg, OrgSpec, ProvisioningError
+from controlplane.provisioning import (
+    InstanceInfo,
+    InstanceState,
+    InvalidOrg,
+    OrgSpec,
+    OwnerSeed,
+    ProvisioningError,
+)
+from services.plans import PLANS
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -71,6 +86,10 @@ TARGET_PORT = 3000  # billy_app.serve's port; deploy/Dockerfile EXPOSEs the same
 CONTAINER_NAME = "billy"
 DATABASE_URL_SECRET = "database-url"  # the Container App's secret name (a Key Vault reference)
 REDIS_URL_SECRET = "redis-url"
+INSTANCE_COMMAND = ("python", "-m", "services.cli")  # the instance's own command line (services/cli.py)
+# A control-plane command migrates, writes a few rows and answers: seconds, or a minute for a first
+# migration of a new database. Five minutes bounds a job that hangs.
+JOB_REPLICA_TIMEOUT = 300
 # Built-in role definition ids (the same GUIDs in every Azure tenant).
 KEY_VAULT_SECRETS_OFFICER = "b86a8fe4-44ce-4948-aee5-eccb2c155cd7"
 # Known only once the identity exists: `apply` puts the real values in place of these.
@@ -164,6 +183,7 @@ class OrgNames:
     role: str
     secret_prefix: str
     certificate: str
+    job: str  # the Container Apps job that runs the instance's own commands for the control plane
 
     @classmethod
     def of(cls, slug: str, seed: str) -> OrgNames:
@@ -181,6 +201,9 @@ class OrgNames:
             role=opaque,
             secret_prefix=f"{slug}-",
             certificate=f"{slug}-tls",
+            # Job names follow app names' rules (at most 32 characters); the hash keeps two long slugs
+            # that share their first 21 characters apart.
+            job=f"{slug[:21].rstrip('-')}-job-{digest('job')[:6]}",
         )
 
 
@@ -227,6 +250,8 @@ class AzurePlan:
     certificate: aca.ManagedCertificate
     container_app_id: str
     container_app: aca.ContainerApp
+    job_id: str
+    job: aca.Job
 
     @property
     def region(self) -> RegionStack:
@@ -252,6 +277,7 @@ class AzurePlan:
             bodies[f"{zone}/{record.type}/{record.name}"] = record.record_set.serialize()
         bodies[self.certificate_id] = self.certificate.as_dict()
         bodies[self.container_app_id] = self.container_app.as_dict()
+        bodies[self.job_id] = self.job.as_dict()
         return bodies
 
     def info(self) -> InstanceInfo:
@@ -268,6 +294,7 @@ class AzurePlan:
                 "vault": self.vault_url,
                 "database": self.database_id,
                 "certificate": self.certificate_id,
+                "job": self.job_id,
             },
         )
 
@@ -291,6 +318,7 @@ def _container_env(org: OrgSpec, d: AzureDeployment, names: OrgNames, vault_url:
     """The instance's settings (services/config.py): plain values, or references to Key Vault secrets."""
     env = [
         _env("BILLY_PUBLIC_URL", org.public_url),
+        _env("BILLY_ACCOUNT_URL", f"https://{org.base_domain}/account/{org.slug}"),  # the plan is paid for there
         _env("BILLY_SECRET_STORE", "azure"),
         _env("BILLY_KEY_VAULT_URL", vault_url),
         _env("BILLY_KEY_VAULT_SECRET_PREFIX", names.secret_prefix),
@@ -329,6 +357,47 @@ def _vault_secrets(org: OrgSpec, d: AzureDeployment, names: OrgNames) -> tuple[V
     return tuple(made)
 
 
+def _identities(identity_id: str, d: AzureDeployment) -> aca.ManagedServiceIdentity:
+    return aca.ManagedServiceIdentity(
+        type="UserAssigned",
+        user_assigned_identities={
+            identity_id: aca.UserAssignedIdentity(),
+            d.registry_identity_id: aca.UserAssignedIdentity(),
+        },
+    )
+
+
+def _vault_references(vault_url: str, identity_id: str, vault_secrets: tuple[VaultSecret, ...]) -> list[aca.Secret]:
+    return [
+        aca.Secret(name=s.app_secret, key_vault_url=f"{vault_url}/secrets/{s.name}", identity=identity_id)
+        for s in vault_secrets
+        if s.app_secret
+    ]
+
+
+def _registries(d: AzureDeployment) -> list[aca.RegistryCredentials]:
+    return [aca.RegistryCredentials(server=d.registry_server, identity=d.registry_identity_id)]
+
+
+def _identity_settings(identity_id: str, d: AzureDeployment) -> list[aca.IdentitySettings]:
+    return [
+        aca.IdentitySettings(identity=identity_id, lifecycle="All"),
+        aca.IdentitySettings(identity=d.registry_identity_id, lifecycle="None"),  # pulls only
+    ]
+
+
+def _runs_as_the_instance(
+    d: AzureDeployment, identity_id: str, vault_url: str, vault_secrets: tuple[VaultSecret, ...]
+) -> dict[str, Any]:
+    """What the app and its job are configured with alike: the instance's Key Vault references,
+    the registry, and the identities that read them, so the job always runs as the app does."""
+    return {
+        "secrets": _vault_references(vault_url, identity_id, vault_secrets),
+        "registries": _registries(d),
+        "identity_settings": _identity_settings(identity_id, d),
+    }
+
+
 def _container_app(
     org: OrgSpec,
     d: AzureDeployment,
@@ -349,13 +418,7 @@ def _container_app(
     return aca.ContainerApp(
         location=org.region,
         tags=tags,
-        identity=aca.ManagedServiceIdentity(
-            type="UserAssigned",
-            user_assigned_identities={
-                identity_id: aca.UserAssignedIdentity(),
-                d.registry_identity_id: aca.UserAssignedIdentity(),
-            },
-        ),
+        identity=_identities(identity_id, d),
         properties=aca.ContainerAppProperties(
             managed_environment_id=region.environment_id,
             configuration=aca.Configuration(
@@ -371,16 +434,7 @@ def _container_app(
                     ],
                     sticky_sessions=aca.IngressStickySessions(affinity="sticky") if ceiling > 1 else None,
                 ),
-                secrets=[
-                    aca.Secret(name=s.app_secret, key_vault_url=f"{vault_url}/secrets/{s.name}", identity=identity_id)
-                    for s in vault_secrets
-                    if s.app_secret
-                ],
-                registries=[aca.RegistryCredentials(server=d.registry_server, identity=d.registry_identity_id)],
-                identity_settings=[
-                    aca.IdentitySettings(identity=identity_id, lifecycle="All"),
-                    aca.IdentitySettings(identity=d.registry_identity_id, lifecycle="None"),  # pulls only
-                ],
+                **_runs_as_the_instance(d, identity_id, vault_url, vault_secrets),
             ),
             template=aca.Template(
                 # The schema is migrated before the app starts, with the app's own settings.
@@ -388,7 +442,7 @@ def _container_app(
                     aca.InitContainer(
                         name="migrate",
                         image=d.image,
-                        command=["python", "-m", "services.cli", "migrate"],
+                        command=[*INSTANCE_COMMAND, "migrate"],
                         env=env,
                         resources=resources,
                     )
@@ -407,6 +461,54 @@ def _container_app(
                     )
                 ],
                 scale=aca.Scale(min_replicas=0 if suspended else min_replicas, max_replicas=ceiling),
+            ),
+        ),
+    )
+
+
+def _container_job(
+    org: OrgSpec,
+    d: AzureDeployment,
+    names: OrgNames,
+    *,
+    identity_id: str,
+    vault_url: str,
+    vault_secrets: tuple[VaultSecret, ...],
+    tags: dict[str, str],
+) -> aca.Job:
+    """The job that runs the instance's own commands for the control plane (controlplane/azure_seeding.py):
+    the app's image, settings, identity and Key Vault references, started only when asked.
+
+    Run by hand (the portal's "Run now"), it migrates the schema and nothing else; the control plane
+    starts it with its own command line each time (`azure_seeding.execution_template`)."""
+    region = d.region(org.region)
+    return aca.Job(
+        location=org.region,
+        tags=tags,
+        identity=_identities(identity_id, d),
+        properties=aca.JobProperties(
+            environment_id=region.environment_id,
+            configuration=aca.JobConfiguration(
+                trigger_type="Manual",
+                replica_timeout=JOB_REPLICA_TIMEOUT,
+                # No second try by the platform: the instance deletes the request as it reads it, so a
+                # replica started again would find none. The control plane starts a new exchange instead.
+                replica_retry_limit=0,
+                manual_trigger_config=aca.JobConfigurationManualTriggerConfig(
+                    replica_completion_count=1, parallelism=1
+                ),
+                **_runs_as_the_instance(d, identity_id, vault_url, vault_secrets),
+            ),
+            template=aca.JobTemplate(
+                containers=[
+                    aca.Container(
+                        name=CONTAINER_NAME,
+                        image=d.image,
+                        command=[*INSTANCE_COMMAND, "migrate"],
+                        env=_container_env(org, d, names, vault_url),
+                        resources=aca.ContainerResources(cpu=d.cpu, memory=d.memory),
+                    )
+                ]
             ),
         ),
     )
@@ -511,6 +613,10 @@ def build_plan(org: OrgSpec, d: AzureDeployment, *, suspended: bool = False, min
             suspended=suspended,
             tags=tags,
         ),
+        job_id=resource_id(subscription=sub, resource_group=rg, namespace="Microsoft.App", type="jobs", name=names.job),
+        job=_container_job(
+            org, d, names, identity_id=identity_id, vault_url=vault_url, vault_secrets=vault_secrets, tags=tags
+        ),
     )
 
 
@@ -520,6 +626,8 @@ def build_plan(org: OrgSpec, d: AzureDeployment, *, suspended: bool = False, min
 class SecretReader(Protocol):
     def get_secret(self, name: str) -> Any: ...
     def set_secret(self, name: str, value: str, **kwargs: Any) -> Any: ...
+    def begin_delete_secret(self, name: str, **kwargs: Any) -> Any: ...
+    def purge_deleted_secret(self, name: str, **kwargs: Any) -> Any: ...
 
 
 @dataclass
@@ -538,6 +646,9 @@ class AzureClients:
     connect_postgres: Callable[..., Any]
     propagation_wait: float = 10.0  # seconds between tries while a new role assignment propagates
     propagation_limit: float = 600.0
+    execution_poll: float = 2.0  # seconds between looks at a job execution's answer and status
+    # The longest wait for an answer: the job's own timeout, plus a minute for its replica to be scheduled.
+    execution_limit: float = JOB_REPLICA_TIMEOUT + 60.0
 
     @classmethod
     def connect(cls, credential: TokenCredential, subscription_id: str) -> AzureClients:
@@ -600,6 +711,17 @@ def app_for(plan: AzurePlan, client_id: str, *, certificate: bool = True) -> aca
             domain["bindingType"] = "Disabled"
             domain.pop("certificateId", None)
     return aca.ContainerApp(body)
+
+
+SPEC_TAG = "billy-spec"  # a hash of the job as planned: unchanged, a writer call need not send it again
+
+
+def job_for(plan: AzurePlan, client_id: str) -> aca.Job:
+    """The plan's job with the identity's client id in place, tagged with a hash of itself."""
+    body = _replaced(json.loads(json.dumps(plan.job.as_dict())), {PENDING_CLIENT_ID: client_id})
+    spec = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+    body["tags"] = {**body.get("tags", {}), SPEC_TAG: spec}
+    return aca.Job(body)
 
 
 def database_url(plan: AzurePlan, password: str) -> str:
@@ -679,6 +801,22 @@ def _apply_app(clients: AzureClients, plan: AzurePlan, client_id: str) -> None:
         apps.container_apps.begin_start(rg, name).result()
 
 
+def _apply_job(clients: AzureClients, plan: AzurePlan, client_id: str, *, unless_current: bool = False) -> None:
+    """The organisation's job, created or brought up to date. `unless_current`: left alone when its
+    spec tag says it is the planned one (each hand-over would otherwise wait for an ARM update)."""
+    rg, name = plan.deployment.resource_group, plan.names.job
+    job = job_for(plan, client_id)
+    if unless_current:
+        try:
+            found = clients.apps.jobs.get(rg, name)
+        except ResourceNotFoundError:
+            found = None
+        tags = getattr(found, "tags", None) or {}
+        if found is not None and job.tags and tags.get(SPEC_TAG) == job.tags[SPEC_TAG]:
+            return
+    clients.apps.jobs.begin_create_or_update(rg, name, job).result()
+
+
 def apply(
     plan: AzurePlan, credential: TokenCredential | None, subscription_id: str, *, clients: AzureClients | None = None
 ) -> InstanceInfo:
@@ -710,6 +848,7 @@ def apply(
             zone["resource_group"], zone["name"], record.name, record.type, record.record_set
         )
     _apply_app(clients, plan, identity.client_id)
+    _apply_job(clients, plan, identity.client_id)
     return plan.info()
 
 
@@ -749,6 +888,8 @@ def teardown(plan: AzurePlan, clients: AzureClients) -> Iterator[str]:
     env_rg, env_name = _env_of(plan)
     _gone(lambda: apps.container_apps.begin_delete(d.resource_group, n.app))
     yield plan.container_app_id
+    _gone(lambda: apps.jobs.begin_delete(d.resource_group, n.job))
+    yield plan.job_id
     _gone(lambda: apps.managed_certificates.delete(env_rg, env_name, n.certificate))
     yield plan.certificate_id
     zone = parse_resource_id(d.dns_zone_id)
@@ -812,3 +953,52 @@ class AzureProvisioner:
     def destroy(self, org: OrgSpec) -> None:
         for _ in teardown(self.plan(org), self._clients()):
             pass
+
+    # --- InstanceWriter: the instance's own commands, run as its job (controlplane/azure_seeding.py) ---
+
+    def seed(self, org: OrgSpec, owner: OwnerSeed) -> str:
+        """Organisation, Owner and trial written by the instance's `provision-org`; the password travels
+        only inside the request secret in the organisation's own vault."""
+        request = {
+            "command": "provision-org",
+            "org_name": owner.org_name,
+            "plan": org.plan,
+            "owner_email": owner.owner_email,
+            "owner_name": owner.owner_name,
+            "password": owner.password,
+            "trial_ends_at": _iso(owner.trial_ends_at),
+        }
+        return self._handover_url(org, self._ask(org, request))
+
+    def set_plan(self, org: OrgSpec, plan: str, *, trial_ends_at: datetime | None, plan_chosen: bool) -> None:
+        if plan not in PLANS:
+            raise ProvisioningError(f"Plan {plan!r} is not one of Billy's plans ({', '.join(PLANS)}).")
+        request: dict[str, Any] = {"command": "set-plan", "plan": plan, "plan_chosen": plan_chosen}
+        if trial_ends_at is not None:
+            request["trial_ends_at"] = _iso(trial_ends_at)
+        self._ask(org, request)
+
+    def handover(self, org: OrgSpec) -> str:
+        return self._handover_url(org, self._ask(org, {"command": "handover"}))
+
+    def _ask(self, org: OrgSpec, request: dict[str, Any]) -> dict[str, Any]:
+        from controlplane.azure_seeding import ask_instance  # it builds on this module
+
+        plan = self.plan(org)
+        clients = self._clients()
+        client_id = self._client_id(plan)
+        _apply_job(clients, plan, client_id, unless_current=True)
+        return ask_instance(clients, plan, client_id, request)
+
+    @staticmethod
+    def _handover_url(org: OrgSpec, answer: Mapping[str, Any]) -> str:
+        token = answer.get("handover_token")
+        if not isinstance(token, str) or not token:
+            raise ProvisioningError(f"{org.slug}'s instance gave no hand-over token.")
+        return f"{org.public_url}/api/auth/handover?token={quote(token, safe='')}"
+
+
+def _iso(at: datetime) -> str:
+    if at.tzinfo is None:
+        raise ProvisioningError("Times written into an instance are timezone-aware (UTC).")
+    return at.astimezone(UTC).isoformat()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
@@ -87,7 +88,12 @@ def check_slug(slug: str) -> str:
     return slug
 
 
+LOCAL_DOMAIN = "localhost"  # the local provisioner's `{slug}.localhost` (browsers resolve it to loopback)
+
+
 def _check_domain(domain: str) -> None:
+    if domain == LOCAL_DOMAIN:
+        return
     labels = domain.split(".")
     if len(domain) > 200 or len(labels) < 2 or not all(_DOMAIN_LABEL.fullmatch(label) for label in labels):
         raise InvalidOrg(f"Base domain {domain!r} is not a lowercase DNS name such as agentbilly.ai.")
@@ -178,4 +184,37 @@ class Provisioner(Protocol):
 
     def destroy(self, org: OrgSpec) -> None:
         """Delete the instance, its database, its backups and its vault secrets, for good."""
+        ...
+
+
+@dataclass(frozen=True)
+class OwnerSeed:
+    """What signup wrote down for a new instance: its organisation, its Owner and the trial.
+
+    The password travels only from the signup form to the instance's seeding command (on its
+    standard input), where it is hashed; it is never stored, logged or shown (`repr=False`)."""
+
+    org_name: str
+    owner_name: str
+    owner_email: str
+    password: str = field(repr=False)
+    trial_ends_at: datetime
+
+
+@runtime_checkable
+class InstanceWriter(Protocol):
+    """Provisioning's one way to write into an instance (DESIGN, Tenancy): the organisation, its plan
+    and trial, and the Owner's single-use hand-over sign-in."""
+
+    def seed(self, org: OrgSpec, owner: OwnerSeed) -> str:
+        """Organisation, Owner, plan and trial written into the instance (again: nothing doubled);
+        returns the hand-over address that signs the Owner in once, within 60 seconds."""
+        ...
+
+    def set_plan(self, org: OrgSpec, plan: str, *, trial_ends_at: datetime | None, plan_chosen: bool) -> None:
+        """The plan and trial as the control plane has them now; the instance applies limits at once."""
+        ...
+
+    def handover(self, org: OrgSpec) -> str:
+        """A fresh hand-over address for the Owner (signing in from the control plane's account page)."""
         ...

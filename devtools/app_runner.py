@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,8 @@ from pathlib import Path
 
 import httpx
 
+from controlplane.local import instance_process_env
+from controlplane.proxy import free_port
 from services.config import PROJECT_ROOT
 
 CHROMIUM = "/usr/bin/chromium"
@@ -31,19 +32,6 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def npm_registry() -> str:
-    """The registry npm is configured with (Reflex probes mirrors over the network without it)."""
-    return subprocess.run(
-        ["npm", "config", "get", "registry"], capture_output=True, text=True, check=True
-    ).stdout.strip()
 
 
 @dataclass
@@ -70,7 +58,7 @@ def running_app(
     """Billy on `port` (a free one if not given). Instances started one after another on the same
     port share one frontend build (`billy_app.serve`), so only the first pays for it."""
     port = port or free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BILLY_")}
+    env = instance_process_env()
     env.update(
         BILLY_DATA_DIR=str(data_dir),
         BILLY_STRIPE_API_BASE=sandbox_url,
@@ -80,10 +68,6 @@ def running_app(
         BILLY_SMTP_HOST=smtp_host,
         BILLY_SMTP_PORT=str(smtp_port),
         BILLY_SMTP_TLS="none",
-        PATH=f"{PROJECT_ROOT / '.tools/bun/bin'}:{Path(sys.executable).parent}:{env.get('PATH', '')}",
-        REFLEX_TELEMETRY_ENABLED="false",
-        REFLEX_CHECK_LATEST_VERSION="false",
-        NPM_CONFIG_REGISTRY=env.get("NPM_CONFIG_REGISTRY") or npm_registry(),
     )
     if worker := os.environ.get("PYTEST_XDIST_WORKER"):  # parallel browser tests: a build per worker
         env["REFLEX_WEB_WORKDIR"] = f".web-{worker}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from enum import StrEnum
+from enum import Enum, StrEnum
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSetti
 from pydantic_settings.sources.utils import parse_env_vars
 
 from services.errors import SettingsInvalid
+from services.origins import origins_of
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "BILLY_"
@@ -135,6 +136,12 @@ class Settings(BaseSettings):
         default=True,
         description="Offer signup while the instance has no organisation (off in hosted deployments).",
     )
+    account_url: str = Field(
+        default="",
+        description="The control plane's account page for this organisation, set by provisioning (e.g. "
+        "`https://agentbilly.ai/account/acme`): Billy's plan is paid for and changed there, and Settings → Plan "
+        "links to it. Empty: plans are chosen in the instance, as on a first-run-signup instance.",
+    )
     public_url: str = Field(
         default="http://localhost:3000",
         description="Address users open; its origin is the only one allowed to POST forms.",
@@ -246,6 +253,21 @@ class Settings(BaseSettings):
             raise ValueError(f"use at most {VAULT_PREFIX_MAX} letters, digits and dashes (Key Vault's secret names)")
         return value
 
+    @field_validator("account_url")
+    @classmethod
+    def _account_url_is_a_web_address(cls, value: str) -> str:
+        """Pages put it in a link's href, so only an http(s) address with a host may get there."""
+        if not value:
+            return value
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("use the account page's http or https address, e.g. https://agentbilly.ai/account/acme")
+        return value
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -276,12 +298,7 @@ class Settings(BaseSettings):
     def allowed_origins(self) -> list[str]:
         """Origins that may open the websocket and post forms: the public URL, plus its
         loopback aliases when it is a local address (localhost and 127.0.0.1 are one place)."""
-        parts = urlsplit(self.public_url)
-        origin = f"{parts.scheme}://{parts.netloc}"
-        if parts.hostname not in ("localhost", "127.0.0.1"):
-            return [origin]
-        port = f":{parts.port}" if parts.port else ""
-        return [f"{parts.scheme}://{host}{port}" for host in ("localhost", "127.0.0.1")]
+        return origins_of(self.public_url)
 
     @property
     def cookie_secure(self) -> bool:
@@ -350,16 +367,21 @@ def get_settings() -> Settings:
     return settings_from_env()
 
 
-def settings_table() -> str:
-    """The README's settings table, generated from the settings fields."""
+def settings_table(settings_class: type[BaseSettings] | None = None, prefix: str = ENV_PREFIX) -> str:
+    """A README settings table, generated from a settings object's fields: the instance's by
+    default, the control plane's (`BILLY_CONTROLPLANE_*`) when given its class and prefix."""
     rows = ["| variable | default | meaning |", "|---|---|---|"]
-    for name, field in Settings.model_fields.items():
+    for name, field in (settings_class or Settings).model_fields.items():
         default: Any = field.default
         if isinstance(default, Path):
-            default = "`./data`"
+            default = (
+                f"`./{default.relative_to(PROJECT_ROOT)}`" if default.is_relative_to(PROJECT_ROOT) else f"`{default}`"
+            )
+        elif isinstance(default, Enum):
+            default = f"`{default.value}`"
         elif default == "":
             default = "(empty)"
         else:
             default = f"`{str(default).lower() if isinstance(default, bool) else default}`"
-        rows.append(f"| `{env_name(name)}` | {default} | {field.description} |")
+        rows.append(f"| `{prefix}{name.upper()}` | {default} | {field.description} |")
     return "\n".join(rows)

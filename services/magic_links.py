@@ -1,4 +1,5 @@
-"""Single-use emailed links: team invites (48 hours) and password resets (1 hour).
+"""Single-use links: team invites (48 hours), password resets (1 hour) and the Owner's hand-over
+sign-in from the control plane after provisioning (60 seconds, `services.handover`).
 
 A link carries a random token plus the email and role it was made for, signed with the
 instance key; the store keeps only the token's hash next to that email and role. A link
@@ -25,13 +26,21 @@ from services.signing import digest, instance_key
 class Purpose(StrEnum):
     INVITE = "invite"
     RESET = "reset"
+    HANDOVER = "handover"
 
 
-LIFETIMES = {Purpose.INVITE: timedelta(hours=48), Purpose.RESET: timedelta(hours=1)}
+LIFETIMES = {
+    Purpose.INVITE: timedelta(hours=48),
+    Purpose.RESET: timedelta(hours=1),
+    # Only long enough for the browser to follow the control plane's redirect: the address passes
+    # through the browser's history, so a copy found there later must be dead.
+    Purpose.HANDOVER: timedelta(seconds=60),
+}
 
 _ADVICE = {
     Purpose.INVITE: "Ask your Owner to resend the invite.",
     Purpose.RESET: "Ask for a new reset link from the sign-in page.",
+    Purpose.HANDOVER: "Sign in with your email address and the password you chose at signup.",
 }
 
 
@@ -101,6 +110,17 @@ def _find(session: Session, purpose: Purpose, signed: str, now: datetime) -> Mag
     if row.expires_at <= now:
         raise LinkInvalid(purpose, "This link has expired.")
     return row
+
+
+def signed_email(purpose: Purpose, signed: str) -> str:
+    """The address a genuinely signed link was made for, used or not ("" for a forged one): lets a
+    refused use be recorded against its member without trusting anything unsigned."""
+    try:
+        payload = _serializer(purpose).loads(signed)
+    except BadSignature:
+        return ""
+    email = payload.get("e") if isinstance(payload, dict) else None
+    return email if isinstance(email, str) else ""
 
 
 def peek(session: Session, purpose: Purpose, signed: str) -> LinkGrant:

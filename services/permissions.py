@@ -15,7 +15,7 @@ from enum import StrEnum
 
 from services.errors import PermissionDenied, PlanLimitReached, RefundCapExceeded, WritesFrozen
 from services.money import format_money
-from services.plans import PLANS
+from services.plans import PLANS, trial_ended_message
 
 
 class Source(StrEnum):
@@ -331,10 +331,7 @@ def _check_plan_gates(actor: Actor, action: str, needed: Permission) -> None:
     """Plan gates, in the same step as roles: an ended trial is read-only; exports need Pro+;
     custom roles (building them, and acting through one) need Business."""
     if actor.trial_ended_on is not None and needed not in READ_ONLY_PERMISSIONS:
-        raise PlanLimitReached(
-            f"Your free trial ended on {actor.trial_ended_on:%d %B %Y}, so Billy is read-only until the Owner "
-            "chooses a plan in Settings → Plan."
-        )
+        raise PlanLimitReached(trial_ended_message(actor.trial_ended_on))
     plan = PLANS.get(actor.plan)
     if needed is Permission.EXPORT and plan is not None and not plan.export:
         raise PlanLimitReached(

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
+
+from services.config import get_settings
 
 TRIAL_DAYS = 14
 
@@ -28,3 +31,19 @@ PLANS: dict[str, Plan] = {
     "pro": Plan("pro", "Pro", 10, export=True, custom_roles=False),
     "business": Plan("business", "Business", None, export=True, custom_roles=True),
 }
+
+
+def where_plans_are_chosen() -> str:
+    """Where the Owner goes to choose a plan, as a sentence ends: a provisioned instance's plan is
+    paid for on the control plane's account page (`BILLY_ACCOUNT_URL`), so sending people to
+    Settings → Plan there would leave them at a link rather than an answer."""
+    url = get_settings().account_url
+    return f"on the account page ({url})" if url else "in Settings → Plan"
+
+
+def trial_ended_message(ended_on: date) -> str:
+    """Why Billy is read-only and where to go: one wording for the refusal, the banner and Settings → Plan."""
+    return (
+        f"Your free trial ended on {ended_on:%d %B %Y}, so Billy is read-only until the Owner chooses a plan "
+        f"{where_plans_are_chosen()}."
+    )

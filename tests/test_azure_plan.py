@@ -226,6 +226,7 @@ def test_the_instance_accepts_the_settings_the_plan_gives_it() -> None:
     assert settings.key_vault_secret_prefix == "acme-" == plan.names.secret_prefix
     assert settings.public_url == "https://acme.agentbilly.ai" and settings.cookie_secure
     assert settings.allowed_origins == ["https://acme.agentbilly.ai"]
+    assert settings.account_url == "https://agentbilly.ai/account/acme"  # where its Owner manages the plan
     assert settings.first_run_signup is False  # a visitor cannot claim a provisioned instance
     assert environ["AZURE_CLIENT_ID"] == PENDING_CLIENT_ID
     init = body(plan)["properties"]["template"]["initContainers"]

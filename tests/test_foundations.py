@@ -110,8 +110,14 @@ def test_a_bad_setting_stops_the_billy_command_with_one_line(
 
 
 def test_readme_documents_every_setting() -> None:
-    """The README's settings table is generated from the settings object, so it cannot drift."""
-    assert settings_table() in (PROJECT_ROOT / "README.md").read_text()
+    """The README's settings tables are generated from the settings objects (the instance's and the
+    control plane's), so neither can drift."""
+    from controlplane.config import ENV_PREFIX as CONTROLPLANE_PREFIX
+    from controlplane.config import ControlPlaneSettings
+
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    assert settings_table() in readme
+    assert settings_table(ControlPlaneSettings, CONTROLPLANE_PREFIX) in readme
 
 
 @pytest.mark.parametrize(
@@ -208,6 +214,22 @@ def test_the_migrations_build_exactly_the_models(any_store) -> None:  # type: ig
         context = MigrationContext.configure(conn, opts=opts)
         diff = compare_metadata(context, SQLModel.metadata)
     assert diff == [], f"models and migrations differ: {diff}"
+
+
+def test_each_database_runs_as_billy_tunes_it(any_store) -> None:  # type: ignore[no-untyped-def]
+    """SQLite: WAL, so pages read while a sync writes. PostgreSQL: no JIT and no parallel
+    workers, which made a costly count overrun a page's budget sixfold (bench/pages)."""
+    import sqlalchemy as sa
+
+    from services import db
+
+    engine = db.get_engine()
+    with engine.connect() as connection:
+        if engine.dialect.name == "sqlite":
+            assert connection.execute(sa.text("PRAGMA journal_mode")).scalar_one() == "wal"
+        else:
+            assert connection.execute(sa.text("SHOW jit")).scalar_one() == "off"
+            assert connection.execute(sa.text("SHOW max_parallel_workers_per_gather")).scalar_one() == "0"
 
 
 def test_the_smtp_password_never_shows_when_settings_are_printed() -> None:

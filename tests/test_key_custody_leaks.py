@@ -29,6 +29,7 @@ from services.stripe_gateway import STRIPE_KEY_SECRET
 from tests.conftest import member_actor
 from tests.keyvault_fixtures import running_vault
 from tests.leak_scan import LeakScan
+from tests.log_capture import root_log
 from tests.stripe_helpers import make_charge
 
 ORIGIN = {"origin": "http://localhost:3000"}
@@ -59,19 +60,8 @@ def custody(
 def every_log_record() -> Iterator[io.StringIO]:
     """Every record of every logger at every level, formatted as the app writes them."""
     install_scrubber()
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    handler.setLevel(logging.DEBUG)
-    root = logging.getLogger()
-    old = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    try:
+    with root_log(logging.DEBUG, handler_level=logging.DEBUG, formatter=logging.Formatter(LOG_FORMAT)) as stream:
         yield stream
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(old)
 
 
 class Responses:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import re
@@ -19,6 +18,7 @@ from billy_app.error_handlers import LogBudget, backend_exception_handler, front
 from services import guard
 from services.config import PROJECT_ROOT
 from services.logging_setup import LOG_FORMAT, TRACEBACK_MARKER, client_text, install_scrubber
+from tests.log_capture import root_log
 
 FORGED = "bad input\n2026-01-01 00:00:00 INFO billy: forged\x1b[31m red\r\u2028\x85\x00 end"
 # How a record starts in the real format; a forged line would start like this too.
@@ -37,19 +37,9 @@ def no_pending_summaries() -> None:
 def log_lines() -> Iterator[Callable[[], list[str]]]:
     """The physical lines the project's formatter writes, through the real record factory."""
     install_scrubber()
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    root = logging.getLogger()
-    old_level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    try:
+    with root_log(logging.INFO, formatter=logging.Formatter(LOG_FORMAT)) as stream:
         # splitlines() also breaks on \x1c-\x1e, \x85, \u2028/9: stricter than any log viewer.
         yield lambda: stream.getvalue().splitlines()
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(old_level)
 
 
 @pytest.fixture

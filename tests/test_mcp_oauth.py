@@ -185,3 +185,30 @@ def test_registrations_are_limited_per_address(billy: str, monkeypatch: pytest.M
     assert "Too many agent registrations" in answers[-1].text
     with session_scope() as s:
         assert len(s.exec(select(OAuthClient)).all()) == 3
+
+
+@pytest.mark.parametrize(
+    ("public_url", "accepted"),
+    [
+        ("http://acme.localhost:8000", True),  # a local organisation behind the local provisioner's Caddy
+        ("https://acme.agentbilly.ai", True),
+        ("http://acme.agentbilly.ai", False),  # plain HTTP anywhere but loopback names stays refused
+        ("http://localhost.evil.example", False),
+    ],
+)
+def test_an_instance_at_an_org_localhost_address_is_its_own_oauth_issuer(public_url: str, accepted: bool) -> None:
+    """An instance the local provisioner starts at http://{org}.localhost:<port> must start (the SDK
+    once refused it and the app died at import), and publish that address as its issuer."""
+    from billy_app.mcp.server import build_server
+
+    if not accepted:
+        with pytest.raises(ValueError, match="HTTPS"):
+            build_server(public_url).streamable_http_app()
+        return
+    app = build_server(public_url).streamable_http_app()
+    from starlette.testclient import TestClient
+
+    with TestClient(app, base_url=public_url) as client:
+        metadata = client.get("/.well-known/oauth-authorization-server").json()
+    assert metadata["issuer"].rstrip("/") == public_url
+    assert metadata["token_endpoint"] == f"{public_url}/token"

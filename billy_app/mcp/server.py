@@ -18,9 +18,11 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 from urllib.parse import urlsplit
 
 import anyio.to_thread
+from mcp.server.auth import routes as sdk_auth_routes
 from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.routes import AUTHORIZATION_PATH, REGISTRATION_PATH, REVOCATION_PATH, TOKEN_PATH
 from mcp.server.auth.settings import AuthSettings, ClientRegistrationOptions, RevocationOptions
@@ -91,6 +93,24 @@ def transport_security(public_url: str) -> TransportSecuritySettings:
         allowed_hosts=[host, *loopback],
         allowed_origins=[origin, "http://127.0.0.1:*", "http://localhost:*"],
     )
+
+
+_sdk_validate_issuer_url = sdk_auth_routes.validate_issuer_url
+
+
+def _validate_issuer_url(url: Any) -> None:
+    """The SDK's issuer check, also letting plain HTTP through on `{org}.localhost`.
+
+    RFC 8414 wants an HTTPS issuer; the SDK allows HTTP on `localhost` and the loopback addresses
+    only. Every `*.localhost` name is loopback too (RFC 6761, 6.3), and the local provisioner
+    serves each organisation at `http://{org}.localhost:<port>` (controlplane/local.py), so those
+    get the same allowance; every other HTTP issuer is still refused by the SDK's own check."""
+    if url.scheme == "http" and (url.host or "").endswith(".localhost"):
+        url = type(url)("https://" + str(url).removeprefix("http://"))  # the rest of the SDK's checks still apply
+    _sdk_validate_issuer_url(url)
+
+
+sdk_auth_routes.validate_issuer_url = _validate_issuer_url
 
 
 def build_server(public_url: str) -> MCPServer:

@@ -1,4 +1,5 @@
-"""`/settings/plan`: which plan the organisation is on, and (for the Owner) choosing one."""
+"""`/settings/plan`: which plan the organisation is on, and (for the Owner) choosing one here, or,
+on an instance the control plane provisioned, a link to its account page where the plan is paid for."""
 
 from __future__ import annotations
 
@@ -42,22 +43,56 @@ def plan_card(key: str) -> rx.Component:
     )
 
 
+def trial_line() -> rx.Component:
+    """The trial's end: once passed, the services' notice (read-only, and where to choose a plan)."""
+    return rx.cond(
+        PlanState.trial_notice != "",
+        rx.callout(PlanState.trial_notice, color_scheme="amber", icon="clock", id="trial-over"),
+        rx.cond(
+            PlanState.account_url != "",
+            rx.cond(
+                PlanState.plan_chosen,
+                rx.fragment(),
+                rx.text("Trial until ", PlanState.trial_ends, ".", size="2", color_scheme="gray", id="trial-ends"),
+            ),
+            rx.text("Trial until ", PlanState.trial_ends, ". No card needed.", size="2", color_scheme="gray"),
+        ),
+    )
+
+
+def managed_on_account_page() -> rx.Component:
+    """A provisioned instance: the plan is paid for in Billy's own Stripe account through the
+    control plane, so the Owner gets a link there (same tab: it is the same customer's account)."""
+    return rx.card(
+        rx.vstack(
+            rx.text("You are on the ", rx.text.strong(PlanState.plan_label), " plan.", id="plan-summary"),
+            rx.cond(
+                PlanState.can_manage,
+                # A plain <a>, not the app's router: the account page is another site.
+                rx.link(
+                    "Manage plan and billing",
+                    href=PlanState.account_url,
+                    rel="noopener",
+                    as_child=False,
+                    id="manage-plan",
+                ),
+                rx.text("Only the Owner can change the plan.", size="2"),
+            ),
+            spacing="2",
+        ),
+        width="fit-content",
+    )
+
+
 @billy_page("/settings/plan", "Settings · Plan", on_load=[PlanState.load])
 def plan_page() -> rx.Component:
     return rx.fragment(
         message_callout(PlanState.message, PlanState.message_kind),
-        rx.cond(
-            PlanState.trial_over,
-            rx.callout(
-                "Your free trial ended on "
-                + PlanState.trial_ends
-                + ". Billy is read-only until the Owner chooses a plan.",
-                color_scheme="amber",
-                icon="clock",
-                id="trial-over",
-            ),
-            rx.text("Trial until ", PlanState.trial_ends, ". No card needed.", size="2", color_scheme="gray"),
-        ),
+        trial_line(),
+        rx.cond(PlanState.account_url != "", managed_on_account_page()),
         rx.hstack(*[plan_card(key) for key in PLANS], spacing="4", wrap="wrap"),
-        rx.cond(~PlanState.can_choose, rx.text("Only the Owner can change the plan.", size="2")),
+        rx.cond(
+            (PlanState.account_url == "") & ~PlanState.can_choose,
+            rx.text("Only the Owner can change the plan.", size="2"),
+        ),
     )

@@ -1,4 +1,5 @@
-"""Settings → Plan: the Owner chooses Billy's plan (payment arrives with the control plane)."""
+"""Settings → Plan: which plan the organisation is on, and where the Owner changes it (here on a
+first-run-signup instance, the control plane's account page on a provisioned one)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import reflex as rx
 
 from billy_app.state.session import SessionState, guarded, off_loop
 from services import organization
+from services.config import get_settings
 from services.permissions import control
+from services.plans import trial_ended_message
 
 
 class PlanState(SessionState):
@@ -17,9 +20,11 @@ class PlanState(SessionState):
     plan: str = ""
     plan_label: str = ""
     trial_ends: str = ""
-    trial_over: bool = False
+    trial_notice: str = ""  # why Billy is read-only and where to go, once the trial has ended
     plan_chosen: bool = False  # else the organisation is still on its trial's plan
-    can_choose: bool = False
+    account_url: str = ""  # the control plane's account page: the plan is managed there, not here
+    can_manage: bool = False  # the role may change the plan (the Owner), wherever that is done
+    can_choose: bool = False  # ...and may do it on this page now
     message: str = ""
     message_kind: str = "info"
 
@@ -30,9 +35,13 @@ class PlanState(SessionState):
             return
         self.plan, self.plan_label = org.plan, org.plan_label
         self.trial_ends = org.trial_ends_at.strftime("%d %B %Y")
-        self.trial_over = actor.trial_ended_on is not None
+        self.trial_notice = trial_ended_message(actor.trial_ended_on) if actor.trial_ended_on else ""
         self.plan_chosen = org.plan_chosen
-        self.can_choose = control(actor, "billy.choose_plan").usable
+        self.account_url = get_settings().account_url
+        choosing = control(actor, "billy.choose_plan")
+        self.can_manage = choosing.shown
+        # The buttons only where the service would take them (it refuses on a provisioned instance).
+        self.can_choose = choosing.usable and not self.account_url
 
     @rx.event
     @guarded

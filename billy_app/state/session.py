@@ -17,8 +17,10 @@ handler does not repeat the same three answers (see `guarded`).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import inspect
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from http.cookies import CookieError, SimpleCookie
@@ -35,6 +37,7 @@ from services import identity, organization
 from services.errors import BillyError, NotAuthenticated
 from services.models import utcnow
 from services.permissions import Actor, Source, control, role_label
+from services.plans import trial_ended_message
 
 
 def _refresh_ahead() -> timedelta:
@@ -142,6 +145,38 @@ def _guard(handler: Handler, toast: bool) -> Handler:
     return guarded_handler  # type: ignore[return-value]
 
 
+# The caller verified for the event being handled, and for which connection: an event's handler
+# asks for its caller once and then once more for every service it calls (`_call`), each time
+# a store read of member, sign-in and organisation; under fifty busy tabs those reads queued
+# for the store's connections and the interpreter (bench/load). DESIGN.md asks for the store's
+# word once per event, so the first answer serves the rest of the event, for at most
+# EVENT_ACTOR_SECONDS (a background task that outlives its event asks afresh).
+EVENT_ACTOR_SECONDS = 1.0
+_event_actor: contextvars.ContextVar[tuple[tuple[str, str, str, str], float, Actor] | None] = contextvars.ContextVar(
+    "billy_event_actor", default=None
+)
+
+
+def _connection_of(router: RouterData) -> tuple[str, str, str, str]:
+    """What an Actor is built from: the tab, its access cookie, its address and browser."""
+    cookie = cookie_value(router.headers.cookie, identity.ACCESS_COOKIE) or ""
+    return router.session.client_token, cookie, router.session.client_ip, router.headers.user_agent
+
+
+def remember_event_actor(router: RouterData, actor: Actor | None) -> None:
+    """The caller just verified for this connection's event (`event_gate`, `SessionState.actor`);
+    None: nobody is (the next check asks the store)."""
+    _event_actor.set(None if actor is None else (_connection_of(router), time.monotonic(), actor))
+
+
+def event_actor(router: RouterData) -> Actor | None:
+    """The caller verified earlier in this event for this very connection, if recent enough."""
+    kept = _event_actor.get()
+    if kept is None or time.monotonic() - kept[1] >= EVENT_ACTOR_SECONDS:
+        return None
+    return kept[2] if kept[0] == _connection_of(router) and kept[0][1] else None
+
+
 def actor_of_connection(router: RouterData) -> Actor:
     """The member behind a websocket connection's access cookie, checked against the store
     (signature, expiry, member, token version, sign-in); raises `NotAuthenticated`."""
@@ -177,8 +212,13 @@ class SessionState(rx.State):
         return cookie_value(self.router.headers.cookie, name)
 
     async def actor(self) -> Actor:
-        """The verified caller; raises `SessionExpired` when the session is gone or stale."""
-        return await off_loop(actor_of_connection, self.router)
+        """The verified caller; raises `SessionExpired` when the session is gone or stale. Checked
+        against the store once per event (`event_actor`)."""
+        if (kept := event_actor(self.router)) is not None:
+            return kept
+        actor = await off_loop(actor_of_connection, self.router)
+        remember_event_actor(self.router, actor)
+        return actor
 
     def _show_problem(self, problem: BillyError) -> EventSpec | None:
         """Show a problem where this page shows problems: in the var `problem_var` names (its
@@ -192,7 +232,7 @@ class SessionState(rx.State):
         return None
 
     async def _call(self, fn: Callable[Concatenate[Actor, P], R], /, *args: P.args, **kwargs: P.kwargs) -> R:
-        """`fn(caller, *args, **kwargs)` off the event loop, the caller verified afresh."""
+        """`fn(caller, *args, **kwargs)` off the event loop, for the caller this event verified."""
         return await off_loop(fn, await self.actor(), *args, **kwargs)
 
     @rx.event
@@ -205,12 +245,7 @@ class SessionState(rx.State):
         self.user_email = actor.email
         self.user_role_label = role_label(actor)
         self.is_owner = control(actor, "team.view").shown
-        self.read_only_notice = (
-            f"Your free trial ended on {actor.trial_ended_on:%d %B %Y}: Billy is read-only until the Owner "
-            "chooses a plan in Settings → Plan."
-            if actor.trial_ended_on
-            else ""
-        )
+        self.read_only_notice = trial_ended_message(actor.trial_ended_on) if actor.trial_ended_on else ""
         self.org_name = org.name if org else ""
         self.stripe_key_rejected = bool(org and org.stripe_key_rejected)
         self.keep_alive_ms = _tick_ms()
