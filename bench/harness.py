@@ -46,12 +46,47 @@ ROW_OBSERVER = """
 """
 
 
+DATABASES = ("sqlite", "postgresql")
+
+
+@contextmanager
+def database_env(db: str) -> Iterator[dict[str, str]]:
+    """Billy's store for a bench: SQLite in the instance's own folder (nothing to set), or a
+    temporary PostgreSQL database on the test server, dropped after."""
+    if db == "sqlite":
+        yield {}
+        return
+    import os
+    import uuid
+
+    import psycopg2
+
+    host = os.environ.get("BILLY_TEST_PG_HOST", "127.0.0.1")
+    user = os.environ.get("BILLY_TEST_PG_USER", "postgres")
+    name = f"billy_bench_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(host=host, user=user, dbname="postgres")
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}"')
+        yield {"BILLY_DATABASE_URL": f"postgresql+psycopg2://{user}@{host}/{name}"}
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def database_url(app: Any) -> str:
+    """The store a running Billy writes to (SQLAlchemy URL), for a bench's own checks."""
+    return app.env.get("BILLY_DATABASE_URL") or f"sqlite:///{app.data_dir / 'db' / 'billy.db'}"
+
+
 @contextmanager
 def billy_and_sandbox(
-    prefix: str, *, customers: int = 0, extra_env: dict[str, str] | None = None
+    prefix: str, *, customers: int = 0, extra_env: dict[str, str] | None = None, db: str = "sqlite"
 ) -> Iterator[tuple[Any, Any]]:
     """A sandbox (seeded with `customers` demo customers if any) and Billy on it, with a mail
-    catcher; both stopped on the way out."""
+    catcher, storing in `db`; all stopped (a PostgreSQL database dropped) on the way out."""
     import sandbox as sandbox_pkg
     from devtools.app_runner import running_app
     from devtools.mailcatcher import run_in_thread as mail_catcher
@@ -62,6 +97,7 @@ def billy_and_sandbox(
         if customers:
             seed(handle.url, customers=customers)
         with (
+            database_env(db) as store,
             mail_catcher() as catcher,
             tempfile.TemporaryDirectory(prefix=prefix) as tmp,
             running_app(
@@ -70,7 +106,7 @@ def billy_and_sandbox(
                 demo_key=sandbox_pkg.DEMO_RESTRICTED_KEY,
                 smtp_host=catcher.host,
                 smtp_port=catcher.smtp_port,
-                extra_env={"BILLY_EVENT_POLL_SECONDS": "0", **(extra_env or {})},
+                extra_env={"BILLY_EVENT_POLL_SECONDS": "0", **store, **(extra_env or {})},
             ) as app,
         ):
             yield handle, app

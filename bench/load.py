@@ -30,6 +30,7 @@ import httpx
 
 from bench.common import load_average, percentile, print_facts
 from bench.harness import (
+    DATABASES,
     OWNER_EMAIL,
     OWNER_PASSWORD,
     billy_and_sandbox,
@@ -166,9 +167,9 @@ def _table(alone: Timings, loaded: Timings, sessions: int) -> list[str]:
     return lines
 
 
-def run(sessions: int, seconds: float, period: float, customers: int) -> list[str]:
+def run(sessions: int, seconds: float, period: float, customers: int, db: str = "sqlite") -> list[str]:
     extra = {"BILLY_LOGIN_LIMIT_PER_ADDRESS": "1000/minute"}  # every session signs in from here
-    with billy_and_sandbox("billy-bench-load-", customers=customers, extra_env=extra) as (handle, app):
+    with billy_and_sandbox("billy-bench-load-", customers=customers, extra_env=extra, db=db) as (handle, app):
         customer_ids = [c.id for c in handle.client().v1.customers.list(params={"limit": 100}).data]
         with chromium() as browser:
             sign_in(browser.new_page(), app, wait_for_first_sync=True)
@@ -186,9 +187,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=60.0, help="how long each phase runs")
     parser.add_argument("--period", type=float, default=2.0, help="seconds between one session's actions")
     parser.add_argument("--customers", type=int, default=500, help="customers seeded in the sandbox")
+    parser.add_argument("--db", choices=DATABASES, default="sqlite", help="Billy's store")
     args = parser.parse_args(argv)
     print_facts()
-    lines = run(args.sessions, args.seconds, args.period, args.customers)
+    print(f"store: {args.db}")
+    lines = run(args.sessions, args.seconds, args.period, args.customers, args.db)
     print("\n".join(lines))
     return 0
 

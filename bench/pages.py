@@ -7,7 +7,8 @@ database, dropped after), migrated by alembic, filled straight in with generated
 (customers, charges, refunds, payment methods, subscriptions with items, invoices), ANALYZEd;
 then each query is called through its service function (authorization, session, SQL, rows
 built: what a page waits for), `--runs` times after a warm-up, and p50/p95/max are printed
-with the store's size and the generation time. Target: p95 ≤ 20 ms for every page query.
+with the store's size and the generation time; then `--runs` times more as the first read of
+its filters (`afresh`). Targets: p95 ≤ 20 ms for every page query; ≤ 10 ms at 1,000,000 charges.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import sqlalchemy as sa
 from bench.common import human_bytes, print_facts, time_call
 
 TARGET_MS = 20.0
+TIGHT_TARGET_MS = 10.0  # issue 16's raised bar at 1,000,000 charges
 DAY = 86_400
 CHUNK = 50_000
 PG_HOST = os.environ.get("BILLY_TEST_PG_HOST", "127.0.0.1")
@@ -550,6 +552,23 @@ def deep_cursor(table: str, key: str, descending: bool, where: str, offset: int,
     return encode_cursor(sort, int(row[0]), row[1]) if row else None
 
 
+def afresh(fn: Callable[[], Any], first_read: bool = False) -> Callable[[], Any]:
+    """`fn` with the pages open lists share (`reports.shared_pages`) forgotten first: each run
+    times the query, not the kept page a second open list would get. What Billy learnt about the
+    filters' totals (`reports.late_totals`: a total too dear to count within a page is not tried
+    again at once) stays, as it does for a person paging or a live page re-reading; with
+    `first_read` it is forgotten too, so each run is the first read of its filters."""
+    from services import reports
+
+    def run() -> Any:
+        reports.shared_pages.forget()
+        if first_read:
+            reports.late_totals.forget()
+        return fn()
+
+    return run
+
+
 def queries(s: Samples, now: datetime) -> list[tuple[str, Callable[[], Any]]]:
     """The timed calls; run them with `services.clock` frozen at `now` (the data's "now")."""
     from services import billing, reports, search
@@ -663,21 +682,33 @@ def run_one(kind: str, customers: int, charges: int, runs: int, only: str = "") 
             for name, fn in queries(samples, now_dt):
                 if only and only not in name:
                     continue
-                stats = time_call(fn, runs)
-                results.append((name, stats))
+                stats = time_call(afresh(fn), runs)
+                first = time_call(afresh(fn, first_read=True), runs)
+                results.append((name, stats, first))
                 print(
-                    f"  {name:<40} p50 {stats['p50']:7.2f}  p95 {stats['p95']:7.2f}  max {stats['max']:7.2f}",
+                    f"  {name:<40} p50 {stats['p50']:7.2f}  p95 {stats['p95']:7.2f}  max {stats['max']:7.2f}"
+                    f"  first read p95 {first['p95']:7.2f}",
                     flush=True,
                     file=sys.stderr,
                 )
-    width = max(len(n) for n, _ in results)
-    print(f"\n{'query (' + kind + ')':<{width}}  {'p50 ms':>8}  {'p95 ms':>8}  {'max ms':>8}  target")
-    misses = 0
-    for name, st in results:
-        ok = st["p95"] <= TARGET_MS
-        misses += not ok
-        print(f"{name:<{width}}  {st['p50']:8.2f}  {st['p95']:8.2f}  {st['max']:8.2f}  {'ok' if ok else 'MISS'}")
-    print(f"{len(results) - misses}/{len(results)} queries within p95 ≤ {TARGET_MS:.0f} ms ({runs} runs each)")
+    width = max(len(n) for n, _, _ in results)
+    print(
+        f"\n{'query (' + kind + ')':<{width}}  {'p50 ms':>8}  {'p95 ms':>8}  {'max ms':>8}  {'1st p95':>8}  "
+        f"target (both p95s)"
+    )
+    misses = tight = 0
+    for name, st, first in results:
+        worst = max(st["p95"], first["p95"])
+        misses += worst > TARGET_MS
+        tight += worst > TIGHT_TARGET_MS
+        verdict = "ok" if worst <= TIGHT_TARGET_MS else f"ok (> {TIGHT_TARGET_MS:.0f})"
+        verdict = "MISS" if worst > TARGET_MS else verdict
+        print(f"{name:<{width}}  {st['p50']:8.2f}  {st['p95']:8.2f}  {st['max']:8.2f}  {first['p95']:8.2f}  {verdict}")
+    print(
+        f"{len(results) - misses}/{len(results)} queries within p95 ≤ {TARGET_MS:.0f} ms, "
+        f"{len(results) - tight}/{len(results)} within ≤ {TIGHT_TARGET_MS:.0f} ms ({runs} runs each; "
+        "1st: each run the first read of its filters)"
+    )
     return misses == 0
 
 

@@ -42,6 +42,7 @@ from services.reports import (
     CustomerRef,
     ListTotal,
     Money,
+    count_charges,
     failure_reason,
     search_charges,
 )
@@ -173,7 +174,9 @@ def find_charges(
             )
         found = _charges_by_ids(actor, ids)
         return ChargeMatches(found, None, ListTotal(len(found)), f"order number {number}")
-    page = search_charges(actor, ChargeFilters(status=status, customer=customer), "newest", cursor, limit)
+    filters = ChargeFilters(status=status, customer=customer)
+    page = search_charges(actor, filters, "newest", cursor, limit)
+    total = page.total or count_charges(actor, filters)  # an agent waits for the total the page came without
     with session_scope() as session:
         numbers = dict(
             session.exec(
@@ -202,7 +205,7 @@ def find_charges(
         )
         for r in page.items
     ]
-    return ChargeMatches(items, page.next_cursor, page.total, f"customer {' '.join(customer.split())[:80]}")
+    return ChargeMatches(items, page.next_cursor, total, f"customer {' '.join(customer.split())[:80]}")
 
 
 # --- failed payments ------------------------------------------------------------------------------

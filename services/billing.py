@@ -25,7 +25,7 @@ from services.mailer import MailDeliveryFailed, get_mailer
 from services.models import IdempotencyRecord, Organization, StripeCharge, StripeCustomer, StripeRefund, orm_attribute
 from services.money import format_money
 from services.permissions import Actor, authorize
-from services.reports import ListQuery, ListTotal, count_matching
+from services.reports import ListQuery, ListTotal, late_totals
 from services.stripe_gateway import StripeGateway
 
 log = logging.getLogger(__name__)
@@ -125,10 +125,17 @@ def search_customers(actor: Actor, query: str = "", cursor: str | None = None, l
     stmt = stmt.order_by(col(StripeCustomer.created).desc(), col(StripeCustomer.id).desc()).limit(limit + 1)
     with session_scope() as session:
         rows = list(session.exec(stmt))
-        total = count_matching(session, _customers_matching(query))
+        total = late_totals.for_page(session, _customers_matching(query), ("customers", query))
     items = [CustomerRow(r.id, r.name or "", r.email or "", r.created) for r in rows[:limit]]
     next_cursor = _encode_cursor(rows[limit - 1].created, rows[limit - 1].id) if len(rows) > limit else None
     return CustomerPage(items, next_cursor, total)
+
+
+def count_customers(actor: Actor, query: str = "") -> ListTotal | None:
+    """How many customers `search_customers` holds for `query`: the total a page of them came
+    without (`reports.LateTotals`)."""
+    audit.authorize_read(actor, "customers.search")
+    return late_totals.count(("customers", query), _customers_matching(query))
 
 
 def _customers_matching(query: str) -> Any:

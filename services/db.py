@@ -41,12 +41,20 @@ def make_engine(url: str) -> sa.Engine:
         return engine
     # A database that stops answering (a failover, the network) must not hold a request for the
     # operating system's two-minute connect timeout: fail in seconds and say so (`services.outages`).
+    # No JIT and no parallel workers: Billy's queries are short page reads. For a costly one (a
+    # list's total over a million rows) PostgreSQL would compile for up to 50 ms or start two
+    # workers, and neither can be cancelled promptly: a count given a page's 3 ms budget was
+    # stopped after 19 ms with workers, after 3.2 ms without (bench/pages; the same count run
+    # to its end took 155 ms alone, 130 ms with two workers on this 2-core machine).
     return sa.create_engine(
         url,
         pool_pre_ping=True,
         pool_size=10,
         max_overflow=10,
-        connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
+        connect_args={
+            "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+            "options": "-c jit=off -c max_parallel_workers_per_gather=0",
+        },
     )
 
 

@@ -31,8 +31,10 @@ from __future__ import annotations
 import functools
 import re
 import threading
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import time
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
@@ -668,12 +670,20 @@ def _recent_refunds(session: Session) -> list[RecentRefund]:
 # --- lists: filters, sorting, keyset pages --------------------------------------------------
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 # A list's total is counted up to here; past it the page says "10,000+". Counting every match
 # of a million-row filter would cost more than the page itself, and nobody pages that far.
 COUNT_CAP = 10_000
-COUNT_BUDGET_MS = 15  # what a total may add to a page (the page itself has a 20 ms p95 target)
+# A total is counted in two goes. With the page, for at most PAGE_COUNT_BUDGET_MS: most filters
+# count in a millisecond or two and the page comes with its total. A count that would take
+# longer is left out of the page (its rows are what the person waits for) and asked for on its
+# own (`count_charges` and the like, `late_totals`) for at most LATE_COUNT_BUDGET_MS, after the
+# rows are painted. At a million charges that gives "refunded" or "EUR 100–500" a total (about
+# 100 ms to count) that a 15 ms budget inside the page never could, and no page waits for it.
+PAGE_COUNT_BUDGET_MS = 3
+LATE_COUNT_BUDGET_MS = 300
 
 
 @dataclass(frozen=True)
@@ -688,15 +698,16 @@ class ListTotal:
         return f"{self.count:,}+" if self.at_least else f"{self.count:,}"
 
 
-def count_matching(session: Session, stmt: Any) -> ListTotal | None:
+def count_matching(session: Session, stmt: Any, budget_ms: int | None = None) -> ListTotal | None:
     """The capped count of a filtered (not yet ordered or limited) query, or None when counting
-    would cost more than `COUNT_BUDGET_MS` (a filter few rows match, over a million): the page
-    then shows its rows without a total rather than waiting for one."""
+    would cost more than `budget_ms` (by default a page's, PAGE_COUNT_BUDGET_MS): the page then
+    shows its rows without a total rather than waiting for one."""
+    budget_ms = PAGE_COUNT_BUDGET_MS if budget_ms is None else budget_ms
     bounded = (
         stmt.with_only_columns(sa.literal(1), maintain_column_froms=True).order_by(None).limit(COUNT_CAP + 1).subquery()
     )
     try:
-        with time_budget(session, COUNT_BUDGET_MS):
+        with time_budget(session, budget_ms):
             found = int(session.exec(sa.select(sa.func.count()).select_from(bounded)).one()[0])  # type: ignore[call-overload]
     except QueryOverBudget:
         return None
@@ -768,14 +779,164 @@ class ListQuery(Generic[T]):
     items: Callable[[Session, list[Any]], list[T]]  # a page's rows → the list's rows (may read more)
 
 
-def read_page(query: ListQuery[T], cursor: str | None, limit: int) -> Page[T]:
-    """One keyset page of `query` (the caller has authorized and checked `limit`)."""
+def _shared_page(kind: str, filters: Hashable, query: ListQuery[T], cursor: str | None, limit: int) -> Page[T]:
+    """A page of one of the lists (`kind`) under `filters` (checked: `query` is built from them),
+    read once for every tab asking (`shared_pages`), its total kept per list and filters
+    (`late_totals`). The caller has authorized."""
+    total_key = (kind, filters)
+    return shared_pages.read(
+        (*total_key, query.sort, cursor, limit), lambda: read_page(query, cursor, limit, total_key)
+    )
+
+
+def read_page(
+    query: ListQuery[T], cursor: str | None, limit: int, total_key: Hashable | None = None, *, counted: bool = True
+) -> Page[T]:
+    """One keyset page of `query` (the caller has authorized and checked `limit`); `total_key`
+    names its filters for `late_totals` (None: the total is counted with the page, if it can be).
+    `counted=False`: no total at all (a walk through every page has no use for one)."""
     stmt = _keyset(query.stmt, query.key_col, query.id_col, query.descending, query.sort, cursor, limit)
     with session_scope() as session:
         rows, next_cursor = _page_of(list(session.exec(stmt)), limit, query.sort, query.key)
         items = query.items(session, rows)
-        total = count_matching(session, query.stmt)
+        total = late_totals.for_page(session, query.stmt, total_key) if counted else None
     return Page(items, next_cursor, query.sort, total)
+
+
+# Fifty open charges lists hear of the same store change and each re-read the same first page;
+# under a burst of Stripe events that was fifty reads per change, competing with the webhook that
+# applies the changes (bench/burst). A page is read once and handed to everyone who asks for the
+# same one (filters, sort, cursor, size) while the store has not changed since the read began,
+# and for at most SHARED_PAGE_SECONDS (conditions that move with time, such as "overdue").
+SHARED_PAGE_SECONDS = 5.0
+SHARED_PAGES_KEPT = 256
+
+
+class SharedReads:
+    """One read (of a list page, or of its total) for every caller asking for it at the same
+    store generation (`notices.generation`), including callers arriving while it is being read.
+    Each caller is authorized by its own service function before it gets here."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reads: OrderedDict[Hashable, tuple[int, datetime, Future[Any]]] = OrderedDict()
+
+    @staticmethod
+    def _current(kept: tuple[int, datetime, Future[Any]] | None) -> bool:
+        """Whether a read began at this store generation, at most SHARED_PAGE_SECONDS ago by
+        Billy's clock (a clock moved on or back reads anew)."""
+        return bool(
+            kept and kept[0] == notices.generation() and 0 <= (_now() - kept[1]).total_seconds() < SHARED_PAGE_SECONDS
+        )
+
+    def read(self, key: Hashable, read: Callable[[], R]) -> R:
+        with self._lock:
+            kept = self._reads.get(key)
+            mine = not self._current(kept)
+            if mine:
+                kept = (notices.generation(), _now(), Future())
+                self._reads[key] = kept
+                self._reads.move_to_end(key)
+                while len(self._reads) > SHARED_PAGES_KEPT:
+                    self._reads.popitem(last=False)
+        assert kept is not None
+        future = kept[2]
+        if mine:
+            try:
+                future.set_result(read())
+            except BaseException as exc:  # noqa: BLE001 - handed to every caller waiting on it, then raised
+                future.set_exception(exc)
+                with self._lock:  # a failed read is not kept: the next caller tries again
+                    if self._reads.get(key) is kept:
+                        del self._reads[key]
+        return future.result()
+
+    def kept(self, key: Hashable) -> Any | None:
+        """A finished read of `key` that `read` would hand over now, else None (never waits)."""
+        with self._lock:
+            kept = self._reads.get(key)
+        if kept is None or not self._current(kept):
+            return None
+        future = kept[2]
+        return future.result() if future.done() and future.exception() is None else None
+
+    def forget(self) -> None:
+        """Drop every kept read (a store swapped under the process: tests, a re-created instance)."""
+        with self._lock:
+            self._reads.clear()
+
+
+shared_pages = SharedReads()
+
+
+class LateTotals:
+    """List totals, counted apart from the pages when they cost more than a page may spend.
+
+    - `for_page`: the total a page comes with. One already counted for this store generation
+      is handed over as it is; else a count within PAGE_COUNT_BUDGET_MS, unless that failed
+      for the same filters within VERDICT_SECONDS (a live page re-read after every store change,
+      or its next page, would fail it again: a cancelled count costs more than its budget).
+    - `count`: the late count, within LATE_COUNT_BUDGET_MS, once per filters and store generation
+      for every tab asking. Filters that cannot be counted even so are not tried again for
+      VERDICT_SECONDS, so fifty open pages of them do not keep a core busy."""
+
+    VERDICT_SECONDS = 60.0
+    KEPT = 256
+
+    def __init__(self) -> None:
+        self._shared = SharedReads()
+        self._lock = threading.Lock()
+        # Filters whose count ran over a budget lately → when to try again.
+        self._too_dear_for_page: OrderedDict[Hashable, float] = OrderedDict()
+        self._uncountable: OrderedDict[Hashable, float] = OrderedDict()
+
+    def _lately(self, verdicts: OrderedDict[Hashable, float], key: Hashable) -> bool:
+        with self._lock:
+            again_at = verdicts.get(key)
+            return again_at is not None and again_at > time.monotonic()
+
+    def _judge(self, verdicts: OrderedDict[Hashable, float], key: Hashable) -> None:
+        with self._lock:
+            verdicts[key] = time.monotonic() + self.VERDICT_SECONDS
+            verdicts.move_to_end(key)
+            while len(verdicts) > self.KEPT:
+                verdicts.popitem(last=False)
+
+    def for_page(self, session: Session, stmt: Any, key: Hashable | None) -> ListTotal | None:
+        """The total a page of `stmt` (filtered, not yet ordered or limited) comes with, or None."""
+        if key is None:
+            return count_matching(session, stmt)
+        counted = self._shared.kept(key)
+        if counted is not None or self._lately(self._too_dear_for_page, key):
+            return counted
+        total = count_matching(session, stmt)
+        if total is None:
+            self._judge(self._too_dear_for_page, key)
+        return total
+
+    def count(self, key: Hashable, stmt: Any) -> ListTotal | None:
+        """`stmt`'s capped count with the late budget, or None."""
+        if self._lately(self._uncountable, key):
+            return None
+
+        def read() -> ListTotal | None:
+            with session_scope() as session:
+                return count_matching(session, stmt, LATE_COUNT_BUDGET_MS)
+
+        total = self._shared.read(key, read)
+        if total is None:
+            self._judge(self._uncountable, key)
+        return total
+
+    def forget(self) -> None:
+        """Drop every kept total and verdict (a store swapped under the process: tests, benches)."""
+        self._shared.forget()
+        with self._lock:
+            self._too_dear_for_page.clear()
+            self._uncountable.clear()
+
+
+late_totals = LateTotals()
 
 
 def walk(query: ListQuery[T], page_size: int = 1000) -> Iterator[T]:
@@ -784,7 +945,7 @@ def walk(query: ListQuery[T], page_size: int = 1000) -> Iterator[T]:
     rows arriving meanwhile neither shift nor repeat the pages. The caller has authorized."""
     cursor: str | None = None
     while True:
-        page = read_page(query, cursor, page_size)
+        page = read_page(query, cursor, page_size, counted=False)  # an export counts nothing
         yield from page.items
         if page.next_cursor is None:
             return
@@ -879,7 +1040,18 @@ def search_charges(
     ix_stripe_charge_amount_id."""
     audit.authorize_read(actor, "charges.search")
     limit = check_page_limit(limit)
-    return read_page(charges_query(filters, sort), cursor, limit)
+    return _shared_page("charges", filters or ChargeFilters(), charges_query(filters, sort), cursor, limit)
+
+
+def count_charges(actor: Actor, filters: ChargeFilters | None = None) -> ListTotal | None:
+    """How many charges match: the total a page of them came without (see `LateTotals`)."""
+    audit.authorize_read(actor, "charges.search")
+    return late_totals.count(("charges", filters or ChargeFilters()), charges_query(filters).stmt)
+
+
+# Anything refunded on it: the very words of ix_stripe_charge_refunded's WHERE (a literal, not a
+# bound parameter, or SQLite will not use that index).
+REFUNDED = sa.text("stripe_charge.amount_refunded > 0")
 
 
 def charges_query(filters: ChargeFilters | None = None, sort: str = "newest") -> ListQuery[ChargeListRow]:
@@ -901,7 +1073,7 @@ def charges_query(filters: ChargeFilters | None = None, sort: str = "newest") ->
     c = StripeCharge
     stmt = select(c).options(defer(orm_attribute(c.raw))).where(col(c.deleted).is_(False))  # rows need no raw JSON
     if f.status == "refunded":
-        stmt = stmt.where(col(c.amount_refunded) > 0)
+        stmt = stmt.where(REFUNDED)
     elif f.status:
         stmt = stmt.where(col(c.status) == f.status)
     if f.reason:
@@ -1008,7 +1180,15 @@ def search_subscriptions(
     for the amount sorts."""
     audit.authorize_read(actor, "subscriptions.search")
     limit = check_page_limit(limit)
-    return read_page(subscriptions_query(filters, sort), cursor, limit)
+    return _shared_page(
+        "subscriptions", filters or SubscriptionFilters(), subscriptions_query(filters, sort), cursor, limit
+    )
+
+
+def count_subscriptions(actor: Actor, filters: SubscriptionFilters | None = None) -> ListTotal | None:
+    """How many subscriptions match: the total a page of them came without (see `LateTotals`)."""
+    audit.authorize_read(actor, "subscriptions.search")
+    return late_totals.count(("subscriptions", filters or SubscriptionFilters()), subscriptions_query(filters).stmt)
 
 
 def subscriptions_query(
@@ -1090,7 +1270,13 @@ def search_invoices(
     customer, ix_stripe_invoice_total_id for the amount sorts."""
     audit.authorize_read(actor, "invoices.search")
     limit = check_page_limit(limit)
-    return read_page(invoices_query(filters, sort), cursor, limit)
+    return _shared_page("invoices", filters or InvoiceFilters(), invoices_query(filters, sort), cursor, limit)
+
+
+def count_invoices(actor: Actor, filters: InvoiceFilters | None = None) -> ListTotal | None:
+    """How many invoices match: the total a page of them came without (see `LateTotals`)."""
+    audit.authorize_read(actor, "invoices.search")
+    return late_totals.count(("invoices", filters or InvoiceFilters()), invoices_query(filters).stmt)
 
 
 def invoices_query(filters: InvoiceFilters | None = None, sort: str = "newest") -> ListQuery[InvoiceListRow]:

@@ -664,7 +664,7 @@ def found_customers(
     """One page of the customers list narrowed to what the search finds (`/customers?q=…`)."""
     audit.authorize_read(actor, "customers.search")
     reports.check_page_limit(limit, billing.MAX_PAGE_SIZE)
-    return reports.read_page(found_customers_query(query), cursor, limit)
+    return reports.read_page(found_customers_query(query), cursor, limit, ("found_customers", query))
 
 
 def found_charges(
@@ -679,12 +679,32 @@ def found_charges(
     the list's other filters and sort."""
     audit.authorize_read(actor, "charges.search")
     reports.check_page_limit(limit, reports.MAX_PAGE_SIZE)
-    return reports.read_page(found_charges_query(query, filters, sort), cursor, limit)
+    found = found_charges_query(query, filters, sort)
+    return reports.read_page(found, cursor, limit, ("found_charges", query, filters))
+
+
+def count_found_customers(actor: Actor, query: str) -> ListTotal | None:
+    """How many customers `found_customers` holds: the total its page came without."""
+    audit.authorize_read(actor, "customers.search")
+    return reports.late_totals.count(("found_customers", query), found_customers_query(query).stmt)
+
+
+def count_found_charges(actor: Actor, query: str, filters: ChargeFilters | None = None) -> ListTotal | None:
+    """How many charges `found_charges` holds under `filters`: the total its page came without."""
+    audit.authorize_read(actor, "charges.search")
+    found = found_charges_query(query, filters)  # checks the filters first
+    return reports.late_totals.count(("found_charges", query, filters), found.stmt)
+
+
+# The header search's "See all N" counts as long as a list's own total could before totals were
+# counted apart from the page: the search answers in one event, and waits for these.
+SEE_ALL_COUNT_BUDGET_MS = 15
 
 
 def found_totals(actor: Actor, query: str, kinds: tuple[str, ...] = SEE_ALL_KINDS) -> dict[str, ListTotal | None]:
     """How many rows each list's "see all" holds for `query`: the very count the list itself
-    shows (None when counting was too dear; the list then shows no total either)."""
+    shows (None when counting was too dear for the search to wait; the list, opened, counts it
+    after its rows)."""
     audit.authorize_read(actor, "search.global")
     lists: dict[str, Callable[[str], ListQuery[Any]]] = {
         "customers": found_customers_query,
@@ -693,7 +713,9 @@ def found_totals(actor: Actor, query: str, kinds: tuple[str, ...] = SEE_ALL_KIND
     if any(kind not in lists for kind in kinds):
         raise ValidationFailed(f"See all works for {' and '.join(SEE_ALL_KINDS)}.")
     with session_scope() as session:
-        return {kind: reports.count_matching(session, lists[kind](query).stmt) for kind in kinds}
+        return {
+            kind: reports.count_matching(session, lists[kind](query).stmt, SEE_ALL_COUNT_BUDGET_MS) for kind in kinds
+        }
 
 
 def rebuild_search_index(session: Session) -> None:

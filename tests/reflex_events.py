@@ -135,7 +135,7 @@ class Tab:
     def send(self, state: type[BaseState], handler: str, payload: Mapping[str, Any] | None = None) -> Sent:
         return self.send_named(f"{state.get_full_name()}.{handler}", payload)
 
-    def send_named(self, name: str, payload: Any = None) -> Sent:
+    def _event(self, name: str, payload: Any = None) -> Event:
         router_data = {
             "pathname": self.path,
             "query": {},
@@ -145,10 +145,24 @@ class Tab:
             "sid": f"sid-{self.token}",
             "ip": "127.0.0.1",
         }
-        event = Event(name=name, router_data=router_data, payload={} if payload is None else payload)
+        return Event(name=name, router_data=router_data, payload={} if payload is None else payload)
+
+    def send_named(self, name: str, payload: Any = None) -> Sent:
         self.pipeline.namespace.sent.pop(self.token, None)
-        self.pipeline.run(self._run(event))
+        self.pipeline.run(self._run(self._event(name, payload)))
         return self.pipeline.namespace.sent.pop(self.token, Sent())
+
+    def start(self, state: type[BaseState], handler: str) -> None:
+        """Send an event without waiting for it: a page's live follower, which runs until the
+        pipeline stops. What it sends collects in `pushed`."""
+        self.pipeline.namespace.sent.pop(self.token, None)
+        event = self._event(f"{state.get_full_name()}.{handler}")
+        self.pipeline.run(self.pipeline.processor.enqueue(self.token, event))
+
+    @property
+    def pushed(self) -> Sent:
+        """What the server sent this tab since its last `send` or `start` (a follower's pushes)."""
+        return self.pipeline.namespace.sent.get(self.token) or Sent()
 
     async def _run(self, event: Event) -> None:
         future = await self.pipeline.processor.enqueue(self.token, event)

@@ -563,6 +563,7 @@ def test_lists_say_how_many_match_and_stop_counting_at_the_cap(
     assert billing.search_customers(a).total == ListTotal(4)
     assert billing.search_customers(a, "carol").total == ListTotal(1)
     monkeypatch.setattr(reports, "COUNT_CAP", 3)
+    reports.shared_pages.forget()  # the page read above is shared until the store changes
     capped = reports.search_charges(a)
     assert capped.total == ListTotal(3, at_least=True) and capped.total.label == "3+"
     assert ListTotal(4221).label == "4,221"
@@ -801,3 +802,91 @@ def test_a_total_that_would_cost_too_much_is_given_up_and_the_page_still_reads(
     monkeypatch.setattr(reports, "count_matching", lambda session, stmt: None)
     page = reports.search_charges(some_charges)
     assert page.total is None and len(page.items) == 8  # the rows come without a total
+
+
+def test_a_total_too_dear_for_its_page_is_counted_on_its_own_once_per_store_change(
+    some_charges: Actor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page spends at most PAGE_COUNT_BUDGET_MS on its total; one that would take longer (as
+    "refunded" at a million charges) comes without it, and `count_charges` counts it with the
+    larger budget: once for every tab asking, until the store changes."""
+    from services import notices
+
+    real, in_page, late = reports.count_matching, [], []
+
+    def dear(session: Any, stmt: Any, budget_ms: int | None = None) -> reports.ListTotal | None:
+        if budget_ms is None:  # a page's own count
+            in_page.append(budget_ms)
+            return None
+        late.append(budget_ms)
+        return real(session, stmt, budget_ms)
+
+    monkeypatch.setattr(reports, "count_matching", dear)
+    failed = ChargeFilters(status="failed")
+    page = reports.search_charges(some_charges, failed)
+    assert page.total is None and len(page.items) == 4  # the rows, without waiting for their total
+    reports.shared_pages.forget()  # another page of the same filters, say
+    assert reports.search_charges(some_charges, failed, sort="oldest").total is None
+    assert len(in_page) == 1  # a count that just failed for these filters is not tried again at once
+    assert [reports.count_charges(some_charges, failed) for _ in range(5)] == [reports.ListTotal(4)] * 5
+    assert len(late) == 1
+    # Counted, the total comes with the next page of those filters (no second count).
+    assert reports.search_charges(some_charges, failed, sort="amount_desc").total == reports.ListTotal(4)
+    assert len(in_page) == 1 and len(late) == 1
+    with session_scope() as s:
+        s.get(StripeCharge, "ch_a").status = "failed"
+    notices.publish("charge", ["ch_a"])
+    assert reports.count_charges(some_charges, failed) == reports.ListTotal(5) and len(late) == 2
+    assert reports.count_subscriptions(some_charges) == reports.ListTotal(0)
+    assert reports.count_invoices(some_charges) == reports.ListTotal(0)
+    with pytest.raises(ValidationFailed):  # the list's own checks
+        reports.count_charges(some_charges, ChargeFilters(status="lost"))
+    stranger = Actor(some_charges.user_id, some_charges.email, "intern", Source.DASHBOARD)
+    with pytest.raises(PermissionDenied):
+        reports.count_charges(stranger, failed)
+
+
+def test_a_total_that_cannot_be_counted_even_on_its_own_is_not_tried_again_for_a_while(
+    some_charges: Actor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fifty open pages of a filter nobody can count (a common customer prefix at a million
+    charges) must not keep a core busy counting it after every store change."""
+    from services import notices
+
+    tried: list[int] = []
+    monkeypatch.setattr(reports, "count_matching", lambda session, stmt, budget_ms=0: tried.append(budget_ms))
+    for n in range(5):
+        assert reports.count_charges(some_charges, ChargeFilters(customer="ali")) is None
+        notices.publish("charge", [f"ch_{n}"])
+    assert tried == [reports.LATE_COUNT_BUDGET_MS]
+    assert reports.count_charges(some_charges, ChargeFilters(customer="bob")) is None  # another filter is tried
+    assert len(tried) == 2
+
+
+def test_walking_every_page_counts_no_totals(some_charges: Actor, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An export walks a list page by page; a total per page would be a query it throws away."""
+    counted: list[Any] = []
+    monkeypatch.setattr(reports, "count_matching", lambda *args, **kwargs: counted.append(args))
+    assert len(list(reports.walk(reports.charges_query(), page_size=3))) == 8
+    assert counted == []
+
+
+def test_open_lists_share_one_read_until_the_store_changes(
+    some_charges: Actor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many open charges lists re-reading the same page read the store once; a store change (its
+    notice) makes the next read fresh."""
+    from services import notices
+
+    reads: list[int] = []
+    real = reports.read_page
+    monkeypatch.setattr(reports, "read_page", lambda *a, **k: reads.append(1) or real(*a, **k))
+    pages = [reports.search_charges(some_charges) for _ in range(20)]
+    assert len(reads) == 1 and all(p.items == pages[0].items for p in pages)
+    assert len({id(p) for p in [reports.search_charges(some_charges, sort="oldest"), pages[0]]}) == 2
+    assert len(reads) == 2  # another sort is another page
+    with session_scope() as s:
+        s.get(StripeCharge, "ch_b").description = "Renamed in Stripe"
+    notices.publish("charge", ["ch_b"])
+    assert any(r.description == "Renamed in Stripe" for r in reports.search_charges(some_charges).items)
+    assert len(reads) == 3

@@ -330,6 +330,26 @@ def test_lists_page_by_cursor(api, charges) -> None:  # type: ignore[no-untyped-
     assert stale.status_code == 422 and "no longer valid" in stale.json()["error"]["message"]
 
 
+def test_lists_wait_for_a_total_too_dear_for_the_dashboards_page(api, charges, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A page counts its total for at most a few milliseconds (the dashboard shows the rows and the
+    total after); a program reads its answer whole, so the API waits for the count."""
+    from services import reports
+
+    real = reports.count_matching
+
+    def dear(session: Any, stmt: Any, budget_ms: int | None = None) -> Any:
+        return None if budget_ms is None else real(session, stmt, budget_ms)  # only the late count succeeds
+
+    monkeypatch.setattr(reports, "count_matching", dear)
+    headers = bearer(access_token_for(member_actor("read_only", "viewer@example.com")))
+    for resource, count in (("charges", 2), ("customers", 2), ("subscriptions", 0), ("invoices", 0)):
+        answer = api.get(f"{V1}/{resource}", headers=headers, params={"limit": 1}).json()
+        assert answer["total"] == {"count": count, "at_least": False}, resource
+    # The dashboard's page of charges is sent without it (and the total follows), the API's with it.
+    succeeded = reports.ChargeFilters(status="succeeded")
+    assert reports.search_charges(member_actor("read_only", "other@example.com"), succeeded).total is None
+
+
 def test_bad_requests_get_json_errors_never_a_traceback(api) -> None:  # type: ignore[no-untyped-def]
     headers = bearer(token_for(member_actor("billing_clerk", "clerk@example.com"))[0])
     for body in ({"charge_id": "not-a-charge"}, {"charge_id": "ch_1", "amount": "lots"}, {"charge_id": "ch_1", "x": 1}):

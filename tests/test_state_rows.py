@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from reflex_base.utils.format import json_dumps
@@ -126,6 +127,49 @@ def test_the_list_pager_says_which_rows_of_how_many(pipeline: Pipeline) -> None:
     assert range_label(2, 50, "") == "51–100"  # counting was given up: the rows without a total
 
 
+def _counts_only_late(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every total costs more than a page may spend on it (as "refunded" at a million charges)."""
+    from services import reports
+
+    real = reports.count_matching
+
+    def dear(session: Any, stmt: Any, budget_ms: int | None = None) -> Any:
+        return None if budget_ms is None else real(session, stmt, budget_ms)  # only the late count succeeds
+
+    monkeypatch.setattr(reports, "count_matching", dear)
+
+
+def _labels(sent: Sent, state: Any) -> list[str]:
+    """Each "1–50 of 60" sent, in order (an empty list's "" left out)."""
+    name, key = state.get_full_name(), "range_label_rx_state_"
+    return [d[name][key] for d in sent.deltas if d.get(name, {}).get(key)]
+
+
+def test_a_total_too_dear_for_the_page_follows_its_rows(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rows are sent without waiting for their total; the total comes after, on its own."""
+    from billy_app.state.customers import CustomersState
+
+    _sixty_charges()
+    _counts_only_late(monkeypatch)
+    tab = pipeline.owner_tab("/charges")
+    assert _labels(tab.send(ChargesState, "load"), ChargesState) == ["1–50", "1–50 of 60"]
+    # The next page of the same filters shows the total they had at once (then counted again).
+    assert _labels(tab.send(ChargesState, "next_page"), ChargesState)[0] == "51–60 of 60"
+    tab.send(ChargesState, "set_filter", {"name": "status", "value": "failed"})
+    assert _labels(tab.send(ChargesState, "apply", {"form": {}}), ChargesState) == []  # none failed: no rows
+    from services import mirror
+    from services.db import session_scope
+
+    people = [
+        {"id": f"cus_late{n}", "object": "customer", "email": f"p{n}@example.com", "created": 1_700_000_000 + n}
+        for n in range(3)
+    ]
+    with session_scope() as session:
+        mirror.write_objects(session, "customer", people, 1_800_000_000)
+    customers = pipeline.owner_tab("/customers").send(CustomersState, "load")
+    assert _labels(customers, CustomersState) == ["1–3", "1–3 of 3"]
+
+
 def test_the_charges_list_offers_refund_only_to_roles_that_can_refund(pipeline: Pipeline) -> None:
     from services import mirror
     from services.db import session_scope
@@ -175,6 +219,39 @@ def _soon(check: Callable[[], bool], seconds: float = 5.0) -> bool:
             return False
         time.sleep(0.05)
     return True
+
+
+def test_a_live_list_keeps_its_total_on_screen_while_a_store_change_is_recounted(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from billy_app.state import live
+    from services import mirror, notices
+    from services.db import session_scope
+
+    _sixty_charges()
+    _counts_only_late(monkeypatch)
+    connected = [True]  # the pipeline has no socket for the follower to look for
+    monkeypatch.setattr(live, "_tab_connected", lambda token: connected[0])
+    tab = pipeline.owner_tab("/charges")
+    assert _labels(tab.send(ChargesState, "load"), ChargesState)[-1] == "1–50 of 60"
+    tab.start(ChargesState, "follow")
+    new = {"id": "ch_warm60", "object": "charge", "amount": 160, "currency": "usd", "created": 1_700_000_060}
+    with session_scope() as session:
+        mirror.write_objects(session, "charge", [new], 1_800_000_000)
+    pushed: list[str] = []
+
+    def recounted() -> bool:
+        notices.publish("charge", ["ch_warm60"])  # again until the follower, starting, has heard it
+        pushed[:] = _labels(tab.pushed, ChargesState)
+        return "1–50 of 61" in pushed
+
+    try:
+        assert _soon(recounted), pushed
+        assert all(label.startswith("1–50 of ") for label in pushed)  # never "1–50" alone meanwhile
+    finally:
+        connected[0] = False  # the tab closes: its follower stops at the next notice
+        notices.publish("charge", ["ch_warm60"])
+        time.sleep(0.5)
 
 
 def test_a_signed_in_tab_holds_the_lists_first_pages_before_they_are_opened(pipeline: Pipeline) -> None:

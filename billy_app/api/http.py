@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -10,6 +10,7 @@ from starlette.responses import RedirectResponse, Response
 from services import identity
 from services.config import get_settings
 from services.identity import IssuedTokens
+from services.origins import posted_from
 from services.permissions import Actor, Source
 
 # Cookies a magic link opens (httpOnly, short-lived): the link's token never enters a page.
@@ -32,21 +33,15 @@ def request_actor(request: Request) -> Actor:
     )
 
 
-def _origin_of(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
-
-
 def same_origin(request: Request) -> bool:
     """CSRF defence for cookie-authenticated posts (OWASP "verify origin with standard headers").
 
     The browser sets Origin (or at least Referer) on every cross-site POST and a page on
     another site cannot forge it. Accepted: the public URL's origin (and its loopback
     aliases for a local instance). The cookies are SameSite as a second line."""
-    sent = request.headers.get("origin") or _origin_of(request.headers.get("referer", ""))
-    if not sent or sent == "null":
-        return False
-    return sent in get_settings().allowed_origins
+    return posted_from(
+        request.headers.get("origin", ""), request.headers.get("referer", ""), get_settings().allowed_origins
+    )
 
 
 def redirect(path: str, **params: str) -> RedirectResponse:

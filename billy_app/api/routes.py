@@ -33,8 +33,19 @@ from billy_app.api.http import (
     user_agent,
 )
 from billy_app.api.v1 import RestMount, build_rest_api
-from billy_app.blocking import in_thread
-from services import exports, health, identity, magic_links, organization, stripe_events, stripe_keys, sync, team
+from billy_app.blocking import in_thread, in_webhook_thread
+from services import (
+    exports,
+    handover,
+    health,
+    identity,
+    magic_links,
+    organization,
+    stripe_events,
+    stripe_keys,
+    sync,
+    team,
+)
 from services.config import get_settings
 from services.errors import BillyError, NotAuthenticated, PermissionDenied
 from services.permissions import Actor
@@ -256,7 +267,9 @@ async def stripe_webhook(request: Request) -> Response:
             status_code=413,
         )
     try:
-        result = await in_thread(stripe_events.receive_webhook, payload, request.headers.get("stripe-signature"))
+        result = await in_webhook_thread(
+            stripe_events.receive_webhook, payload, request.headers.get("stripe-signature")
+        )
     except stripe_events.WebhookRejected as exc:
         log.warning("Refused a webhook delivery: %s", exc.message)
         return PlainTextResponse(exc.message, status_code=400)
@@ -272,6 +285,8 @@ async def open_link(request: Request) -> Response:
         purpose = magic_links.Purpose(request.path_params["purpose"])
     except ValueError:
         return PlainTextResponse("No such link.", status_code=404)
+    if purpose not in LINK_COOKIES:  # a hand-over is spent at its own route, never parked in a cookie
+        return PlainTextResponse("No such link.", status_code=404)
     signed = request.query_params.get("token", "")
     page = "/invite" if purpose is magic_links.Purpose.INVITE else "/reset"
     try:
@@ -282,6 +297,27 @@ async def open_link(request: Request) -> Response:
         return response
     response = redirect(page)
     set_link_cookie(response, purpose, signed, max(60, int(seconds_left)))
+    return response
+
+
+async def handover_sign_in(request: Request) -> Response:
+    """GET of the address the control plane sends a new Owner to: spend the 60-second hand-over
+    token (`services.handover`) and arrive signed in, as after a password sign-in.
+
+    Spent on the GET, unlike an emailed link: it is never mailed (no scanner opens it first), and
+    a token left in the browser's history must already be dead. The page it answers is kept out
+    of caches, and the token out of the Referer of anything the next page loads."""
+    signed = request.query_params.get("token", "")
+    try:
+        tokens = await in_thread(handover.redeem_handover, signed, client_address(request), user_agent(request))
+    except BillyError as exc:
+        response = redirect("/login", flash=flash.pack(exc.message))
+    else:
+        done = await in_thread(organization.onboarding_done)
+        response = redirect("/dashboard" if done else "/onboarding")
+        set_auth_cookies(response, tokens)
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Cache-Control"] = "no-store"
     return response
 
 
@@ -449,6 +485,7 @@ def build_api() -> Starlette:
             Route("/api/auth/refresh", refresh, methods=["POST"]),
             Route("/api/auth/forgot", forgot_password, methods=["POST"]),
             Route("/api/auth/reset", reset_password, methods=["POST"]),
+            Route("/api/auth/handover", handover_sign_in, methods=["GET"]),
             Route("/api/links/{purpose:str}", open_link, methods=["GET"]),
             Route("/api/invites/accept", accept_invite, methods=["POST"]),
             Route("/api/team/transfer-ownership", transfer_ownership, methods=["POST"]),

@@ -137,6 +137,20 @@ def customer_detail() -> rx.Component:
     return rx.fragment(
         rx.link("← All customers", href="/customers"),
         rx.cond(CustomerState.error != "", rx.callout(CustomerState.error, color_scheme="red")),
+        # The tab keeps the previous customer until this one has loaded: never show it (and its
+        # buttons) under this customer's address; say what is happening instead.
+        rx.cond(
+            CustomerState.customer["id"] == CustomerState.router.page.params["customer_id"],
+            _customer_shown(),
+            rx.text("Opening this customer…", id="customer-opening", size="2", color_scheme="gray"),
+        ),
+        refund_dialog(),
+        customer_edit_dialog(),
+    )
+
+
+def _customer_shown() -> rx.Component:
+    return rx.fragment(
         rx.card(
             rx.vstack(
                 rx.hstack(
@@ -169,6 +183,4 @@ def customer_detail() -> rx.Component:
             id="charges-table",
         ),
         customer_trail(),
-        refund_dialog(),
-        customer_edit_dialog(),
     )

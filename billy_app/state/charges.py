@@ -15,7 +15,7 @@ from services import reports, search, timezones
 from services.errors import ValidationFailed
 from services.money import parse_money
 from services.permissions import Actor, control
-from services.reports import ChargeFilters, ChargeListRow, Page
+from services.reports import ChargeFilters, ChargeListRow, ListTotal, Page
 
 STATUS_CHOICES = [(ANY, "Any status"), *reports.CHARGE_STATUSES.items()]
 REASON_CHOICES = [(ANY, "Any failure reason"), *reports.FAILURE_REASONS.items()]
@@ -104,9 +104,6 @@ class ChargesState(ListPage, LiveState, SessionState):
     def _live_kinds(self) -> frozenset[str]:
         return frozenset({"charge", "refund", "customer"})
 
-    async def _live_refresh(self) -> None:
-        await self._read(self._cursors[-1])
-
     def _text_fields(self) -> dict[str, int]:
         return TEXT_FIELDS
 
@@ -126,6 +123,11 @@ class ChargesState(ListPage, LiveState, SessionState):
         if applied.get("q"):
             return search.found_charges(actor, applied["q"], charge_filters(applied, zone), sort, cursor, limit)
         return reports.search_charges(actor, charge_filters(applied, zone), sort, cursor, limit)
+
+    def _count_for(self, actor: Actor, applied: dict[str, str], zone: str) -> ListTotal | None:
+        if applied.get("q"):
+            return search.count_found_charges(actor, applied["q"], charge_filters(applied, zone))
+        return reports.count_charges(actor, charge_filters(applied, zone))
 
     def _view(self, row: Any) -> ChargeTableRow:
         return charge_row_view(row)

@@ -5,7 +5,7 @@ the header's search finds for those words, counted the same way (services.search
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import reflex as rx
 from reflex_base.event import EventSpec
@@ -15,6 +15,8 @@ from billy_app.state.session import SessionState, guarded
 from billy_app.state.view import customer_view
 from services import billing, exports, search
 from services.errors import BillyError
+from services.permissions import Actor
+from services.reports import ListTotal
 
 MAX_QUERY = 200
 FOUND_EXPORT_NOTE = "Export takes the box's search: show all customers first."
@@ -46,8 +48,15 @@ class CustomersState(SearchedPages, SessionState):
             return
         self.rows = [customer_view(r) for r in page.items]
         self._next_cursor, self.has_next = page.next_cursor or "", page.next_cursor is not None
-        total = page.total.label if page.total else ""
-        self.range_label = range_label(page_number, len(self.rows), total)
+        self._note_total(page.total, [self.found_by, self.query])
+        self.range_label = range_label(page_number, len(self.rows), self._total)
+
+    def _count(self, actor: Actor, read_under: list[Any]) -> ListTotal | None:
+        found_by, query = read_under
+        return search.count_found_customers(actor, found_by) if found_by else billing.count_customers(actor, query)
+
+    def _show_total(self) -> None:
+        self.range_label = range_label(self.page_number, len(self.rows), self._total)
 
     async def _prefill(self) -> None:
         self.found_by = ""
@@ -77,6 +86,7 @@ class CustomersState(SearchedPages, SessionState):
         button = await self._call(exports.button_for)
         self.export_shown, self._plan_blocked = button.shown, button.blocked
         self._show_export()
+        return self._late_total()
 
     @rx.event
     @guarded

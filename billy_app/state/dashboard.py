@@ -38,6 +38,9 @@ def _joined(texts: list[str], empty: str) -> str:
     return " · ".join(texts) if texts else empty
 
 
+CHART_DAY_LABELS = 8  # day labels on the revenue chart's axis, at most
+
+
 def _major(amount: int, currency: str) -> float:
     """For the chart's axis only; every number people read is formatted by format_money."""
     return float(Decimal(amount).scaleb(-exponent(currency)))
@@ -277,6 +280,13 @@ class DashboardState(LiveState, SyncProgressState):
         if isinstance(currency, str) and currency in self._charts:
             self.chart_currency = currency
             self.chart = self._charts[currency]
+
+    @rx.var
+    def chart_day_step(self) -> int:
+        """Label every n-th day on the chart's axis (about eight labels, whatever the period): a
+        fixed step, so Recharts need not measure every label's width to drop the ones that
+        collide, which forced a layout per label while the dashboard was first painted."""
+        return max(0, -(-len(self.chart) // CHART_DAY_LABELS) - 1)
 
     @rx.var
     def revenue_shown(self) -> dict[str, str]:

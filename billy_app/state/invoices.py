@@ -13,7 +13,7 @@ from services import clock, reports, timezones
 from services.invoice_changes import days_overdue
 from services.invoice_mail import lateness
 from services.permissions import Actor
-from services.reports import InvoiceFilters, InvoiceListRow, Page
+from services.reports import InvoiceFilters, InvoiceListRow, ListTotal, Page
 
 STATUS_CHOICES = [(ANY, "Any status"), *reports.INVOICE_STATUSES.items()]
 TEXT_FIELDS = {"from": 10, "to": 10, "customer": reports.MAX_TEXT}
@@ -61,9 +61,6 @@ class InvoicesState(ListPage, LiveState, SessionState):
     def _live_kinds(self) -> frozenset[str]:
         return frozenset({"invoice", "customer"})
 
-    async def _live_refresh(self) -> None:
-        await self._read(self._cursors[-1])
-
     def _text_fields(self) -> dict[str, int]:
         return TEXT_FIELDS
 
@@ -82,6 +79,9 @@ class InvoicesState(ListPage, LiveState, SessionState):
         self, actor: Actor, applied: dict[str, str], sort: str, cursor: str | None, zone: str, limit: int
     ) -> Page[Any]:
         return reports.search_invoices(actor, self._filters(applied, zone), sort, cursor, limit)
+
+    def _count_for(self, actor: Actor, applied: dict[str, str], zone: str) -> ListTotal | None:
+        return reports.count_invoices(actor, self._filters(applied, zone))
 
     def _view(self, row: Any) -> InvoiceTableRow:
         return invoice_row_view(row)

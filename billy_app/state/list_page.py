@@ -19,11 +19,12 @@ from urllib.parse import urlencode
 import reflex as rx
 from reflex_base.event import EventSpec
 
-from billy_app.state.session import guarded
+from billy_app.error_handlers import log_unexpected
+from billy_app.state.session import SessionExpired, guarded, off_loop
 from services import exports, timezones
 from services.errors import BillyError, PermissionDenied
 from services.permissions import Actor
-from services.reports import Page
+from services.reports import ListTotal, Page
 
 SORT_CHOICES = [
     ("newest", "Newest first"),
@@ -39,7 +40,82 @@ ANY = "any"  # a select's "no filter" choice (Radix selects cannot offer an empt
 ROWS_PER_PAGE = 50
 
 
-class SearchedPages(rx.State, mixin=True):
+class LateTotal(rx.State, mixin=True):
+    """A list's total that did not fit in its page's read (`reports.PAGE_COUNT_BUDGET_MS`):
+    counted after the rows are painted, by `count_total` (a background event the reading handler
+    returns) or by the live follower after a refresh, and shown when it comes ("1–50" becomes
+    "1–50 of 27,107"). While a list of the same filters is re-read, the total it last had stays
+    on screen until the new one is counted, so a live page does not flicker."""
+
+    _total: str = ""  # "4,221", "10,000+", or "" (not counted)
+    # What the rows on screen were read under (JSON: their filters), which `_total` counts.
+    _total_shape: str = ""
+    _count_pending: bool = False
+
+    def _count(self, actor: Actor, read_under: list[Any]) -> ListTotal | None:
+        """The service's late count of the rows read under `read_under` (what the page passed to
+        `_note_total`; in a worker thread: it must not touch the state)."""
+        raise NotImplementedError
+
+    def _show_total(self) -> None:
+        """Put `_total` where the page shows it."""
+        raise NotImplementedError
+
+    def _note_total(self, total: ListTotal | None, read_under: list[Any]) -> None:
+        """After a read under `read_under` (JSON values): its total, or (none came) count it later."""
+        shape = json.dumps(read_under)
+        if total is not None:
+            self._total, self._count_pending = total.label, False
+        else:
+            if shape != self._total_shape:
+                self._total = ""  # another filter's total is not this one's
+            self._count_pending = True
+        self._total_shape = shape
+
+    def _late_total(self) -> EventSpec | None:
+        """What a reading handler returns: the count it left for later, if any."""
+        return type(self).count_total() if self._count_pending else None  # type: ignore[attr-defined]
+
+    async def _count_late(self) -> None:
+        """Count the pending total, outside the state's lock (a background task's)."""
+        async with self:
+            if not self._count_pending:
+                return
+            shape = self._total_shape
+            actor = await self.actor()  # type: ignore[attr-defined]
+        try:
+            total = await off_loop(self._count, actor, json.loads(shape))
+        except BillyError:
+            total = None  # a refusal or a bad filter is the page's to say; the total stays unknown
+        async with self:
+            if not self._count_pending or self._total_shape != shape:
+                return  # the list was read under other filters meanwhile: its own count follows
+            self._count_pending = False
+            self._total = total.label if total else ""
+            self._show_total()
+
+    async def _count_late_quietly(self) -> None:
+        try:
+            await self._count_late()
+        except SessionExpired:
+            return  # the page's next event sends the person to sign in
+        except Exception as exc:  # noqa: BLE001 - logged with an id; the rows are shown without a total
+            log_unexpected(exc, "a list's total")
+
+    @rx.event(background=True)
+    async def count_total(self):
+        """Returned by a handler whose read came without its total. Not `guarded`: a background
+        task changes state only inside `async with self`, and answers nothing."""
+        await self._count_late_quietly()
+
+
+def _also(*events: EventSpec | None) -> list[EventSpec] | None:
+    """A handler's answer: the events that are not None (None when there are none)."""
+    kept = [e for e in events if e is not None]
+    return kept or None
+
+
+class SearchedPages(LateTotal, mixin=True):
     """A list searched by one box and read in keyset pages (customers, the catalogue): the search
     box, "Next" and "Previous". The cursor of each page on the way here stays server-side."""
 
@@ -79,7 +155,7 @@ class SearchedPages(rx.State, mixin=True):
         self.query = query[: self.query_limit] if isinstance(query, str) else ""
         leaving = self._box_search_started()
         await self._first_page()
-        return leaving
+        return _also(leaving, self._late_total())
 
     @rx.event
     @guarded
@@ -87,29 +163,31 @@ class SearchedPages(rx.State, mixin=True):
         self.query = ""
         leaving = self._box_search_started()
         await self._first_page()
-        return leaving
+        return _also(leaving, self._late_total())
 
     @rx.event
     @guarded
     async def next_page(self):
         if not self._next_cursor:
-            return
+            return None
         cursor = self._next_cursor
         await self._read(cursor, self.page_number + 1)
         self._cursors = [*self._cursors, cursor]
         self.page_number = len(self._cursors)
+        return self._late_total()
 
     @rx.event
     @guarded
     async def previous_page(self):
         if len(self._cursors) <= 1:
-            return
+            return None
         cursors = self._cursors[:-1]
         await self._read(cursors[-1], len(cursors))
         self._cursors, self.page_number = cursors, len(cursors)
+        return self._late_total()
 
 
-class ListPage(rx.State, mixin=True):
+class ListPage(LateTotal, mixin=True):
     problem_var: ClassVar[str] = "error"
 
     rows: list[Any] = []  # each page declares it again with its own row dataclass
@@ -118,7 +196,6 @@ class ListPage(rx.State, mixin=True):
     page_number: int = 1
     has_next: bool = False
     range_label: str = ""  # "1–25 of 4,221" (or "of 10,000+": counted up to a cap)
-    _total: str = ""
     sort: str = "newest"
     zone: str = "UTC"
     _zone_read: bool = False  # the browser's zone is asked once per tab, not on every visit
@@ -172,13 +249,32 @@ class ListPage(rx.State, mixin=True):
         self.rows = [self._view(item) for item in page.items]
         self._next_cursor = page.next_cursor or ""
         self.has_next = page.next_cursor is not None
-        self._total = page.total.label if page.total else ""
+        self._note_total(page.total, [in_force, self.zone])
         self.error = ""
+
+    def _count(self, actor: Actor, read_under: list[Any]) -> ListTotal | None:
+        applied, zone = read_under
+        return self._count_for(actor, applied, zone)
+
+    def _count_for(self, actor: Actor, applied: dict[str, str], zone: str) -> ListTotal | None:
+        """Call the page's late-count service function (in a worker thread)."""
+        raise NotImplementedError
+
+    def _show_total(self) -> None:
+        self.range_label = range_label(self.page_number, len(self.rows), self._total)
+
+    async def _live_refresh(self) -> None:
+        """A store change (`LiveState.follow`): the page on screen, read again."""
+        await self._read(self._cursors[-1])
+        self._show_total()
+
+    async def _after_live_refresh(self) -> None:
+        await self._count_late_quietly()
 
     def _show_page(self, cursors: list[str]) -> None:
         """Record which page is on screen (after a read) and say which rows it holds."""
         self._cursors, self.page_number = cursors, len(cursors)
-        self.range_label = range_label(self.page_number, len(self.rows), self._total)
+        self._show_total()
 
     def _show_problem(self, problem: BillyError) -> EventSpec | None:
         """Why nothing can be shown, in `error`; a refusal also empties the table."""
@@ -241,7 +337,8 @@ class ListPage(rx.State, mixin=True):
             await self._first_page()
             if self.error:  # refused either way: say it once
                 self.problem = ""
-        return None if self._zone_read else rx.call_script(ZONE_SCRIPT, callback=type(self).set_zone)
+        zone = None if self._zone_read else rx.call_script(ZONE_SCRIPT, callback=type(self).set_zone)
+        return _also(zone, self._late_total())
 
     @rx.event
     @guarded
@@ -254,6 +351,7 @@ class ListPage(rx.State, mixin=True):
         except BillyError:
             await self._read("")
             self._show_page([""])
+        return self._late_total()
 
     @rx.event
     def set_zone(self, zone: str):
@@ -309,14 +407,14 @@ class ListPage(rx.State, mixin=True):
             return None
         self._applied = applied
         self._show_page([""])
-        return self._kept_in_address()
+        return _also(self._kept_in_address(), self._late_total())
 
     @rx.event
     @guarded
     async def clear(self):
         self.filters, self._applied, self.problem = self._blank(), {}, ""
         await self._first_page()
-        return self._kept_in_address()
+        return _also(self._kept_in_address(), self._late_total())
 
     @rx.event
     @guarded
@@ -325,7 +423,7 @@ class ListPage(rx.State, mixin=True):
             return None
         self.sort = value
         await self._first_page()
-        return self._kept_in_address()
+        return _also(self._kept_in_address(), self._late_total())
 
     # --- pages ---------------------------------------------------------------------------------------
 
@@ -333,19 +431,21 @@ class ListPage(rx.State, mixin=True):
     @guarded
     async def next_page(self):
         if not self.has_next or not self._next_cursor:
-            return
+            return None
         cursor = self._next_cursor
         await self._read(cursor)
         self._show_page([*self._cursors, cursor])
+        return self._late_total()
 
     @rx.event
     @guarded
     async def previous_page(self):
         if len(self._cursors) < 2:
-            return
+            return None
         cursors = self._cursors[:-1]
         await self._read(cursors[-1])
         self._show_page(cursors)
+        return self._late_total()
 
     # --- export ----------------------------------------------------------------------------------------
 

@@ -107,6 +107,10 @@ class LiveState(rx.State, mixin=True):
         """Re-read the page's data (called while holding the state)."""
         raise NotImplementedError
 
+    async def _after_live_refresh(self) -> None:
+        """What a refresh left for later, done without holding the state (a list's total)."""
+        return None
+
     @rx.event(background=True)
     async def follow(self):
         """Started by the page's on_load: re-read the page when rows of its kinds change."""
@@ -129,6 +133,8 @@ class LiveState(rx.State, mixin=True):
                             return  # the tab's state now belongs to another session (or none)
                         if relevant and not await self._refreshed():
                             return
+                    if relevant:
+                        await self._after_live_refresh()
                 except RedisError as exc:
                     # The tab's state lives in Redis, which is away: keep following. Once Redis is
                     # back, the notice relay's "reload everything" refreshes the page (services.notices).

@@ -11,7 +11,7 @@ from billy_app.state.session import SessionState
 from billy_app.state.view import iso
 from services import reports
 from services.permissions import Actor
-from services.reports import Page, SubscriptionFilters, SubscriptionListRow
+from services.reports import ListTotal, Page, SubscriptionFilters, SubscriptionListRow
 
 STATUS_CHOICES = [(ANY, "Any status"), *reports.SUBSCRIPTION_STATUSES.items()]
 TEXT_FIELDS = {"customer": reports.MAX_TEXT}
@@ -58,9 +58,6 @@ class SubscriptionsState(ListPage, LiveState, SessionState):
     def _live_kinds(self) -> frozenset[str]:
         return frozenset({"subscription", "customer", "price", "product"})
 
-    async def _live_refresh(self) -> None:
-        await self._read(self._cursors[-1])
-
     def _text_fields(self) -> dict[str, int]:
         return TEXT_FIELDS
 
@@ -76,6 +73,9 @@ class SubscriptionsState(ListPage, LiveState, SessionState):
         self, actor: Actor, applied: dict[str, str], sort: str, cursor: str | None, zone: str, limit: int
     ) -> Page[Any]:
         return reports.search_subscriptions(actor, self._filters(applied, zone), sort, cursor, limit)
+
+    def _count_for(self, actor: Actor, applied: dict[str, str], zone: str) -> ListTotal | None:
+        return reports.count_subscriptions(actor, self._filters(applied, zone))
 
     def _view(self, row: Any) -> SubscriptionTableRow:
         return subscription_row_view(row)

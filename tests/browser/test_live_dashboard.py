@@ -62,6 +62,10 @@ def test_payments_appear_on_open_pages_without_a_reload(app_server, browser, san
         y_ticks.first.wait_for()
         ticks = y_ticks.all_text_contents()
         assert ticks and all(t.startswith(("$", "-$")) for t in ticks), ticks
+        # Days on the axis at a fixed step: at most eight labels over 30 days, the first day first.
+        x_ticks = page.locator("#revenue-chart text.recharts-cartesian-axis-tick-value[orientation='bottom']")
+        days = x_ticks.all_text_contents()
+        assert 2 <= len(days) <= 8 and re.fullmatch(r"\d{1,2} [A-Z][a-z]{2}", days[0]), days
         # Another period: the last 7 days against the 7 before, in words, as a muted second line,
         # and money in the tooltip.
         page.locator("#revenue-period button", has_text="7 days").click()
@@ -71,6 +75,10 @@ def test_payments_appear_on_open_pages_without_a_reload(app_server, browser, san
         change = page.inner_text("#revenue-change").strip()
         assert re.fullmatch(r"[+-][\d,]+\.\d% vs previous 7 days|no previous data", change), change
         assert "last 7 days" in (chart.get_attribute("aria-label") or "")
+        page.wait_for_function(
+            '() => document.querySelectorAll("#revenue-chart text.recharts-cartesian-axis-tick-value'
+            "[orientation='bottom']\").length === 7"
+        )  # a short period labels every day
         assert "Net revenue, previous 7 days" in chart.locator(".recharts-legend-wrapper").inner_text()
         chart.locator(".recharts-wrapper").hover()
         tooltip = chart.locator(".recharts-tooltip-item-value")

@@ -58,7 +58,7 @@ def list_charges(
     actor: CurrentActor, filters: ChargeQuery, sort: Sort = "newest", cursor: Cursor = None, limit: Limit = 25
 ) -> Page[ChargeListRow]:
     found = reports.search_charges(actor, filters, sort, cursor, limit)
-    return page(found.items, found.next_cursor, found.total)
+    return page(found.items, found.next_cursor, found.total or reports.count_charges(actor, filters))
 
 
 @router.get("/charges/{charge_id}", response_model=ChargeDetail, responses=READ_ERRORS, summary="Get a charge")

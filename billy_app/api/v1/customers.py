@@ -42,7 +42,7 @@ def list_customers(
     limit: Annotated[int, Query(ge=1, le=billing.MAX_PAGE_SIZE)] = billing.PAGE_SIZE,
 ) -> Page[CustomerRow]:
     found = billing.search_customers(actor, q, cursor, limit)
-    return page(found.items, found.next_cursor, found.total)
+    return page(found.items, found.next_cursor, found.total or billing.count_customers(actor, q))
 
 
 @router.get("/{customer_id}", response_model=CustomerDetail, responses=READ_ERRORS, summary="Get a customer")

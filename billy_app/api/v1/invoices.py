@@ -53,7 +53,7 @@ def list_invoices(
     limit: Annotated[int, Query(ge=1, le=reports.MAX_PAGE_SIZE)] = reports.PAGE_SIZE,
 ) -> Page[InvoiceListRow]:
     found = reports.search_invoices(actor, filters, sort, cursor, limit)
-    return page(found.items, found.next_cursor, found.total)
+    return page(found.items, found.next_cursor, found.total or reports.count_invoices(actor, filters))
 
 
 @router.get("/{invoice_id}", response_model=InvoiceDetail, responses=READ_ERRORS, summary="Get an invoice")

@@ -50,7 +50,9 @@ class Page(BaseModel, Generic[T]):
     items: list[T]
     next_cursor: str | None
     has_more: bool
-    total: ListTotal | None = Field(default=None, description="Rows matching, counted up to 10,000 (or not counted).")
+    total: ListTotal | None = Field(
+        default=None, description="Rows matching, counted up to 10,000 (null: too long to count)."
+    )
 
 
 def page(items: list[T], next_cursor: str | int | None, total: ListTotal | None = None) -> Page[T]:

@@ -46,7 +46,7 @@ def list_subscriptions(
 ) -> Page[SubscriptionListRow]:
     filters = SubscriptionFilters(status=status or "", customer=customer or "")
     found = reports.search_subscriptions(actor, filters, sort, cursor, limit)
-    return page(found.items, found.next_cursor, found.total)
+    return page(found.items, found.next_cursor, found.total or reports.count_subscriptions(actor, filters))
 
 
 @router.get(
