@@ -34,7 +34,7 @@ from reflex_base.event import Event, EventHandler
 from reflex_base.registry import RegistrationContext
 
 from billy_app.blocking import in_thread
-from billy_app.state.session import SessionState, actor_of_connection
+from billy_app.state.session import SessionState, actor_of_connection, remember_event_actor
 from services import guard
 from services.errors import NotAuthenticated
 from services.logging_setup import client_text
@@ -175,6 +175,9 @@ class EventGate(Middleware):
     async def preprocess(self, app: App, state: BaseState, event: Event) -> StateUpdate | None:
         root = state._get_root_state()
         actor = await in_thread(_verified_actor, root)
+        # The handler's own checks reuse this answer (the store's word once per event); None
+        # also forgets an earlier event's, so a session ended since is never taken for alive.
+        remember_event_actor(root.router, actor)
         was_reset = await bind_to_session(root, actor)
         registered = RegistrationContext.get().event_handlers.get(event.name)
         if registered is None:

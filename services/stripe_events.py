@@ -33,6 +33,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -142,6 +143,30 @@ def _refetch(
 
 # --- webhooks -------------------------------------------------------------------------------
 
+# The endpoint's signing secret is kept in memory once read: each of Stripe's deliveries read it
+# from the store before, a Key Vault call (with its request limits) per event on Azure. A delivery
+# whose signature fails re-reads the store, at most once per this many seconds, so a secret the
+# Owner saved on another worker, or an operator set in the vault, is taken up without a restart
+# (Stripe retries a delivery refused meanwhile), and forged deliveries cannot flood the vault.
+WEBHOOK_SECRET_RECHECK_SECONDS = 10.0
+# Kept per store object, so a process that switches stores (the tests do) never mixes them.
+_kept_webhook_secret: weakref.WeakKeyDictionary[Any, tuple[float, str]] = weakref.WeakKeyDictionary()
+
+
+def _webhook_secret(recheck: bool = False) -> str | None:
+    """The signing secret: the kept copy, else (or on `recheck`, if the copy is old enough) the
+    store's. A store without one is asked again each time: nothing to verify against is not kept."""
+    store = get_secret_store()
+    kept = _kept_webhook_secret.get(store)
+    if kept is not None and (not recheck or time.monotonic() - kept[0] < WEBHOOK_SECRET_RECHECK_SECONDS):
+        return kept[1]
+    secret = store.get(WEBHOOK_SECRET)
+    if secret:
+        _kept_webhook_secret[store] = (time.monotonic(), secret)
+    else:
+        _kept_webhook_secret.pop(store, None)
+    return secret
+
 
 def set_webhook_secret(actor: Actor, secret: str) -> None:
     """The Owner pastes the endpoint's signing secret from Stripe; it goes to the secret store only."""
@@ -153,17 +178,19 @@ def set_webhook_secret(actor: Actor, secret: str) -> None:
                 "That is not a webhook signing secret. In Stripe, open Developers → Webhooks → your Billy endpoint "
                 "and copy the “Signing secret”; it starts with whsec_."
             )
-        get_secret_store().set(WEBHOOK_SECRET, secret)
+        store = get_secret_store()
+        store.set(WEBHOOK_SECRET, secret)
+        _kept_webhook_secret[store] = (time.monotonic(), secret)
         draft.details["secret_hint"] = secret[:6] + "…" + secret[-4:]
 
 
 def webhook_configured() -> bool:
-    return bool(get_secret_store().get(WEBHOOK_SECRET))
+    return bool(_webhook_secret())
 
 
 def receive_webhook(payload: bytes, signature: str | None) -> Applied:
     """Verify a delivery (signature and age) and apply it; a refusal writes nothing."""
-    secret = get_secret_store().get(WEBHOOK_SECRET)
+    secret = _webhook_secret()
     if not secret:
         raise WebhookRejected("Webhooks are not set up on this instance yet.")
     if sync.stripe_disconnected():
@@ -173,7 +200,13 @@ def receive_webhook(payload: bytes, signature: str | None) -> Applied:
     try:
         event = verify_webhook(payload, signature, secret, SIGNATURE_TOLERANCE_SECONDS)
     except WebhookSignatureInvalid as exc:
-        raise WebhookRejected(exc.message) from None
+        newer = _webhook_secret(recheck=True)
+        if not newer or newer == secret:
+            raise WebhookRejected(exc.message) from None
+        try:  # the secret was replaced since it was read
+            event = verify_webhook(payload, signature, newer, SIGNATURE_TOLERANCE_SECONDS)
+        except WebhookSignatureInvalid as again:
+            raise WebhookRejected(again.message) from None
     if event.get("object") != "event" or not event.get("id"):
         raise WebhookRejected("That is not a Stripe event.")
     result = apply_event(event, "webhook")

@@ -20,11 +20,12 @@ from sqlmodel import select
 from billy_app.billy_app import app  # noqa: F401 - every page and state registered
 from billy_app.event_gate import MAX_TEXT, billy_state_classes, contract_for
 from billy_app.state.audit_viewer import AuditViewerState
+from billy_app.state.dashboard import DashboardState
 from billy_app.state.session import SessionState
 from billy_app.state.team import TeamState
 from services import identity, team
 from services.db import session_scope
-from services.models import AuditEntry
+from services.models import AuditEntry, StripeConnection
 from tests.conftest import OWNER_EMAIL, OWNER_PASSWORD, member_actor
 from tests.reflex_events import Pipeline, Tab, event_pipeline, signed_in_cookie
 
@@ -82,6 +83,33 @@ def test_a_signed_out_session_replaying_its_old_cookie_gets_nothing(pipeline: Pi
     assert SECRET_MEMBER in tab.send(TeamState, "load").text
     identity.logout(tokens.access, tokens.refresh)  # the sign-in is revoked; the JWT itself is still unexpired
     assert SECRET_MEMBER not in pipeline.tab(cookie, path="/settings/team", token=tab.token).hydrate().text
+
+
+def test_a_session_ended_between_two_quick_events_is_not_taken_for_alive(pipeline: Pipeline) -> None:
+    """A handler reuses the caller its event's gate verified (the store's word once per event); the
+    next event, however soon, is checked afresh."""
+    tokens = identity.login(OWNER_EMAIL, OWNER_PASSWORD, "127.0.0.1", "pytest-tab")
+    tab = pipeline.tab(f"{identity.ACCESS_COOKIE}={tokens.access}", path="/settings/team")
+    assert SECRET_MEMBER in tab.send(TeamState, "load").text
+    identity.logout(tokens.access, tokens.refresh)
+    again = tab.send(TeamState, "load")  # well within a second of the first
+    assert SECRET_MEMBER not in again.text and OWNER_EMAIL not in again.text
+
+
+def test_an_event_asks_the_store_for_its_caller_once(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dashboard's load calls several services; the caller is checked against the store once
+    for the event, not once per call (fifty busy tabs queued on those reads: bench/load)."""
+    checks: list[str] = []
+    verify = identity.verify_access
+    monkeypatch.setattr(identity, "verify_access", lambda *a, **k: checks.append("check") or verify(*a, **k))
+    with session_scope() as s:  # past the wizard, so the dashboard loads its report
+        s.add(StripeConnection(mode="test", secret_name="", key_hint="", onboarding_done=True))
+    tab = pipeline.owner_tab("/dashboard")
+    tab.send(SessionState, "require_member")
+    checks.clear()
+    sent = tab.send(DashboardState, "load")
+    # Two events: the load, and the live watch it starts; one check each.
+    assert sent.last(DashboardState, "updated_at") and checks == ["check", "check"]
 
 
 def test_a_role_change_empties_the_tab(pipeline: Pipeline) -> None:
@@ -148,10 +176,9 @@ def test_every_handler_declares_its_arguments() -> None:
             assert param in hints, f"{cls.__name__}.{name}({param}) has no type"
 
 
-@pytest.mark.parametrize(("cls", "name"), HANDLERS, ids=[f"{c.__name__}.{n}" for c, n in HANDLERS])
-def test_wrong_argument_types_get_a_plain_message_and_no_traceback(
-    pipeline: Pipeline, cls: type, name: str, caplog: pytest.LogCaptureFixture
-) -> None:
+def _wrong_payloads(cls: type, name: str) -> list[Any]:
+    """Every malformed argument set worth sending to `cls.name`: not an object, an unexpected
+    argument, a required one missing, and each argument given each wrong value it refuses."""
     contract = contract_for(cls.event_handlers[name])
     valid = {param: _valid_value(adapter) for param, adapter in contract.adapters.items()}
     attempts: list[Any] = [[1, 2], "not an object", {**valid, "unexpected": 1}]
@@ -168,17 +195,27 @@ def test_wrong_argument_types_get_a_plain_message_and_no_traceback(
             except (TypeError, ValueError):
                 pass
             attempts.append({**valid, param: wrong})
+    return attempts
+
+
+def test_wrong_argument_types_get_a_plain_message_and_no_traceback(
+    pipeline: Pipeline, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every handler of every state, through one signed-in tab (the gate refuses before a handler
+    runs, so one tab serves them all); fails once with every handler that let a bad call through."""
     tab = pipeline.signed_in_tab(OWNER_EMAIL, OWNER_PASSWORD, "/dashboard")
     caplog.set_level(logging.WARNING)
-    for payload in attempts:
-        caplog.clear()
-        sent = tab.send_named(f"{cls.get_full_name()}.{name}", payload)
-        assert any("could not read that request" in t for t in sent.toasts()), (name, payload)
-        assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info or r.exc_text], (
-            name,
-            payload,
-            caplog.text[-2000:],
-        )
+    failures: list[str] = []
+    for cls, name in HANDLERS:
+        for payload in _wrong_payloads(cls, name):
+            caplog.clear()
+            sent = tab.send_named(f"{cls.get_full_name()}.{name}", payload)
+            if not any("could not read that request" in t for t in sent.toasts()):
+                failures.append(f"{cls.__name__}.{name}({payload!r:.80}): no plain refusal")
+            logged = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info or r.exc_text]
+            if logged:
+                failures.append(f"{cls.__name__}.{name}({payload!r:.80}): logged {caplog.text[-300:]!r}")
+    assert not failures, f"{len(failures)} bad call(s) not refused plainly:\n" + "\n".join(failures[:40])
 
 
 def test_setvar_and_client_storage_writes_are_refused_and_audited(pipeline: Pipeline) -> None:

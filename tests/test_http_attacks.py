@@ -68,6 +68,10 @@ STRIPE_SIGNATURE = "Stripe signature"  # server to server: no cookies, so no CSR
 # A signed-in member's single-use export ticket (a GET: it changes nothing but spending the ticket).
 # Its own attacks (spent, tampered, expired, another member's, another kind's) are in test_exports.py.
 DOWNLOAD_TICKET = "download ticket"
+# The control plane's 60-second, single-use hand-over sign-in for the Owner (a GET: following it is
+# the sign-in). Its own attacks (spent, expired, tampered, replaced, after ownership moved, another
+# instance's) are in tests/test_handover.py.
+HANDOVER_TOKEN = "hand-over token"
 # Any signed-in member, whatever the role (approving `agent-billy login`; the service checks the rest:
 # tests/test_agent_login.py).
 MEMBER = "any member"
@@ -122,6 +126,7 @@ ROUTES: dict[tuple[str, frozenset[str]], Policy] = {
         {"password": "{new_password}", "password_again": "{new_password}"},
         (303, "/reset?flash="),
     ),
+    ("/api/auth/handover", GET): Policy(HANDOVER_TOKEN, "/api/auth/handover?token=", {}, (303, "/login?flash=")),
     ("/api/links/{purpose:str}", GET): Policy(PUBLIC, "/api/links/invite?token=", {}, (303, "/invite?flash=")),
     ("/api/invites/accept", POST): Policy(
         INVITE_LINK,
@@ -229,6 +234,7 @@ def test_every_route_is_classified() -> None:
             RESET_LINK,
             STRIPE_SIGNATURE,
             DOWNLOAD_TICKET,
+            HANDOVER_TOKEN,
             MEMBER,
             PKCE_CODE,
         } | set(ACTIONS)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -181,3 +182,75 @@ def test_an_oversized_body_is_dropped_at_the_limit_whatever_its_length_claims(
         assert asked == 0  # refused on its claim, before a byte was read
     else:
         assert asked <= 64 // 16 + 1  # read up to the limit, then no further
+
+
+def test_a_delivery_is_applied_while_every_dashboard_thread_is_busy(client: TestClient) -> None:
+    """Stripe's deliveries do not queue behind the pages' reads: with every thread of the shared
+    pool held (a burst's worth of open pages re-reading), a delivery is still applied at once."""
+    from billy_app import blocking
+
+    release = threading.Event()
+    held = [blocking._pool.submit(release.wait, 30) for _ in range(blocking.SERVICE_THREADS)]
+    try:
+        body = _event("evt_while_busy", "busy@example.com")
+        began = time.monotonic()
+        answer = client.post(PATH, content=body, headers=_signed(body))
+        took = time.monotonic() - began
+        assert answer.status_code == 200 and answer.text == "applied", answer.text
+        assert took < 5  # not the 30 s the held threads would make it wait
+        with session_scope() as s:
+            assert s.get(StripeCustomer, "cus_hard1").email == "busy@example.com"
+    finally:
+        release.set()
+        for future in held:
+            future.result(5)
+
+
+@pytest.fixture
+def secret_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every read of the webhook secret from the secret store (a Key Vault call on Azure)."""
+    from services.secrets import get_secret_store
+
+    store, reads = get_secret_store(), []
+    real = store.get
+
+    def counted(name: str) -> str | None:
+        if name == stripe_events.WEBHOOK_SECRET:
+            reads.append(name)
+        return real(name)
+
+    monkeypatch.setattr(store, "get", counted)
+    return reads
+
+
+def test_deliveries_read_the_secret_from_the_store_once_and_forgeries_cannot_make_them_read_it_more(
+    client: TestClient, secret_reads: list[str]
+) -> None:
+    for n in range(20):
+        body = _event(f"evt_kept{n}", f"kept{n}@example.com", ago=40 - n)  # one second each: no refetch
+        assert client.post(PATH, content=body, headers=_signed(body)).text == "applied"
+    assert secret_reads == []  # kept since the Owner saved it
+    for _ in range(20):  # forged: each fails its signature; the store is asked again once at most
+        body = _event("evt_forged", "forged@example.com")
+        assert client.post(PATH, content=body, headers=_signed(body, secret="whsec_" + "f" * 32)).status_code == 400
+    assert len(secret_reads) <= 1
+    assert _stored()[1] == "kept19@example.com"
+
+
+def test_a_secret_replaced_in_the_store_is_taken_up_by_the_next_delivery_it_signs(
+    client: TestClient, secret_reads: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As when the Owner saves a rolled secret on another worker, or an operator sets it in the vault."""
+    from services.secrets import get_secret_store
+
+    body = _event("evt_before_roll", "before@example.com", ago=5)
+    assert client.post(PATH, content=body, headers=_signed(body)).text == "applied"
+    rolled = "whsec_" + "r" * 32
+    get_secret_store().set(stripe_events.WEBHOOK_SECRET, rolled)
+    monkeypatch.setattr(stripe_events, "WEBHOOK_SECRET_RECHECK_SECONDS", 0.0)
+    body = _event("evt_after_roll", "after@example.com")
+    answer = client.post(PATH, content=body, headers=_signed(body, secret=rolled))
+    assert answer.status_code == 200 and answer.text == "applied", answer.text
+    body = _event("evt_old_secret", "old@example.com")  # the old secret no longer signs
+    assert client.post(PATH, content=body, headers=_signed(body)).status_code == 400
+    assert _stored()[1] == "after@example.com"

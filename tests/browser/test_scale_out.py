@@ -136,6 +136,21 @@ def wait_for_worker(scaled: Scaled, page, *, other_than: int | None = None, seco
     raise AssertionError(f"the tab has no worker (other than {other_than}) after {seconds} s")
 
 
+def wait_for_saved_state(scaled: Scaled, token: str, text: str, seconds: float = 10) -> None:
+    """Until the tab's state in Redis holds `text`. A worker sends an event's update before it
+    writes the state back, so the page can show a search a few milliseconds before a worker
+    killed at that instant would have saved it; the test kills once it is saved."""
+    client = scaled.redis_client()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for key in client.scan_iter(f"*{token}*"):
+            value = client.get(key) if client.type(key) == b"string" else None
+            if value and text.encode() in value:
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"the tab's state never held {text!r} in Redis")
+
+
 def live_workers(scaled: Scaled) -> set[int]:
     """The pids of the workers whose heartbeat is current and whose process runs."""
     client = scaled.redis_client()
@@ -256,6 +271,7 @@ def test_two_tabs_on_two_workers_see_each_others_refunds_and_a_killed_worker_los
     found = sorted(tab_b.locator(".customer-link").all_inner_texts())
     assert len(found) < 10  # a search, not the whole list
     token = _token(tab_b)
+    wait_for_saved_state(scaled, token, "jane")
     os.kill(worker_b, signal.SIGKILL)
     replacement = wait_for_worker(scaled, tab_b, other_than=worker_b)  # reconnected, to a worker still there
     # What the worker held for the tab is still there: the search is in force when the list is
