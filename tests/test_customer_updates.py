@@ -347,3 +347,20 @@ def test_a_forged_save_event_with_a_name_from_a_clerk_is_refused_and_audited(
     assert _stored(customer_id).name == "Jane Smith"
     rows = _audit()
     assert [(r.action, r.outcome, r.actor_email) for r in rows] == [("customers.update", "denied", "clerk@example.com")]
+
+
+def test_the_edit_dialog_opens_only_for_the_customer_the_address_names(
+    customer_id: str, manager: Actor, stripe_peer: StripePeer
+) -> None:
+    """Moving on to another customer's page, the tab still holds the previous customer until the new
+    page has loaded; "Edit" in that moment must not open (and then save) the previous customer."""
+    other = stripe_peer.secret_client().v1.customers.create(params={"email": "other@example.com"}).id
+    tokens = identity.login(manager.email, MEMBER_PASSWORD, "127.0.0.1", "pytest-tab")
+    with event_pipeline() as pipeline:
+        tab = pipeline.tab(f"{identity.ACCESS_COOKIE}={tokens.access}", path=f"/customers/{customer_id}")
+        tab.send(CustomerState, "load")
+        tab.path = f"/customers/{other}"  # the address moved on; its page has not loaded yet
+        stale = tab.send(CustomerState, "start_edit")
+        assert "still opening its customer" in stale.text and '"edit_open_rx_state_": true' not in stale.text
+        tab.path = f"/customers/{customer_id}"
+        assert '"edit_open_rx_state_": true' in tab.send(CustomerState, "start_edit").text

@@ -90,7 +90,9 @@ def _invoice(
     if finalize:
         c.v1.invoices.finalize_invoice(invoice.id)
     if late_days:  # the whole invoice moves back: due 10 days after finalizing → `late_days` overdue
-        created = int(time.time()) - (10 + late_days) * DAY
+        # Half a day more: finalizing may land a second after creating, which left the invoice a
+        # second short of `late_days` whole days overdue ("9 days overdue") in one CI run.
+        created = int(time.time()) - (10 + late_days) * DAY - DAY // 2
         httpx.post(
             f"{peer.url}/_config/backdate", json={"id": invoice.id, "created": created}, timeout=10
         ).raise_for_status()
@@ -520,3 +522,18 @@ def test_a_manager_works_an_invoice_through_the_dashboard_events(world: World, m
         assert "Stripe finalizes invoice" in asked.text
         tab.send(InvoiceActionsState, "confirm")
     assert world.invoice(made.id).status == "open" and _stored(made.id).status == "open"
+
+
+def test_new_invoice_starts_only_for_the_customer_the_address_shows(world: World, manager: Actor) -> None:
+    """Moving from one customer's page to another's, the page shows the previous customer until it
+    has loaded; a "New invoice" click in that moment (the previous customer's id) is refused rather
+    than starting a draft for a customer the address no longer names."""
+    tokens = identity.login(manager.email, MEMBER_PASSWORD, "127.0.0.1", "pytest-tab")
+    other = world.client().v1.customers.create(params={"email": "someone-else@example.com"}).id
+    with event_pipeline() as pipeline:
+        tab = pipeline.tab(f"{identity.ACCESS_COOKIE}={tokens.access}", path=f"/customers/{other}")
+        stale = tab.send(NewInvoiceState, "start", {"customer_id": world.jane})
+        assert "still opening its customer" in stale.text
+        assert '"open_rx_state_": true' not in stale.text
+        opened = tab.send(NewInvoiceState, "start", {"customer_id": other})
+        assert '"open_rx_state_": true' in opened.text

@@ -105,6 +105,14 @@ def changes_from_form(form: dict[str, Any], before: customers.CustomerView) -> d
     return changes
 
 
+STILL_OPENING = "This page is still opening its customer: wait until it shows, then try again."
+
+
+def customer_in_address(path: str) -> str:
+    """The customer a `/customers/<id>` address names: what the tab shows, or is opening, now."""
+    return path.rstrip("/").rsplit("/", 1)[-1]
+
+
 class CustomerState(LiveState, SessionState):
     problem_var: ClassVar[str] = "error"
 
@@ -179,8 +187,7 @@ class CustomerState(LiveState, SessionState):
     @rx.event
     @guarded
     async def load(self):
-        path = self.router.url.path or ""
-        self._customer_id = path.rstrip("/").rsplit("/", 1)[-1]
+        self._customer_id = customer_in_address(self.router.url.path or "")
         self.can_edit = bool(await self._call(customers.editable_customer_fields))
         refund = control(await self.actor(), "charges.refund")
         self.refund_shown, self.refund_blocked_by = refund.shown, refund.blocked_by
@@ -198,7 +205,10 @@ class CustomerState(LiveState, SessionState):
     @rx.event
     @guarded
     async def start_edit(self):
-        """Open the dialog with the stored values of the fields this member may change."""
+        """Open the dialog with the stored values of the fields this member may change: those of the
+        customer the address names, never the previous page's while this one is still loading."""
+        if self._customer_id != customer_in_address(self.router.url.path or ""):
+            raise ValidationFailed(STILL_OPENING)
         fields = await self._call(customers.editable_customer_fields)
         self.can_edit = bool(fields)
         if not fields:

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 import reflex as rx
 from reflex_base.event import EventSpec
 
-from billy_app.state.customer import CustomerState
+from billy_app.state.customer import STILL_OPENING, CustomerState, customer_in_address
 from billy_app.state.invoices import InvoicesState
 from billy_app.state.session import SessionState, guarded
 from services import clock, invoice_changes, stripe_writes, timezones
@@ -330,7 +330,13 @@ class NewInvoiceState(SessionState):
     @rx.event
     @guarded
     async def start(self, customer_id: str):
-        """Open the dialog for a customer (the service checks the id and the role)."""
+        """Open the dialog for a customer (the service checks the id and the role).
+
+        Only for the customer the tab's address names now: right after a move from one customer's
+        page to another's, the page still shows the previous customer until it has loaded, and a
+        click then must not start an invoice for someone the address no longer shows."""
+        if customer_id != customer_in_address(self.router.url.path or ""):
+            raise ValidationFailed(STILL_OPENING)
         choices = await self._call(invoice_changes.invoice_price_choices)
         self.prices = [PriceOption(id=c.id, label=c.label) for c in choices]
         self._customer_id = customer_id[:255]

@@ -115,6 +115,9 @@ def test_a_manager_pauses_a_subscription_invoices_and_reminds(team, app_server, 
     email = stripe_api.v1.customers.retrieve(customer_id).email
     page.goto(f"{app_server.url}/customers/{customer_id}")
     page.wait_for_url(at(f"/customers/{customer_id}"))
+    # As a person would: once the page shows this customer (until then it shows the previous one,
+    # and "New invoice" is refused for it: tests/test_invoice_changes.py).
+    page.wait_for_selector(f"#customer-email:has-text('{email}')")
 
     # 2. A draft from a custom line, then sent from its row.
     page.click("#new-invoice")

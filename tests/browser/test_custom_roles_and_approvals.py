@@ -14,6 +14,7 @@ import re
 
 import pytest
 import sqlalchemy as sa
+from playwright.sync_api import expect
 
 from tests.browser.conftest import Shots, at, open_settings, sign_in_as_owner
 from tests.browser.test_team_invites import wait_for_mail
@@ -341,9 +342,9 @@ def test_custom_role_refund_over_its_cap_is_approved_by_the_owner(app_server, br
     owner.wait_for_selector(f".spend-member-row[data-email='{LEAD}']:has-text('frozen')")
     lead.goto(f"{app_server.url}/customers/{other_customer}")
     frozen_button = lead.locator(f".charge-row[data-charge='{other_charge}'] .refund-button")
-    frozen_button.wait_for()
-    assert frozen_button.is_disabled()  # shown, disabled, saying why
-    assert (frozen_button.get_attribute("title") or "").startswith("The Owner has frozen your changes")
+    # Shown, disabled, saying why: once the page has the lead's standing (rows may paint a moment before).
+    expect(frozen_button).to_be_disabled()
+    expect(frozen_button).to_have_attribute("title", re.compile(r"^The Owner has frozen your changes"))
     lead_shot("frozen")
     owner.locator(f".spend-member-row[data-email='{LEAD}'] .unfreeze-member").click()
     owner.wait_for_selector(f".spend-member-row[data-email='{LEAD}'] .freeze-member")

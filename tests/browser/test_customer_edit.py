@@ -106,3 +106,42 @@ def test_a_manager_edits_the_name_and_a_clerk_sees_only_email_and_address(  # ty
     for input_id in OTHER_INPUTS:
         assert clerk.locator(f"#{input_id}").count() == 0, input_id
     clerk_shot("dialog-contact-only")
+
+
+# Every time the page changes, the customer name it shows and the address it shows it under.
+NAME_UNDER_ADDRESS = """
+window.__namesShown = [];
+new MutationObserver(() => {
+  const name = document.getElementById("customer-name");
+  if (name) window.__namesShown.push([location.pathname, name.textContent]);
+}).observe(document, {subtree: true, childList: true, characterData: true});
+"""
+
+
+def test_moving_to_another_customer_never_shows_the_previous_one_under_its_address(  # type: ignore[no-untyped-def]
+    app_server, browser, sandbox
+) -> None:
+    """The tab keeps the previous customer until the next one has loaded: the page says it is
+    opening rather than showing (and offering the buttons of) the previous customer at the new address,
+    after a full load and after a click within the app."""
+    stripe_api = sandbox_client(sandbox)
+    named = [c for c in stripe_api.v1.customers.list(params={"limit": 20}).data if c.name]
+    first, second = named[0], named[1]
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    sign_in_as_owner(page, app_server, email=OWNER, password=OWNER_PASSWORD, plan="business")
+    page.add_init_script(NAME_UNDER_ADDRESS)
+    for customer in (first, second, first):  # full loads, each tab state holding the one before
+        page.goto(f"{app_server.url}/customers/{customer.id}")
+        page.wait_for_selector(f"#customer-name:has-text('{customer.name}')")
+        wrong = [seen for seen in page.evaluate("window.__namesShown") if seen[1] and seen[1] != customer.name]
+        assert not wrong, f"another customer's name shown under /customers/{customer.id}: {wrong}"
+    # Within the app: back to the list, then the other customer.
+    page.go_back()
+    page.wait_for_selector(f"#customer-name:has-text('{second.name}')")
+    page.evaluate("window.__namesShown = []")
+    page.go_forward()
+    page.wait_for_selector(f"#customer-name:has-text('{first.name}')")
+    wrong = [seen for seen in page.evaluate("window.__namesShown") if seen[1] not in ("", first.name)]
+    assert not wrong, f"another customer's name shown after moving on: {wrong}"
+    context.close()
