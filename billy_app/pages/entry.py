@@ -13,7 +13,7 @@ from services.plans import PLANS, TRIAL_DAYS
 
 
 def entry_message() -> rx.Component:
-    return message_callout(EntryState.message, EntryState.message_kind)
+    return message_callout(EntryState.page_message, EntryState.message_kind)
 
 
 @billy_page("/", on_load=[EntryState.route_visitor], audience=Audience.PUBLIC, layout=Layout.BARE)

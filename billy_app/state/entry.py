@@ -19,6 +19,9 @@ class EntryState(rx.State):
 
     message: str = ""
     message_kind: str = "error"
+    # The address the message was read on: the tab keeps this state from page to page, and one
+    # page's message (sign-out's "You are signed out.") must not stand on the next one while it loads.
+    message_path: str = ""
     org_name: str = ""
     plan: str = "pro"
     email: str = ""
@@ -29,8 +32,14 @@ class EntryState(rx.State):
     invite_role: str = ""
     invite_inviter: str = ""
 
+    @rx.var
+    def page_message(self) -> str:
+        """The message of the page on screen, and no other page's."""
+        return self.message if self.message_path == self.router.url.path else ""
+
     def _read_flash(self) -> None:
         params = self.router.url.query_parameters
+        self.message_path = self.router.url.path
         data = flash.unpack(params.get("flash"))
         self.message = str(data.get("message", ""))
         self.message_kind = str(data.get("kind", "error"))
