@@ -32,6 +32,7 @@ from tests.waiting import eventually
 
 RATE = 10  # requests a second the gate allows, in both processes together
 PER_PROCESS = 15
+STAMP_SLACK = 0.05  # seconds a stamp may be read after the gate let its request go
 
 
 @pytest.fixture(scope="module")
@@ -85,9 +86,12 @@ def test_two_processes_share_one_gate_and_never_exceed_its_rate_in_any_second(up
     assert [worker.exitcode for worker in workers] == [0, 0]
     assert len(stamps) == 2 * PER_PROCESS
     # No second holds more than RATE of them, wherever it starts: the (RATE+1)th after any request
-    # leaves a full second later. Each process alone would have sent its 15 within about a second.
+    # leaves a second later. Each process alone would have sent its 15 within about a second, so a
+    # gate counted per process puts 11 within ~0.5 s. A stamp is read after acquire() returns, and
+    # a process descheduled in between (CI once read one 14 ms late on a loaded machine) makes a gap
+    # look shorter than the gate made it: STAMP_SLACK allows for that reading, not for the gate.
     closest = min(later - earlier for earlier, later in zip(stamps, stamps[RATE:], strict=False))
-    assert closest >= 1.0, f"{RATE + 1} requests within {closest:.3f} s"
+    assert closest >= 1.0 - STAMP_SLACK, f"{RATE + 1} requests within {closest:.3f} s"
     assert stamps[-1] - stamps[0] >= 2 * PER_PROCESS // RATE - 1
 
 
