@@ -46,9 +46,8 @@ def make_engine(url: str) -> sa.Engine:
     # workers, and neither can be cancelled promptly: a count given a page's 3 ms budget was
     # stopped after 19 ms with workers, after 3.2 ms without (bench/pages; the same count run
     # to its end took 155 ms alone, 130 ms with two workers on this 2-core machine).
-    return sa.create_engine(
+    engine = sa.create_engine(
         url,
-        pool_pre_ping=True,
         pool_size=10,
         max_overflow=10,
         connect_args={
@@ -56,6 +55,45 @@ def make_engine(url: str) -> sa.Engine:
             "options": "-c jit=off -c max_parallel_workers_per_gather=0",
         },
     )
+    _ping_when_idle(engine)
+    return engine
+
+
+# A pooled connection left unused this long is pinged before it is handed out again.
+IDLE_PING_SECONDS = 1.0
+_CHECKED_IN_AT = "billy_checked_in_at"  # the pool entry's info key: when it was last given back
+
+
+def _ping_when_idle(engine: sa.Engine) -> None:
+    """Test a pooled connection before use only if it has been idle (`IDLE_PING_SECONDS`).
+
+    A connection that sat in the pool through a database restart, a failover or a firewall's
+    idle cut is dead, and a ping finds that out and replaces it before an action meets it. One
+    given back a moment ago was alive a moment ago: pinging it too (SQLAlchemy's `pool_pre_ping`)
+    costs a round trip on every checkout, and under a burst of webhooks with every open page
+    re-reading, that was 16 % of the store threads' time (py-spy on bench/burst). If such a
+    connection did die in that moment, the statement fails as a disconnect, SQLAlchemy then
+    retires every connection opened before it, and the action says the store is not answering
+    (`services.outages`), as it would for any outage caught mid-action."""
+
+    @sa.event.listens_for(engine, "checkin")
+    def _given_back(_dbapi_conn: DBAPIConnection, record: ConnectionPoolEntry) -> None:
+        record.info[_CHECKED_IN_AT] = time.monotonic()
+
+    @sa.event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_conn: DBAPIConnection, record: ConnectionPoolEntry, _proxy: object) -> None:
+        given_back = record.info.get(_CHECKED_IN_AT)
+        if given_back is None or time.monotonic() - given_back < IDLE_PING_SECONDS:
+            return  # just opened, or just used
+        try:
+            cursor = dbapi_conn.cursor()
+            try:
+                cursor.execute("SELECT 1")
+            finally:
+                cursor.close()
+        except Exception as exc:
+            # The pool drops this connection and hands out another (a fresh one if need be).
+            raise sa.exc.DisconnectionError("an idle pooled connection no longer answers") from exc
 
 
 def insert_on_conflict(dialect: str, table: sa.Table) -> postgresql.Insert | sqlite.Insert:

@@ -9,11 +9,14 @@ side. The PostgreSQL server itself, shared with other tests, is never touched.
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg2
 import pytest
+import sqlalchemy as sa
 from sqlmodel import col, select
 from starlette.testclient import TestClient
 
@@ -153,3 +156,47 @@ def test_the_database_going_away_after_stripe_refunded_is_said_plainly_and_a_ret
         stored = s.get(StripeCharge, charge_id)
     assert stored is not None and stored.amount_refunded == 1000
     assert [row.amount for row in _written_for(charge_id)["ledger"]] == [1000]  # counted once against the budget
+
+
+def _backend_pid() -> int:
+    with db.get_engine().connect() as connection:
+        return int(connection.execute(sa.text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def _end_backend(pid: int) -> None:
+    """Close one server connection from PostgreSQL's side, as a restart or an idle cut would."""
+    admin = psycopg2.connect(host=PG_HOST, user=PG_USER, dbname="postgres")
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    finally:
+        admin.close()
+
+
+def test_a_pooled_connection_that_died_while_idle_is_replaced_before_an_action_meets_it(
+    proxy: TcpProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pool pings a connection that sat idle (`db.IDLE_PING_SECONDS`) before handing it out:
+    the action after a restart works, on a new connection, and never sees the dead one."""
+    monkeypatch.setattr(db, "IDLE_PING_SECONDS", 0.05)
+    dead = _backend_pid()
+    _end_backend(dead)
+    time.sleep(0.1)  # idle past the threshold
+    assert _backend_pid() != dead  # answered, on a fresh connection
+
+
+def test_a_connection_that_dies_between_two_quick_actions_costs_one_plain_refusal_then_the_pool_is_fresh(
+    proxy: TcpProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection given back a moment ago is trusted, not pinged (a round trip per checkout under
+    load). If it died in that moment the action meeting it is refused in plain words, and every
+    connection from before is retired with it, so the next action works."""
+    monkeypatch.setattr(db, "IDLE_PING_SECONDS", 60)
+    dead = _backend_pid()
+    _end_backend(dead)
+    with pytest.raises(sa.exc.OperationalError) as met:
+        _backend_pid()
+    shown = explained(met.value, "a page")
+    assert isinstance(shown, StoreUnavailable) and shown.message.startswith(PLAIN)
+    assert _backend_pid() != dead
