@@ -49,6 +49,7 @@ def sign_up(page: Any, url: str, slug: str) -> None:
     page.goto(url + "/")
     page.fill("#org_name", f"Bench {slug}")
     page.fill("#slug", slug)
+    page.wait_for_selector(f"#slug-preview:has-text('{slug}.localhost')")
     page.check("input[name=plan][value=pro]")
     page.fill("#owner_name", "Bench Owner")
     page.fill("#email", f"owner@{slug}.example")

@@ -115,3 +115,29 @@ def test_a_used_handover_address_sends_the_person_to_sign_in(browser: Any, contr
     page.wait_for_selector("text=/expired|used/i")
     assert not [c for c in second.cookies() if c["name"] == "billy_access"]
     second.close()
+
+
+def test_an_address_typed_while_the_suggestion_is_on_its_way_is_kept(
+    browser: Any, control_plane: RunningControlPlane
+) -> None:
+    """The address is suggested from the organisation's name by a request; whoever types an
+    address of their own before that answer comes back keeps theirs (the answer used to
+    overwrite it, and the Billy was then made at an address nobody chose)."""
+    context = browser.new_context()
+    page = context.new_page()
+    held: list[Any] = []
+    # The suggestion's request is held until the test lets it through.
+    page.route(re.compile(r".*/api/slug\?org_name=.*"), lambda route: held.append(route))
+    page.goto(control_plane.url + "/")
+    page.fill("#org_name", "Globex Corporation")
+    deadline = time.monotonic() + 10
+    while not held and time.monotonic() < deadline:
+        page.wait_for_timeout(20)
+    assert held, "the page asked for a suggested address"
+    page.fill("#slug", "globex")
+    for route in held:
+        route.continue_()
+    page.wait_for_timeout(300)  # the suggestion's answer has been handled
+    expect(page.locator("#slug")).to_have_value("globex")
+    expect(page.locator("#slug-preview")).to_contain_text("globex.localhost")
+    context.close()
