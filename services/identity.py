@@ -249,8 +249,9 @@ def _standing(
 ) -> tuple[Member | None, SessionFamily | None, Organization | None]:
     """The member, their sign-in and the organisation, read in one statement. Every dashboard
     event and every live refresh of an open page verifies its caller: three reads were three
-    round trips, 5.4 ms a check on PostgreSQL here, and under a burst of Stripe events with fifty
-    pages open, checking callers took 18 % of the server's time (py-spy on bench/burst)."""
+    round trips, 2.6-5.4 ms a check on PostgreSQL here (bench.caller_check), and under a burst
+    of Stripe events with fifty pages open, checking callers took 18 % of the server's time
+    (py-spy on bench.burst)."""
     found = session.exec(
         select(Member, SessionFamily, Organization)
         .select_from(Member)

@@ -142,7 +142,7 @@ def test_password_hash_is_upgraded_at_sign_in_when_parameters_change(owner) -> N
 
 def test_a_caller_is_checked_in_one_read_of_the_store(any_store_owner) -> None:  # type: ignore[no-untyped-def]
     """Every dashboard event and every live refresh of an open page checks its caller: member,
-    sign-in and organisation come in one statement (three round trips before, 5.4 ms a check on
+    sign-in and organisation come in one statement (three round trips before, 2.6-5.4 ms a check on
     PostgreSQL), and the answer is still the store's word of that moment."""
     tokens = identity.login(OWNER_EMAIL, OWNER_PASSWORD, "10.0.0.1", "browser")
     identity.verify_access(tokens.access)  # the sign-in's first sighting is written here
