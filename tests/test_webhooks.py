@@ -20,7 +20,7 @@ from sandbox.events import signature_header
 from services import stripe_events, stripe_keys, sync
 from services.db import session_scope
 from services.errors import PermissionDenied, ValidationFailed
-from services.models import AuditEntry, StripeCharge, StripeCustomer, StripeEvent
+from services.models import AuditEntry, StripeCharge, StripeCustomer, StripeEvent, SyncState
 from services.secrets import get_secret_store
 from tests.conftest import member_actor
 from tests.stripe_helpers import make_charge
@@ -164,3 +164,23 @@ def test_the_sandbox_delivers_charges_and_refunds_to_the_endpoint(  # type: igno
 def _charge(charge_id: str) -> StripeCharge | None:
     with session_scope() as s:
         return s.get(StripeCharge, charge_id)
+
+
+def test_polling_resumes_after_the_newest_delivered_event_never_an_older_one(client) -> None:  # type: ignore[no-untyped-def]
+    """Each delivery moves the position event polling continues from (`sync_state` "events") to
+    its event when that is the newest seen: the first delivery makes the row, a later event moves
+    it on, an older one arriving late leaves it. Polling then never skips or repeats a stretch."""
+    with session_scope() as s:
+        assert s.get(SyncState, sync.EVENTS) is None  # a fresh instance has no position yet
+    now = int(time.time())
+    for event_id, created in (("evt_mid", now - 60), ("evt_new", now - 30), ("evt_old", now - 90)):
+        body = customer_event(event_id, f"{event_id}@example.com", created)
+        answer = client.post("/api/stripe/webhook", content=body, headers={"stripe-signature": signed(body)})
+        assert answer.status_code == 200, answer.text
+        with session_scope() as s:
+            state = s.get(SyncState, sync.EVENTS)
+            assert state is not None
+            position = (state.last_event_created, state.cursor)
+        if event_id == "evt_mid":
+            assert position == (now - 60, "evt_mid")
+    assert position == (now - 30, "evt_new")
