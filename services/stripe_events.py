@@ -241,8 +241,8 @@ def _note_event_seen(event: dict[str, Any]) -> None:
             )
             .values(last_event_created=created, cursor=event["id"])
         )
-        if moved.rowcount == 0 and session.get(SyncState, sync.EVENTS) is None:
-            _advance_event_cursor(sync.sync_state(session, sync.EVENTS), event)  # the row's first use
+        if moved.rowcount == 0:  # an older event (left as it is), or the row's first use (made here)
+            _advance_event_cursor(sync.sync_state(session, sync.EVENTS), event)
 
 
 def poll_events(gateway: StripeGateway | None = None) -> dict[str, int]:

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg2
 import pytest
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -30,7 +29,7 @@ from services.errors import StoreUnavailable
 from services.models import IdempotencyRecord, RefundSpend, StripeCharge, StripeRefund
 from services.permissions import Actor
 from services.stripe_gateway import StripeGateway
-from tests.conftest import PG_HOST, PG_USER, Templates, _clear_caches, _signup_owner
+from tests.conftest import PG_HOST, PG_USER, Templates, _clear_caches, _pg_admin, _signup_owner
 from tests.stripe_helpers import make_charge
 
 PLAIN = "Billy's database is not answering right now, so this was not finished."
@@ -165,8 +164,7 @@ def _backend_pid() -> int:
 
 def _end_backend(pid: int) -> None:
     """Close one server connection from PostgreSQL's side, as a restart or an idle cut would."""
-    admin = psycopg2.connect(host=PG_HOST, user=PG_USER, dbname="postgres")
-    admin.autocommit = True
+    admin = _pg_admin()
     try:
         with admin.cursor() as cur:
             cur.execute("SELECT pg_terminate_backend(%s)", (pid,))
