@@ -624,6 +624,31 @@ class RollupOpenInvoices(SQLModel, table=True):
     amount_remaining: int = Field(default=0, sa_type=sa.BigInteger)
 
 
+class RollupFailedDay(SQLModel, table=True):
+    """Per UTC day, currency and dashboard reason (`services.reports.failure_reason`): failed,
+    undeleted charges, their amount, and how many of them name a customer."""
+
+    __tablename__ = "rollup_failed_day"
+    currency: str = Field(primary_key=True, max_length=3)
+    day: int = Field(primary_key=True)
+    reason: str = Field(primary_key=True, max_length=40)
+    failures: int = Field(default=0, sa_type=sa.BigInteger)
+    amount: int = Field(default=0, sa_type=sa.BigInteger)
+    with_customer: int = Field(default=0, sa_type=sa.BigInteger)
+
+
+class RollupFailedCustomer(SQLModel, table=True):
+    """Per customer with a failed, undeleted charge: when the newest and the second newest
+    were made (`second_newest` NULL with only one). A customer whose `second_newest` is inside a period
+    may have failed twice in it (services.rollups.Repeats)."""
+
+    __tablename__ = "rollup_failed_customer"
+    __table_args__ = (sa.Index("ix_rollup_failed_customer_second", "second_newest"),)
+    customer_id: str = Field(primary_key=True, max_length=255)
+    newest: int = Field(sa_type=sa.BigInteger)
+    second_newest: int | None = Field(default=None, sa_type=sa.BigInteger)
+
+
 class AgentToken(SQLModel, table=True):
     """A member's credential for the programmatic doors (REST API, MCP agent): it acts as that
     member, never above their role, and may be scoped lower (read-only, a lower refund cap, a

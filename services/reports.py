@@ -49,6 +49,8 @@ from services.db import QueryOverBudget, session_scope, time_budget
 from services.errors import ValidationFailed
 from services.models import (
     NO_DUE_DAY,
+    RollupFailedCustomer,
+    RollupFailedDay,
     RollupMrr,
     RollupOpenInvoices,
     RollupRevenueDay,
@@ -63,6 +65,7 @@ from services.models import (
 )
 from services.money import format_money, is_currency_code
 from services.permissions import Actor
+from services.rollups import FRAUD_CODES
 
 DAY = 86_400
 MRR_STATUSES = ("active", "past_due")
@@ -97,7 +100,6 @@ FAILURE_REASONS: dict[FailureReason, str] = {
     FailureReason.FRAUD: "Fraud block",
     FailureReason.OTHER: "Other",
 }
-FRAUD_CODES = frozenset({"highest_risk_level", "elevated_risk_level", "rule", "fraudulent", "merchant_blacklist"})
 CHARGE_STATUSES: dict[str, str] = {
     "succeeded": "Succeeded",
     "failed": "Failed",
@@ -143,10 +145,24 @@ def failure_reason(decline_reason: str | None, outcome_type: str | None) -> Fail
     return FailureReason.OTHER
 
 
-def _reason_condition(reason: str) -> sa.ColumnElement[bool]:
-    """`failure_reason` as SQL, NULL-safe, for filtering the charges list."""
+def _decline_code_and_fraud() -> tuple[sa.ColumnElement[str], sa.ColumnElement[bool]]:
+    """The decline code (never NULL) and whether Radar blocked it, as SQL: what `failure_reason`
+    reads, for the two SQL forms of it below."""
     code = sa.func.coalesce(col(StripeCharge.decline_reason), "")
     fraud = sa.or_(code.in_(sorted(FRAUD_CODES)), sa.func.coalesce(col(StripeCharge.outcome_type), "") == "blocked")
+    return code, fraud
+
+
+def _failure_reason_sql() -> sa.ColumnElement[str]:
+    """`failure_reason` as one SQL expression, so the store groups failed charges by it."""
+    code, fraud = _decline_code_and_fraud()
+    named = [FailureReason.EXPIRED_CARD.value, FailureReason.INSUFFICIENT_FUNDS.value]
+    return sa.case((fraud, FailureReason.FRAUD.value), (code.in_(named), code), else_=FailureReason.OTHER.value)
+
+
+def _reason_condition(reason: str) -> sa.ColumnElement[bool]:
+    """`failure_reason` as SQL, NULL-safe, for filtering the charges list."""
+    code, fraud = _decline_code_and_fraud()
     failed = col(StripeCharge.status) == "failed"
     if reason == "fraud":
         return sa.and_(failed, fraud)
@@ -517,52 +533,112 @@ def revenue_comparison(actor: Actor, period: str = DEFAULT_REVENUE_PERIOD) -> Re
 
 
 def _failed(session: Session, at: datetime) -> dict[str, Any]:
+    """Failed payments of the last FAILED_WINDOW_DAYS by reason, their customers ranked.
+
+    Read from the rollups (migration 0021) and the week's two partial days, never the week's
+    every failure: at 10,000,000 charges a week holds ~5,000 of them, and grouping them all
+    took 30-50 ms on PostgreSQL (bench.pages). Customers who failed twice or more (repeat)
+    come from `rollup_failed_customer`; every other customer of the week failed exactly once,
+    so a reason's list goes on with its newest failures, and its number of customers is its
+    failures naming one, less the repeat customers' extra ones."""
     until = _ts(at)
     since = until - FAILED_WINDOW_DAYS * DAY
-    c = StripeCharge
-    # ix_stripe_charge_failed (partial: failed charges only, every column read here), so the
-    # week is one short index range; the literal lets SQLite see the index's condition holds.
-    rows = session.execute(
+    c, f, r = StripeCharge, RollupFailedDay, RollupFailedCustomer
+    # The literal lets SQLite see ix_stripe_charge_failed's condition holds (every column is in it).
+    failed = (col(c.status) == sa.literal_column("'failed'"), col(c.deleted).is_(False))
+    named = sa.func.coalesce(col(c.customer_id), "") != ""
+    reason_sql = _failure_reason_sql()
+    store = session.connection()  # plain Core reads: no ORM entities here
+    counts = dict.fromkeys(FAILURE_REASONS, 0)
+    totals: dict[str, dict[str, int]] = {reason: defaultdict(int) for reason in FAILURE_REASONS}
+    customers = dict.fromkeys(FAILURE_REASONS, 0)  # failures naming a customer, for now
+
+    def add(rows: Iterable[Any]) -> None:
+        for cur, reason, n, amount, with_customer in rows:
+            counts[reason] += int(n)
+            totals[reason][cur] += int(amount or 0)
+            customers[reason] += int(with_customer or 0)
+
+    # The UTC days wholly inside the week from the rollup; its first and last part-days from
+    # the charges (one index range each).
+    first_whole, last_whole = since // DAY + 1, until // DAY - 1
+    add(
+        store.execute(
+            sa.select(
+                col(f.currency),
+                col(f.reason),
+                sa.func.sum(f.failures),
+                sa.func.sum(f.amount),
+                sa.func.sum(f.with_customer),
+            )
+            .where(col(f.day) >= first_whole, col(f.day) <= last_whole)
+            .group_by(col(f.currency), col(f.reason))
+        )
+    )
+    part_days = [
         sa.select(
-            col(c.customer_id),
-            col(c.decline_reason),
-            col(c.outcome_type),
             col(c.currency),
+            reason_sql,
             sa.func.count(),
             sa.func.sum(c.amount),
-            sa.func.max(c.created),
+            sa.func.sum(sa.case((named, 1), else_=0)),
         )
+        .where(*failed, col(c.created) >= low, col(c.created) <= high)
+        .group_by(col(c.currency), reason_sql)
+        for low, high in ((since, first_whole * DAY - 1), ((last_whole + 1) * DAY, until))
+    ]
+    add(store.execute(sa.union_all(*part_days)))
+
+    # Repeat customers: only one whose second newest failure is inside the week can be one.
+    week: dict[str, int] = defaultdict(int)  # customer → failures this week, every reason
+    last: dict[str, int] = defaultdict(int)  # customer → newest failure this week
+    per_reason: dict[str, dict[str, int]] = {reason: {} for reason in FAILURE_REASONS}  # repeat customers' failures
+    for found, reason, n, newest in store.execute(
+        sa.select(col(c.customer_id), reason_sql, sa.func.count(), sa.func.max(c.created))
         .where(
-            col(c.status) == sa.literal_column("'failed'"),
+            col(c.customer_id).in_(sa.select(col(r.customer_id)).where(col(r.second_newest) >= since)),
+            *failed,
             col(c.created) >= since,
             col(c.created) <= until,
-            col(c.deleted).is_(False),
         )
-        .group_by(col(c.customer_id), col(c.decline_reason), col(c.outcome_type), col(c.currency))
-    ).all()
-    counts: dict[str, int] = defaultdict(int)
-    totals: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    per_customer: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))  # reason → customer → n
-    week: dict[str, int] = defaultdict(int)  # customer → failures this week, every reason
-    last: dict[str, int] = defaultdict(int)  # customer → newest failure
-    for customer_id, code, outcome_type, cur, n, amount, newest in rows:
-        reason = failure_reason(code, outcome_type)
-        counts[reason] += int(n)
-        totals[reason][cur] += int(amount or 0)
-        if customer_id:
-            per_customer[reason][customer_id] += int(n)
-            week[customer_id] += int(n)
-            last[customer_id] = max(last[customer_id], int(newest))
+        .group_by(col(c.customer_id), reason_sql)
+    ):
+        customer_id = str(found)  # never NULL: it matched a rollup row
+        per_reason[reason][customer_id] = int(n)
+        week[customer_id] += int(n)
+        last[customer_id] = max(last[customer_id], int(newest))
+    repeat = {cid for cid, n in week.items() if n >= 2}
 
-    def ranked(pairs: Iterable[tuple[str, int]]) -> list[tuple[str, int]]:
+    def rank(pair: tuple[str, int]) -> tuple[int, int, int, str]:
         """Most failures this week first, then the most recent; by id (not by name) so that
         only the customers shown need their names read."""
-        return sorted(pairs, key=lambda p: (-week[p[0]], -p[1], -last[p[0]], p[0]))
+        return (-week[pair[0]], -pair[1], -last[pair[0]], pair[0])
 
-    listed = {reason: ranked(per_customer[reason].items()) for reason in FAILURE_REASONS}
-    repeat = ranked((cid, n) for cid, n in week.items() if n >= 2)
-    shown = {cid for pairs in listed.values() for cid, _ in pairs[:FAILED_CUSTOMERS_SHOWN]} | {c for c, _ in repeat}
-    known = _customers(session, shown)
+    listed: dict[str, list[tuple[str, int]]] = {}
+    walks: list[sa.Select[Any]] = []
+    for reason in FAILURE_REASONS:
+        theirs = {cid: n for cid, n in per_reason[reason].items() if cid in repeat}
+        customers[reason] -= sum(n - 1 for n in theirs.values())
+        listed[reason] = sorted(theirs.items(), key=rank)[:FAILED_CUSTOMERS_SHOWN]
+        wanted = FAILED_CUSTOMERS_SHOWN - len(listed[reason])
+        if wanted > 0:
+            # The newest once-only failures of this reason, walking the week's index from its
+            # end; the repeat customers' own failures of it may come first: read that many more.
+            walk = (
+                sa.select(sa.literal(reason.value).label("reason"), col(c.customer_id), col(c.created))
+                .where(*failed, col(c.created) >= since, col(c.created) <= until, named, _reason_condition(reason))
+                .order_by(col(c.created).desc(), col(c.customer_id))
+                .limit(wanted + sum(theirs.values()))
+                .subquery()
+            )
+            walks.append(sa.select(walk))
+    once = store.execute(sa.union_all(*walks)).all() if walks else []
+    for reason, customer_id, created in sorted(once, key=lambda row: (-row[2], row[1])):
+        if customer_id not in repeat and len(listed[reason]) < FAILED_CUSTOMERS_SHOWN:
+            week[customer_id], last[customer_id] = 1, int(created)
+            listed[reason].append((customer_id, 1))
+
+    known = _customers(session, [cid for pairs in listed.values() for cid, _ in pairs] + sorted(repeat))
 
     def entry(customer_id: str, n: int) -> FailedCustomer:
         ref = _customer_ref(known, customer_id)
@@ -574,15 +650,15 @@ def _failed(session: Session, at: datetime) -> dict[str, Any]:
             label,
             counts[reason],
             _per_currency(totals[reason]),
-            [entry(cid, n) for cid, n in listed[reason][:FAILED_CUSTOMERS_SHOWN]],
-            max(0, len(listed[reason]) - FAILED_CUSTOMERS_SHOWN),
+            [entry(cid, n) for cid, n in listed[reason]],
+            max(0, customers[reason] - FAILED_CUSTOMERS_SHOWN),
         )
         for reason, label in FAILURE_REASONS.items()
     ]
     return {
         "failed": groups,
         "failed_count": sum(counts.values()),
-        "repeat_customers": [entry(cid, n) for cid, n in repeat],
+        "repeat_customers": [entry(cid, week[cid]) for cid in sorted(repeat, key=lambda cid: rank((cid, week[cid])))],
     }
 
 

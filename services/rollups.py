@@ -1,9 +1,14 @@
 """The dashboard's rollup tables: how each mirror table adds to them, as SQL for both backends.
 
-Migration 0010 creates the triggers from these definitions, and `billy rebuild-derived`
-(`rebuild_rollups`) re-sums the tables from them, so the two can never disagree. A change
-here needs a new migration that drops and re-creates the triggers (`drop_triggers`,
-`sqlite_triggers` / `postgres_triggers`) and rebuilds the totals.
+Migration 0010 creates the triggers from these definitions (0021 adds failed payments), and
+`billy rebuild-derived` (`rebuild_rollups`) re-sums the tables from them, so the two can never
+disagree. A change here needs a new migration that drops and re-creates the triggers
+(`drop_triggers`, `sqlite_triggers` / `postgres_triggers`) and rebuilds the totals.
+
+Failed payments this week need one more thing than sums: which customers failed twice or more
+in the week. `rollup_failed_customer` keeps, per customer, the times of their two newest failed
+payments (`REPEATS`); a customer whose second newest failure falls inside the week is a
+candidate, and the week's own rows of those few customers say the rest.
 """
 
 from __future__ import annotations
@@ -55,6 +60,19 @@ class Feed:
         return " OR ".join(f"{old}.{c} {distinct} {new}.{c}" for c in self.watched)
 
 
+# Decline codes the dashboard calls a fraud block (with Radar's "blocked" outcome). The one
+# definition: services.reports groups in Python from it, and FAILURE_REASON_SQL below in SQL.
+FRAUD_CODES = frozenset({"highest_risk_level", "elevated_risk_level", "rule", "fraudulent", "merchant_blacklist"})
+_FRAUD_LIST = ", ".join(f"'{code}'" for code in sorted(FRAUD_CODES))
+# `services.reports.failure_reason` over a charge row `{r}`, as SQL on both stores.
+FAILURE_REASON_SQL = (
+    f"CASE WHEN COALESCE({{r}}.decline_reason, '') IN ({_FRAUD_LIST}) OR {{r}}.outcome_type = 'blocked' "
+    "THEN 'fraud' WHEN {r}.decline_reason IN ('expired_card', 'insufficient_funds') THEN {r}.decline_reason "
+    "ELSE 'other' END"
+)
+FAILED = "{r}.status = 'failed' AND NOT {r}.deleted"
+HAS_CUSTOMER = "COALESCE({r}.customer_id, '') <> ''"
+
 DAY = "{r}.created / 86400"
 FEEDS = (
     Feed(
@@ -88,6 +106,14 @@ FEEDS = (
         {"invoices": "1", "amount_remaining": "{r}.amount_remaining"},
         "{r}.status = 'open' AND NOT {r}.deleted",
         ("status", "deleted", "currency", "due_date", "amount_remaining"),
+    ),
+    Feed(
+        "stripe_charge",
+        "rollup_failed_day",
+        {"currency": "{r}.currency", "day": DAY, "reason": FAILURE_REASON_SQL},
+        {"failures": "1", "amount": "{r}.amount", "with_customer": f"CASE WHEN {HAS_CUSTOMER} THEN 1 ELSE 0 END"},
+        FAILED,
+        ("status", "deleted", "amount", "currency", "created", "decline_reason", "outcome_type", "customer_id"),
     ),
 )
 
@@ -126,7 +152,100 @@ def drop_triggers(dialect: str, feed: Feed) -> list[str]:
     return [f"DROP FUNCTION IF EXISTS {name}() CASCADE"]  # its triggers go with it
 
 
-ROLLUP_TABLES = tuple(dict.fromkeys(feed.target for feed in FEEDS))
+@dataclass(frozen=True)
+class Repeats:
+    """Per customer, the `created` of their newest and second newest failed, undeleted charge
+    (`second_newest` NULL with one), in `rollup_failed_customer`. A new failure moves the two along by
+    arithmetic alone (a sync's inserts read no other row); a failure deleted, changed or moved
+    to another customer makes that customer's row be read again from the mirror, through
+    `ix_stripe_charge_customer_created`."""
+
+    table: str = "rollup_failed_customer"
+    watched: tuple[str, ...] = ("status", "deleted", "created", "customer_id")
+
+    def counts(self, r: str) -> str:
+        return f"({FAILED.format(r=r)} AND {HAS_CUSTOMER.format(r=r)})"
+
+    def add(self, r: str) -> str:
+        t = self.table
+        return (
+            f"INSERT INTO {t} (customer_id, newest, second_newest) SELECT {r}.customer_id, {r}.created, NULL "
+            f"WHERE {self.counts(r)} ON CONFLICT (customer_id) DO UPDATE SET "
+            f"second_newest = CASE WHEN excluded.newest >= {t}.newest THEN {t}.newest "
+            f"WHEN {t}.second_newest IS NULL OR excluded.newest > {t}.second_newest THEN excluded.newest "
+            f"ELSE {t}.second_newest END, "
+            f"newest = CASE WHEN excluded.newest > {t}.newest THEN excluded.newest ELSE {t}.newest END"
+        )
+
+    def _summed(self, also: str = "") -> str:
+        """The rows of every customer with a failure (and `also`), read from the mirror."""
+        return (
+            f"INSERT INTO {self.table} (customer_id, newest, second_newest) "  # noqa: S608 - our own names
+            "SELECT c.customer_id, max(c.created), (SELECT d.created FROM stripe_charge AS d "
+            f"WHERE {FAILED.format(r='d')} AND d.customer_id = c.customer_id "
+            "ORDER BY d.created DESC LIMIT 1 OFFSET 1) "
+            f"FROM stripe_charge AS c WHERE {self.counts('c')}{also} GROUP BY c.customer_id"
+        )
+
+    def _read_again(self, customer: str) -> list[str]:
+        """The customer's row again from the mirror (`customer` is SQL, NULL-safe)."""
+        return [
+            f"DELETE FROM {self.table} WHERE customer_id = {customer}",  # noqa: S608 - our own names
+            self._summed(f" AND c.customer_id = {customer}"),
+        ]
+
+    def changed(self, old: str, new: str, distinct: str) -> str:
+        moved = " OR ".join(f"{old}.{c} {distinct} {new}.{c}" for c in self.watched)
+        return f"({self.counts(old)} OR {self.counts(new)}) AND ({moved})"
+
+    def initial(self) -> str:
+        return self._summed()
+
+    def sqlite_triggers(self) -> list[str]:
+        name = f"stripe_charge_to_{self.table}"
+        again_old, again_new = self._read_again("old.customer_id"), self._read_again("new.customer_id")
+        return [
+            f"CREATE TRIGGER {name}_ai AFTER INSERT ON stripe_charge WHEN {self.counts('new')} "
+            f"BEGIN {self.add('new')}; END",
+            f"CREATE TRIGGER {name}_ad AFTER DELETE ON stripe_charge WHEN {self.counts('old')} "
+            f"BEGIN {'; '.join(again_old)}; END",
+            f"CREATE TRIGGER {name}_au AFTER UPDATE OF {', '.join(self.watched)} ON stripe_charge "
+            f"WHEN {self.changed('old', 'new', 'IS NOT')} "
+            f"BEGIN {'; '.join(again_old)}; {'; '.join(again_new)}; END",
+        ]
+
+    def postgres_triggers(self) -> list[str]:
+        name = f"stripe_charge_to_{self.table}"
+        again_old, again_new = self._read_again("OLD.customer_id"), self._read_again("NEW.customer_id")
+        return [
+            f"""CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $fn$
+            BEGIN
+                IF TG_OP = 'INSERT' THEN {self.add("NEW")};
+                ELSE
+                    {"; ".join(again_old)};
+                    IF TG_OP = 'UPDATE' AND NEW.customer_id IS DISTINCT FROM OLD.customer_id THEN
+                        {"; ".join(again_new)};
+                    END IF;
+                END IF;
+                RETURN NULL;
+            END $fn$""",
+            f"CREATE TRIGGER {name}_insert AFTER INSERT ON stripe_charge FOR EACH ROW "
+            f"WHEN ({self.counts('NEW')}) EXECUTE FUNCTION {name}()",
+            f"CREATE TRIGGER {name}_delete AFTER DELETE ON stripe_charge FOR EACH ROW "
+            f"WHEN ({self.counts('OLD')}) EXECUTE FUNCTION {name}()",
+            f"CREATE TRIGGER {name}_update AFTER UPDATE OF {', '.join(self.watched)} ON stripe_charge "
+            f"FOR EACH ROW WHEN ({self.changed('OLD', 'NEW', 'IS DISTINCT FROM')}) EXECUTE FUNCTION {name}()",
+        ]
+
+    def drop_triggers(self, dialect: str) -> list[str]:
+        name = f"stripe_charge_to_{self.table}"
+        if dialect == "sqlite":
+            return [f"DROP TRIGGER IF EXISTS {name}_{s}" for s in ("ai", "ad", "au")]
+        return [f"DROP FUNCTION IF EXISTS {name}() CASCADE"]
+
+
+REPEATS = Repeats()
+ROLLUP_TABLES = (*dict.fromkeys(feed.target for feed in FEEDS), REPEATS.table)
 
 
 def rebuild_rollups(session: Session) -> dict[str, int]:
@@ -141,6 +260,7 @@ def rebuild_rollups(session: Session) -> dict[str, int]:
         session.execute(sa.text(f"DELETE FROM {table}"))  # noqa: S608 - our own table names
     for feed in FEEDS:
         session.execute(sa.text(feed.initial_sum()))
+    session.execute(sa.text(REPEATS.initial()))
     return {
         table: int(session.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one())  # noqa: S608
         for table in ROLLUP_TABLES

@@ -5,10 +5,13 @@ Times are fixed: `NOW` is Wednesday 18 March 2026, 12:00 UTC."""
 
 from __future__ import annotations
 
+import random
+from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from services import clock, mirror, reports
 from services.db import session_scope
@@ -492,6 +495,139 @@ def test_an_empty_store_gives_an_empty_dashboard(people: Actor) -> None:
         [],
     )
     assert [g.count for g in board.failed] == [0, 0, 0, 0] and board.failed_count == 0
+
+
+DECLINES = (  # (decline_reason, outcome_type): every dashboard reason, NULLs included
+    ("expired_card", "issuer_declined"),
+    ("insufficient_funds", "issuer_declined"),
+    ("highest_risk_level", "blocked"),
+    ("fraudulent", "issuer_declined"),
+    ("rule", "blocked"),
+    ("generic_decline", "blocked"),
+    ("generic_decline", "issuer_declined"),
+    ("lost_card", None),
+    (None, None),
+)
+
+
+def failed_week_counted_one_by_one(at: datetime) -> list[Any]:
+    """The week's failed payments as the dashboard defines them, counted from every charge
+    row in Python: the reference the rollup-based computation must equal."""
+    until = int(at.timestamp())
+    since = until - reports.FAILED_WINDOW_DAYS * DAY
+    with session_scope() as session:
+        rows = session.execute(
+            sa.text(
+                "SELECT customer_id, decline_reason, outcome_type, currency, amount, created FROM stripe_charge "
+                "WHERE status = 'failed' AND NOT deleted AND created BETWEEN :since AND :until"
+            ),
+            {"since": since, "until": until},
+        ).all()
+    counts: dict[str, int] = defaultdict(int)
+    totals: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    per: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    week: dict[str, int] = defaultdict(int)
+    last: dict[str, int] = defaultdict(int)
+    for cid, code, outcome, cur, amount, created in rows:
+        reason = reports.failure_reason(code, outcome)
+        counts[reason] += 1
+        totals[reason][cur] += amount
+        if cid:
+            per[reason][cid] += 1
+            week[cid] += 1
+            last[cid] = max(last[cid], created)
+
+    def ranked(pairs: Any) -> list[tuple[str, int]]:
+        return sorted(pairs, key=lambda p: (-week[p[0]], -p[1], -last[p[0]], p[0]))
+
+    shown = reports.FAILED_CUSTOMERS_SHOWN
+    groups = [
+        (
+            reason,
+            counts[reason],
+            sorted(((-v, c) for c, v in totals[reason].items())),
+            [(cid, n, week[cid], week[cid] >= 2, last[cid]) for cid, n in ranked(per[reason].items())[:shown]],
+            max(0, len(per[reason]) - shown),
+        )
+        for reason in reports.FAILURE_REASONS
+    ]
+    repeat = [(cid, n, n, True, last[cid]) for cid, n in ranked((c, n) for c, n in week.items() if n >= 2)]
+    return [groups, sum(counts.values()), repeat]
+
+
+def failed_week_on_the_dashboard(actor: Actor, at: datetime) -> list[Any]:
+    reports.forget_dashboard()
+    with clock.freeze(at):
+        board = reports.dashboard(actor)
+
+    def people(entries: list[reports.FailedCustomer]) -> list[Any]:
+        return [(f.customer.id, f.failures, f.week_failures, f.repeat, f.last_failed) for f in entries]
+
+    groups = [
+        (g.reason, g.count, sorted((-m.amount, m.currency) for m in g.totals), people(g.customers), g.more_customers)
+        for g in board.failed
+    ]
+    return [groups, board.failed_count, people(board.repeat_customers)]
+
+
+def test_the_weeks_failed_payments_from_rollups_equal_every_failure_counted_one_by_one(people: Actor) -> None:
+    """The dashboard reads the week's whole days from `rollup_failed_day`, its two part-days
+    from the charges, and repeat customers from `rollup_failed_customer` (migration 0021).
+    Failures exactly on the week's edges and on midnights, customers failing many times, for
+    several reasons, or with no customer, and charges changed after they were stored (status,
+    deletion, customer, time: what the triggers follow), must give what counting every
+    failure one by one gives, at moments across a day."""
+    rng = random.Random(20261206)
+    pool = [f"cus_r{i:02d}" for i in range(70)]
+    add(*(customer(cid, f"Person {cid}", f"{cid}@example.com") for cid in pool[::2]))
+    edges = [T - 7 * DAY, T - 7 * DAY - 1, T, T + 1, MIDNIGHT, MIDNIGHT - 1, MIDNIGHT - 6 * DAY, MIDNIGHT - 7 * DAY]
+    rows = []
+    for i in range(700):
+        created = rng.choice(edges) if rng.random() < 0.15 else T + rng.randint(-9 * DAY, DAY)
+        heavy = rng.random() < 0.3  # a few customers fail again and again
+        cid = None if rng.random() < 0.08 else rng.choice(pool[:6] if heavy else pool)
+        code, outcome = rng.choice(DECLINES)
+        status = "failed" if rng.random() < 0.85 else rng.choice(("succeeded", "pending"))
+        rows.append(
+            charge(
+                f"ch_w{i}",
+                rng.randint(100, 9_000),
+                created,
+                customer_id=cid,
+                currency=rng.choice(("usd", "usd", "eur")),
+                status=status,
+                reason=code if status == "failed" else None,
+                outcome_type=outcome,
+                deleted=rng.random() < 0.03,
+            )
+        )
+    add(*rows)
+    with session_scope() as session:  # changed after they were stored, as Stripe's events do
+        for i in rng.sample(range(700), 120):
+            change, value = rng.choice(
+                (
+                    ("status", rng.choice(("failed", "succeeded"))),
+                    ("deleted", rng.random() < 0.5),
+                    ("customer_id", rng.choice([None, *pool[:6]])),
+                    ("created", T + rng.randint(-8 * DAY, 0)),
+                )
+            )
+            update = f"UPDATE stripe_charge SET {change} = :v WHERE id = :id"  # noqa: S608 - our own column names
+            session.execute(sa.text(update), {"v": value, "id": f"ch_w{i}"})
+        session.execute(sa.text("DELETE FROM stripe_charge WHERE id IN ('ch_w1', 'ch_w2', 'ch_w3')"))
+
+    moments = [
+        NOW,
+        NOW + timedelta(hours=11, minutes=59, seconds=59),
+        NOW + timedelta(hours=12),
+        NOW - timedelta(hours=12),
+    ]
+    for at in moments:
+        expected = failed_week_counted_one_by_one(at)
+        assert failed_week_on_the_dashboard(people, at) == expected, at
+    # The walk did exercise what it claims: repeat customers, a list longer than shown, no-customer failures.
+    groups, _, repeat = failed_week_counted_one_by_one(NOW)
+    assert len(repeat) >= 3 and any(more > 0 for *_, more in groups)
 
 
 # --- the charges list ----------------------------------------------------------------------------------

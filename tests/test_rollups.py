@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from alembic import command
 from sqlmodel import Session
 
-from services import cli, mirror
+from services import cli, mirror, reports
 from services.cli import alembic_config, migrate
 from services.db import get_engine, run_transaction, session_scope
 from services.models import NO_DUE_DAY
@@ -37,8 +37,21 @@ SUB_STATUSES = ("active", "past_due", "trialing", "canceled", "unpaid")
 INVOICE_STATUSES = ("open", "paid", "draft", "void", "uncollectible")
 
 
+CUSTOMERS = (None, "cus_a", "cus_b", "cus_c")
+OUTCOMES = (  # (Radar's outcome, failure_code): every reason the dashboard groups failures by
+    ({"type": "issuer_declined", "reason": "expired_card"}, "expired_card"),
+    ({"type": "issuer_declined", "reason": None}, "insufficient_funds"),
+    ({"type": "blocked", "reason": "highest_risk_level"}, "card_declined"),
+    ({"type": "issuer_declined", "reason": "fraudulent"}, "card_declined"),
+    ({"type": "blocked", "reason": None}, None),
+    ({"type": "issuer_declined", "reason": "lost_card"}, "card_declined"),
+    (None, None),
+)
+
+
 def charge(rng: random.Random, oid: str) -> dict[str, Any]:
     status = rng.choice(CHARGE_STATUSES)
+    outcome, failure_code = rng.choice(OUTCOMES)
     return {
         "id": oid,
         "object": "charge",
@@ -47,6 +60,9 @@ def charge(rng: random.Random, oid: str) -> dict[str, Any]:
         "status": status,
         "paid": status == "succeeded" and rng.random() < 0.95,
         "created": T0 + rng.randint(-5 * DAY, 5 * DAY),
+        "customer": rng.choice(CUSTOMERS),
+        "outcome": outcome,
+        "failure_code": failure_code if status == "failed" else None,
     }
 
 
@@ -106,7 +122,7 @@ def invoice(rng: random.Random, oid: str) -> dict[str, Any]:
 MAKERS = {"charge": charge, "refund": refund, "subscription": subscription, "invoice": invoice}
 # Each field whose change alone must move a total (the mirror columns the triggers watch).
 ONE_CHANGE = {
-    "charge": ("status", "paid", "amount", "currency", "created"),
+    "charge": ("status", "paid", "amount", "currency", "created", "customer", "outcome", "failure_code"),
     "refund": ("status", "amount", "currency", "created"),
     "subscription": ("status", "currency", "items"),
     "invoice": ("status", "currency", "amount_remaining", "due_date"),
@@ -151,6 +167,21 @@ def summed_from_mirror(session: Session) -> dict[str, dict[tuple[Any, ...], tupl
             invoices[key][0] += 1
             invoices[key][1] += remaining
 
+    failed: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0])
+    times: dict[str, list[int]] = defaultdict(list)  # customer → when each failure was made
+    for cur, created, amount, status, deleted, customer, code, outcome in rows(
+        "SELECT currency, created, amount, status, deleted, customer_id, decline_reason, outcome_type "
+        "FROM stripe_charge"
+    ):
+        if status == "failed" and not deleted:
+            totals = failed[(cur, created // DAY, reports.failure_reason(code, outcome).value)]
+            totals[0] += 1
+            totals[1] += amount
+            totals[2] += 1 if customer else 0
+            if customer:
+                times[customer].append(created)
+    newest_two = {(customer,): (sorted(t)[-1], sorted(t)[-2] if len(t) > 1 else None) for customer, t in times.items()}
+
     def nonzero(d: dict[tuple[Any, ...], list[int]]) -> dict[tuple[Any, ...], tuple[int, ...]]:
         return {k: tuple(v) for k, v in d.items() if any(v)}
 
@@ -158,18 +189,37 @@ def summed_from_mirror(session: Session) -> dict[str, dict[tuple[Any, ...], tupl
         "rollup_revenue_day": nonzero(revenue),
         "rollup_mrr": nonzero(mrr),
         "rollup_open_invoices": nonzero(invoices),
+        "rollup_failed_day": nonzero(failed),
+        "rollup_failed_customer": newest_two,  # type: ignore[dict-item]
     }
 
 
 def rollups(session: Session) -> dict[str, dict[tuple[Any, ...], tuple[int, ...]]]:
-    queries = {
-        "rollup_revenue_day": "SELECT currency, day, gross, refunded FROM rollup_revenue_day",
-        "rollup_mrr": "SELECT currency, status, subscriptions, mrr FROM rollup_mrr",
-        "rollup_open_invoices": "SELECT currency, due_day, invoices, amount_remaining FROM rollup_open_invoices",
+    queries = {  # table → (SELECT with its keys first, how many keys)
+        "rollup_revenue_day": ("SELECT currency, day, gross, refunded FROM rollup_revenue_day", 2),
+        "rollup_mrr": ("SELECT currency, status, subscriptions, mrr FROM rollup_mrr", 2),
+        "rollup_open_invoices": (
+            "SELECT currency, due_day, invoices, amount_remaining FROM rollup_open_invoices",
+            2,
+        ),
+        "rollup_failed_day": (
+            "SELECT currency, day, reason, failures, amount, with_customer FROM rollup_failed_day",
+            3,
+        ),
     }
-    out = {}
-    for table, sql in queries.items():
-        out[table] = {(a, b): (int(c), int(d)) for a, b, c, d in session.execute(sa.text(sql)) if int(c) or int(d)}
+    out: dict[str, dict[tuple[Any, ...], tuple[Any, ...]]] = {}
+    for table, (sql, keys) in queries.items():
+        out[table] = {
+            tuple(row[:keys]): tuple(int(v) for v in row[keys:])
+            for row in session.execute(sa.text(sql))
+            if any(int(v) for v in row[keys:])
+        }
+    out["rollup_failed_customer"] = {
+        (customer,): (int(newest), None if second is None else int(second))
+        for customer, newest, second in session.execute(
+            sa.text("SELECT customer_id, newest, second_newest FROM rollup_failed_customer")
+        )
+    }
     return out
 
 
@@ -276,6 +326,8 @@ def test_rebuild_derived_sums_the_rollups_again_after_they_were_lost(any_store: 
         expected = summed_from_mirror(session)
         session.execute(sa.text("DELETE FROM rollup_mrr"))
         session.execute(sa.text("UPDATE rollup_revenue_day SET gross = gross + 12345"))
+        session.execute(sa.text("UPDATE rollup_failed_day SET failures = failures + 3"))
+        session.execute(sa.text("DELETE FROM rollup_failed_customer WHERE customer_id = 'cus_a'"))
         session.execute(sa.text("INSERT INTO rollup_open_invoices VALUES ('gbp', 1, 7, 700)"))
         if any_store.kind == "sqlite":
             session.execute(sa.text("DELETE FROM stripe_customer_search"))
@@ -285,7 +337,7 @@ def test_rebuild_derived_sums_the_rollups_again_after_they_were_lost(any_store: 
     assert cli.main(["rebuild-derived"]) == 0
 
     printed = capsys.readouterr().out
-    assert "rollup_mrr:" in printed and "rollup_revenue_day:" in printed
+    assert "rollup_mrr:" in printed and "rollup_revenue_day:" in printed and "rollup_failed_customer:" in printed
     with session_scope() as session:
         assert rollups(session) == expected
         if any_store.kind == "sqlite":
