@@ -65,7 +65,7 @@ from services.models import (
 )
 from services.money import format_money, is_currency_code
 from services.permissions import Actor
-from services.rollups import FRAUD_CODES
+from services.rollups import FAILURE_REASON_SQL, FRAUD_CODES
 
 DAY = 86_400
 MRR_STATUSES = ("active", "past_due")
@@ -145,24 +145,16 @@ def failure_reason(decline_reason: str | None, outcome_type: str | None) -> Fail
     return FailureReason.OTHER
 
 
-def _decline_code_and_fraud() -> tuple[sa.ColumnElement[str], sa.ColumnElement[bool]]:
-    """The decline code (never NULL) and whether Radar blocked it, as SQL: what `failure_reason`
-    reads, for the two SQL forms of it below."""
-    code = sa.func.coalesce(col(StripeCharge.decline_reason), "")
-    fraud = sa.or_(code.in_(sorted(FRAUD_CODES)), sa.func.coalesce(col(StripeCharge.outcome_type), "") == "blocked")
-    return code, fraud
-
-
 def _failure_reason_sql() -> sa.ColumnElement[str]:
-    """`failure_reason` as one SQL expression, so the store groups failed charges by it."""
-    code, fraud = _decline_code_and_fraud()
-    named = [FailureReason.EXPIRED_CARD.value, FailureReason.INSUFFICIENT_FUNDS.value]
-    return sa.case((fraud, FailureReason.FRAUD.value), (code.in_(named), code), else_=FailureReason.OTHER.value)
+    """`failure_reason` as one SQL expression, so the store groups failed charges by it: the
+    rollup triggers' own definition (`rollups.FAILURE_REASON_SQL`), so the two cannot differ."""
+    return sa.literal_column(FAILURE_REASON_SQL.format(r=StripeCharge.__tablename__))
 
 
 def _reason_condition(reason: str) -> sa.ColumnElement[bool]:
     """`failure_reason` as SQL, NULL-safe, for filtering the charges list."""
-    code, fraud = _decline_code_and_fraud()
+    code = sa.func.coalesce(col(StripeCharge.decline_reason), "")
+    fraud = sa.or_(code.in_(sorted(FRAUD_CODES)), sa.func.coalesce(col(StripeCharge.outcome_type), "") == "blocked")
     failed = col(StripeCharge.status) == "failed"
     if reason == "fraud":
         return sa.and_(failed, fraud)

@@ -163,6 +163,11 @@ class Repeats:
     table: str = "rollup_failed_customer"
     watched: tuple[str, ...] = ("status", "deleted", "created", "customer_id")
 
+    @property
+    def name(self) -> str:
+        """The triggers' (and PostgreSQL's function's) name."""
+        return f"stripe_charge_to_{self.table}"
+
     def counts(self, r: str) -> str:
         return f"({FAILED.format(r=r)} AND {HAS_CUSTOMER.format(r=r)})"
 
@@ -202,7 +207,7 @@ class Repeats:
         return self._summed()
 
     def sqlite_triggers(self) -> list[str]:
-        name = f"stripe_charge_to_{self.table}"
+        name = self.name
         again_old, again_new = self._read_again("old.customer_id"), self._read_again("new.customer_id")
         return [
             f"CREATE TRIGGER {name}_ai AFTER INSERT ON stripe_charge WHEN {self.counts('new')} "
@@ -215,7 +220,7 @@ class Repeats:
         ]
 
     def postgres_triggers(self) -> list[str]:
-        name = f"stripe_charge_to_{self.table}"
+        name = self.name
         again_old, again_new = self._read_again("OLD.customer_id"), self._read_again("NEW.customer_id")
         return [
             f"""CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $fn$
@@ -238,7 +243,7 @@ class Repeats:
         ]
 
     def drop_triggers(self, dialect: str) -> list[str]:
-        name = f"stripe_charge_to_{self.table}"
+        name = self.name
         if dialect == "sqlite":
             return [f"DROP TRIGGER IF EXISTS {name}_{s}" for s in ("ai", "ad", "au")]
         return [f"DROP FUNCTION IF EXISTS {name}() CASCADE"]
