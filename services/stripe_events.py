@@ -9,9 +9,10 @@ Three rules make any delivery order safe (DESIGN, Sync):
   so an event from the same second as the stored copy makes Billy read the object from
   Stripe and store that (`refetched`).
 
-Polling (`/v1/events`) is how an instance Stripe's webhooks cannot reach stays current;
-a gap longer than Stripe's 30-day event retention cannot be replayed, so it triggers a
-full re-backfill instead. Polled events are applied in Stripe's own order: by `created`, and
+Polling (`/v1/events`) is how an instance Stripe's webhooks cannot reach stays current. It
+goes on from the newest event seen, by either road (`polling_position`: the log's newest, or
+where a backfill began); a gap longer than Stripe's 30-day event retention cannot be replayed,
+so it triggers a full re-backfill instead. Polled events are applied in Stripe's own order: by `created`, and
 within one second in the order Stripe lists them (never by id, which is random).
 
 Clock skew. Every comparison with an event is in Stripe's time: event `created` against the
@@ -34,6 +35,7 @@ import logging
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -92,42 +94,72 @@ def _record_event(session: Session, event: dict[str, Any], via: str, outcome: st
     return session.execute(stmt).first() is not None
 
 
-def apply_event(event: dict[str, Any], via: str, gateway: StripeGateway | None = None) -> Applied:
-    """Apply one event to the store, whatever order and however often it arrives."""
+def _already_recorded(session: Session, event_id: str) -> bool:
+    table = table_of(StripeEvent)
+    return session.execute(sa.select(table.c.id).where(table.c.id == event_id)).first() is not None
+
+
+def apply_event(
+    event: dict[str, Any],
+    via: str,
+    gateway: StripeGateway | None = None,
+    *,
+    guard: Callable[[Session], None] | None = None,
+) -> Applied:
+    """Apply one event to the store, whatever order and however often it arrives.
+
+    The usual delivery (a version the store has not seen, or an older one) is one transaction:
+    compare with the stored version, record the event, write the copy, one commit. Under a burst
+    of webhooks the separate read, write and bookkeeping transactions each paid a round trip and
+    a commit (bench/burst). Only a tie (the stored copy is from the event's very second) leaves
+    the transaction to read Stripe's current copy, and records it in a second one. `guard` runs
+    first in each transaction and may refuse the event by raising (nothing is written then)."""
     obj = (event.get("data") or {}).get("object") or {}
     kind, object_id, created = obj.get("object"), obj.get("id"), int(event.get("created") or 0)
+    event_id = event["id"]
     if kind not in mirror.KINDS or not object_id:
-        with session_scope() as session:
-            fresh = _record_event(session, event, via, "ignored")
-        return Applied(event["id"], "ignored" if fresh else "duplicate")
-    with session_scope() as session:
-        if session.get(StripeEvent, event["id"]) is not None:
-            return Applied(event["id"], "duplicate")
-        stored = mirror.stored_version(session, kind, object_id)
-    deleted = str(event.get("type", "")).endswith(".deleted") and kind in DELETABLE
-    copy, version, outcome = obj, created, "applied"
-    if stored is not None and created < stored:
-        outcome = "older"
-    elif stored is not None and created == stored:
-        copy, deleted = _refetch(gateway or StripeGateway(), kind, object_id, obj, deleted)
-        outcome = "refetched"
 
-    def record_and_write(session: Session) -> list[str] | None:
+        def record_ignored(session: Session) -> bool:
+            if guard is not None:
+                guard(session)
+            return _record_event(session, event, via, "ignored")
+
+        return Applied(event_id, "ignored" if run_transaction(record_ignored) else "duplicate")
+
+    def record_and_write(
+        session: Session, copy: dict[str, Any], deleted: bool, outcome: str | None
+    ) -> tuple[str, list[str]] | None:
+        """(outcome, ids written); None when the store holds a copy of this very second, so
+        Stripe's current copy must be read first (`outcome` "refetched" brings it)."""
+        if guard is not None:
+            guard(session)
+        if outcome is None:
+            stored = mirror.stored_version(session, kind, object_id)
+            if stored is not None and created == stored:
+                return ("duplicate", []) if _already_recorded(session, event_id) else None
+            outcome = "older" if stored is not None and created < stored else "applied"
         if not _record_event(session, event, via, outcome):
-            return None  # another worker took it meanwhile
+            return "duplicate", []  # recorded before, or by another delivery meanwhile: written then
         if outcome == "older":
-            return []
-        return mirror.write_objects(
-            session, kind, [copy], version, deleted=deleted, replace_equal=outcome == "refetched"
+            return outcome, []
+        written = mirror.write_objects(
+            session, kind, [copy], created, deleted=deleted, replace_equal=outcome == "refetched"
         )
+        return outcome, written
 
-    written = run_transaction(record_and_write)
-    if written is None:
-        return Applied(event["id"], "duplicate")
+    copy, deleted = obj, str(event.get("type", "")).endswith(".deleted") and kind in DELETABLE
+    done = run_transaction(lambda session: record_and_write(session, copy, deleted, None))
+    if done is None:
+        copy, deleted = _refetch(gateway or StripeGateway(), kind, object_id, obj, deleted)
+        done = run_transaction(lambda session: record_and_write(session, copy, deleted, "refetched"))
+    assert done is not None  # a fixed outcome always records or finds a duplicate
+    outcome, written = done
+    if outcome == "duplicate":
+        return Applied(event_id, outcome)
     notices.publish(kind, written)
     if written:  # a customer's new default card the store lacks is fetched (issue 16)
         sync.fetch_named_cards(gateway or StripeGateway(), kind, copy)
-    return Applied(event["id"], outcome)
+    return Applied(event_id, outcome)
 
 
 def _refetch(
@@ -194,10 +226,6 @@ def receive_webhook(payload: bytes, signature: str | None) -> Applied:
     secret = _webhook_secret()
     if not secret:
         raise WebhookRejected("Webhooks are not set up on this instance yet.")
-    if sync.stripe_disconnected():
-        # Disconnected: nothing is synced. Refused, not dropped, so Stripe keeps retrying (for three
-        # days) and a reconnection within them still receives the changes.
-        raise WebhookRejected("Stripe is disconnected on this instance; the delivery was not applied.")
     try:
         event = verify_webhook(payload, signature, secret, SIGNATURE_TOLERANCE_SECONDS)
     except WebhookSignatureInvalid as exc:
@@ -210,9 +238,17 @@ def receive_webhook(payload: bytes, signature: str | None) -> Applied:
             raise WebhookRejected(again.message) from None
     if event.get("object") != "event" or not event.get("id"):
         raise WebhookRejected("That is not a Stripe event.")
-    result = apply_event(event, "webhook")
-    _note_event_seen(event)
-    return result
+    # Polling goes on from the newest event in the log (`polling_position`), so a delivery
+    # needs no bookkeeping of its own: recording its event is enough.
+    return apply_event(event, "webhook", guard=_refuse_while_disconnected)
+
+
+def _refuse_while_disconnected(session: Session) -> None:
+    """Disconnected (Settings → Stripe connection): nothing is synced. Refused, not dropped, so
+    Stripe keeps retrying (for three days) and a reconnection within them still receives the
+    changes. Checked in the delivery's own transaction: no read of its own."""
+    if sync.stripe_disconnected(session):
+        raise WebhookRejected("Stripe is disconnected on this instance; the delivery was not applied.")
 
 
 # --- polling --------------------------------------------------------------------------------
@@ -225,24 +261,21 @@ def _advance_event_cursor(state: SyncState, event: dict[str, Any]) -> None:
         state.last_event_created, state.cursor = created, event["id"]
 
 
-def _note_event_seen(event: dict[str, Any]) -> None:
-    """Move the polling position to a webhook's event, if it is the newest seen: one conditional
-    UPDATE, as `_advance_event_cursor` decides. Every delivery writes this one row; read through
-    the ORM first (a load, a flush, a commit) it was 8 % of the server's time in a burst of
-    webhooks (py-spy on bench.burst), and the row stayed locked for all of it."""
-    created = int(event.get("created") or 0)
-    states = table_of(SyncState)
-    with session_scope() as session:
-        moved = session.connection().execute(
-            states.update()
-            .where(
-                states.c.resource == sync.EVENTS,
-                sa.or_(states.c.last_event_created.is_(None), states.c.last_event_created <= created),
-            )
-            .values(last_event_created=created, cursor=event["id"])
-        )
-        if moved.rowcount == 0:  # an older event (left as it is), or the row's first use (made here)
-            _advance_event_cursor(sync.sync_state(session, sync.EVENTS), event)
+def polling_position(session: Session) -> tuple[int | None, str | None]:
+    """Where polling goes on from: the newest event seen, whether polled or delivered by webhook
+    (the log's newest, one step down its (`created`, `id`) index), or the position a backfill or a
+    poll set in `sync_state`, whichever is later; with the event's id (None: a position set by
+    Billy's clock). Taken from the log so that a webhook delivery writes nothing but its event:
+    one shared row moved by every delivery serialised them all on its lock."""
+    state = session.get(SyncState, sync.EVENTS)
+    kept = (state.last_event_created, state.cursor) if state is not None else (None, None)
+    table = table_of(StripeEvent)
+    newest = session.execute(
+        sa.select(table.c.created, table.c.id).order_by(table.c.created.desc(), table.c.id.desc()).limit(1)
+    ).first()
+    if newest is not None and (kept[0] is None or newest.created >= kept[0]):
+        return int(newest.created), str(newest.id)
+    return kept
 
 
 def poll_events(gateway: StripeGateway | None = None) -> dict[str, int]:
@@ -250,8 +283,8 @@ def poll_events(gateway: StripeGateway | None = None) -> dict[str, int]:
     gateway = gateway or StripeGateway()
     now = time.time()  # Stripe's time (its events' `created`, its retention), so the wall clock, not `clock`
     with session_scope() as session:
+        since, cursor = polling_position(session)
         state = sync.sync_state(session, sync.EVENTS)
-        since, cursor = state.last_event_created, state.cursor
         state.status, state.started_at = "running", utcnow()
     if since is None or since < now - EVENT_RETENTION_SECONDS + 3600:
         # Nothing to continue from, or older than Stripe keeps: only a full copy is sure.
@@ -362,7 +395,7 @@ class EventPoller:
 @dataclass(frozen=True)
 class SyncOverview:
     resources: list[sync.ResourceProgress]
-    last_event_created: int | None  # Stripe's Unix time of the newest event applied
+    last_event_created: int | None  # Stripe's Unix time of the newest event seen (`polling_position`)
     lag_seconds: int | None  # how far behind Stripe's newest known event the store may be
     events_status: str
     events_note: str | None
@@ -379,7 +412,7 @@ def overview(actor: Actor) -> SyncOverview:
     now = time.time()  # the lag is measured against Stripe's event times: the wall clock, not `clock`
     with session_scope() as session:
         state = session.get(SyncState, sync.EVENTS)
-        last = state.last_event_created if state else None
+        last = polling_position(session)[0]
         polled_at = state.finished_at.timestamp() if state and state.finished_at else None
         status, note = (state.status, state.last_error) if state else ("pending", None)
     settings = get_settings()

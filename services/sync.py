@@ -1003,12 +1003,15 @@ class BackgroundSync:
 background_sync = BackgroundSync()
 
 
-def stripe_disconnected() -> bool:
+def stripe_disconnected(session: Session | None = None) -> bool:
     """Whether the Owner disconnected Stripe (Settings → Stripe connection): then syncing has
-    nothing to do until a key is connected again."""
-    with session_scope() as session:
-        row = session.exec(select(StripeConnection)).first()
-        return row is not None and not row.secret_name and row.disconnected_at is not None
+    nothing to do until a key is connected again. Read in `session` if given (a caller's own
+    transaction), else in one of its own."""
+    if session is None:
+        with session_scope() as own:
+            return stripe_disconnected(own)
+    row = session.exec(select(StripeConnection)).first()
+    return row is not None and not row.secret_name and row.disconnected_at is not None
 
 
 def start_sync(actor: Actor) -> bool:

@@ -21,7 +21,7 @@ from services import clock, mirror, stripe_keys, sync
 from services.config import PROJECT_ROOT
 from services.db import session_scope
 from services.errors import StripeRequestFailed
-from services.models import StripeCharge, StripeCustomer, StripeEvent, SyncState
+from services.models import StripeCharge, StripeCustomer, StripeEvent, SyncState, table_of
 from services.permissions import Actor
 from services.stripe_events import apply_event, poll_events
 from services.stripe_gateway import StripeGateway, as_dict
@@ -379,8 +379,11 @@ def test_polling_applies_new_events_and_a_long_gap_means_a_full_backfill(seeded,
     assert poll_events().get("applied", 0) == 0  # nothing new: the overlap only finds duplicates
     started: list[bool] = []
     monkeypatch.setattr(sync.background_sync, "start", lambda gateway=None: started.append(True) or True)
+    month_ago = 31 * 24 * 3600  # the instance was off for a month: all it saw is that old
     with session_scope() as s:
-        s.get(SyncState, sync.EVENTS).last_event_created = int(time.time()) - 31 * 24 * 3600  # type: ignore[union-attr]
+        s.get(SyncState, sync.EVENTS).last_event_created -= month_ago  # type: ignore[union-attr, operator]
+        events = table_of(StripeEvent)
+        s.connection().execute(events.update().values(created=events.c.created - month_ago))
     assert poll_events() == {"backfill": 1} and started == [True]
 
 

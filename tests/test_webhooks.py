@@ -167,20 +167,24 @@ def _charge(charge_id: str) -> StripeCharge | None:
 
 
 def test_polling_resumes_after_the_newest_delivered_event_never_an_older_one(client) -> None:  # type: ignore[no-untyped-def]
-    """Each delivery moves the position event polling continues from (`sync_state` "events") to
-    its event when that is the newest seen: the first delivery makes the row, a later event moves
-    it on, an older one arriving late leaves it. Polling then never skips or repeats a stretch."""
+    """Event polling goes on from the newest event seen (`polling_position`): a delivery moves it
+    to its event when that is the newest, an older one arriving late leaves it, and a poll's own
+    later position wins over older deliveries. Polling then never skips or repeats a stretch. A
+    delivery writes only its event: nothing else for every delivery to queue on."""
     with session_scope() as s:
-        assert s.get(SyncState, sync.EVENTS) is None  # a fresh instance has no position yet
+        assert stripe_events.polling_position(s) == (None, None)  # a fresh instance has no position yet
     now = int(time.time())
     for event_id, created in (("evt_mid", now - 60), ("evt_new", now - 30), ("evt_old", now - 90)):
         body = customer_event(event_id, f"{event_id}@example.com", created)
         answer = client.post("/api/stripe/webhook", content=body, headers={"stripe-signature": signed(body)})
         assert answer.status_code == 200, answer.text
         with session_scope() as s:
-            state = s.get(SyncState, sync.EVENTS)
-            assert state is not None
-            position = (state.last_event_created, state.cursor)
+            position = stripe_events.polling_position(s)
         if event_id == "evt_mid":
             assert position == (now - 60, "evt_mid")
     assert position == (now - 30, "evt_new")
+    with session_scope() as s:
+        assert s.get(SyncState, sync.EVENTS) is None  # deliveries kept no position of their own
+        sync.sync_state(s, sync.EVENTS).last_event_created = now - 10  # a poll (or backfill) since
+    with session_scope() as s:
+        assert stripe_events.polling_position(s) == (now - 10, None)
