@@ -15,7 +15,8 @@ import contextlib
 import json
 import logging
 import threading
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -39,8 +40,14 @@ EVERYTHING = Notice("*", ())
 class Subscription:
     """One listener's queue. `next` waits at most `timeout` seconds (None: as long as it takes)."""
 
-    def __init__(self, queue: asyncio.Queue[Notice]) -> None:
+    def __init__(self, queue: asyncio.Queue[Notice], bus: NoticeBus) -> None:
         self._queue = queue
+        self._bus = bus
+
+    def heard(self) -> int:
+        """The bus's generation now: at least that of every notice `next` has handed over (a
+        notice moves the generation before it is queued)."""
+        return self._bus.generation
 
     async def next(self, timeout: float | None) -> Notice | None:
         try:
@@ -76,7 +83,7 @@ class NoticeBus:
         with self._lock:
             self._subscribers.add(entry)
         try:
-            yield Subscription(queue)
+            yield Subscription(queue, self)
         finally:
             with self._lock:
                 self._subscribers.discard(entry)
@@ -185,6 +192,31 @@ def generation() -> int:
     """Moves whenever this process hears of a store change (from any worker, with Redis)."""
     _relay()
     return get_bus().generation
+
+
+# How new a read must be for the caller: None, a read begun at the current generation; a live
+# page's refresh sets the generation it heard of (`reading_as_of`).
+_reading_as_of: ContextVar[int | None] = ContextVar("billy_reading_as_of", default=None)
+
+
+@contextlib.contextmanager
+def reading_as_of(heard: int) -> Iterator[None]:
+    """Reads in the block need only have begun at generation `heard` or later: a live page's
+    refresh, once the notices it answers had all arrived. Any such read shows every change those
+    notices announced (a notice is published after its transaction commits), so it may be shared
+    with the pages that heard the same notices (`reports.SharedReads`), even if more notices came
+    meanwhile: those bring the page's next refresh."""
+    token = _reading_as_of.set(heard)
+    try:
+        yield
+    finally:
+        _reading_as_of.reset(token)
+
+
+def wanted_generation() -> int:
+    """The oldest generation a shared read may have begun at to serve the caller."""
+    heard = _reading_as_of.get()
+    return generation() if heard is None else heard
 
 
 def subscription() -> contextlib.AbstractAsyncContextManager[Subscription]:

@@ -322,7 +322,8 @@ def dashboard(actor: Actor) -> Dashboard:
     with _dashboard_lock:
         at = _now()
         generation, cached = notices.generation(), _dashboard_cache
-        if cached and cached[0] == generation and 0 <= (at - cached[1]).total_seconds() < DASHBOARD_CACHE_SECONDS:
+        fresh_enough = cached is not None and cached[0] >= notices.wanted_generation()  # a live refresh's (SharedReads)
+        if cached and fresh_enough and 0 <= (at - cached[1]).total_seconds() < DASHBOARD_CACHE_SECONDS:
             return cached[2]
         board = _compute_dashboard(at)
         _dashboard_cache = (generation, at, board)
@@ -891,10 +892,13 @@ class SharedReads:
 
     @staticmethod
     def _current(kept: tuple[int, datetime, Future[Any]] | None) -> bool:
-        """Whether a read began at this store generation, at most SHARED_PAGE_SECONDS ago by
-        Billy's clock (a clock moved on or back reads anew)."""
+        """Whether a read began at the store generation the caller needs or later (the current
+        one, or the one a live refresh heard of: `notices.wanted_generation`), at most
+        SHARED_PAGE_SECONDS ago by Billy's clock (a clock moved on or back reads anew)."""
         return bool(
-            kept and kept[0] == notices.generation() and 0 <= (_now() - kept[1]).total_seconds() < SHARED_PAGE_SECONDS
+            kept
+            and kept[0] >= notices.wanted_generation()
+            and 0 <= (_now() - kept[1]).total_seconds() < SHARED_PAGE_SECONDS
         )
 
     def read(self, key: Hashable, read: Callable[[], R]) -> R:

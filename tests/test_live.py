@@ -255,14 +255,84 @@ def test_a_burst_of_notices_makes_a_few_refreshes_a_second_and_none_is_missed() 
             while sum(sizes) < 100:
                 batch = await asyncio.wait_for(anext(batches), 5)
                 assert batch is not None
-                sizes.append(len(batch))
+                sizes.append(len(batch.notices))
             await asyncio.sleep(MIN_REFRESH_GAP)  # quiet: the next notice is not held back
             sent = time.monotonic()
             bus.deliver(Notice("charge", ("ch_late",)))
-            assert await asyncio.wait_for(anext(batches), 5) == [Notice("charge", ("ch_late",))]
+            late = await asyncio.wait_for(anext(batches), 5)
+            assert late is not None and late.notices == [Notice("charge", ("ch_late",))]
+            assert late.heard == bus.generation  # every notice so far had arrived when it closed
             return sizes, time.monotonic() - sent
 
     sizes, late_after = asyncio.run(scenario())
     assert sum(sizes) == 100
     assert len(sizes) <= 1.0 / MIN_REFRESH_GAP + 2, sizes  # about 1 s of burst: four or five groups, not 100
     assert late_after < BATCH_SECONDS + 0.15
+
+
+def test_pages_hearing_the_same_burst_refresh_on_shared_beats() -> None:
+    """Open pages that take different times to refresh still refresh on the process's shared
+    beat (a multiple of TICK_SECONDS), so those refreshing in the same instant share one read of
+    their rows; without the beat each page drifts by its own refresh time."""
+    from billy_app.state.live import TICK_SECONDS, paced_batches
+
+    bus = NoticeBus()
+
+    async def page(refresh_seconds: float, beats: list[float]) -> None:
+        async with bus.subscription() as sub:
+            async for batch in paced_batches(sub):
+                assert batch is not None
+                beats.append(asyncio.get_running_loop().time())
+                await asyncio.sleep(refresh_seconds)  # this page's re-read and render
+                if len(beats) == 5:
+                    return
+
+    async def scenario() -> list[list[float]]:
+        timings = [0.0, 0.013, 0.071, 0.123]
+        beats: list[list[float]] = [[] for _ in timings]
+        pages = [asyncio.create_task(page(t, b)) for t, b in zip(timings, beats, strict=True)]
+        await asyncio.sleep(0.05)
+
+        def burst() -> None:
+            for i in range(300):
+                bus.deliver(Notice("charge", (f"ch_{i}",)))
+                time.sleep(0.007)
+
+        threading.Thread(target=burst, daemon=True).start()
+        await asyncio.wait_for(asyncio.gather(*pages), 10)
+        return beats
+
+    beats = asyncio.run(scenario())
+    for moments in beats:
+        for moment in moments:
+            off = moment / TICK_SECONDS - round(moment / TICK_SECONDS)
+            assert 0 <= off * TICK_SECONDS < 0.02, (moment, off)  # woke on a beat, a moment after it
+    on_beat = [[round(m / TICK_SECONDS) for m in moments] for moments in beats]
+    assert on_beat[0] == on_beat[1], on_beat  # pages a little apart refresh together
+    assert len({m[0] for m in on_beat}) == 1, on_beat  # all heard the burst's first notice together
+
+
+def test_a_live_refresh_shares_any_read_begun_after_the_notices_it_heard() -> None:
+    """A page's refresh needs a read begun once its notices had arrived, not one begun after
+    every notice since: so fifty pages refreshing in one beat share one read even while the burst
+    goes on. Anyone else (a click) reads the store as it is now."""
+    from services.reports import SharedReads
+
+    shared, began = SharedReads(), []
+
+    def read() -> int:
+        began.append(notices.generation())
+        return len(began)
+
+    heard = notices.generation()
+    assert shared.read("first page", read) == 1
+    notices.get_bus().deliver(Notice("charge", ("ch_1",)))  # the store moved on meanwhile
+    with notices.reading_as_of(heard):
+        assert shared.read("first page", read) == 1  # begun at what this page heard: shared
+    assert shared.read("first page", read) == 2  # a click wants the store as it is now
+    with notices.reading_as_of(heard):
+        assert shared.read("first page", read) == 2  # a newer read serves too
+    notices.get_bus().deliver(Notice("charge", ("ch_2",)))
+    with notices.reading_as_of(notices.generation()):
+        assert shared.read("first page", read) == 3  # it heard of a change the kept read predates
+    assert began == sorted(began) and len(set(began)) == 3

@@ -5,15 +5,19 @@ shows through the service layer, as its viewer, so a notice can never leak a row
 viewer may not see. Notices arriving close together are handled as one refresh, and a page
 refreshes at most every `MIN_REFRESH_GAP` seconds: under a burst of Stripe events (hundreds a
 second) each open page re-reads a few times a second, not once per event, which kept the server
-and every browser rendering the same rows over and over (bench/burst). The task ends when its
-tab disconnects or navigates to another page.
+and every browser rendering the same rows over and over (bench/burst). Refreshes fall on a beat
+shared by every page of the process (`TICK_SECONDS`), and each reads as of the notices it heard
+(`notices.reading_as_of`), so open pages showing the same rows share one read of them. The task
+ends when its tab disconnects or navigates to another page.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import ClassVar
 
 import reflex as rx
@@ -26,10 +30,28 @@ from services.errors import BillyError, NotAuthenticated
 
 BATCH_SECONDS = 0.05  # notices within this window make one refresh
 MIN_REFRESH_GAP = 0.3  # seconds from one refresh of a page to its next, whatever arrives meanwhile
+TICK_SECONDS = 0.05  # every page of a process refreshes on this shared beat
 IDLE_CHECK_SECONDS = 20.0  # how often an idle task checks that its tab is still there
 REDIS_RETRY_SECONDS = 1.0  # how long a task waits before looking for its state again while Redis is away
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Notices answered by one refresh, and the store generation once they had all arrived: a
+    read begun at it or later shows all they announced (`notices.reading_as_of`)."""
+
+    notices: list[notices.Notice]
+    heard: int
+
+
+def _on_beat(moment: float) -> float:
+    """The first beat (a multiple of TICK_SECONDS on the loop's clock) at or after `moment`.
+    Pages that hear the same notices then refresh in the same instant and share one read of
+    their rows (`reports.SharedReads`): fifty open charges lists read them once per refresh, not
+    fifty times, which under a burst of Stripe events was half the server's work (bench/burst)."""
+    return math.ceil(round(moment / TICK_SECONDS, 6)) * TICK_SECONDS
 
 
 def _tab_connected(token: str) -> bool:
@@ -43,30 +65,38 @@ def _tab_connected(token: str) -> bool:
     return namespace is None or token in namespace.token_to_sid
 
 
-async def _next_batch(sub: notices.Subscription, not_before: float = 0.0) -> list[notices.Notice] | None:
+async def _next_batch(sub: notices.Subscription, not_before: float = 0.0) -> tuple[Batch, float] | None:
     """The next group of notices, gathered for `BATCH_SECONDS` after the first and at least until
-    the loop's clock reads `not_before`; None after an idle spell, so the caller can check on its tab."""
+    the loop's clock reads `not_before`, closed on a beat; with that beat. None after an idle
+    spell, so the caller can check on its tab."""
     first = await sub.next(IDLE_CHECK_SECONDS)
     if first is None:
         return None
     batch = [first]
-    deadline = max(asyncio.get_running_loop().time() + BATCH_SECONDS, not_before)
-    while (left := deadline - asyncio.get_running_loop().time()) > 0:
+    loop = asyncio.get_running_loop()
+    deadline = _on_beat(max(loop.time() + BATCH_SECONDS, not_before))
+    while (left := deadline - loop.time()) > 0:
         more = await sub.next(left)
         if more is None:
             break
         batch.append(more)
-    return batch
+    return Batch(batch, sub.heard()), deadline
 
 
-async def paced_batches(sub: notices.Subscription) -> AsyncIterator[list[notices.Notice] | None]:
+async def paced_batches(sub: notices.Subscription) -> AsyncIterator[Batch | None]:
     """The subscription's notices in groups, one group per refresh: at least `MIN_REFRESH_GAP`
-    apart, so a burst makes a few refreshes a second; None after each idle spell."""
+    apart, on the shared beat, so a burst makes a few refreshes a second; None after each idle
+    spell."""
     not_before = 0.0
     while True:
-        batch = await _next_batch(sub, not_before)
-        if batch is not None:
-            not_before = asyncio.get_running_loop().time() + MIN_REFRESH_GAP
+        closed = await _next_batch(sub, not_before)
+        if closed is None:
+            yield None
+            continue
+        batch, beat = closed
+        # Counted from the beat, not from when this task woke: pages that refreshed together
+        # stay together.
+        not_before = beat + MIN_REFRESH_GAP
         yield batch
 
 
@@ -124,17 +154,21 @@ class LiveState(rx.State, mixin=True):
             async for batch in paced_batches(sub):
                 if not _tab_connected(token):
                     return
-                relevant = batch is not None and any(n.kind in kinds or n.kind == "*" for n in batch)
+                relevant = batch is not None and any(n.kind in kinds or n.kind == "*" for n in batch.notices)
+                heard = batch.heard if batch is not None else notices.generation()
                 try:
-                    async with self:
-                        if self._follow_generation != mine or (self.follows_one_page and self.router.url.path != path):
-                            return  # a newer follower, or the tab has moved to another page
-                        if await self._bound_session_now() != bound_to:
-                            return  # the tab's state now belongs to another session (or none)
-                        if relevant and not await self._refreshed():
-                            return
-                    if relevant:
-                        await self._after_live_refresh()
+                    with notices.reading_as_of(heard):
+                        async with self:
+                            if self._follow_generation != mine or (
+                                self.follows_one_page and self.router.url.path != path
+                            ):
+                                return  # a newer follower, or the tab has moved to another page
+                            if await self._bound_session_now() != bound_to:
+                                return  # the tab's state now belongs to another session (or none)
+                            if relevant and not await self._refreshed():
+                                return
+                        if relevant:
+                            await self._after_live_refresh()
                 except RedisError as exc:
                     # The tab's state lives in Redis, which is away: keep following. Once Redis is
                     # back, the notice relay's "reload everything" refreshes the page (services.notices).
