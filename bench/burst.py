@@ -91,6 +91,7 @@ class Outcome:
     # in flight at once), so which one applies is a race; exactly one of them may.
     by_event: dict[str, list[str]] = field(default_factory=dict)
     first_posted: dict[str, float] = field(default_factory=dict)  # charge id → ms (Date.now() clock)
+    answer_ms: list[float] = field(default_factory=list)  # each POST until its answer came back
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -165,8 +166,10 @@ def deliver(url: str, plan: list[Delivery]) -> tuple[Outcome, float]:
         signed = signature_header(WEBHOOK_SECRET, body, int(time.time()))
         posted_ms = time.time() * 1000
         answer = http.post("/api/stripe/webhook", content=body, headers={"stripe-signature": signed})
+        answered_ms = time.time() * 1000 - posted_ms
         obj = item.event["data"]["object"]
         with outcome.lock:
+            outcome.answer_ms.append(answered_ms)
             outcome.statuses[answer.status_code] += 1
             said = answer.text.strip()[:40]
             (outcome.repeat_answers if item.repeat else outcome.answers)[said] += 1
@@ -358,6 +361,10 @@ def run(events: int, seconds: float, pages: int, browser_pages: int, db: str = "
         f"({len(tabs)} in Chromium, {pages - len(tabs)} websocket clients)"
     )
     lines.append(f"answers: {dict(outcome.answers)}; repeats: {dict(outcome.repeat_answers)}")
+    lines.append(
+        f"webhook answered in: p50 {percentile(outcome.answer_ms, 50):.0f} ms, "
+        f"p95 {percentile(outcome.answer_ms, 95):.0f} ms (part of every delay below)"
+    )
     lines.append(f"event log: {dict(recorded)}")
     check(sum(recorded.values()) >= len(burst), f"every event recorded: {sum(recorded.values())} of {len(burst)}")
     twice = [said for said in outcome.by_event.values() if len(said) > 1]
