@@ -1010,7 +1010,9 @@ def stripe_disconnected(session: Session | None = None) -> bool:
     if session is None:
         with session_scope() as own:
             return stripe_disconnected(own)
-    row = session.exec(select(StripeConnection)).first()
+    # Two columns, not the ORM row: every webhook delivery asks (bench/burst).
+    table = table_of(StripeConnection)
+    row = session.execute(sa.select(table.c.secret_name, table.c.disconnected_at).limit(1)).first()
     return row is not None and not row.secret_name and row.disconnected_at is not None
 
 
