@@ -24,6 +24,30 @@ from services.config import PROJECT_ROOT
 ARTIFACTS = PROJECT_ROOT / "artifacts" / "screenshots"
 
 
+# How much of its app's log a failed browser test's report ends with.
+APP_LOG_LINES = 80
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed browser test's report ends with what its app logged last and, for a scaled
+    instance, what its PostgreSQL sessions were doing: a flake seen once in CI is diagnosed from
+    its report, not from reruns that pass (stop 28: all of test_scale_out.py failed once)."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.when != "call" or not report.failed:
+        return
+    funcargs = getattr(item, "funcargs", {})
+    scaled = funcargs.get("scaled")
+    app = funcargs.get("app_server") or getattr(scaled, "app", None)
+    if isinstance(app, RunningApp) and app.log.exists():
+        lines = app.log.read_text(errors="replace").splitlines()[-APP_LOG_LINES:]
+        report.sections.append(("Billy's log, last lines", "\n".join(lines)))
+    describe = getattr(scaled, "store_sessions", None)
+    if callable(describe):
+        report.sections.append(("Billy's PostgreSQL sessions at the failure", describe()))
+
+
 @pytest.fixture(scope="module")
 def mail_catcher() -> Iterator[CatcherHandle]:
     """Where the app's invites and reset mails land (plain SMTP, no login)."""

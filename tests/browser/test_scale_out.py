@@ -29,6 +29,7 @@ import signal
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 
 import httpx
@@ -56,9 +57,26 @@ class Scaled:
     app: RunningApp
     redis: RedisServer
     proxy: TcpProxy
+    dbname: str
 
     def redis_client(self) -> redis.Redis:
         return redis.Redis.from_url(self.redis.url(), socket_timeout=2, socket_connect_timeout=2)
+
+    def store_sessions(self) -> str:
+        """Each of the instance's PostgreSQL sessions: its state, what it waits on, who blocks
+        it, how long its transaction has run and its statement (a failed test's report ends
+        with this: tests/browser/conftest.py)."""
+        try:
+            with closing(_admin()) as admin, admin.cursor() as cur:
+                cur.execute(
+                    "SELECT pid, state, wait_event_type, wait_event, pg_blocking_pids(pid), now() - xact_start,"
+                    " left(query, 160) FROM pg_stat_activity WHERE datname = %s ORDER BY xact_start",
+                    (self.dbname,),
+                )
+                rows = cur.fetchall()
+        except psycopg2.Error as exc:
+            return f"(PostgreSQL did not answer: {exc})"
+        return "\n".join(" | ".join(map(str, row)) for row in rows) or "(no sessions)"
 
 
 def _admin():  # type: ignore[no-untyped-def]
@@ -100,7 +118,7 @@ def scaled(sandbox, mail_catcher, tmp_path_factory: pytest.TempPathFactory, app_
                 "BILLY_EVENT_POLL_SECONDS": "0",
             },
         ) as app:
-            yield Scaled(app, private_redis, proxy)
+            yield Scaled(app, private_redis, proxy, dbname)
     finally:
         proxy.close()
         private_redis.stop()
