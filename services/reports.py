@@ -306,35 +306,23 @@ class Dashboard:
 
 
 # The dashboard is the same for every viewer and costs tens of milliseconds at scale
-# (bench/pages), while every open dashboard re-reads it on each store change. So the current
-# one is kept until the store changes (a notice) or for at most this long (time windows move),
-# by the clock: a clock moved back, or on by this much, gets a fresh one.
+# (bench/pages), while every open dashboard re-reads it on each store change. So one read is
+# kept for every viewer (`SharedReads`, defined below) until the store changes (a notice) or for
+# at most this long (time windows move), by the clock: a clock moved back, or on by this much,
+# gets a fresh one.
 DASHBOARD_CACHE_SECONDS = 15.0
-_dashboard_cache: tuple[int, datetime, Dashboard] | None = None  # (notice generation, computed at, board)
-_dashboard_lock = threading.Lock()
 
 
 def dashboard(actor: Actor) -> Dashboard:
-    """Everything the dashboard home shows, from the store, at this moment (or a copy computed
+    """Everything the dashboard home shows, from the store, at this moment (or a copy read
     since the last store change, at most DASHBOARD_CACHE_SECONDS earlier by the clock)."""
-    global _dashboard_cache
     audit.authorize_read(actor, "dashboard.view")
-    with _dashboard_lock:
-        at = _now()
-        generation, cached = notices.generation(), _dashboard_cache
-        fresh_enough = cached is not None and cached[0] >= notices.wanted_generation()  # a live refresh's (SharedReads)
-        if cached and fresh_enough and 0 <= (at - cached[1]).total_seconds() < DASHBOARD_CACHE_SECONDS:
-            return cached[2]
-        board = _compute_dashboard(at)
-        _dashboard_cache = (generation, at, board)
-        return board
+    return _kept_dashboard.read("dashboard", lambda: _compute_dashboard(_now()))
 
 
 def forget_dashboard() -> None:
     """Drop the kept copy (a store swapped under the process: tests, a re-created instance)."""
-    global _dashboard_cache
-    with _dashboard_lock:
-        _dashboard_cache = None
+    _kept_dashboard.forget()
 
 
 def _compute_dashboard(at: datetime) -> Dashboard:
@@ -886,19 +874,18 @@ class SharedReads:
     store generation (`notices.generation`), including callers arriving while it is being read.
     Each caller is authorized by its own service function before it gets here."""
 
-    def __init__(self) -> None:
+    def __init__(self, window: float = SHARED_PAGE_SECONDS, kept: int = SHARED_PAGES_KEPT) -> None:
+        self._window = window
+        self._most = kept
         self._lock = threading.Lock()
         self._reads: OrderedDict[Hashable, tuple[int, datetime, Future[Any]]] = OrderedDict()
 
-    @staticmethod
-    def _current(kept: tuple[int, datetime, Future[Any]] | None) -> bool:
+    def _current(self, kept: tuple[int, datetime, Future[Any]] | None) -> bool:
         """Whether a read began at the store generation the caller needs or later (the current
-        one, or the one a live refresh heard of: `notices.wanted_generation`), at most
-        SHARED_PAGE_SECONDS ago by Billy's clock (a clock moved on or back reads anew)."""
+        one, or the one a live refresh heard of: `notices.wanted_generation`), less than the
+        window ago by Billy's clock (a clock moved on or back reads anew)."""
         return bool(
-            kept
-            and kept[0] >= notices.wanted_generation()
-            and 0 <= (_now() - kept[1]).total_seconds() < SHARED_PAGE_SECONDS
+            kept and kept[0] >= notices.wanted_generation() and 0 <= (_now() - kept[1]).total_seconds() < self._window
         )
 
     def read(self, key: Hashable, read: Callable[[], R]) -> R:
@@ -909,7 +896,7 @@ class SharedReads:
                 kept = (notices.generation(), _now(), Future())
                 self._reads[key] = kept
                 self._reads.move_to_end(key)
-                while len(self._reads) > SHARED_PAGES_KEPT:
+                while len(self._reads) > self._most:
                     self._reads.popitem(last=False)
         assert kept is not None
         future = kept[2]
@@ -939,6 +926,7 @@ class SharedReads:
 
 
 shared_pages = SharedReads()
+_kept_dashboard = SharedReads(window=DASHBOARD_CACHE_SECONDS, kept=1)
 
 
 class LateTotals:

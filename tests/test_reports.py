@@ -497,6 +497,34 @@ def test_an_empty_store_gives_an_empty_dashboard(people: Actor) -> None:
     assert [g.count for g in board.failed] == [0, 0, 0, 0] and board.failed_count == 0
 
 
+def test_the_dashboard_is_read_once_for_everyone_until_the_store_changes_or_15_seconds_pass(
+    people: Actor,
+) -> None:
+    """Every open dashboard re-reads on each store change; one read serves them all. A failed
+    payment stored without a notice (the kept read cannot know of it) shows up once a notice
+    arrives, once the window has passed, or once the clock moves back."""
+    from services import notices
+
+    def failed_at(at: datetime) -> int:
+        with clock.freeze(at):
+            return reports.dashboard(people).failed_count
+
+    def fail_quietly(cid: str) -> None:
+        add(charge(cid, 1000, T - 60, status="failed", reason="generic_decline"))
+
+    assert failed_at(NOW) == 0
+    fail_quietly("ch_quiet_1")
+    assert failed_at(NOW + timedelta(seconds=1)) == 0  # the kept read: no notice yet
+    notices.publish("charge", ["ch_quiet_1"])
+    assert failed_at(NOW + timedelta(seconds=1)) == 1  # the store changed: read anew
+    fail_quietly("ch_quiet_2")
+    window = reports.DASHBOARD_CACHE_SECONDS
+    assert failed_at(NOW + timedelta(seconds=window)) == 1  # read at NOW + 1 s: still within the window
+    assert failed_at(NOW + timedelta(seconds=window + 1)) == 2  # the window has passed
+    fail_quietly("ch_quiet_3")
+    assert failed_at(NOW) == 3  # a clock moved back gets a fresh read too
+
+
 DECLINES = (  # (decline_reason, outcome_type): every dashboard reason, NULLs included
     ("expired_card", "issuer_declined"),
     ("insufficient_funds", "issuer_declined"),
