@@ -293,3 +293,38 @@ def test_a_warm_up_started_for_one_member_writes_nothing_once_another_signs_in(
     same_tab.hydrate()
     started.join(10)
     assert _charge_ids(same_tab) == [], "the Owner's warm-up wrote into the next member's tab"
+
+
+def test_tabs_shown_the_same_page_convert_its_rows_once_and_see_a_store_change(pipeline: Pipeline) -> None:
+    """Tabs reading the same page at the same store generation are handed one shared page
+    (`reports.shared_pages`); its rows become table rows once for all of them, and a store change
+    brings every tab the new rows, not the views of the page before."""
+    from billy_app.state import list_page
+    from billy_app.state.charges import charge_row_view
+    from services import mirror, notices
+    from services.db import session_scope
+
+    newest = _sixty_charges()
+    converted: list[str] = []
+
+    def counted_view(row: Any) -> Any:
+        converted.append(row.id)
+        return charge_row_view(row)
+
+    tabs = [pipeline.owner_tab("/charges") for _ in range(3)]
+    real_view = ChargesState._view
+    ChargesState._view = staticmethod(counted_view)  # type: ignore[method-assign]
+    try:
+        shown = [[row.id for row in tab.send(ChargesState, "load").last(ChargesState, "rows")] for tab in tabs]
+        assert shown == [newest[:50]] * 3
+        assert sorted(converted) == sorted(newest[:50])  # fifty rows converted once, not once per tab
+        new = {"id": "ch_warm60", "object": "charge", "amount": 160, "currency": "usd", "created": 1_700_000_060}
+        with session_scope() as session:
+            mirror.write_objects(session, "charge", [new], 1_800_000_000)
+        notices.publish("charge", ["ch_warm60"])
+        again = [[row.id for row in tab.send(ChargesState, "load").last(ChargesState, "rows")] for tab in tabs]
+        assert again == [["ch_warm60", *newest[:49]]] * 3
+        assert len(converted) == 100  # the new page's fifty rows, once
+    finally:
+        ChargesState._view = real_view  # type: ignore[method-assign]
+        list_page._kept_views.clear()

@@ -129,5 +129,6 @@ class ChargesState(ListPage, LiveState, SessionState):
             return search.count_found_charges(actor, applied["q"], charge_filters(applied, zone))
         return reports.count_charges(actor, charge_filters(applied, zone))
 
-    def _view(self, row: Any) -> ChargeTableRow:
+    @staticmethod
+    def _view(row: Any) -> ChargeTableRow:
         return charge_row_view(row)

@@ -83,5 +83,6 @@ class InvoicesState(ListPage, LiveState, SessionState):
     def _count_for(self, actor: Actor, applied: dict[str, str], zone: str) -> ListTotal | None:
         return reports.count_invoices(actor, self._filters(applied, zone))
 
-    def _view(self, row: Any) -> InvoiceTableRow:
+    @staticmethod
+    def _view(row: Any) -> InvoiceTableRow:
         return invoice_row_view(row)

@@ -12,6 +12,7 @@ a link someone shares opens the list as it was.
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, ClassVar
 from urllib.parse import urlencode
@@ -107,6 +108,28 @@ class LateTotal(rx.State, mixin=True):
         """Returned by a handler whose read came without its total. Not `guarded`: a background
         task changes state only inside `async with self`, and answers nothing."""
         await self._count_late_quietly()
+
+
+# Row views of the pages tabs were handed, by (page, view): tabs hearing the same store change
+# get the very same Page from `reports.shared_pages`, and converting its rows once per tab was
+# 8 % of the server's GIL time with fifty lists open in a burst of Stripe events (bench.burst).
+# The page object is kept with its views, so its id cannot be reused while the entry lives.
+_VIEWS_KEPT = 64
+_kept_views: OrderedDict[tuple[int, Callable[..., Any]], tuple[Page[Any], list[Any]]] = OrderedDict()
+
+
+def _views_of(page: Page[Any], view: Callable[[Any], Any]) -> list[Any]:
+    """`view` (a list's `_view`) of each of the page's rows, built once per page. Only
+    called on the event loop; the rows are frozen dataclasses, so tabs may share them."""
+    key = (id(page), view)
+    kept = _kept_views.get(key)
+    if kept is None:
+        kept = (page, [view(item) for item in page.items])
+        _kept_views[key] = kept
+        while len(_kept_views) > _VIEWS_KEPT:
+            _kept_views.popitem(last=False)
+    _kept_views.move_to_end(key)
+    return list(kept[1])
 
 
 def _also(*events: EventSpec | None) -> list[EventSpec] | None:
@@ -228,8 +251,10 @@ class ListPage(LateTotal, mixin=True):
         touch the state)."""
         raise NotImplementedError
 
-    def _view(self, row: Any) -> Any:
-        """One service row → the page's row dataclass (the type its `rows` declares)."""
+    @staticmethod
+    def _view(row: Any) -> Any:
+        """One service row → the page's row dataclass (the type its `rows` declares): a pure
+        conversion, as tabs share its results (`_views_of`)."""
         raise NotImplementedError
 
     export_kind: ClassVar[str] = ""  # its `services.exports` kind
@@ -246,7 +271,7 @@ class ListPage(LateTotal, mixin=True):
     async def _read(self, cursor: str, applied: dict[str, str] | None = None, sort: str | None = None) -> None:
         in_force = dict(self._applied if applied is None else applied)
         page = await self._call(self._page, in_force, sort or self.sort, cursor or None, self.zone, ROWS_PER_PAGE)  # type: ignore[attr-defined]
-        self.rows = [self._view(item) for item in page.items]
+        self.rows = _views_of(page, self._view)
         self._next_cursor = page.next_cursor or ""
         self.has_next = page.next_cursor is not None
         self._note_total(page.total, [in_force, self.zone])
@@ -267,6 +292,9 @@ class ListPage(LateTotal, mixin=True):
         """A store change (`LiveState.follow`): the page on screen, read again."""
         await self._read(self._cursors[-1])
         self._show_total()
+
+    def _left_for_later(self) -> bool:
+        return self._count_pending
 
     async def _after_live_refresh(self) -> None:
         await self._count_late_quietly()

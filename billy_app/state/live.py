@@ -137,6 +137,11 @@ class LiveState(rx.State, mixin=True):
         """Re-read the page's data (called while holding the state)."""
         raise NotImplementedError
 
+    def _left_for_later(self) -> bool:
+        """Whether the refresh just made left work for `_after_live_refresh` (asked while
+        holding the state: taking it again only to find nothing to do cost every refresh)."""
+        return False
+
     async def _after_live_refresh(self) -> None:
         """What a refresh left for later, done without holding the state (a list's total)."""
         return None
@@ -167,7 +172,8 @@ class LiveState(rx.State, mixin=True):
                                 return  # the tab's state now belongs to another session (or none)
                             if relevant and not await self._refreshed():
                                 return
-                        if relevant:
+                            later = relevant and self._left_for_later()
+                        if later:
                             await self._after_live_refresh()
                 except RedisError as exc:
                     # The tab's state lives in Redis, which is away: keep following. Once Redis is

@@ -77,5 +77,6 @@ class SubscriptionsState(ListPage, LiveState, SessionState):
     def _count_for(self, actor: Actor, applied: dict[str, str], zone: str) -> ListTotal | None:
         return reports.count_subscriptions(actor, self._filters(applied, zone))
 
-    def _view(self, row: Any) -> SubscriptionTableRow:
+    @staticmethod
+    def _view(row: Any) -> SubscriptionTableRow:
         return subscription_row_view(row)
