@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import time
 
+import pytest
+import sqlalchemy as sa
+
 from services import billing, mirror, reports, search
 from services.db import session_scope
 from services.reports import ChargeFilters
@@ -51,9 +54,16 @@ def _all_pages(fetch) -> list[str]:  # type: ignore[no-untyped-def]
             return ids
 
 
-def test_many_and_few_matching_customers_page_the_same_way(any_store, any_store_owner) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("walk", ["by key", "hashed"])
+def test_many_and_few_matching_customers_page_the_same_way(  # type: ignore[no-untyped-def]
+    any_store, any_store_owner, walk: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Three bands: every list walks ("marl"), charges walk but customers are gathered
-    ("kel"), everything is gathered ("zed"). Each gives every matching row once, in order."""
+    ("kel"), everything is gathered ("zed"). Each gives every matching row once, in order.
+    On PostgreSQL a walk tests each row's customer by key, or against the hashed matches."""
+    if walk == "hashed" and any_store.kind == "sqlite":
+        pytest.skip("SQLite always walks by key")
+    monkeypatch.setattr(search, "HASHED_WALK_FACTOR", 0.0 if walk == "by key" else 1e6)
     many, middle, few = search.WALK_FROM_CUSTOMERS + 40, reports.CHARGES_WALK_FROM + 40, 30
     _store(many, "marlow", 1_700_000_000)
     _store(middle, "kelso", 1_700_300_000)
@@ -61,10 +71,17 @@ def test_many_and_few_matching_customers_page_the_same_way(any_store, any_store_
     _store(50, "other", 1_700_900_000)
     _store(20, "amarlow", 1_701_000_000)  # "marl" inside a word: not a match
     _store(20, "marled", 1_701_100_000, deleted=True)  # would match, but deleted in Stripe
-    if any_store.kind == "sqlite":  # the bands really are the three plans
-        assert search._sqlite_match_estimate("marl", search.WALK_FROM_CUSTOMERS) >= search.WALK_FROM_CUSTOMERS
-        assert reports.CHARGES_WALK_FROM <= search._sqlite_match_estimate("kel", 10_000) < search.WALK_FROM_CUSTOMERS
-        assert search._sqlite_match_estimate("zed", 10_000) < reports.CHARGES_WALK_FROM
+    # The bands really are the three plans.
+    assert search._match_estimate("marl", search.WALK_FROM_CUSTOMERS) >= search.WALK_FROM_CUSTOMERS
+    assert reports.CHARGES_WALK_FROM <= search._match_estimate("kel", 10_000) < search.WALK_FROM_CUSTOMERS
+    assert search._match_estimate("zed", 10_000) < reports.CHARGES_WALK_FROM
+    if any_store.kind == "postgresql":
+        with session_scope() as s:
+            s.execute(sa.text("ANALYZE stripe_customer"))  # the planner's customer count sizes the hashed band
+        search.forget_estimates()
+        assert search.pg_walk_plan("marl", search.WALK_FROM_CUSTOMERS) == walk
+        assert search.pg_walk_plan("kel", reports.CHARGES_WALK_FROM) == walk
+        assert search.pg_walk_plan("zed", reports.CHARGES_WALK_FROM) == "gather"
     for needle, prefix, count in (("marl", "marlow", many), ("kel", "kelso", middle), ("zed", "zed", few)):
         charges = _all_pages(
             lambda c, n=needle: reports.search_charges(any_store_owner, ChargeFilters(customer=n), cursor=c, limit=25)
@@ -73,3 +90,34 @@ def test_many_and_few_matching_customers_page_the_same_way(any_store, any_store_
         assert charges == expected, needle
         customers = _all_pages(lambda c, n=needle: billing.search_customers(any_store_owner, n, c, 25))
         assert customers == [f"cus_{prefix}{i:04d}" for i in reversed(range(count))], needle
+
+
+def test_the_filter_follows_a_customer_renamed_readdressed_or_deleted_in_stripe(  # type: ignore[no-untyped-def]
+    any_store, any_store_owner
+) -> None:
+    """What a prefix finds is kept beside the customers by triggers (PostgreSQL's prefix table,
+    SQLite's search table): a change in Stripe moves it, a deletion removes it."""
+    seen = [int(time.time())]
+
+    def store(**fields: object) -> None:
+        seen[0] += 1  # each copy read from Stripe after the one before
+        customer = {"id": "cus_lee", "object": "customer", "created": 1_700_000_000, **fields}
+        charge = {"id": "ch_lee", "object": "charge", "amount": 500, "currency": "usd", "customer": "cus_lee",
+                  "created": 1_700_000_001}  # fmt: skip
+        with session_scope() as s:
+            mirror.write_objects(s, "customer", [customer], seen[0])
+            mirror.write_objects(s, "charge", [charge], seen[0])
+
+    def found(needle: str) -> list[str]:
+        reports.shared_pages.forget()  # each question read afresh, as after a store change
+        charges = [r.id for r in reports.search_charges(any_store_owner, ChargeFilters(customer=needle)).items]
+        customers = [r.id for r in billing.search_customers(any_store_owner, needle).items]
+        return charges + customers
+
+    store(name="Ann Marie Lee", email="ann@shop.example")
+    assert found("lee") == found("marie l") == found("ann@") == ["ch_lee", "cus_lee"]
+    store(name="Ann Park", email="a.park@shop.example")
+    assert (found("lee"), found("ann@"), found("marie")) == ([], [], [])
+    assert found("park") == found("a.pa") == found("ann park") == ["ch_lee", "cus_lee"]
+    store(name="Ann Park", email="a.park@shop.example", deleted=True)
+    assert found("park") == []
