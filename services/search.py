@@ -114,6 +114,8 @@ PG_CUSTOMER_PREFIX_UP = (
                 generate_subscripts(n.w, 1) AS i
         ) s WHERE t IS NOT NULL AND t <> ''
     $$""",
+    # The DELETE names the primary key's values: joined to the function instead, it was planned
+    # as a scan of the whole table on a store not yet analyzed (5.8 ms a rename at 20,000).
     """CREATE FUNCTION billy_customer_prefix_sync() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
         IF TG_OP = 'UPDATE' AND NEW.id = OLD.id AND NEW.deleted IS NOT DISTINCT FROM OLD.deleted
@@ -122,9 +124,9 @@ PG_CUSTOMER_PREFIX_UP = (
             RETURN NULL;
         END IF;
         IF TG_OP <> 'INSERT' AND OLD.deleted IS NOT TRUE THEN
-            DELETE FROM stripe_customer_prefix p
-            USING billy_customer_prefixes(OLD.name_lower, OLD.email_lower) AS old_prefix(t)
-            WHERE p.prefix = old_prefix.t COLLATE "C" AND p.customer_id = OLD.id;
+            DELETE FROM stripe_customer_prefix
+            WHERE customer_id = OLD.id AND prefix = ANY (ARRAY(
+                SELECT t COLLATE "C" FROM billy_customer_prefixes(OLD.name_lower, OLD.email_lower) AS t));
         END IF;
         IF TG_OP <> 'DELETE' AND NEW.deleted IS NOT TRUE THEN
             INSERT INTO stripe_customer_prefix (prefix, customer_id)
