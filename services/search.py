@@ -319,12 +319,17 @@ def _match_estimate(needle: str, cap: int) -> int:
 
     A few milliseconds, and paging or a live refresh asks again at once, so an estimate is
     kept for ESTIMATE_SECONDS. A stale one costs speed only: both plans give the same rows."""
-    key, now = (str(get_engine().url), needle, cap), time.monotonic()
+    return _kept_estimate((needle, cap), lambda: _count_matches(needle, cap))
+
+
+def _kept_estimate(what: tuple[str, int], count: Callable[[], int]) -> int:
+    """`count()`, or its answer for `what` in this store less than ESTIMATE_SECONDS ago."""
+    key, now = (str(get_engine().url), *what), time.monotonic()
     with _estimates_lock:
         kept = _estimates.get(key)
         if kept and now - kept[0] < ESTIMATE_SECONDS:
             return kept[1]
-    found = _count_matches(needle, cap)
+    found = count()
     with _estimates_lock:
         if len(_estimates) > 1000:
             _estimates.clear()
@@ -347,11 +352,7 @@ def _count_matches(needle: str, cap: int) -> int:
             return int(session.execute(capped).scalar_one())
 
         if session.get_bind().dialect.name == "postgresql":
-            pattern = escape_like(needle) + "%"
-            return at_most(
-                sa.select(_customer_prefix.c.customer_id).where(_customer_prefix.c.prefix.like(pattern, escape="\\")),
-                cap,
-            )
+            return at_most(_pg_prefix_matches(needle), cap)
         found = 0
         for starts in _sqlite_starts(c, needle):
             found += at_most(sa.select(col(c.id)).where(starts), cap - found)
@@ -419,9 +420,7 @@ def _pg_customers_starting_with(customer_col: Any, needle: str, walk_from: int) 
         return customer_col.in_(
             sa.select(col(c.id)).where(col(c.deleted).is_(False), customer_starts_with("postgresql", needle))
         )
-    matches = sa.select(_customer_prefix.c.customer_id).where(
-        _customer_prefix.c.prefix.like(escape_like(needle) + "%", escape="\\")
-    )
+    matches = _pg_prefix_matches(needle)
     if plan == "hashed":
         # `IS TRUE` keeps the IN a hashed subplan, tested on each row of the list's own walk:
         # left bare, it becomes a semi-join, and the planner sorted every matching row instead.
@@ -429,22 +428,26 @@ def _pg_customers_starting_with(customer_col: Any, needle: str, walk_from: int) 
     return customer_col.in_(matches)
 
 
-def _pg_customer_count() -> float:
+def _pg_customer_count() -> int:
     """The planner's count of customers (0 before the table was first analyzed), kept as long
     as an estimate."""
-    key, now = (str(get_engine().url), "", -1), time.monotonic()
-    with _estimates_lock:
-        kept = _estimates.get(key)
-        if kept and now - kept[0] < ESTIMATE_SECONDS:
-            return kept[1]
-    with session_scope() as session:
-        count = session.execute(
-            sa.text("SELECT reltuples FROM pg_class WHERE oid = 'stripe_customer'::regclass")
-        ).scalar_one()
-    found = max(0, int(count or 0))
-    with _estimates_lock:
-        _estimates[key] = (now, found)
-    return found
+
+    def planner_count() -> int:
+        with session_scope() as session:
+            count = session.execute(
+                sa.text("SELECT reltuples FROM pg_class WHERE oid = 'stripe_customer'::regclass")
+            ).scalar_one()
+        return max(0, int(count or 0))
+
+    return _kept_estimate(("customers", -1), planner_count)
+
+
+def _pg_prefix_matches(needle: str) -> sa.Select[Any]:
+    """The ids of the customers with a prefix starting with `needle`, from one index-only range
+    (a customer matching twice, by email and name, comes twice)."""
+    return sa.select(_customer_prefix.c.customer_id).where(
+        _customer_prefix.c.prefix.like(escape_like(needle) + "%", escape="\\")
+    )
 
 
 def read_query(query: str) -> tuple[str, MatchRule, str]:
