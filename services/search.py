@@ -380,12 +380,12 @@ def customers_starting_with(
     Few matching customers: their ids are gathered through the indexes and the list's rows
     read through its customer index. On SQLite, from `walk_from` matches on (a common prefix
     like "mar"), the list walks its own (created, id) order instead and tests each row's
-    customer as it goes, stopping once the page is full; PostgreSQL's planner makes that
-    choice itself (bench/pages)."""
+    customer as it goes, stopping once the page is full. PostgreSQL weighs the same choice
+    from its own counts (`pg_walk_plan`; bench/pages)."""
     dialect = get_engine().dialect.name
     c = StripeCustomer
     if dialect == "postgresql":
-        return _pg_customers_starting_with(customer_col, needle, walk_from)
+        return _pg_customers_starting_with(customer_col, needle)
     if _match_estimate(needle, walk_from) >= walk_from:
         if customer_col is StripeCustomer.id:
             return _row_starts_with(StripeCustomer, needle)
@@ -396,26 +396,40 @@ def customers_starting_with(
     )
 
 
-# PostgreSQL, a list walking its own order with many matching customers: hashing the matches
-# (from the prefix table) costs about 0.25 µs each, testing a row's customer by its primary key
-# about 5 µs per row walked, and a page walks about page × customers ÷ matches rows. Hashing
-# wins below about sqrt(750 × customers) matches: 27,000 at 1,000,000 customers (bench/pages:
-# "jam", 13,600 matches, 24 → 10 ms; "ja", 70,000, 8 ms by key against 25 ms hashed).
+# PostgreSQL: how a list filtered by a customer prefix is read, from M matching customers (the
+# prefix table's count), C customers and R rows in the list (the planner's counts). A page of
+# 51 rows walks about 51 × C ÷ M rows of the list's own order, each about 1.2 µs when tested
+# against the matches hashed once (0.25 µs each to hash), about 5 µs when its customer row is
+# read by key; gathering the matching customers' rows through the list's customer index costs
+# about 8-12 µs for each of their M × R ÷ C rows. So (measured at 1,000,000 customers, bench/pages
+# and a throwaway script timing each plan on charges, subscriptions and invoices):
+# - gather below C × sqrt(0.1 × 51 ÷ R) matches (2,300 for 1,000,000 charges, 4,100 for
+#   300,000 subscriptions; 61 matches took 3.8 ms gathered, 2.1 s walked; 4,868 took 21-35 ms
+#   gathered, 11-14 ms walked). At 100,000 customers this gives SQLite's measured 200 and 1,500;
+# - walk, testing each row against the hashed matches, below sqrt(750 × C) (27,000 at 1M
+#   customers: "jam", 13,600 matches, 24 → 10 ms; "ja", 70,000, 8 ms by key, 25 ms hashed);
+# - walk, reading each row's customer by key, above that.
+# Before the tables were first analyzed (counts of 0) the planner chooses, as for "by key".
+WALK_TO_GATHER_COST = 0.1
 HASHED_WALK_FACTOR = 27.0
+PAGE_WALKED = 51
 
 
-def pg_walk_plan(needle: str, walk_from: int) -> str:
-    """How a list filtered by a customer prefix is read on PostgreSQL: "gather" the few matching
-    customers' rows through the list's customer index, or walk the list's own order testing each
-    row against the matches "hashed" once, or against its customer row "by key" (very many)."""
-    hashed_below = max(walk_from, int(HASHED_WALK_FACTOR * _pg_customer_count() ** 0.5))
+def pg_walk_plan(needle: str, list_table: str) -> str:
+    """How a list (`list_table`) filtered by a customer prefix is read on PostgreSQL: "gather"
+    the few matching customers' rows through the list's customer index, walk the list's own
+    order testing each row against the matches "hashed" once, or against its customer row
+    "by key" (very many matches)."""
+    customers, rows = _pg_row_count("stripe_customer"), max(1, _pg_row_count(list_table))
+    gather_below = int(customers * (WALK_TO_GATHER_COST * PAGE_WALKED / rows) ** 0.5)
+    hashed_below = max(gather_below, int(HASHED_WALK_FACTOR * customers**0.5))
     found = _match_estimate(needle, hashed_below)
-    return "gather" if found < walk_from else "hashed" if found < hashed_below else "by key"
+    return "gather" if found < gather_below else "hashed" if found < hashed_below else "by key"
 
 
-def _pg_customers_starting_with(customer_col: Any, needle: str, walk_from: int) -> sa.ColumnElement[bool]:
-    plan = pg_walk_plan(needle, walk_from)
-    if plan == "by key":  # the planner walks the list and looks each row's customer up
+def _pg_customers_starting_with(customer_col: Any, needle: str) -> sa.ColumnElement[bool]:
+    plan = pg_walk_plan(needle, customer_col.expression.table.name)
+    if plan == "by key":  # the planner walks the list and looks each row's customer up (or gathers)
         c = StripeCustomer
         return customer_col.in_(
             sa.select(col(c.id)).where(col(c.deleted).is_(False), customer_starts_with("postgresql", needle))
@@ -428,18 +442,18 @@ def _pg_customers_starting_with(customer_col: Any, needle: str, walk_from: int) 
     return customer_col.in_(matches)
 
 
-def _pg_customer_count() -> int:
-    """The planner's count of customers (0 before the table was first analyzed), kept as long
-    as an estimate."""
+def _pg_row_count(table: str) -> int:
+    """The planner's count of a table's rows (0 before it was first analyzed), kept as long as
+    an estimate."""
 
     def planner_count() -> int:
         with session_scope() as session:
             count = session.execute(
-                sa.text("SELECT reltuples FROM pg_class WHERE oid = 'stripe_customer'::regclass")
-            ).scalar_one()
+                sa.text("SELECT reltuples FROM pg_class WHERE oid = to_regclass(:table)"), {"table": table}
+            ).scalar()
         return max(0, int(count or 0))
 
-    return _kept_estimate(("customers", -1), planner_count)
+    return _kept_estimate((table, -1), planner_count)
 
 
 def _pg_prefix_matches(needle: str) -> sa.Select[Any]:
