@@ -385,8 +385,10 @@ def customers_starting_with(
     dialect = get_engine().dialect.name
     c = StripeCustomer
     if dialect == "postgresql":
-        return _pg_customers_starting_with(customer_col, needle)
-    if _match_estimate(needle, walk_from) >= walk_from:
+        plan = pg_walk_plan(needle, customer_col.expression.table.name)
+        if plan != "by key":  # by key: the customers' own condition below, the planner walking
+            return _pg_prefix_condition(customer_col, needle, hashed=plan == "hashed")
+    elif _match_estimate(needle, walk_from) >= walk_from:
         if customer_col is StripeCustomer.id:
             return _row_starts_with(StripeCustomer, needle)
         m = aliased(StripeCustomer, name="matching_customer")
@@ -427,19 +429,13 @@ def pg_walk_plan(needle: str, list_table: str) -> str:
     return "gather" if found < gather_below else "hashed" if found < hashed_below else "by key"
 
 
-def _pg_customers_starting_with(customer_col: Any, needle: str) -> sa.ColumnElement[bool]:
-    plan = pg_walk_plan(needle, customer_col.expression.table.name)
-    if plan == "by key":  # the planner walks the list and looks each row's customer up (or gathers)
-        c = StripeCustomer
-        return customer_col.in_(
-            sa.select(col(c.id)).where(col(c.deleted).is_(False), customer_starts_with("postgresql", needle))
-        )
-    matches = _pg_prefix_matches(needle)
-    if plan == "hashed":
-        # `IS TRUE` keeps the IN a hashed subplan, tested on each row of the list's own walk:
-        # left bare, it becomes a semi-join, and the planner sorted every matching row instead.
-        return customer_col.in_(matches).is_(True)
-    return customer_col.in_(matches)
+def _pg_prefix_condition(customer_col: Any, needle: str, *, hashed: bool) -> sa.ColumnElement[bool]:
+    """Rows whose customer is among the prefix table's matches: gathered through the list's
+    customer index, or (`hashed`) tested on each row of the list's own walk."""
+    matches = customer_col.in_(_pg_prefix_matches(needle))
+    # `IS TRUE` keeps the IN a hashed subplan, tested on each row of the list's own walk: left
+    # bare, it becomes a semi-join, and the planner sorted every matching row instead.
+    return matches.is_(True) if hashed else matches
 
 
 def _pg_row_count(table: str) -> int:

@@ -295,7 +295,9 @@ def test_a_warm_up_started_for_one_member_writes_nothing_once_another_signs_in(
     assert _charge_ids(same_tab) == [], "the Owner's warm-up wrote into the next member's tab"
 
 
-def test_tabs_shown_the_same_page_convert_its_rows_once_and_see_a_store_change(pipeline: Pipeline) -> None:
+def test_tabs_shown_the_same_page_convert_its_rows_once_and_see_a_store_change(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Tabs reading the same page at the same store generation are handed one shared page
     (`reports.shared_pages`); its rows become table rows once for all of them, and a store change
     brings every tab the new rows, not the views of the page before."""
@@ -312,8 +314,7 @@ def test_tabs_shown_the_same_page_convert_its_rows_once_and_see_a_store_change(p
         return charge_row_view(row)
 
     tabs = [pipeline.owner_tab("/charges") for _ in range(3)]
-    real_view = ChargesState._view
-    ChargesState._view = staticmethod(counted_view)  # type: ignore[method-assign]
+    monkeypatch.setattr(ChargesState, "_view", staticmethod(counted_view))
     try:
         shown = [[row.id for row in tab.send(ChargesState, "load").last(ChargesState, "rows")] for tab in tabs]
         assert shown == [newest[:50]] * 3
@@ -326,5 +327,4 @@ def test_tabs_shown_the_same_page_convert_its_rows_once_and_see_a_store_change(p
         assert again == [["ch_warm60", *newest[:49]]] * 3
         assert len(converted) == 100  # the new page's fifty rows, once
     finally:
-        ChargesState._view = real_view  # type: ignore[method-assign]
-        list_page._kept_views.clear()
+        list_page._kept_views.clear()  # no other test gets views this one counted
