@@ -38,7 +38,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.orm import defer
@@ -68,6 +68,7 @@ from services.permissions import Actor
 from services.rollups import FAILURE_REASON_SQL, FRAUD_CODES
 
 DAY = 86_400
+AnyRead = sa.Select[*tuple[Any, ...]]  # a statement kept for reading, whatever its columns
 MRR_STATUSES = ("active", "past_due")
 REVENUE_DAYS = 30
 FAILED_WINDOW_DAYS = 7
@@ -201,14 +202,18 @@ class CustomerRef:
         return self.name or self.email or self.id
 
 
+@functools.cache
+def _customers_read() -> AnyRead:
+    c = StripeCustomer
+    return sa.select(col(c.id), col(c.name), col(c.email)).where(col(c.id).in_(sa.bindparam("ids", expanding=True)))
+
+
 def _customers(session: Session, ids: Iterable[str | None]) -> dict[str, CustomerRef]:
     """Names and emails of the given customers, by primary key (one query)."""
     wanted = sorted({i for i in ids if i})
     if not wanted:
         return {}
-    rows = session.exec(
-        select(StripeCustomer.id, StripeCustomer.name, StripeCustomer.email).where(col(StripeCustomer.id).in_(wanted))
-    )
+    rows = session.connection().execute(_customers_read(), {"ids": wanted})
     return {r[0]: CustomerRef(r[0], r[1] or "", r[2] or "") for r in rows}
 
 
@@ -339,13 +344,18 @@ def _compute_dashboard(at: datetime) -> Dashboard:
         )
 
 
-def _mrr(session: Session) -> list[MrrTotal]:
+@functools.cache
+def _mrr_read() -> AnyRead:
     # rollup_mrr: a row per (currency, status), kept by triggers (migration 0010).
     m = RollupMrr
+    return sa.select(col(m.currency), col(m.status), col(m.subscriptions), col(m.mrr)).where(
+        col(m.status).in_(MRR_STATUSES)
+    )
+
+
+def _mrr(session: Session) -> list[MrrTotal]:
     totals: dict[str, dict[str, tuple[int, int]]] = defaultdict(dict)  # currency → status → (n, mrr)
-    for cur, status, n, amount in session.exec(
-        select(m.currency, m.status, m.subscriptions, m.mrr).where(col(m.status).in_(MRR_STATUSES))
-    ):
+    for cur, status, n, amount in session.connection().execute(_mrr_read()):
         totals[cur][status] = (int(n), int(amount))
     out = []
     for cur, by_status in totals.items():
@@ -363,16 +373,22 @@ def _utc_day(day: date) -> int:
     return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()) // DAY
 
 
+@functools.cache
+def _revenue_days_read() -> AnyRead:
+    r = RollupRevenueDay
+    return sa.select(col(r.currency), col(r.day), col(r.gross), col(r.refunded)).where(
+        col(r.day) >= sa.bindparam("first_day"), col(r.day) < sa.bindparam("end_day")
+    )
+
+
 def _revenue_rows(session: Session, first: date, days: int) -> dict[str, dict[int, tuple[int, int]]]:
     """(gross, refunded) per currency and day offset from `first`, for `days` UTC days: one
     range read of rollup_revenue_day (a row per currency and UTC day, migration 0010), so tens
     of rows whatever the number of charges. Currencies with nothing in the window are left out."""
     first_day = _utc_day(first)
-    r = RollupRevenueDay
     rows: dict[str, dict[int, tuple[int, int]]] = defaultdict(dict)
-    for cur, day, g, rf in session.exec(
-        select(r.currency, r.day, r.gross, r.refunded).where(col(r.day) >= first_day, col(r.day) < first_day + days)
-    ):
+    read = _revenue_days_read()
+    for cur, day, g, rf in session.connection().execute(read, {"first_day": first_day, "end_day": first_day + days}):
         if g or rf:
             rows[cur][day - first_day] = (int(g), int(rf))
     return rows
@@ -513,48 +529,38 @@ def revenue_comparison(actor: Actor, period: str = DEFAULT_REVENUE_PERIOD) -> Re
     return RevenueComparison(chosen, out)
 
 
-def _failed(session: Session, at: datetime) -> dict[str, Any]:
-    """Failed payments of the last FAILED_WINDOW_DAYS by reason, their customers ranked.
+# The dashboard's statements are built once per process, their moving values (the week's
+# bounds, how many newest failures each reason still wants) bound at each read: building them
+# afresh cost more than running them (the SQLAlchemy constructs of `_failed` alone took about
+# 3 ms of a 15 ms dashboard), and a statement kept keeps its compiled form's cache key too.
 
-    Read from the rollups (migration 0021) and the week's two partial days, never the week's
-    every failure: at 10,000,000 charges a week holds ~5,000 of them, and grouping them all
-    took 30-50 ms on PostgreSQL (bench.pages). Customers who failed twice or more (repeat)
-    come from `rollup_failed_customer`; every other customer of the week failed exactly once,
-    so a reason's list goes on with its newest failures, and its number of customers is its
-    failures naming one, less the repeat customers' extra ones."""
-    until = _ts(at)
-    since = until - FAILED_WINDOW_DAYS * DAY
+
+class _FailedReads(NamedTuple):
+    counts: sa.CompoundSelect  # (currency, reason, failures, amount, naming a customer)
+    repeats: AnyRead  # (customer, reason, failures, newest) of possible repeat customers
+    newest_once: sa.CompoundSelect  # (reason, customer, created), newest first, per reason
+
+
+@functools.cache
+def _failed_reads() -> _FailedReads:
     c, f, r = StripeCharge, RollupFailedDay, RollupFailedCustomer
+    since, until = sa.bindparam("since", type_=sa.Integer), sa.bindparam("until", type_=sa.Integer)
     # The literal lets SQLite see ix_stripe_charge_failed's condition holds (every column is in it).
     failed = (col(c.status) == sa.literal_column("'failed'"), col(c.deleted).is_(False))
     named = sa.func.coalesce(col(c.customer_id), "") != ""
     reason_sql = _failure_reason_sql()
-    store = session.connection()  # plain Core reads: no ORM entities here
-    counts = dict.fromkeys(FAILURE_REASONS, 0)
-    totals: dict[str, dict[str, int]] = {reason: defaultdict(int) for reason in FAILURE_REASONS}
-    customers = dict.fromkeys(FAILURE_REASONS, 0)  # failures naming a customer, for now
-
-    def add(rows: Iterable[Any]) -> None:
-        for cur, reason, n, amount, with_customer in rows:
-            counts[reason] += int(n)
-            totals[reason][cur] += int(amount or 0)
-            customers[reason] += int(with_customer or 0)
-
     # The UTC days wholly inside the week from the rollup; its first and last part-days from
     # the charges (one index range each).
-    first_whole, last_whole = since // DAY + 1, until // DAY - 1
-    add(
-        store.execute(
-            sa.select(
-                col(f.currency),
-                col(f.reason),
-                sa.func.sum(f.failures),
-                sa.func.sum(f.amount),
-                sa.func.sum(f.with_customer),
-            )
-            .where(col(f.day) >= first_whole, col(f.day) <= last_whole)
-            .group_by(col(f.currency), col(f.reason))
+    whole_days = (
+        sa.select(
+            col(f.currency),
+            col(f.reason),
+            sa.func.sum(f.failures),
+            sa.func.sum(f.amount),
+            sa.func.sum(f.with_customer),
         )
+        .where(col(f.day) >= sa.bindparam("first_whole_day"), col(f.day) <= sa.bindparam("last_whole_day"))
+        .group_by(col(f.currency), col(f.reason))
     )
     part_days = [
         sa.select(
@@ -566,15 +572,10 @@ def _failed(session: Session, at: datetime) -> dict[str, Any]:
         )
         .where(*failed, col(c.created) >= low, col(c.created) <= high)
         .group_by(col(c.currency), reason_sql)
-        for low, high in ((since, first_whole * DAY - 1), ((last_whole + 1) * DAY, until))
+        for low, high in ((since, sa.bindparam("first_whole_from") - 1), (sa.bindparam("last_whole_to"), until))
     ]
-    add(store.execute(sa.union_all(*part_days)))
-
     # Repeat customers: only one whose second newest failure is inside the week can be one.
-    week: dict[str, int] = defaultdict(int)  # customer → failures this week, every reason
-    last: dict[str, int] = defaultdict(int)  # customer → newest failure this week
-    per_reason: dict[str, dict[str, int]] = {reason: {} for reason in FAILURE_REASONS}  # repeat customers' failures
-    for found, reason, n, newest in store.execute(
+    repeats = (
         sa.select(col(c.customer_id), reason_sql, sa.func.count(), sa.func.max(c.created))
         .where(
             col(c.customer_id).in_(sa.select(col(r.customer_id)).where(col(r.second_newest) >= since)),
@@ -583,7 +584,57 @@ def _failed(session: Session, at: datetime) -> dict[str, Any]:
             col(c.created) <= until,
         )
         .group_by(col(c.customer_id), reason_sql)
+    )
+    # Each reason's newest failures, walking the week's index from its end, as many as asked.
+    walks = [
+        sa.select(
+            sa.select(sa.literal_column(f"'{reason.value}'").label("reason"), col(c.customer_id), col(c.created))
+            .where(*failed, col(c.created) >= since, col(c.created) <= until, named, _reason_condition(reason))
+            .order_by(col(c.created).desc(), col(c.customer_id))
+            .limit(sa.bindparam(f"wanted_{reason.value}", type_=sa.Integer))
+            .subquery()
+        )
+        for reason in FAILURE_REASONS
+    ]
+    return _FailedReads(sa.union_all(whole_days, *part_days), repeats, sa.union_all(*walks))
+
+
+def _failed(session: Session, at: datetime) -> dict[str, Any]:
+    """Failed payments of the last FAILED_WINDOW_DAYS by reason, their customers ranked.
+
+    Read from the rollups (migration 0021) and the week's two partial days, never the week's
+    every failure: at 10,000,000 charges a week holds ~5,000 of them, and grouping them all
+    took 30-50 ms on PostgreSQL (bench.pages). Customers who failed twice or more (repeat)
+    come from `rollup_failed_customer`; every other customer of the week failed exactly once,
+    so a reason's list goes on with its newest failures, and its number of customers is its
+    failures naming one, less the repeat customers' extra ones."""
+    until = _ts(at)
+    since = until - FAILED_WINDOW_DAYS * DAY
+    first_whole, last_whole = since // DAY + 1, until // DAY - 1
+    week_bounds = {"since": since, "until": until}
+    reads = _failed_reads()
+    store = session.connection()  # plain Core reads: no ORM entities here
+    counts = dict.fromkeys(FAILURE_REASONS, 0)
+    totals: dict[str, dict[str, int]] = {reason: defaultdict(int) for reason in FAILURE_REASONS}
+    customers = dict.fromkeys(FAILURE_REASONS, 0)  # failures naming a customer, for now
+    for cur, reason, n, amount, with_customer in store.execute(
+        reads.counts,
+        {
+            **week_bounds,
+            "first_whole_day": first_whole,
+            "last_whole_day": last_whole,
+            "first_whole_from": first_whole * DAY,
+            "last_whole_to": (last_whole + 1) * DAY,
+        },
     ):
+        counts[reason] += int(n)
+        totals[reason][cur] += int(amount or 0)
+        customers[reason] += int(with_customer or 0)
+
+    week: dict[str, int] = defaultdict(int)  # customer → failures this week, every reason
+    last: dict[str, int] = defaultdict(int)  # customer → newest failure this week
+    per_reason: dict[str, dict[str, int]] = {reason: {} for reason in FAILURE_REASONS}  # repeat customers' failures
+    for found, reason, n, newest in store.execute(reads.repeats, week_bounds):
         customer_id = str(found)  # never NULL: it matched a rollup row
         per_reason[reason][customer_id] = int(n)
         week[customer_id] += int(n)
@@ -596,24 +647,16 @@ def _failed(session: Session, at: datetime) -> dict[str, Any]:
         return (-week[pair[0]], -pair[1], -last[pair[0]], pair[0])
 
     listed: dict[str, list[tuple[str, int]]] = {}
-    walks: list[sa.Select[Any]] = []
+    wanted = {}
     for reason in FAILURE_REASONS:
         theirs = {cid: n for cid, n in per_reason[reason].items() if cid in repeat}
         customers[reason] -= sum(n - 1 for n in theirs.values())
         listed[reason] = sorted(theirs.items(), key=rank)[:FAILED_CUSTOMERS_SHOWN]
-        wanted = FAILED_CUSTOMERS_SHOWN - len(listed[reason])
-        if wanted > 0:
-            # The newest once-only failures of this reason, walking the week's index from its
-            # end; the repeat customers' own failures of it may come first: read that many more.
-            walk = (
-                sa.select(sa.literal(reason.value).label("reason"), col(c.customer_id), col(c.created))
-                .where(*failed, col(c.created) >= since, col(c.created) <= until, named, _reason_condition(reason))
-                .order_by(col(c.created).desc(), col(c.customer_id))
-                .limit(wanted + sum(theirs.values()))
-                .subquery()
-            )
-            walks.append(sa.select(walk))
-    once = store.execute(sa.union_all(*walks)).all() if walks else []
+        # The newest once-only failures of this reason fill its list; the repeat customers' own
+        # failures of it may come first: read that many more (none when the list is full).
+        missing = FAILED_CUSTOMERS_SHOWN - len(listed[reason])
+        wanted[f"wanted_{reason.value}"] = missing + sum(theirs.values()) if missing > 0 else 0
+    once = store.execute(reads.newest_once, {**week_bounds, **wanted}).all() if any(wanted.values()) else []
     for reason, customer_id, created in sorted(once, key=lambda row: (-row[2], row[1])):
         if customer_id not in repeat and len(listed[reason]) < FAILED_CUSTOMERS_SHOWN:
             week[customer_id], last[customer_id] = 1, int(created)
@@ -643,37 +686,46 @@ def _failed(session: Session, at: datetime) -> dict[str, Any]:
     }
 
 
-def _invoice_totals(session: Session, now: int) -> list[InvoiceTotals]:
+@functools.cache
+def _invoice_totals_read() -> sa.CompoundSelect:
     # rollup_open_invoices: a row per (currency, UTC due day) of open invoices (migration 0010).
     # Days before today are wholly overdue; today's are overdue only once their moment passed,
     # which the index on (status, due_date) answers for that one day.
-    o, today = RollupOpenInvoices, now // DAY
+    o, i = RollupOpenInvoices, StripeInvoice
+    today, now = sa.bindparam("today", type_=sa.Integer), sa.bindparam("now", type_=sa.Integer)
     past = sa.and_(col(o.due_day) > NO_DUE_DAY, col(o.due_day) < today)
-    found: dict[str, list[int]] = {}  # currency → [open, owed, overdue, overdue owed]
-    for cur, n, owed, od_n, od_owed in session.execute(
+    by_day = sa.select(
+        col(o.currency),
+        sa.func.sum(o.invoices),
+        sa.func.sum(o.amount_remaining),
+        sa.func.sum(sa.case((past, o.invoices), else_=0)),
+        sa.func.sum(sa.case((past, o.amount_remaining), else_=0)),
+    ).group_by(col(o.currency))
+    due_earlier_today: AnyRead = (  # already counted open, with what they owe: only overdue now
         sa.select(
-            col(o.currency),
-            sa.func.sum(o.invoices),
-            sa.func.sum(o.amount_remaining),
-            sa.func.sum(sa.case((past, o.invoices), else_=0)),
-            sa.func.sum(sa.case((past, o.amount_remaining), else_=0)),
-        ).group_by(col(o.currency))
-    ):
-        found[cur] = [int(n or 0), int(owed or 0), int(od_n or 0), int(od_owed or 0)]
-    i = StripeInvoice
-    for cur, n, owed in session.exec(
-        select(i.currency, sa.func.count(), sa.func.sum(i.amount_remaining))
+            col(i.currency),
+            sa.literal_column("0").label("invoices"),
+            sa.literal_column("0").label("owed"),
+            sa.func.count(),
+            sa.func.sum(i.amount_remaining),
+        )
         .where(
             col(i.status) == "open",
             col(i.due_date) >= today * DAY,
             col(i.due_date) < now,
             col(i.deleted).is_(False),
         )
-        .group_by(i.currency)
-    ):
+        .group_by(col(i.currency))
+    )
+    return sa.union_all(by_day, due_earlier_today)
+
+
+def _invoice_totals(session: Session, now: int) -> list[InvoiceTotals]:
+    found: dict[str, list[int]] = {}  # currency → [open, owed, overdue, overdue owed]
+    for cur, *adds in session.connection().execute(_invoice_totals_read(), {"today": now // DAY, "now": now}):
         totals = found.setdefault(cur, [0, 0, 0, 0])
-        totals[2] += int(n)
-        totals[3] += int(owed or 0)
+        for k, add in enumerate(adds):
+            totals[k] += int(add or 0)
     out = [
         InvoiceTotals(
             cur,
@@ -690,10 +742,11 @@ def _invoice_totals(session: Session, now: int) -> list[InvoiceTotals]:
     return sorted(out, key=lambda t: (-t.open.amount, t.currency))
 
 
-def _recent_refunds(session: Session) -> list[RecentRefund]:
+@functools.cache
+def _recent_refunds_read() -> AnyRead:
     r, c = StripeRefund, StripeCharge
     # ix_stripe_refund_created_id, newest first; the charge by primary key for its customer.
-    rows = session.execute(
+    return (
         sa.select(
             col(r.id),
             col(r.charge_id),
@@ -708,7 +761,11 @@ def _recent_refunds(session: Session) -> list[RecentRefund]:
         .where(col(r.deleted).is_(False))
         .order_by(col(r.created).desc(), col(r.id).desc())
         .limit(RECENT_REFUNDS)
-    ).all()
+    )
+
+
+def _recent_refunds(session: Session) -> list[RecentRefund]:
+    rows = session.connection().execute(_recent_refunds_read()).all()
     known = _customers(session, (row[-1] for row in rows))
     return [
         RecentRefund(

@@ -658,6 +658,37 @@ def test_the_weeks_failed_payments_from_rollups_equal_every_failure_counted_one_
     assert len(repeat) >= 3 and any(more > 0 for *_, more in groups)
 
 
+def test_a_reasons_list_fills_past_its_repeat_customers_newest_failures(people: Actor) -> None:
+    """The newest failures of a reason may be a repeat customer's, already listed: the list goes
+    on with as many customers who failed once as it has room for, newest first."""
+    add(customer("cus_again", "Again Andersen", "again@example.com"))
+    add(*(customer(f"cus_once{i:02d}", f"Once {i:02d}", f"once{i:02d}@example.com") for i in range(25)))
+    add(
+        *(
+            charge(f"ch_again{i}", 900, T - i, customer_id="cus_again", status="failed", reason="expired_card")
+            for i in range(3)
+        ),
+        *(
+            charge(
+                f"ch_once{i:02d}",
+                500,
+                T - 60 * (i + 1),
+                customer_id=f"cus_once{i:02d}",
+                status="failed",
+                reason="expired_card",
+            )
+            for i in range(25)
+        ),
+    )
+    reports.forget_dashboard()
+    with clock.freeze(NOW):
+        expired = next(g for g in reports.dashboard(people).failed if g.reason == "expired_card")
+    shown = reports.FAILED_CUSTOMERS_SHOWN
+    assert [f.customer.id for f in expired.customers] == ["cus_again"] + [f"cus_once{i:02d}" for i in range(shown - 1)]
+    assert expired.more_customers == 26 - shown
+    assert failed_week_on_the_dashboard(people, NOW) == failed_week_counted_one_by_one(NOW)
+
+
 # --- the charges list ----------------------------------------------------------------------------------
 
 
