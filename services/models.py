@@ -597,6 +597,7 @@ class RollupRevenueDay(SQLModel, table=True):
     refunds given back (`refunded`), deleted rows left out."""
 
     __tablename__ = "rollup_revenue_day"
+    __table_args__ = (sa.Index("ix_rollup_revenue_day_day", "day"),)  # the dashboard reads a range of days
     currency: str = Field(primary_key=True, max_length=3)
     day: int = Field(primary_key=True)
     gross: int = Field(default=0, sa_type=sa.BigInteger)
@@ -629,6 +630,7 @@ class RollupFailedDay(SQLModel, table=True):
     undeleted charges, their amount, and how many of them name a customer."""
 
     __tablename__ = "rollup_failed_day"
+    __table_args__ = (sa.Index("ix_rollup_failed_day_day", "day"),)  # the dashboard reads the week's days
     currency: str = Field(primary_key=True, max_length=3)
     day: int = Field(primary_key=True)
     reason: str = Field(primary_key=True, max_length=40)
