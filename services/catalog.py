@@ -170,7 +170,7 @@ def list_products(actor: Actor, query: str = "", cursor: str | None = None, limi
         shown = found[:limit]
         prices = _prices_of(session, [row.id for row in shown])
         items = [_product_row(row, prices.get(row.id, ())) for row in shown]
-        total = count_matching(session, filtered)
+    total = count_matching(filtered)
     next_cursor = None
     if len(found) > limit:
         last = shown[-1]

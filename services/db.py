@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -22,8 +22,10 @@ T = TypeVar("T")
 CONNECT_TIMEOUT_SECONDS = 10
 
 
-def make_engine(url: str) -> sa.Engine:
-    """An engine tuned per backend: SQLite gets WAL, foreign keys and a busy timeout."""
+def make_engine(url: str, *, statement_timeout_ms: int | None = None) -> sa.Engine:
+    """An engine tuned per backend: SQLite gets WAL, foreign keys and a busy timeout.
+    `statement_timeout_ms` (PostgreSQL): an engine for budgeted reads (`read_within`), whose
+    every statement is cancelled past that, each in its own transaction."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -46,14 +48,15 @@ def make_engine(url: str) -> sa.Engine:
     # workers, and neither can be cancelled promptly: a count given a page's 3 ms budget was
     # stopped after 19 ms with workers, after 3.2 ms without (bench/pages; the same count run
     # to its end took 155 ms alone, 130 ms with two workers on this 2-core machine).
+    options = "-c jit=off -c max_parallel_workers_per_gather=0"
+    budgeted: dict[str, Any] = {}
+    if statement_timeout_ms is not None:
+        options += f" -c statement_timeout={int(statement_timeout_ms)}"
+        budgeted = {"isolation_level": "AUTOCOMMIT", "pool_size": 2}
     engine = sa.create_engine(
         url,
-        pool_size=10,
-        max_overflow=10,
-        connect_args={
-            "connect_timeout": CONNECT_TIMEOUT_SECONDS,
-            "options": "-c jit=off -c max_parallel_workers_per_gather=0",
-        },
+        **({"pool_size": 10, "max_overflow": 10} | budgeted),
+        connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS, "options": options},
     )
     _ping_when_idle(engine)
     return engine
@@ -190,39 +193,49 @@ def run_transaction(work: Callable[[Session], T], engine: sa.Engine | None = Non
 
 
 class QueryOverBudget(Exception):
-    """A read given a time budget (`time_budget`) ran past it and was cancelled."""
+    """A read given a time budget (`read_within`) ran past it and was cancelled."""
 
 
-@contextmanager
-def time_budget(session: Session, milliseconds: int) -> Iterator[None]:
-    """Cancel the statements run inside if they take longer than `milliseconds` together, raising
-    `QueryOverBudget`; for reads whose answer is a nicety (a list's total), never for writes.
-    SQLite: a progress handler interrupts the statement. PostgreSQL: `statement_timeout` inside
-    a savepoint, so the cancelled statement leaves the rest of the transaction usable."""
-    connection = session.connection()
-    if connection.dialect.name == "sqlite":
-        raw = connection.connection.driver_connection
-        deadline = time.monotonic() + milliseconds / 1000
-        raw.set_progress_handler(lambda: int(time.monotonic() > deadline), 5_000)  # type: ignore[union-attr]
-        try:
-            yield
-        except sa.exc.OperationalError as exc:
-            if "interrupted" in str(exc):
-                raise QueryOverBudget from None
-            raise
-        finally:
-            raw.set_progress_handler(None, 0)  # type: ignore[union-attr]
-        return
-    before = session.execute(sa.text("SHOW statement_timeout")).scalar_one()
+def read_within(stmt: sa.Executable, milliseconds: int) -> list[sa.Row[Any]]:
+    """`stmt`'s rows, read on a connection of its own and cancelled once it has run `milliseconds`
+    (`QueryOverBudget`): for reads whose answer is a nicety (a list's total), never for writes.
+
+    SQLite: a progress handler interrupts the statement. PostgreSQL: a pool whose connections
+    carry the timeout (`statement_timeout`) and read in autocommit, so a budgeted read is one
+    round trip. Setting the timeout for one statement inside the caller's transaction took
+    five more (a savepoint, setting the timeout, restoring it, releasing the savepoint): a
+    list's first page spent longer on those than on counting its total (bench/pages)."""
+    engine = get_engine()
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as connection:
+            raw = connection.connection.driver_connection
+            deadline = time.monotonic() + milliseconds / 1000
+            raw.set_progress_handler(lambda: int(time.monotonic() > deadline), 5_000)  # type: ignore[union-attr]
+            try:
+                return list(connection.execute(stmt))
+            except sa.exc.OperationalError as exc:
+                if "interrupted" in str(exc):
+                    raise QueryOverBudget from None
+                raise
+            finally:
+                raw.set_progress_handler(None, 0)  # type: ignore[union-attr]
     try:
-        with session.begin_nested():
-            session.execute(sa.text(f"SET LOCAL statement_timeout = {int(milliseconds)}"))
-            yield
-            session.execute(sa.text("SELECT set_config('statement_timeout', :before, true)"), {"before": before})
+        with _budgeted_engine(engine, int(milliseconds)).connect() as connection:
+            return list(connection.execute(stmt))
     except sa.exc.OperationalError as exc:
-        if "statement timeout" in str(exc):
+        if getattr(exc.orig, "pgcode", None) == QUERY_CANCELED:
             raise QueryOverBudget from None
         raise
+
+
+QUERY_CANCELED = "57014"  # PostgreSQL's SQLSTATE for a statement stopped by statement_timeout
+
+
+@lru_cache(maxsize=8)
+def _budgeted_engine(engine: sa.Engine, milliseconds: int) -> sa.Engine:
+    """The budgeted-read pool beside `engine` (the store's), one per budget; a new store engine
+    (tests, benches) gets its own."""
+    return make_engine(engine.url.render_as_string(hide_password=False), statement_timeout_ms=milliseconds)
 
 
 def delete_in_batches(

@@ -45,7 +45,7 @@ from sqlalchemy.orm import defer
 from sqlmodel import Session, col, select
 
 from services import audit, clock, notices
-from services.db import QueryOverBudget, session_scope, time_budget
+from services.db import QueryOverBudget, read_within, session_scope
 from services.errors import ValidationFailed
 from services.models import (
     NO_DUE_DAY,
@@ -812,17 +812,17 @@ class ListTotal:
         return f"{self.count:,}+" if self.at_least else f"{self.count:,}"
 
 
-def count_matching(session: Session, stmt: Any, budget_ms: int | None = None) -> ListTotal | None:
+def count_matching(stmt: Any, budget_ms: int | None = None) -> ListTotal | None:
     """The capped count of a filtered (not yet ordered or limited) query, or None when counting
     would cost more than `budget_ms` (by default a page's, PAGE_COUNT_BUDGET_MS): the page then
-    shows its rows without a total rather than waiting for one."""
+    shows its rows without a total rather than waiting for one. Read on a connection of its
+    own (`db.read_within`), outside any transaction of the caller's."""
     budget_ms = PAGE_COUNT_BUDGET_MS if budget_ms is None else budget_ms
     bounded = (
         stmt.with_only_columns(sa.literal(1), maintain_column_froms=True).order_by(None).limit(COUNT_CAP + 1).subquery()
     )
     try:
-        with time_budget(session, budget_ms):
-            found = int(session.exec(sa.select(sa.func.count()).select_from(bounded)).one()[0])  # type: ignore[call-overload]
+        found = int(read_within(sa.select(sa.func.count()).select_from(bounded), budget_ms)[0][0])
     except QueryOverBudget:
         return None
     return ListTotal(COUNT_CAP, at_least=True) if found > COUNT_CAP else ListTotal(found)
@@ -913,7 +913,7 @@ def read_page(
     with session_scope() as session:
         rows, next_cursor = _page_of(list(session.exec(stmt)), limit, query.sort, query.key)
         items = query.items(session, rows)
-        total = late_totals.for_page(session, query.stmt, total_key) if counted else None
+    total = late_totals.for_page(query.stmt, total_key) if counted else None
     return Page(items, next_cursor, query.sort, total)
 
 
@@ -1019,14 +1019,14 @@ class LateTotals:
             while len(verdicts) > self.KEPT:
                 verdicts.popitem(last=False)
 
-    def for_page(self, session: Session, stmt: Any, key: Hashable | None) -> ListTotal | None:
+    def for_page(self, stmt: Any, key: Hashable | None) -> ListTotal | None:
         """The total a page of `stmt` (filtered, not yet ordered or limited) comes with, or None."""
         if key is None:
-            return count_matching(session, stmt)
+            return count_matching(stmt)
         counted = self._shared.kept(key)
         if counted is not None or self._lately(self._too_dear_for_page, key):
             return counted
-        total = count_matching(session, stmt)
+        total = count_matching(stmt)
         if total is None:
             self._judge(self._too_dear_for_page, key)
         return total
@@ -1037,8 +1037,7 @@ class LateTotals:
             return None
 
         def read() -> ListTotal | None:
-            with session_scope() as session:
-                return count_matching(session, stmt, LATE_COUNT_BUDGET_MS)
+            return count_matching(stmt, LATE_COUNT_BUDGET_MS)
 
         total = self._shared.read(key, read)
         if total is None:

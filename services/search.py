@@ -844,10 +844,7 @@ def found_totals(actor: Actor, query: str, kinds: tuple[str, ...] = SEE_ALL_KIND
     }
     if any(kind not in lists for kind in kinds):
         raise ValidationFailed(f"See all works for {' and '.join(SEE_ALL_KINDS)}.")
-    with session_scope() as session:
-        return {
-            kind: reports.count_matching(session, lists[kind](query).stmt, SEE_ALL_COUNT_BUDGET_MS) for kind in kinds
-        }
+    return {kind: reports.count_matching(lists[kind](query).stmt, SEE_ALL_COUNT_BUDGET_MS) for kind in kinds}
 
 
 def rebuild_search_index(session: Session) -> None:

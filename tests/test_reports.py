@@ -6,6 +6,7 @@ Times are fixed: `NOW` is Wednesday 18 March 2026, 12:00 UTC."""
 from __future__ import annotations
 
 import random
+import time
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -988,13 +989,16 @@ def test_a_total_that_would_cost_too_much_is_given_up_and_the_page_still_reads(
 ) -> None:
     import sqlalchemy as sa
 
-    from services.db import QueryOverBudget, time_budget
+    from services.db import QueryOverBudget, read_within
 
-    with session_scope() as session:
-        with pytest.raises(QueryOverBudget), time_budget(session, 50):
-            session.execute(sa.text(SLOW_COUNT)).scalar_one()
+    with session_scope() as session:  # a caller's transaction, open around the budgeted read
+        started = time.monotonic()
+        with pytest.raises(QueryOverBudget):
+            read_within(sa.text(SLOW_COUNT), 50)
+        assert time.monotonic() - started < 5  # stopped, not run to its end (minutes)
         assert session.execute(sa.text("SELECT 1")).scalar_one() == 1  # the transaction is still usable
-    monkeypatch.setattr(reports, "count_matching", lambda session, stmt: None)
+    assert read_within(sa.text("SELECT 41 + 1"), 50)[0][0] == 42  # and the budgeted pool too
+    monkeypatch.setattr(reports, "count_matching", lambda stmt: None)
     page = reports.search_charges(some_charges)
     assert page.total is None and len(page.items) == 8  # the rows come without a total
 
@@ -1009,12 +1013,12 @@ def test_a_total_too_dear_for_its_page_is_counted_on_its_own_once_per_store_chan
 
     real, in_page, late = reports.count_matching, [], []
 
-    def dear(session: Any, stmt: Any, budget_ms: int | None = None) -> reports.ListTotal | None:
+    def dear(stmt: Any, budget_ms: int | None = None) -> reports.ListTotal | None:
         if budget_ms is None:  # a page's own count
             in_page.append(budget_ms)
             return None
         late.append(budget_ms)
-        return real(session, stmt, budget_ms)
+        return real(stmt, budget_ms)
 
     monkeypatch.setattr(reports, "count_matching", dear)
     failed = ChargeFilters(status="failed")
@@ -1049,7 +1053,7 @@ def test_a_total_that_cannot_be_counted_even_on_its_own_is_not_tried_again_for_a
     from services import notices
 
     tried: list[int] = []
-    monkeypatch.setattr(reports, "count_matching", lambda session, stmt, budget_ms=0: tried.append(budget_ms))
+    monkeypatch.setattr(reports, "count_matching", lambda stmt, budget_ms=0: tried.append(budget_ms))
     for n in range(5):
         assert reports.count_charges(some_charges, ChargeFilters(customer="ali")) is None
         notices.publish("charge", [f"ch_{n}"])

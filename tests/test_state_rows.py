@@ -133,8 +133,8 @@ def _counts_only_late(monkeypatch: pytest.MonkeyPatch) -> None:
 
     real = reports.count_matching
 
-    def dear(session: Any, stmt: Any, budget_ms: int | None = None) -> Any:
-        return None if budget_ms is None else real(session, stmt, budget_ms)  # only the late count succeeds
+    def dear(stmt: Any, budget_ms: int | None = None) -> Any:
+        return None if budget_ms is None else real(stmt, budget_ms)  # only the late count succeeds
 
     monkeypatch.setattr(reports, "count_matching", dear)
 
