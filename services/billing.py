@@ -123,12 +123,12 @@ def search_customers(actor: Actor, query: str = "", cursor: str | None = None, l
             )
         )
     stmt = stmt.order_by(col(StripeCustomer.created).desc(), col(StripeCustomer.id).desc()).limit(limit + 1)
+    total = late_totals.for_page(_customers_matching(query), ("customers", query))
     with session_scope() as session:
         rows = list(session.exec(stmt))
-    total = late_totals.for_page(_customers_matching(query), ("customers", query))
     items = [CustomerRow(r.id, r.name or "", r.email or "", r.created) for r in rows[:limit]]
     next_cursor = _encode_cursor(rows[limit - 1].created, rows[limit - 1].id) if len(rows) > limit else None
-    return CustomerPage(items, next_cursor, total)
+    return CustomerPage(items, next_cursor, total())
 
 
 def count_customers(actor: Actor, query: str = "") -> ListTotal | None:

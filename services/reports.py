@@ -34,7 +34,7 @@ import threading
 import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
@@ -910,11 +910,11 @@ def read_page(
     names its filters for `late_totals` (None: the total is counted with the page, if it can be).
     `counted=False`: no total at all (a walk through every page has no use for one)."""
     stmt = _keyset(query.stmt, query.key_col, query.id_col, query.descending, query.sort, cursor, limit)
+    total = late_totals.for_page(query.stmt, total_key) if counted else None
     with session_scope() as session:
         rows, next_cursor = _page_of(list(session.exec(stmt)), limit, query.sort, query.key)
         items = query.items(session, rows)
-    total = late_totals.for_page(query.stmt, total_key) if counted else None
-    return Page(items, next_cursor, query.sort, total)
+    return Page(items, next_cursor, query.sort, total() if total else None)
 
 
 # Fifty open charges lists hear of the same store change and each re-read the same first page;
@@ -1019,15 +1019,21 @@ class LateTotals:
             while len(verdicts) > self.KEPT:
                 verdicts.popitem(last=False)
 
-    def for_page(self, stmt: Any, key: Hashable | None) -> ListTotal | None:
-        """The total a page of `stmt` (filtered, not yet ordered or limited) comes with, or None."""
-        if key is None:
-            return count_matching(stmt)
-        counted = self._shared.kept(key)
-        if counted is not None or self._lately(self._too_dear_for_page, key):
-            return counted
+    def for_page(self, stmt: Any, key: Hashable | None) -> Callable[[], ListTotal | None]:
+        """The total a page of `stmt` (filtered, not yet ordered or limited) comes with, or None,
+        started now and answered by the call returned: a page starts its count before reading
+        its rows, so that it waits for the longer of the two, not for both one after the other
+        (the count has its own connection, and neither holds the interpreter while the database
+        works)."""
+        if key is not None:
+            counted = self._shared.kept(key)
+            if counted is not None or self._lately(self._too_dear_for_page, key):
+                return lambda: counted
+        return _page_counts.submit(self._count_for_page, stmt, key).result
+
+    def _count_for_page(self, stmt: Any, key: Hashable | None) -> ListTotal | None:
         total = count_matching(stmt)
-        if total is None:
+        if total is None and key is not None:
             self._judge(self._too_dear_for_page, key)
         return total
 
@@ -1053,6 +1059,8 @@ class LateTotals:
 
 
 late_totals = LateTotals()
+# Where pages count their totals beside their reads: each count lasts at most PAGE_COUNT_BUDGET_MS.
+_page_counts = ThreadPoolExecutor(max_workers=4, thread_name_prefix="page-count")
 
 
 def walk(query: ListQuery[T], page_size: int = 1000) -> Iterator[T]:

@@ -6,6 +6,7 @@ Times are fixed: `NOW` is Wednesday 18 March 2026, 12:00 UTC."""
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
@@ -1001,6 +1002,29 @@ def test_a_total_that_would_cost_too_much_is_given_up_and_the_page_still_reads(
     monkeypatch.setattr(reports, "count_matching", lambda stmt: None)
     page = reports.search_charges(some_charges)
     assert page.total is None and len(page.items) == 8  # the rows come without a total
+
+
+def test_a_page_reads_its_rows_while_its_total_is_counted(some_charges: Actor, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page's answer waits for the longer of its rows and its total, not for both in turn:
+    here each waits for the other to have begun, which only reads running side by side pass."""
+    count_began, rows_began, waited = threading.Event(), threading.Event(), []
+    real_count, real_page_of = reports.count_matching, reports._page_of
+
+    def count(stmt: Any, budget_ms: int | None = None) -> reports.ListTotal | None:
+        count_began.set()
+        waited.append(("count", rows_began.wait(5)))
+        return real_count(stmt, budget_ms)
+
+    def page_of(*args: Any) -> Any:
+        rows_began.set()
+        waited.append(("rows", count_began.wait(5)))
+        return real_page_of(*args)
+
+    monkeypatch.setattr(reports, "count_matching", count)
+    monkeypatch.setattr(reports, "_page_of", page_of)
+    page = reports.search_charges(some_charges, ChargeFilters(status="failed"))
+    assert sorted(waited) == [("count", True), ("rows", True)]
+    assert len(page.items) == 4 and page.total == reports.ListTotal(4)
 
 
 def test_a_total_too_dear_for_its_page_is_counted_on_its_own_once_per_store_change(
