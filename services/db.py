@@ -20,6 +20,9 @@ from services.config import get_settings
 
 T = TypeVar("T")
 CONNECT_TIMEOUT_SECONDS = 10
+# Connections kept open for budgeted reads (`read_within`): one per thread pages count their
+# totals on (reports.PAGE_COUNT_THREADS), so a count never waits for a connection to be opened.
+BUDGETED_POOL_SIZE = 4
 
 
 def make_engine(url: str, *, statement_timeout_ms: int | None = None) -> sa.Engine:
@@ -52,7 +55,7 @@ def make_engine(url: str, *, statement_timeout_ms: int | None = None) -> sa.Engi
     budgeted: dict[str, Any] = {}
     if statement_timeout_ms is not None:
         options += f" -c statement_timeout={int(statement_timeout_ms)}"
-        budgeted = {"isolation_level": "AUTOCOMMIT", "pool_size": 2}
+        budgeted = {"isolation_level": "AUTOCOMMIT", "pool_size": BUDGETED_POOL_SIZE}
     engine = sa.create_engine(
         url,
         **({"pool_size": 10, "max_overflow": 10} | budgeted),

@@ -29,6 +29,7 @@ a deep page costs what the first does and rows arriving meanwhile do not shift t
 from __future__ import annotations
 
 import functools
+import os
 import re
 import threading
 import time
@@ -1060,7 +1061,19 @@ class LateTotals:
 
 late_totals = LateTotals()
 # Where pages count their totals beside their reads: each count lasts at most PAGE_COUNT_BUDGET_MS.
-_page_counts = ThreadPoolExecutor(max_workers=4, thread_name_prefix="page-count")
+PAGE_COUNT_THREADS = 4  # db.BUDGETED_POOL_SIZE keeps as many connections open for them
+
+
+def _new_page_counts() -> None:
+    """A pool of this process's own: a child forked after counts ran would inherit the pool's
+    bookkeeping (idle workers) without its threads, and wait on them for ever."""
+    global _page_counts
+    _page_counts = ThreadPoolExecutor(max_workers=PAGE_COUNT_THREADS, thread_name_prefix="page-count")
+
+
+_page_counts: ThreadPoolExecutor
+_new_page_counts()
+os.register_at_fork(after_in_child=_new_page_counts)
 
 
 def walk(query: ListQuery[T], page_size: int = 1000) -> Iterator[T]:

@@ -5,7 +5,9 @@ Times are fixed: `NOW` is Wednesday 18 March 2026, 12:00 UTC."""
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 import threading
 import time
 from collections import defaultdict
@@ -1025,6 +1027,34 @@ def test_a_page_reads_its_rows_while_its_total_is_counted(some_charges: Actor, m
     page = reports.search_charges(some_charges, ChargeFilters(status="failed"))
     assert sorted(waited) == [("count", True), ("rows", True)]
     assert len(page.items) == 4 and page.total == reports.ListTotal(4)
+
+
+def test_a_process_forked_after_pages_were_counted_counts_its_own(some_charges: Actor) -> None:
+    """The threads pages count on are the process's own: a child forked from a process that
+    had counted (a bench, a pre-forking server) must not wait for its parent's threads."""
+    from services import db
+
+    assert reports.search_charges(some_charges).total == reports.ListTotal(8)  # the parent's threads
+    pid = os.fork()
+    if pid == 0:  # the child: its own connections, then a page with its total
+        code = 1
+        try:
+            db.get_engine().dispose(close=False)
+            db._budgeted_engine.cache_clear()
+            reports.shared_pages.forget()
+            reports.late_totals.forget()
+            page = reports.search_charges(some_charges, ChargeFilters(status="failed"))
+            code = 0 if page.total == reports.ListTotal(4) else 2
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 30
+    while (ended := os.waitpid(pid, os.WNOHANG)) == (0, 0):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child waited for ever on its parent's counting threads")
+        time.sleep(0.05)
+    assert os.waitstatus_to_exitcode(ended[1]) == 0
 
 
 def test_a_total_too_dear_for_its_page_is_counted_on_its_own_once_per_store_change(
