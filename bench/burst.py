@@ -293,13 +293,31 @@ class SocketPages:
         self.loop.call_soon_threadsafe(self.loop.stop)
 
 
-def run(events: int, seconds: float, pages: int, browser_pages: int, db: str = "sqlite") -> list[str]:
+BENCH_REDIS_URL = "redis://127.0.0.1:6379/3"  # tests use database 0, `make run-scaled` database 1
+
+
+def scaled_out(workers: int) -> dict[str, str]:
+    """Billy's environment for `workers` workers sharing state and live updates through Redis (an
+    emptied database of the local server of its own); nothing for one."""
+    if workers <= 1:
+        return {}
+    import redis
+
+    redis.Redis.from_url(BENCH_REDIS_URL).flushdb()
+    return {"GRANIAN_WORKERS": str(workers), "BILLY_REDIS_URL": BENCH_REDIS_URL}
+
+
+def run(events: int, seconds: float, pages: int, browser_pages: int, db: str = "sqlite", workers: int = 1) -> list[str]:
     lines: list[str] = []
 
     def check(ok: bool, text: str) -> None:
         lines.append(f"{'PASS' if ok else 'FAIL'}  {text}")
 
-    with billy_and_sandbox("billy-bench-burst-", customers=20, db=db) as (sandbox, app), chromium() as browser:
+    env = scaled_out(workers)
+    with (
+        billy_and_sandbox("billy-bench-burst-", customers=20, db=db, extra_env=env) as (sandbox, app),
+        chromium() as browser,
+    ):
         client = sandbox.client()
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
         owner = context.new_page()
@@ -407,10 +425,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pages", type=int, default=50, help="open dashboards in all")
     parser.add_argument("--browser-pages", type=int, default=5, help="of them, pages in Chromium")
     parser.add_argument("--db", choices=DATABASES, default="sqlite", help="Billy's store")
+    parser.add_argument("--workers", type=int, default=1, help="Billy's workers (more than one: PostgreSQL and Redis)")
     args = parser.parse_args(argv)
+    if args.workers > 1 and args.db != "postgresql":
+        parser.error("several workers share a PostgreSQL store: add --db postgresql")
     print_facts()
-    print(f"store: {args.db}")
-    print("\n".join(run(args.events, args.seconds, args.pages, args.browser_pages, args.db)))
+    print(f"store: {args.db}; workers: {args.workers}")
+    print("\n".join(run(args.events, args.seconds, args.pages, args.browser_pages, args.db, args.workers)))
     return 0
 
 
