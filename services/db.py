@@ -237,8 +237,15 @@ QUERY_CANCELED = "57014"  # PostgreSQL's SQLSTATE for a statement stopped by sta
 @lru_cache(maxsize=8)
 def _budgeted_engine(engine: sa.Engine, milliseconds: int) -> sa.Engine:
     """The budgeted-read pool beside `engine` (the store's), one per budget; a new store engine
-    (tests, benches) gets its own."""
-    return make_engine(engine.url.render_as_string(hide_password=False), statement_timeout_ms=milliseconds)
+    (tests, benches) gets its own. Disposing `engine` (a store swapped, a process forked)
+    closes this pool's connections too."""
+    budgeted = make_engine(engine.url.render_as_string(hide_password=False), statement_timeout_ms=milliseconds)
+
+    @sa.event.listens_for(engine, "engine_disposed")
+    def _dispose_with_the_store(_engine: sa.Engine) -> None:
+        budgeted.dispose()
+
+    return budgeted
 
 
 def delete_in_batches(

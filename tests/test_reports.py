@@ -992,6 +992,7 @@ def test_a_total_that_would_cost_too_much_is_given_up_and_the_page_still_reads(
 ) -> None:
     import sqlalchemy as sa
 
+    from services import db
     from services.db import QueryOverBudget, read_within
 
     with session_scope() as session:  # a caller's transaction, open around the budgeted read
@@ -1001,6 +1002,12 @@ def test_a_total_that_would_cost_too_much_is_given_up_and_the_page_still_reads(
         assert time.monotonic() - started < 5  # stopped, not run to its end (minutes)
         assert session.execute(sa.text("SELECT 1")).scalar_one() == 1  # the transaction is still usable
     assert read_within(sa.text("SELECT 41 + 1"), 50)[0][0] == 42  # and the budgeted pool too
+    store = db.get_engine()
+    if store.dialect.name == "postgresql":  # its own pool of connections, closed with the store's
+        budgeted = db._budgeted_engine(store, 50)
+        assert budgeted.pool.checkedin() == 1
+        store.dispose()
+        assert budgeted.pool.checkedin() == 0
     monkeypatch.setattr(reports, "count_matching", lambda stmt: None)
     page = reports.search_charges(some_charges)
     assert page.total is None and len(page.items) == 8  # the rows come without a total
