@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import defer
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
 from services import audit, billing, clock, failed_payments, timezones
 from services.db import session_scope
@@ -24,7 +24,6 @@ from services.errors import NotFound, ValidationFailed
 from services.invoice_changes import days_overdue
 from services.models import (
     StripeCharge,
-    StripeCustomer,
     StripeInvoice,
     StripeInvoiceLine,
     StripeProduct,
@@ -43,6 +42,7 @@ from services.reports import (
     ListTotal,
     Money,
     count_charges,
+    customer_refs,
     failure_reason,
     search_charges,
 )
@@ -94,15 +94,6 @@ def order_number_of(text: object) -> str:
     return found.group(1)
 
 
-def _refs(session: Session, ids: set[str]) -> dict[str, CustomerRef]:
-    if not ids:
-        return {}
-    rows = session.exec(
-        select(StripeCustomer.id, StripeCustomer.name, StripeCustomer.email).where(col(StripeCustomer.id).in_(ids))
-    )
-    return {r[0]: CustomerRef(r[0], r[1] or "", r[2] or "") for r in rows}
-
-
 def _from_row(row: billing.ChargeRow, customer: CustomerRef, failed_as: str) -> AgentCharge:
     label = CHARGE_STATUSES.get(row.status, row.status.replace("_", " ").capitalize())
     if row.status == "succeeded" and row.amount_refunded:
@@ -128,7 +119,7 @@ def _charges_by_ids(actor: Actor, ids: list[str]) -> list[AgentCharge]:
     """Each charge through `billing.get_charge` (which authorizes it), with its customer."""
     rows = [billing.get_charge(actor, charge_id) for charge_id in ids]
     with session_scope() as session:
-        refs = _refs(session, {r.customer_id for r in rows if r.customer_id})
+        refs = customer_refs(session, {r.customer_id for r in rows if r.customer_id})
         reasons = {
             c.id: FAILURE_REASONS[failure_reason(c.decline_reason, c.outcome_type)]
             for c in session.exec(
@@ -289,7 +280,7 @@ def overdue_customers(actor: Actor, cursor: str | None = None, limit: int = 20) 
             .order_by(col(i.due_date), col(i.id))
             .limit(OVERDUE_SCAN)
         ).all()
-        refs = _refs(session, {r.customer_id for r in rows if r.customer_id})
+        refs = customer_refs(session, {r.customer_id for r in rows if r.customer_id})
         by_customer: dict[str, list[StripeInvoice]] = defaultdict(list)
         for row in rows:
             by_customer[row.customer_id or f"email:{row.customer_email or row.id}"].append(row)
@@ -369,7 +360,7 @@ def subscription_detail(actor: Actor, subscription_id: str) -> SubscriptionDetai
             if product_ids
             else {}
         )
-        customer = _refs(session, {row.customer_id} if row.customer_id else set())
+        customer = customer_refs(session, {row.customer_id} if row.customer_id else set())
         raw = row.raw or {}
         pause = raw.get("pause_collection") if isinstance(raw.get("pause_collection"), dict) else None
         trial_end = raw.get("trial_end")
@@ -442,7 +433,7 @@ def invoice_detail(actor: Actor, invoice_id: str) -> InvoiceDetail:
             .where(col(StripeInvoiceLine.invoice_id) == row.id)
             .order_by(col(StripeInvoiceLine.id))
         ).all()
-        customer = _refs(session, {row.customer_id} if row.customer_id else set())
+        customer = customer_refs(session, {row.customer_id} if row.customer_id else set())
         late = days_overdue(row.due_date, now) if row.status == "open" else None
         status = "overdue" if late is not None else (row.status or "")
         url = (row.raw or {}).get("hosted_invoice_url")

@@ -209,8 +209,9 @@ def _customers_read() -> AnyRead:
     return sa.select(col(c.id), col(c.name), col(c.email)).where(col(c.id).in_(sa.bindparam("ids", expanding=True)))
 
 
-def _customers(session: Session, ids: Iterable[str | None]) -> dict[str, CustomerRef]:
-    """Names and emails of the given customers, by primary key (one query)."""
+def customer_refs(session: Session, ids: Iterable[str | None]) -> dict[str, CustomerRef]:
+    """Names and emails of the given customers, by primary key (one kept query): every list,
+    the dashboard, search and the agent's reads name customers through this."""
     wanted = sorted({i for i in ids if i})
     if not wanted:
         return {}
@@ -663,7 +664,7 @@ def _failed(session: Session, at: datetime) -> dict[str, Any]:
             week[customer_id], last[customer_id] = 1, int(created)
             listed[reason].append((customer_id, 1))
 
-    known = _customers(session, [cid for pairs in listed.values() for cid, _ in pairs] + sorted(repeat))
+    known = customer_refs(session, [cid for pairs in listed.values() for cid, _ in pairs] + sorted(repeat))
 
     def entry(customer_id: str, n: int) -> FailedCustomer:
         ref = _customer_ref(known, customer_id)
@@ -767,7 +768,7 @@ def _recent_refunds_read() -> AnyRead:
 
 def _recent_refunds(session: Session) -> list[RecentRefund]:
     rows = session.connection().execute(_recent_refunds_read()).all()
-    known = _customers(session, (row[-1] for row in rows))
+    known = customer_refs(session, (row[-1] for row in rows))
     return [
         RecentRefund(
             refund_id,
@@ -1236,7 +1237,7 @@ def charges_query(filters: ChargeFilters | None = None, sort: str = "newest") ->
 
 
 def _charge_items(session: Session, rows: list[StripeCharge]) -> list[ChargeListRow]:
-    known = _customers(session, (r.customer_id for r in rows))
+    known = customer_refs(session, (r.customer_id for r in rows))
     items = []
     for r in rows:
         reason = failure_reason(r.decline_reason, r.outcome_type) if r.status == "failed" else None
@@ -1348,7 +1349,7 @@ def subscriptions_query(
 
 
 def _subscription_items(session: Session, rows: list[StripeSubscription]) -> list[SubscriptionListRow]:
-    known = _customers(session, (r.customer_id for r in rows))
+    known = customer_refs(session, (r.customer_id for r in rows))
     plans = _plans(session, [r.id for r in rows])
     return [
         SubscriptionListRow(
@@ -1445,7 +1446,7 @@ def invoices_query(filters: InvoiceFilters | None = None, sort: str = "newest") 
 
 
 def _invoice_items(session: Session, rows: list[StripeInvoice], *, at: int) -> list[InvoiceListRow]:
-    known = _customers(session, (r.customer_id for r in rows))
+    known = customer_refs(session, (r.customer_id for r in rows))
     items = []
     for r in rows:
         overdue = r.status == "open" and r.due_date is not None and r.due_date < at

@@ -877,14 +877,7 @@ def _customer_matched(row: StripeCustomer, needle: str, how: str) -> str:
 
 
 def _customer_labels(session: Session, ids: set[str]) -> dict[str, str]:
-    if not ids:
-        return {}
-    rows = session.exec(
-        select(StripeCustomer.id, StripeCustomer.name, StripeCustomer.email).where(
-            col(StripeCustomer.id).in_(sorted(ids))
-        )
-    )
-    return {r[0]: r[1] or r[2] or r[0] for r in rows}
+    return {cid: ref.label for cid, ref in reports.customer_refs(session, ids).items()}
 
 
 def _customer_hit(row: StripeCustomer, matched: str) -> SearchHit:
