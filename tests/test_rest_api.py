@@ -23,7 +23,7 @@ from services.agent_tokens import ScopeRequest
 from services.db import session_scope
 from services.models import AuditEntry
 from services.permissions import Actor, Source
-from tests.conftest import member_actor
+from tests.conftest import counts_only_late, member_actor
 from tests.stripe_helpers import make_charge, make_team_subscription_and_open_invoice
 
 V1 = "/api/v1"
@@ -335,12 +335,7 @@ def test_lists_wait_for_a_total_too_dear_for_the_dashboards_page(api, charges, m
     total after); a program reads its answer whole, so the API waits for the count."""
     from services import reports
 
-    real = reports.count_matching
-
-    def dear(stmt: Any, budget_ms: int | None = None) -> Any:
-        return None if budget_ms is None else real(stmt, budget_ms)  # only the late count succeeds
-
-    monkeypatch.setattr(reports, "count_matching", dear)
+    counts_only_late(monkeypatch)
     headers = bearer(access_token_for(member_actor("read_only", "viewer@example.com")))
     for resource, count in (("charges", 2), ("customers", 2), ("subscriptions", 0), ("invoices", 0)):
         answer = api.get(f"{V1}/{resource}", headers=headers, params={"limit": 1}).json()

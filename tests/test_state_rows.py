@@ -26,7 +26,7 @@ from billy_app.state.session import SessionState
 from billy_app.state.team import MemberRow, TeamState
 from services import identity
 from services.permissions import Actor
-from tests.conftest import OWNER_EMAIL, member_actor
+from tests.conftest import OWNER_EMAIL, counts_only_late, member_actor
 from tests.reflex_events import Pipeline, Sent, Tab, event_pipeline
 
 VIEWER_EMAIL = "viewer@example.com"
@@ -127,18 +127,6 @@ def test_the_list_pager_says_which_rows_of_how_many(pipeline: Pipeline) -> None:
     assert range_label(2, 50, "") == "51–100"  # counting was given up: the rows without a total
 
 
-def _counts_only_late(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every total costs more than a page may spend on it (as "refunded" at a million charges)."""
-    from services import reports
-
-    real = reports.count_matching
-
-    def dear(stmt: Any, budget_ms: int | None = None) -> Any:
-        return None if budget_ms is None else real(stmt, budget_ms)  # only the late count succeeds
-
-    monkeypatch.setattr(reports, "count_matching", dear)
-
-
 def _labels(sent: Sent, state: Any) -> list[str]:
     """Each "1–50 of 60" sent, in order (an empty list's "" left out)."""
     name, key = state.get_full_name(), "range_label_rx_state_"
@@ -150,7 +138,7 @@ def test_a_total_too_dear_for_the_page_follows_its_rows(pipeline: Pipeline, monk
     from billy_app.state.customers import CustomersState
 
     _sixty_charges()
-    _counts_only_late(monkeypatch)
+    counts_only_late(monkeypatch)
     tab = pipeline.owner_tab("/charges")
     assert _labels(tab.send(ChargesState, "load"), ChargesState) == ["1–50", "1–50 of 60"]
     # The next page of the same filters shows the total they had at once (then counted again).
@@ -229,7 +217,7 @@ def test_a_live_list_keeps_its_total_on_screen_while_a_store_change_is_recounted
     from services.db import session_scope
 
     _sixty_charges()
-    _counts_only_late(monkeypatch)
+    counts_only_late(monkeypatch)
     connected = [True]  # the pipeline has no socket for the follower to look for
     monkeypatch.setattr(live, "_tab_connected", lambda token: connected[0])
     tab = pipeline.owner_tab("/charges")
