@@ -79,9 +79,6 @@ REFUND_STATUSES_NOT_GIVEN_BACK = ("failed", "canceled")
 PAGE_SIZE = 25
 MAX_PAGE_SIZE = 50
 MAX_TEXT = 200
-# Charges, about ten per customer, are walked (not gathered) from fewer matching customers
-# than the other lists (services/search.py WALK_FROM_CUSTOMERS; bench/pages).
-CHARGES_WALK_FROM = 200
 
 
 # Failure reasons as the dashboard groups them, from `stripe_charge.decline_reason` (the
@@ -1104,12 +1101,10 @@ def _check_range(date_from: datetime | None, date_to: datetime | None) -> tuple[
     return since, before
 
 
-def _customer_condition(
-    customer_col: Any, customer: str, walk_from: int | None = None
-) -> sa.ColumnElement[bool] | None:
+def _customer_condition(customer_col: Any, customer: str) -> sa.ColumnElement[bool] | None:
     """A customer by id (`cus_…`, exactly), or every customer whose email or name (any word)
-    starts with the text (ix_stripe_customer_email_lower / name_lower)."""
-    from services.search import WALK_FROM_CUSTOMERS, customers_starting_with, plain_words  # (search imports us)
+    starts with the text (the prefix table of migrations 0022 and 0024)."""
+    from services.search import customers_starting_with, plain_words  # (search imports us)
 
     text = plain_words(customer)
     if not text:
@@ -1118,7 +1113,7 @@ def _customer_condition(
         raise ValidationFailed(f"The customer filter is at most {MAX_TEXT} characters.")
     if text.startswith("cus_") and " " not in text:
         return customer_col == text
-    return customers_starting_with(customer_col, text.lower(), walk_from or WALK_FROM_CUSTOMERS)
+    return customers_starting_with(customer_col, text.lower())
 
 
 # --- charges ------------------------------------------------------------------------------------
@@ -1229,7 +1224,7 @@ def charges_query(filters: ChargeFilters | None = None, sort: str = "newest") ->
         stmt = stmt.where(amount_col <= f.amount_max)
     if currency:
         stmt = stmt.where(col(c.currency) == currency)
-    who = _customer_condition(col(c.customer_id), f.customer, CHARGES_WALK_FROM)
+    who = _customer_condition(col(c.customer_id), f.customer)
     if who is not None:
         stmt = stmt.where(who)
     key_col = col(c.created) if key == "created" else col(c.amount)

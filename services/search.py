@@ -83,8 +83,11 @@ _WORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 FTS_TABLES = ("stripe_customer_search", "stripe_charge_search")
 _FTS5_SHADOWS = ("_data", "_idx", "_content", "_docsize", "_config")
-CUSTOMER_PREFIX_TABLE = "stripe_customer_prefix"  # PostgreSQL only: migration 0022
-SEARCH_TABLES = frozenset({*(t + suffix for t in FTS_TABLES for suffix in ("", *_FTS5_SHADOWS)), CUSTOMER_PREFIX_TABLE})
+CUSTOMER_PREFIX_TABLE = "stripe_customer_prefix"  # migrations 0022 (PostgreSQL) and 0024 (SQLite)
+PREFIX_POSITION_TABLE = "stripe_prefix_position"  # SQLite only: migration 0024
+SEARCH_TABLES = frozenset(
+    {*(t + suffix for t in FTS_TABLES for suffix in ("", *_FTS5_SHADOWS)), CUSTOMER_PREFIX_TABLE, PREFIX_POSITION_TABLE}
+)
 SEARCH_INDEXES = frozenset(
     {
         "ix_stripe_customer_email_trgm",
@@ -92,11 +95,12 @@ SEARCH_INDEXES = frozenset(
         "ix_stripe_charge_description_trgm",
         "ix_stripe_customer_email_prefix",
         "ix_stripe_customer_name_prefix",
+        "ix_stripe_customer_prefix_customer",
     }
 )
 
-# PostgreSQL: every text a customer-prefix filter may start at (its email, its name, and the
-# name from each later word on), with the customer's id, in a B-tree under the "C" collation.
+# Every text a customer-prefix filter may start at (its email, its name, and the name from each
+# later word on), with the customer's id, in a B-tree (PostgreSQL: under the "C" collation).
 # A prefix is then one index-only range of (text, customer id), with no customer row read:
 # at 1,000,000 customers, a list filtered by "jam" (13,600 matches) read 5,000 customer rows
 # one by one to fill a page (24 ms; bench/pages). Kept by a trigger; deleted customers left out.
@@ -150,11 +154,67 @@ PG_CUSTOMER_PREFIX_DOWN = (
     "DROP FUNCTION IF EXISTS billy_customer_prefixes(text, text)",
     "DROP TABLE IF EXISTS stripe_customer_prefix",
 )
+# SQLite keeps the same table by triggers too. Its triggers cannot use a CTE, so a name's later
+# words are found by joining the character positions 1..PREFIX_POSITIONS (a table of integers)
+# where the name has a space. Stripe caps a name at 256 characters; a later word starting past
+# PREFIX_POSITIONS would only be missed by the prefix filters, not by the search.
+PREFIX_POSITIONS = 1024
+
+
+def _sqlite_prefixes_of(row: str, source: str = "") -> str:
+    """SELECTs of (prefix, customer id) for the customer `row` (NEW in a trigger; `c` of
+    `source`, "stripe_customer c", in the fill), left out when the customer is deleted."""
+    src = f"FROM {source} " if source else ""
+    also = f", {source}" if source else ""
+    live = f"WHERE {row}.deleted IS NOT 1 AND"
+    return f"""
+        SELECT {row}.email_lower, {row}.id {src}{live} {row}.email_lower <> ''
+        UNION ALL SELECT {row}.name_lower, {row}.id {src}{live} {row}.name_lower <> ''
+        UNION ALL SELECT substr({row}.name_lower, p.n + 1), {row}.id FROM stripe_prefix_position p{also}
+            {live} p.n < length({row}.name_lower) AND substr({row}.name_lower, p.n, 1) = ' '"""  # noqa: S608 - our own names
+
+
+SQLITE_CUSTOMER_PREFIX_UP = (
+    "CREATE TABLE stripe_prefix_position (n INTEGER PRIMARY KEY)",
+    # 1..PREFIX_POSITIONS without a CTE: the keys of a JSON array of that many zeros.
+    f"""INSERT INTO stripe_prefix_position (n) SELECT key + 1 FROM json_each(
+        '[' || rtrim(replace(hex(zeroblob({PREFIX_POSITIONS})), '00', '0,'), ',') || ']')""",  # noqa: S608 - a constant
+    """CREATE TABLE stripe_customer_prefix (
+        prefix TEXT NOT NULL,
+        customer_id TEXT NOT NULL,
+        PRIMARY KEY (prefix, customer_id)) WITHOUT ROWID""",
+    "CREATE INDEX ix_stripe_customer_prefix_customer ON stripe_customer_prefix (customer_id)",
+    f"""CREATE TRIGGER stripe_customer_prefix_insert AFTER INSERT ON stripe_customer BEGIN
+        INSERT OR IGNORE INTO stripe_customer_prefix (prefix, customer_id) {_sqlite_prefixes_of("NEW")};
+    END""",
+    f"""CREATE TRIGGER stripe_customer_prefix_update AFTER UPDATE ON stripe_customer
+    WHEN NEW.id IS NOT OLD.id OR NEW.deleted IS NOT OLD.deleted OR NEW.name_lower IS NOT OLD.name_lower
+        OR NEW.email_lower IS NOT OLD.email_lower BEGIN
+        DELETE FROM stripe_customer_prefix WHERE customer_id = OLD.id;
+        INSERT OR IGNORE INTO stripe_customer_prefix (prefix, customer_id) {_sqlite_prefixes_of("NEW")};
+    END""",  # noqa: S608 - our own SQL
+    """CREATE TRIGGER stripe_customer_prefix_delete AFTER DELETE ON stripe_customer BEGIN
+        DELETE FROM stripe_customer_prefix WHERE customer_id = OLD.id;
+    END""",
+)
+SQLITE_CUSTOMER_PREFIX_FILL = (
+    "DELETE FROM stripe_customer_prefix",
+    "INSERT OR IGNORE INTO stripe_customer_prefix (prefix, customer_id) "
+    + _sqlite_prefixes_of("c", "stripe_customer c"),
+)
+SQLITE_CUSTOMER_PREFIX_DOWN = (
+    "DROP TRIGGER IF EXISTS stripe_customer_prefix_delete",
+    "DROP TRIGGER IF EXISTS stripe_customer_prefix_update",
+    "DROP TRIGGER IF EXISTS stripe_customer_prefix_insert",
+    "DROP TABLE IF EXISTS stripe_customer_prefix",
+    "DROP TABLE IF EXISTS stripe_prefix_position",
+)
+
 _customer_prefix = sa.table(CUSTOMER_PREFIX_TABLE, sa.column("prefix"), sa.column("customer_id"))
 
 
 def is_search_object(name: str | None, type_: str) -> bool:
-    """True for exactly the search tables and indexes migrations 0009 and 0022 make outside the models."""
+    """True for exactly the search tables and indexes migrations 0009, 0022 and 0024 make outside the models."""
     return (type_ == "table" and name in SEARCH_TABLES) or (type_ == "index" and name in SEARCH_INDEXES)
 
 
@@ -259,52 +319,54 @@ def fts_phrase(text: str) -> str:
     return '"' + text.replace('"', '""') + '"'
 
 
-def customer_starts_with(dialect: str, needle: str) -> sa.ColumnElement[bool]:
-    """Customers whose email or name, or any word of the name, starts with `needle` (lower
-    case), answered from indexes: the lower-cased B-tree columns for the start (GLOB on SQLite,
-    whose LIKE cannot use them), and the trigram index for a later word (" mar" inside the name)."""
-    c = StripeCustomer
-    if dialect == "sqlite":
-        starts = _sqlite_starts(c, needle)
-        if len(needle) >= 2:  # " x" plus a letter: the trigram tokenizer needs three characters
-            starts.append(col(c.id).in_(_later_word_matches("id", needle)))
-        else:
-            starts.append(_sqlite_later_word(c, needle))
-        return sa.or_(*starts)
+def _starts_conditions(customer: Any, needle: str, dialect: str) -> list[sa.ColumnElement[bool]]:
+    """The customer row's email, name or a later word of its name starts with `needle` (lower
+    case), tested on the row itself: the "by key" walk, for a prefix matching very many."""
+    if dialect == "sqlite":  # GLOB: case-sensitive, as the lower-cased columns need
+        pattern = escape_glob(needle) + "*"
+        return [
+            col(customer.email_lower).op("GLOB")(pattern),
+            col(customer.name_lower).op("GLOB")(pattern),
+            col(customer.name_lower).op("GLOB")("* " + pattern),
+        ]
     pattern = escape_like(needle) + "%"
-    return sa.or_(
-        col(c.email_lower).like(pattern, escape="\\"),
-        col(c.name_lower).like(pattern, escape="\\"),
-        col(c.name_lower).like("% " + pattern, escape="\\"),
-    )
+    return [
+        col(customer.email_lower).like(pattern, escape="\\"),
+        col(customer.name_lower).like(pattern, escape="\\"),
+        col(customer.name_lower).like("% " + pattern, escape="\\"),
+    ]
 
 
-def _sqlite_starts(customer: Any, needle: str) -> list[sa.ColumnElement[bool]]:
-    """Email, name: starts with `needle` (GLOB: SQLite's LIKE cannot use their B-trees)."""
-    pattern = escape_glob(needle) + "*"
-    return [col(customer.email_lower).op("GLOB")(pattern), col(customer.name_lower).op("GLOB")(pattern)]
+# How a list filtered by a customer prefix is read, from M matching customers (the prefix table's
+# count), C customers and R rows in the list. A page of 51 rows walks about 51 × C ÷ M rows of the
+# list's own order, each about 1.2 µs when tested against the matches hashed once (0.25 µs each
+# to hash), about 5 µs when its customer row is read by key; gathering the matching customers'
+# rows through the list's customer index costs about 8-12 µs for each of their M × R ÷ C rows.
+# So (measured at 1,000,000 customers on PostgreSQL, bench/pages and a throwaway script timing
+# each plan on charges, subscriptions and invoices; SQLite at 100,000 follows the same bands):
+# - gather below C × sqrt(0.1 × 51 ÷ R) matches (2,300 for 1,000,000 charges, 4,100 for
+#   300,000 subscriptions; 61 matches took 3.8 ms gathered, 2.1 s walked; 4,868 took 21-35 ms
+#   gathered, 11-14 ms walked);
+# - walk, testing each row against the hashed matches, below sqrt(750 × C) (27,000 at 1M
+#   customers: "jam", 13,600 matches, 24 → 10 ms; "ja", 70,000, 8 ms by key, 25 ms hashed);
+# - walk, reading each row's customer by key, above that.
+# With no counts yet (PostgreSQL before the tables were first analyzed, an empty store) a list
+# walks by key: right whatever the sizes, if slower.
+WALK_TO_GATHER_COST = 0.1
+HASHED_WALK_FACTOR = 27.0
+PAGE_WALKED = 51
 
 
-def _sqlite_later_word(customer: Any, needle: str) -> sa.ColumnElement[bool]:
-    """A later word of the name starts with `needle`, tested row by row (no index)."""
-    return col(customer.name_lower).op("GLOB")("* " + escape_glob(needle) + "*")
-
-
-def _later_word_matches(column: str, needle: str) -> sa.Select[Any]:
-    """`column` (id or rowid) of the customers with a later name word starting with `needle`,
-    from the FTS trigram index (`needle` of two characters or more)."""
-    fts = sa.table("stripe_customer_search", sa.column(column))
-    return sa.select(fts.c[column]).where(
-        sa.text("stripe_customer_search MATCH :word").bindparams(word="name : " + fts_phrase(" " + needle))
-    )
-
-
-# When a list filtered by a customer prefix walks its own order instead of gathering the
-# matches (SQLite). Gathering costs about one lookup per matching row of the list; walking,
-# about page × (rows ÷ matching rows) visits. Measured at 100k customers / 1M charges
-# (bench/pages): the walk wins past ~1,500 matching customers for lists with a row or two per
-# customer, and past ~200 for charges (about ten per customer).
-WALK_FROM_CUSTOMERS = 1500
+def walk_plan(needle: str, list_table: str) -> str:
+    """How a list (`list_table`) filtered by a customer prefix is read: "gather" the few matching
+    customers' rows through the list's customer index, walk the list's own order testing each
+    row against the matches "hashed" once, or against its customer row "by key" (very many
+    matches)."""
+    customers, rows = _row_count("stripe_customer"), max(1, _row_count(list_table))
+    gather_below = int(customers * (WALK_TO_GATHER_COST * PAGE_WALKED / rows) ** 0.5)
+    hashed_below = max(gather_below, int(HASHED_WALK_FACTOR * customers**0.5))
+    found = _match_estimate(needle, hashed_below)
+    return "gather" if found < gather_below else "hashed" if found < hashed_below else "by key"
 
 
 ESTIMATE_SECONDS = 60.0  # how long an estimate is reused (it only picks the faster plan)
@@ -313,13 +375,18 @@ _estimates_lock = threading.Lock()
 
 
 def _match_estimate(needle: str, cap: int) -> int:
-    """About how many customers match (an over-count: a customer matching twice counts
-    twice), stopped at `cap`: on SQLite two index ranges, then the later-word matches; on
-    PostgreSQL one range of the prefix table.
+    """About how many customers match (an over-count: a customer matching twice counts twice),
+    stopped at `cap`: one index-only range of the prefix table.
 
-    A few milliseconds, and paging or a live refresh asks again at once, so an estimate is
-    kept for ESTIMATE_SECONDS. A stale one costs speed only: both plans give the same rows."""
-    return _kept_estimate((needle, cap), lambda: _count_matches(needle, cap))
+    About a millisecond, and paging or a live refresh asks again at once, so an estimate is
+    kept for ESTIMATE_SECONDS. A stale one costs speed only: every plan gives the same rows."""
+
+    def count() -> int:
+        with session_scope() as session:
+            capped = sa.select(sa.func.count()).select_from(_prefix_matches(needle).limit(cap).subquery())
+            return int(session.execute(capped).scalar_one())
+
+    return _kept_estimate((needle, cap), count)
 
 
 def _kept_estimate(what: tuple[str, int], count: Callable[[], int]) -> int:
@@ -343,121 +410,57 @@ def forget_estimates() -> None:
         _estimates.clear()
 
 
-def _count_matches(needle: str, cap: int) -> int:
-    c = StripeCustomer
-    with session_scope() as session:
+def _row_count(table: str) -> int:
+    """About how many rows `table` holds, kept as long as an estimate: PostgreSQL's planner count
+    (0 before the table was first analyzed); SQLite's largest rowid (one step down its B-tree;
+    rows deleted since make it an over-count)."""
 
-        def at_most(query: Any, n: int) -> int:
-            capped = sa.select(sa.func.count()).select_from(query.limit(n).subquery())
-            return int(session.execute(capped).scalar_one())
-
-        if session.get_bind().dialect.name == "postgresql":
-            return at_most(_pg_prefix_matches(needle), cap)
-        found = 0
-        for starts in _sqlite_starts(c, needle):
-            found += at_most(sa.select(col(c.id)).where(starts), cap - found)
-            if found >= cap:
-                return found
-        if len(needle) < 2:
-            return found  # a later word is then matched by a scan anyway: see customer_starts_with
-        return found + at_most(_later_word_matches("rowid", needle), cap - found)
-
-
-def _row_starts_with(customer: Any, needle: str) -> sa.ColumnElement[bool]:
-    """`customer_starts_with` tested on one customer row, without any index (for a walk)."""
-    return sa.and_(
-        col(customer.deleted).is_(False),
-        sa.or_(*_sqlite_starts(customer, needle), _sqlite_later_word(customer, needle)),
-    )
-
-
-def customers_starting_with(
-    customer_col: Any, needle: str, walk_from: int = WALK_FROM_CUSTOMERS
-) -> sa.ColumnElement[bool]:
-    """Rows whose customer (`customer_col`, or the customer rows themselves when it is
-    `StripeCustomer.id`) matches `customer_starts_with(needle)`.
-
-    Few matching customers: their ids are gathered through the indexes and the list's rows
-    read through its customer index. On SQLite, from `walk_from` matches on (a common prefix
-    like "mar"), the list walks its own (created, id) order instead and tests each row's
-    customer as it goes, stopping once the page is full. PostgreSQL weighs the same choice
-    from its own counts (`pg_walk_plan`; bench/pages)."""
-    dialect = get_engine().dialect.name
-    c = StripeCustomer
-    if dialect == "postgresql":
-        plan = pg_walk_plan(needle, customer_col.expression.table.name)
-        if plan != "by key":  # by key: the customers' own condition below, the planner walking
-            return _pg_prefix_condition(customer_col, needle, hashed=plan == "hashed")
-    elif _match_estimate(needle, walk_from) >= walk_from:
-        if customer_col is StripeCustomer.id:
-            return _row_starts_with(StripeCustomer, needle)
-        m = aliased(StripeCustomer, name="matching_customer")
-        return sa.exists().where(col(m.id) == customer_col, _row_starts_with(m, needle))
-    return customer_col.in_(
-        sa.select(col(c.id)).where(col(c.deleted).is_(False), customer_starts_with(dialect, needle))
-    )
-
-
-# PostgreSQL: how a list filtered by a customer prefix is read, from M matching customers (the
-# prefix table's count), C customers and R rows in the list (the planner's counts). A page of
-# 51 rows walks about 51 × C ÷ M rows of the list's own order, each about 1.2 µs when tested
-# against the matches hashed once (0.25 µs each to hash), about 5 µs when its customer row is
-# read by key; gathering the matching customers' rows through the list's customer index costs
-# about 8-12 µs for each of their M × R ÷ C rows. So (measured at 1,000,000 customers, bench/pages
-# and a throwaway script timing each plan on charges, subscriptions and invoices):
-# - gather below C × sqrt(0.1 × 51 ÷ R) matches (2,300 for 1,000,000 charges, 4,100 for
-#   300,000 subscriptions; 61 matches took 3.8 ms gathered, 2.1 s walked; 4,868 took 21-35 ms
-#   gathered, 11-14 ms walked). At 100,000 customers this gives SQLite's measured 200 and 1,500;
-# - walk, testing each row against the hashed matches, below sqrt(750 × C) (27,000 at 1M
-#   customers: "jam", 13,600 matches, 24 → 10 ms; "ja", 70,000, 8 ms by key, 25 ms hashed);
-# - walk, reading each row's customer by key, above that.
-# Before the tables were first analyzed (counts of 0) the planner chooses, as for "by key".
-WALK_TO_GATHER_COST = 0.1
-HASHED_WALK_FACTOR = 27.0
-PAGE_WALKED = 51
-
-
-def pg_walk_plan(needle: str, list_table: str) -> str:
-    """How a list (`list_table`) filtered by a customer prefix is read on PostgreSQL: "gather"
-    the few matching customers' rows through the list's customer index, walk the list's own
-    order testing each row against the matches "hashed" once, or against its customer row
-    "by key" (very many matches)."""
-    customers, rows = _pg_row_count("stripe_customer"), max(1, _pg_row_count(list_table))
-    gather_below = int(customers * (WALK_TO_GATHER_COST * PAGE_WALKED / rows) ** 0.5)
-    hashed_below = max(gather_below, int(HASHED_WALK_FACTOR * customers**0.5))
-    found = _match_estimate(needle, hashed_below)
-    return "gather" if found < gather_below else "hashed" if found < hashed_below else "by key"
-
-
-def _pg_prefix_condition(customer_col: Any, needle: str, *, hashed: bool) -> sa.ColumnElement[bool]:
-    """Rows whose customer is among the prefix table's matches: gathered through the list's
-    customer index, or (`hashed`) tested on each row of the list's own walk."""
-    matches = customer_col.in_(_pg_prefix_matches(needle))
-    # `IS TRUE` keeps the IN a hashed subplan, tested on each row of the list's own walk: left
-    # bare, it becomes a semi-join, and the planner sorted every matching row instead.
-    return matches.is_(True) if hashed else matches
-
-
-def _pg_row_count(table: str) -> int:
-    """The planner's count of a table's rows (0 before it was first analyzed), kept as long as
-    an estimate."""
-
-    def planner_count() -> int:
+    def count() -> int:
         with session_scope() as session:
-            count = session.execute(
-                sa.text("SELECT reltuples FROM pg_class WHERE oid = to_regclass(:table)"), {"table": table}
-            ).scalar()
-        return max(0, int(count or 0))
+            if session.get_bind().dialect.name == "postgresql":
+                found = session.execute(
+                    sa.text("SELECT reltuples FROM pg_class WHERE oid = to_regclass(:table)"), {"table": table}
+                ).scalar()
+            else:
+                largest: sa.Select[Any] = sa.select(sa.func.max(sa.column("rowid"))).select_from(sa.table(table))
+                found = session.execute(largest).scalar()
+        return max(0, int(found or 0))
 
-    return _kept_estimate((table, -1), planner_count)
+    return _kept_estimate((table, -1), count)
 
 
-def _pg_prefix_matches(needle: str) -> sa.Select[Any]:
+def customers_starting_with(customer_col: Any, needle: str) -> sa.ColumnElement[bool]:
+    """Rows whose customer (`customer_col`, or the customer rows themselves when it is
+    `StripeCustomer.id`) has an email or name, or a later word of the name, starting with
+    `needle` (lower case), read by `walk_plan`'s choice."""
+    plan = walk_plan(needle, customer_col.expression.table.name)
+    if plan != "by key":
+        matches = customer_col.in_(_prefix_matches(needle))
+        # `IS TRUE` keeps the IN a set built once and tested on each row of the list's own walk:
+        # left bare, it is the gather (PostgreSQL made it a semi-join and sorted every match).
+        return matches.is_(True) if plan == "hashed" else matches
+    c = StripeCustomer
+    dialect = get_engine().dialect.name
+    if dialect == "sqlite":  # each row's customer tested as the walk reaches it
+        if customer_col is StripeCustomer.id:
+            return sa.and_(col(c.deleted).is_(False), sa.or_(*_starts_conditions(c, needle, dialect)))
+        m = aliased(StripeCustomer, name="matching_customer")
+        return sa.exists().where(
+            col(m.id) == customer_col, col(m.deleted).is_(False), sa.or_(*_starts_conditions(m, needle, dialect))
+        )
+    # PostgreSQL: the customers' own condition, the planner walking
+    return customer_col.in_(
+        sa.select(col(c.id)).where(col(c.deleted).is_(False), sa.or_(*_starts_conditions(c, needle, dialect)))
+    )
+
+
+def _prefix_matches(needle: str) -> sa.Select[Any]:
     """The ids of the customers with a prefix starting with `needle`, from one index-only range
     (a customer matching twice, by email and name, comes twice)."""
-    return sa.select(_customer_prefix.c.customer_id).where(
-        _customer_prefix.c.prefix.like(escape_like(needle) + "%", escape="\\")
-    )
+    prefix = _customer_prefix.c.prefix
+    if get_engine().dialect.name == "sqlite":  # GLOB: a range of the BINARY key, where LIKE is not
+        return sa.select(_customer_prefix.c.customer_id).where(prefix.op("GLOB")(escape_glob(needle) + "*"))
+    return sa.select(_customer_prefix.c.customer_id).where(prefix.like(escape_like(needle) + "%", escape="\\"))
 
 
 def read_query(query: str) -> tuple[str, MatchRule, str]:
@@ -848,14 +851,15 @@ def found_totals(actor: Actor, query: str, kinds: tuple[str, ...] = SEE_ALL_KIND
 
 
 def rebuild_search_index(session: Session) -> None:
-    """Re-fill what triggers keep beside the base tables: SQLite's FTS tables (after a `VACUUM`,
-    which may renumber rowids, or to repair them), PostgreSQL's customer prefixes (after a
-    `TRUNCATE`, which fires no row trigger, or a restore)."""
+    """Re-fill what triggers keep beside the base tables: the customer prefixes (after a
+    PostgreSQL `TRUNCATE`, which fires no row trigger, or a restore) and SQLite's FTS tables
+    (after a `VACUUM`, which may renumber rowids, or to repair them)."""
     if session.get_bind().dialect.name == "postgresql":
         for statement in PG_CUSTOMER_PREFIX_FILL:
             session.execute(sa.text(statement))
         return
     for statement in (
+        *SQLITE_CUSTOMER_PREFIX_FILL,
         "DELETE FROM stripe_customer_search",
         "INSERT INTO stripe_customer_search (rowid, id, email, name) "
         "SELECT rowid, id, email, name FROM stripe_customer WHERE NOT deleted",

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from services import db, mirror, reports, search
+from services import billing, db, mirror, reports, search
 from services.db import session_scope
 from services.errors import PermissionDenied, ValidationFailed
 from services.models import (
@@ -250,11 +250,15 @@ def test_contains_search_uses_the_trigram_index(data: Actor) -> None:
 
 def test_search_objects_exist_and_only_they_are_skipped_by_the_comparison(data: Actor) -> None:
     inspector = sa.inspect(db.get_engine())
+    prefix_index = "ix_stripe_customer_prefix_customer"
     if db.get_engine().dialect.name == "sqlite":
-        assert set(search.FTS_TABLES) <= set(inspector.get_table_names())
+        tables = {*search.FTS_TABLES, search.CUSTOMER_PREFIX_TABLE, search.PREFIX_POSITION_TABLE}
+        assert tables <= set(inspector.get_table_names())
+        assert prefix_index in {i["name"] for i in inspector.get_indexes(search.CUSTOMER_PREFIX_TABLE)}
     else:
         names = {i["name"] for t in ("stripe_customer", "stripe_charge") for i in inspector.get_indexes(t)}
-        assert names >= search.SEARCH_INDEXES
+        assert names >= search.SEARCH_INDEXES - {prefix_index}
+        assert search.CUSTOMER_PREFIX_TABLE in inspector.get_table_names()
     assert search.is_search_object("stripe_charge_search_data", "table")
     assert not search.is_search_object("stripe_charge", "table")
     assert not search.is_search_object("ix_stripe_charge_created_walk", "index")
@@ -280,6 +284,7 @@ def test_rows_already_in_the_store_are_indexed_by_the_migration(any_store, any_s
     )
     migrate(any_store.database_url)
     assert ids(global_search(any_store_owner, "bird").customers) == ["cus_early"]
+    assert ids(billing.search_customers(any_store_owner, "bird").items) == ["cus_early"]  # the prefixes, filled
     assert ids(global_search(any_store_owner, "lantern").charges) == ["ch_early"]
 
 
