@@ -259,6 +259,11 @@ def test_search_objects_exist_and_only_they_are_skipped_by_the_comparison(data: 
         names = {i["name"] for t in ("stripe_customer", "stripe_charge") for i in inspector.get_indexes(t)}
         assert names >= search.SEARCH_INDEXES - {prefix_index}
         assert search.CUSTOMER_PREFIX_TABLE in inspector.get_table_names()
+        # A walk of the customers tests `deleted` from the index alone (migration 0025).
+        walk = next(i for i in inspector.get_indexes("stripe_customer") if i["name"] == "ix_stripe_customer_created_id")
+        assert walk["dialect_options"].get("postgresql_include") == ["deleted"]
+    owners = {i["name"]: i["column_names"] for i in inspector.get_indexes("stripe_payment_method")}
+    assert owners["ix_stripe_payment_method_card_owner"] == ["card_last4", "customer_id", "deleted"]
     assert search.is_search_object("stripe_charge_search_data", "table")
     assert not search.is_search_object("stripe_charge", "table")
     assert not search.is_search_object("ix_stripe_charge_created_walk", "index")
@@ -365,6 +370,42 @@ def test_deleted_and_removed_rows_drop_out(data: Actor) -> None:
 
 
 # --- hostile input --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("plan", ["gather", "hashed", "by key"])
+def test_a_cards_owners_are_the_newest_whichever_way_they_are_read(
+    any_store_owner: Actor, plan: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rare card's owners are gathered; a common one's (a test-mode account's 4242) are found
+    by walking the customers newest first. Every plan shows the same ten newest owners and says
+    there are more; a deleted customer or payment method never counts, nor an owner twice."""
+    walk_cost, hashed = {"gather": (1e9, 1e6), "hashed": (0.0, 1e6), "by key": (0.0, 0.0)}[plan]
+    monkeypatch.setattr(search, "CARD_WALK_TO_GATHER_COST", walk_cost)
+    monkeypatch.setattr(search, "HASHED_WALK_FACTOR", hashed)
+    rows: list[Any] = []
+    for i in range(60):
+        rows.append(customer(f"cus_{i:02d}", f"Person {i}", f"p{i}@example.com", created=T + i))
+        last4 = "4242" if i % 3 == 0 else "1881"
+        rows.append(StripePaymentMethod(id=f"pm_{i:02d}", customer_id=f"cus_{i:02d}", card_last4=last4, created=T))
+    rows[-2].deleted = True  # cus_59 is gone from Stripe (and its card is 1881 anyway)
+    rows += [
+        StripePaymentMethod(id="pm_57b", customer_id="cus_57", card_last4="4242", created=T),  # two 4242s
+        StripePaymentMethod(id="pm_58b", customer_id="cus_58", card_last4="4242", created=T, deleted=True),
+        customer("cus_60", "Gone Person", "gone@example.com", created=T + 60, deleted=True),
+        StripePaymentMethod(id="pm_60", customer_id="cus_60", card_last4="4242", created=T),
+    ]
+    add(*rows)
+    search.forget_estimates()
+    with session_scope() as session:  # the planner's counts size the bands on PostgreSQL
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(sa.text("ANALYZE stripe_customer, stripe_payment_method"))
+    assert search._plan("stripe_customer", lambda cap: 21, search.CARD_WALK_TO_GATHER_COST, 11) == plan
+    r = global_search(any_store_owner, "4242")
+    newest = [f"cus_{i:02d}" for i in (57, 54, 51, 48, 45, 42, 39, 36, 33, 30)]
+    assert ids(r.customers) == newest and "customers" in r.more
+    assert [c.id for c in search.found_customers(any_store_owner, "4242").items] == [
+        f"cus_{i:02d}" for i in range(57, -1, -3)
+    ]
 
 
 def test_query_syntax_and_wildcards_are_taken_literally(data: Actor) -> None:
