@@ -56,7 +56,7 @@ from services.payment_update_mail import (
     render,
 )
 from services.permissions import Actor, authorize
-from services.reports import FAILURE_REASONS, CustomerRef, FailureReason, Money, failure_reason
+from services.reports import FAILURE_REASONS, CustomerRef, FailureReason, Money, customers_by_id, failure_reason
 
 log = logging.getLogger(__name__)
 
@@ -229,19 +229,6 @@ def _failed_in(since: int, until: int) -> list[Any]:
     ]
 
 
-def _customer_refs(session: Session, ids: Iterable[str]) -> dict[str, tuple[CustomerRef, bool]]:
-    """Name and email of each customer (and whether Stripe deleted it), one query."""
-    wanted = sorted(set(ids))
-    if not wanted:
-        return {}
-    rows = session.exec(
-        select(StripeCustomer.id, StripeCustomer.name, StripeCustomer.email, StripeCustomer.deleted).where(
-            col(StripeCustomer.id).in_(wanted)
-        )
-    )
-    return {r[0]: (CustomerRef(r[0], r[1] or "", (r[2] or "").strip()), bool(r[3])) for r in rows}
-
-
 def failed_payments_report(actor: Actor, start: datetime, end: datetime, zone: str = "UTC") -> FailedPaymentsReport:
     """The period's failed payments by reason, with their customers, from the store."""
     audit.authorize_read(actor, "reports.failed_payments")
@@ -287,7 +274,7 @@ def failed_payments_report(actor: Actor, start: datetime, end: datetime, zone: s
 
         listed = {reason: ranked(customer_counts[reason].items()) for reason in FAILURE_REASONS}
         shown = {cid for pairs in listed.values() for cid, _ in pairs[:CUSTOMERS_SHOWN]}
-        refs = _customer_refs(session, shown)
+        refs = customers_by_id(session, shown)
         details = _failures_of(session, shown, since, until)
         without_email = _customers_without_email(session, since, until)
 
@@ -468,7 +455,7 @@ def _recipients(customer_ids: list[str], since: int, until: int) -> dict[str, _R
     """Per chosen customer, their newest failed payment in the period, or why there is none."""
     c = StripeCharge
     with session_scope() as session:
-        refs = _customer_refs(session, customer_ids)
+        refs = customers_by_id(session, customer_ids)
         rows = session.execute(
             sa.select(
                 col(c.id),

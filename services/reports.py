@@ -203,17 +203,25 @@ class CustomerRef:
 @functools.cache
 def _customers_read() -> AnyRead:
     c = StripeCustomer
-    return sa.select(col(c.id), col(c.name), col(c.email)).where(col(c.id).in_(sa.bindparam("ids", expanding=True)))
+    return sa.select(col(c.id), col(c.name), col(c.email), col(c.deleted)).where(
+        col(c.id).in_(sa.bindparam("ids", expanding=True))
+    )
 
 
-def customer_refs(session: Session, ids: Iterable[str | None]) -> dict[str, CustomerRef]:
-    """Names and emails of the given customers, by primary key (one kept query): every list,
-    the dashboard, search and the agent's reads name customers through this."""
+def customers_by_id(session: Session, ids: Iterable[str | None]) -> dict[str, tuple[CustomerRef, bool]]:
+    """Name and email of each of the given customers, and whether Stripe deleted it, by primary
+    key (one kept query). Failed-payment mail needs the flag: a deleted customer gets none."""
     wanted = sorted({i for i in ids if i})
     if not wanted:
         return {}
     rows = session.connection().execute(_customers_read(), {"ids": wanted})
-    return {r[0]: CustomerRef(r[0], r[1] or "", r[2] or "") for r in rows}
+    return {r[0]: (CustomerRef(r[0], r[1] or "", (r[2] or "").strip()), bool(r[3])) for r in rows}
+
+
+def customer_refs(session: Session, ids: Iterable[str | None]) -> dict[str, CustomerRef]:
+    """Names and emails of the given customers: every list, the dashboard, search and the
+    agent's reads name customers through this."""
+    return {key: ref for key, (ref, _) in customers_by_id(session, ids).items()}
 
 
 def _customer_ref(known: dict[str, CustomerRef], customer_id: str | None, email: str | None = None) -> CustomerRef:

@@ -29,7 +29,7 @@ from services import clock, exports, failed_payments, identity, mirror, stripe_k
 from services.db import run_transaction, session_scope
 from services.errors import PermissionDenied, ValidationFailed
 from services.failed_payments import FailedPaymentsReport
-from services.models import AuditEntry, StripeInvoice
+from services.models import AuditEntry, StripeCustomer, StripeInvoice
 from services.permissions import Actor
 from tests.conftest import StripePeer, member_actor
 from tests.reflex_events import event_pipeline
@@ -444,6 +444,23 @@ def test_bad_recipients_and_keys_are_refused_in_words(arranged: Arranged, manage
         False,
         "Not sent: this customer has no failed payment in the chosen period",
     )
+
+
+def test_a_customer_deleted_in_stripe_or_never_synced_gets_no_email(arranged: Arranged, manager: Actor) -> None:
+    """Ann failed a payment in the period, then was deleted in Stripe: she is not written to,
+    and neither is a customer Billy has never synced; each says why."""
+    with session_scope() as session:
+        ann = session.exec(select(StripeCustomer).where(StripeCustomer.id == arranged.ids["ann"])).one()
+        ann.deleted = True
+        session.add(ann)
+    results = failed_payments.send_payment_update_emails(
+        manager, [arranged.ids["ann"], "cus_neversynced"], "Hi", "Hello", *arranged.period(30), "UTC", key()
+    )
+    why = "Not sent: this customer is not in Billy's copy of Stripe (deleted, or not synced yet)"
+    assert [(r.customer_id, r.sent, r.message) for r in results] == [
+        (arranged.ids["ann"], False, why),
+        ("cus_neversynced", False, why),
+    ]
 
 
 def test_a_manager_sends_through_the_page_events(
