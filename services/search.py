@@ -320,22 +320,35 @@ def fts_phrase(text: str) -> str:
     return '"' + text.replace('"', '""') + '"'
 
 
-def _starts_conditions(customer: Any, needle: str, dialect: str) -> list[sa.ColumnElement[bool]]:
+def _starts_pattern(dialect: str, needle: str) -> str:
+    """The pattern `_starts_with` matches texts starting with `needle` by."""
+    return escape_glob(needle) + "*" if dialect == "sqlite" else escape_like(needle) + "%"
+
+
+def _starts_with(column: Any, pattern: Any, dialect: str) -> sa.ColumnElement[bool]:
+    """`column` matches `pattern` (`_starts_pattern`, or a bound parameter holding one): GLOB on
+    SQLite, which is case-sensitive and so uses a BINARY index as a range, where its LIKE cannot;
+    LIKE on PostgreSQL."""
+    return column.op("GLOB")(pattern) if dialect == "sqlite" else column.like(pattern, escape="\\")
+
+
+def _email_or_name_starts(customer: Any, pattern: Any, dialect: str) -> sa.ColumnElement[bool]:
+    """The customer's lower-cased email or name matches `pattern` (see `_starts_with`)."""
+    return sa.or_(
+        _starts_with(col(customer.email_lower), pattern, dialect),
+        _starts_with(col(customer.name_lower), pattern, dialect),
+    )
+
+
+def _row_starts(customer: Any, needle: str, dialect: str) -> sa.ColumnElement[bool]:
     """The customer row's email, name or a later word of its name starts with `needle` (lower
     case), tested on the row itself: the "by key" walk, for a prefix matching very many."""
-    if dialect == "sqlite":  # GLOB: case-sensitive, as the lower-cased columns need
-        pattern = escape_glob(needle) + "*"
-        return [
-            col(customer.email_lower).op("GLOB")(pattern),
-            col(customer.name_lower).op("GLOB")(pattern),
-            col(customer.name_lower).op("GLOB")("* " + pattern),
-        ]
-    pattern = escape_like(needle) + "%"
-    return [
-        col(customer.email_lower).like(pattern, escape="\\"),
-        col(customer.name_lower).like(pattern, escape="\\"),
-        col(customer.name_lower).like("% " + pattern, escape="\\"),
-    ]
+    pattern = _starts_pattern(dialect, needle)
+    later_word = ("* " if dialect == "sqlite" else "% ") + pattern
+    return sa.or_(
+        _email_or_name_starts(customer, pattern, dialect),
+        _starts_with(col(customer.name_lower), later_word, dialect),
+    )
 
 
 # How a list filtered by a customer prefix is read, from M matching customers (the prefix table's
@@ -396,12 +409,14 @@ def _match_estimate(needle: str, cap: int) -> int:
     About a millisecond, and paging or a live refresh asks again at once, so an estimate is
     kept for ESTIMATE_SECONDS. A stale one costs speed only: every plan gives the same rows."""
 
-    def count() -> int:
-        with session_scope() as session:
-            capped = sa.select(sa.func.count()).select_from(_prefix_matches(needle).limit(cap).subquery())
-            return int(session.execute(capped).scalar_one())
+    return _kept_estimate(("prefix", needle, cap), lambda: _count_up_to(_prefix_matches(needle), cap))
 
-    return _kept_estimate(("prefix", needle, cap), count)
+
+def _count_up_to(stmt: sa.Select[Any], cap: int) -> int:
+    """How many rows `stmt` gives, counting no further than `cap`."""
+    with session_scope() as session:
+        capped = sa.select(sa.func.count()).select_from(stmt.limit(cap).subquery())
+        return int(session.execute(capped).scalar_one())
 
 
 def _kept_estimate(what: tuple[str | int, ...], count: Callable[[], int]) -> int:
@@ -458,24 +473,19 @@ def customers_starting_with(customer_col: Any, needle: str) -> sa.ColumnElement[
     dialect = get_engine().dialect.name
     if dialect == "sqlite":  # each row's customer tested as the walk reaches it
         if customer_col is StripeCustomer.id:
-            return sa.and_(col(c.deleted).is_(False), sa.or_(*_starts_conditions(c, needle, dialect)))
+            return sa.and_(col(c.deleted).is_(False), _row_starts(c, needle, dialect))
         m = aliased(StripeCustomer, name="matching_customer")
-        return sa.exists().where(
-            col(m.id) == customer_col, col(m.deleted).is_(False), sa.or_(*_starts_conditions(m, needle, dialect))
-        )
+        return sa.exists().where(col(m.id) == customer_col, col(m.deleted).is_(False), _row_starts(m, needle, dialect))
     # PostgreSQL: the customers' own condition, the planner walking
-    return customer_col.in_(
-        sa.select(col(c.id)).where(col(c.deleted).is_(False), sa.or_(*_starts_conditions(c, needle, dialect)))
-    )
+    return customer_col.in_(sa.select(col(c.id)).where(col(c.deleted).is_(False), _row_starts(c, needle, dialect)))
 
 
 def _prefix_matches(needle: str) -> sa.Select[Any]:
     """The ids of the customers with a prefix starting with `needle`, from one index-only range
     (a customer matching twice, by email and name, comes twice)."""
-    prefix = _customer_prefix.c.prefix
-    if get_engine().dialect.name == "sqlite":  # GLOB: a range of the BINARY key, where LIKE is not
-        return sa.select(_customer_prefix.c.customer_id).where(prefix.op("GLOB")(escape_glob(needle) + "*"))
-    return sa.select(_customer_prefix.c.customer_id).where(prefix.like(escape_like(needle) + "%", escape="\\"))
+    dialect = get_engine().dialect.name
+    prefix_range = _starts_with(_customer_prefix.c.prefix, _starts_pattern(dialect, needle), dialect)
+    return sa.select(_customer_prefix.c.customer_id).where(prefix_range)
 
 
 def read_query(query: str) -> tuple[str, MatchRule, str]:
@@ -563,16 +573,17 @@ def _light(model: Any) -> Any:
     return select(model).options(sa.orm.defer(model.raw), sa.orm.defer(model.synced_at))
 
 
-def _newest(model: Any, *conditions: Any, limit: int | sa.BindParameter[int]) -> Any:
+_LIMIT = sa.bindparam("limit", type_=sa.Integer)  # a group's size plus one (to tell there is more)
+
+
+def _newest(model: Any, *conditions: Any) -> Any:
+    """The newest rows of `model` meeting `conditions`, :limit of them (see `_rows`)."""
     return (
         _light(model)
         .where(col(model.deleted).is_(False), *conditions)
         .order_by(col(model.created).desc(), col(model.id).desc())
-        .limit(limit + 1 if isinstance(limit, int) else limit)
+        .limit(_LIMIT)
     )
-
-
-_LIMIT = sa.bindparam("limit", type_=sa.Integer)  # a group's size plus one (to tell there is more)
 
 
 @functools.cache
@@ -580,7 +591,7 @@ def _newest_where(model: Any, column: str, many: bool = False) -> Any:
     """The newest rows of `model` whose `column` is :value (`many`: is in the list :value)."""
     value: sa.BindParameter[Any] = sa.bindparam("value", expanding=many)
     target = getattr(model, column)
-    return _newest(model, col(target).in_(value) if many else col(target) == value, limit=_LIMIT)
+    return _newest(model, col(target).in_(value) if many else col(target) == value)
 
 
 def _rows(session: Session, stmt: Any, found: _Found, **values: Any) -> list[Any]:
@@ -630,7 +641,7 @@ def _newest_card_owners(plan: str) -> Any:
         .order_by(col(c.created).desc(), col(c.id).desc())
         .limit(_LIMIT)
     )
-    return _newest(c, col(c.id).in_(newest), limit=_LIMIT)
+    return _newest(c, col(c.id).in_(newest))
 
 
 # A card search shows 11 customers, and its walk reads the customers' created index alone (about
@@ -652,12 +663,7 @@ def _card_plan(last4: str) -> str:
     on a walk of the customers, hashed once or looked up by key per customer (`_plan`)."""
 
     def owners(cap: int) -> int:
-        def count() -> int:
-            with session_scope() as session:
-                capped = sa.select(sa.func.count()).select_from(_card_owners(last4).limit(cap).subquery())
-                return int(session.execute(capped).scalar_one())
-
-        return _kept_estimate(("card", last4, cap), count)
+        return _kept_estimate(("card", last4, cap), lambda: _count_up_to(_card_owners(last4), cap))
 
     return _plan("stripe_customer", owners, CARD_WALK_TO_GATHER_COST, CARD_PAGE)
 
@@ -701,35 +707,23 @@ def _by_text(session: Session, text: str, found: _Found) -> None:
     found.add("customers", prefix_rows, lambda r: _customer_matched(r, needle, "starts with"))
     if "customers" not in found.more:  # else the group is full: a contains match would not be shown
         rows = _rows(session, _customers_containing(dialect), found, **_contains_values(dialect, needle))
-        found.add("customers", _newest_first(rows, found.limit), lambda r: _customer_matched(r, needle, "contains"))
+        found.add("customers", rows, lambda r: _customer_matched(r, needle, "contains"))
     rows = _rows(session, _charges_containing(dialect), found, **_contains_values(dialect, text))
-    found.add("charges", _newest_first(rows, found.limit), f"Description contains “{text}”")
-
-
-def _starts_pattern(dialect: str, needle: str) -> str:
-    return escape_glob(needle) + "*" if dialect == "sqlite" else escape_like(needle) + "%"
+    found.add("charges", rows, f"Description contains “{text}”")
 
 
 @functools.cache
 def _customers_starting(dialect: str) -> Any:
-    """Customers whose email or name starts with :pattern (`_starts_pattern`), from the B-tree
-    ranges on the lower-cased columns (SQLite: GLOB, which is case-sensitive and so uses the
-    BINARY index as a range, where its LIKE cannot)."""
-    c, pattern = StripeCustomer, sa.bindparam("pattern", type_=sa.String)
-    if dialect == "sqlite":
-        starts = sa.or_(col(c.email_lower).op("GLOB")(pattern), col(c.name_lower).op("GLOB")(pattern))
-    else:
-        starts = sa.or_(col(c.email_lower).like(pattern, escape="\\"), col(c.name_lower).like(pattern, escape="\\"))
-    return _newest(c, starts, limit=_LIMIT)
+    """Customers whose email or name starts as :pattern says (`_starts_pattern`), from the B-tree
+    ranges on the lower-cased columns."""
+    return _newest(
+        StripeCustomer, _email_or_name_starts(StripeCustomer, sa.bindparam("pattern", type_=sa.String), dialect)
+    )
 
 
 def _contains_values(dialect: str, text: str) -> dict[str, str]:
     """The bound values of `_customers_containing` / `_charges_containing` for `text`."""
     return {"phrase": fts_phrase(text)} if dialect == "sqlite" else {"pattern": "%" + escape_like(text) + "%"}
-
-
-def _newest_first(rows: list[Any], limit: int) -> list[Any]:
-    return sorted(rows, key=lambda r: (r.created, r.id), reverse=True)[: limit + 1]
 
 
 def _fts_candidates(table: str) -> Any:
@@ -759,9 +753,15 @@ def _customers_containing(dialect: str) -> Any:
             .order_by(col(c.created).desc(), col(c.id).desc())
             .limit(_LIMIT)
         )
-    pattern = sa.bindparam("pattern", type_=sa.String)
-    contains = sa.or_(col(c.email_lower).like(pattern, escape="\\"), col(c.name_lower).like(pattern, escape="\\"))
-    return _newest(c, contains, limit=_LIMIT)
+    return _newest(c, _email_or_name_contains(c, sa.bindparam("pattern", type_=sa.String)))
+
+
+def _email_or_name_contains(customer: Any, pattern: Any) -> sa.ColumnElement[bool]:
+    """PostgreSQL: the customer's lower-cased email or name is LIKE `pattern` ("%text%"; the
+    trigram indexes answer it)."""
+    return sa.or_(
+        col(customer.email_lower).like(pattern, escape="\\"), col(customer.name_lower).like(pattern, escape="\\")
+    )
 
 
 @functools.cache
@@ -778,7 +778,7 @@ def _charges_containing(dialect: str) -> Any:
             .order_by(col(ch.created).desc(), col(ch.id).desc())
             .limit(_LIMIT)
         )
-    return _newest(ch, col(ch.description).ilike(sa.bindparam("pattern"), escape="\\"), limit=_LIMIT)
+    return _newest(ch, col(ch.description).ilike(sa.bindparam("pattern"), escape="\\"))
 
 
 def customers_containing_stmt(dialect: str, needle: str, limit: int) -> Any:
@@ -789,14 +789,6 @@ def customers_containing_stmt(dialect: str, needle: str, limit: int) -> Any:
 def charges_containing_stmt(dialect: str, text: str, limit: int) -> Any:
     """`_charges_containing` with its values bound (to look at its plan)."""
     return _charges_containing(dialect).params(limit=limit + 1, **_contains_values(dialect, text))
-
-
-def _email_or_name_starts(dialect: str, needle: str) -> sa.ColumnElement[bool]:
-    """`_customers_starting`'s condition with `needle` in it (for the lists of See all)."""
-    c, pattern = StripeCustomer, _starts_pattern(dialect, needle)
-    if dialect == "sqlite":
-        return sa.or_(col(c.email_lower).op("GLOB")(pattern), col(c.name_lower).op("GLOB")(pattern))
-    return sa.or_(col(c.email_lower).like(pattern, escape="\\"), col(c.name_lower).like(pattern, escape="\\"))
 
 
 # --- see all: every match of a group, as its list pages through them ------------------------------
@@ -828,9 +820,8 @@ def found_customers_condition(dialect: str, rule: MatchRule, text: str, value: s
     if dialect == "sqlite":
         contains: sa.ColumnElement[bool] = col(c.id).in_(_matching_fts("stripe_customer_search", needle))
     else:
-        pattern = "%" + escape_like(needle) + "%"
-        contains = sa.or_(col(c.email_lower).like(pattern, escape="\\"), col(c.name_lower).like(pattern, escape="\\"))
-    return sa.or_(_email_or_name_starts(dialect, needle), contains)
+        contains = _email_or_name_contains(c, "%" + escape_like(needle) + "%")
+    return sa.or_(_email_or_name_starts(c, _starts_pattern(dialect, needle), dialect), contains)
 
 
 def found_charges_condition(dialect: str, rule: MatchRule, text: str, value: str) -> sa.ColumnElement[bool]:
