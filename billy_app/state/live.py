@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -65,31 +65,46 @@ def _tab_connected(token: str) -> bool:
     return namespace is None or token in namespace.token_to_sid
 
 
-async def _next_batch(sub: notices.Subscription, not_before: float = 0.0) -> tuple[Batch, float] | None:
-    """The next group of notices, gathered for `BATCH_SECONDS` after the first and at least until
-    the loop's clock reads `not_before`, closed on a beat; with that beat. None after an idle
-    spell, so the caller can check on its tab."""
-    first = await sub.next(IDLE_CHECK_SECONDS)
-    if first is None:
-        return None
-    batch = [first]
+def _any_notice(_: notices.Notice) -> bool:
+    return True
+
+
+async def _next_batch(
+    sub: notices.Subscription, not_before: float = 0.0, wanted: Callable[[notices.Notice], bool] = _any_notice
+) -> tuple[Batch, float] | None:
+    """The next group of `wanted` notices, gathered for `BATCH_SECONDS` after the first and at
+    least until the loop's clock reads `not_before`, closed on a beat; with that beat. None after
+    an idle spell (counted from the call: unwanted notices do not prolong it), so the caller can
+    check on its tab. Unwanted notices are dropped here: a page is not woken, nor its next
+    refresh held back, by changes to rows it does not show."""
     loop = asyncio.get_running_loop()
+    idle_until = loop.time() + IDLE_CHECK_SECONDS
+    while True:
+        first = await sub.next(max(0.0, idle_until - loop.time()))
+        if first is None:
+            return None
+        if wanted(first):
+            break
+    batch = [first]
     deadline = _on_beat(max(loop.time() + BATCH_SECONDS, not_before))
     while (left := deadline - loop.time()) > 0:
         more = await sub.next(left)
         if more is None:
             break
-        batch.append(more)
+        if wanted(more):
+            batch.append(more)
     return Batch(batch, sub.heard()), deadline
 
 
-async def paced_batches(sub: notices.Subscription) -> AsyncIterator[Batch | None]:
-    """The subscription's notices in groups, one group per refresh: at least `MIN_REFRESH_GAP`
-    apart, on the shared beat, so a burst makes a few refreshes a second; None after each idle
-    spell."""
+async def paced_batches(
+    sub: notices.Subscription, wanted: Callable[[notices.Notice], bool] = _any_notice
+) -> AsyncIterator[Batch | None]:
+    """The subscription's `wanted` notices in groups, one group per refresh: at least
+    `MIN_REFRESH_GAP` apart, on the shared beat, so a burst makes a few refreshes a second; None
+    after each idle spell."""
     not_before = 0.0
     while True:
-        closed = await _next_batch(sub, not_before)
+        closed = await _next_batch(sub, not_before, wanted)
         if closed is None:
             yield None
             continue
@@ -155,11 +170,17 @@ class LiveState(rx.State, mixin=True):
             token, path = self.router.session.client_token, self.router.url.path
             kinds = self._live_kinds()
             bound_to = await self._bound_session_now()
+
+        def shown_here(notice: notices.Notice) -> bool:
+            return notice.kind in kinds or notice.kind == "*"
+
         async with notices.subscription() as sub:
-            async for batch in paced_batches(sub):
+            # Only notices of the kinds shown here wake the page (under a burst of Stripe events,
+            # a charges list was woken, and its tab's state taken, by every customer rename too).
+            async for batch in paced_batches(sub, shown_here):
                 if not _tab_connected(token):
                     return
-                relevant = batch is not None and any(n.kind in kinds or n.kind == "*" for n in batch.notices)
+                relevant = batch is not None
                 heard = batch.heard if batch is not None else notices.generation()
                 try:
                     with notices.reading_as_of(heard):

@@ -31,8 +31,14 @@ class NavBadgesState(LiveState, SessionState):
         return LIVE_KINDS
 
     async def _live_refresh(self) -> None:
-        self.pending_approvals = await self._call(refund_requests.pending_count_for)
-        self.spend_alerts = await self._call(spend_alerts.alerts_today)
+        pending = await self._call(refund_requests.pending_count_for)
+        alerts = await self._call(spend_alerts.alerts_today)
+        # Set only when changed: each assignment is sent to the tab and re-renders the shell's
+        # badges, and a burst of charges refreshes them a few times a second (bench/burst).
+        if pending != self.pending_approvals:
+            self.pending_approvals = pending
+        if alerts != self.spend_alerts:
+            self.spend_alerts = alerts
 
     def _show_problem(self, problem: BillyError) -> EventSpec | None:
         """A badge that cannot be read keeps its last count: the page itself says what went wrong."""
