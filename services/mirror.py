@@ -152,5 +152,20 @@ def _replace_children(
 
 def stored_version(session: Session, kind: str, object_id: str) -> int | None:
     """The stored copy's version, or None when the store has no such object."""
+    return stored_version_and(session, kind, object_id, sa.false())[0]
+
+
+def stored_version_and(
+    session: Session, kind: str, object_id: str, condition: sa.ColumnElement[bool]
+) -> tuple[int | None, bool]:
+    """The stored copy's version (None: no such object) and `condition`, in one statement."""
+    row = session.execute(sa.select(_version_of(kind), condition), {"object_id": object_id}).one()
+    return row[0], bool(row[1])
+
+
+@functools.cache
+def _version_of(kind: str) -> sa.ScalarSelect[Any]:
+    """The stored version of the object `:object_id` of `kind`, built once: each webhook delivery
+    reads it."""
     table = table_of(KINDS[kind].model)
-    return session.execute(sa.select(table.c.version_at).where(table.c.id == object_id)).scalar_one_or_none()
+    return sa.select(table.c.version_at).where(table.c.id == sa.bindparam("object_id")).scalar_subquery()

@@ -17,6 +17,7 @@ minutes off Stripe's), so a backfill never overwrites a fresher copy written by 
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import queue
@@ -1003,6 +1004,17 @@ class BackgroundSync:
 background_sync = BackgroundSync()
 
 
+@functools.cache
+def disconnected_condition() -> sa.ColumnElement[bool]:
+    """SQL for "the Owner disconnected Stripe": the connection row keeps no key and says when it
+    was disconnected. A statement reading something else can read this with it. Built once:
+    every webhook delivery reads it."""
+    table = table_of(StripeConnection)
+    return sa.exists().where(
+        sa.or_(table.c.secret_name.is_(None), table.c.secret_name == ""), table.c.disconnected_at.is_not(None)
+    )
+
+
 def stripe_disconnected(session: Session | None = None) -> bool:
     """Whether the Owner disconnected Stripe (Settings → Stripe connection): then syncing has
     nothing to do until a key is connected again. Read in `session` if given (a caller's own
@@ -1010,10 +1022,7 @@ def stripe_disconnected(session: Session | None = None) -> bool:
     if session is None:
         with session_scope() as own:
             return stripe_disconnected(own)
-    # Two columns, not the ORM row: every webhook delivery asks (bench/burst).
-    table = table_of(StripeConnection)
-    row = session.execute(sa.select(table.c.secret_name, table.c.disconnected_at).limit(1)).first()
-    return row is not None and not row.secret_name and row.disconnected_at is not None
+    return bool(session.execute(sa.select(disconnected_condition())).scalar())
 
 
 def start_sync(actor: Actor) -> bool:

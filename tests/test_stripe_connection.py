@@ -8,6 +8,7 @@ key in the sandbox first.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -23,7 +24,7 @@ from billy_app.state.stripe_connection import StripeConnectionState
 from services import identity, organization, stripe_events, stripe_keys, sync
 from services.db import session_scope
 from services.errors import PermissionDenied, StripeKeyRejected, StripeKeyUnknown, StripeNotConnected
-from services.models import AuditEntry, StripeCharge, StripeConnection, StripeCustomer
+from services.models import AuditEntry, StripeCharge, StripeConnection, StripeCustomer, StripeEvent
 from services.permissions import Actor
 from services.secrets import get_secret_store
 from services.stripe_gateway import STRIPE_KEY_SECRET, StripeGateway
@@ -295,7 +296,16 @@ def test_a_webhook_delivery_is_refused_while_disconnected(instance, owner: Actor
     payload = customer_event("evt_late", "late@example.com")
     with pytest.raises(stripe_events.WebhookRejected, match="disconnected"):
         stripe_events.receive_webhook(payload, signed(payload, secret))
+    # An event of a kind Billy does not keep is refused too (it is read in another statement).
+    other = json.dumps(
+        {"id": "evt_payout", "object": "event", "type": "payout.paid", "created": int(time.time()),
+         "data": {"object": {"id": "po_1", "object": "payout"}}}
+    ).encode()  # fmt: skip
+    with pytest.raises(stripe_events.WebhookRejected, match="disconnected"):
+        stripe_events.receive_webhook(other, signed(other, secret))
     assert _stored()["customers"] == 0
+    with session_scope() as s:
+        assert s.exec(select(func.count()).select_from(StripeEvent)).one() == 0  # nothing recorded either
     stripe_keys.connect_stripe_key(owner, stripe_peer.restricted_key(profile="billy"))  # Stripe's retry, later
     assert stripe_events.receive_webhook(payload, signed(payload, secret)).outcome == "applied"
     assert _stored()["customers"] == 1
