@@ -7,6 +7,7 @@ These run through Reflex's real event pipeline (and the gate), as a browser tab 
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -242,15 +243,71 @@ def test_a_live_list_keeps_its_total_on_screen_while_a_store_change_is_recounted
         time.sleep(0.5)
 
 
+def test_a_live_list_re_read_to_the_same_page_sends_the_tab_nothing(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store change that leaves the page on screen as it was (here, a charge on the second page)
+    is read again, but nothing goes to the tab, whose page would render again for nothing; a change
+    to a row it shows is sent."""
+    from billy_app.state import live
+    from services import mirror, notices, reports
+    from services.db import session_scope
+
+    _sixty_charges()
+    connected = [True]  # the pipeline has no socket for the follower to look for
+    monkeypatch.setattr(live, "_tab_connected", lambda token: connected[0])
+    reads = [0]
+    search_charges = reports.search_charges
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        reads[0] += 1
+        return search_charges(*args, **kwargs)
+
+    monkeypatch.setattr(reports, "search_charges", counted)
+    tab = pipeline.owner_tab("/charges")
+    tab.send(ChargesState, "load")
+    tab.start(ChargesState, "follow")
+    oldest = {"id": "ch_warm00", "object": "charge", "amount": 555, "currency": "usd", "created": 1_700_000_000}
+    with session_scope() as session:  # on the second page
+        mirror.write_objects(session, "charge", [oldest], 1_800_000_001)
+    read_before = reads[0]
+
+    def re_read() -> bool:
+        notices.publish("charge", ["ch_warm00"])  # again until the follower, starting, has heard it
+        return reads[0] > read_before
+
+    name = ChargesState.get_full_name()
+    try:
+        assert _soon(re_read), "the follower did not read the list again"
+        time.sleep(0.5)  # anything that read would send has been sent
+        assert not [d for d in tab.pushed.deltas if d.get(name)], tab.pushed.deltas
+        newest = {"id": "ch_warm59", "object": "charge", "amount": 999, "currency": "usd", "created": 1_700_000_059}
+        with session_scope() as session:  # the page's first row
+            mirror.write_objects(session, "charge", [newest], 1_800_000_002)
+
+        def sent() -> bool:
+            notices.publish("charge", ["ch_warm59"])
+            return any(d.get(name, {}).get("rows_rx_state_") for d in tab.pushed.deltas)
+
+        assert _soon(sent), "a change to a row on screen was not sent"
+    finally:
+        connected[0] = False  # the tab closes: its follower stops at the next notice
+        notices.publish("charge", ["ch_warm59"])
+        time.sleep(0.5)
+
+
 def test_a_signed_in_tab_holds_the_lists_first_pages_before_they_are_opened(pipeline: Pipeline) -> None:
     newest = _sixty_charges()
     tab = pipeline.owner_tab("/dashboard")
     tab.send(SessionState, "require_member")
     assert _soon(lambda: _charge_ids(tab) == newest[:50]), "the charges list was not read ahead"
     assert tab.hydrate().last(ChargesState, "range_label") == "1–50 of 60"
-    # Opening the list reads it again, as its page always does: the same rows, nothing lost.
+    # Opening the list reads it again, as its page always does: the same rows, nothing lost, and
+    # nothing sent again, as the tab holds them already.
     tab.path = "/charges"
-    assert [row.id for row in tab.send(ChargesState, "load").last(ChargesState, "rows")] == newest[:50]
+    opened = tab.send(ChargesState, "load")
+    assert "rows_rx_state_" not in json.dumps([d.get(ChargesState.get_full_name(), {}) for d in opened.deltas])
+    assert _charge_ids(tab) == newest[:50]
 
 
 def test_the_warm_up_leaves_a_list_the_tab_already_read_as_it_was(pipeline: Pipeline) -> None:

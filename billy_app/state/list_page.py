@@ -118,6 +118,15 @@ _VIEWS_KEPT = 64
 _kept_views: OrderedDict[tuple[int, Callable[..., Any]], tuple[Page[Any], list[Any]]] = OrderedDict()
 
 
+def _set_changed(state: rx.State, **values: Any) -> None:
+    """Assign only the values that differ: Reflex sends every var assigned to the tab, where the
+    page renders again. A live list re-read after a store change that left its page as it was
+    (a charge on another page, a field it does not show) then sends nothing."""
+    for name, value in values.items():
+        if getattr(state, name) != value:
+            setattr(state, name, value)
+
+
 def _views_of(page: Page[Any], view: Callable[[Any], Any]) -> list[Any]:
     """`view` (a list's `_view`) of each of the page's rows, built once per page. Only
     called on the event loop; the rows are frozen dataclasses, so tabs may share them."""
@@ -271,11 +280,9 @@ class ListPage(LateTotal, mixin=True):
     async def _read(self, cursor: str, applied: dict[str, str] | None = None, sort: str | None = None) -> None:
         in_force = dict(self._applied if applied is None else applied)
         page = await self._call(self._page, in_force, sort or self.sort, cursor or None, self.zone, ROWS_PER_PAGE)  # type: ignore[attr-defined]
-        self.rows = _views_of(page, self._view)
+        _set_changed(self, rows=_views_of(page, self._view), has_next=page.next_cursor is not None, error="")
         self._next_cursor = page.next_cursor or ""
-        self.has_next = page.next_cursor is not None
         self._note_total(page.total, [in_force, self.zone])
-        self.error = ""
 
     def _count(self, actor: Actor, read_under: list[Any]) -> ListTotal | None:
         applied, zone = read_under
@@ -286,7 +293,7 @@ class ListPage(LateTotal, mixin=True):
         raise NotImplementedError
 
     def _show_total(self) -> None:
-        self.range_label = range_label(self.page_number, len(self.rows), self._total)
+        _set_changed(self, range_label=range_label(self.page_number, len(self.rows), self._total))
 
     async def _live_refresh(self) -> None:
         """A store change (`LiveState.follow`): the page on screen, read again."""
