@@ -13,11 +13,13 @@ from __future__ import annotations
 import csv
 import io
 import re
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+import sqlalchemy as sa
 from playwright.sync_api import expect
 
 from billy_app.state.audit_viewer import AuditViewerState
@@ -38,6 +40,20 @@ def apply_filters(page, **values: str) -> None:  # type: ignore[no-untyped-def]
     for name in ("person", "action", "from", "to"):
         page.fill(f"#audit-{name}", values.get(name, ""))
     page.click("#apply-filters")
+
+
+def _wait_for_refused_read(app_server, email: str) -> None:  # type: ignore[no-untyped-def]
+    """Until the app's store holds `email`'s refused read of the audit log."""
+    engine = sa.create_engine(f"sqlite:///{app_server.data_dir / 'db' / 'billy.db'}")
+    query = sa.text("SELECT 1 FROM audit_log WHERE actor_email = :e AND action = 'audit.view' AND outcome = 'denied'")
+    deadline = time.monotonic() + 30
+    try:
+        with engine.connect() as conn:
+            while not conn.execute(query, {"e": email}).first():
+                assert time.monotonic() < deadline, "the Clerk's refused read of the audit log was never recorded"
+                time.sleep(0.1)
+    finally:
+        engine.dispose()
 
 
 def test_the_owner_filters_opens_exports_and_verifies_the_audit_log(app_server, browser, mail_catcher) -> None:  # type: ignore[no-untyped-def]
@@ -71,6 +87,10 @@ def test_the_owner_filters_opens_exports_and_verifies_the_audit_log(app_server, 
     assert "Billing Clerk" in refusal.inner_text() and "only the Owner can" in refusal.inner_text()
     assert clerk.locator("#audit-table, .audit-row, #export-csv, #verify-integrity").count() == 0
     Shots(clerk, "audit-viewer-clerk")("clerk-refused")
+    # The notice is the page frame's, shown as soon as the header knows the Clerk's role, which
+    # can be before the page's own load reached the service; closing the tab then dropped that
+    # load, and with it the refused row this test looks for below (it failed so once).
+    _wait_for_refused_read(app_server, CLERK)
     clerk_context.close()
 
     # The clerk then skips the page and sends the viewer's events to the websocket directly:
