@@ -4,12 +4,14 @@ and Settings → Stripe sync / `billy sync` say honestly where the sync stands."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
 import threading
 import time
 import uuid
+from typing import Any
 
 import pytest
 
@@ -60,6 +62,43 @@ def test_notices_reach_every_subscriber_from_any_thread() -> None:
         assert sorted(got, key=lambda n: n.kind) == [Notice("charge", ("ch_1",)), Notice("invoice", ("in_1", "in_2"))]
     time.sleep(0.05)
     assert bus.subscriber_count == 0  # a page that stops listening is forgotten
+
+
+def test_a_notice_wakes_each_loop_once_however_many_pages_wait_on_it() -> None:
+    """Fifty open pages wait on the same event loop: a notice from a webhook's thread is handed
+    to that loop once, which queues it for all of them, in order; a page that stops listening is
+    left out of the next one."""
+
+    class CountingLoop(asyncio.SelectorEventLoop):
+        handed = 0
+
+        def call_soon_threadsafe(self, *args: Any, **kwargs: Any) -> Any:
+            CountingLoop.handed += 1
+            return super().call_soon_threadsafe(*args, **kwargs)
+
+    bus = NoticeBus()
+
+    async def scenario() -> tuple[int, list[list[Notice]], int]:
+        async with contextlib.AsyncExitStack() as stack:
+            subs = [await stack.enter_async_context(bus.subscription()) for _ in range(50)]
+            sent = [Notice("charge", (f"ch_{i}",)) for i in range(3)]
+            webhook = threading.Thread(target=lambda: [bus.deliver(n) for n in sent])
+            webhook.start()
+            webhook.join()
+            got = [[await sub.next(1) for _ in sent] for sub in subs]  # type: ignore[misc]
+            handed = CountingLoop.handed
+            async with bus.subscription():
+                pass  # one more page came and went
+        return handed, got, bus.subscriber_count
+
+    loop = CountingLoop()
+    try:
+        handed, got, left = loop.run_until_complete(scenario())
+    finally:
+        loop.close()
+    assert handed == 3  # one per notice, not one per page
+    assert all(each == [Notice("charge", (f"ch_{i}",)) for i in range(3)] for each in got)
+    assert left == 0
 
 
 def test_a_quiet_spell_does_not_end_a_subscription() -> None:
