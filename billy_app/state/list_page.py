@@ -22,6 +22,7 @@ from reflex_base.event import EventSpec
 
 from billy_app.error_handlers import log_unexpected
 from billy_app.state.session import SessionExpired, guarded, off_loop
+from billy_app.state.view import set_changed
 from services import exports, timezones
 from services.errors import BillyError, PermissionDenied
 from services.permissions import Actor
@@ -116,15 +117,6 @@ class LateTotal(rx.State, mixin=True):
 # The page object is kept with its views, so its id cannot be reused while the entry lives.
 _VIEWS_KEPT = 64
 _kept_views: OrderedDict[tuple[int, Callable[..., Any]], tuple[Page[Any], list[Any]]] = OrderedDict()
-
-
-def _set_changed(state: rx.State, **values: Any) -> None:
-    """Assign only the values that differ: Reflex sends every var assigned to the tab, where the
-    page renders again. A live list re-read after a store change that left its page as it was
-    (a charge on another page, a field it does not show) then sends nothing."""
-    for name, value in values.items():
-        if getattr(state, name) != value:
-            setattr(state, name, value)
 
 
 def _views_of(page: Page[Any], view: Callable[[Any], Any]) -> list[Any]:
@@ -280,7 +272,7 @@ class ListPage(LateTotal, mixin=True):
     async def _read(self, cursor: str, applied: dict[str, str] | None = None, sort: str | None = None) -> None:
         in_force = dict(self._applied if applied is None else applied)
         page = await self._call(self._page, in_force, sort or self.sort, cursor or None, self.zone, ROWS_PER_PAGE)  # type: ignore[attr-defined]
-        _set_changed(self, rows=_views_of(page, self._view), has_next=page.next_cursor is not None, error="")
+        set_changed(self, rows=_views_of(page, self._view), has_next=page.next_cursor is not None, error="")
         self._next_cursor = page.next_cursor or ""
         self._note_total(page.total, [in_force, self.zone])
 
@@ -293,7 +285,7 @@ class ListPage(LateTotal, mixin=True):
         raise NotImplementedError
 
     def _show_total(self) -> None:
-        _set_changed(self, range_label=range_label(self.page_number, len(self.rows), self._total))
+        set_changed(self, range_label=range_label(self.page_number, len(self.rows), self._total))
 
     async def _live_refresh(self) -> None:
         """A store change (`LiveState.follow`): the page on screen, read again."""

@@ -16,6 +16,7 @@ from reflex_base.event import EventSpec
 
 from billy_app.state.live import LiveState
 from billy_app.state.session import SessionState, guarded
+from billy_app.state.view import set_changed
 from services import refund_requests, spend_alerts
 from services.errors import BillyError
 
@@ -31,14 +32,13 @@ class NavBadgesState(LiveState, SessionState):
         return LIVE_KINDS
 
     async def _live_refresh(self) -> None:
-        pending = await self._call(refund_requests.pending_count_for)
-        alerts = await self._call(spend_alerts.alerts_today)
-        # Set only when changed: each assignment is sent to the tab and re-renders the shell's
-        # badges, and a burst of charges refreshes them a few times a second (bench/burst).
-        if pending != self.pending_approvals:
-            self.pending_approvals = pending
-        if alerts != self.spend_alerts:
-            self.spend_alerts = alerts
+        # A burst of charges refreshes the badges a few times a second (bench/burst): only a
+        # count that moved is sent.
+        set_changed(
+            self,
+            pending_approvals=await self._call(refund_requests.pending_count_for),
+            spend_alerts=await self._call(spend_alerts.alerts_today),
+        )
 
     def _show_problem(self, problem: BillyError) -> EventSpec | None:
         """A badge that cannot be read keeps its last count: the page itself says what went wrong."""

@@ -19,6 +19,15 @@ def resource_label(name: str) -> str:
     return RESOURCE_LABELS.get(name, name.replace("_", " ").capitalize())
 
 
+def set_changed(state: object, **values: object) -> None:
+    """Assign to `state` only the values that differ: Reflex sends every var assigned to the tab,
+    where the page renders again, so a live refresh that found nothing new sends nothing (a list
+    re-read to the same page, a badge count that did not move)."""
+    for name, value in values.items():
+        if getattr(state, name) != value:
+            setattr(state, name, value)
+
+
 def iso(ts: int) -> str:
     """Unix time → ISO 8601 UTC; the page formats it in the viewer's own time zone."""
     return datetime.fromtimestamp(ts, UTC).isoformat()
