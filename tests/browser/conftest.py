@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from billy_app.components.layout import SETTINGS_TABS
 from devtools.app_runner import CHROMIUM, CHROMIUM_FLAGS, RunningApp, free_port, running_app
@@ -176,6 +177,11 @@ def sign_in_as_owner(  # type: ignore[no-untyped-def]
 
 # Each settings tab's address, as the layout declares them.
 SETTINGS_PAGES = {key: href for key, _label, href, _owner_only in SETTINGS_TABS}
+
+
+def app_store(app: RunningApp) -> sa.Engine:
+    """The running app's own SQLite store, for a test to arrange or check rows the UI does not show."""
+    return sa.create_engine(f"sqlite:///{app.data_dir / 'db' / 'billy.db'}")
 
 
 def open_settings(page, tab: str) -> None:  # type: ignore[no-untyped-def]

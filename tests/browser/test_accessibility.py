@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from services.identity import hash_password
 from tests.browser.axe import AxeWalk
-from tests.browser.conftest import Shots, at
+from tests.browser.conftest import Shots, app_store, at
 
 pytestmark = pytest.mark.browser
 
@@ -65,14 +65,10 @@ STALE_WATCH = """() => {
 }"""
 
 
-def _store(app_server) -> sa.Engine:  # type: ignore[no-untyped-def]
-    return sa.create_engine(f"sqlite:///{app_server.data_dir / 'db' / 'billy.db'}")
-
-
 @pytest.fixture(scope="module")
 def members(app_server) -> dict[str, str]:  # type: ignore[no-untyped-def]
     """A Billing Manager, a Billing Clerk and a Read Only member beside the Owner."""
-    engine = _store(app_server)
+    engine = app_store(app_server)
     with engine.begin() as conn:
         for role, email in MEMBERS.items():
             conn.execute(
@@ -89,7 +85,7 @@ def members(app_server) -> dict[str, str]:  # type: ignore[no-untyped-def]
 def _first_ids(app_server) -> dict[str, str]:  # type: ignore[no-untyped-def]
     """Once the demo data's first sync is over: a customer with charges, and one of its succeeded
     charges (the refund dialog opens on it)."""
-    engine = _store(app_server)
+    engine = app_store(app_server)
     deadline = time.monotonic() + 90
     with engine.connect() as conn:
         owner = conn.execute(sa.text("SELECT count(*) FROM member WHERE role = 'owner'")).scalar()

@@ -25,7 +25,7 @@ from playwright.sync_api import expect
 from billy_app.state.audit_viewer import AuditViewerState
 from tests.browser import test_forged_events as forged
 from tests.browser import test_team_invites as invites
-from tests.browser.conftest import Shots, at, open_settings, sign_in_as_owner
+from tests.browser.conftest import Shots, app_store, at, open_settings, sign_in_as_owner
 from tests.browser.test_walking_skeleton import EMAIL, PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -44,7 +44,7 @@ def apply_filters(page, **values: str) -> None:  # type: ignore[no-untyped-def]
 
 def _wait_for_refused_read(app_server, email: str) -> None:  # type: ignore[no-untyped-def]
     """Until the app's store holds `email`'s refused read of the audit log."""
-    engine = sa.create_engine(f"sqlite:///{app_server.data_dir / 'db' / 'billy.db'}")
+    engine = app_store(app_server)
     query = sa.text("SELECT 1 FROM audit_log WHERE actor_email = :e AND action = 'audit.view' AND outcome = 'denied'")
     deadline = time.monotonic() + 30
     try:

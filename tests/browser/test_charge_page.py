@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from services.identity import hash_password
-from tests.browser.conftest import Shots, at, sign_in_as_owner
+from tests.browser.conftest import Shots, app_store, at, sign_in_as_owner
 
 pytestmark = pytest.mark.browser
 
@@ -21,7 +21,7 @@ VIEWER_PASSWORD = "a-viewer-who-only-looks"
 
 
 def _add_read_only_member(app_server) -> None:  # type: ignore[no-untyped-def]
-    engine = sa.create_engine(f"sqlite:///{app_server.data_dir / 'db' / 'billy.db'}")
+    engine = app_store(app_server)
     with engine.begin() as conn:
         conn.execute(
             sa.text(

@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 from playwright.sync_api import expect
 
-from tests.browser.conftest import Shots, at, open_settings, sign_in_as_owner
+from tests.browser.conftest import Shots, app_store, at, open_settings, sign_in_as_owner
 from tests.browser.test_team_invites import wait_for_mail
 from tests.browser.test_walking_skeleton import sandbox_client
 
@@ -33,12 +33,8 @@ BUILT_IN = ["Read Only", "Billing Clerk", "Billing Manager", "Owner"]
 JANE_AMOUNT = 4599
 
 
-def store(app_server):  # type: ignore[no-untyped-def]
-    return sa.create_engine(f"sqlite:///{app_server.data_dir / 'db' / 'billy.db'}")
-
-
 def query(app_server, sql: str, **params):  # type: ignore[no-untyped-def]
-    engine = store(app_server)
+    engine = app_store(app_server)
     try:
         with engine.connect() as conn:
             return conn.execute(sa.text(sql), params).all()

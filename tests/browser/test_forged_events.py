@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from billy_app.state.refund import RefundState
 from billy_app.state.team import TeamState
-from tests.browser.conftest import RunningApp
+from tests.browser.conftest import RunningApp, app_store
 
 pytestmark = pytest.mark.browser
 
@@ -119,7 +119,7 @@ def arranged(app_server: RunningApp, sandbox) -> Iterator[dict[str, Any]]:  # ty
     # (The wizard's "Use the sandbox's demo key": the server picks the key, none is posted.)
     connected = _post(client, app_server, "/api/onboarding/demo-key", {})
     assert "flash" in connected.headers["location"]
-    engine = sa.create_engine(f"sqlite:///{app_server.data_dir / 'db' / 'billy.db'}")
+    engine = app_store(app_server)
     with engine.begin() as conn:
         for (email, password), role in ((CLERK, "billing_clerk"), (VIEWER, "read_only")):
             conn.execute(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from tests.browser.conftest import Shots, at, open_settings, sign_in_as_owner
+from tests.browser.conftest import Shots, app_store, at, open_settings, sign_in_as_owner
 
 pytestmark = pytest.mark.browser
 
@@ -18,7 +18,7 @@ def test_trial_end_makes_billy_read_only_until_a_plan_is_chosen(app_server, brow
     shot = Shots(page, "trial-end")
     sign_in_as_owner(page, app_server, email=EMAIL, password=PASSWORD)
     assert page.locator("#read-only-notice").count() == 0
-    engine = sa.create_engine(f"sqlite:///{app_server.data_dir / 'db' / 'billy.db'}")
+    engine = app_store(app_server)
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE organization SET trial_ends_at = '2026-01-01 00:00:00.000000'"))
     page.reload()

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sandbox import DEMO_RESTRICTED_KEY
 from services import sync
 from tests.browser.axe import AXE_SCRIPT, RUN_OPTIONS, describe
-from tests.browser.conftest import Shots
+from tests.browser.conftest import Shots, app_store
 
 pytestmark = pytest.mark.browser
 
@@ -122,7 +122,7 @@ def test_new_user_from_signup_to_refund_and_back(app_server, browser, sandbox) -
     assert [r.amount for r in refunds] == [1000]
 
     # The refund was audited: who, what, when, from where.
-    engine = sa.create_engine(f"sqlite:///{app_server.data_dir / 'db' / 'billy.db'}")
+    engine = app_store(app_server)
     with engine.connect() as conn:
         audit = conn.execute(
             sa.text(
