@@ -426,6 +426,8 @@ def run(events: int, seconds: float, pages: int, browser_pages: int, db: str = "
     check(fives == 0, f"no 5xx from the endpoint (statuses {dict(outcome.statuses)})")
     wrong = [i for i, state in by_id.items() if stored_charges.get(i) != state]
     check(not wrong, f"store equals Stripe for {len(by_id)} charges ({len(wrong)} differ)")
+    for charge_id in wrong[:5]:
+        lines.append(f"      {charge_id}: Stripe {by_id[charge_id]}, store {stored_charges.get(charge_id)}")
     renamed = [i for i, name in names.items() if stored_names.get(i) != name]
     check(not renamed, f"store equals Stripe for {len(names)} customers' names ({len(renamed)} differ)")
     check(

@@ -175,15 +175,23 @@ RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
 TRANSACTION_ATTEMPTS = 5
 
 
+class Overtaken(Exception):
+    """Raised by a transaction's work when a concurrent transaction committed, between its read
+    and its write, a change that makes what it read out of date (a conflict the database cannot
+    see: READ COMMITTED lets both through). `run_transaction` rolls it back and runs it again."""
+
+
 def _retryable_conflict(exc: BaseException) -> bool:
+    if isinstance(exc, Overtaken):
+        return True
     orig = getattr(exc, "orig", None)
     return isinstance(exc, sa.exc.DBAPIError) and getattr(orig, "pgcode", None) in RETRYABLE_SQLSTATES
 
 
 def run_transaction(work: Callable[[Session], T], engine: sa.Engine | None = None) -> T:
     """`work` in one transaction (`session_scope`), run again from the start if the database
-    rolled it back for a deadlock or a serialization conflict. `work` must touch nothing
-    but the session (it may run more than once)."""
+    rolled it back for a deadlock or a serialization conflict, or `work` raised `Overtaken`.
+    `work` must touch nothing but the session (it may run more than once)."""
     for attempt in Retrying(
         retry=retry_if_exception(_retryable_conflict),
         wait=wait_random(0.005, 0.05),

@@ -1,13 +1,17 @@
 """Keeping the store current after the backfill: Stripe events, by webhook or by polling.
 
-Three rules make any delivery order safe (DESIGN, Sync):
+Four rules make any delivery order safe (DESIGN, Sync):
 - **Once per event id.** `stripe_event` is keyed by Stripe's id; a duplicate finds its
   row and the transaction writes nothing.
 - **Never older over newer.** Each mirror row keeps the Stripe time its copy reflects. An
   event older than the stored copy is recorded as `older` and not applied.
 - **Ties are refetched.** Two events in the same second cannot be ordered by `created`,
   so an event from the same second as the stored copy makes Billy read the object from
-  Stripe and store that (`refetched`).
+  Stripe and store that (`refetched`). Refetches of one object take turns (a named lock), so
+  the copy read last is the copy written last.
+- **Racing deliveries are run again.** Two deliveries of one object in flight at once may both
+  read the same stored version; the one whose write then finds a copy of its second or later
+  (written meanwhile) runs its transaction again, and is then a tie or `older`.
 
 Polling (`/v1/events`) is how an instance Stripe's webhooks cannot reach stays current. It
 goes on from the newest event seen, by either road (`polling_position`: the log's newest, or
@@ -46,8 +50,9 @@ from sqlmodel import Session
 
 from services import audit, clock, mirror, notices, sync
 from services.config import get_settings
-from services.db import delete_in_batches, insert_on_conflict, run_transaction, session_scope
+from services.db import Overtaken, delete_in_batches, insert_on_conflict, run_transaction, session_scope
 from services.errors import BillyError, StripeRequestFailed, ValidationFailed, WebhookSignatureInvalid
+from services.locks import named_lock
 from services.models import StripeEvent, SyncState, table_of, utcnow
 from services.permissions import Actor, authorize
 from services.secrets import get_secret_store
@@ -171,13 +176,24 @@ def apply_event(
         written = mirror.write_objects(
             session, kind, [copy], created, deleted=deleted, replace_equal=outcome == "refetched"
         )
+        if outcome == "applied" and object_id not in written:
+            # Another delivery stored a copy of this second or later after the version was read
+            # (both read none, or an older one). Left as it is, this event's copy, perhaps the
+            # newer of a same-second pair, would be lost: run again, to find a tie or `older`.
+            stored = mirror.stored_version(session, kind, object_id)
+            if stored is not None and stored >= created:
+                raise Overtaken(f"{kind} {object_id} was stored meanwhile")
         return outcome, written
 
     copy, deleted = obj, str(event.get("type", "")).endswith(".deleted") and kind in DELETABLE
     done = run_transaction(lambda session: record_and_write(session, copy, deleted, None))
     if done is None:
-        copy, deleted = _refetch(gateway or StripeGateway(), kind, object_id, obj, deleted)
-        done = run_transaction(lambda session: record_and_write(session, copy, deleted, "refetched"))
+        # One refetch of an object at a time, across workers: two of them write at the same
+        # version, so without the lock the one that read Stripe first could commit last, over
+        # the fresher copy.
+        with named_lock(f"refetch:{kind}:{object_id}"):
+            copy, deleted = _refetch(gateway or StripeGateway(), kind, object_id, obj, deleted)
+            done = run_transaction(lambda session: record_and_write(session, copy, deleted, "refetched"))
     assert done is not None  # a fixed outcome always records or finds a duplicate
     outcome, written = done
     if outcome == "duplicate":

@@ -8,6 +8,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -353,6 +354,90 @@ def test_an_older_event_never_overwrites_a_newer_copy(seeded) -> None:  # type: 
     assert apply_event(tie, "webhook").outcome == "refetched"
     with session_scope() as s:
         assert s.get(StripeCustomer, customer.id).email == "final@example.com"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("stored_at", "outcome", "email"), [(0, "refetched", "final@example.com"), (1, "older", "meanwhile@example.com")]
+)
+def test_a_delivery_overtaken_between_its_read_and_its_write_is_not_lost(  # type: ignore[no-untyped-def]
+    seeded, monkeypatch, stored_at: int, outcome: str, email: str
+) -> None:
+    """Two deliveries of one customer race (16 senders at once in bench/burst): this one reads
+    no stored copy, then another delivery commits a copy of the same second (a tie: Stripe is
+    asked) or a later one (this event is older) before this one writes. Its write is skipped,
+    and it must not be recorded as applied with the store left on the other copy."""
+    client = seeded.secret_client()
+    customer = client.v1.customers.create(params={"email": "final@example.com"})
+    base = as_dict(customer)
+    created = 2_000_000_000
+    read = threading.Event()
+    real_read = mirror.stored_version_and
+
+    def read_then_tell(*args, **kwargs):  # type: ignore[no-untyped-def]
+        found = real_read(*args, **kwargs)
+        read.set()
+        return found
+
+    monkeypatch.setattr(mirror, "stored_version_and", read_then_tell)
+    event = {"id": "evt_racer", "object": "event", "type": "customer.updated", "created": created}
+    event["data"] = {"object": {**base, "email": "stale@example.com"}}
+    answers: list[str] = []
+    with session_scope() as s:  # the other delivery's transaction, committed after the racer read
+        meanwhile = {**base, "email": "meanwhile@example.com"}
+        assert mirror.write_objects(s, "customer", [meanwhile], created + stored_at) == [customer.id]
+        s.flush()
+        racer = threading.Thread(target=lambda: answers.append(apply_event(event, "webhook").outcome))
+        racer.start()
+        assert read.wait(10)
+        time.sleep(0.2)  # let it reach its write, which waits for this transaction
+    racer.join(20)
+    assert answers == [outcome]
+    with session_scope() as s:
+        assert s.get(StripeCustomer, customer.id).email == email  # type: ignore[union-attr]
+        logged = s.exec(select(StripeEvent).where(StripeEvent.id == "evt_racer")).all()
+        assert [e.outcome for e in logged] == [outcome]
+
+
+def test_two_refetches_of_one_object_store_the_fresher_copy(seeded, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Two same-second deliveries both ask Stripe: the first answer, read before a later change,
+    must not be written over the second one's fresher copy."""
+    client = seeded.secret_client()
+    customer = client.v1.customers.create(params={"email": "first@example.com"})
+    base = as_dict(customer)
+    created = 2_000_000_000
+    with session_scope() as s:
+        mirror.write_objects(s, "customer", [base], created)
+    first_read, let_go = threading.Event(), threading.Event()
+    real_retrieve = StripeGateway.retrieve
+
+    def retrieve(self, kind, object_id):  # type: ignore[no-untyped-def]
+        copy = real_retrieve(self, kind, object_id)
+        if not first_read.is_set():
+            first_read.set()
+            let_go.wait(10)  # the first refetch is slow to write what it read
+        return copy
+
+    monkeypatch.setattr(StripeGateway, "retrieve", retrieve)
+
+    def deliver(event_id: str) -> threading.Thread:
+        event = {"id": event_id, "object": "event", "type": "customer.updated", "created": created}
+        event["data"] = {"object": base}
+        thread = threading.Thread(target=apply_event, args=(event, "webhook"))
+        thread.start()
+        return thread
+
+    slow = deliver("evt_slow")
+    assert first_read.wait(10)
+    client.v1.customers.update(customer.id, params={"email": "second@example.com"})
+    fast = deliver("evt_fast")
+    fast.join(1.0)  # without a lock it refetches and writes the fresher copy now
+    let_go.set()
+    slow.join(20)
+    fast.join(20)
+    with session_scope() as s:
+        assert s.get(StripeCustomer, customer.id).email == "second@example.com"  # type: ignore[union-attr]
+        outcomes = {e.id: e.outcome for e in s.exec(select(StripeEvent))}
+    assert outcomes == {"evt_slow": "refetched", "evt_fast": "refetched"}
 
 
 def test_a_deleted_object_is_marked_deleted_and_stays_so(seeded) -> None:  # type: ignore[no-untyped-def]
