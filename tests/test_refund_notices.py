@@ -394,6 +394,14 @@ def test_the_refund_dialog_sends_the_note_and_the_email_choice(  # type: ignore[
         tab = pipeline.tab(f"{identity.ACCESS_COOKIE}={tokens.access}", path=f"/customers/{customer_id}")
 
         assert _sent_value(tab.send(NavBadgesState, "load"), NavBadgesState, "pending_approvals") == 1
+        # Read again with nothing changed, the badge sends nothing (a burst of charges re-reads it a
+        # few times a second); a count that moved is sent.
+        again = tab.send(NavBadgesState, "load")
+        badge = NavBadgesState.get_full_name()
+        assert not [d for d in again.deltas if "pending_approvals_rx_state_" in d.get(badge, {})], again.deltas
+        refund_requests.submit_request(clerk, charge_of(stripe_peer, 40_000), None, None, ASK)
+        smtp_catcher.clear()  # the request's notice to approvers: this test reads the refund's mail
+        assert _sent_value(tab.send(NavBadgesState, "load"), NavBadgesState, "pending_approvals") == 2
 
         opened = tab.send(RefundState, "start", {"charge_id": without_mail})
         assert _sent_value(opened, RefundState, "customer_email") == ""
