@@ -1,6 +1,7 @@
 """Page queries at scale: the server time of every list, search and dashboard query.
 
     python -m bench.pages [--customers 100000] [--charges 1000000] [--db sqlite|postgresql|both] [--runs 50]
+                          [--only TEXT] [--keep DIR]
 
 For each database: a fresh store (SQLite in a temporary folder; a temporary PostgreSQL
 database, dropped after), migrated by alembic, filled straight in with generated rows
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -116,19 +118,32 @@ class Store:
 
 
 @contextlib.contextmanager
-def temporary_store(kind: str) -> Iterator[Store]:
+def temporary_store(kind: str, keep: Path | None = None) -> Iterator[Store]:
+    """A fresh store, removed after; with `keep`, a folder kept (with, on PostgreSQL, a database
+    named after it) so a later run can time the same rows again without generating them."""
     from services.cli import migrate
 
-    folder = Path(tempfile.mkdtemp(prefix=f"billy-bench-{kind}-"))
+    fresh = keep is None or not (keep / kind / "generated.json").exists()  # an unfinished one is made again
+    if keep is not None:
+        folder = keep / kind
+        if fresh:
+            shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True, exist_ok=True)
+    else:
+        folder = Path(tempfile.mkdtemp(prefix=f"billy-bench-{kind}-"))
     dbname = ""
     if kind == "postgresql":
         import psycopg2
 
         dbname = f"billy_bench_{uuid.uuid4().hex[:10]}"
+        if keep is not None:
+            dbname = f"billy_bench_kept_{uuid.uuid5(uuid.NAMESPACE_URL, str(folder.resolve())).hex[:10]}"
         admin = psycopg2.connect(host=PG_HOST, user=PG_USER, dbname="postgres")
         admin.autocommit = True
         with admin.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{dbname}"')
+            if fresh:
+                cur.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+                cur.execute(f'CREATE DATABASE "{dbname}"')
         url = f"postgresql+psycopg2://{PG_USER}@{PG_HOST}/{dbname}"
 
         def size() -> int:
@@ -137,8 +152,9 @@ def temporary_store(kind: str) -> Iterator[Store]:
                 return int(cur.fetchone()[0])
 
         def cleanup() -> None:
-            with admin.cursor() as cur:
-                cur.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+            if keep is None:
+                with admin.cursor() as cur:
+                    cur.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
             admin.close()
     else:
         path = folder / "db" / "billy.db"
@@ -163,7 +179,8 @@ def temporary_store(kind: str) -> Iterator[Store]:
         db.get_engine().dispose()
         _clear_caches()
         cleanup()
-        shutil.rmtree(folder, ignore_errors=True)
+        if keep is None:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _clear_caches() -> None:
@@ -675,17 +692,31 @@ def queries(s: Samples, now: datetime) -> list[tuple[str, Callable[[], Any]]]:
 # --- running ------------------------------------------------------------------------------------------
 
 
-def run_one(kind: str, customers: int, charges: int, runs: int, only: str = "") -> bool:
+def run_one(kind: str, customers: int, charges: int, runs: int, only: str = "", keep: Path | None = None) -> bool:
     from services import clock
 
     now_dt = datetime.now(UTC).replace(microsecond=0)
     print(f"\n=== {kind}: {customers:,} customers, {charges:,} charges ===", flush=True)
-    with temporary_store(kind) as store:
-        samples, counts, took = generate(store, customers, charges, int(now_dt.timestamp()))
+    with temporary_store(kind, keep) as store:
+        made = store.data_dir / "generated.json"
+        if keep is not None and made.exists():
+            kept = json.loads(made.read_text())
+            if (kept["customers"], kept["charges"]) != (customers, charges):
+                raise SystemExit(f"{keep} holds {kept['customers']:,} customers and {kept['charges']:,} charges")
+            samples, counts, took = Samples(**kept["samples"]), kept["counts"], kept["took"]
+            now_dt = datetime.fromtimestamp(kept["now"], UTC)
+            print(f"kept store reused (made {now_dt:%Y-%m-%d %H:%M} UTC)")
+        else:
+            samples, counts, took = generate(store, customers, charges, int(now_dt.timestamp()))
+            if keep is not None:
+                made_of = {"customers": customers, "charges": charges, "now": int(now_dt.timestamp())}
+                kept = {**made_of, "samples": dataclasses.asdict(samples), "counts": counts, "took": took}
+                made.write_text(json.dumps(kept))
         print(
             f"generated in {took:.1f} s: " + ", ".join(f"{t.removeprefix('stripe_')} {n:,}" for t, n in counts.items())
         )
-        print(f"store size: {human_bytes(store.size())}", flush=True)
+        kept_at = f" (kept: {store.url})" if keep is not None else ""
+        print(f"store size: {human_bytes(store.size())}{kept_at}", flush=True)
         results = []
         with clock.freeze(now_dt):  # the queries see the time the rows were generated for
             for name, fn in queries(samples, now_dt):
@@ -733,13 +764,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--only", default="", help="time only the queries whose name contains this")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        help="keep the generated store in this folder (PostgreSQL: a database named after it) and time it "
+        "again on later runs given the same folder; remove both by hand when done",
+    )
     args = parser.parse_args(argv)
     print_facts()
     print(f"target: p95 ≤ {TARGET_MS:.0f} ms per page query; runs per query: {args.runs} (after 2 warm-up calls)")
     kinds = ("sqlite", "postgresql") if args.db == "both" else (args.db,)
     ok = True
     for kind in kinds:
-        ok = run_one(kind, args.customers, args.charges, args.runs, args.only) and ok
+        ok = run_one(kind, args.customers, args.charges, args.runs, args.only, args.keep) and ok
     return 0 if ok else 1
 
 
