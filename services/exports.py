@@ -34,12 +34,12 @@ from typing import Any
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlmodel import col, select
 
-from services import audit, clock, identity, reports
+from services import audit, clock, identity, magic_links, reports
 from services.billing import CustomerRow, customers_query
 from services.db import session_scope
 from services.errors import NotAuthenticated, NotFound, PermissionDenied, ValidationFailed
 from services.failed_payments import check_period
-from services.models import MagicLink, Member, table_of, utcnow
+from services.models import MagicLink, Member, utcnow
 from services.money import exponent
 from services.permissions import Actor, authorize, control
 from services.reports import (
@@ -434,13 +434,7 @@ def _spend(actor: Actor, kind: ExportKind, ticket: str) -> dict[str, Any]:
             raise TicketRefused("This download link was already used. Use the Export button again.")
         if row.expires_at <= now:
             raise TicketRefused("This download link has expired. Use the Export button again.")
-        spent = session.exec(
-            table_of(MagicLink)
-            .update()
-            .where(col(MagicLink.id) == row.id, col(MagicLink.used_at).is_(None))
-            .values(used_at=now)
-        ).rowcount
-        if spent != 1:
+        if not magic_links.mark_used(session, row.id, now):
             raise TicketRefused("This download link was already used. Use the Export button again.")
     return payload
 

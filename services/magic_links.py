@@ -13,6 +13,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlmodel import Session, col, select
@@ -137,17 +138,23 @@ def seconds_left(purpose: Purpose, signed: str) -> float:
     return (grant.expires_at - utcnow()).total_seconds()
 
 
+def mark_used(session: Session, link_id: Any, now: datetime) -> bool:
+    """Mark a link used in the caller's transaction: False when another use marked it first (of
+    two racing uses, only one gets True)."""
+    spent = session.exec(
+        table_of(MagicLink)
+        .update()
+        .where(col(MagicLink.id) == link_id, col(MagicLink.used_at).is_(None))
+        .values(used_at=now)
+    ).rowcount
+    return spent == 1
+
+
 def consume(session: Session, purpose: Purpose, signed: str) -> LinkGrant:
     """Spend a link inside the caller's transaction; of two racing uses, only one succeeds."""
     now = utcnow()
     row = _find(session, purpose, signed, now)
-    spent = session.exec(
-        table_of(MagicLink)
-        .update()
-        .where(col(MagicLink.id) == row.id, col(MagicLink.used_at).is_(None))
-        .values(used_at=now)
-    ).rowcount
-    if spent != 1:
+    if not mark_used(session, row.id, now):
         raise LinkInvalid(purpose, "This link has already been used.")
     return LinkGrant(stored_id(row), row.email, row.role, row.created_by, row.expires_at)
 
