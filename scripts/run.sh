@@ -45,4 +45,9 @@ fi
 if ! wait "$migrating"; then echo "The store could not be migrated:"; cat "$DATA/logs/migrate.log"; exit 1; fi
 printf "› "; cat "$DATA/logs/migrate.log"
 echo "› Agent Billy: $BILLY_PUBLIC_URL (pages, API and live updates on port $PORT; Ctrl-C stops everything)"
-exec python -m billy_app.serve --port "$PORT" --loglevel warning
+# Not exec: when Billy stops for any reason (Ctrl-C, a TERM to it or to this script, a crash),
+# the trap stops the mail catcher and the sandbox too. Left running, they held their ports and
+# the next `make run` stopped with "address already in use".
+python -m billy_app.serve --port "$PORT" --loglevel warning &
+children=("$!" "${children[@]}")
+wait "${children[0]}"

@@ -1,11 +1,14 @@
 """`make run`'s start log: one line per component with its address, and nothing that reads
-like a fault (no warnings, no framework INFO chatter) on a healthy start (issue 11)."""
+like a fault (no warnings, no framework INFO chatter) on a healthy start (issue 11); and when
+Billy stops, its helpers stop with it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -53,8 +56,17 @@ def test_a_healthy_start_prints_one_line_per_component_and_no_warnings(tmp_path:
             time.sleep(0.2)
         time.sleep(1.0)  # anything the app prints once it answers
         started = log.read_text()  # the start log: what a person reads while Billy runs
+        # Billy stopping on its own (a crash, a TERM to it alone) stops the mail catcher and the
+        # sandbox with it: left running, they held their ports and the next `make run` failed.
+        found = subprocess.run(["pgrep", "-of", f"billy_app.serve --port {app_port}"], capture_output=True, text=True)
+        os.kill(int(found.stdout.split()[0]), signal.SIGTERM)
+        proc.wait(timeout=60)
+        for helper in ("MAIL_PORT", "SANDBOX_PORT"):
+            with pytest.raises(ConnectionRefusedError):
+                socket.create_connection(("127.0.0.1", int(env[helper])), timeout=5).close()
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):  # whatever is left of the group (a failed check)
+            os.killpg(proc.pid, signal.SIGTERM)
         # Every component stops on SIGTERM. Once, on a loaded CI machine, this took over 30 s;
         # 60 s still catches a stop that hangs (the stop's own cause is under investigation).
         proc.wait(timeout=60)
