@@ -135,8 +135,9 @@ def temporary_store(kind: str, keep: Path | None = None) -> Iterator[Store]:
     if kind == "postgresql":
         import psycopg2
 
-        dbname = f"billy_bench_{uuid.uuid4().hex[:10]}"
-        if keep is not None:
+        if keep is None:
+            dbname = f"billy_bench_{uuid.uuid4().hex[:10]}"
+        else:
             dbname = f"billy_bench_kept_{uuid.uuid5(uuid.NAMESPACE_URL, str(folder.resolve())).hex[:10]}"
         admin = psycopg2.connect(host=PG_HOST, user=PG_USER, dbname="postgres")
         admin.autocommit = True

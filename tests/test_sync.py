@@ -356,6 +356,17 @@ def test_an_older_event_never_overwrites_a_newer_copy(seeded) -> None:  # type: 
         assert s.get(StripeCustomer, customer.id).email == "final@example.com"  # type: ignore[union-attr]
 
 
+def _customer_updated(event_id: str, created: int, customer: dict[str, Any]) -> dict[str, Any]:
+    """A `customer.updated` event of Stripe's second `created` carrying `customer`."""
+    return {
+        "id": event_id,
+        "object": "event",
+        "type": "customer.updated",
+        "created": created,
+        "data": {"object": customer},
+    }
+
+
 @pytest.mark.parametrize(
     ("stored_at", "outcome", "email"), [(0, "refetched", "final@example.com"), (1, "older", "meanwhile@example.com")]
 )
@@ -379,8 +390,7 @@ def test_a_delivery_overtaken_between_its_read_and_its_write_is_not_lost(  # typ
         return found
 
     monkeypatch.setattr(mirror, "stored_version_and", read_then_tell)
-    event = {"id": "evt_racer", "object": "event", "type": "customer.updated", "created": created}
-    event["data"] = {"object": {**base, "email": "stale@example.com"}}
+    event = _customer_updated("evt_racer", created, {**base, "email": "stale@example.com"})
     answers: list[str] = []
     with session_scope() as s:  # the other delivery's transaction, committed after the racer read
         meanwhile = {**base, "email": "meanwhile@example.com"}
@@ -420,9 +430,7 @@ def test_two_refetches_of_one_object_store_the_fresher_copy(seeded, monkeypatch)
     monkeypatch.setattr(StripeGateway, "retrieve", retrieve)
 
     def deliver(event_id: str) -> threading.Thread:
-        event = {"id": event_id, "object": "event", "type": "customer.updated", "created": created}
-        event["data"] = {"object": base}
-        thread = threading.Thread(target=apply_event, args=(event, "webhook"))
+        thread = threading.Thread(target=apply_event, args=(_customer_updated(event_id, created, base), "webhook"))
         thread.start()
         return thread
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
@@ -27,6 +26,7 @@ from tests.browser import test_forged_events as forged
 from tests.browser import test_team_invites as invites
 from tests.browser.conftest import Shots, app_store, at, open_settings, sign_in_as_owner
 from tests.browser.test_walking_skeleton import EMAIL, PASSWORD
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.browser
 
@@ -46,12 +46,10 @@ def _wait_for_refused_read(app_server, email: str) -> None:  # type: ignore[no-u
     """Until the app's store holds `email`'s refused read of the audit log."""
     engine = app_store(app_server)
     query = sa.text("SELECT 1 FROM audit_log WHERE actor_email = :e AND action = 'audit.view' AND outcome = 'denied'")
-    deadline = time.monotonic() + 30
     try:
         with engine.connect() as conn:
-            while not conn.execute(query, {"e": email}).first():
-                assert time.monotonic() < deadline, "the Clerk's refused read of the audit log was never recorded"
-                time.sleep(0.1)
+            recorded = eventually(lambda: conn.execute(query, {"e": email}).first() is not None, 30, 0.1)
+        assert recorded, "the Clerk's refused read of the audit log was never recorded"
     finally:
         engine.dispose()
 
