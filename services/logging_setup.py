@@ -25,6 +25,8 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 TRACEBACK_MARKER = "    | "
 # A traceback line longer than this is an exception message carrying data, not code: cut it.
 TRACEBACK_LINE_LIMIT = 2000
+# Loggers that write a record per request at INFO: heard only when Billy's own level is DEBUG.
+CHATTY_LOGGERS = ("stripe",)
 
 
 def scrub(text: str) -> str:
@@ -66,10 +68,17 @@ _installed = False
 
 
 def install_scrubber(level: str = "INFO") -> None:
-    """Make every future log record secret-free and one record per line (message, arguments, traceback)."""
+    """Make every future log record secret-free and one record per line (message, arguments, traceback).
+
+    The Stripe SDK writes two INFO records per request. A first sync makes thousands of requests,
+    so at INFO they buried what Billy itself said (a failed browser test's report, which ends with
+    the app's last 80 lines, held nothing else: CI, stop 32). They are kept for a DEBUG run."""
     global _installed
     if not logging.getLogger().handlers:
         logging.basicConfig(level=level, format=LOG_FORMAT)
+    verbose = logging.getLevelName(level.upper()) == logging.DEBUG
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.WARNING)
     if _installed:
         return
     base_factory = logging.getLogRecordFactory()

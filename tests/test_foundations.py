@@ -190,6 +190,20 @@ def test_log_records_are_scrubbed_of_stripe_keys(caplog: pytest.LogCaptureFixtur
     assert scrub("whsec_abcdef123") == "whsec_ab…[redacted]"
 
 
+@pytest.mark.parametrize("level", ["INFO", "DEBUG"])
+def test_the_stripe_sdk_logs_each_request_only_at_debug(level: str, sandbox, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+    """Two records per Stripe request buried Billy's own lines in its log during a sync; an
+    operator who asks for DEBUG still gets them."""
+    install_scrubber(level)
+    try:
+        with caplog.at_level(logging.DEBUG):
+            sandbox.client().v1.customers.list(params={"limit": 1})
+        stripe_lines = [r for r in caplog.records if r.name == "stripe" and r.levelno < logging.WARNING]
+        assert bool(stripe_lines) is (level == "DEBUG")
+    finally:
+        install_scrubber("INFO")
+
+
 def test_allowed_origins_cover_loopback_aliases_only_for_local_instances() -> None:
     local = settings_from_env({"BILLY_PUBLIC_URL": "http://localhost:3000"})
     assert local.allowed_origins == ["http://localhost:3000", "http://127.0.0.1:3000"]
