@@ -44,9 +44,35 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if isinstance(app, RunningApp) and app.log.exists():
         lines = app.log.read_text(errors="replace").splitlines()[-APP_LOG_LINES:]
         report.sections.append(("Billy's log, last lines", "\n".join(lines)))
-    describe = getattr(scaled, "store_sessions", None)
-    if callable(describe):
-        report.sections.append(("Billy's PostgreSQL sessions at the failure", describe()))
+    browser = funcargs.get("browser")
+    if browser is not None:
+        report.sections.append(("Open tabs at the failure", describe_tabs(browser)))
+    for title, method in (
+        ("Billy's PostgreSQL sessions", "store_sessions"),
+        ("Tabs and workers in Redis", "socket_records"),
+    ):
+        describe = getattr(scaled, method, None)
+        if callable(describe):
+            report.sections.append((f"{title} at the failure", describe()))
+
+
+# How much of each open tab's visible text a failed test's report shows.
+TAB_TEXT_CHARS = 600
+
+
+def describe_tabs(browser) -> str:  # type: ignore[no-untyped-def]
+    """Each open tab as the person would have seen it when the test gave up: its address, its
+    Reflex token and the start of its visible text (a spinner, an error, a sign-in page)."""
+    lines = []
+    for c, context in enumerate(browser.contexts):
+        for p, page in enumerate(context.pages):
+            try:
+                token = page.evaluate("() => window.sessionStorage.getItem('token')")
+                text = " ".join(page.inner_text("body", timeout=2_000).split())[:TAB_TEXT_CHARS]
+            except Exception as exc:  # a report of what could be read, never a second failure
+                token, text = None, f"(unreadable: {type(exc).__name__})"
+            lines.append(f"context {c} tab {p}: {page.url} token={token}\n    {text}")
+    return "\n".join(lines) or "(no open tabs)"
 
 
 @pytest.fixture(scope="module")

@@ -78,6 +78,22 @@ class Scaled:
             return f"(PostgreSQL did not answer: {exc})"
         return "\n".join(" | ".join(map(str, row)) for row in rows) or "(no sessions)"
 
+    def socket_records(self) -> str:
+        """Each tab token's socket record (which worker holds it) and each worker's heartbeat,
+        as Redis has them (a failed test's report ends with this too)."""
+        try:
+            client = self.redis_client()
+            lines = []
+            for key in client.scan_iter(SOCKET_RECORD.format(token="*")):
+                record = client.get(key)
+                owner = pickle.loads(record).instance_id if record else None  # noqa: S301 - Reflex's record
+                lines.append(f"{key.decode()} -> {owner}")
+            for key in client.scan_iter(HEARTBEAT_KEY.format(instance="*")):
+                lines.append(f"{key.decode()} = {client.get(key)!r} (ttl {client.ttl(key)} s)")
+        except redis.RedisError as exc:
+            return f"(Redis did not answer: {exc})"
+        return "\n".join(lines) or "(no records)"
+
 
 def _admin():  # type: ignore[no-untyped-def]
     conn = psycopg2.connect(host=PG_HOST, user=PG_USER, dbname="postgres")
