@@ -80,7 +80,8 @@ def _ping_when_idle(engine: sa.Engine) -> None:
     re-reading, that was 16 % of the store threads' time (py-spy on bench/burst). If such a
     connection did die in that moment, the statement fails as a disconnect, SQLAlchemy then
     retires every connection opened before it, and the action says the store is not answering
-    (`services.outages`), as it would for any outage caught mid-action."""
+    (`services.outages`), as it would for any outage caught mid-action. A ping that finds a
+    connection dead retires them all the same way (`InvalidatePoolError`)."""
 
     @sa.event.listens_for(engine, "checkin")
     def _given_back(_dbapi_conn: DBAPIConnection, record: ConnectionPoolEntry) -> None:
@@ -98,8 +99,10 @@ def _ping_when_idle(engine: sa.Engine) -> None:
             finally:
                 cursor.close()
         except Exception as exc:
-            # The pool drops this connection and hands out another (a fresh one if need be).
-            raise sa.exc.DisconnectionError("an idle pooled connection no longer answers") from exc
+            # An idle connection found dead means the database restarted or failed over, which
+            # killed every connection, including those given back too recently to be pinged. So the
+            # pool retires all the connections opened before now, and hands out a fresh one.
+            raise sa.exc.InvalidatePoolError("an idle pooled connection no longer answers") from exc
 
 
 def insert_on_conflict(dialect: str, table: sa.Table) -> postgresql.Insert | sqlite.Insert:

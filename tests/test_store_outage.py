@@ -198,3 +198,26 @@ def test_a_connection_that_dies_between_two_quick_actions_costs_one_plain_refusa
     shown = explained(met.value, "a page")
     assert isinstance(shown, StoreUnavailable) and shown.message.startswith(PLAIN)
     assert _backend_pid() != dead
+
+
+def test_a_restart_found_by_a_ping_retires_the_connections_used_just_before_it_too(
+    proxy: TcpProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database restart kills every pooled connection at once, but only those idle long enough
+    are pinged. When a ping finds one dead, the pool retires all the connections opened before it,
+    so an action right after the database is back never meets one that was used a moment before
+    the restart. Without that, the first refund after an outage was refused a second time (CI,
+    `test_the_database_going_away_before_stripe_is_asked_refuses_plainly_and_writes_nothing`)."""
+    monkeypatch.setattr(db, "IDLE_PING_SECONDS", 1.0)
+    engine = db.get_engine()
+    with engine.connect() as idle, engine.connect() as recent:  # two pooled connections
+        idle.execute(sa.text("SELECT 1"))
+        recent.execute(sa.text("SELECT 1"))
+        idle.close()  # given back first: idle past the threshold by the time of the restart
+        time.sleep(1.1)
+        recent.close()  # given back just now: trusted without a ping for the next second
+    proxy.cut()  # the restart: both connections are dead
+    with pytest.raises(sa.exc.OperationalError):
+        _backend_pid()  # the idle one is pinged and found dead; a new one is refused
+    proxy.restore()
+    assert _backend_pid() > 0  # the next action, straight away, gets a live connection
