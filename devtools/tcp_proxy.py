@@ -22,6 +22,7 @@ class TcpProxy:
         self._thread = threading.Thread(target=self._loop.run_forever, name="tcp-proxy", daemon=True)
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._serving: set[asyncio.Task[None]] = set()  # one per connection through the proxy
         self.connections = 0  # connections accepted so far
 
     def start(self) -> TcpProxy:
@@ -64,8 +65,16 @@ class TcpProxy:
             with contextlib.suppress(Exception):
                 writer.transport.abort()
         self._writers.clear()
+        if self._serving:
+            # Let each connection's task see its sockets gone and end, so that stopping the loop
+            # (close) leaves no task pending.
+            await asyncio.wait(set(self._serving), timeout=2)
 
     async def _serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None  # start_server runs each connection in a task
+        self._serving.add(task)
+        task.add_done_callback(self._serving.discard)
         self.connections += 1
         try:
             server_reader, server_writer = await asyncio.open_connection(*self.target)
