@@ -159,6 +159,19 @@ def at(path: str) -> re.Pattern[str]:
     return re.compile(rf"^https?://[^/]+{re.escape(path)}/?(\?.*)?$")
 
 
+def search_customers(page, words: str) -> None:  # type: ignore[no-untyped-def]
+    """On the customer list: search for `words` and wait until the list shows only matches. A
+    click on a row before then can land on the unfiltered list as it is replaced, and be lost
+    (CI: a click on Jane Smith that never opened her page)."""
+    page.fill("#customer-search", words)
+    page.click("#customer-search-submit")
+    page.wait_for_function(
+        "w => { const l = [...document.querySelectorAll('.customer-link')];"
+        " return l.length > 0 && l.every(e => e.textContent.toLowerCase().includes(w)); }",
+        arg=words.lower(),
+    )
+
+
 def sign_in_as_owner(  # type: ignore[no-untyped-def]
     page,
     app_server: RunningApp,

@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 from playwright.sync_api import expect
 
-from tests.browser.conftest import Shots, app_store, at, open_settings, sign_in_as_owner
+from tests.browser.conftest import Shots, app_store, at, open_settings, search_customers, sign_in_as_owner
 from tests.browser.test_team_invites import wait_for_mail
 from tests.browser.test_walking_skeleton import sandbox_client
 
@@ -46,9 +46,7 @@ def open_jane_smith(page) -> object:  # type: ignore[no-untyped-def]
     """Customers → search "jane" → Jane Smith → her Order #5678 row."""
     page.get_by_role("link", name="Customers", exact=True).click()
     page.wait_for_url(at("/customers"))
-    page.fill("#customer-search", "jane")
-    page.click("#customer-search-submit")
-    page.wait_for_selector(".customer-link:has-text('Jane Smith')")
+    search_customers(page, "jane")
     page.click(".customer-link:has-text('Jane Smith')")
     page.wait_for_url(re.compile(r".*/customers/cus_.*"))
     row = page.locator(".charge-row", has_text="5678")

@@ -41,7 +41,7 @@ from billy_app.workers import HEARTBEAT_KEY
 from devtools.app_runner import RunningApp, running_app
 from devtools.redis_server import RedisServer
 from devtools.tcp_proxy import TcpProxy
-from tests.browser.conftest import Shots, at, sign_in_as_owner
+from tests.browser.conftest import Shots, at, search_customers, sign_in_as_owner
 from tests.conftest import PG_HOST, PG_USER
 
 pytestmark = pytest.mark.browser
@@ -215,16 +215,6 @@ def open_janes_charge(page) -> str:  # type: ignore[no-untyped-def]
     page.wait_for_url(re.compile(r".*/charges/ch_.*"))
     page.wait_for_selector("#charge-amount:has-text('$45.99')")
     return str(page.url)
-
-
-def search_customers(page, words: str) -> None:  # type: ignore[no-untyped-def]
-    page.fill("#customer-search", words)
-    page.click("#customer-search-submit")
-    page.wait_for_function(
-        "w => { const l = [...document.querySelectorAll('.customer-link')];"
-        " return l.length > 0 && l.every(e => e.textContent.toLowerCase().includes(w)); }",
-        arg=words,
-    )
 
 
 def refunded_cents(page) -> int:  # type: ignore[no-untyped-def]

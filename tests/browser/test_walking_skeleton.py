@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sandbox import DEMO_RESTRICTED_KEY
 from services import sync
 from tests.browser.axe import AXE_SCRIPT, RUN_OPTIONS, describe
-from tests.browser.conftest import Shots, app_store
+from tests.browser.conftest import Shots, app_store, search_customers
 
 pytestmark = pytest.mark.browser
 
@@ -94,9 +94,7 @@ def test_new_user_from_signup_to_refund_and_back(app_server, browser, sandbox) -
     # 6. Customers: search by name (a database query), open one, see their charges.
     page.click("text=Customers")
     page.wait_for_url(at("/customers"))
-    page.fill("#customer-search", "jane")
-    page.click("#customer-search-submit")
-    page.wait_for_selector(".customer-link:has-text('Jane Smith')")
+    search_customers(page, "jane")
     shot("customer-search")
     page.click(".customer-link:has-text('Jane Smith')")
     page.wait_for_url(re.compile(r".*/customers/cus_.*"))
