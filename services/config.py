@@ -233,7 +233,10 @@ class Settings(BaseSettings):
         description="Redis for Reflex's per-tab state, live-update notices and the shared Stripe request gate: "
         "needed to run several workers (`make run-scaled`).",
     )
-    log_level: str = Field(default="INFO", description="Python log level.")
+    log_level: str = Field(
+        default="INFO",
+        description="Python log level. The Stripe SDK's lines for each request are written only at `DEBUG`.",
+    )
 
     @field_validator("key_vault_url")
     @classmethod
