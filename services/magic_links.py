@@ -13,7 +13,6 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
 
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlmodel import Session, col, select
@@ -138,7 +137,7 @@ def seconds_left(purpose: Purpose, signed: str) -> float:
     return (grant.expires_at - utcnow()).total_seconds()
 
 
-def mark_used(session: Session, link_id: Any, now: datetime) -> bool:
+def mark_used(session: Session, link_id: int | None, now: datetime) -> bool:
     """Mark a link used in the caller's transaction: False when another use marked it first (of
     two racing uses, only one gets True)."""
     spent = session.exec(
