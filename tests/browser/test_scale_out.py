@@ -85,9 +85,7 @@ class Scaled:
             client = self.redis_client()
             lines = []
             for key in client.scan_iter(SOCKET_RECORD.format(token="*")):
-                record = client.get(key)
-                owner = pickle.loads(record).instance_id if record else None  # noqa: S301 - Reflex's record
-                lines.append(f"{key.decode()} -> {owner}")
+                lines.append(f"{key.decode()} -> {record_owner(client.get(key))}")
             for key in client.scan_iter(HEARTBEAT_KEY.format(instance="*")):
                 lines.append(f"{key.decode()} = {client.get(key)!r} (ttl {client.ttl(key)} s)")
         except redis.RedisError as exc:
@@ -150,13 +148,18 @@ def _token(page) -> str:  # type: ignore[no-untyped-def]
     return str(page.evaluate("() => window.sessionStorage.getItem('token')"))
 
 
+def record_owner(record: bytes | None) -> str | None:
+    """The instance id of the worker a tab's socket record names (None for no record)."""
+    return pickle.loads(record).instance_id if record else None  # noqa: S301 - Reflex's record, in the test's Redis
+
+
 def worker_of(scaled: Scaled, page) -> int | None:  # type: ignore[no-untyped-def]
     """The pid of the worker holding the tab's websocket now (None while none does)."""
     client = scaled.redis_client()
-    record = client.get(SOCKET_RECORD.format(token=_token(page)))
-    if not record:
+    owner = record_owner(client.get(SOCKET_RECORD.format(token=_token(page))))
+    if owner is None:
         return None
-    alive = client.get(HEARTBEAT_KEY.format(instance=pickle.loads(record).instance_id))  # noqa: S301 - Reflex's record
+    alive = client.get(HEARTBEAT_KEY.format(instance=owner))
     return int(alive.decode().rsplit("/", 1)[1]) if alive else None
 
 
