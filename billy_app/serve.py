@@ -166,11 +166,39 @@ def serve(
     )
 
 
+def make_shared_keys() -> list[str]:
+    """The instance's own signing keys, made once here before any worker starts, so every worker
+    reads the same ones (`services.signing.make_instance_keys`). Answers the names it created.
+
+    A secret store that cannot be reached now does not stop the start: the workers then make the
+    keys on first use, which the local store keeps race-free and Key Vault nearly so, and the
+    readiness probe reports the store meanwhile."""
+    from services.config import get_settings
+    from services.secrets import SecretStoreError, make_secret_store
+    from services.signing import make_instance_keys
+
+    try:
+        store = make_secret_store(get_settings())  # its own: nothing this process opens is forked
+        try:
+            created = make_instance_keys(store)
+        finally:
+            if close := getattr(store, "close", None):
+                close()
+    except SecretStoreError as exc:
+        print(f"› the instance's signing keys are not checked: {exc}", file=sys.stderr, flush=True)
+        return []
+    if created:
+        print(f"› made the instance's keys: {', '.join(created)}", flush=True)
+    return created
+
+
 def _serve_workers(host: str, port: int, loglevel: str, workers: int) -> None:
     """Granian as Reflex's production launcher runs it (the app imported once and forked into each
     worker, Reflex's log set-up), plus what Reflex leaves off: a worker that exits unexpectedly
     is replaced, where Granian would otherwise stop every worker with it."""
     import multiprocessing
+
+    make_shared_keys()
 
     from granian.constants import Interfaces
     from granian.log import LogLevels

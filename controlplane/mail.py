@@ -33,6 +33,11 @@ class _GivenPassword:
     def set(self, name: str, value: str) -> None:
         self._password = value
 
+    def create_if_absent(self, name: str, value: str) -> str:
+        if not self._password:
+            self._password = value
+        return self._password
+
     def delete(self, name: str) -> None:
         self._password = ""
 

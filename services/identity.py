@@ -32,14 +32,13 @@ from services.db import session_scope
 from services.errors import InvalidCredentials, NotAuthenticated, ValidationFailed
 from services.models import Member, Organization, RefreshToken, SessionFamily, stored_id, table_of, utcnow
 from services.permissions import Actor, Source
-from services.signing import digest, instance_key
+from services.signing import JWT_KEY_SECRET, digest, instance_key
 from services.throttle import get_login_throttle
 
 ACCESS_COOKIE = "billy_access"
 REFRESH_COOKIE = "billy_refresh"
 JWT_ALGORITHM = "HS256"
 JWT_ISSUER = "agent-billy"
-JWT_KEY_SECRET = "jwt-signing-key"
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 1024
 _LAST_SEEN_EVERY = timedelta(minutes=1)

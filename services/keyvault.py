@@ -246,6 +246,20 @@ class AzureKeyVaultSecretStore:
 
         self._run("write", name, write)
 
+    def create_if_absent(self, name: str, value: str) -> str:
+        """Write `value` unless the secret exists, then answer what the vault holds.
+
+        Key Vault has no conditional write, so two processes proposing within one round trip could
+        each write; reading back after the write makes the later writer's value win for both unless
+        they interleave exactly. Billy's server makes its instance keys in the one process that
+        starts the workers, before any worker runs (`billy_app.serve`), so within an instance no
+        such race happens."""
+        current = self.get(name)
+        if current is not None:
+            return current
+        self.set(name, value)
+        return self.get(name) or value
+
     def delete(self, name: str, *, purge: bool = False) -> None:
         """Delete every version (the vault keeps them recoverable) and wait until the deletion is done.
 

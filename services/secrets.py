@@ -47,6 +47,13 @@ class SecretStore(Protocol):
 
     def set(self, name: str, value: str) -> None: ...
 
+    def create_if_absent(self, name: str, value: str) -> str:
+        """Store `value` unless the name already holds one, and answer what the name holds then.
+
+        For keys an instance makes for itself on first use: several processes of one instance may
+        each find none and propose their own, and every one of them must go on with the same."""
+        ...
+
     def delete(self, name: str) -> None: ...
 
     def disable_versions_except_latest(self, name: str) -> int:
@@ -77,16 +84,18 @@ def _write_private(path: Path, data: bytes) -> None:
     os.replace(_private_temp(path, data), path)
 
 
-def _create_once(path: Path, data: bytes) -> None:
-    """Create `path` holding `data` unless it exists. Several processes of one instance (the web
-    server and its workers) may start at once and each find no master key: a hard link of a
-    finished private file onto the name succeeds for exactly one of them, and the others read
-    that one's key, so no secret is ever written under a key the file does not hold."""
+def _create_once(path: Path, data: bytes) -> bool:
+    """Create `path` holding `data` unless it exists; answers whether this call created it.
+
+    Several processes of one instance (the web server's workers) may start at once and each find
+    no master key, or no signing key: a hard link of a finished private file onto the name
+    succeeds for exactly one of them, and the others read that one's file."""
     tmp = _private_temp(path, data)
     try:
         os.link(tmp, path)
+        return True
     except FileExistsError:
-        pass  # another process created it first: theirs is the key
+        return False  # another process created it first: theirs is the one
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -167,13 +176,29 @@ class LocalEncryptedSecretStore:
             )
         return value
 
-    def set(self, name: str, value: str) -> None:
+    def _sealed(self, name: str, value: str) -> bytes:
+        """`value` encrypted under the newest master key, as a secret's file holds it."""
         if self._key_files_stamp() != self._stamp:
             self._load_keys()  # another process began or finished a rotation: write with its newest key
         with self._keys_lock:
             newest = self._keys[0]
         nonce = _random.token_bytes(12)
-        _write_private(self._path(name), nonce + newest.encrypt(nonce, value.encode(), name.encode()))
+        return nonce + newest.encrypt(nonce, value.encode(), name.encode())
+
+    def set(self, name: str, value: str) -> None:
+        _write_private(self._path(name), self._sealed(name, value))
+
+    def create_if_absent(self, name: str, value: str) -> str:
+        """Atomic across processes: the file appears complete under its name or not at all, and
+        exactly one proposer's file does (`_create_once`)."""
+        path = self._path(name)
+        while True:
+            if _create_once(path, self._sealed(name, value)):
+                return value
+            held = self.get(name)
+            if held is not None:
+                return held
+            # deleted between our attempt and the read: propose again
 
     def names(self) -> list[str]:
         """Every secret's name (the files in the folder)."""

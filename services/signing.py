@@ -15,9 +15,13 @@ from typing import Any
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from services.secrets import get_secret_store
+from services.secrets import SecretStore, get_secret_store
 
 SIGNING_KEY_SECRET = "instance-signing-key"
+JWT_KEY_SECRET = "jwt-signing-key"  # the access JWTs' own key (services/identity.py)
+# Every key an instance makes for itself on first use. Each process keeps the one it read for
+# KEY_KEPT_SECONDS, so every worker must read the same one: see `make_instance_keys`.
+INSTANCE_KEYS = (SIGNING_KEY_SECRET, JWT_KEY_SECRET)
 _lock = threading.Lock()
 
 
@@ -45,11 +49,25 @@ def instance_key(name: str = SIGNING_KEY_SECRET) -> str:
         return kept[1]
     with _lock:
         key = store.get(name)
-        if key is None:
-            key = secrets.token_urlsafe(48)
-            store.set(name, key)
+        if key is None:  # first use: another process of this instance may be proposing one right now
+            key = store.create_if_absent(name, secrets.token_urlsafe(48))
         _kept.setdefault(store, {})[name] = (time.monotonic() + KEY_KEPT_SECONDS, key)
     return key
+
+
+def make_instance_keys(store: SecretStore) -> list[str]:
+    """Create each instance key the store lacks; answers the names created.
+
+    Run by the one process that starts the workers, before any of them (`billy_app.serve`): workers
+    that each found no key and made their own kept different ones, so a page signed in on one
+    worker was sent back to the sign-in page by the next (the flake of stop 32). The local store
+    makes a race harmless anyway; Key Vault has no conditional write, so there this is the guard."""
+    created = []
+    for name in INSTANCE_KEYS:
+        proposed = secrets.token_urlsafe(48)
+        if store.get(name) is None and store.create_if_absent(name, proposed) == proposed:
+            created.append(name)
+    return created
 
 
 def _serializer(purpose: str) -> URLSafeTimedSerializer:

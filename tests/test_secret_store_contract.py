@@ -81,10 +81,34 @@ def test_names_outside_key_vaults_rule_are_refused_by_every_method(store: Secret
         lambda: store.get(name),
         lambda: store.set(name, "v"),
         lambda: store.delete(name),
+        lambda: store.create_if_absent(name, "v"),
         lambda: store.disable_versions_except_latest(name),
     ):
         with pytest.raises(SecretStoreError, match=r"^Invalid secret name "):
             call()
+
+
+def test_creating_a_missing_secret_stores_it_and_answers_it(store: SecretStore) -> None:
+    assert store.create_if_absent(NAME, "first-proposal") == "first-proposal"
+
+    assert store.get(NAME) == "first-proposal"
+
+
+def test_creating_a_secret_that_exists_keeps_it_and_answers_the_kept_value(store: SecretStore) -> None:
+    """The instance's keys rely on this: a process proposing a key after another made one must go on
+    with the other's, or tokens signed by one worker are refused by the next."""
+    store.create_if_absent(NAME, "first-proposal")
+
+    assert store.create_if_absent(NAME, "second-proposal") == "first-proposal"
+    assert store.get(NAME) == "first-proposal"
+
+
+def test_a_secret_deleted_can_be_created_again(store: SecretStore) -> None:
+    store.create_if_absent(NAME, "before")
+    store.delete(NAME)
+
+    assert store.create_if_absent(NAME, "after") == "after"
+    assert store.get(NAME) == "after"
 
 
 def test_longest_valid_name_is_accepted_by_the_local_store(tmp_path: Path) -> None:

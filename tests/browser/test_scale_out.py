@@ -257,6 +257,15 @@ def refunds_in_stripe(sandbox, charge_id: str) -> list[int]:  # type: ignore[no-
 # --- the tests ---------------------------------------------------------------------------------------
 
 
+def test_the_signing_keys_are_made_once_before_any_worker_starts(scaled) -> None:  # type: ignore[no-untyped-def]
+    """Workers that each made their own JWT key on first use sent a tab to the sign-in page whenever
+    its connection moved to the other worker (stop 32's CI failure, tests/test_instance_keys.py)."""
+    log = scaled.app.log.read_text()
+    made = log.find("made the instance's keys: instance-signing-key, jwt-signing-key")
+    assert made != -1, "the server did not make the instance's keys at its start"
+    assert made < log.find("Spawning worker")
+
+
 def test_two_tabs_on_two_workers_see_each_others_refunds_and_a_killed_worker_loses_no_tab(scaled, browser) -> None:  # type: ignore[no-untyped-def]
     context, tab_a = signed_in_tab(scaled, browser)
     shot = Shots(tab_a, "scale-out")
