@@ -78,6 +78,7 @@ from controlplane.provisioning import (
     ProvisioningError,
 )
 from services.plans import PLANS
+from services.signing import INSTANCE_KEYS
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -223,6 +224,7 @@ class VaultSecret:
     source: str
     app_secret: str = ""  # the Container App secret that references it ("": the instance reads it itself)
     operator_secret: str = ""  # copied from this secret of the operator's vault
+    instance_key: bool = False  # a random key the instance signs with: made once, kept on a re-run
 
 
 @dataclass(frozen=True)
@@ -354,6 +356,12 @@ def _vault_secrets(org: OrgSpec, d: AzureDeployment, names: OrgNames) -> tuple[V
                 operator_secret=d.smtp.password_secret,
             )
         )
+    # Made here, before any replica runs: Key Vault has no conditional write, so replicas starting
+    # together on a new instance could each make their own and refuse each other's tokens.
+    made += [
+        VaultSecret(f"{names.secret_prefix}{key}", "generated: the instance's own signing key", instance_key=True)
+        for key in INSTANCE_KEYS
+    ]
     return tuple(made)
 
 
@@ -763,6 +771,13 @@ def _fill_vault(clients: AzureClients, plan: AzurePlan) -> None:
             password = secrets.token_urlsafe(32)
             _run_admin_sql(clients, plan, plan.database_sql, {"password": password})
             _patiently(clients, partial(vault.set_secret, secret.name, database_url(plan, password)))
+        elif secret.instance_key:
+            try:
+                _patiently(clients, partial(vault.get_secret, secret.name))
+                continue  # kept: tokens the instance already handed out stay valid
+            except ResourceNotFoundError:
+                pass
+            _patiently(clients, partial(vault.set_secret, secret.name, secrets.token_urlsafe(48)))
         elif secret.operator_secret:
             operator = clients.secret_client(plan.deployment.operator_vault_url)
             value = operator.get_secret(secret.operator_secret).value

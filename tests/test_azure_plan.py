@@ -52,6 +52,7 @@ from controlplane.provisioning import (
     check_slug,
 )
 from services.config import SecretStoreKind, settings_from_env
+from services.signing import INSTANCE_KEYS
 from tests.conftest import PG_HOST, PG_USER
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -636,14 +637,25 @@ def test_apply_creates_in_dependency_order_and_keeps_the_password_out_of_arm() -
     password = params["password"]
     assert len(password) >= 40
     stored = vaults[plan.vault_url].values
-    assert set(stored) == {"acme-database-url", "acme-smtp-password"}
+    assert set(stored) == {
+        "acme-database-url",
+        "acme-smtp-password",
+        "acme-instance-signing-key",
+        "acme-jwt-signing-key",
+    }
+    # The instance's signing keys are made before the app exists, so its replicas all start with them
+    # (the instance reads `jwt-signing-key` under its prefix; Key Vault has no conditional write).
+    keys = {name: stored[f"acme-{name}"] for name in INSTANCE_KEYS}
+    assert all(len(key) >= 60 for key in keys.values()) and len(set(keys.values())) == len(keys)
+    last_vault_write = max(i for i, step in enumerate(order) if step == "vault_set")
+    assert last_vault_write < order.index("apps.container_apps.begin_create_or_update")
     assert f":{password}@" in stored["acme-database-url"] and stored["acme-smtp-password"] == "smtp-secret-Yy8"
     assert stored["acme-database-url"].startswith(f"postgresql+psycopg2://{plan.names.role}:")
     assert stored["acme-database-url"].endswith(f"/{plan.names.database}?sslmode=require")
     sent_to_arm = json.dumps([repr(c) for c in log.mock_calls], default=str) + json.dumps(
         [c.args[2].as_dict() for c in log.apps.container_apps.begin_create_or_update.mock_calls if c.args]
     )
-    for secret in (password, "admin-secret-Zz9", "smtp-secret-Yy8"):
+    for secret in (password, "admin-secret-Zz9", "smtp-secret-Yy8", *keys.values()):
         assert secret not in sent_to_arm
 
     # A second run keeps the login (no new password) and the certificate binding.
@@ -654,6 +666,7 @@ def test_apply_creates_in_dependency_order_and_keeps_the_password_out_of_arm() -
     again.secret_client = lambda url: vaults2.get(url) or original(url)
     apply(plan, None, SUB, clients=again)
     assert postgres2.executed == [] and stored["acme-database-url"] == url_before
+    assert {name: stored[f"acme-{name}"] for name in INSTANCE_KEYS} == keys  # tokens handed out stay valid
     assert steps(log2).count("apps.container_apps.begin_create_or_update") == 1
     assert "apps.managed_certificates.begin_create_or_update" not in steps(log2)
 
