@@ -27,7 +27,7 @@ class _GivenPassword:
     def __init__(self, password: str) -> None:
         self._password = password
 
-    def get(self, name: str) -> str | None:
+    def get(self, name: str, *, fresh: bool = False) -> str | None:
         return self._password or None
 
     def set(self, name: str, value: str) -> None:

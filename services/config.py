@@ -112,6 +112,14 @@ class Settings(BaseSettings):
         description="PEM file of the CA the vault's TLS certificate must chain to, for tests and private endpoints "
         "with a private CA. Empty in production: the system's trusted CAs.",
     )
+    key_vault_kept_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        description="Seconds a secret read from Key Vault answers this process's later reads (0: every read asks "
+        "the vault). Every Stripe request reads the key, and the vault's read limit is shared by every organisation "
+        "in it. A change made by another worker or replica is seen within this time.",
+    )
     secrets_dir: str = Field(
         default="",
         description="Local secret store folder. Empty: `<data_dir>/secrets`.",

@@ -20,6 +20,13 @@ Deliberate choices, each for a reason:
   `attempts` times with exponential waits of `retry_wait`, 2×, 4×… seconds (4 attempts and
   0.5 s by default: at most 3.5 s of waiting before a member hears "try again in a minute").
   Then `SecretStoreUnavailable`. One layer, so the numbers are the real ones.
+- Reads kept a few seconds (`kept_seconds`, `BILLY_KEY_VAULT_KEPT_SECONDS`, 5 by default): every
+  Stripe request reads the restricted key, so a first sync at 100 requests/s would be 100 vault
+  reads a second per worker, each a round trip, against a limit (4,000 reads per 10 s) shared by
+  every organisation in the vault. A value this store wrote or deleted is seen at once by this
+  process; another process sees the change within the window. `get(name, fresh=True)` asks the
+  vault itself (is a key that Stripe refused still the one connected?). A missing secret is
+  never kept.
 - Soft delete: a vault keeps deleted secrets (recoverable for 7 to 90 days), so their names stay
   taken. `set` on such a name recovers it and writes the new version (see `set`), and `delete`
   purges only when asked.
@@ -32,6 +39,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import ssl
+import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -156,10 +165,12 @@ class AzureKeyVaultSecretStore:
         retry_wait: float = 0.5,
         timeout: float = 10.0,
         poll_interval: float = 1.0,
+        kept_seconds: float = 5.0,
     ) -> None:
         """`timeout`: seconds to connect and, separately, to wait for an answer (the SDK's default is
         300 s, far past a page's patience). `poll_interval`: between checks that a delete or a
-        recovery has completed (the SDK's default is 2 s)."""
+        recovery has completed (the SDK's default is 2 s). `kept_seconds`: how long a value read
+        or written answers this process's reads (module docstring; 0 reads the vault every time)."""
         # Settings from the environment are checked on reading; this catches ones made in code.
         problem = vault_url_problem(vault_url)
         if problem:
@@ -171,6 +182,10 @@ class AzureKeyVaultSecretStore:
         self.vault_url = vault_url.rstrip("/")
         self.prefix = prefix
         self._poll_interval = poll_interval
+        self._kept_seconds = kept_seconds
+        self._kept: dict[str, tuple[float, str]] = {}  # full name → (until, value), by time.monotonic
+        self._changes: dict[str, int] = {}  # full name → writes and deletes begun or ended here
+        self._kept_lock = threading.Lock()
         self._client = SecretClient(
             self.vault_url,
             credential or vault_credential(),
@@ -193,7 +208,7 @@ class AzureKeyVaultSecretStore:
             settings.key_vault_url,
             prefix=settings.key_vault_secret_prefix,
             ca_file=settings.key_vault_ca_file,
-            **options,
+            **({"kept_seconds": settings.key_vault_kept_seconds} | options),
         )
 
     def close(self) -> None:
@@ -201,13 +216,17 @@ class AzureKeyVaultSecretStore:
 
     # --- the protocol ----------------------------------------------------------------------
 
-    def get(self, name: str) -> str | None:
+    def get(self, name: str, *, fresh: bool = False) -> str | None:
         """The value of the newest enabled version; None when there is no such secret (or it is deleted).
+        A value read less than `kept_seconds` ago is answered from memory unless `fresh`.
 
         Key Vault answers a read of a secret whose newest version is disabled with 403 rather
         than falling back: then the newest enabled version is read, as an operator who disables
         a bad new version means to go back to the one before."""
         full = self._full_name(name)
+        if not fresh and (kept := self._kept_value(full)) is not None:
+            return kept
+        seen = self._change_count(full)
 
         def read() -> str | None:
             try:
@@ -219,7 +238,9 @@ class AzureKeyVaultSecretStore:
                     return self._newest_enabled_value(full)
                 raise
 
-        return self._run("read", name, read)
+        value = self._run("read", name, read)
+        self._keep(full, value, seen)
+        return value
 
     def set(self, name: str, value: str) -> None:
         """Write `value` as the secret's new version.
@@ -244,7 +265,10 @@ class AzureKeyVaultSecretStore:
             self._client.set_secret(full, value)
             self._disable_older(full)
 
+        self._forget(full)
         self._run("write", name, write)
+        self._forget(full)  # a read begun during the write may have seen either value: not kept
+        self._keep(full, value, self._change_count(full))
 
     def create_if_absent(self, name: str, value: str) -> str:
         """Write `value` unless the secret exists, then answer what the vault holds.
@@ -258,7 +282,7 @@ class AzureKeyVaultSecretStore:
         if current is not None:
             return current
         self.set(name, value)
-        return self.get(name) or value
+        return self.get(name, fresh=True) or value
 
     def delete(self, name: str, *, purge: bool = False) -> None:
         """Delete every version (the vault keeps them recoverable) and wait until the deletion is done.
@@ -267,6 +291,7 @@ class AzureKeyVaultSecretStore:
         recovered (the identity needs the purge permission; vaults with purge protection refuse).
         Deleting a name that does not exist is not an error, as on the local store."""
         full = self._full_name(name)
+        self._forget(full)
 
         def soft_delete() -> None:
             try:
@@ -276,6 +301,7 @@ class AzureKeyVaultSecretStore:
             poller.wait()
 
         self._run("delete", name, soft_delete)
+        self._forget(full)
         if purge:
 
             def erase() -> None:
@@ -288,9 +314,40 @@ class AzureKeyVaultSecretStore:
         """Disable every enabled version but the current one (after a key rotation, so a leaked old
         value cannot be read back); returns how many were disabled. `get` still answers the newest."""
         full = self._full_name(name)
-        return self._run("disable old versions of", name, lambda: self._disable_older(full))
+        self._forget(full)
+        try:
+            return self._run("disable old versions of", name, lambda: self._disable_older(full))
+        finally:
+            self._forget(full)
 
     # --- helpers ---------------------------------------------------------------------------
+
+    def _kept_value(self, full: str) -> str | None:
+        with self._kept_lock:
+            kept = self._kept.get(full)
+        return kept[1] if kept is not None and kept[0] > time.monotonic() else None
+
+    def _change_count(self, full: str) -> int:
+        with self._kept_lock:
+            return self._changes.get(full, 0)
+
+    def _keep(self, full: str, value: str | None, seen: int) -> None:
+        """Remember `value` for `kept_seconds`, unless this process began or ended a write or delete
+        of the name since `seen` (`_change_count` when the read began). A missing secret is not kept."""
+        with self._kept_lock:
+            if self._changes.get(full, 0) != seen:
+                return
+            if value is None or self._kept_seconds <= 0:
+                self._kept.pop(full, None)
+            else:
+                self._kept[full] = (time.monotonic() + self._kept_seconds, value)
+
+    def _forget(self, full: str) -> None:
+        """A write or delete of the name begins or ends here: drop its kept value, and any read
+        already under way will not keep what it finds."""
+        with self._kept_lock:
+            self._changes[full] = self._changes.get(full, 0) + 1
+            self._kept.pop(full, None)
 
     def _full_name(self, name: str) -> str:
         _check_name(name)

@@ -43,7 +43,10 @@ class SecretStoreUnavailable(SecretStoreError):
 
 
 class SecretStore(Protocol):
-    def get(self, name: str) -> str | None: ...
+    def get(self, name: str, *, fresh: bool = False) -> str | None:
+        """The secret's value, None when there is none. A store may answer from a copy it read a
+        few seconds ago (Key Vault: `BILLY_KEY_VAULT_KEPT_SECONDS`); `fresh` asks the store itself."""
+        ...
 
     def set(self, name: str, value: str) -> None: ...
 
@@ -161,7 +164,8 @@ class LocalEncryptedSecretStore:
         _check_name(name)
         return self.folder / f"{name}.secret"
 
-    def get(self, name: str) -> str | None:
+    def get(self, name: str, *, fresh: bool = False) -> str | None:
+        """Always the file as it is now (a read is cheap here), so `fresh` changes nothing."""
         path = self._path(name)
         if not path.exists():
             return None

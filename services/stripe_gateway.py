@@ -562,7 +562,7 @@ class StripeGateway:
         if (
             isinstance(exc, stripe.AuthenticationError)
             and self._watched
-            and get_secret_store().get(STRIPE_KEY_SECRET) == key
+            and get_secret_store().get(STRIPE_KEY_SECRET, fresh=True) == key  # not a copy kept from before
         ):
             key_watch.key_rejected(key[-4:])
         return billy_error(exc)

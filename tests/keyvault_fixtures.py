@@ -27,7 +27,9 @@ if TYPE_CHECKING:  # the Azure SDK is imported by the tests that use it, not by 
     from services.keyvault import AzureKeyVaultSecretStore
 
 # Fast failure paths: 3 attempts with no wait between, 2 s timeouts, delete/recover polled every 10 ms.
-FAST = {"attempts": 3, "retry_wait": 0, "timeout": 2.0, "poll_interval": 0.01}
+# Quick retries, and no kept reads: these tests watch each call reach the vault. The kept window's
+# own tests (test_keyvault.py) and the store contract ask for one.
+FAST = {"attempts": 3, "retry_wait": 0, "timeout": 2.0, "poll_interval": 0.01, "kept_seconds": 0.0}
 _PLATFORM_VARIABLES = ("AZURE_", "IDENTITY_", "MSI_", "IMDS_")
 
 

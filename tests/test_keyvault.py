@@ -381,3 +381,49 @@ def test_the_instance_store_is_the_vault_when_the_settings_say_azure(
     finally:
         get_settings.cache_clear()
         secrets.get_secret_store.cache_clear()
+
+
+# --- reads kept a few seconds (`kept_seconds`, BILLY_KEY_VAULT_KEPT_SECONDS) -----------------------
+
+
+def _reads_of(vault: FakeKeyVault, name: str) -> int:
+    return sum(1 for r in vault.requests if r.method == "GET" and r.path.rstrip("/") == f"/secrets/t-{name}")
+
+
+def test_a_value_is_read_once_per_window_and_this_stores_own_writes_are_seen_at_once(
+    fake_vault: FakeKeyVault, vault_store: MakeStore
+) -> None:
+    """Every Stripe request reads the key: 200 of them within the window ask the vault once."""
+    store = vault_store(kept_seconds=60)
+    store.set("stripe-restricted-key", "rk_test_first")
+    assert all(store.get("stripe-restricted-key") == "rk_test_first" for _ in range(200))
+    assert _reads_of(fake_vault, "stripe-restricted-key") == 0  # the write itself is what is kept
+
+    store.set("stripe-restricted-key", "rk_test_second")
+    assert store.get("stripe-restricted-key") == "rk_test_second"
+    store.delete("stripe-restricted-key")
+    assert store.get("stripe-restricted-key") is None
+
+
+def test_another_workers_change_is_seen_when_the_window_ends_or_at_once_when_fresh(
+    fake_vault: FakeKeyVault, vault_store: MakeStore
+) -> None:
+    this_worker, other_worker = vault_store(kept_seconds=0.5), vault_store()
+    other_worker.set("stripe-restricted-key", "rk_test_old")
+    assert this_worker.get("stripe-restricted-key") == "rk_test_old"
+    other_worker.set("stripe-restricted-key", "rk_test_new")
+
+    assert this_worker.get("stripe-restricted-key") == "rk_test_old"  # kept
+    assert this_worker.get("stripe-restricted-key", fresh=True) == "rk_test_new"
+    other_worker.delete("stripe-restricted-key")
+    time.sleep(0.6)
+    assert this_worker.get("stripe-restricted-key") is None  # the window is over: the vault's answer
+
+
+def test_a_missing_secret_is_never_kept(fake_vault: FakeKeyVault, vault_store: MakeStore) -> None:
+    """The Owner connects a key on another worker: this one must not go on saying "not connected"."""
+    this_worker, other_worker = vault_store(kept_seconds=60), vault_store()
+    assert this_worker.get("stripe-restricted-key") is None
+    other_worker.set("stripe-restricted-key", "rk_test_connected")
+
+    assert this_worker.get("stripe-restricted-key") == "rk_test_connected"

@@ -24,7 +24,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> SecretStore:
     if request.param == "local":
         return LocalEncryptedSecretStore(tmp_path / "secrets", tmp_path / "keys" / "master.key")
     make: Callable[..., SecretStore] = request.getfixturevalue("vault_store")
-    return make()
+    return make(kept_seconds=5.0)  # as in production: what this store wrote or deleted, it reads back at once
 
 
 def test_a_value_set_is_the_value_read(store: SecretStore) -> None:

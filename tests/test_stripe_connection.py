@@ -38,7 +38,7 @@ ORIGIN = {"origin": "http://localhost:3000"}
 # --- helpers --------------------------------------------------------------------------------------
 
 
-def _revoke(peer: StripePeer, key: str) -> None:
+def revoke(peer: StripePeer, key: str) -> None:
     httpx.delete(f"{peer.url}/_config/restricted_keys/{key}", timeout=10).raise_for_status()
 
 
@@ -100,7 +100,7 @@ def test_rotating_swaps_the_key_and_the_next_stripe_call_uses_the_new_one(
     rotated = stripe_keys.rotate_stripe_key(any_store_owner, new)
     assert (rotated.mode, rotated.key_hint) == ("test", new[-4:])
 
-    _revoke(stripe_peer, old)  # from here on only the new key can answer
+    revoke(stripe_peer, old)  # from here on only the new key can answer
     assert _stripe_answers() == 1
     assert get_secret_store().get(STRIPE_KEY_SECRET) == new
     view = stripe_keys.connection_overview(any_store_owner)
@@ -319,7 +319,7 @@ def test_a_revoked_key_is_noticed_once_mailed_once_and_cleared_by_rotating(
 ) -> None:  # type: ignore[no-untyped-def]
     old = _connect_with_data(any_store_owner, stripe_peer)
     assert organization.get_organization().stripe_key_rejected is False  # type: ignore[union-attr]
-    _revoke(stripe_peer, old)
+    revoke(stripe_peer, old)
     for _ in range(3):  # three calls meet the 401; the Owner hears of it once
         with pytest.raises(StripeKeyUnknown):
             _stripe_answers()
@@ -350,7 +350,7 @@ def test_a_401_to_a_key_already_replaced_does_not_flag_the_new_one(
     stale = StripeGateway()
     stale._key_provider = lambda: old  # a call that read the key just before a rotation
     stripe_keys.rotate_stripe_key(owner, stripe_peer.restricted_key(profile="billy"))
-    _revoke(stripe_peer, old)
+    revoke(stripe_peer, old)
     with pytest.raises(StripeKeyUnknown):
         stale.list_page("customers")
     assert _row().rejected_at is None
@@ -406,7 +406,7 @@ def test_every_member_s_banner_flag_follows_a_rejected_key(
         }
         for tab in tabs.values():
             assert tab.send(SessionState, "require_member").last(SessionState, "stripe_key_rejected") is False
-        _revoke(stripe_peer, key)
+        revoke(stripe_peer, key)
         with pytest.raises(StripeKeyUnknown):
             _stripe_answers()
         for who, tab in tabs.items():
@@ -465,6 +465,6 @@ def test_the_readiness_check_is_a_call_that_notices_a_revoked_key_too(
 
     key = stripe_peer.restricted_key(profile="billy")
     stripe_keys.connect_stripe_key(owner, key)
-    _revoke(stripe_peer, key)
+    revoke(stripe_peer, key)
     assert health._reach_stripe() == health.KEY_REJECTED  # Stripe answered: the instance stays in service
     assert _row().rejected_at is not None and len(_mails(smtp_catcher)) == 1  # noticed with no one signed in

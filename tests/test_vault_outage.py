@@ -11,15 +11,18 @@ from sqlmodel import select
 from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
 from devtools.fake_keyvault import FakeKeyVault
-from services import billing, spend, stripe_keys, sync
+from services import billing, organization, spend, stripe_keys, sync
 from services.config import get_settings
 from services.db import session_scope
-from services.keyvault import is_transient
+from services.errors import StripeKeyUnknown
+from services.keyvault import AzureKeyVaultSecretStore, is_transient
 from services.models import AuditEntry, RefundSpend
 from services.secrets import SecretStoreUnavailable, get_secret_store
+from services.stripe_gateway import STRIPE_KEY_SECRET, StripeGateway
 from tests.conftest import member_actor
 from tests.keyvault_fixtures import running_vault
 from tests.stripe_helpers import make_charge
+from tests.test_stripe_connection import revoke
 
 
 @pytest.fixture
@@ -29,6 +32,9 @@ def on_the_vault(any_store, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeKey
             "BILLY_SECRET_STORE": "azure",
             "BILLY_KEY_VAULT_URL": vault.url,
             "BILLY_KEY_VAULT_CA_FILE": vault.ca_file,
+            # Every read meets the outage at once, as a longer outage does once the kept copy
+            # runs out; an outage shorter than the window: the last test here.
+            "BILLY_KEY_VAULT_KEPT_SECONDS": "0",
         }.items():
             monkeypatch.setenv(name, value)
         get_settings.cache_clear()
@@ -68,3 +74,56 @@ def test_a_refund_during_a_vault_outage_is_refused_in_words_and_loses_nothing(  
     assert [r.amount for r in refunds] == [40_00]
     with session_scope() as session:
         assert spend.check_budget(clerk, 0, "usd", session)[0].spent == 40_00
+
+
+# --- reads kept a few seconds (BILLY_KEY_VAULT_KEPT_SECONDS) ---------------------------------------
+
+
+def _keep_reads_for(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    monkeypatch.setenv("BILLY_KEY_VAULT_KEPT_SECONDS", str(seconds))
+    get_settings.cache_clear()
+    get_secret_store.cache_clear()
+
+
+def test_an_outage_shorter_than_the_kept_window_does_not_interrupt_a_refund(  # type: ignore[no-untyped-def]
+    any_store, on_the_vault: FakeKeyVault, any_store_owner, stripe_peer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _keep_reads_for(monkeypatch, 60)
+    stripe_keys.connect_stripe_key(any_store_owner, stripe_peer.demo_key)
+    charge = make_charge(stripe_peer, 25_00)["id"]
+    sync.backfill()  # reads the key, which this process keeps for the window
+    store = get_secret_store()
+    store._retrying = Retrying(stop=stop_after_attempt(3), retry=retry_if_exception(is_transient), reraise=True)  # type: ignore[attr-defined]
+    key_path = f"/secrets/{STRIPE_KEY_SECRET}"
+
+    on_the_vault.outage = True
+    asked = len(on_the_vault.requests)
+    billing.issue_refund(member_actor("billing_clerk", "clerk@example.com"), charge, None, None, "kept-key-refund-01")
+
+    refunds = stripe_peer.secret_client().v1.refunds.list(params={"charge": charge}).data
+    assert [r.amount for r in refunds] == [25_00]
+    # The key came from memory. (The audit chain's head, written beside each row, waits for the
+    # vault: that write is logged and caught up with the next row, never raised.)
+    assert not [r for r in on_the_vault.requests[asked:] if r.path.rstrip("/") == key_path]
+
+
+def test_a_kept_key_replaced_by_another_worker_and_refused_by_stripe_does_not_alarm_the_owner(  # type: ignore[no-untyped-def]
+    any_store, on_the_vault: FakeKeyVault, any_store_owner, stripe_peer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """This worker still holds the old key when Stripe refuses it: the refusal is checked against the
+    vault itself (`fresh`), so the new key is not reported as revoked, and the next call uses it."""
+    _keep_reads_for(monkeypatch, 60)
+    old = stripe_peer.restricted_key(profile="billy")
+    stripe_keys.connect_stripe_key(any_store_owner, old)
+    make_charge(stripe_peer, 10_00)
+    assert StripeGateway().list_page("customers")[0]  # this worker reads the key and keeps it
+    other_worker = AzureKeyVaultSecretStore.from_settings(get_settings())
+    other_worker.set(STRIPE_KEY_SECRET, stripe_peer.restricted_key(profile="billy"))  # its Owner rotated
+    other_worker.close()
+    revoke(stripe_peer, old)
+
+    with pytest.raises(StripeKeyUnknown):
+        StripeGateway().list_page("customers")  # still the kept old key
+
+    assert organization.get_organization().stripe_key_rejected is False  # type: ignore[union-attr]
+    assert StripeGateway().list_page("customers")[0]  # the new key, read when the old one was refused
