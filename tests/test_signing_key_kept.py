@@ -22,7 +22,7 @@ class CountingStore(LocalEncryptedSecretStore):
 
     reads = 0
 
-    def get(self, name: str) -> str | None:
+    def get(self, name: str, *, fresh: bool = False) -> str | None:
         self.reads += 1
         return super().get(name)
 
