@@ -23,8 +23,9 @@ Deliberate choices, each for a reason:
 - Reads kept a few seconds (`kept_seconds`, `BILLY_KEY_VAULT_KEPT_SECONDS`, 5 by default): every
   Stripe request reads the restricted key, so a first sync at 100 requests/s would be 100 vault
   reads a second per worker, each a round trip, against the vault's limit (4,000 reads per 10 s,
-  for every worker and replica together, and every organisation if several share the vault). A value this store wrote or deleted is seen at once by this
-  process; another process sees the change within the window. `get(name, fresh=True)` asks the
+  for every worker and replica together, and every organisation if several share the vault). A
+  value this store wrote or deleted is seen at once by this process; another process sees the
+  change within the window. `get(name, fresh=True)` asks the
   vault itself (is a key that Stripe refused still the one connected?). A missing secret is
   never kept.
 - Soft delete: a vault keeps deleted secrets (recoverable for 7 to 90 days), so their names stay
