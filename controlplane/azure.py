@@ -757,39 +757,38 @@ def _run_admin_sql(clients: AzureClients, plan: AzurePlan, script: str, params: 
         conn.close()
 
 
+def _vault_holds(clients: AzureClients, vault: Any, name: str) -> bool:
+    """Whether the organisation's vault already holds `name` (asked again while access propagates)."""
+    try:
+        _patiently(clients, partial(vault.get_secret, name))
+        return True
+    except ResourceNotFoundError:
+        return False
+
+
 def _fill_vault(clients: AzureClients, plan: AzurePlan) -> None:
-    """The organisation's secrets: its database login (made once; kept on a re-run) and copies of
-    the operator's shared ones."""
+    """The organisation's secrets: its database login and its signing keys (each made once; kept on
+    a re-run) and copies of the operator's shared ones."""
     vault = clients.secret_client(plan.vault_url)
     for secret in plan.vault_secrets:
         if secret.app_secret == DATABASE_URL_SECRET:
-            try:
-                _patiently(clients, partial(vault.get_secret, secret.name))
+            if _vault_holds(clients, vault, secret.name):
                 continue  # the role exists and the URL holds its password
-            except ResourceNotFoundError:
-                pass
             password = secrets.token_urlsafe(32)
             _run_admin_sql(clients, plan, plan.database_sql, {"password": password})
             _patiently(clients, partial(vault.set_secret, secret.name, database_url(plan, password)))
         elif secret.instance_key:
-            try:
-                _patiently(clients, partial(vault.get_secret, secret.name))
-                continue  # kept: tokens the instance already handed out stay valid
-            except ResourceNotFoundError:
-                pass
-            _patiently(clients, partial(vault.set_secret, secret.name, secrets.token_urlsafe(48)))
+            if not _vault_holds(clients, vault, secret.name):  # kept: tokens already handed out stay valid
+                _patiently(clients, partial(vault.set_secret, secret.name, secrets.token_urlsafe(48)))
         elif secret.operator_secret:
             operator = clients.secret_client(plan.deployment.operator_vault_url)
             value = operator.get_secret(secret.operator_secret).value
             _patiently(clients, partial(vault.set_secret, secret.name, value))
-        else:  # operator-provided (Redis): must be there before the app references it
-            try:
-                _patiently(clients, partial(vault.get_secret, secret.name))
-            except ResourceNotFoundError:
-                raise ProvisioningError(
-                    f"{plan.org.slug} needs the secret {secret.name} ({secret.source}) in {plan.vault_url} "
-                    "before it can run more than one replica."
-                ) from None
+        elif not _vault_holds(clients, vault, secret.name):  # operator-provided (Redis): needed before the app
+            raise ProvisioningError(
+                f"{plan.org.slug} needs the secret {secret.name} ({secret.source}) in {plan.vault_url} "
+                "before it can run more than one replica."
+            )
 
 
 def _env_of(plan: AzurePlan) -> tuple[str, str]:
