@@ -65,7 +65,7 @@ def make_instance_keys(store: SecretStore) -> list[str]:
     created = []
     for name in INSTANCE_KEYS:
         proposed = secrets.token_urlsafe(48)
-        if store.get(name) is None and store.create_if_absent(name, proposed) == proposed:
+        if store.create_if_absent(name, proposed) == proposed:  # a key already there is kept
             created.append(name)
     return created
 
