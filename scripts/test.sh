@@ -21,6 +21,11 @@ started=$(date +%s)
 # port and frontend build (REFLEX_WEB_WORKDIR=.web-gwN, devtools/app_runner.py). They are not run
 # beside the rest: sharing the two cores with the CPU-bound suite made their timings flaky.
 status=0
+# The fast half of `make lint` (under a second): style, formatting and the import contracts, so a
+# slip fails CI rather than waiting for the next author's `make lint`. mypy (about 18 s from cold)
+# stays in `make lint` alone.
+echo "› lint: ruff check, ruff format --check, lint-imports"
+{ ruff check --quiet . && ruff format --check --quiet . && lint-imports; } || { echo "✗ lint failed (run make lint)"; status=1; }
 python -m pytest -n "${BILLY_TEST_WORKERS:-2}" -m "not browser" --junitxml=artifacts/junit-main.xml "$@" || { rc=$?; [ "$rc" -eq 5 ] || status=$rc; }
 python -m pytest -n "${BILLY_BROWSER_WORKERS:-2}" --dist loadfile -m browser --junitxml=artifacts/junit-browser.xml "$@" || { rc=$?; [ "$rc" -eq 5 ] || status=$rc; }
 python scripts/slowest.py artifacts/junit-main.xml artifacts/junit-browser.xml
