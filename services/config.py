@@ -118,7 +118,8 @@ class Settings(BaseSettings):
         le=300,
         description="Seconds a secret read from Key Vault answers this process's later reads (0: every read asks "
         "the vault). Every Stripe request reads the key, and the vault's read limit (4,000 per 10 s) is shared by "
-        "every worker and replica. A change made by another worker or replica is seen within this time.",
+        "every worker and replica. A change made by another worker or replica is heard through Redis at once; "
+        "while Redis is away it is seen within this time.",
     )
     secrets_dir: str = Field(
         default="",

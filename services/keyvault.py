@@ -24,10 +24,13 @@ Deliberate choices, each for a reason:
   Stripe request reads the restricted key, so a first sync at 100 requests/s would be 100 vault
   reads a second per worker, each a round trip, against the vault's limit (4,000 reads per 10 s,
   for every worker and replica together, and every organisation if several share the vault). A
-  value this store wrote or deleted is seen at once by this process; another process sees the
-  change within the window. `get(name, fresh=True)` asks the
-  vault itself (is a key that Stripe refused still the one connected?). A missing secret is
-  never kept.
+  value this store wrote or deleted is seen at once by this process. The process's own store
+  (`from_settings`) also announces each write and delete as a store-change notice (`SECRET_CHANGES`,
+  the secret's name only), and forgets what it kept of a name when it hears one: with Redis, every
+  worker and replica drops a rotated or disconnected key within the notice's round trip (a few ms).
+  Only while Redis is away does another process see the change at the end of the window.
+  `get(name, fresh=True)` asks the vault itself (is a key that Stripe refused still the one
+  connected?). A missing secret is never kept.
 - Soft delete: a vault keeps deleted secrets (recoverable for 7 to 90 days), so their names stay
   taken. `set` on such a name recovers it and writes the new version (see `set`), and `delete`
   purges only when asked.
@@ -42,7 +45,7 @@ import logging
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -60,6 +63,7 @@ from azure.core.exceptions import (
 from azure.keyvault.secrets import SecretClient
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
+from services import notices
 from services.config import VAULT_PREFIX, Settings, vault_url_problem
 from services.errors import SettingsInvalid
 from services.secrets import SecretStoreError, SecretStoreUnavailable, _check_name
@@ -74,6 +78,7 @@ T = TypeVar("T")
 VAULT_NAME_MAX = 127  # Key Vault: ^[0-9a-zA-Z-]{1,127}$
 RECOVERABLE = "ObjectIsDeletedButRecoverable"  # Key Vault's inner error code on a set of a soft-deleted name
 DISABLED = "SecretDisabled"  # ... on a read of a disabled version
+SECRET_CHANGES = "secret"  # the store-change notice of a secret written or deleted (its full name; never a value)
 _EPOCH = datetime.fromtimestamp(0, UTC)
 
 
@@ -186,7 +191,10 @@ class AzureKeyVaultSecretStore:
         self._kept_seconds = kept_seconds
         self._kept: dict[str, tuple[float, str]] = {}  # full name → (until, value), by time.monotonic
         self._changes: dict[str, int] = {}  # full name → writes and deletes begun or ended here
+        self._forgot_all = 0  # times every kept value was dropped (a "reload everything" notice)
         self._kept_lock = threading.Lock()
+        self._announce: Callable[[str], None] | None = None  # tells the other workers (`share_changes`)
+        self._stop_hearing: Callable[[], None] | None = None
         self._client = SecretClient(
             self.vault_url,
             credential or vault_credential(),
@@ -205,14 +213,41 @@ class AzureKeyVaultSecretStore:
 
     @classmethod
     def from_settings(cls, settings: Settings, **options: Any) -> AzureKeyVaultSecretStore:
-        return cls(
+        """The instance's store, sharing its changes with the instance's other workers."""
+        store = cls(
             settings.key_vault_url,
             prefix=settings.key_vault_secret_prefix,
             ca_file=settings.key_vault_ca_file,
             **({"kept_seconds": settings.key_vault_kept_seconds} | options),
         )
+        store.share_changes()
+        return store
+
+    def share_changes(self) -> None:
+        """Announce every write and delete of this store as a store-change notice, and forget what
+        this store keeps of a secret when any process announces a change to it (module docstring).
+        Nothing to share when nothing is kept."""
+        if self._kept_seconds <= 0 or self._stop_hearing is not None:
+            return
+        self._announce = lambda full: notices.publish(SECRET_CHANGES, [full])
+        self._stop_hearing = notices.watch(SECRET_CHANGES, lambda notice: self.forget(notice.ids))
+
+    def forget(self, full_names: Iterable[str]) -> None:
+        """Drop what this process keeps of these secrets (full names; none: every secret), and let
+        no read already under way keep what it finds: another process changed them."""
+        names = list(full_names)
+        with self._kept_lock:
+            if not names:
+                self._forgot_all += 1
+                self._kept.clear()
+            for full in names:
+                self._changes[full] = self._changes.get(full, 0) + 1
+                self._kept.pop(full, None)
 
     def close(self) -> None:
+        if self._stop_hearing is not None:
+            self._stop_hearing()
+            self._stop_hearing = None
         self._client.close()
 
     # --- the protocol ----------------------------------------------------------------------
@@ -267,8 +302,10 @@ class AzureKeyVaultSecretStore:
             self._disable_older(full)
 
         self._forget(full)
-        self._run("write", name, write)
-        self._forget(full)  # a read begun during the write may have seen either value: not kept
+        try:
+            self._run("write", name, write)
+        finally:
+            self._changed(full)  # a read begun during the write may have seen either value: not kept
         self._keep(full, value, self._change_count(full))
 
     def create_if_absent(self, name: str, value: str) -> str:
@@ -301,8 +338,10 @@ class AzureKeyVaultSecretStore:
                 return  # nothing by that name, or already deleted
             poller.wait()
 
-        self._run("delete", name, soft_delete)
-        self._forget(full)
+        try:
+            self._run("delete", name, soft_delete)
+        finally:
+            self._changed(full)
         if purge:
 
             def erase() -> None:
@@ -319,7 +358,7 @@ class AzureKeyVaultSecretStore:
         try:
             return self._run("disable old versions of", name, lambda: self._disable_older(full))
         finally:
-            self._forget(full)
+            self._changed(full)
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -329,14 +368,15 @@ class AzureKeyVaultSecretStore:
         return kept[1] if kept is not None and kept[0] > time.monotonic() else None
 
     def _change_count(self, full: str) -> int:
+        """Moves whenever the name's kept value must not be trusted any more (both terms only grow)."""
         with self._kept_lock:
-            return self._changes.get(full, 0)
+            return self._changes.get(full, 0) + self._forgot_all
 
     def _keep(self, full: str, value: str | None, seen: int) -> None:
         """Remember `value` for `kept_seconds`, unless this process began or ended a write or delete
         of the name since `seen` (`_change_count` when the read began). A missing secret is not kept."""
         with self._kept_lock:
-            if self._changes.get(full, 0) != seen:
+            if self._changes.get(full, 0) + self._forgot_all != seen:
                 return
             if value is None or self._kept_seconds <= 0:
                 self._kept.pop(full, None)
@@ -344,11 +384,16 @@ class AzureKeyVaultSecretStore:
                 self._kept[full] = (time.monotonic() + self._kept_seconds, value)
 
     def _forget(self, full: str) -> None:
-        """A write or delete of the name begins or ends here: drop its kept value, and any read
-        already under way will not keep what it finds."""
-        with self._kept_lock:
-            self._changes[full] = self._changes.get(full, 0) + 1
-            self._kept.pop(full, None)
+        """A write or delete of the name begins here: drop its kept value, and any read already
+        under way will not keep what it finds."""
+        self.forget([full])
+
+    def _changed(self, full: str) -> None:
+        """A write or delete of the name ended here, done or not: forget as `_forget`, and tell the
+        other workers, whose kept copy may now be stale."""
+        self.forget([full])
+        if self._announce is not None:
+            self._announce(full)
 
     def _full_name(self, name: str) -> str:
         _check_name(name)

@@ -15,7 +15,7 @@ import contextlib
 import json
 import logging
 import threading
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
@@ -35,6 +35,7 @@ class Notice:
 
 
 EVERYTHING = Notice("*", ())
+Watcher = Callable[[Notice], None]
 
 
 class Subscription:
@@ -66,11 +67,33 @@ class NoticeBus:
         # the server's samples under a burst of webhooks with fifty pages open (py-spy, bench.burst).
         self._by_loop: dict[asyncio.AbstractEventLoop, set[asyncio.Queue[Notice]]] = {}
         self.generation = 0  # notices delivered so far: a cheap "has the store changed?" for caches
+        self._watchers: dict[str, list[Watcher]] = {}
+
+    def watch(self, kind: str, watcher: Watcher) -> Callable[[], None]:
+        """Call `watcher` with every notice of `kind`, and every "reload everything", in the thread
+        that delivers it and before pages hear it; returns the call that stops it. For what this
+        process keeps that another worker's write makes stale (the Key Vault store's kept reads).
+        A watcher must be quick: with Redis it runs on the one listener thread."""
+        with self._lock:
+            self._watchers.setdefault(kind, []).append(watcher)
+
+        def stop() -> None:
+            with self._lock, contextlib.suppress(ValueError):
+                self._watchers.get(kind, []).remove(watcher)
+
+        return stop
 
     def deliver(self, notice: Notice) -> None:
         with self._lock:
             self.generation += 1
+            everything = notice.kind == EVERYTHING.kind
+            watchers = [w for kind, ws in self._watchers.items() if everything or kind == notice.kind for w in ws]
             loops = [(loop, list(queues)) for loop, queues in self._by_loop.items()]
+        for watcher in watchers:
+            try:
+                watcher(notice)
+            except Exception:
+                log.exception("A store-change watcher failed on a %r notice", notice.kind)
         for loop, queues in loops:
             try:
                 loop.call_soon_threadsafe(_offer_all, queues, notice)
@@ -198,6 +221,12 @@ def publish(kind: str, ids: Iterable[str]) -> None:
             get_bus().deliver(notice)
     except Exception as exc:  # noqa: BLE001 - see the module docstring
         log.warning("Could not publish a store-change notice (%s)", type(exc).__name__)
+
+
+def watch(kind: str, watcher: Watcher) -> Callable[[], None]:
+    """`NoticeBus.watch` on this process's bus, which hears every worker's notices when Redis is set."""
+    _relay()
+    return get_bus().watch(kind, watcher)
 
 
 def generation() -> int:

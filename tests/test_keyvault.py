@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from devtools.fake_keyvault import FakeKeyVault, free_port
-from services import secrets
+from services import notices, secrets
 from services.config import SecretStoreKind, settings_from_env
 from services.errors import SettingsInvalid
 from services.keyvault import AzureKeyVaultSecretStore
@@ -427,3 +427,47 @@ def test_a_missing_secret_is_never_kept(fake_vault: FakeKeyVault, vault_store: M
     other_worker.set("stripe-restricted-key", "rk_test_connected")
 
     assert this_worker.get("stripe-restricted-key") == "rk_test_connected"
+
+
+def test_stores_that_share_changes_drop_a_secret_another_changed_at_once(
+    fake_vault: FakeKeyVault, vault_store: MakeStore
+) -> None:
+    """A rotation or disconnection on one worker reaches the others as a notice, long before their
+    60 s window ends; a "reload everything" notice (Redis came back) drops every kept value."""
+    this_worker, other_worker, unheard = vault_store(kept_seconds=60), vault_store(kept_seconds=60), vault_store()
+    this_worker.share_changes()
+    other_worker.share_changes()
+    other_worker.set("stripe-restricted-key", "rk_test_old")
+    assert this_worker.get("stripe-restricted-key") == "rk_test_old"
+
+    other_worker.set("stripe-restricted-key", "rk_test_new")
+    assert this_worker.get("stripe-restricted-key") == "rk_test_new"
+    reads = _reads_of(fake_vault, "stripe-restricted-key")
+    assert this_worker.get("stripe-restricted-key") == "rk_test_new"
+    assert _reads_of(fake_vault, "stripe-restricted-key") == reads  # kept again until the next change
+    other_worker.delete("stripe-restricted-key")
+    assert this_worker.get("stripe-restricted-key") is None
+
+    other_worker.set("stripe-restricted-key", "rk_test_again")
+    assert this_worker.get("stripe-restricted-key") == "rk_test_again"
+    unheard.set("stripe-restricted-key", "rk_test_while_redis_was_away")  # announces nothing
+    assert this_worker.get("stripe-restricted-key") == "rk_test_again"
+    notices.get_bus().deliver(notices.EVERYTHING)
+    assert this_worker.get("stripe-restricted-key") == "rk_test_while_redis_was_away"
+
+
+def test_a_store_that_keeps_nothing_or_is_closed_hears_no_changes(
+    fake_vault: FakeKeyVault, vault_store: MakeStore
+) -> None:
+    def watching() -> int:
+        return sum(len(w) for w in notices.get_bus()._watchers.values())
+
+    before = watching()
+    vault_store().share_changes()  # keeps nothing, so nothing of it can go stale
+    assert watching() == before
+    store = vault_store(kept_seconds=60)
+    store.share_changes()
+    store.share_changes()  # once is enough
+    assert watching() == before + 1
+    store.close()
+    assert watching() == before

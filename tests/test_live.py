@@ -135,6 +135,31 @@ def test_a_subscriber_that_falls_behind_gets_one_reload_everything_notice() -> N
     assert notices.EVERYTHING in got and len(got) < notices.QUEUE_LIMIT
 
 
+def test_a_watcher_hears_its_kind_and_reload_everything_and_its_fault_stops_no_page(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bus = NoticeBus()
+    heard: list[Notice] = []
+
+    def broken(notice: Notice) -> None:
+        raise RuntimeError("a watcher's bug")
+
+    bus.watch("secret", broken)
+    stop = bus.watch("secret", heard.append)
+    thread, got, _ = _run_subscriber(bus, 3)
+    bus.deliver(Notice("charge", ("ch_1",)))
+    bus.deliver(Notice("secret", ("t-stripe-restricted-key",)))
+    bus.deliver(notices.EVERYTHING)
+    thread.join(5)
+    assert heard == [Notice("secret", ("t-stripe-restricted-key",)), notices.EVERYTHING]
+    assert got == [[Notice("charge", ("ch_1",)), Notice("secret", ("t-stripe-restricted-key",)), notices.EVERYTHING]]
+    assert "A store-change watcher failed" in caplog.text
+
+    stop()
+    bus.deliver(Notice("secret", ("t-other",)))
+    assert len(heard) == 2
+
+
 def test_with_redis_a_write_in_one_worker_reaches_pages_in_another() -> None:
     redis = pytest.importorskip("redis")
     try:

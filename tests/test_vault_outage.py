@@ -4,17 +4,22 @@ answers again, the same refund goes through once."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
 
 import pytest
 from sqlmodel import select
 from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
 from devtools.fake_keyvault import FakeKeyVault
-from services import billing, organization, spend, stripe_keys, sync
+from services import billing, notices, organization, spend, stripe_keys, sync
 from services.config import get_settings
 from services.db import session_scope
-from services.errors import StripeKeyUnknown
+from services.errors import StripeKeyUnknown, StripeNotConnected
 from services.keyvault import AzureKeyVaultSecretStore, is_transient
 from services.models import AuditEntry, RefundSpend
 from services.secrets import SecretStoreUnavailable, get_secret_store
@@ -40,8 +45,17 @@ def on_the_vault(any_store, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeKey
         get_settings.cache_clear()
         get_secret_store.cache_clear()
         yield vault
-        get_secret_store.cache_clear()
+        _close_the_process_store()
         get_settings.cache_clear()
+
+
+def _close_the_process_store() -> None:
+    """Close the store `get_secret_store` made (it stops hearing notices), and forget it."""
+    if get_secret_store.cache_info().currsize:
+        store = get_secret_store()
+        if isinstance(store, AzureKeyVaultSecretStore):
+            store.close()
+    get_secret_store.cache_clear()
 
 
 def test_a_refund_during_a_vault_outage_is_refused_in_words_and_loses_nothing(  # type: ignore[no-untyped-def]
@@ -82,7 +96,7 @@ def test_a_refund_during_a_vault_outage_is_refused_in_words_and_loses_nothing(  
 def _keep_reads_for(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
     monkeypatch.setenv("BILLY_KEY_VAULT_KEPT_SECONDS", str(seconds))
     get_settings.cache_clear()
-    get_secret_store.cache_clear()
+    _close_the_process_store()
 
 
 def test_an_outage_shorter_than_the_kept_window_does_not_interrupt_a_refund(  # type: ignore[no-untyped-def]
@@ -110,14 +124,16 @@ def test_an_outage_shorter_than_the_kept_window_does_not_interrupt_a_refund(  # 
 def test_a_kept_key_replaced_by_another_worker_and_refused_by_stripe_does_not_alarm_the_owner(  # type: ignore[no-untyped-def]
     any_store, on_the_vault: FakeKeyVault, any_store_owner, stripe_peer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """This worker still holds the old key when Stripe refuses it: the refusal is checked against the
-    vault itself (`fresh`), so the new key is not reported as revoked, and the next call uses it."""
+    """This worker still holds the old key when Stripe refuses it (the rotation's notice was lost:
+    Redis was away): the refusal is checked against the vault itself (`fresh`), so the new key is
+    not reported as revoked, and the next call uses it."""
     _keep_reads_for(monkeypatch, 60)
     old = stripe_peer.restricted_key(profile="billy")
     stripe_keys.connect_stripe_key(any_store_owner, old)
     make_charge(stripe_peer, 10_00)
     assert StripeGateway().list_page("customers")[0]  # this worker reads the key and keeps it
-    other_worker = AzureKeyVaultSecretStore.from_settings(get_settings())
+    settings = get_settings()  # a store that announces nothing: as if the notice were lost
+    other_worker = AzureKeyVaultSecretStore(settings.key_vault_url, ca_file=settings.key_vault_ca_file)
     other_worker.set(STRIPE_KEY_SECRET, stripe_peer.restricted_key(profile="billy"))  # its Owner rotated
     other_worker.close()
     revoke(stripe_peer, old)
@@ -127,3 +143,80 @@ def test_a_kept_key_replaced_by_another_worker_and_refused_by_stripe_does_not_al
 
     assert organization.get_organization().stripe_key_rejected is False  # type: ignore[union-attr]
     assert StripeGateway().list_page("customers")[0]  # the new key, read when the old one was refused
+
+
+# --- a change on another worker reaches this one through Redis at once -------------------------------
+
+REDIS_URL = os.environ.get("BILLY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+# Another worker of the instance: a process of its own with the same settings, making one change on
+# its store (`from_settings`, as the app's) to the secret named on its command line.
+OTHER_WORKER = """
+import sys
+from services import notices
+notices.CHANNEL = sys.argv[1]
+from services.config import get_settings
+from services.keyvault import AzureKeyVaultSecretStore
+store = AzureKeyVaultSecretStore.from_settings(get_settings())
+if sys.argv[2] == "set":
+    store.set(sys.argv[3], sys.stdin.read())
+else:
+    store.delete(sys.argv[3])
+"""
+
+
+@pytest.fixture
+def on_redis(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """This process hears store-change notices through Redis, on a channel of this test's own."""
+    redis = pytest.importorskip("redis")
+    try:
+        redis.Redis.from_url(REDIS_URL).ping()
+    except redis.ConnectionError:
+        if os.environ.get("CI"):
+            pytest.fail("Redis is not reachable; `make test` should have started it")
+        pytest.skip("Redis is not running")
+    channel = f"billy:test:{uuid.uuid4().hex}"
+    monkeypatch.setattr(notices, "CHANNEL", channel)
+    monkeypatch.setenv("BILLY_REDIS_URL", REDIS_URL)
+    get_settings.cache_clear()
+    notices._relay.cache_clear()
+    yield channel
+    notices._relay.cache_clear()  # its listener thread stays, on a channel no one else uses
+
+
+def _on_another_worker(channel: str, action: str, name: str, value: str = "") -> None:
+    subprocess.run(
+        [sys.executable, "-c", OTHER_WORKER, channel, action, name], input=value, text=True, check=True, timeout=60
+    )
+
+
+def _until(predicate: Callable[[], bool], seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_a_key_rotated_or_disconnected_on_another_worker_is_dropped_here_at_once(  # type: ignore[no-untyped-def]
+    any_store, on_the_vault: FakeKeyVault, any_store_owner, stripe_peer, monkeypatch: pytest.MonkeyPatch, on_redis
+) -> None:
+    """With a 60 s window, this worker would use a rotated-away key for a minute, and a disconnected
+    one too. The other worker's notice makes it drop both at once (well within the 5 s allowed here)."""
+    _keep_reads_for(monkeypatch, 60)
+    old = stripe_peer.restricted_key(profile="billy")
+    stripe_keys.connect_stripe_key(any_store_owner, old)
+    make_charge(stripe_peer, 10_00)
+    assert StripeGateway().list_page("customers")[0]  # this worker reads the key and keeps it
+
+    new = stripe_peer.restricted_key(profile="billy")
+    _on_another_worker(on_redis, "set", STRIPE_KEY_SECRET, new)  # its Owner rotated
+    revoke(stripe_peer, old)
+    assert _until(lambda: get_secret_store().get(STRIPE_KEY_SECRET) == new)
+    assert StripeGateway().list_page("customers")[0]  # with the new key: the old one is refused
+    assert organization.get_organization().stripe_key_rejected is False  # type: ignore[union-attr]
+
+    _on_another_worker(on_redis, "delete", STRIPE_KEY_SECRET)  # its Owner disconnected Stripe
+    assert _until(lambda: get_secret_store().get(STRIPE_KEY_SECRET) is None)
+    with pytest.raises(StripeNotConnected):
+        StripeGateway().list_page("customers")
