@@ -44,6 +44,9 @@ class _GivenPassword:
     def disable_versions_except_latest(self, name: str) -> int:
         return 0
 
+    def share_changes(self) -> None:
+        """Nothing to share: the password lives in this object only."""
+
 
 def smtp_mailer(settings: ControlPlaneSettings) -> SmtpMailer:
     """A mailer for the SMTP server in the control plane's settings."""

@@ -25,7 +25,7 @@ Deliberate choices, each for a reason:
   reads a second per worker, each a round trip, against the vault's limit (4,000 reads per 10 s,
   for every worker and replica together, and every organisation if several share the vault). A
   value this store wrote or deleted is seen at once by this process. The process's own store
-  (`from_settings`) also announces each write and delete as a store-change notice (`SECRET_CHANGES`,
+  (`secrets.get_secret_store`) also announces each write and delete as a store-change notice (`SECRET_CHANGES`,
   the secret's name only), and forgets what it kept of a name when it hears one: with Redis, every
   worker and replica drops a rotated or disconnected key within the notice's round trip (a few ms).
   Only while Redis is away does another process see the change at the end of the window.
@@ -213,20 +213,18 @@ class AzureKeyVaultSecretStore:
 
     @classmethod
     def from_settings(cls, settings: Settings, **options: Any) -> AzureKeyVaultSecretStore:
-        """The instance's store, sharing its changes with the instance's other workers."""
-        store = cls(
+        return cls(
             settings.key_vault_url,
             prefix=settings.key_vault_secret_prefix,
             ca_file=settings.key_vault_ca_file,
             **({"kept_seconds": settings.key_vault_kept_seconds} | options),
         )
-        store.share_changes()
-        return store
 
     def share_changes(self) -> None:
         """Announce every write and delete of this store as a store-change notice, and forget what
         this store keeps of a secret when any process announces a change to it (module docstring).
-        Nothing to share when nothing is kept."""
+        Nothing to share when nothing is kept. For the process's own store only: it starts the
+        process's notice listener, which a store made before the workers fork must not."""
         if self._kept_seconds <= 0 or self._stop_hearing is not None:
             return
         self._announce = lambda full: notices.publish(SECRET_CHANGES, [full])
@@ -374,7 +372,8 @@ class AzureKeyVaultSecretStore:
 
     def _keep(self, full: str, value: str | None, seen: int) -> None:
         """Remember `value` for `kept_seconds`, unless this process began or ended a write or delete
-        of the name since `seen` (`_change_count` when the read began). A missing secret is not kept."""
+        of the name, or heard of another process's, since `seen` (`_change_count` when the read
+        began). A missing secret is not kept."""
         with self._kept_lock:
             if self._changes.get(full, 0) + self._forgot_all != seen:
                 return

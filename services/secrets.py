@@ -63,6 +63,11 @@ class SecretStore(Protocol):
         """After a key rotation: make older versions unusable; returns how many were disabled."""
         ...
 
+    def share_changes(self) -> None:
+        """A store that answers reads from a copy kept in memory hears of the other workers' writes
+        from now on, and tells them of its own (Key Vault); called on the process's own store."""
+        ...
+
 
 def _check_name(name: str) -> None:
     if not _NAME.fullmatch(name):  # not `match`: its `$` also matches before a final newline
@@ -250,6 +255,9 @@ class LocalEncryptedSecretStore:
         self._path(name)  # the same refusal of a bad name as every other method
         return 0
 
+    def share_changes(self) -> None:
+        """Nothing to share: every read opens the file as it is now, so no copy can go stale."""
+
 
 def make_secret_store(settings: Settings) -> SecretStore:
     if settings.secret_store == SecretStoreKind.LOCAL:
@@ -263,4 +271,8 @@ def make_secret_store(settings: Settings) -> SecretStore:
 
 @lru_cache(maxsize=1)
 def get_secret_store() -> SecretStore:
-    return make_secret_store(get_settings())
+    """This process's store, sharing its changes with the instance's other workers. Never made in
+    the process that forks the workers (`billy_app.serve` makes a store of its own there)."""
+    store = make_secret_store(get_settings())
+    store.share_changes()
+    return store

@@ -20,9 +20,9 @@ from services import billing, notices, organization, spend, stripe_keys, sync
 from services.config import get_settings
 from services.db import session_scope
 from services.errors import StripeKeyUnknown, StripeNotConnected
-from services.keyvault import AzureKeyVaultSecretStore, is_transient
+from services.keyvault import SECRET_CHANGES, AzureKeyVaultSecretStore, is_transient
 from services.models import AuditEntry, RefundSpend
-from services.secrets import SecretStoreUnavailable, get_secret_store
+from services.secrets import SecretStoreUnavailable, get_secret_store, make_secret_store
 from services.stripe_gateway import STRIPE_KEY_SECRET, StripeGateway
 from tests.conftest import member_actor
 from tests.keyvault_fixtures import running_vault
@@ -149,14 +149,13 @@ def test_a_kept_key_replaced_by_another_worker_and_refused_by_stripe_does_not_al
 
 REDIS_URL = os.environ.get("BILLY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 # Another worker of the instance: a process of its own with the same settings, making one change on
-# its store (`from_settings`, as the app's) to the secret named on its command line.
+# its own store (`get_secret_store`, as the app's) to the secret named on its command line.
 OTHER_WORKER = """
 import sys
 from services import notices
 notices.CHANNEL = sys.argv[1]
-from services.config import get_settings
-from services.keyvault import AzureKeyVaultSecretStore
-store = AzureKeyVaultSecretStore.from_settings(get_settings())
+from services.secrets import get_secret_store
+store = get_secret_store()  # as a worker's: sharing its changes
 if sys.argv[2] == "set":
     store.set(sys.argv[3], sys.stdin.read())
 else:
@@ -220,3 +219,18 @@ def test_a_key_rotated_or_disconnected_on_another_worker_is_dropped_here_at_once
     assert _until(lambda: get_secret_store().get(STRIPE_KEY_SECRET) is None)
     with pytest.raises(StripeNotConnected):
         StripeGateway().list_page("customers")
+
+
+def test_the_store_made_before_the_workers_fork_starts_no_notice_listener(  # type: ignore[no-untyped-def]
+    on_the_vault: FakeKeyVault, monkeypatch: pytest.MonkeyPatch, on_redis
+) -> None:
+    """`billy_app.serve` makes the instance's keys with a store of its own, then forks the workers. A
+    listener thread started there would not exist in any worker, while its cached relay would make
+    each worker believe it listens: its pages would hear no notice from another worker."""
+    _keep_reads_for(monkeypatch, 60)
+    watching = len(notices.get_bus()._watchers.get(SECRET_CHANGES, []))
+    store = make_secret_store(get_settings())
+    store.set("instance-signing-key", "a-key-made-before-the-fork")
+    assert notices._relay.cache_info().currsize == 0
+    assert len(notices.get_bus()._watchers.get(SECRET_CHANGES, [])) == watching
+    store.close()  # type: ignore[attr-defined]
