@@ -458,7 +458,12 @@ def _outcome_of(run: _ResourceRun) -> tuple[str, str | None]:
 
 class _Walks:
     """The walkers of one backfill: they take pending ranges, halve busy ones when idle, and
-    conclude each resource when its last range is done."""
+    conclude each resource when its last range is done.
+
+    Walkers join as there is work for them, up to `walkers`: one per range to begin with, and one
+    more whenever a page shows its range goes on (so it could be halved) while no walker is idle.
+    A small account's sync (every range read in a page or two) starts a walker per resource, not
+    the ceiling's 32: starting and waking idle threads cost a tenth of a second a sync there."""
 
     def __init__(self, gateway: StripeGateway, runs: list[_ResourceRun], carried: dict[str, list[str]]) -> None:
         self.gateway = gateway
@@ -467,18 +472,42 @@ class _Walks:
         self.outcome: dict[str, str] = {}
         self.fatal: BaseException | None = None  # not an Exception (the process is going away)
         self._cond = threading.Condition()
+        self._threads: list[threading.Thread] = []  # every walker started, in order
+        self._limit = 0  # walkers at most
+        self._idle = 0  # walkers waiting for a range to take
 
     def run(self, walkers: int) -> dict[str, str]:
         self.writer = _Writer(capacity=min(walkers, WRITER_QUEUE_PAGES))
-        threads = [threading.Thread(target=self._work, name=f"backfill-walk-{n}", daemon=True) for n in range(walkers)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
+        self._limit = max(1, walkers)
+        pending = sum(1 for run in self.runs for walk in run.ranges if walk.state == "pending")
+        with self._cond:
+            for _ in range(min(self._limit, max(1, pending))):
+                self._start_walker()
+        joined = 0
+        while True:  # walkers may add others until the last one ends
+            with self._cond:
+                if joined == len(self._threads):
+                    break
+                thread = self._threads[joined]
             thread.join()
+            joined += 1
         self.writer.close()
         if self.fatal is not None:
             raise self.fatal
         return self.outcome
+
+    def _start_walker(self) -> None:
+        """(Under the lock, so `run` never sees a walker it cannot join yet: a new thread waits for
+        the lock only once it runs, and `start` returns before that.)"""
+        thread = threading.Thread(target=self._work, name=f"backfill-walk-{len(self._threads)}", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _call_walker_to_halve(self) -> None:
+        """(Under the lock.) Another walker when a range goes on (it could be halved) and no walker
+        is idle to do it, below the limit."""
+        if not self._idle and len(self._threads) < self._limit and self.fatal is None:
+            self._start_walker()
 
     def _work(self) -> None:
         while True:
@@ -527,7 +556,11 @@ class _Walks:
                     return (run, split.older), split
             if not any(walk.state in BUSY for run in self.runs for walk in run.ranges):
                 return None, None
-            self._cond.wait(IDLE_WAIT_SECONDS)
+            self._idle += 1
+            try:
+                self._cond.wait(IDLE_WAIT_SECONDS)
+            finally:
+                self._idle -= 1
         return None, None
 
     def _walk(self, run: _ResourceRun, walk: _Range) -> None:
@@ -553,6 +586,8 @@ class _Walks:
                     walk.pages += 1
                 if done:
                     walk.state = "closing"  # read to the end; done once its last page is stored
+                if not done:
+                    self._call_walker_to_halve()
             page = run.page(walk, kept, requested_at, cursor, done)
             after = items[-1]["id"] if items else after
             del items, kept  # only the page's rows wait for the writer: memory stays a page a walker

@@ -21,6 +21,7 @@ from services.search import global_search
 from services.stripe_events import apply_event, poll_events
 from services.stripe_gateway import StripeGateway
 from tests.conftest import StripePeer
+from tests.stripe_helpers import make_charge
 from tests.test_sync import assert_store_equals_sandbox, kill_sync_midway
 
 BOOKKEEPING = {"raw", "synced_at", "version_at"}
@@ -170,6 +171,51 @@ def test_ranges_walked_in_parallel_store_exactly_what_one_walk_stores(seeded, sa
     for name in ("customers", "charges", "refunds"):  # each object read once: no range read twice
         assert _state(name).synced_count == len(alone[resources.LISTED[name].model.__tablename__])  # type: ignore[attr-defined]
     assert _ranges("charges") == []  # a finished resource keeps no ranges
+
+
+def _count_walkers(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the walker threads each backfill from now on starts."""
+    started: list[str] = []
+    real = sync._Walks._start_walker
+
+    def counted(walks: sync._Walks) -> None:
+        real(walks)
+        started.append(walks._threads[-1].name)
+
+    monkeypatch.setattr(sync._Walks, "_start_walker", counted)
+    return started
+
+
+def test_walkers_join_as_ranges_go_on_up_to_the_ceiling(seeded, sandbox, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Five objects a page: the charges go on for pages, so walkers join to halve them, past one
+    per resource and never past the ceiling."""
+    _walkers(monkeypatch, 12)
+    started = _count_walkers(monkeypatch)
+    sandbox.set_latency(0.02)
+    try:
+        walked = RecordingGateway()
+        assert set(sync.backfill(walked, sweep=False).values()) == {"done"}
+    finally:
+        sandbox.set_latency(0)
+    resources_walked = {c.resource for c in walked.calls}
+    assert len(resources_walked) < len(started) <= 12, (resources_walked, started)
+    assert len(walked.spans("charges")) >= 3
+
+
+def test_a_small_accounts_sync_starts_one_walker_per_resource(  # type: ignore[no-untyped-def]
+    any_store, any_store_owner, stripe_peer, monkeypatch
+) -> None:
+    """Every list fits in a page: no range goes on, so no walker joins; the ceiling (32 at the
+    tests' request rate) would start and wake 32 threads for nine requests."""
+    assert sync.walker_count() == sync.MAX_WALKERS
+    make_charge(stripe_peer, 12_00)
+    stripe_keys.connect_stripe_key(any_store_owner, stripe_peer.demo_key)
+    started = _count_walkers(monkeypatch)
+    walked = RecordingGateway()
+    assert set(sync.backfill(walked, sweep=False).values()) == {"done"}
+    assert len(started) == len({c.resource for c in walked.calls}) < sync.MAX_WALKERS
+    with session_scope() as session:
+        assert len(session.exec(select(StripeCharge)).all()) == 1
 
 
 def _resumed_correctly(killed: list[SyncRange], resumed: RecordingGateway, resource: str) -> None:
