@@ -41,6 +41,7 @@ from urllib.parse import quote
 
 import httpx
 
+from controlplane.local_http import local_http
 from controlplane.provisioning import (
     LOCAL_DOMAIN,
     InstanceInfo,
@@ -429,12 +430,13 @@ class LocalProvisioner:
     def _wait_ready(self, slug: str, pid: int, port: int) -> None:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + self.start_timeout
+        http = local_http()
         while True:
             if not pid_alive(pid):
                 raise ProvisioningError(f"{slug}'s instance exited while starting:\n{self._log_tail(slug)}")
             try:
-                if httpx.get(f"{base}/healthz", timeout=2).text == "ok" and (
-                    not self.settings.frontend or httpx.get(f"{base}/", timeout=5).status_code == 200
+                if http.get(f"{base}/healthz", timeout=2).text == "ok" and (
+                    not self.settings.frontend or http.get(f"{base}/", timeout=5).status_code == 200
                 ):
                     return
             except httpx.HTTPError:

@@ -36,6 +36,7 @@ from typing import Any
 
 import httpx
 
+from controlplane.local_http import local_http
 from controlplane.provisioning import ProvisioningError
 
 SERVER = "billy"
@@ -156,7 +157,7 @@ class CaddyProxy:
         if not state or state.get("port") != self.port or not pid_alive(int(state["pid"])):
             return False
         try:
-            listen = httpx.get(f"{self.admin}/config/apps/http/servers/{SERVER}/listen", timeout=2).json()
+            listen = local_http().get(f"{self.admin}/config/apps/http/servers/{SERVER}/listen", timeout=2).json()
         except (httpx.HTTPError, ValueError):
             return False
         return isinstance(listen, list) and f"127.0.0.1:{self.port}" in listen
@@ -293,7 +294,7 @@ class CaddyProxy:
     def _call(self, method: str, path: str, body: Any = None, *, ok_missing: bool = False) -> Any:
         url = f"{self.admin}{path}"
         try:
-            response = httpx.request(method, url, json=body, timeout=10)
+            response = local_http().request(method, url, json=body, timeout=10)
         except httpx.HTTPError as exc:
             raise ProvisioningError(f"Caddy's admin API did not answer {method} {path}: {exc}") from exc
         if ok_missing and response.status_code in (400, 404) and "unknown object ID" in response.text:

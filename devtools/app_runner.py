@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 
 from controlplane.local import instance_process_env
+from controlplane.local_http import local_http
 from controlplane.proxy import free_port
 from services.config import PROJECT_ROOT
 
@@ -94,7 +95,8 @@ def running_app(
             if proc.poll() is not None:
                 raise RuntimeError(f"Billy exited while starting:\n{log.read_text()[-3000:]}")
             try:
-                if httpx.get(f"{url}/", timeout=2).status_code == 200 and httpx.get(f"{url}/healthz").text == "ok":
+                http = local_http()
+                if http.get(f"{url}/", timeout=2).status_code == 200 and http.get(f"{url}/healthz").text == "ok":
                     break
             except httpx.HTTPError:
                 pass

@@ -23,6 +23,7 @@ from controlplane.billing import BillyStripe
 from controlplane.config import load_settings
 from controlplane.lifecycle import ControlPlane
 from controlplane.local import InstanceSettings, LocalProvisioner
+from controlplane.local_http import local_http
 from controlplane.mail import smtp_mailer
 from controlplane.store import Store
 from controlplane.web import create_app
@@ -38,7 +39,9 @@ def via_proxy(
     """A request to `{slug}.localhost:<proxy_port>` through Caddy, as a browser sends it (this
     machine's resolver does not resolve `*.localhost`; browsers do, to loopback)."""
     headers = {"Host": f"{slug}.localhost:{proxy_port}", **kwargs.pop("headers", {})}
-    return httpx.request(method, f"http://127.0.0.1:{proxy_port}{path}", headers=headers, timeout=timeout, **kwargs)
+    return local_http().request(
+        method, f"http://127.0.0.1:{proxy_port}{path}", headers=headers, timeout=timeout, **kwargs
+    )
 
 
 @dataclass
@@ -98,7 +101,7 @@ def running_control_plane(
         deadline = time.monotonic() + 20
         while True:
             try:
-                if httpx.get(f"{url}/healthz", timeout=2).text == "ok":
+                if local_http().get(f"{url}/healthz", timeout=2).text == "ok":
                     break
             except httpx.HTTPError:
                 pass

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg2
 import pytest
 
+from controlplane.local_http import local_http
 from services import clock, db, identity, organization, reports, search, secrets
 from services.cli import migrate
 from services.config import get_settings
@@ -300,15 +300,21 @@ class StripePeer:
 
     def restricted_key(self, **body: object) -> str:
         """A new restricted key with a permission profile, e.g. `profile="billy", without=[...]`."""
-        response = httpx.post(f"{self.url}/_config/restricted_keys", json=body, timeout=10)
+        response = local_http().post(f"{self.url}/_config/restricted_keys", json=body, timeout=10)
         response.raise_for_status()
         return response.json()["key"]
 
     def secret_client(self):  # type: ignore[no-untyped-def]
-        """An SDK client with a full secret key, for arranging data the way a test needs it."""
-        import stripe
+        """An SDK client with a full secret key, for arranging data the way a test needs it (one per
+        sandbox address: building one builds HTTP clients too, a few ms each, many times a test)."""
+        return _secret_client(self.url)
 
-        return stripe.StripeClient("sk_test_billytests", base_addresses={"api": self.url})
+
+@functools.cache
+def _secret_client(url: str):  # type: ignore[no-untyped-def]
+    import stripe
+
+    return stripe.StripeClient("sk_test_billytests", base_addresses={"api": url})
 
 
 @pytest.fixture

@@ -33,12 +33,13 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import anyio
-import httpx
 import pytest
 from agent_billy import __version__, config
 from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.shared.exceptions import MCPError
+
+from controlplane.local_http import local_http
 
 ROOT = Path(__file__).resolve().parents[1]
 NPM_PACKAGE = ROOT / "clients" / "npm" / "agent-billy"
@@ -483,7 +484,7 @@ def test_mcp_bridge_forwards_tools_and_results_unchanged_and_says_when_the_token
                 seen["tools"] = (await client.list_tools()).tools
                 seen["ok"] = await client.call_tool("preview_refund", {"order_number": "5678"})
                 seen["tool_error"] = await client.call_tool("preview_refund", {"order_number": "1"})
-                httpx.post(f"{billy_mcp.url}/revoke")  # revoked in Settings → Agents while Claude runs
+                local_http().post(f"{billy_mcp.url}/revoke")  # revoked in Settings → Agents while Claude runs
                 with pytest.raises(MCPError) as refused:
                     await client.call_tool("preview_refund", {"order_number": "5678"})
                 seen["refused"] = refused.value

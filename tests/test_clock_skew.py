@@ -15,12 +15,12 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-import httpx
 import pytest
 from sqlmodel import select
 from starlette.testclient import TestClient
 
 from billy_app.api.routes import build_api
+from controlplane.local_http import local_http
 from sandbox.events import signature_header
 from services import clock, customers, stripe_events, stripe_keys, sync
 from services.db import session_scope
@@ -44,7 +44,7 @@ def skewed(request: pytest.FixtureRequest, sandbox: Any, stripe_peer: StripePeer
 
 
 def _stripe_now(peer: StripePeer) -> int:
-    return int(httpx.get(f"{peer.url}/_config/clock", timeout=10).json()["now"])
+    return int(local_http().get(f"{peer.url}/_config/clock", timeout=10).json()["now"])
 
 
 def _customer_events(peer: StripePeer, customer: str) -> list[dict[str, Any]]:

@@ -25,6 +25,7 @@ import pytest
 
 from controlplane.lifecycle import LIVE
 from controlplane.local import InstanceSettings
+from controlplane.local_http import local_http
 from controlplane.proxy import free_port, pid_alive
 from controlplane.store import OrgState
 from devtools.controlplane_runner import RunningControlPlane, running_control_plane, via_proxy
@@ -105,7 +106,7 @@ def _sign_up(cp: RunningControlPlane, slug: str, **fields: str) -> httpx.Respons
         "password": PASSWORD,
         **fields,
     }
-    return httpx.post(f"{cp.url}/signup", data=form, timeout=120)
+    return local_http().post(f"{cp.url}/signup", data=form, timeout=120)
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +120,7 @@ def acme(control_plane: RunningControlPlane) -> dict[str, Any]:
 
 
 def test_the_signup_page_shows_each_plan_with_the_price_stripe_will_charge(control_plane: RunningControlPlane) -> None:
-    page = httpx.get(control_plane.url + "/", timeout=10)
+    page = local_http().get(control_plane.url + "/", timeout=10)
     assert page.status_code == 200
     amounts = control_plane.plane.billing.monthly_amounts()
     for plan, (cents, _currency) in amounts.items():

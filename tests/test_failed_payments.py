@@ -16,13 +16,13 @@ from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest
 import stripe
 from sqlmodel import select
 
 from billy_app.billy_app import app  # noqa: F401 - every page and state registered
 from billy_app.state.failed_payments import FailedPaymentsState
+from controlplane.local_http import local_http
 from devtools.mailcatcher import CatcherHandle
 from sandbox.seed import FAILURE_SOURCES, plan, reset_to_demo
 from services import clock, exports, failed_payments, identity, mirror, stripe_keys, sync
@@ -44,7 +44,7 @@ def key() -> str:
 
 
 def _backdate(peer: StripePeer, object_id: str, created: int) -> None:
-    httpx.post(
+    local_http().post(
         f"{peer.url}/_config/backdate", json={"id": object_id, "created": created}, timeout=10
     ).raise_for_status()
 

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from sqlmodel import select
@@ -25,6 +24,7 @@ from sqlmodel import select
 from billy_app.billy_app import app  # noqa: F401 - every page and state registered
 from billy_app.state.invoice_actions import InvoiceActionsState, NewInvoiceState
 from billy_app.state.invoices import InvoicesState
+from controlplane.local_http import local_http
 from devtools.mailcatcher import CatcherHandle
 from services import clock, identity, invoice_changes, stripe_keys, sync
 from services.config import get_settings
@@ -93,7 +93,7 @@ def _invoice(
         # Half a day more: finalizing may land a second after creating, which left the invoice a
         # second short of `late_days` whole days overdue ("9 days overdue") in one CI run.
         created = int(time.time()) - (10 + late_days) * DAY - DAY // 2
-        httpx.post(
+        local_http().post(
             f"{peer.url}/_config/backdate", json={"id": invoice.id, "created": created}, timeout=10
         ).raise_for_status()
     return str(invoice.id)

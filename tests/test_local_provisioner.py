@@ -27,6 +27,7 @@ import httpx
 import pytest
 
 from controlplane.local import InstanceSettings, LocalProvisioner
+from controlplane.local_http import local_http
 from controlplane.provisioning import InstanceState, OrgSpec, OwnerSeed, ProvisioningError
 from controlplane.proxy import free_port, pid_alive
 from devtools.controlplane_runner import via_proxy
@@ -81,7 +82,7 @@ class Local:
     def direct(self, slug: str, path: str, host: str, **kwargs: Any) -> httpx.Response:
         """Straight to `slug`'s own port, past the proxy, naming any Host."""
         port = self.provisioner._state(slug)["port"]
-        return httpx.get(
+        return local_http().get(
             f"http://127.0.0.1:{port}{path}", headers={"Host": host, **kwargs.pop("headers", {})}, **kwargs
         )
 
@@ -179,7 +180,9 @@ def test_two_organisations_answer_each_at_their_own_host(local: Local) -> None:
     assert _rows(p.store_file("acme"))["organization"][0] != _rows(p.store_file("globex"))["organization"][0]
     # No organisation at other names, and no control plane configured behind plain localhost.
     assert local.via_proxy("GET", "initech", "/healthz").status_code == 404
-    bare = httpx.get(f"http://127.0.0.1:{local.proxy_port}/healthz", headers={"Host": f"localhost:{local.proxy_port}"})
+    bare = local_http().get(
+        f"http://127.0.0.1:{local.proxy_port}/healthz", headers={"Host": f"localhost:{local.proxy_port}"}
+    )
     assert bare.status_code == 404
 
 

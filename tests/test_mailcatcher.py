@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 
+from controlplane.local_http import local_http
 from devtools.mailcatcher import CatcherHandle, run_in_thread
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -28,7 +29,7 @@ def _send(port: int, subject: str, text: str, *, to: str | None = "bob@example.c
 
 
 def _get(catcher: CatcherHandle, path: str) -> httpx.Response:
-    return httpx.get(catcher.url + path, timeout=5)
+    return local_http().get(catcher.url + path, timeout=5)
 
 
 def test_the_list_and_the_api_show_mail_newest_first() -> None:
@@ -126,7 +127,7 @@ def test_the_command_prints_where_it_listens_and_catches_mail() -> None:
             match = re.fullmatch(r"mail catcher ready: smtp 127\.0\.0\.1:(\d+), web (http://127\.0\.0\.1:\d+)", ready)
             assert match, ready
             _send(int(match.group(1)), "Hello from the command line", "hi")
-            api = httpx.get(f"{match.group(2)}/api/messages", timeout=5).json()
+            api = local_http().get(f"{match.group(2)}/api/messages", timeout=5).json()
         finally:
             process.terminate()
         assert process.wait(10) == 0  # a clean stop on SIGTERM

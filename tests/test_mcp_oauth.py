@@ -12,7 +12,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import anyio
-import httpx
 import httpx2
 import pytest
 from mcp.client.auth import OAuthClientProvider
@@ -25,6 +24,7 @@ from starlette.routing import Mount
 
 from billy_app.api.routes import build_api
 from billy_app.mcp.server import McpEndpoint
+from controlplane.local_http import local_http
 from services import agent_tokens, identity, oauth_clients
 from services.config import get_settings
 from services.db import session_scope
@@ -138,7 +138,7 @@ def test_an_mcp_client_connects_by_url_and_the_member_approves_a_scoped_token(bi
     (token,) = agent_tokens.list_tokens(clerk)
     assert token.client_name == "Remote agent" and "refunds ≤ $25.00" in token.scope_words
     agent_tokens.revoke_token(clerk, token.id)
-    answer = httpx.post(
+    answer = local_http().post(
         f"{billy}/mcp",
         headers={"Authorization": f"Bearer {storage.tokens.access_token}", "Accept": "application/json"},
         json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
@@ -147,12 +147,14 @@ def test_an_mcp_client_connects_by_url_and_the_member_approves_a_scoped_token(bi
 
 
 def test_the_server_advertises_what_an_mcp_client_needs_to_start(billy: str) -> None:
-    resource = httpx.get(f"{billy}/.well-known/oauth-protected-resource/mcp").json()
+    resource = local_http().get(f"{billy}/.well-known/oauth-protected-resource/mcp").json()
     assert (resource["resource"] == f"{billy}/mcp" and resource["authorization_servers"] == [f"{billy}/"]) or [billy]
-    server = httpx.get(f"{billy}/.well-known/oauth-authorization-server").json()
+    server = local_http().get(f"{billy}/.well-known/oauth-authorization-server").json()
     assert server["code_challenge_methods_supported"] == ["S256"]
     assert server["registration_endpoint"] == f"{billy}/register"
-    refused = httpx.post(f"{billy}/register", json={"redirect_uris": ["http://evil.example/cb"], "client_name": "x"})
+    refused = local_http().post(
+        f"{billy}/register", json={"redirect_uris": ["http://evil.example/cb"], "client_name": "x"}
+    )
     assert refused.status_code == 400 and "HTTPS" in refused.text
 
 
@@ -160,9 +162,11 @@ def test_a_code_for_one_client_cannot_be_spent_by_another(billy: str, any_store_
     member, storage = Member(billy, any_store_owner), MemoryStorage()
     anyio.run(_whoami, billy, _oauth(billy, member, storage))
     assert member.code is not None and storage.client is not None
-    other = httpx.post(f"{billy}/register", json={"redirect_uris": [CALLBACK], "token_endpoint_auth_method": "none"})
+    other = local_http().post(
+        f"{billy}/register", json={"redirect_uris": [CALLBACK], "token_endpoint_auth_method": "none"}
+    )
     other_id = other.json()["client_id"]
-    stolen = httpx.post(
+    stolen = local_http().post(
         f"{billy}/token",
         data={
             "grant_type": "authorization_code",
@@ -180,7 +184,7 @@ def test_registrations_are_limited_per_address(billy: str, monkeypatch: pytest.M
     instance's list of clients: past the limit it is refused, in words, and nothing is kept."""
     monkeypatch.setattr(oauth_clients, "registration_limit", AddressLimit("3/hour", "oauth-register-test"))
     body = {"redirect_uris": [CALLBACK], "token_endpoint_auth_method": "none", "client_name": "Flood"}
-    answers = [httpx.post(f"{billy}/register", json=body) for _ in range(4)]
+    answers = [local_http().post(f"{billy}/register", json=body) for _ in range(4)]
     assert [a.status_code for a in answers] == [201, 201, 201, 400]
     assert "Too many agent registrations" in answers[-1].text
     with session_scope() as s:

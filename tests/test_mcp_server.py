@@ -16,12 +16,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
-import httpx
 import pytest
 from mcp.shared.exceptions import MCPError
 from sqlmodel import select
 
 from billy_app.mcp.writes import idempotency_key_for
+from controlplane.local_http import local_http
 from devtools.mailcatcher import CatcherHandle
 from sandbox.seed import FAILURE_SOURCES, plan, reset_to_demo
 from services import agent_tokens, billing, clock, customers, identity, reports, spend, stripe_keys, sync
@@ -138,13 +138,13 @@ def test_the_tools_are_listed_with_bounded_inputs_and_unauthenticated_calls_get_
     hello = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}
     accept = {"Accept": "application/json, text/event-stream"}
     for headers in (accept, {**accept, "Authorization": "Bearer billy_at_" + "x" * 44}):
-        refused = httpx.post(served.url, json=hello, headers=headers, timeout=10)
+        refused = local_http().post(served.url, json=hello, headers=headers, timeout=10)
         assert refused.status_code == 401
         www = refused.headers["www-authenticate"]
         assert www.startswith('Bearer error="invalid_token"')
         assert refused.json()["error"]["message"].startswith(("Send `Authorization: Bearer", "This agent token is not"))
         assert f'resource_metadata="{served.base}/.well-known/oauth-protected-resource/mcp"' in www
-    metadata = httpx.get(f"{served.base}/.well-known/oauth-protected-resource/mcp", timeout=10).json()
+    metadata = local_http().get(f"{served.base}/.well-known/oauth-protected-resource/mcp", timeout=10).json()
     assert metadata["resource"] == served.url and metadata["authorization_servers"] == [served.base]
 
 
@@ -574,8 +574,10 @@ def test_the_reflex_app_routes_mcp_to_the_endpoint_and_runs_its_session_manager(
     top.mount("", stacked)
     secret = agent_tokens.issue_token(owner, "Claude Desktop", ScopeRequest()).secret
     with serve_app(lambda _base: top) as base:
-        assert httpx.get(f"{base}/healthz", timeout=10).status_code == 200  # the rest of the backend still answers
-        refused = httpx.post(f"{base}/mcp", json={}, headers={"Accept": "application/json"}, timeout=10)
+        assert (
+            local_http().get(f"{base}/healthz", timeout=10).status_code == 200
+        )  # the rest of the backend still answers
+        refused = local_http().post(f"{base}/mcp", json={}, headers={"Accept": "application/json"}, timeout=10)
         assert refused.status_code == 401 and "resource_metadata=" in refused.headers["www-authenticate"]
 
         async def scenario() -> dict[str, Any]:

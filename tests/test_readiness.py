@@ -14,11 +14,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import httpx
 import pytest
 from starlette.testclient import TestClient
 
 from billy_app.api.routes import build_api
+from controlplane.local_http import local_http
 from services import health, stripe_gateway, stripe_keys
 from services.config import get_settings
 from services.permissions import Actor
@@ -119,7 +119,7 @@ def test_concurrent_callers_share_one_check(
 ) -> None:  # type: ignore[no-untyped-def]
     """A slow Stripe: callers arriving mid-check wait for it (first time) or get the previous
     answer (later), and none of them sends a request of its own."""
-    httpx.post(f"{stripe_peer.url}/_config/latency", json={"seconds": 0.5}).raise_for_status()
+    local_http().post(f"{stripe_peer.url}/_config/latency", json={"seconds": 0.5}).raise_for_status()
     try:
         for expected_requests in (1, 2):
             start = threading.Barrier(16)
@@ -129,7 +129,7 @@ def test_concurrent_callers_share_one_check(
             assert sandbox_requests.with_key(connected_key) == expected_requests
             clock.advance(health.STRIPE_CHECK_SECONDS)
     finally:
-        httpx.post(f"{stripe_peer.url}/_config/latency", json={"seconds": 0})
+        local_http().post(f"{stripe_peer.url}/_config/latency", json={"seconds": 0})
 
 
 def _together(start: threading.Barrier) -> dict[str, str]:

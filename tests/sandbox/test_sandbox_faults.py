@@ -9,10 +9,10 @@ from __future__ import annotations
 import time
 from email.utils import parsedate_to_datetime
 
-import httpx
 import pytest
 import stripe
 
+from controlplane.local_http import local_http
 from sandbox import SandboxHandle
 from sandbox.server import SandboxRequestError
 from tests.sandbox.helpers import SECRET_KEY, make_client
@@ -106,11 +106,11 @@ def test_the_clock_offset_moves_created_and_the_date_header(sandbox: SandboxHand
         assert abs(made.created - (time.time() - 600)) < 5
         event = client.v1.events.list(params={"limit": 1}).data[0]
         assert abs(event.created - made.created) <= 1
-        answered = httpx.get(f"{sandbox.url}/v1/customers", headers={"Authorization": f"Bearer {SECRET_KEY}"})
+        answered = local_http().get(f"{sandbox.url}/v1/customers", headers={"Authorization": f"Bearer {SECRET_KEY}"})
         stripe_time = parsedate_to_datetime(answered.headers["Date"]).timestamp()
         assert abs(stripe_time - (time.time() - 600)) < 5
     finally:
         sandbox.set_clock_offset(0)
     sandbox.set_clock_offset(120)
     sandbox.reset()
-    assert httpx.get(f"{sandbox.url}/_config/clock").json()["offset_seconds"] == 0
+    assert local_http().get(f"{sandbox.url}/_config/clock").json()["offset_seconds"] == 0

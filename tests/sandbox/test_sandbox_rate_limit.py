@@ -11,10 +11,10 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-import httpx
 import pytest
 import stripe
 
+from controlplane.local_http import local_http
 from sandbox import DEMO_RESTRICTED_KEY, SandboxHandle, run_in_process
 from sandbox.ratelimit import RateLimit
 from tests.sandbox.helpers import SECRET_KEY, make_client
@@ -137,14 +137,14 @@ def test_a_reset_returns_to_the_start_up_limit(limited: SandboxHandle) -> None:
 
 @pytest.mark.parametrize("bad", [-1, 2.5, "ten", True, 10**6])
 def test_the_limit_must_be_a_whole_number(limited: SandboxHandle, bad: object) -> None:
-    response = httpx.post(f"{limited.url}/_config/rate_limit", json={"requests_per_second": bad}, timeout=10)
+    response = local_http().post(f"{limited.url}/_config/rate_limit", json={"requests_per_second": bad}, timeout=10)
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "requests_per_second"
 
 
 def test_an_absent_value_turns_it_off(limited: SandboxHandle) -> None:
     limited.set_rate_limit(3)
-    response = httpx.post(f"{limited.url}/_config/rate_limit", json={}, timeout=10)
+    response = local_http().post(f"{limited.url}/_config/rate_limit", json={}, timeout=10)
     assert response.json()["requests_per_second"] == 0
 
 

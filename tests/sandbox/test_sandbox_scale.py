@@ -6,15 +6,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import httpx
 import stripe
 
+from controlplane.local_http import local_http
 from sandbox import SandboxHandle
 from tests.sandbox.helpers import ids
 
 
 def _generate(sandbox: SandboxHandle, **body: Any) -> dict[str, Any]:
-    made = httpx.post(f"{sandbox.url}/_config/generate", json=body, timeout=120)
+    made = local_http().post(f"{sandbox.url}/_config/generate", json=body, timeout=120)
     made.raise_for_status()
     return made.json()
 
