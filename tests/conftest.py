@@ -281,6 +281,21 @@ def any_store(
     yield from _make_instance(request.param, tmp_path, monkeypatch, templates)
 
 
+def redis_or_skip() -> str:
+    """The test Redis's URL (`BILLY_TEST_REDIS_URL`, else the machine's database 0). A test needing it
+    is skipped when it does not answer, and fails under CI, where `make test` starts it."""
+    import redis
+
+    url = os.environ.get("BILLY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    try:
+        redis.Redis.from_url(url).ping()
+    except redis.ConnectionError:
+        if os.environ.get("CI"):
+            pytest.fail("Redis is not reachable; `make test` should have started it")
+        pytest.skip("Redis is not running")
+    return url
+
+
 # --- Stripe sandbox -------------------------------------------------------------------------
 
 

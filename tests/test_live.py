@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import re
 import threading
 import time
@@ -18,9 +17,7 @@ import pytest
 from services import notices, stripe_keys, sync
 from services.notices import Notice, NoticeBus, RedisRelay
 from services.stripe_events import apply_event, overview
-from tests.conftest import member_actor
-
-REDIS_URL = os.environ.get("BILLY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+from tests.conftest import member_actor, redis_or_skip
 
 
 async def _receive(bus: NoticeBus, count: int, started: threading.Event) -> list[Notice]:
@@ -161,19 +158,13 @@ def test_a_watcher_hears_its_kind_and_reload_everything_and_its_fault_stops_no_p
 
 
 def test_with_redis_a_write_in_one_worker_reaches_pages_in_another() -> None:
-    redis = pytest.importorskip("redis")
-    try:
-        redis.Redis.from_url(REDIS_URL).ping()
-    except redis.ConnectionError:
-        if os.environ.get("CI"):
-            pytest.fail("Redis is not reachable; `make test` should have started it")
-        pytest.skip("Redis is not running")
+    redis_url = redis_or_skip()
     channel = f"billy:test:{uuid.uuid4().hex}"
     worker_a, worker_b = NoticeBus(), NoticeBus()
     original = notices.CHANNEL
     notices.CHANNEL = channel
     try:
-        relay_a, _relay_b = RedisRelay(REDIS_URL, worker_a), RedisRelay(REDIS_URL, worker_b)
+        relay_a, _relay_b = RedisRelay(redis_url, worker_a), RedisRelay(redis_url, worker_b)
         time.sleep(0.2)
         thread_a, got_a, _ = _run_subscriber(worker_a, 1)
         thread_b, got_b, _ = _run_subscriber(worker_b, 1)

@@ -4,12 +4,10 @@ answers again, the same refund goes through once."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from sqlmodel import select
@@ -24,10 +22,11 @@ from services.keyvault import SECRET_CHANGES, AzureKeyVaultSecretStore, is_trans
 from services.models import AuditEntry, RefundSpend
 from services.secrets import SecretStoreUnavailable, get_secret_store, make_secret_store
 from services.stripe_gateway import STRIPE_KEY_SECRET, StripeGateway
-from tests.conftest import member_actor
+from tests.conftest import member_actor, redis_or_skip
 from tests.keyvault_fixtures import running_vault
 from tests.stripe_helpers import make_charge
 from tests.test_stripe_connection import revoke
+from tests.waiting import eventually
 
 
 @pytest.fixture
@@ -147,7 +146,6 @@ def test_a_kept_key_replaced_by_another_worker_and_refused_by_stripe_does_not_al
 
 # --- a change on another worker reaches this one through Redis at once -------------------------------
 
-REDIS_URL = os.environ.get("BILLY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 # Another worker of the instance: a process of its own with the same settings, making one change on
 # its own store (`get_secret_store`, as the app's) to the secret named on its command line.
 OTHER_WORKER = """
@@ -166,16 +164,10 @@ else:
 @pytest.fixture
 def on_redis(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """This process hears store-change notices through Redis, on a channel of this test's own."""
-    redis = pytest.importorskip("redis")
-    try:
-        redis.Redis.from_url(REDIS_URL).ping()
-    except redis.ConnectionError:
-        if os.environ.get("CI"):
-            pytest.fail("Redis is not reachable; `make test` should have started it")
-        pytest.skip("Redis is not running")
+    redis_url = redis_or_skip()
     channel = f"billy:test:{uuid.uuid4().hex}"
     monkeypatch.setattr(notices, "CHANNEL", channel)
-    monkeypatch.setenv("BILLY_REDIS_URL", REDIS_URL)
+    monkeypatch.setenv("BILLY_REDIS_URL", redis_url)
     get_settings.cache_clear()
     notices._relay.cache_clear()
     yield channel
@@ -186,15 +178,6 @@ def _on_another_worker(channel: str, action: str, name: str, value: str = "") ->
     subprocess.run(
         [sys.executable, "-c", OTHER_WORKER, channel, action, name], input=value, text=True, check=True, timeout=60
     )
-
-
-def _until(predicate: Callable[[], bool], seconds: float = 5.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def test_a_key_rotated_or_disconnected_on_another_worker_is_dropped_here_at_once(  # type: ignore[no-untyped-def]
@@ -211,12 +194,12 @@ def test_a_key_rotated_or_disconnected_on_another_worker_is_dropped_here_at_once
     new = stripe_peer.restricted_key(profile="billy")
     _on_another_worker(on_redis, "set", STRIPE_KEY_SECRET, new)  # its Owner rotated
     revoke(stripe_peer, old)
-    assert _until(lambda: get_secret_store().get(STRIPE_KEY_SECRET) == new)
+    assert eventually(lambda: get_secret_store().get(STRIPE_KEY_SECRET) == new, seconds=5)
     assert StripeGateway().list_page("customers")[0]  # with the new key: the old one is refused
     assert organization.get_organization().stripe_key_rejected is False  # type: ignore[union-attr]
 
     _on_another_worker(on_redis, "delete", STRIPE_KEY_SECRET)  # its Owner disconnected Stripe
-    assert _until(lambda: get_secret_store().get(STRIPE_KEY_SECRET) is None)
+    assert eventually(lambda: get_secret_store().get(STRIPE_KEY_SECRET) is None, seconds=5)
     with pytest.raises(StripeNotConnected):
         StripeGateway().list_page("customers")
 
