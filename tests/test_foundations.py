@@ -250,3 +250,17 @@ def test_the_smtp_password_never_shows_when_settings_are_printed() -> None:
     settings = settings_from_env({"BILLY_SMTP_PASSWORD": "hunter2-not-for-logs"})
     assert settings.smtp_password == "hunter2-not-for-logs"
     assert "hunter2" not in repr(settings) and "hunter2" not in str(settings)
+
+
+def test_every_browser_test_lives_in_tests_browser() -> None:
+    """`make test` collects its browser phase from tests/browser alone (scripts/test.sh), and the
+    first phase deselects the browser marker: a browser test anywhere else would run in neither."""
+    tests = Path(__file__).parent
+    marker = "pytest.mark." + "browser"  # spelled apart, so this file does not match itself
+    outside = [
+        str(path.relative_to(tests))
+        for path in sorted(tests.rglob("*.py"))
+        if path.relative_to(tests).parts[0] != "browser" and marker in path.read_text()
+    ]
+    assert outside == []
+    assert any(marker in path.read_text() for path in (tests / "browser").glob("test_*.py"))
