@@ -25,8 +25,8 @@ Deliberate choices, each for a reason:
   reads a second per worker, each a round trip, against the vault's limit (4,000 reads per 10 s,
   for every worker and replica together, and every organisation if several share the vault). A
   value this store wrote or deleted is seen at once by this process. The process's own store
-  (`secrets.get_secret_store`) also announces each write and delete as a store-change notice (`SECRET_CHANGES`,
-  the secret's name only), and forgets what it kept of a name when it hears one: with Redis, every
+  (`secrets.get_secret_store`) also announces each write and delete as a signal on the store-change
+  notices (`SECRET_CHANGES`, the secret's name only; no page hears it), and forgets what it kept of a name when it hears one: with Redis, every
   worker and replica drops a rotated or disconnected key within the notice's round trip (a few ms).
   Only while Redis is away does another process see the change at the end of the window.
   `get(name, fresh=True)` asks the vault itself (is a key that Stripe refused still the one
@@ -227,7 +227,7 @@ class AzureKeyVaultSecretStore:
         process's notice listener, which a store made before the workers fork must not."""
         if self._kept_seconds <= 0 or self._stop_hearing is not None:
             return
-        self._announce = lambda full: notices.publish(SECRET_CHANGES, [full])
+        self._announce = lambda full: notices.signal(SECRET_CHANGES, [full])
         self._stop_hearing = notices.watch(SECRET_CHANGES, lambda notice: self.forget(notice.ids))
 
     def forget(self, full_names: Iterable[str]) -> None:

@@ -32,6 +32,9 @@ QUEUE_LIMIT = 1000  # a subscriber this far behind gets a "reload everything" no
 class Notice:
     kind: str
     ids: tuple[str, ...]
+    # A signal (`signal`) is for watchers only: no page hears it and it does not move the generation,
+    # since no row changed (a secret written in the vault, say).
+    signal: bool = False
 
 
 EVERYTHING = Notice("*", ())
@@ -85,14 +88,15 @@ class NoticeBus:
 
     def deliver(self, notice: Notice) -> None:
         with self._lock:
-            self.generation += 1
+            if not notice.signal:
+                self.generation += 1
             everything = notice.kind == EVERYTHING.kind
             watchers = [w for kind, ws in self._watchers.items() if everything or kind == notice.kind for w in ws]
-            loops = [(loop, list(queues)) for loop, queues in self._by_loop.items()]
+            loops = [] if notice.signal else [(loop, list(queues)) for loop, queues in self._by_loop.items()]
         for watcher in watchers:
             try:
                 watcher(notice)
-            except Exception:
+            except Exception:  # one watcher's fault must not stop the others or the pages' notices
                 log.exception("A store-change watcher failed on a %r notice", notice.kind)
         for loop, queues in loops:
             try:
@@ -172,7 +176,8 @@ class RedisRelay:
         self._started.wait(5)
 
     def publish(self, notice: Notice) -> None:
-        self._publisher.publish(CHANNEL, json.dumps({"kind": notice.kind, "ids": list(notice.ids)}))
+        message = {"kind": notice.kind, "ids": list(notice.ids)} | ({"signal": True} if notice.signal else {})
+        self._publisher.publish(CHANNEL, json.dumps(message))
 
     def _listen(self) -> None:
         interrupted = False
@@ -187,7 +192,9 @@ class RedisRelay:
                     interrupted = False
                 for message in pubsub.listen():
                     data: dict[str, Any] = json.loads(message["data"])
-                    self._bus.deliver(Notice(str(data["kind"]), tuple(map(str, data["ids"]))))
+                    self._bus.deliver(
+                        Notice(str(data["kind"]), tuple(map(str, data["ids"])), signal=data.get("signal") is True)
+                    )
             except Exception as exc:  # noqa: BLE001 - reconnect; pages catch up once it is back
                 if not interrupted:
                     log.warning("Store-change notices from Redis interrupted (%s); reconnecting", type(exc).__name__)
@@ -210,7 +217,15 @@ def _relay() -> RedisRelay | None:
 
 def publish(kind: str, ids: Iterable[str]) -> None:
     """Tell open pages that rows changed (after the transaction that changed them committed)."""
-    notice = Notice(kind, tuple(ids))
+    _send(Notice(kind, tuple(ids)))
+
+
+def signal(kind: str, ids: Iterable[str]) -> None:
+    """Tell every process's watchers of `kind` (`watch`) about `ids`; pages hear nothing of it."""
+    _send(Notice(kind, tuple(ids), signal=True))
+
+
+def _send(notice: Notice) -> None:
     if not notice.ids:
         return
     try:

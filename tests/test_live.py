@@ -132,9 +132,11 @@ def test_a_subscriber_that_falls_behind_gets_one_reload_everything_notice() -> N
     assert notices.EVERYTHING in got and len(got) < notices.QUEUE_LIMIT
 
 
-def test_a_watcher_hears_its_kind_and_reload_everything_and_its_fault_stops_no_page(
+def test_a_watcher_hears_its_signals_and_reload_everything_and_its_fault_stops_no_page(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """A signal (a secret changed in the vault) reaches the watchers of its kind only: no page is
+    woken and the generation, which says rows changed, stays where it was."""
     bus = NoticeBus()
     heard: list[Notice] = []
 
@@ -143,24 +145,30 @@ def test_a_watcher_hears_its_kind_and_reload_everything_and_its_fault_stops_no_p
 
     bus.watch("secret", broken)
     stop = bus.watch("secret", heard.append)
-    thread, got, _ = _run_subscriber(bus, 3)
+    thread, got, _ = _run_subscriber(bus, 2)
+    changed = Notice("secret", ("t-stripe-restricted-key",), signal=True)
     bus.deliver(Notice("charge", ("ch_1",)))
-    bus.deliver(Notice("secret", ("t-stripe-restricted-key",)))
+    bus.deliver(changed)
+    assert bus.generation == 1
     bus.deliver(notices.EVERYTHING)
     thread.join(5)
-    assert heard == [Notice("secret", ("t-stripe-restricted-key",)), notices.EVERYTHING]
-    assert got == [[Notice("charge", ("ch_1",)), Notice("secret", ("t-stripe-restricted-key",)), notices.EVERYTHING]]
+    assert heard == [changed, notices.EVERYTHING]
+    assert got == [[Notice("charge", ("ch_1",)), notices.EVERYTHING]]
     assert "A store-change watcher failed" in caplog.text
 
     stop()
-    bus.deliver(Notice("secret", ("t-other",)))
+    bus.deliver(Notice("secret", ("t-other",), signal=True))
     assert len(heard) == 2
 
 
 def test_with_redis_a_write_in_one_worker_reaches_pages_in_another() -> None:
+    """... and a signal reaches the other worker's watchers, but none of its pages."""
     redis_url = redis_or_skip()
     channel = f"billy:test:{uuid.uuid4().hex}"
     worker_a, worker_b = NoticeBus(), NoticeBus()
+    heard_b: list[Notice] = []
+    worker_b.watch("secret", heard_b.append)
+    changed = Notice("secret", ("t-stripe-restricted-key",), signal=True)
     original = notices.CHANNEL
     notices.CHANNEL = channel
     try:
@@ -168,12 +176,14 @@ def test_with_redis_a_write_in_one_worker_reaches_pages_in_another() -> None:
         time.sleep(0.2)
         thread_a, got_a, _ = _run_subscriber(worker_a, 1)
         thread_b, got_b, _ = _run_subscriber(worker_b, 1)
+        relay_a.publish(changed)
         relay_a.publish(Notice("refund", ("re_1",)))
         thread_a.join(5)
         thread_b.join(5)
     finally:
         notices.CHANNEL = original
     assert got_a == [[Notice("refund", ("re_1",))]] and got_b == [[Notice("refund", ("re_1",))]]
+    assert heard_b == [changed] and worker_b.generation == 1
 
 
 def test_a_stored_event_publishes_what_changed(any_store) -> None:  # type: ignore[no-untyped-def]
