@@ -25,10 +25,11 @@ Deliberate choices, each for a reason:
   reads a second per worker, each a round trip, against the vault's limit (4,000 reads per 10 s,
   for every worker and replica together, and every organisation if several share the vault). A
   value this store wrote or deleted is seen at once by this process. The process's own store
-  (`secrets.get_secret_store`) also announces each write and delete as a signal on the store-change
-  notices (`SECRET_CHANGES`, the secret's name only; no page hears it), and forgets what it kept of a name when it hears one: with Redis, every
-  worker and replica drops a rotated or disconnected key within the notice's round trip (a few ms).
-  Only while Redis is away does another process see the change at the end of the window.
+  (`secrets.get_secret_store`) also announces each write and delete as a signal on the
+  store-change notices (`SECRET_CHANGES`, the secret's name only; no page hears it), and forgets
+  what it kept of a name when it hears one: with Redis, every worker and replica drops a rotated
+  or disconnected key within the signal's round trip (a few ms). Only while Redis is away does
+  another process see the change at the end of the window.
   `get(name, fresh=True)` asks the vault itself (is a key that Stripe refused still the one
   connected?). A missing secret is never kept.
 - Soft delete: a vault keeps deleted secrets (recoverable for 7 to 90 days), so their names stay
