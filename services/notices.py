@@ -6,6 +6,10 @@ permissions. In one process notices go straight to subscribers; with BILLY_REDIS
 they go through Redis publish/subscribe, so every app worker hears every write.
 
 Publishing never fails the write that caused it: a lost notice only delays a refresh.
+
+A *signal* (`signal`) travels the same way but only to watchers (`watch`), plain callbacks that
+drop what their process keeps: the Key Vault store's kept copy of a secret another worker
+changed. No page hears a signal, and it does not move the generation, since no row changed.
 """
 
 from __future__ import annotations
