@@ -183,8 +183,9 @@ class Settings(BaseSettings):
         default=0,
         ge=0,
         le=256,
-        description="How many list walks a backfill runs at once, across resources and the `created` ranges it "
-        "splits them into. 0: enough to keep the request ceiling busy at about 0.5 s per Stripe page (4 to 32).",
+        description="How many list walks a backfill runs at once at most, across resources and the `created` "
+        "ranges it splits them into (walkers join as ranges go on). 0: enough to keep the request ceiling busy at "
+        "about 0.5 s per Stripe page (4 to 32).",
     )
     event_poll_seconds: float = Field(
         default=5,
