@@ -586,7 +586,7 @@ class _Walks:
                     walk.pages += 1
                 if done:
                     walk.state = "closing"  # read to the end; done once its last page is stored
-                if not done:
+                else:
                     self._call_walker_to_halve()
             page = run.page(walk, kept, requested_at, cursor, done)
             after = items[-1]["id"] if items else after
