@@ -89,13 +89,13 @@ def running_app(
             start_new_session=True,
         )
     url = f"http://localhost:{port}"
+    http = local_http()
     try:
         deadline = time.monotonic() + start_timeout
         while True:
             if proc.poll() is not None:
                 raise RuntimeError(f"Billy exited while starting:\n{log.read_text()[-3000:]}")
             try:
-                http = local_http()
                 if http.get(f"{url}/", timeout=2).status_code == 200 and http.get(f"{url}/healthz").text == "ok":
                     break
             except httpx.HTTPError:

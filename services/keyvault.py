@@ -79,7 +79,7 @@ T = TypeVar("T")
 VAULT_NAME_MAX = 127  # Key Vault: ^[0-9a-zA-Z-]{1,127}$
 RECOVERABLE = "ObjectIsDeletedButRecoverable"  # Key Vault's inner error code on a set of a soft-deleted name
 DISABLED = "SecretDisabled"  # ... on a read of a disabled version
-SECRET_CHANGES = "secret"  # the store-change notice of a secret written or deleted (its full name; never a value)
+SECRET_CHANGES = "secret"  # the signal of a secret written or deleted (its full name; never a value)
 _EPOCH = datetime.fromtimestamp(0, UTC)
 
 
@@ -222,8 +222,8 @@ class AzureKeyVaultSecretStore:
         )
 
     def share_changes(self) -> None:
-        """Announce every write and delete of this store as a store-change notice, and forget what
-        this store keeps of a secret when any process announces a change to it (module docstring).
+        """Announce every write and delete of this store as a signal, and forget what this store
+        keeps of a secret when any process announces a change to it (module docstring).
         Nothing to share when nothing is kept. For the process's own store only: it starts the
         process's notice listener, which a store made before the workers fork must not."""
         if self._kept_seconds <= 0 or self._stop_hearing is not None:
