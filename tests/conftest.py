@@ -32,10 +32,19 @@ PG_HOST = os.environ.get("BILLY_TEST_PG_HOST", "127.0.0.1")
 PG_USER = os.environ.get("BILLY_TEST_PG_USER", "postgres")
 
 
+def forget_process_store() -> None:
+    """Close the store `get_secret_store` made, if any (a Key Vault one stops hearing other
+    workers' signals and closes its client), and forget it."""
+    made = secrets.get_secret_store.cache_info().currsize
+    if made and (close := getattr(secrets.get_secret_store(), "close", None)):
+        close()
+    secrets.get_secret_store.cache_clear()
+
+
 def _clear_caches() -> None:
     get_settings.cache_clear()
     db.get_engine.cache_clear()
-    secrets.get_secret_store.cache_clear()
+    forget_process_store()
     get_login_throttle.cache_clear()
     reports.forget_dashboard()
     reports.shared_pages.forget()

@@ -22,7 +22,7 @@ from services.keyvault import SECRET_CHANGES, AzureKeyVaultSecretStore, is_trans
 from services.models import AuditEntry, RefundSpend
 from services.secrets import SecretStoreUnavailable, get_secret_store, make_secret_store
 from services.stripe_gateway import STRIPE_KEY_SECRET, StripeGateway
-from tests.conftest import member_actor, redis_or_skip
+from tests.conftest import forget_process_store, member_actor, redis_or_skip
 from tests.keyvault_fixtures import running_vault
 from tests.stripe_helpers import make_charge
 from tests.test_stripe_connection import revoke
@@ -44,17 +44,8 @@ def on_the_vault(any_store, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeKey
         get_settings.cache_clear()
         get_secret_store.cache_clear()
         yield vault
-        _close_the_process_store()
+        forget_process_store()
         get_settings.cache_clear()
-
-
-def _close_the_process_store() -> None:
-    """Close the store `get_secret_store` made (it stops hearing notices), and forget it."""
-    if get_secret_store.cache_info().currsize:
-        store = get_secret_store()
-        if isinstance(store, AzureKeyVaultSecretStore):
-            store.close()
-    get_secret_store.cache_clear()
 
 
 def test_a_refund_during_a_vault_outage_is_refused_in_words_and_loses_nothing(  # type: ignore[no-untyped-def]
@@ -95,7 +86,7 @@ def test_a_refund_during_a_vault_outage_is_refused_in_words_and_loses_nothing(  
 def _keep_reads_for(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
     monkeypatch.setenv("BILLY_KEY_VAULT_KEPT_SECONDS", str(seconds))
     get_settings.cache_clear()
-    _close_the_process_store()
+    forget_process_store()
 
 
 def test_an_outage_shorter_than_the_kept_window_does_not_interrupt_a_refund(  # type: ignore[no-untyped-def]
