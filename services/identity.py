@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 import uuid
@@ -48,8 +49,15 @@ _LAST_SEEN_EVERY = timedelta(minutes=1)
 password_context = CryptContext(
     schemes=["argon2"], deprecated="auto", argon2__time_cost=3, argon2__memory_cost=65536, argon2__parallelism=2
 )
-# Verified against when the email is unknown, so both paths cost one argon2 hash.
-_DUMMY_HASH = password_context.hash(secrets.token_hex(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the email is unknown, so both paths cost one argon2 hash. Made at the
+    first sign-in, not at import: every process importing Billy (workers, the CLI, the agent's
+    `--mcp`) paid ~0.13 s for it. `login` asks for it before looking the email up, so the one
+    sign-in that makes it is slower whether or not the email is known."""
+    return password_context.hash(secrets.token_hex(16))
 
 
 @dataclass(frozen=True)
@@ -162,10 +170,11 @@ def login(email: str, password: str, client_address: str = "", user_agent: str =
         address = email.strip().lower()
     throttle = get_login_throttle()
     throttle.check(address, client_address)
+    dummy_hash = _dummy_hash()
     with session_scope() as session:
         member = session.exec(select(Member).where(Member.email == address)).first()
         if member is None or not member.active:
-            password_context.verify(password, _DUMMY_HASH)
+            password_context.verify(password, dummy_hash)
             ok, new_hash = False, None
         else:
             ok, new_hash = password_context.verify_and_update(password, member.password_hash)

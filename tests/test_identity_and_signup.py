@@ -128,6 +128,31 @@ def test_same_refusal_for_unknown_email_and_wrong_password(owner) -> None:  # ty
     assert len(denied) == 2
 
 
+def test_an_unknown_email_costs_one_argon2_check_at_the_live_parameters_from_the_first_sign_in(
+    owner, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Timing must not tell which emails are members: an unknown email is checked against a dummy
+    hash made with today's parameters, and the first sign-in of a process (which makes that hash)
+    is no different for an unknown email than for a known one."""
+    identity._dummy_hash.cache_clear()  # as in a process that has not signed anyone in yet
+    checked: list[str] = []
+    verify, verify_and_update = identity.password_context.verify, identity.password_context.verify_and_update
+    monkeypatch.setattr(identity.password_context, "verify", lambda p, h: checked.append(h) or verify(p, h))
+    monkeypatch.setattr(
+        identity.password_context, "verify_and_update", lambda p, h: checked.append(h) or verify_and_update(p, h)
+    )
+    with pytest.raises(InvalidCredentials):
+        identity.login(OWNER_EMAIL, "not-the-password")
+    assert identity._dummy_hash.cache_info().currsize == 1  # a member's first sign-in made it too
+    with pytest.raises(InvalidCredentials):
+        identity.login("nobody@example.com", "not-the-password")
+    assert len(checked) == 2
+    member_hash, dummy = checked
+    assert dummy == identity._dummy_hash() and dummy != member_hash
+    assert not identity.password_context.needs_update(dummy)  # the same argon2 cost as a member's
+    assert dummy.split("$")[:4] == member_hash.split("$")[:4]
+
+
 def test_password_hash_is_upgraded_at_sign_in_when_parameters_change(owner) -> None:  # type: ignore[no-untyped-def]
     weaker = identity.password_context.copy(argon2__time_cost=1).hash(OWNER_PASSWORD)
     with session_scope() as s:
