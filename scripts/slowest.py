@@ -16,7 +16,7 @@ def main(paths: list[str]) -> None:
         for case in root.iter("testcase"):
             name = f"{case.get('classname', '')}::{case.get('name', '')}"
             timings.append((float(case.get("time") or 0), name))
-    print("ten slowest tests (seconds, setup and teardown not included):")
+    print("ten slowest tests (seconds with setup and teardown: a module's first test carries its shared fixtures):")
     for seconds, name in sorted(timings, reverse=True)[:10]:
         print(f"  {seconds:7.2f}  {name}")
 
