@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from billy_app.components.layout import status_callout
 from billy_app.state.team import TeamState
 
 
@@ -68,13 +69,8 @@ def invite_rows() -> rx.Component:
         ),
         rx.foreach(
             TeamState.invite_results,
-            lambda result: rx.callout(
-                result.message,
-                color_scheme=rx.cond(result.sent, "green", "red"),
-                icon=rx.cond(result.sent, "mail-check", "triangle-alert"),
-                size="1",
-                width="100%",
-                class_name="invite-result",
+            lambda result: status_callout(
+                result.message, result.sent, "mail-check", size="1", width="100%", class_name="invite-result"
             ),
         ),
         rx.text("Each invite is a magic link, valid for 48 hours and usable once.", size="1", color_scheme="gray"),

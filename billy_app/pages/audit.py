@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-from billy_app.components.layout import message_callout
+from billy_app.components.layout import message_callout, status_callout
 from billy_app.components.list_page import filter_bar, labelled
 from billy_app.components.page_frame import Audience, billy_page
 from billy_app.components.tables import colored_badge, rows_table, small_gray
@@ -219,10 +219,11 @@ def detail_dialog() -> rx.Component:
 def verify_result() -> rx.Component:
     return rx.cond(
         AuditViewerState.verify_kind != VerifyOutcome.NOT_RUN,
-        rx.callout(
+        status_callout(
             AuditViewerState.verify_message,
-            icon=rx.cond(AuditViewerState.verify_kind == VerifyOutcome.OK, "shield-check", "shield-alert"),
-            color_scheme=rx.cond(AuditViewerState.verify_kind == VerifyOutcome.OK, "green", "red"),
+            AuditViewerState.verify_kind == VerifyOutcome.OK,
+            "shield-check",
+            "shield-alert",
             id="verify-result",
             custom_attrs={"data-kind": AuditViewerState.verify_kind},
             width="100%",
