@@ -11,14 +11,14 @@ import pytest
 from sqlmodel import select
 
 from billy_app.api.bearer import actor_from_token
-from services import agent_tokens, billing, clock, confirmations, stripe_keys, sync, team
+from services import agent_tokens, billing, clock, confirmations, stripe_keys, team
 from services.agent_tokens import ScopeRequest
 from services.db import session_scope
 from services.errors import NotAuthenticated, PermissionDenied, RefundCapExceeded, ValidationFailed
 from services.models import AgentToken, AuditEntry
 from services.permissions import Actor, Source
 from tests.conftest import member_actor
-from tests.stripe_helpers import make_charge
+from tests.stripe_helpers import make_charge, sync_lists
 
 
 def key() -> str:
@@ -40,7 +40,7 @@ def charge(any_store, any_store_owner, stripe_peer):  # type: ignore[no-untyped-
     stripe_keys.connect_stripe_key(any_store_owner, stripe_peer.demo_key)
     created = make_charge(stripe_peer, 4599, description="Order #5678")
     big = make_charge(stripe_peer, 500_000, description="Order #9999")
-    sync.backfill()
+    sync_lists()
     return created, big
 
 

@@ -21,7 +21,7 @@ from sqlmodel import select
 from billy_app.billy_app import app  # noqa: F401 - every page and state registered
 from billy_app.state.products import ProductsState, product_view
 from sandbox.keys import BILLY_PERMISSIONS
-from services import catalog, identity, notices, stripe_keys, sync
+from services import catalog, identity, notices, stripe_keys
 from services.db import session_scope
 from services.errors import NotFound, PermissionDenied, StripeKeyMissingPermission, ValidationFailed
 from services.models import AuditEntry, StripeConnection
@@ -29,6 +29,7 @@ from services.permissions import Actor, Permission, Role
 from services.stripe_gateway import StripeGateway
 from tests.conftest import StripePeer, member_actor
 from tests.reflex_events import event_pipeline
+from tests.stripe_helpers import sync_lists
 
 MEMBER_PASSWORD = "another-long-password"  # `member_actor`'s
 CATALOG_ACTIONS = ("products.create", "products.update", "products.archive", "prices.create")
@@ -55,7 +56,7 @@ def _seed_team(peer: StripePeer) -> str:
 def team_id(any_store, any_store_owner: Actor, stripe_peer: StripePeer) -> str:  # type: ignore[no-untyped-def]
     stripe_keys.connect_stripe_key(any_store_owner, stripe_peer.restricted_key(permissions=CATALOG_KEY))
     product_id = _seed_team(stripe_peer)
-    sync.backfill()
+    sync_lists()
     return product_id
 
 
@@ -282,7 +283,7 @@ def test_a_key_without_products_and_prices_write_gets_the_plain_message_and_noth
 ) -> None:  # type: ignore[no-untyped-def]
     stripe_keys.connect_stripe_key(any_store_owner, stripe_peer.demo_key)  # Products and Prices: Read only
     team_id = _seed_team(stripe_peer)
-    sync.backfill()
+    sync_lists()
 
     # Not probed yet: Stripe's 403 becomes Billy's sentence, and is remembered.
     with pytest.raises(StripeKeyMissingPermission, match=r"set “Products” to “Write”"):
@@ -409,7 +410,7 @@ def test_the_catalogue_pages_searches_and_puts_active_products_first(
     client = stripe_peer.secret_client()
     for name, active in (("Basic", True), ("Legacy team", False), ("50% off pack", True)):
         client.v1.products.create(params={"name": name, "active": active})
-    sync.backfill()
+    sync_lists()
     first = catalog.list_products(viewer, limit=2)
     assert first.total is not None and first.total.label == "4" and first.next_cursor
     second = catalog.list_products(viewer, cursor=first.next_cursor, limit=2)

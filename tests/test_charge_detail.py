@@ -8,19 +8,19 @@ import secrets
 import pytest
 import sqlalchemy as sa
 
-from services import billing, stripe_keys, sync
+from services import billing, stripe_keys
 from services.charge_detail import charge_detail
 from services.db import get_engine
 from services.errors import NotFound, PermissionDenied
 from tests.conftest import member_actor
-from tests.stripe_helpers import make_charge
+from tests.stripe_helpers import make_charge, sync_lists
 
 
 @pytest.fixture
 def charge(any_store, any_store_owner, stripe_peer):  # type: ignore[no-untyped-def]
     stripe_keys.connect_stripe_key(any_store_owner, stripe_peer.demo_key)
     created = make_charge(stripe_peer, 4599, description="Order #5678")
-    sync.backfill()
+    sync_lists()
     return created
 
 
@@ -55,7 +55,7 @@ def test_a_failed_payment_says_why(any_store, any_store_owner, stripe_peer) -> N
     stripe_keys.connect_stripe_key(any_store_owner, stripe_peer.demo_key)
     with pytest.raises(Exception):  # noqa: B017 - Stripe declines the card (CardError)
         make_charge(stripe_peer, 1200, card="tok_chargeDeclinedInsufficientFunds")
-    sync.backfill()
+    sync_lists()
     with get_engine().connect() as conn:
         failed_id = conn.execute(sa.text("SELECT id FROM stripe_charge WHERE status = 'failed'")).scalar_one()
     detail = charge_detail(any_store_owner, failed_id)

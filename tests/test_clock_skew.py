@@ -22,10 +22,11 @@ from starlette.testclient import TestClient
 from billy_app.api.routes import build_api
 from controlplane.local_http import local_http
 from sandbox.events import signature_header
-from services import clock, customers, stripe_events, stripe_keys, sync
+from services import clock, customers, stripe_events, stripe_keys
 from services.db import session_scope
 from services.models import StripeCustomer, StripeEvent
 from tests.conftest import StripePeer
+from tests.stripe_helpers import sync_lists
 
 SECRET = "whsec_" + "s" * 32
 SKEW = 120  # seconds, each way
@@ -62,7 +63,7 @@ def test_events_made_during_a_skew_are_all_applied_once_in_stripes_order(  # typ
     any_store, any_store_owner, stripe_peer: StripePeer, skewed: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     stripe_keys.connect_stripe_key(any_store_owner, stripe_peer.demo_key)
-    sync.backfill()
+    sync_lists()
     stripe_events.set_webhook_secret(any_store_owner, SECRET)
     client = stripe_peer.secret_client()
 
@@ -114,7 +115,7 @@ def test_a_change_made_in_stripe_just_after_the_backfill_read_it_is_applied(  # 
     client = stripe_peer.secret_client()
     customer = client.v1.customers.create(params={"name": "Synced", "email": "synced@example.com"}).id
     stripe_keys.connect_stripe_key(any_store_owner, stripe_peer.demo_key)
-    sync.backfill()
+    sync_lists()
     client.v1.customers.update(customer, params={"name": "Renamed after the sync"})
     assert stripe_events.poll_events().get("applied", 0) >= 1
     with session_scope() as s:

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from sqlmodel import select
 
-from services import billing, identity, organization, roles, stripe_keys, sync, team
+from services import billing, identity, organization, roles, stripe_keys, team
 from services.db import session_scope
 from services.errors import NotFound, PermissionDenied, PlanLimitReached, RefundCapExceeded, ValidationFailed
 from services.models import AuditEntry, CustomRole, Member, Organization
@@ -25,7 +25,7 @@ from services.permissions import (
     authorize,
 )
 from tests.conftest import member_actor
-from tests.stripe_helpers import make_charge
+from tests.stripe_helpers import make_charge, sync_lists
 
 NEW_PASSWORD = "violet-harbour-lantern-42"
 LEAD = "lead@example.com"
@@ -242,7 +242,7 @@ def test_a_custom_role_refund_is_capped_against_stripe(any_store, any_store_owne
     _business()
     stripe_keys.connect_stripe_key(any_store_owner, stripe_peer.demo_key)
     charge = make_charge(stripe_peer, 400_00)
-    sync.backfill()
+    sync_lists()
     key = roles.create_custom_role(any_store_owner, "Lead", ["refund"], {"usd": 250_00})
     _invite_and_accept(any_store_owner, smtp_catcher, LEAD, key)
     actor = _signed_in(LEAD)

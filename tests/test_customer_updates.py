@@ -19,7 +19,7 @@ from sqlmodel import select
 
 from billy_app.billy_app import app  # noqa: F401 - every page and state registered
 from billy_app.state.customer import CustomerState
-from services import customers, identity, stripe_keys, sync
+from services import customers, identity, stripe_keys
 from services.db import session_scope
 from services.errors import (
     PermissionDenied,
@@ -34,6 +34,7 @@ from services.permissions import Actor
 from services.stripe_gateway import StripeGateway
 from tests.conftest import StripePeer, member_actor
 from tests.reflex_events import event_pipeline
+from tests.stripe_helpers import sync_lists
 
 ADDRESS = {
     "line1": "1 Infinite Loop",
@@ -63,7 +64,7 @@ def customer_id(any_store, any_store_owner, stripe_peer: StripePeer) -> str:  # 
             "metadata": {"tier": "silver", "legacy": "yes"},
         }
     )
-    sync.backfill()
+    sync_lists()
     return str(created.id)
 
 

@@ -25,7 +25,7 @@ from billy_app.state.failed_payments import FailedPaymentsState
 from controlplane.local_http import local_http
 from devtools.mailcatcher import CatcherHandle
 from sandbox.seed import FAILURE_SOURCES, plan, reset_to_demo
-from services import clock, exports, failed_payments, identity, mirror, stripe_keys, sync
+from services import clock, exports, failed_payments, identity, mirror, stripe_keys
 from services.db import run_transaction, session_scope
 from services.errors import PermissionDenied, ValidationFailed
 from services.failed_payments import FailedPaymentsReport
@@ -33,6 +33,7 @@ from services.models import AuditEntry, StripeCustomer, StripeInvoice
 from services.permissions import Actor
 from tests.conftest import StripePeer, member_actor
 from tests.reflex_events import event_pipeline
+from tests.stripe_helpers import sync_lists
 
 DAY = 86_400
 MEMBER_PASSWORD = "another-long-password"  # `member_actor`'s
@@ -109,7 +110,7 @@ def arranged(any_store, any_store_owner: Actor, stripe_peer: StripePeer) -> Arra
     with pytest.raises(stripe.CardError):
         client.v1.invoices.pay(invoice.id)
     ids["eve_invoice"] = str(invoice.id)
-    sync.backfill()
+    sync_lists()
     return Arranged(now, ids)
 
 
@@ -224,7 +225,7 @@ def test_the_seeded_demo_data_shows_each_reason_as_the_seed_made_it(
 ) -> None:
     reset_to_demo(stripe_peer.url, customers=50)
     stripe_keys.connect_stripe_key(any_store_owner, stripe_peer.demo_key)
-    sync.backfill()
+    sync_lists()
     planned: Counter[str] = Counter()
     amounts: dict[str, int] = defaultdict(int)
     per_customer: Counter[str] = Counter()

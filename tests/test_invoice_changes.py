@@ -26,7 +26,7 @@ from billy_app.state.invoice_actions import InvoiceActionsState, NewInvoiceState
 from billy_app.state.invoices import InvoicesState
 from controlplane.local_http import local_http
 from devtools.mailcatcher import CatcherHandle
-from services import clock, identity, invoice_changes, stripe_keys, sync
+from services import clock, identity, invoice_changes, stripe_keys
 from services.config import get_settings
 from services.db import session_scope
 from services.errors import PermissionDenied, StripeKeyMissingPermission, StripeUnreachable, ValidationFailed
@@ -36,6 +36,7 @@ from services.permissions import Actor
 from services.stripe_gateway import StripeGateway
 from tests.conftest import StripePeer, member_actor
 from tests.reflex_events import event_pipeline
+from tests.stripe_helpers import sync_lists
 
 DAY = 86_400
 MEMBER_PASSWORD = "another-long-password"  # `member_actor`'s
@@ -130,7 +131,7 @@ def world(any_store: Any, any_store_owner: Actor, stripe_peer: StripePeer) -> Wo
         draft=_invoice(stripe_peer, jane, 5000, finalize=False),
         automatic=_invoice(stripe_peer, jane, 2000, collection_method="charge_automatically"),
     )
-    sync.backfill()
+    sync_lists()
     return made
 
 

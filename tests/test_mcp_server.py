@@ -24,14 +24,14 @@ from billy_app.mcp.writes import idempotency_key_for
 from controlplane.local_http import local_http
 from devtools.mailcatcher import CatcherHandle
 from sandbox.seed import FAILURE_SOURCES, plan, reset_to_demo
-from services import agent_tokens, billing, clock, customers, identity, reports, spend, stripe_keys, sync
+from services import agent_tokens, billing, clock, customers, identity, reports, spend, stripe_keys
 from services.agent_tokens import ScopeRequest
 from services.db import session_scope
 from services.models import AuditEntry, IdempotencyRecord
 from services.permissions import Actor
 from tests.conftest import StripePeer, member_actor
 from tests.mcp_helpers import Seen, Served, connect, data, error, serve_app, serve_mcp, text
-from tests.stripe_helpers import make_charge
+from tests.stripe_helpers import make_charge, sync_lists
 
 MEMBER_PASSWORD = "another-long-password"  # `member_actor`'s
 WRITES = (
@@ -86,7 +86,7 @@ def demo(any_store: Any, any_store_owner: Actor, stripe_peer: StripePeer) -> Dem
     """The sandbox's demo data (Jane Smith's order #5678 at $45.99 among 50 customers), synced."""
     reset_to_demo(stripe_peer.url, customers=50)
     stripe_keys.connect_stripe_key(any_store_owner, stripe_peer.demo_key)
-    sync.backfill()
+    sync_lists()
     jane = reports.search_charges(any_store_owner, reports.ChargeFilters(customer="jane smith"), limit=50)
     (charge,) = [c for c in jane.items if c.amount.amount == 4599]
     return Demo(stripe_peer, any_store_owner, charge.id)
@@ -222,7 +222,7 @@ def test_a_clerk_is_refused_5000_with_the_cap_named_and_offered_the_approval_req
     served: Served, demo: Demo
 ) -> None:
     big = make_charge(demo.peer, 500_000, description="Order #9999")["id"]
-    sync.backfill()
+    sync_lists()
     secret, _, _ = agent("billing_clerk", "clerk@example.com")
 
     async def scenario() -> tuple[dict[str, Any], str, str, dict[str, Any]]:

@@ -14,7 +14,7 @@ import stripe
 from sqlmodel import select
 
 from devtools.mailcatcher import CatcherHandle, CaughtMail
-from services import billing, mailer, refund_requests, stripe_keys, sync
+from services import billing, mailer, refund_requests, stripe_keys
 from services.config import get_settings
 from services.db import session_scope
 from services.errors import NotFound, PermissionDenied, StripeRequestFailed, ValidationFailed
@@ -22,7 +22,7 @@ from services.models import AuditEntry, Member
 from services.permissions import Actor
 from services.stripe_gateway import PLAIN_REFUSALS, StripeGateway, billy_error
 from tests.conftest import StripePeer, member_actor
-from tests.stripe_helpers import make_charge
+from tests.stripe_helpers import make_charge, sync_lists
 
 NOTE = "Customer returned the parcel unopened; ticket #4411."
 ASK = "The customer returned the whole order; see ticket #4411."
@@ -39,7 +39,7 @@ def audit_rows(action: str) -> list[AuditEntry]:
 
 def charge_of(peer: StripePeer, amount: int, description: str = "Order #5678", customer: str | None = None) -> str:
     charge_id = make_charge(peer, amount, customer=customer, description=description)["id"]
-    sync.backfill()
+    sync_lists()
     return charge_id
 
 

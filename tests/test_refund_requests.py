@@ -11,7 +11,7 @@ import pytest
 import stripe
 from sqlmodel import select
 
-from services import billing, refund_requests, stripe_keys, sync
+from services import billing, refund_requests, stripe_keys
 from services.db import session_scope
 from services.errors import (
     BillyError,
@@ -25,7 +25,7 @@ from services.models import AuditEntry, RefundRequest
 from services.permissions import Actor
 from services.stripe_gateway import StripeGateway, billy_error
 from tests.conftest import StripePeer, member_actor
-from tests.stripe_helpers import make_charge
+from tests.stripe_helpers import make_charge, sync_lists
 
 NOTE = "The customer returned the whole order; see ticket #4411."
 
@@ -50,7 +50,7 @@ def connected(team, stripe_peer: StripePeer) -> StripePeer:  # type: ignore[no-u
 
 def charge_of(peer: StripePeer, amount: int, description: str = "Order #7001") -> str:
     charge_id = make_charge(peer, amount, description=description)["id"]
-    sync.backfill()
+    sync_lists()
     return charge_id
 
 

@@ -8,13 +8,13 @@ import threading
 import pytest
 from sqlmodel import select
 
-from services import billing, stripe_keys, sync
+from services import billing, stripe_keys
 from services.db import session_scope
 from services.errors import PermissionDenied, RefundCapExceeded, StripeRequestFailed, ValidationFailed
 from services.models import AuditEntry, StripeCharge
 from services.stripe_gateway import StripeGateway
 from tests.conftest import member_actor
-from tests.stripe_helpers import make_charge
+from tests.stripe_helpers import make_charge, sync_lists
 
 
 def key() -> str:
@@ -25,7 +25,7 @@ def key() -> str:
 def charge(any_store, any_store_owner, stripe_peer):  # type: ignore[no-untyped-def]
     stripe_keys.connect_stripe_key(any_store_owner, stripe_peer.demo_key)
     created = make_charge(stripe_peer, 4599, description="Order #5678")
-    sync.backfill()
+    sync_lists()
     return created
 
 
@@ -144,7 +144,7 @@ def test_read_only_cannot_refund_and_is_audited_as_denied(charge) -> None:  # ty
 def test_clerk_cap_is_on_the_total_refunded_so_it_cannot_be_split(any_store, any_store_owner, stripe_peer) -> None:  # type: ignore[no-untyped-def]
     stripe_keys.connect_stripe_key(any_store_owner, stripe_peer.demo_key)
     big = make_charge(stripe_peer, 50_000, description="Order #9001")
-    sync.backfill()
+    sync_lists()
     clerk = member_actor("billing_clerk", "clerk@example.com")
     with pytest.raises(RefundCapExceeded, match=r"over your Billing Clerk limit of \$100.00"):
         billing.issue_refund(clerk, big["id"], None, None, key())  # a full refund is checked as $500
@@ -169,7 +169,7 @@ def test_search_customers_by_email_and_name_prefix_with_pages(any_store, any_sto
 
     seed(stripe_peer.url, customers=30)
     stripe_keys.connect_stripe_key(any_store_owner, stripe_peer.demo_key)
-    sync.backfill()
+    sync_lists()
     found = billing.search_customers(any_store_owner, "jane.smith@")
     assert [c.name for c in found.items] == ["Jane Smith"]
     assert "Jane Smith" in [c.name for c in billing.search_customers(any_store_owner, "SMITH").items]

@@ -18,13 +18,13 @@ from starlette.testclient import TestClient
 from billy_app.api.bearer import actor_from_token
 from billy_app.api.routes import build_api
 from billy_app.api.v1 import rate
-from services import agent_tokens, api_idempotency, billing, clock, identity, stripe_keys, sync
+from services import agent_tokens, api_idempotency, billing, clock, identity, stripe_keys
 from services.agent_tokens import ScopeRequest
 from services.db import session_scope
 from services.models import AuditEntry
 from services.permissions import Actor, Source
 from tests.conftest import counts_only_late, member_actor
-from tests.stripe_helpers import make_charge, make_team_subscription_and_open_invoice
+from tests.stripe_helpers import make_charge, make_team_subscription_and_open_invoice, sync_lists
 
 V1 = "/api/v1"
 
@@ -43,7 +43,7 @@ def charges(any_store, any_store_owner: Actor, stripe_peer) -> dict[str, str]:  
     stripe_keys.connect_stripe_key(any_store_owner, stripe_peer.demo_key)
     small = make_charge(stripe_peer, 4599, description="Order #5678")
     big = make_charge(stripe_peer, 500_000, description="Order #9999")
-    sync.backfill()
+    sync_lists()
     return {"small": small["id"], "big": big["id"], "customer": small["customer"]}
 
 
@@ -256,7 +256,7 @@ def test_a_key_stays_open_to_its_request_after_an_open_outcome_and_is_free_after
     assert other.status_code == 409 and other.json()["error"]["code"] == "idempotency_key_reused"
 
     stripe_keys.connect_stripe_key(any_store_owner, stripe_peer.demo_key)
-    sync.backfill()
+    sync_lists()
     retried = api.post(f"{V1}/refunds", headers=headers, json=request)
     assert retried.status_code == 201 and "idempotent-replayed" not in retried.headers
     assert api.post(f"{V1}/refunds", headers=headers, json=request).headers["idempotent-replayed"] == "true"
@@ -422,7 +422,7 @@ def test_subscriptions_invoices_and_the_overdue_report(api, any_store_owner, str
     # Due 10 days after finalizing, which came a moment after `created`: half a day's margin keeps
     # it 3 whole days overdue however slow the machine was between the two.
     sandbox.backdate(invoice.id, int(time.time()) - 13 * DAY - DAY // 2)
-    sync.backfill()
+    sync_lists()
 
     viewer = bearer(token_for(member_actor("read_only", "viewer@example.com"))[0])
     sub = api.get(f"{V1}/subscriptions/{subscription.id}", headers=viewer).json()

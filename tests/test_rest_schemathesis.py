@@ -22,11 +22,11 @@ from schemathesis.config import SchemathesisConfig
 
 from billy_app.api.routes import build_api
 from billy_app.api.v1 import rate
-from services import agent_tokens, stripe_keys, sync
+from services import agent_tokens, stripe_keys
 from services.agent_tokens import ScopeRequest
 from services.permissions import Actor
 from tests.conftest import member_actor
-from tests.stripe_helpers import make_charge, make_team_subscription_and_open_invoice
+from tests.stripe_helpers import make_charge, make_team_subscription_and_open_invoice, sync_lists
 
 EXAMPLES_PER_OPERATION = 3  # per role and generation mode (about 630 cases in all; the suite stays under 12 min)
 
@@ -59,7 +59,7 @@ def known_ids(instance, owner: Actor, stripe_peer) -> dict[str, str]:  # type: i
     charge = make_charge(stripe_peer, 4599, customer=customer.id, description="Order #5678")
     make_charge(stripe_peer, 12_000, description="Order #5679")
     _, subscription, invoice = make_team_subscription_and_open_invoice(stripe_peer, customer.id)
-    sync.backfill()
+    sync_lists()
     return {
         "customer_id": customer.id,
         "charge_id": charge["id"],

@@ -14,7 +14,7 @@ import pytest
 from sqlmodel import select
 
 from sandbox.seed import reset_to_demo
-from services import agent_tokens, audit, audit_viewer, billing, clock, spend_alerts, stripe_keys, sync
+from services import agent_tokens, audit, audit_viewer, billing, clock, spend_alerts, stripe_keys
 from services.agent_tokens import ScopeRequest
 from services.audit_viewer import AuditFilters
 from services.db import session_scope
@@ -22,7 +22,7 @@ from services.errors import PermissionDenied, ValidationFailed
 from services.models import AuditEntry, SpendAlert
 from services.permissions import Actor, Source
 from tests.conftest import member_actor
-from tests.stripe_helpers import make_charge, make_customer
+from tests.stripe_helpers import make_charge, make_customer, sync_lists
 
 CLERK_EMAIL = "clerk@example.com"
 TUESDAY_10AM = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)  # within working hours
@@ -53,7 +53,7 @@ def alerting(not_watching) -> Iterator[object]:  # type: ignore[no-untyped-def]
 def _charges(peer, count: int, amount: int = 20_00, customer: str | None = None) -> list[str]:  # type: ignore[no-untyped-def]
     customer = customer or make_customer(peer)
     made = [make_charge(peer, amount, customer=customer)["id"] for _ in range(count)]
-    sync.backfill()
+    sync_lists()
     return made
 
 
@@ -222,6 +222,6 @@ def test_a_crash_before_the_alert_still_alerts_after_restart_and_only_once(
 
 def test_the_demo_datas_normal_activity_raises_no_alert(alerting, stripe_peer, any_store_owner) -> None:  # type: ignore[no-untyped-def]
     reset_to_demo(stripe_peer.url, customers=50)
-    sync.backfill()
+    sync_lists()
     spend_alerts.catch_up()
     assert _alerts() == []

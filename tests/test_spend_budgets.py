@@ -15,13 +15,13 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
-from services import agent_tokens, billing, clock, locks, refund_requests, spend, stripe_keys, sync
+from services import agent_tokens, billing, clock, locks, refund_requests, spend, stripe_keys
 from services.db import session_scope
 from services.errors import RefundBudgetExceeded, RefundCapExceeded, ValidationFailed
 from services.models import RefundBudget, RefundSpend
 from services.permissions import Actor, Source
 from tests.conftest import member_actor
-from tests.stripe_helpers import make_charge, make_customer
+from tests.stripe_helpers import make_charge, make_customer, sync_lists
 
 CLERK_EMAIL = "clerk@example.com"
 MANAGER_EMAIL = "manager@example.com"
@@ -40,7 +40,7 @@ def connected(any_store, any_store_owner, stripe_peer):  # type: ignore[no-untyp
 def _charges(peer, count: int, amount: int = 99_00) -> list[str]:  # type: ignore[no-untyped-def]
     customer = make_customer(peer)
     made = [make_charge(peer, amount, customer=customer)["id"] for _ in range(count)]
-    sync.backfill()
+    sync_lists()
     return made
 
 

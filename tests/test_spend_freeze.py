@@ -11,14 +11,14 @@ import secrets
 import pytest
 from sqlmodel import select
 
-from services import agent_tokens, billing, identity, spend, stripe_keys, sync
+from services import agent_tokens, billing, identity, spend, stripe_keys
 from services.agent_tokens import ScopeRequest
 from services.db import session_scope
 from services.errors import PermissionDenied, ValidationFailed, WritesFrozen
 from services.models import AuditEntry
 from services.permissions import Actor, Source, control
 from tests.conftest import OWNER_EMAIL, OWNER_PASSWORD, member_actor
-from tests.stripe_helpers import make_charge
+from tests.stripe_helpers import make_charge, sync_lists
 
 CLERK_EMAIL = "clerk@example.com"
 MEMBER_PASSWORD = "another-long-password"  # `member_actor`'s
@@ -38,7 +38,7 @@ def signed_in(email: str, password: str = MEMBER_PASSWORD) -> Actor:
 def charges(any_store, any_store_owner, stripe_peer) -> list[str]:  # type: ignore[no-untyped-def]
     stripe_keys.connect_stripe_key(any_store_owner, stripe_peer.demo_key)
     made = [make_charge(stripe_peer, 20_00)["id"] for _ in range(4)]
-    sync.backfill()
+    sync_lists()
     return made
 
 

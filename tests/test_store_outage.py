@@ -23,14 +23,14 @@ from billy_app.api.routes import build_api
 from billy_app.api.v1 import rate
 from billy_app.error_handlers import explained
 from devtools.tcp_proxy import TcpProxy
-from services import billing, db, identity, stripe_keys, sync
+from services import billing, db, identity, stripe_keys
 from services.db import session_scope
 from services.errors import StoreUnavailable
 from services.models import IdempotencyRecord, RefundSpend, StripeCharge, StripeRefund
 from services.permissions import Actor
 from services.stripe_gateway import StripeGateway
 from tests.conftest import PG_HOST, PG_USER, Templates, _clear_caches, _pg_admin, _signup_owner
-from tests.stripe_helpers import make_charge
+from tests.stripe_helpers import make_charge, sync_lists
 
 PLAIN = "Billy's database is not answering right now, so this was not finished."
 
@@ -61,7 +61,7 @@ def charge(proxy: TcpProxy, stripe_peer: Any) -> tuple[Actor, str]:
     owner = _signup_owner()
     stripe_keys.connect_stripe_key(owner, stripe_peer.demo_key)
     made = make_charge(stripe_peer, 4599, description="Order #5678")
-    sync.backfill()
+    sync_lists()
     return owner, made["id"]
 
 

@@ -20,7 +20,7 @@ from sqlmodel import select
 
 from billy_app.billy_app import app  # noqa: F401 - every page and state registered
 from billy_app.state.subscription_actions import SubscriptionActionsState
-from services import identity, stripe_keys, sync
+from services import identity, stripe_keys
 from services import subscription_changes as changes
 from services.db import session_scope
 from services.errors import (
@@ -35,6 +35,7 @@ from services.permissions import Actor
 from services.stripe_gateway import StripeGateway
 from tests.conftest import StripePeer, member_actor
 from tests.reflex_events import event_pipeline
+from tests.stripe_helpers import sync_lists
 
 DAY = 86_400
 MEMBER_PASSWORD = "another-long-password"  # `member_actor`'s
@@ -80,7 +81,7 @@ def world(any_store, any_store_owner: Actor, stripe_peer: StripePeer, sandbox: A
     customer = client.v1.customers.create(params={"name": "Jane Smith", "source": "tok_visa"})
     sub = client.v1.subscriptions.create(params={"customer": customer.id, "items": [{"price": prices["basic"]}]})
     sandbox.backdate(sub.id, int(time.time()) - 10 * DAY)
-    sync.backfill()
+    sync_lists()
     return World(str(sub.id), str(customer.id), prices, stripe_peer, sandbox)
 
 
@@ -349,7 +350,7 @@ def test_what_stripe_would_refuse_is_refused_in_words(world: World, manager: Act
     world.client.v1.subscriptions.cancel(sub)  # ended in Stripe; the store has not heard yet
     with pytest.raises(ValidationFailed, match="already ended in Stripe"):
         changes.reactivate_subscription(manager, sub, key())
-    sync.backfill()
+    sync_lists()
     with pytest.raises(ValidationFailed, match="has already ended"):
         changes.cancel_subscription(manager, sub, False, key())
 

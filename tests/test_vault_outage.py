@@ -14,7 +14,7 @@ from sqlmodel import select
 from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
 from devtools.fake_keyvault import FakeKeyVault
-from services import billing, notices, organization, spend, stripe_keys, sync
+from services import billing, notices, organization, spend, stripe_keys
 from services.config import get_settings
 from services.db import session_scope
 from services.errors import StripeKeyUnknown, StripeNotConnected
@@ -24,7 +24,7 @@ from services.secrets import SecretStoreUnavailable, get_secret_store, make_secr
 from services.stripe_gateway import STRIPE_KEY_SECRET, StripeGateway
 from tests.conftest import forget_process_store, member_actor, redis_or_skip
 from tests.keyvault_fixtures import running_vault
-from tests.stripe_helpers import make_charge
+from tests.stripe_helpers import make_charge, sync_lists
 from tests.test_stripe_connection import revoke
 from tests.waiting import eventually
 
@@ -53,7 +53,7 @@ def test_a_refund_during_a_vault_outage_is_refused_in_words_and_loses_nothing(  
 ) -> None:
     stripe_keys.connect_stripe_key(any_store_owner, stripe_peer.demo_key)
     charge = make_charge(stripe_peer, 40_00)["id"]
-    sync.backfill()
+    sync_lists()
     clerk = member_actor("billing_clerk", "clerk@example.com")
     store = get_secret_store()
     # The same retry policy, without its waits, to keep the test quick.
@@ -95,7 +95,7 @@ def test_an_outage_shorter_than_the_kept_window_does_not_interrupt_a_refund(  # 
     _keep_reads_for(monkeypatch, 60)
     stripe_keys.connect_stripe_key(any_store_owner, stripe_peer.demo_key)
     charge = make_charge(stripe_peer, 25_00)["id"]
-    sync.backfill()  # reads the key, which this process keeps for the window
+    sync_lists()  # reads the key, which this process keeps for the window
     store = get_secret_store()
     store._retrying = Retrying(stop=stop_after_attempt(3), retry=retry_if_exception(is_transient), reraise=True)  # type: ignore[attr-defined]
     key_path = f"/secrets/{STRIPE_KEY_SECRET}"

@@ -23,7 +23,7 @@ from services.errors import PermissionDenied, ValidationFailed
 from services.models import AuditEntry, StripeCharge, StripeCustomer, StripeEvent, SyncState
 from services.secrets import get_secret_store
 from tests.conftest import member_actor
-from tests.stripe_helpers import make_charge
+from tests.stripe_helpers import make_charge, sync_lists
 from tests.waiting import eventually
 
 SECRET = "whsec_" + "k" * 32
@@ -145,7 +145,7 @@ def test_the_sandbox_delivers_charges_and_refunds_to_the_endpoint(  # type: igno
     running_api, any_store_owner, stripe_peer, sandbox
 ) -> None:
     stripe_keys.connect_stripe_key(any_store_owner, stripe_peer.demo_key)
-    sync.backfill()
+    sync_lists()
     stripe_events.set_webhook_secret(any_store_owner, SECRET)
     sandbox.register_webhook("billy", f"{running_api}/api/stripe/webhook", SECRET)
     try:

@@ -13,12 +13,12 @@ from typing import Any
 
 from sqlmodel import select
 
-from services import billing, customers, invoice_changes, stripe_keys, subscription_changes, sync
+from services import billing, customers, invoice_changes, stripe_keys, subscription_changes
 from services.db import session_scope
 from services.models import StripeCharge, StripeCustomer, StripeInvoice, StripeRefund, StripeSubscriptionItem
 from services.permissions import Actor
 from tests.conftest import StripePeer
-from tests.stripe_helpers import make_charge, make_customer
+from tests.stripe_helpers import make_charge, make_customer, sync_lists
 
 NEW_EMAIL = "jane.new@example.com"
 REFUND = 1000
@@ -200,5 +200,5 @@ def arrange(kind: str, owner: Actor, peer: StripePeer) -> Arranged:
     """Connect the demo key, make the kind's object in Stripe and copy everything into the store."""
     stripe_keys.connect_stripe_key(owner, peer.demo_key)
     arranged = KINDS[kind](peer)
-    sync.backfill()
+    sync_lists()
     return arranged
