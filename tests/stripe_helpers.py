@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from services import sync
 from tests.conftest import StripePeer
 
 
@@ -62,6 +63,4 @@ def sync_lists() -> dict[str, str]:
     (one request per customer for cards saved but never made a default). Tests whose subject is not
     those cards skip the sweep: it was about a third of the time their fixtures spent syncing.
     test_sync_ranges covers the sweep."""
-    from services import sync
-
     return sync.backfill(sweep=False)
