@@ -15,8 +15,8 @@ dynamic = []
 make_dynamic = DynamicIcon.create.__func__
 
 def noting_where(cls, *children, **props):
-    dynamic.append(next(f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno}" for f in reversed(traceback.extract_stack())
-                        if "/billy_app/" in f.filename))
+    dynamic.append(next((f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno}" for f in reversed(traceback.extract_stack())
+                         if "/billy_app/" in f.filename), "outside billy_app"))
     return make_dynamic(cls, *children, **props)
 
 DynamicIcon.create = classmethod(noting_where)
