@@ -16,11 +16,11 @@ the statements (services/sync.py).
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlmodel import Session
 
@@ -60,7 +60,7 @@ def prepare(
         row["version_at"] = version_at
         if deleted:
             row["deleted"] = True
-        row["raw"] = json.dumps(row["raw"])
+        row["raw"] = orjson.dumps(row["raw"]).decode()  # a tenth of json.dumps's time (bench/backfill)
         rows[row["id"]] = row
         if spec.child_rows is not None or spec.embedded is not None:
             parents[row["id"]] = obj  # kept only where child rows or carried objects come from it

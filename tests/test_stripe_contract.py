@@ -94,6 +94,27 @@ def test_lists_are_newest_first_and_refuse_unknown_cursors(stripe_client: stripe
     assert unknown.value.code == "resource_missing"
 
 
+def test_a_page_read_as_plain_json_is_the_sdks_page_and_raises_the_sdks_errors(
+    stripe_client: stripe.StripeClient,
+) -> None:
+    """Billy reads list pages past the SDK's parser (`get_json`, orjson): the same objects as
+    `raw_request` gives, as plain dicts, with Stripe's clock in the headers; a refused request
+    raises the SDK's own error, which the read retries and the refusal messages are built on."""
+    from services.stripe_gateway import get_json
+
+    for i in range(2):
+        stripe_client.v1.customers.create(params={"email": f"plain{i}@example.com", "name": "Zoë Ünïcode"})
+    query = {"limit": 2, "expand": ["data.sources"]}
+    page = get_json(stripe_client, "/v1/customers", query)
+    assert page.data == stripe_client.raw_request("get", "/v1/customers", **query).data
+    assert type(page.data) is dict and type(page.data["data"][0]) is dict
+    assert page.data["data"][0]["name"] == "Zoë Ünïcode"
+    assert page.headers.get("date")  # read_stamp's source, whatever the case
+    with pytest.raises(stripe.InvalidRequestError) as unknown:
+        get_json(stripe_client, "/v1/customers", {"starting_after": "cus_doesnotexist000"})
+    assert unknown.value.code == "resource_missing" and unknown.value.param == "starting_after"
+
+
 def test_charges_and_refunds_emit_events(stripe_client: stripe.StripeClient) -> None:
     charge = _charge(stripe_client, "tok_visa")
     refund = stripe_client.v1.refunds.create(params={"charge": charge.id, "amount": 100})
