@@ -38,6 +38,7 @@ from sandbox import (
     products,
     ratelimit,
     refunds,
+    responses,
     snapshots,
     state,
     subscriptions,
@@ -105,6 +106,7 @@ def install() -> None:
     if _installed:
         return
     state.install()
+    responses.install()
     crud.install()
     lists.install()
     events.install()

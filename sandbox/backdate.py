@@ -18,10 +18,10 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
-from localstripe.server import json_response
 
 from sandbox.errors import invalid_request, resource_missing
 from sandbox.params import read_json_or_form, string_param, to_int
+from sandbox.responses import json_response
 from sandbox.state import INDEX, mark_dirty
 
 # Types whose whole history moves by the same delta (subscriptions, invoices):

@@ -33,7 +33,7 @@ from localstripe.resources import (
     PaymentMethod,
     Token,
 )
-from localstripe.server import api_extra, json_response
+from localstripe.server import api_extra
 
 from sandbox import cards
 from sandbox.errors import DOC_URL, StripeApiError, invalid_request, unknown_parameter
@@ -45,6 +45,7 @@ from sandbox.params import (
     string_param,
     to_int,
 )
+from sandbox.responses import json_response
 from sandbox.state import INDEX
 
 # Stripe: minimum charge amounts per currency (docs: currencies#minimum-and-maximum-charge-amounts).

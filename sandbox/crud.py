@@ -15,10 +15,10 @@ from typing import Any
 from aiohttp import web
 from localstripe import resources
 from localstripe.resources import DeletedObject, StripeObject, store
-from localstripe.server import json_response
 
 from sandbox.errors import resource_missing
 from sandbox.params import read_params
+from sandbox.responses import json_response
 
 Handler = Callable[[web.Request], Any]
 

@@ -20,11 +20,11 @@ from typing import Any
 
 from aiohttp import web
 from localstripe.resources import Customer
-from localstripe.server import json_response
 
 from sandbox.errors import invalid_request, unknown_parameter
 from sandbox.events import emit
 from sandbox.params import merged_metadata, read_params, string_param
+from sandbox.responses import json_response
 
 TEXT_FIELDS = ("name", "email", "phone", "description")
 ADDRESS_PARTS = ("line1", "line2", "city", "state", "postal_code", "country")

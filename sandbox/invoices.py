@@ -54,7 +54,6 @@ from typing import Any
 
 from aiohttp import web
 from localstripe.resources import Charge, StripeObject, store
-from localstripe.server import json_response
 
 from sandbox import timeline
 from sandbox.charges import MINIMUM_AMOUNTS
@@ -74,6 +73,7 @@ from sandbox.objects import (
 )
 from sandbox.params import Predicate, bounded_int, merged_metadata, metadata_param, read_params, string_param, to_bool
 from sandbox.prices import price_for
+from sandbox.responses import json_response
 from sandbox.state import ACCOUNT_ID, INDEX
 
 DAY = timeline.DAY

@@ -18,7 +18,6 @@ from typing import Any
 from aiohttp import web
 from localstripe.errors import UserError
 from localstripe.resources import Charge, Customer, List, StripeObject
-from localstripe.server import json_response
 
 from sandbox import cards
 from sandbox.errors import invalid_request, resource_missing, unknown_parameter
@@ -32,6 +31,7 @@ from sandbox.params import (
     string_list,
     string_param,
 )
+from sandbox.responses import json_response
 from sandbox.state import INDEX
 
 Export = Callable[[Any, list[str] | None], dict[str, Any]]

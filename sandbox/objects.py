@@ -12,10 +12,10 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiohttp import web
-from localstripe.server import json_response
 
 from sandbox.errors import invalid_request, resource_missing, unknown_parameter
 from sandbox.params import Predicate, string_list, to_bool, to_int
+from sandbox.responses import json_response
 from sandbox.state import INDEX
 
 

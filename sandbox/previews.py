@@ -38,7 +38,6 @@ from typing import Any
 
 from aiohttp import web
 from localstripe.resources import store
-from localstripe.server import json_response
 
 from sandbox import invoices, timeline
 from sandbox.errors import invalid_request
@@ -47,6 +46,7 @@ from sandbox.invoices import Invoice, InvoiceItem
 from sandbox.objects import lookup, one_of, refuse_unknown
 from sandbox.params import bounded_int, read_params
 from sandbox.prices import Price
+from sandbox.responses import json_response
 from sandbox.state import INDEX
 
 PRORATION_BEHAVIORS = ("create_prorations", "always_invoice", "none")

@@ -22,7 +22,6 @@ from typing import Any
 
 from aiohttp import web
 from localstripe.resources import Product, StripeObject
-from localstripe.server import json_response
 
 from sandbox.errors import invalid_request, resource_missing
 from sandbox.events import emit
@@ -38,6 +37,7 @@ from sandbox.params import (
     string_param,
     to_bool,
 )
+from sandbox.responses import json_response
 from sandbox.state import INDEX
 
 INTERVALS = ("day", "week", "month", "year")

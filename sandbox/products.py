@@ -32,13 +32,13 @@ from typing import Any
 
 from aiohttp import web
 from localstripe.resources import Product, StripeObject, store
-from localstripe.server import json_response
 
 from sandbox.errors import invalid_request, resource_missing
 from sandbox.events import emit
 from sandbox.lists import ListSpec
 from sandbox.objects import Snapshot, bool_filter, expand_export, from_path, refuse_unknown, required
 from sandbox.params import merged_metadata, metadata_param, read_params, string_list, string_param, to_bool
+from sandbox.responses import json_response
 from sandbox.state import INDEX
 
 OPTIONAL_TEXT = ("description", "statement_descriptor", "unit_label", "url", "tax_code")

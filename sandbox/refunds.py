@@ -21,7 +21,6 @@ from typing import Any
 
 from aiohttp import web
 from localstripe.resources import Refund
-from localstripe.server import json_response
 
 from sandbox.errors import invalid_request, resource_missing, unknown_parameter
 from sandbox.events import emit
@@ -32,6 +31,7 @@ from sandbox.params import (
     read_params,
     string_param,
 )
+from sandbox.responses import json_response
 from sandbox.state import INDEX
 
 REASONS = ("duplicate", "fraudulent", "requested_by_customer")

@@ -57,7 +57,6 @@ from typing import Any
 
 from aiohttp import web
 from localstripe.resources import Customer, StripeObject, store
-from localstripe.server import json_response
 
 from sandbox import invoices, previews, timeline
 from sandbox.errors import invalid_request, resource_missing
@@ -77,6 +76,7 @@ from sandbox.objects import (
 )
 from sandbox.params import Predicate, bounded_int, merged_metadata, metadata_param, read_params, string_param, to_bool
 from sandbox.prices import Price, price_for
+from sandbox.responses import json_response
 from sandbox.state import INDEX
 
 INCOMPLETE_EXPIRY_SECONDS = 23 * 3600
