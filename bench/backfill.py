@@ -1,6 +1,6 @@
 """The first complete sync of a large Stripe account, against the local sandbox.
 
-    python -m bench.backfill [--customers 2000[,20000…]] [--rate 25] [--latency 0.3]
+    python -m bench.backfill [--customers 2000[,20000…]] [--rate 25] [--latency 0.3] [--db sqlite|postgresql]
                              [--seed 42] [--days 365] [--api URL] [--sweep] [--skip-unthrottled]
 
 The questions (issue 16):
@@ -19,8 +19,9 @@ What it does, for each size in `--customers` (the same account grown step by ste
    with a saved card, 2-6 charges each, some declined, about 10 % refunded), 1,000 customers per
    call, and the demo billing (products, prices, subscriptions, invoices) once; prints how long
    generation takes per 10,000 customers;
-2. for each run, a fresh Billy instance (SQLite in a temporary folder, migrated as
-   tests/conftest.py does), an Owner, the sandbox's demo restricted key;
+2. for each run, a fresh Billy instance (SQLite in a temporary folder, or with `--db postgresql`
+   a temporary database on the local server; migrated as tests/conftest.py does), an Owner, the
+   sandbox's demo restricted key;
 3. **throttled**: the sandbox's latency (`POST /_config/latency`) and rate limit
    (`POST /_config/rate_limit`) and Billy's ceiling (`BILLY_STRIPE_REQUESTS_PER_SECOND`) set,
    then `sync.backfill(sweep=False)`: the first complete sync (every resource done; payment
@@ -74,6 +75,7 @@ import httpx
 import stripe
 
 from bench.common import human_bytes, print_facts
+from bench.harness import DATABASES, database_env
 
 PAGE = 100  # Stripe's largest list page
 UNLIMITED = 1_000_000  # Billy's ceiling when the run is meant to be unthrottled
@@ -214,16 +216,17 @@ def peak_rss() -> Iterator[list[int]]:
 
 
 @contextlib.contextmanager
-def billy_instance(api_url: str, requests_per_second: float) -> Iterator[Path]:
-    """A fresh, migrated SQLite instance pointed at the sandbox, as tests/conftest.py makes one."""
+def billy_instance(api_url: str, requests_per_second: float, db: str = "sqlite") -> Iterator[Path]:
+    """A fresh, migrated instance pointed at the sandbox, as tests/conftest.py makes one: SQLite
+    in a temporary folder, or a temporary PostgreSQL database (`db`)."""
     from services import db, secrets
     from services.cli import migrate
     from services.config import get_settings
 
     saved = dict(os.environ)
-    with tempfile.TemporaryDirectory(prefix="billy-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="billy-bench-") as tmp, database_env(db) as store:
         data_dir = Path(tmp) / "data"
-        url = f"sqlite:///{data_dir / 'db' / 'billy.db'}"
+        url = store.get("BILLY_DATABASE_URL") or f"sqlite:///{data_dir / 'db' / 'billy.db'}"
         os.environ.update(
             {
                 "BILLY_DATA_DIR": str(data_dir),
@@ -307,7 +310,7 @@ def in_fresh_process(fn: Callable[..., Any], *args: Any) -> Any:
         return pool.apply(fn, args)
 
 
-def run_backfill(url: str, label: str, rate: int, latency: float, names: list[str]) -> RunResult:
+def run_backfill(url: str, label: str, rate: int, latency: float, names: list[str], db: str = "sqlite") -> RunResult:
     logging.basicConfig(level=logging.ERROR)
     from sqlmodel import select
 
@@ -315,7 +318,7 @@ def run_backfill(url: str, label: str, rate: int, latency: float, names: list[st
     from services.db import session_scope
     from services.models import SyncState
 
-    with billy_instance(url, rate or UNLIMITED):
+    with billy_instance(url, rate or UNLIMITED, db):
         connect_owner()  # its permission probes happen before the limit is set
         set_conditions(url, latency, rate)  # also empties the sandbox's window
         gateway = CountingGateway()
@@ -343,14 +346,14 @@ def run_backfill(url: str, label: str, rate: int, latency: float, names: list[st
     return RunResult(label, rate, latency, wall, rows, refused, rss[0], rss[1], cpu, outcome)
 
 
-def run_sweep(url: str, rate: int, latency: float) -> tuple[float, int, int]:
+def run_sweep(url: str, rate: int, latency: float, db: str = "sqlite") -> tuple[float, int, int]:
     """The per-customer payment-method sweep after a first sync: seconds, requests, cards."""
     logging.basicConfig(level=logging.ERROR)
     from services import sync
     from services.db import session_scope
     from services.models import SyncState
 
-    with billy_instance(url, rate or UNLIMITED):
+    with billy_instance(url, rate or UNLIMITED, db):
         connect_owner()
         sync.backfill(resources=["customers", CARRIED], sweep=False)
         set_conditions(url, latency, rate)
@@ -449,6 +452,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=365, help="the account's age in days (default 365)")
     parser.add_argument("--api", help="use this running sandbox (empty, or grown by an earlier run with the same seed)")
     parser.add_argument("--sweep", action="store_true", help="also time the per-customer payment-method sweep")
+    parser.add_argument("--db", choices=DATABASES, default="sqlite", help="Billy's store (default sqlite)")
     parser.add_argument("--skip-unthrottled", action="store_true", help="leave out the unthrottled run and the floor")
     args = parser.parse_args(argv)
     sizes = sorted({int(size) for size in args.customers.split(",")})
@@ -459,7 +463,10 @@ def main(argv: list[str] | None = None) -> int:
     from services.sync import RESOURCES
 
     facts = print_facts()
-    print(f"\nbench.backfill: sizes {sizes}, rate {args.rate} r/s, latency {args.latency} s, seed {args.seed}")
+    print(
+        f"\nbench.backfill: sizes {sizes}, rate {args.rate} r/s, latency {args.latency} s, seed {args.seed}, "
+        f"store {args.db}"
+    )
     handle = sandbox.SandboxHandle(args.api.rstrip("/"), lambda: None) if args.api else sandbox.run_in_process(port=0)
     everything = list(RESOURCES)
     lists_only = [n for n in everything if n != CARRIED]
@@ -480,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
                 billed = True
             label = f"{size:,} customers · throttled"
             runs = [
-                in_fresh_process(run_backfill, handle.url, f"{label} · {kind}", args.rate, args.latency, names)
+                in_fresh_process(run_backfill, handle.url, f"{label} · {kind}", args.rate, args.latency, names, args.db)
                 for kind, names in (("all resources", everything), ("list resources", lists_only))
             ]
             for run in runs:
@@ -488,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
             floor = None
             if not args.skip_unthrottled:
                 unthrottled = f"{size:,} customers · unthrottled · all resources"
-                runs.append(in_fresh_process(run_backfill, handle.url, unthrottled, 0, 0, everything))
+                runs.append(in_fresh_process(run_backfill, handle.url, unthrottled, 0, 0, everything, args.db))
                 report(runs[-1])
                 floor = raw_floor(handle.url, lists_only)
                 print(
@@ -498,7 +505,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
             sweep_seconds = 0.0
             if args.sweep:
-                sweep_seconds, requests, cards = in_fresh_process(run_sweep, handle.url, args.rate, args.latency)
+                swept = in_fresh_process(run_sweep, handle.url, args.rate, args.latency, args.db)
+                sweep_seconds, requests, cards = swept
                 print(
                     f"\n== per-customer sweep (background, after the first sync): {cards:,} cards, {requests:,} "
                     f"requests in {sweep_seconds:.1f} s = {requests / sweep_seconds:.1f} requests/s"
