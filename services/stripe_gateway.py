@@ -255,14 +255,21 @@ def get_json(client: stripe.StripeClient, path: str, query: dict[str, Any]) -> J
     """GET `path` as the SDK sends it (key, API version, query encoding; no retries of its own),
     the body parsed by orjson. The SDK's `raw_request` parses every body into OrderedDicts with
     the standard library: on a backfill page that took four times as long as orjson, and a
-    third of the sync's CPU went to JSON (bench/backfill). Anything but a 2xx JSON body is handed
-    to the SDK's own reading, so errors raise exactly as `raw_request`'s do (`RateLimitError` on
-    429, `PermissionError` on 403, `APIError` for a body that is not JSON). The requestor is the
-    SDK's internal; stripe is pinned, and `tests/test_stripe_contract.py` reads pages and errors
-    through this function."""
+    third of the sync's CPU went to JSON (bench/backfill). The request is built and sent by the
+    SDK's own two steps, without `request_raw`'s debug line: that formats the whole body (a
+    `repr` of 250 kB) on every call, logged or not, about 1.4 ms a page. Anything but a 2xx JSON
+    body is handed to the SDK's own reading, so errors raise exactly as `raw_request`'s do
+    (`RateLimitError` on 429, `PermissionError` on 403, `APIError` for a body that is not JSON).
+    These are the SDK's internals; stripe is pinned, and `tests/test_stripe_contract.py` reads
+    pages and errors through this function."""
     requestor = client._requestor
-    body, code, headers = requestor.request_raw(
-        "get", path, params=query, options={"max_network_retries": 0}, base_address="api", api_mode="V1"
+    method, url, request_headers, post_data, _retries, usage, _encoded, _version = (
+        requestor._args_for_request_with_retries(
+            "get", path, query, {"max_network_retries": 0}, base_address="api", api_mode="V1"
+        )
+    )
+    body, code, headers = requestor._get_http_client().request_with_retries(
+        method, url, request_headers, post_data, max_network_retries=0, _usage=usage
     )
     if 200 <= code < 300:
         try:
