@@ -169,3 +169,20 @@ def test_list_expand(client: stripe.StripeClient, customer: Any) -> None:
     charge(client, customer.id)
     page = client.v1.charges.list(params={"expand": ["data.customer"]})
     assert page.data[0].customer.email == "test@example.com"
+
+
+def test_answers_are_written_as_stripe_writes_them(client: stripe.StripeClient) -> None:
+    """Two-space indent, keys sorted, a final newline, UTF-8 text kept whole: what a developer
+    reading the sandbox with curl sees from Stripe too (sandbox/responses.py makes every answer,
+    localstripe's own routes included)."""
+    made = client.v1.customers.create(params={"name": "Zoë Ünïcode", "metadata": {"b": "2", "a": "1"}})
+    created = client.raw_request("get", f"/v1/customers/{made.id}")  # a localstripe route
+    listed = client.raw_request("get", "/v1/customers", limit=1)  # one of the sandbox's own
+    for answer in (created, listed):
+        body = answer.body
+        assert body.startswith('{\n  "') and body.endswith("}\n")
+        keys = [line.split('"')[1] for line in body.splitlines() if line.startswith('  "')]
+        assert keys == sorted(keys)
+        assert answer.headers["Content-Type"].startswith("application/json")
+    assert '"Zoë Ünïcode"' in created.body
+    assert created.body.index('"a": "1"') < created.body.index('"b": "2"')
