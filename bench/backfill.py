@@ -219,7 +219,8 @@ def peak_rss() -> Iterator[list[int]]:
 def billy_instance(api_url: str, requests_per_second: float, db: str = "sqlite") -> Iterator[Path]:
     """A fresh, migrated instance pointed at the sandbox, as tests/conftest.py makes one: SQLite
     in a temporary folder, or a temporary PostgreSQL database (`db`)."""
-    from services import db, secrets
+    from services import db as store_module
+    from services import secrets
     from services.cli import migrate
     from services.config import get_settings
 
@@ -243,7 +244,7 @@ def billy_instance(api_url: str, requests_per_second: float, db: str = "sqlite")
 
         def clear() -> None:
             get_settings.cache_clear()
-            db.get_engine.cache_clear()
+            store_module.get_engine.cache_clear()
             secrets.get_secret_store.cache_clear()
 
         clear()
@@ -251,7 +252,7 @@ def billy_instance(api_url: str, requests_per_second: float, db: str = "sqlite")
             migrate(url)
             yield data_dir
         finally:
-            db.get_engine().dispose()
+            store_module.get_engine().dispose()
             os.environ.clear()
             os.environ.update(saved)
             clear()
