@@ -42,13 +42,19 @@ Not part of `make test`. The full size of issue 16 (100,000 customers and about 
     python -m bench.backfill --api http://127.0.0.1:8499 --customers 100000 --rate 25 --skip-unthrottled
     python -m bench.backfill --api http://127.0.0.1:8499 --customers 100000 --rate 100 --skip-unthrottled
 
-At 25 r/s the first complete sync took 239 s (90.1 % of the bound; the lists alone 93.3 %), peak
-RSS 285 MiB. At 100 r/s it took 157 s, 34 % of the bound: Billy's parsing and storing use one
-core (25.7 ms of CPU per 100-object page) while the sandbox serves on the other, so this machine
-cannot reach 10,000 objects/s; the unthrottled run against the raw read floor is the measure of
-Billy's own cost there. Generation took 32 s per 10,000 customers (5.4 min); the sandbox holds
-about 5 GB at full size. `--sweep` times the background per-customer sweep too: one request per
-customer at about half the rate (2,000 customers: 160 s at 25 r/s), so leave it out at full size.
+On 2026-12-07 (2 × AMD EPYC; add `--db postgresql` for the same on PostgreSQL):
+
+    rate     store        first complete sync   % of the bound (all / lists)   Billy's CPU a page   peak RSS
+    25 r/s   SQLite       229 s                 93.9 % / 93.7 %                 16.4 ms              276 MiB
+    100 r/s  SQLite       99 s                  54.6 % / 54.6 %                 14.6 ms              394 MiB
+    100 r/s  PostgreSQL   86 s                  62.8 % / 55.8 %                 8.8 ms               210 MiB
+
+At 100 r/s the two cores are shared by Billy, the sandbox serving 60 pages a second and, on
+PostgreSQL, the database server; on SQLite Billy's single writer thread is the limit (its queue
+stays full), on PostgreSQL Billy uses about half a core. The unthrottled run against the raw read
+floor is the measure of Billy's own cost. Generation took 18 s per 10,000 customers; the sandbox
+holds about 5 GB at full size. `--sweep` times the background per-customer sweep too: one request
+per customer at about half the rate (2,000 customers: 160 s at 25 r/s), so leave it out at full size.
 """
 
 from __future__ import annotations
