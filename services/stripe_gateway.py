@@ -273,7 +273,7 @@ def get_json(client: stripe.StripeClient, path: str, query: dict[str, Any]) -> J
     )
     if 200 <= code < 300:
         try:
-            return JsonAnswer(orjson.loads(body), headers)  # type: ignore[arg-type]
+            return JsonAnswer(orjson.loads(body), headers)
         except orjson.JSONDecodeError:
             pass  # the SDK's reading says what is wrong with it
     answer = requestor._interpret_response(body, code, headers, "V1")  # raises the SDK's error for an error
