@@ -27,6 +27,7 @@ from sandbox import (
     crud,
     customers,
     events,
+    exports,
     faults,
     idempotency,
     invoices,
@@ -107,6 +108,7 @@ def install() -> None:
         return
     state.install()
     responses.install()
+    exports.install()
     crud.install()
     lists.install()
     events.install()

@@ -16,6 +16,7 @@ from aiohttp import web
 from localstripe import resources
 from localstripe.resources import DeletedObject, StripeObject, store
 
+from sandbox import exports
 from sandbox.errors import resource_missing
 from sandbox.params import read_params
 from sandbox.responses import json_response
@@ -73,12 +74,9 @@ def update_handler(cls: Any) -> Handler:
     return handle
 
 
-_balance_export = resources.Balance._export
-
-
 def _export_balance(self: Any, expand: Any = None) -> dict[str, Any]:
     """Stripe objects always say what they are: `"object": "balance"`."""
-    return {"object": "balance", **_balance_export(self, expand)}
+    return {"object": "balance", **exports.export(self, expand)}
 
 
 def install() -> None:

@@ -58,7 +58,7 @@ from typing import Any
 from aiohttp import web
 from localstripe.resources import Customer, StripeObject, store
 
-from sandbox import invoices, previews, timeline
+from sandbox import exports, invoices, previews, timeline
 from sandbox.errors import invalid_request, resource_missing
 from sandbox.events import emit
 from sandbox.invoices import Invoice, changes
@@ -977,14 +977,16 @@ async def item_delete(request: web.Request) -> web.Response:
     return json_response({"id": item.id, "object": "subscription_item", "deleted": True})
 
 
-_customer_export = Customer._export
+UNLESS_EXPANDED = frozenset({"subscriptions"})
 
 
 def _export_customer(self: Any, expand: Any = None) -> dict[str, Any]:
-    """Stripe (API 2020-08-27 on): `customer.subscriptions` only appears when expanded."""
-    data = _customer_export(self, expand)
-    if not (isinstance(expand, list) and "subscriptions" in expand):
-        data.pop("subscriptions", None)
+    """Stripe (API 2020-08-27 on): `customer.subscriptions` only appears when expanded (and is
+    not looked up otherwise: a customer page exports 100 customers)."""
+    if isinstance(expand, list) and "subscriptions" in expand:
+        return exports.export(self, expand)
+    data = exports.export(self, expand, leave_out=UNLESS_EXPANDED)
+    data.pop("subscriptions", None)  # an instance's own attribute, if one was ever set
     return data
 
 
