@@ -49,12 +49,17 @@ class Feed:
         shares = ", ".join(f"{sign}({e.format(r=r)})" for e in self.values.values())
         return self._adding(f"SELECT {self.key_sql(r)}, {shares} WHERE {self.counts_when.format(r=r)}")
 
-    def initial_sum(self) -> str:
+    def summed_from(self, rows: str) -> str:
+        """Add the shares of every row of `rows` (a table, or a trigger's transition table),
+        one upsert per rollup row, taken in key order."""
         sums = ", ".join(f"SUM({e.format(r='r')})" for e in self.values.values())
         return self._adding(
-            f"SELECT {self.key_sql('r')}, {sums} FROM {self.source} AS r "  # noqa: S608 - our own names
-            f"WHERE {self.counts_when.format(r='r')} GROUP BY {self.key_sql('r')}"
+            f"SELECT {self.key_sql('r')}, {sums} FROM {rows} AS r "  # noqa: S608 - our own names
+            f"WHERE {self.counts_when.format(r='r')} GROUP BY {self.key_sql('r')} ORDER BY {self.key_sql('r')}"
         )
+
+    def initial_sum(self) -> str:
+        return self.summed_from(self.source)
 
     def changed(self, old: str, new: str, distinct: str) -> str:
         return " OR ".join(f"{old}.{c} {distinct} {new}.{c}" for c in self.watched)
@@ -129,19 +134,40 @@ def sqlite_triggers(feed: Feed) -> list[str]:
     ]
 
 
+# PostgreSQL adds a statement's new rows once per statement (a transition table, migration
+# 0026): a backfill page of 100 charges is a few upserts of day totals, not 100 trigger calls,
+# and every statement takes the rollup rows it adds to in key order. Updates and deletes, one
+# row at a time from webhooks and edits, keep their row triggers.
+INSERTED = "inserted"  # the transition table's name in the statement triggers
+
+
+def statement_trigger(name: str, source: str, body: str) -> list[str]:
+    """A function running `body` (SQL over the transition table `inserted`) and the trigger
+    calling it once after each INSERT statement on `source`, as `{name}_inserted`."""
+    return [
+        f"""CREATE FUNCTION {name}_inserted() RETURNS trigger LANGUAGE plpgsql AS $fn$
+        BEGIN
+            {body};
+            RETURN NULL;
+        END $fn$""",
+        f"CREATE TRIGGER {name}_inserted AFTER INSERT ON {source} REFERENCING NEW TABLE AS {INSERTED} "
+        f"FOR EACH STATEMENT EXECUTE FUNCTION {name}_inserted()",
+    ]
+
+
 def postgres_triggers(feed: Feed) -> list[str]:
     name = f"{feed.source}_to_{feed.target}"
     return [
         f"""CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $fn$
         BEGIN
-            IF TG_OP IN ('UPDATE', 'DELETE') THEN {feed.upsert("OLD", "-")}; END IF;
-            IF TG_OP IN ('INSERT', 'UPDATE') THEN {feed.upsert("NEW")}; END IF;
+            {feed.upsert("OLD", "-")};
+            IF TG_OP = 'UPDATE' THEN {feed.upsert("NEW")}; END IF;
             RETURN NULL;
         END $fn$""",
-        f"CREATE TRIGGER {name}_insert_delete AFTER INSERT OR DELETE ON {feed.source} "
-        f"FOR EACH ROW EXECUTE FUNCTION {name}()",
+        f"CREATE TRIGGER {name}_delete AFTER DELETE ON {feed.source} FOR EACH ROW EXECUTE FUNCTION {name}()",
         f"CREATE TRIGGER {name}_update AFTER UPDATE OF {', '.join(feed.watched)} ON {feed.source} "
         f"FOR EACH ROW WHEN ({feed.changed('OLD', 'NEW', 'IS DISTINCT FROM')}) EXECUTE FUNCTION {name}()",
+        *statement_trigger(name, feed.source, feed.summed_from(INSERTED)),
     ]
 
 
@@ -149,7 +175,8 @@ def drop_triggers(dialect: str, feed: Feed) -> list[str]:
     name = f"{feed.source}_to_{feed.target}"
     if dialect == "sqlite":
         return [f"DROP TRIGGER IF EXISTS {name}_{s}" for s in ("ai", "ad", "au")]
-    return [f"DROP FUNCTION IF EXISTS {name}() CASCADE"]  # its triggers go with it
+    # Their triggers go with them (the statement function since 0026).
+    return [f"DROP FUNCTION IF EXISTS {name}() CASCADE", f"DROP FUNCTION IF EXISTS {name}_inserted() CASCADE"]
 
 
 @dataclass(frozen=True)
@@ -182,6 +209,20 @@ class Repeats:
             f"newest = CASE WHEN excluded.newest > {t}.newest THEN excluded.newest ELSE {t}.newest END"
         )
 
+    def added_from(self, rows: str) -> str:
+        """The failures among `rows` (a statement's new rows), per customer their two newest,
+        merged with the customer's row: its two newest of the four times."""
+        t = self.table
+        four = f"({t}.newest), ({t}.second_newest), (excluded.newest), (excluded.second_newest)"
+        second = f"(SELECT v FROM (VALUES {four}) AS x (v) WHERE v IS NOT NULL ORDER BY v DESC LIMIT 1 OFFSET 1)"  # noqa: S608
+        return (
+            f"INSERT INTO {t} (customer_id, newest, second_newest) "  # noqa: S608 - our own names
+            "SELECT r.customer_id, max(r.created), (array_agg(r.created ORDER BY r.created DESC))[2] "
+            f"FROM {rows} AS r WHERE {self.counts('r')} GROUP BY r.customer_id ORDER BY r.customer_id "
+            f"ON CONFLICT (customer_id) DO UPDATE SET second_newest = {second}, "
+            f"newest = GREATEST({t}.newest, excluded.newest)"
+        )
+
     def _summed(self, also: str = "") -> str:
         """The rows of every customer with a failure (and `also`), read from the mirror."""
         return (
@@ -192,7 +233,7 @@ class Repeats:
             f"FROM stripe_charge AS c WHERE {self.counts('c')}{also} GROUP BY c.customer_id"
         )
 
-    def _read_again(self, customer: str) -> list[str]:
+    def read_again(self, customer: str) -> list[str]:
         """The customer's row again from the mirror (`customer` is SQL, NULL-safe)."""
         return [
             f"DELETE FROM {self.table} WHERE customer_id = {customer}",  # noqa: S608 - our own names
@@ -208,7 +249,7 @@ class Repeats:
 
     def sqlite_triggers(self) -> list[str]:
         name = self.name
-        again_old, again_new = self._read_again("old.customer_id"), self._read_again("new.customer_id")
+        again_old, again_new = self.read_again("old.customer_id"), self.read_again("new.customer_id")
         return [
             f"CREATE TRIGGER {name}_ai AFTER INSERT ON stripe_charge WHEN {self.counts('new')} "
             f"BEGIN {self.add('new')}; END",
@@ -221,21 +262,17 @@ class Repeats:
 
     def postgres_triggers(self) -> list[str]:
         name = self.name
-        again_old, again_new = self._read_again("OLD.customer_id"), self._read_again("NEW.customer_id")
+        again_old, again_new = self.read_again("OLD.customer_id"), self.read_again("NEW.customer_id")
         return [
             f"""CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $fn$
             BEGIN
-                IF TG_OP = 'INSERT' THEN {self.add("NEW")};
-                ELSE
-                    {"; ".join(again_old)};
-                    IF TG_OP = 'UPDATE' AND NEW.customer_id IS DISTINCT FROM OLD.customer_id THEN
-                        {"; ".join(again_new)};
-                    END IF;
+                {"; ".join(again_old)};
+                IF TG_OP = 'UPDATE' AND NEW.customer_id IS DISTINCT FROM OLD.customer_id THEN
+                    {"; ".join(again_new)};
                 END IF;
                 RETURN NULL;
             END $fn$""",
-            f"CREATE TRIGGER {name}_insert AFTER INSERT ON stripe_charge FOR EACH ROW "
-            f"WHEN ({self.counts('NEW')}) EXECUTE FUNCTION {name}()",
+            *statement_trigger(name, "stripe_charge", self.added_from(INSERTED)),
             f"CREATE TRIGGER {name}_delete AFTER DELETE ON stripe_charge FOR EACH ROW "
             f"WHEN ({self.counts('OLD')}) EXECUTE FUNCTION {name}()",
             f"CREATE TRIGGER {name}_update AFTER UPDATE OF {', '.join(self.watched)} ON stripe_charge "
@@ -246,7 +283,7 @@ class Repeats:
         name = self.name
         if dialect == "sqlite":
             return [f"DROP TRIGGER IF EXISTS {name}_{s}" for s in ("ai", "ad", "au")]
-        return [f"DROP FUNCTION IF EXISTS {name}() CASCADE"]
+        return [f"DROP FUNCTION IF EXISTS {name}() CASCADE", f"DROP FUNCTION IF EXISTS {name}_inserted() CASCADE"]
 
 
 REPEATS = Repeats()

@@ -268,6 +268,27 @@ def test_rollups_follow_every_kind_of_mirror_write(any_store: Any) -> None:
         assert all(len(rows) >= 3 for rows in final.values()), final
 
 
+def test_a_page_of_new_rows_in_one_statement_adds_what_its_rows_would_one_by_one(any_store: Any) -> None:
+    """A backfill page is one upsert of up to 100 rows, many of them on the same day and, for
+    failures, of the same customer. On PostgreSQL they are added once per statement (migration
+    0026): per day a sum, per customer the two newest failures of the page merged with the two
+    already kept. The totals must be those of the rows, whatever the page holds."""
+    rng = random.Random(20261208)
+    version = T0
+    for round_ in range(6):
+        version += 1
+        with session_scope() as session:
+            for kind, size in (("charge", 80), ("refund", 30), ("subscription", 10), ("invoice", 10)):
+                page = [MAKERS[kind](rng, f"{kind[:3]}_p{round_}_{n}") for n in range(size)]
+                mirror.write_objects(session, kind, page, version)
+        with session_scope() as session:
+            assert rollups(session) == summed_from_mirror(session), f"after page {round_}"
+    with session_scope() as session:
+        repeats = rollups(session)["rollup_failed_customer"]
+    # Every customer failed many times in each page: the newest two came from one statement.
+    assert len(repeats) == len(CUSTOMERS) - 1 and all(second is not None for _, second in repeats.values())
+
+
 def test_a_rolled_back_write_leaves_the_rollups_as_they_were(any_store: Any) -> None:
     rng = random.Random(7)
     obj = {**charge(rng, "ch_kept"), "status": "succeeded", "paid": True}

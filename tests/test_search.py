@@ -296,6 +296,44 @@ def test_rows_already_in_the_store_are_indexed_by_the_migration(any_store, any_s
 # --- staying correct ------------------------------------------------------------------------------
 
 
+def test_a_page_of_customers_written_in_one_statement_gets_every_prefix(any_store: Any) -> None:
+    """A backfill page is one upsert of 100 customers: on PostgreSQL its prefixes come from one
+    statement trigger (migration 0026). What it and the row triggers of later edits keep must be
+    what a rebuild from the customers gives: every prefix of every live customer, no other."""
+
+    def page(first: int, count: int, version: int, **changes: Any) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": f"cus_page{n}",
+                "object": "customer",
+                "email": f"P{n}@Example.com",
+                "name": None if n % 7 == 0 else f"Ann Lee {n % 5} Jr",  # names shared by many
+                "created": T + n,
+                **changes,
+            }
+            for n in range(first, first + count)
+        ]
+
+    def prefixes() -> set[tuple[str, str]]:
+        with session_scope() as session:
+            rows = session.execute(sa.text("SELECT prefix, customer_id FROM stripe_customer_prefix"))
+            return {(r[0], r[1]) for r in rows}
+
+    with session_scope() as session:
+        mirror.write_objects(session, "customer", page(0, 60, 1), 1)
+    kept = prefixes()
+    assert ("p0@example.com", "cus_page0") in kept and ("lee 1 jr", "cus_page1") in kept
+    assert len(kept) == 60 + 4 * 51  # each email; each of 51 names from each of its 4 words
+    with session_scope() as session:
+        mirror.write_objects(session, "customer", page(40, 40, 2, name="Bo Ek"), 2)  # 20 renamed, 20 new
+        mirror.write_objects(session, "customer", page(0, 10, 3), 3, deleted=True)
+    kept = prefixes()
+    assert ("ek", "cus_page79") in kept and not any(c == "cus_page3" for _, c in kept)
+    with session_scope() as session:
+        search.rebuild_search_index(session)
+    assert prefixes() == kept
+
+
 def test_changes_through_the_mirror_upsert_are_reflected(data: Actor) -> None:
     obj = {
         "id": "cus_alice",
