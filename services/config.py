@@ -187,6 +187,13 @@ class Settings(BaseSettings):
         "ranges it splits them into (walkers join as ranges go on). 0: enough to keep the request ceiling busy at "
         "about 0.5 s per Stripe page (4 to 32).",
     )
+    sync_writers: int = Field(
+        default=0,
+        ge=0,
+        le=32,
+        description="How many threads store a backfill's pages on PostgreSQL, each page in its own transaction. "
+        "0: four. SQLite always has one, storing what waits in one transaction.",
+    )
     event_poll_seconds: float = Field(
         default=5,
         description="How often to read new Stripe events when no webhook secret is set (0: never).",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,9 +15,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random
 
 from services.config import get_settings
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 CONNECT_TIMEOUT_SECONDS = 10
@@ -191,6 +194,13 @@ def _retryable_conflict(exc: BaseException) -> bool:
     return isinstance(exc, sa.exc.DBAPIError) and getattr(orig, "pgcode", None) in RETRYABLE_SQLSTATES
 
 
+def _say_run_again(state: RetryCallState) -> None:
+    """A line for the operator: a conflict now and then is normal, many point at a hot row."""
+    failed = state.outcome.exception() if state.outcome else None
+    reason = type(getattr(failed, "orig", None) or failed).__name__
+    log.warning("Transaction rolled back (%s), running it again (attempt %d)", reason, state.attempt_number + 1)
+
+
 def run_transaction(work: Callable[[Session], T], engine: sa.Engine | None = None) -> T:
     """`work` in one transaction (`session_scope`), run again from the start if the database
     rolled it back for a deadlock or a serialization conflict, or `work` raised `Overtaken`.
@@ -199,6 +209,7 @@ def run_transaction(work: Callable[[Session], T], engine: sa.Engine | None = Non
         retry=retry_if_exception(_retryable_conflict),
         wait=wait_random(0.005, 0.05),
         stop=stop_after_attempt(TRANSACTION_ATTEMPTS),
+        before_sleep=_say_run_again,
         reraise=True,
     ):
         with attempt, session_scope(engine) as session:

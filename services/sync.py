@@ -34,7 +34,7 @@ from sqlmodel import Session, col, select
 
 from services import audit, locks, mirror, notices, resources, stripe_rows
 from services.config import get_settings
-from services.db import run_transaction, session_scope
+from services.db import get_engine, run_transaction, session_scope
 from services.errors import BillyError, StripeNotConnected, StripeRequestFailed
 from services.models import StripeConnection, StripeCustomer, SyncRange, SyncState, table_of, utcnow
 from services.permissions import Actor, authorize
@@ -78,8 +78,9 @@ def sync_state(session: Session, resource: str) -> SyncState:
 # Why ranges: a Stripe list is one cursor walk, newest first, one page at a time, so one walk
 # makes at most one request per round trip (0.3 s or more): about 3 requests a second, far below
 # the 25 (test) or 100 (live) Stripe allows. Lists can be cut only by `created`, so a resource is
-# split into `created` ranges walked side by side under the one rate gate. Pages go to one
-# writer thread (`_Writer`), which stores what is waiting in one transaction.
+# split into `created` ranges walked side by side under the one rate gate. Pages go to writer
+# threads (`_Writers`): one on SQLite, storing what waits in one transaction; several on
+# PostgreSQL, a page a transaction; each range's pages in order through one writer.
 #
 # How ranges are found: by halving, as walkers fall idle, not by planning. A resource starts as
 # one range open on both sides. An idle walker takes the range with the most left to read and
@@ -149,6 +150,7 @@ class _Range:
     state: str = "pending"  # pending | walking | closing (its last page on the way to the store) | done
     pages: int = 0  # pages this run stored from it
     top: int | None = None  # `created` of the newest object this run read from it
+    made_by: _Split | None = field(default=None, repr=False, compare=False)  # the split that made it this run
 
     def pages_left(self) -> float:
         """About how many pages are left at the density walked so far (infinite while open below)."""
@@ -221,6 +223,8 @@ class _ResourceRun:
         reached = walk.cursor_created
         if reached is None or walk.state != "walking" or not walk.pages:  # judged by what this run read
             return None
+        if walk.made_by is not None and not walk.made_by.stored.is_set():
+            return None  # its own row may not be stored yet: a split of it must not be stored first
         if walk.created_from is None:
             walked = max((self.newest or reached) - reached, MIN_SPLIT_SECONDS)
             middle = reached - OPEN_SPLIT_GROWTH * walked
@@ -234,7 +238,8 @@ class _ResourceRun:
         self.next_position += 1
         walk.created_from = middle
         self.ranges.append(older)
-        return _Split(self, walk.position, older)
+        older.made_by = _Split(self, walk.position, older)
+        return older.made_by
 
     @property
     def open_ranges(self) -> int:
@@ -257,9 +262,12 @@ class _Page:
     error: BaseException | None = None
 
     def store(self, session: Session) -> list[str]:
-        """The page, its range's cursor and the resource's counts, in the caller's transaction."""
+        """The page's objects, in the caller's transaction (`progress` says what it moves)."""
+        return mirror.write_prepared(session, self.prepared)
+
+    def progress(self) -> list[_Progress]:
+        """Its range's cursor and count, and the counts of its resource and what it carries."""
         run = self.run
-        written = mirror.write_prepared(session, self.prepared)
         moved: dict[str, Any] = {
             "range_resource": run.name,
             "range_position": self.position,
@@ -268,12 +276,11 @@ class _Page:
         }
         if self.cursor is not None:
             moved.update(page_cursor=self.cursor[0], page_cursor_created=self.cursor[1])
-        session.execute(_range_moved(self.cursor is not None), moved)
+        steps = [_Progress(_range_key(run.name, self.position, _MOVE), _range_moved(self.cursor is not None), moved)]
         # Counts are added in SQL, never read and written back: that would lose a concurrent page's.
-        _add_counts(session, run.name, self.read, self.throttled, self.cursor[0] if self.cursor else None)
-        for carried in run.carrying:
-            _add_counts(session, carried, self.cards, 0, None)
-        return written
+        steps.append(_counts_step(run.name, self.read, self.throttled, self.cursor[0] if self.cursor else None))
+        steps += [_counts_step(carried, self.cards, 0, None) for carried in run.carrying]
+        return steps
 
 
 @dataclass
@@ -290,46 +297,105 @@ class _Split:
     error: BaseException | None = None
 
     def store(self, session: Session) -> list[str]:
+        return []  # no objects: all it changes is progress
+
+    def progress(self) -> list[_Progress]:
         ranges = table_of(SyncRange)
-        session.execute(
+        name, older = self.run.name, self.older
+        shrunk = (
             sa.update(ranges)
-            .where(ranges.c.resource == self.run.name, ranges.c.position == self.position)
-            .values(created_from=self.older.created_before)
+            .where(ranges.c.resource == name, ranges.c.position == self.position)
+            .values(created_from=older.created_before)
         )
-        session.execute(
-            sa.insert(ranges).values(
-                resource=self.run.name,
-                position=self.older.position,
-                created_from=self.older.created_from,
-                created_before=self.older.created_before,
-                status="pending",
-                synced_count=0,
-            )
+        added = sa.insert(ranges).values(
+            resource=name,
+            position=older.position,
+            created_from=older.created_from,  # read now: a later split may have moved it up since
+            created_before=older.created_before,
+            status="pending",
+            synced_count=0,
         )
-        return []
+        return [
+            _Progress(_range_key(name, self.position, _SHRINK), shrunk, {}),
+            _Progress(_range_key(name, older.position, _ADD), added, {}),
+        ]
+
+
+@dataclass
+class _Progress:
+    """One statement of a page's or a split's bookkeeping, with the row it takes (`key`)."""
+
+    key: tuple[Any, ...]
+    statement: sa.Executable
+    params: dict[str, Any]
+
+
+# Within a range's row: added before it is shrunk or moved (a split's new range and its first
+# page may share a transaction).
+_ADD, _SHRINK, _MOVE = 0, 1, 2
+
+
+def _range_key(resource: str, position: int, step: int) -> tuple[Any, ...]:
+    return (0, resource, position, step)
+
+
+def _counts_step(resource: str, synced: int, throttled: int, cursor: str | None) -> _Progress:
+    params: dict[str, Any] = {"state_resource": resource, "added_synced": synced, "added_throttled": throttled}
+    if cursor is not None:
+        params["state_cursor"] = cursor
+    return _Progress((1, resource), _counts_added(cursor is not None), params)
+
+
+def _record_progress(session: Session, jobs: list[_Page | _Split]) -> None:
+    """The jobs' bookkeeping after their objects, every statement in one order that all writers
+    share (ranges by resource and position, then resources' counts by name; equal keys in the
+    jobs' order, so a range's cursor only moves forward). Two writers' transactions then take
+    the same rows in the same order: one may wait for the other, neither for both."""
+    steps = [step for job in jobs for step in job.progress()]
+    for step in sorted(steps, key=lambda step: step.key):
+        session.execute(step.statement, step.params)
 
 
 SQLITE_WRITER_CACHE_KIB = 32 * 1024
-# Pages read and waiting for the writer, at most: with the pages walkers hold, what bounds the
+# Pages read and waiting for the writers, at most: with the pages walkers hold, what bounds the
 # backfill's memory (a parsed page of 100 charges is about 1 MB), whatever the account's size.
 WRITER_QUEUE_PAGES = 16
+# Pages one SQLite transaction stores at most (all that wait, up to this).
+SQLITE_BATCH_PAGES = 16
+
+
+def writer_count(dialect: str) -> int:
+    """`BILLY_SYNC_WRITERS`, or by the store: one on SQLite, which lets one transaction write at
+    a time; `POSTGRES_WRITERS` on PostgreSQL."""
+    if dialect == "sqlite":
+        return 1
+    return get_settings().sync_writers or POSTGRES_WRITERS
+
+
+# On PostgreSQL one writer waited on the server for two thirds of each page (a page's upsert
+# with its indexes and triggers); four keep the server busy (bench/backfill).
+POSTGRES_WRITERS = 4
 
 
 class _Writer:
-    """Stores the walkers' pages from one thread, every page waiting at that moment in one
-    transaction, in the order they were read (so each range's cursor only moves forward).
+    """Stores pages from one thread, in the order they were put (so each range's cursor only
+    moves forward): on SQLite every page waiting at that moment in one transaction, on
+    PostgreSQL one page a transaction, beside other writers (`_Writers`).
 
-    Why one writer: SQLite lets one transaction write at a time, and a writer that finds the
-    store busy sleeps in SQLite's busy handler (up to 100 ms a try) instead of being woken; many
-    walkers storing their own pages spent more time waiting there than storing. One commit for
-    several pages also saves a commit per page. The queue is bounded, so walkers wait for the
-    writer rather than read ahead of it: memory stays flat however large the account."""
+    Why one writer on SQLite: it lets one transaction write at a time, and a writer that finds
+    the store busy sleeps in SQLite's busy handler (up to 100 ms a try) instead of being woken;
+    many walkers storing their own pages spent more time waiting there than storing. One commit
+    for several pages also saves a commit per page. Why one page a transaction beside others on
+    PostgreSQL: a page's statement takes its rollup rows in key order (migration 0026) and its
+    bookkeeping comes last in one shared order (`_record_progress`), so writers never deadlock;
+    two pages in one transaction would take rollup rows in two runs of that order. The queue is
+    bounded, so walkers wait for the writer rather than read ahead of it: memory stays flat
+    however large the account."""
 
-    BATCH_PAGES = 16
-
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, batch_pages: int, name: str) -> None:
         self._queue: queue.Queue[_Page | _Split | None] = queue.Queue(maxsize=capacity)
-        self._thread = threading.Thread(target=self._run, name="backfill-writer", daemon=True)
+        self._batch_pages = batch_pages
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def put(self, job: _Page | _Split) -> None:
@@ -346,7 +412,7 @@ class _Writer:
                 return
             batch = [first]
             closing = False
-            while len(batch) < self.BATCH_PAGES:
+            while len(batch) < self._batch_pages:
                 try:
                     more = self._queue.get_nowait()
                 except queue.Empty:
@@ -367,7 +433,9 @@ class _Writer:
                 # backfill rereads their pages from the file; 32 MB took a fifth off each page's
                 # write (bench/backfill). For this connection only, at most that much memory.
                 session.execute(sa.text(f"PRAGMA cache_size = -{SQLITE_WRITER_CACHE_KIB}"))
-            return [page.store(session) for page in batch]
+            written = [job.store(session) for job in batch]
+            _record_progress(session, batch)
+            return written
 
         try:
             written = run_transaction(store)
@@ -415,14 +483,6 @@ def _counts_added(with_cursor: bool) -> sa.Update:
         values["cursor"] = sa.bindparam("state_cursor", type_=sa.String())
     named = states.c.resource == sa.bindparam("state_resource", type_=sa.String())
     return sa.update(states).where(named).values(**values)
-
-
-def _add_counts(session: Session, resource: str, synced: int, throttled: int, cursor: str | None) -> None:
-    """Add to a resource's counts in one UPDATE (a read-then-write would lose a concurrent page's)."""
-    params: dict[str, Any] = {"state_resource": resource, "added_synced": synced, "added_throttled": throttled}
-    if cursor is not None:
-        params["state_cursor"] = cursor
-    session.execute(_counts_added(cursor is not None), params)
 
 
 def _begin(resource: str) -> tuple[list[_Range], bool]:
@@ -488,6 +548,31 @@ def _outcome_of(run: _ResourceRun) -> tuple[str, str | None]:
     return "failed", f"internal error ({type(exc).__name__})"
 
 
+class _Writers:
+    """The backfill's writers, each range's pages and splits going to one of them: a range is
+    given a writer in turn when its first job comes (a split comes before its new range's
+    pages, and goes to that range's writer), so the ranges walked at once spread over them."""
+
+    def __init__(self, count: int, capacity: int) -> None:
+        batch = SQLITE_BATCH_PAGES if count == 1 else 1
+        each = max(2, capacity // count)
+        self._writers = [_Writer(each, batch, f"backfill-writer-{n}") for n in range(count)]
+        self._given: dict[tuple[str, int], _Writer] = {}
+        self._lock = threading.Lock()
+
+    def put(self, job: _Page | _Split) -> None:
+        key = (job.run.name, job.older.position if isinstance(job, _Split) else job.position)
+        with self._lock:
+            writer = self._given.get(key)
+            if writer is None:
+                writer = self._given[key] = self._writers[len(self._given) % len(self._writers)]
+        writer.put(job)
+
+    def close(self) -> None:
+        for writer in self._writers:
+            writer.close()
+
+
 class _Walks:
     """The walkers of one backfill: they take pending ranges, halve busy ones when idle, and
     conclude each resource when its last range is done.
@@ -509,7 +594,7 @@ class _Walks:
         self._idle = 0  # walkers waiting for a range to take
 
     def run(self, walkers: int) -> dict[str, str]:
-        self.writer = _Writer(capacity=min(walkers, WRITER_QUEUE_PAGES))
+        self.writer = _Writers(writer_count(get_engine().dialect.name), min(walkers, WRITER_QUEUE_PAGES))
         self._limit = max(1, walkers)
         pending = sum(1 for run in self.runs for walk in run.ranges if walk.state == "pending")
         with self._cond:
@@ -546,9 +631,9 @@ class _Walks:
             taken = self._take()
             if taken is None:
                 return
-            run, walk = taken
+            run, walk, split = taken
             try:
-                self._walk(run, walk)
+                self._walk(run, walk, split)
             except Exception as exc:  # noqa: BLE001 - the resource ends failed, the others go on
                 with self._cond:
                     run.failure = run.failure or exc
@@ -560,13 +645,14 @@ class _Walks:
                 return
             self._conclude_if_over(run)
 
-    def _take(self) -> tuple[_ResourceRun, _Range] | None:
-        """A range to walk: a pending one, else the older half of the busiest; None when all is done."""
+    def _take(self) -> tuple[_ResourceRun, _Range, _Split | None] | None:
+        """A range to walk: a pending one, else the older half of the busiest (with the split
+        that made it, on its way to the store); None when all is done."""
         with self._cond:
             taken, split = self._choose()
         if split is not None:
             self.writer.put(split)
-        return taken
+        return None if taken is None else (*taken, split)
 
     def _choose(self) -> tuple[tuple[_ResourceRun, _Range] | None, _Split | None]:
         """(Under the lock.) A pending range, else one split off the busiest and its split; waits
@@ -595,8 +681,11 @@ class _Walks:
                 self._idle -= 1
         return None, None
 
-    def _walk(self, run: _ResourceRun, walk: _Range) -> None:
-        """Page through one range, newest first, storing each page with the range's cursor."""
+    def _walk(self, run: _ResourceRun, walk: _Range, split: _Split | None) -> None:
+        """Page through one range, newest first, storing each page with the range's cursor. A
+        range made by `split` puts its first page once the split is stored: its pages may go to
+        another writer than the split, and a split stored after a later split of the same range
+        would leave the two ranges overlapping after a kill (read twice on resuming)."""
         after = walk.cursor
         while True:
             with self._cond:
@@ -623,6 +712,11 @@ class _Walks:
             page = run.page(walk, kept, requested_at, cursor, done)
             after = items[-1]["id"] if items else after
             del items, kept  # only the page's rows wait for the writer: memory stays a page a walker
+            if split is not None:
+                split.stored.wait()
+                if split.error is not None:
+                    raise split.error
+                split = None
             self.writer.put(page)
             if done:  # the resource may be concluded once this range's pages are all stored
                 page.stored.wait()

@@ -379,10 +379,13 @@ def pg_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, templates: Templat
     yield from _make_instance("postgresql", tmp_path, monkeypatch, templates)
 
 
-def test_two_pages_locking_the_same_totals_in_opposite_orders_both_land(pg_store: Instance) -> None:
+def test_two_pages_locking_the_same_totals_in_opposite_orders_both_land(
+    pg_store: Instance, caplog: pytest.LogCaptureFixture
+) -> None:
     """A charges page and a refunds page of the same day, in two currencies, reach the two
     revenue rows in opposite orders: PostgreSQL ends one of them as a deadlock, and
-    `run_transaction` runs that one again instead of failing the page."""
+    `run_transaction` runs that one again instead of failing the page, and says so."""
+    caplog.set_level("WARNING", logger="services.db")
     meet = threading.Barrier(2, timeout=20)
 
     def obj(kind: str, oid: str, currency: str) -> dict[str, Any]:
@@ -419,6 +422,8 @@ def test_two_pages_locking_the_same_totals_in_opposite_orders_both_land(pg_store
         thread.join(timeout=60)
     assert errors == []
     assert len(charge_runs) + len(refund_runs) == 3  # one of them met the deadlock and ran again
+    said = [r.getMessage() for r in caplog.records if r.name == "services.db"]
+    assert said == ["Transaction rolled back (DeadlockDetected), running it again (attempt 2)"]
     with session_scope() as session:
         totals = rollups(session)["rollup_revenue_day"]
         assert totals == {("usd", T0 // DAY): (1000, 1000), ("eur", T0 // DAY): (1000, 1000)}

@@ -292,6 +292,47 @@ def test_a_ranged_backfill_killed_with_sigkill_resumes_every_range(seeded, sandb
     assert _state("charges").synced_count == counts["charges"]
 
 
+def test_pages_are_stored_by_one_writer_on_sqlite_and_side_by_side_on_postgresql(
+    seeded, any_store, monkeypatch, caplog
+) -> None:  # type: ignore[no-untyped-def]
+    """SQLite lets one transaction write at a time: one writer stores every page. PostgreSQL's
+    writers store pages at once, each range's in order, and never deadlock (a deadlock would be
+    rolled back and run again, which `run_transaction` logs)."""
+    from services import mirror
+
+    real_write = mirror.write_prepared
+    writers: set[str] = set()
+    storing: dict[str, int] = {}  # writer → depth (a page's carried cards are written within it)
+    most = [0]  # writers storing at once, at most
+    lock = threading.Lock()
+
+    def watched(session, prepared, **kwargs):  # type: ignore[no-untyped-def]
+        name = threading.current_thread().name
+        with lock:
+            writers.add(name)
+            storing[name] = storing.get(name, 0) + 1
+            most[0] = max(most[0], len(storing))
+        try:
+            time.sleep(0.01)  # long enough for another writer to be seen storing meanwhile
+            return real_write(session, prepared, **kwargs)
+        finally:
+            with lock:
+                storing[name] -= 1
+                if not storing[name]:
+                    del storing[name]
+
+    monkeypatch.setattr("services.mirror.write_prepared", watched)
+    _walkers(monkeypatch, 8)
+    caplog.set_level("WARNING", logger="services.db")
+    assert set(sync.backfill(RecordingGateway(), sweep=False).values()) == {"done"}
+    assert_store_equals_sandbox(seeded, ["customers", "charges", "refunds"])
+    if any_store.kind == "sqlite":
+        assert writers == {"backfill-writer-0"} and most[0] == 1
+    else:
+        assert len(writers) == sync.POSTGRES_WRITERS and most[0] >= 2
+        assert not [r for r in caplog.records if "running it again" in r.getMessage()]
+
+
 # --- saved cards --------------------------------------------------------------------------------
 
 # Test cards whose last four digits the demo data never uses.
