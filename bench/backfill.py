@@ -36,25 +36,30 @@ next to the RSS just before it) is Billy's alone at that account size; the sandb
 own process.
 
 Not part of `make test`. The full size of issue 16 (100,000 customers and about 400,000 charges,
-538,189 objects), measured on 2 × AMD EPYC with the sandbox grown once and shared by both rates:
+538,189 objects), with the sandbox grown once and shared by the runs:
 
     python -m sandbox --port 8499 &
-    python -m bench.backfill --api http://127.0.0.1:8499 --customers 100000 --rate 25 --skip-unthrottled
     python -m bench.backfill --api http://127.0.0.1:8499 --customers 100000 --rate 100 --skip-unthrottled
 
-On 2026-12-07 (2 × AMD EPYC; add `--db postgresql` for the same on PostgreSQL):
+On 2026-12-08 (2 × Intel Xeon; `--db postgresql` for PostgreSQL, `--rate 25` for the first line):
 
     rate     store        first complete sync   % of the bound (all / lists)   Billy's CPU a page   peak RSS
-    25 r/s   SQLite       229 s                 93.9 % / 93.7 %                 16.4 ms              276 MiB
-    100 r/s  SQLite       99 s                  54.6 % / 54.6 %                 14.6 ms              394 MiB
-    100 r/s  PostgreSQL   86 s                  62.8 % / 55.8 %                 8.8 ms               210 MiB
+    25 r/s   PostgreSQL   223 s                 96.6 % / 94.8 %                 12.3 ms              194 MiB
+    100 r/s  SQLite       105 s                 51.4 % / 48.5 %                 16.9 ms              397 MiB
+    100 r/s  PostgreSQL   89 s                  60.6 % / 59.1 %                 11.5 ms              215 MiB
 
-At 100 r/s the two cores are shared by Billy, the sandbox serving 60 pages a second and, on
-PostgreSQL, the database server; on SQLite Billy's single writer thread is the limit (its queue
-stays full), on PostgreSQL Billy uses about half a core. The unthrottled run against the raw read
-floor is the measure of Billy's own cost. Generation took 18 s per 10,000 customers; the sandbox
-holds about 5 GB at full size. `--sweep` times the background per-customer sweep too: one request
-per customer at about half the rate (2,000 customers: 160 s at 25 r/s), so leave it out at full size.
+PostgreSQL's line at 100 r/s was 110 s (49.0 %) the same day with one writer and row insert
+triggers. At 100 r/s the two cores are shared by Billy, the sandbox and, on PostgreSQL, the
+database server: on SQLite Billy's one writer thread is the limit (busy nine tenths of the run),
+on PostgreSQL four writers keep up and a fifth of the two cores is left idle. Generation took
+27 s per 10,000 customers; the sandbox holds about 5 GB at full size.
+
+The raw read floor is the sandbox's speed as much as Billy's: since the sandbox exports objects
+without `dir()` (2026-12-08) one connection reads 18,000-21,000 objects/s, against 11,000 before,
+while Billy's unthrottled rate stayed at about 8,200 objects/s on SQLite (40-47 % of the new
+floor, 67-77 % of the old) and 5,800-6,400 on PostgreSQL (30-32 %). `--sweep` times the
+background per-customer sweep too: one request per customer at about half the rate (2,000
+customers: 160 s at 25 r/s), so leave it out at full size.
 """
 
 from __future__ import annotations
