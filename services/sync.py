@@ -224,7 +224,7 @@ class _ResourceRun:
         if reached is None or walk.state != "walking" or not walk.pages:  # judged by what this run read
             return None
         if walk.made_by is not None and not walk.made_by.stored.is_set():
-            return None  # its own row may not be stored yet: a split of it must not be stored first
+            return None  # its row may not be stored yet: a split of it, on another writer, must wait
         if walk.created_from is None:
             walked = max((self.newest or reached) - reached, MIN_SPLIT_SECONDS)
             middle = reached - OPEN_SPLIT_GROWTH * walked
@@ -549,9 +549,13 @@ def _outcome_of(run: _ResourceRun) -> tuple[str, str | None]:
 
 
 class _Writers:
-    """The backfill's writers, each range's pages and splits going to one of them: a range is
-    given a writer in turn when its first job comes (a split comes before its new range's
-    pages, and goes to that range's writer), so the ranges walked at once spread over them."""
+    """The backfill's writers, each range's jobs going to one of them, given in turn when its
+    first job comes, so the ranges walked at once spread over them. A range's jobs are its pages
+    and the splits that take its older part: in one writer's order, a split is stored before the
+    range's later pages (its last one marks it done, which must not be stored while the part it
+    handed over has no row yet) and before its next split (each moves the range's lower bound;
+    stored the other way round, the first would widen it again). The new range's own pages wait
+    for its split (`_Walks._walk`), then go wherever it was given."""
 
     def __init__(self, count: int, capacity: int) -> None:
         batch = SQLITE_BATCH_PAGES if count == 1 else 1
@@ -561,7 +565,7 @@ class _Writers:
         self._lock = threading.Lock()
 
     def put(self, job: _Page | _Split) -> None:
-        key = (job.run.name, job.older.position if isinstance(job, _Split) else job.position)
+        key = (job.run.name, job.position)  # a split's is the range it splits
         with self._lock:
             writer = self._given.get(key)
             if writer is None:
@@ -683,9 +687,8 @@ class _Walks:
 
     def _walk(self, run: _ResourceRun, walk: _Range, split: _Split | None) -> None:
         """Page through one range, newest first, storing each page with the range's cursor. A
-        range made by `split` puts its first page once the split is stored: its pages may go to
-        another writer than the split, and a split stored after a later split of the same range
-        would leave the two ranges overlapping after a kill (read twice on resuming)."""
+        range made by `split` puts its first page once the split (which adds the range's row)
+        is stored: its pages may go to another writer than the split."""
         after = walk.cursor
         while True:
             with self._cond:

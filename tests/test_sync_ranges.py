@@ -322,10 +322,25 @@ def test_pages_are_stored_by_one_writer_on_sqlite_and_side_by_side_on_postgresql
                     del storing[name]
 
     monkeypatch.setattr("services.mirror.write_prepared", watched)
+    real_put = sync._Writer.put
+    routed: list[tuple[str, Any]] = []  # (writer, job) as put
+
+    def put(self, job):  # type: ignore[no-untyped-def]
+        routed.append((self._thread.name, job))
+        real_put(self, job)
+
+    monkeypatch.setattr(sync._Writer, "put", put)
     _walkers(monkeypatch, 8)
     caplog.set_level("WARNING", logger="services.db")
     assert set(sync.backfill(RecordingGateway(), sweep=False).values()) == {"done"}
     assert_store_equals_sandbox(seeded, ["customers", "charges", "refunds"])
+    # A range's splits and pages go through one writer, so a split is stored before the range's
+    # later pages and its next split (stored after them, a kill could lose or re-read a span).
+    writer_of: dict[tuple[str, int], set[str]] = {}
+    for writer, job in routed:
+        writer_of.setdefault((job.run.name, job.position), set()).add(writer)
+    splits = [job for _, job in routed if isinstance(job, sync._Split)]
+    assert splits and all(len(writers_of_range) == 1 for writers_of_range in writer_of.values())
     if any_store.kind == "sqlite":
         assert writers == {"backfill-writer-0"} and most[0] == 1
     else:
