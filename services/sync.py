@@ -635,9 +635,9 @@ class _Walks:
             taken = self._take()
             if taken is None:
                 return
-            run, walk, split = taken
+            run, walk = taken
             try:
-                self._walk(run, walk, split)
+                self._walk(run, walk)
             except Exception as exc:  # noqa: BLE001 - the resource ends failed, the others go on
                 with self._cond:
                     run.failure = run.failure or exc
@@ -649,14 +649,14 @@ class _Walks:
                 return
             self._conclude_if_over(run)
 
-    def _take(self) -> tuple[_ResourceRun, _Range, _Split | None] | None:
-        """A range to walk: a pending one, else the older half of the busiest (with the split
-        that made it, on its way to the store); None when all is done."""
+    def _take(self) -> tuple[_ResourceRun, _Range] | None:
+        """A range to walk: a pending one, else the older half of the busiest (its split on the
+        way to the store); None when all is done."""
         with self._cond:
             taken, split = self._choose()
         if split is not None:
             self.writer.put(split)
-        return None if taken is None else (*taken, split)
+        return taken
 
     def _choose(self) -> tuple[tuple[_ResourceRun, _Range] | None, _Split | None]:
         """(Under the lock.) A pending range, else one split off the busiest and its split; waits
@@ -685,10 +685,11 @@ class _Walks:
                 self._idle -= 1
         return None, None
 
-    def _walk(self, run: _ResourceRun, walk: _Range, split: _Split | None) -> None:
+    def _walk(self, run: _ResourceRun, walk: _Range) -> None:
         """Page through one range, newest first, storing each page with the range's cursor. A
-        range made by `split` puts its first page once the split (which adds the range's row)
-        is stored: its pages may go to another writer than the split."""
+        range made by a split in this run puts its first page once the split (which adds the
+        range's row) is stored: its pages may go to another writer than the split."""
+        split = walk.made_by
         after = walk.cursor
         while True:
             with self._cond:
