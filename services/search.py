@@ -100,6 +100,11 @@ SEARCH_INDEXES = frozenset(
     }
 )
 
+# The customer prefixes' row trigger of 0022 (every event); 0026 keeps a row trigger for updates
+# and deletes only, and its downgrade puts this one back.
+PG_CUSTOMER_PREFIX_ROW_TRIGGER = """CREATE TRIGGER stripe_customer_prefix_sync AFTER INSERT OR UPDATE OR DELETE
+    ON stripe_customer FOR EACH ROW EXECUTE FUNCTION billy_customer_prefix_sync()"""
+
 # Every text a customer-prefix filter may start at (its email, its name, and the name from each
 # later word on), with the customer's id, in a B-tree (PostgreSQL: under the "C" collation).
 # A prefix is then one index-only range of (text, customer id), with no customer row read:
@@ -140,8 +145,7 @@ PG_CUSTOMER_PREFIX_UP = (
         END IF;
         RETURN NULL;
     END $$""",
-    """CREATE TRIGGER stripe_customer_prefix_sync AFTER INSERT OR UPDATE OR DELETE ON stripe_customer
-    FOR EACH ROW EXECUTE FUNCTION billy_customer_prefix_sync()""",
+    PG_CUSTOMER_PREFIX_ROW_TRIGGER,
 )
 # Since 0026 a statement's new customers get their prefixes from one INSERT over the statement's
 # transition table (a backfill page of 100 customers called the row trigger's function 100
@@ -164,8 +168,7 @@ PG_CUSTOMER_PREFIX_BY_STATEMENT_UP = (
 PG_CUSTOMER_PREFIX_BY_STATEMENT_DOWN = (
     "DROP FUNCTION IF EXISTS billy_customer_prefix_inserted() CASCADE",
     "DROP TRIGGER stripe_customer_prefix_sync ON stripe_customer",
-    """CREATE TRIGGER stripe_customer_prefix_sync AFTER INSERT OR UPDATE OR DELETE ON stripe_customer
-    FOR EACH ROW EXECUTE FUNCTION billy_customer_prefix_sync()""",
+    PG_CUSTOMER_PREFIX_ROW_TRIGGER,
 )
 PG_CUSTOMER_PREFIX_FILL = (
     "DELETE FROM stripe_customer_prefix",
